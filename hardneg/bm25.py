@@ -1,0 +1,69 @@
+"""BM25 over a corpus with bm25s (numba backend), shared by BM25 mining and the BM25 evaluation baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class BM25Index:
+    """A bm25s index over ``texts`` with string ``ids``.
+
+    ``stemmer``: a PyStemmer language ("english") or None; ``stopwords``: a bm25s stop-word list name
+    ("en"), a list of words, or None. ``backend``: "numba" (fast; compiles on first call) or "numpy".
+    """
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        *,
+        stemmer: str | None = "english",
+        stopwords: str | list[str] | None = "en",
+        k1: float = 1.5,
+        b: float = 0.75,
+        method: str = "lucene",
+        backend: str = "numba",
+        show_progress: bool = True,
+    ) -> None:
+        import bm25s
+
+        if len(texts) == 0:
+            raise ValueError("cannot build a BM25 index over an empty corpus; fix: pass at least one passage")
+        if len(texts) != len(ids):
+            raise ValueError(f"BM25Index got {len(texts)} texts but {len(ids)} ids")
+        self.ids = list(ids)
+        self._stemmer = None
+        if stemmer:
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer(stemmer)
+        self._stopwords = stopwords or []
+        self.show_progress = show_progress
+        self._bm25 = bm25s.BM25(k1=k1, b=b, method=method, backend=backend)
+        tokens = self._tokenize(list(texts))
+        self._bm25.index(tokens, show_progress=show_progress)
+
+    def _tokenize(self, texts: list[str]):
+        import bm25s
+
+        return bm25s.tokenize(
+            texts, stopwords=self._stopwords, stemmer=self._stemmer, show_progress=self.show_progress, allow_empty=True
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, queries: Sequence[str], k: int, n_threads: int = 0) -> tuple[list[list[str]], np.ndarray]:
+        """Top-``k`` (ids, scores) per query, best first. ``k`` is capped at the corpus size."""
+        k = min(k, len(self.ids))
+        tokens = self._tokenize(list(queries))
+        docs, scores = self._bm25.retrieve(tokens, k=k, show_progress=self.show_progress, n_threads=n_threads)
+        return [[self.ids[j] for j in row] for row in docs], np.asarray(scores)
+
+    def search_indices(self, queries: Sequence[str], k: int, n_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (row indices into the corpus, scores) per query, best first."""
+        k = min(k, len(self.ids))
+        tokens = self._tokenize(list(queries))
+        return self._bm25.retrieve(tokens, k=k, show_progress=self.show_progress, n_threads=n_threads)
