@@ -70,7 +70,9 @@ def resolve_dataset(name: str) -> str:
     if name == EMBEDDED_DATASET:
         return str(DATA_DIR / "cranfield")
     if name.startswith("embedded:"):
-        raise ValueError(f"unknown embedded dataset '{name}'; fix: use '{EMBEDDED_DATASET}', a BEIR folder or a Hub id")
+        raise ValueError(
+            f"unknown embedded dataset '{name}'; fix: use '{EMBEDDED_DATASET}', a BEIR folder or a Hub id"
+        )
     return name
 
 
@@ -93,14 +95,22 @@ def resolve_dtype(dtype: str, device: str):
             return torch.bfloat16
         return torch.float32
     try:
-        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-                "float16": torch.float16, "fp16": torch.float16}[dtype]
+        return {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+        }[dtype]
     except KeyError:
         raise ValueError(f"unknown dtype '{dtype}'; fix: use auto, float32, bfloat16 or float16") from None
 
 
 @functools.lru_cache(maxsize=2)
-def load_causal_lm(model_id: str, gguf_file: str | None = None, dtype: str = "auto", device: str | None = None):
+def load_causal_lm(
+    model_id: str, gguf_file: str | None = None, dtype: str = "auto", device: str | None = None
+):
     """Load (tokenizer, model) for a causal LM once per process; shared by generation and LM scoring.
 
     The tokenizer is set up for batched generation: left padding, a pad token.

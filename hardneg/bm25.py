@@ -49,20 +49,28 @@ class BM25Index:
         import bm25s
 
         return bm25s.tokenize(
-            texts, stopwords=self._stopwords, stemmer=self._stemmer, show_progress=self.show_progress, allow_empty=True
+            texts,
+            stopwords=self._stopwords,
+            stemmer=self._stemmer,
+            show_progress=self.show_progress,
+            allow_empty=True,
         )
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search(self, queries: Sequence[str], k: int, n_threads: int = 0) -> tuple[list[list[str]], np.ndarray]:
+    def search(
+        self, queries: Sequence[str], k: int, n_threads: int = 0
+    ) -> tuple[list[list[str]], np.ndarray]:
         """Top-``k`` (ids, scores) per query, best first. ``k`` is capped at the corpus size."""
         k = min(k, len(self.ids))
         tokens = self._tokenize(list(queries))
         docs, scores = self._bm25.retrieve(tokens, k=k, show_progress=self.show_progress, n_threads=n_threads)
         return [[self.ids[j] for j in row] for row in docs], np.asarray(scores)
 
-    def search_indices(self, queries: Sequence[str], k: int, n_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def search_indices(
+        self, queries: Sequence[str], k: int, n_threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (row indices into the corpus, scores) per query, best first."""
         k = min(k, len(self.ids))
         tokens = self._tokenize(list(queries))

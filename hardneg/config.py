@@ -23,7 +23,9 @@ class ConfigError(ValueError):
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file '{path}' not found; fix: pass an existing recipe, e.g. recipes/demo/build.yaml")
+        raise ConfigError(
+            f"config file '{path}' not found; fix: pass an existing recipe, e.g. recipes/demo/build.yaml"
+        )
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file '{path}' must hold a YAML mapping of field: value")
@@ -49,10 +51,13 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple[Any, .
         known = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"unknown key(s) {unknown} in {config_path}; fix: remove them or check the spelling")
+            raise ConfigError(
+                f"unknown key(s) {unknown} in {config_path}; fix: remove them or check the spelling"
+            )
         parser.set_defaults(**values)
     try:
-        return parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)
+        parsed = parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)
+        return tuple(parsed[: len(dataclass_types)])
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from None
 

@@ -37,11 +37,15 @@ def _read_jsonl(path: Path) -> list[dict]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{n} is not valid JSON ({err.msg}); fix: one JSON object per line") from None
+                    raise ValueError(
+                        f"{path}:{n} is not valid JSON ({err.msg}); fix: one JSON object per line"
+                    ) from None
     return rows
 
 
-def _normalise(ds: Dataset, source: str, id_column: str | None, text_column: str, title_column: str | None) -> Dataset:
+def _normalise(
+    ds: Dataset, source: str, id_column: str | None, text_column: str, title_column: str | None
+) -> Dataset:
     cols = set(ds.column_names)
     id_column = id_column or next((c for c in ("_id", "id", "doc_id", "docid") if c in cols), None)
     if text_column not in cols:
@@ -122,8 +126,13 @@ def load_beir_folder(folder: str | Path, split: str = "test", name: str | None =
     folder = Path(folder)
     for need in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
         if not (folder / need).is_file():
-            raise FileNotFoundError(f"BEIR folder '{folder}' lacks {need}; fix: use the BEIR layout (corpus.jsonl, queries.jsonl, qrels/{split}.tsv)")
-    corpus = {str(r["_id"]): {"title": r.get("title") or "", "text": r.get("text") or ""} for r in _read_jsonl(folder / "corpus.jsonl")}
+            raise FileNotFoundError(
+                f"BEIR folder '{folder}' lacks {need}; fix: use the BEIR layout (corpus.jsonl, queries.jsonl, qrels/{split}.tsv)"
+            )
+    corpus = {
+        str(r["_id"]): {"title": r.get("title") or "", "text": r.get("text") or ""}
+        for r in _read_jsonl(folder / "corpus.jsonl")
+    }
     queries = {str(r["_id"]): r["text"] for r in _read_jsonl(folder / "queries.jsonl")}
     qrels: dict[str, dict[str, int]] = {}
     with open(folder / "qrels" / f"{split}.tsv", encoding="utf-8") as f:
