@@ -53,9 +53,6 @@ class BuildConfig:
             "help": "Passages sampled (seeded) as positives; 0 = all. Mining always uses the whole corpus."
         },
     )
-    seed: int = field(
-        default=42, metadata={"help": "Seed for sampling passages, generation and random negative sampling."}
-    )
     methods: list[str] = field(
         default_factory=lambda: ["llm_hn", "bm25_hn", "ce_hn"],
         metadata={"help": f"Hard-negative configs to build, any of {', '.join(METHODS)}."},
@@ -74,8 +71,8 @@ class BuildConfig:
     negative_max_new_tokens: int = field(
         default=96, metadata={"help": "Token budget of a generated negative passage."}
     )
-    max_retries: int = field(
-        default=2, metadata={"help": "Retries (new seed) for an output rejected by the hygiene filters."}
+    reject_retries: int = field(
+        default=2, metadata={"help": "Retries (new seed) for an LLM output rejected by the hygiene filters."}
     )
     range_min: int = field(
         default=0, metadata={"help": "Skip the first range_min candidates of the ranking (mined methods)."}
@@ -125,7 +122,9 @@ class BuildConfig:
         default=False,
         metadata={"help": "Also remove the evaluation set's judged documents from passages and mining pool."},
     )
-    batch_size: int = field(default=32, metadata={"help": "Batch size for scoring and encoding."})
+    score_batch_size: int = field(
+        default=32, metadata={"help": "Batch size for cross-encoder scoring and encoding."}
+    )
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -187,6 +186,7 @@ def build(config: BuildConfig, generator_config) -> Path:
     from hardneg.negatives.llm import generate_negatives
     from hardneg.queries import generate_queries
 
+    seed = generator_config.seed  # one seed for the whole build: sampling, generation, random negatives
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(out / "stages")
@@ -201,7 +201,7 @@ def build(config: BuildConfig, generator_config) -> Path:
         judged = {d for docs in eval_set.qrels.values() for d in docs}
         pool = corpus.filter(lambda r: r["id"] not in judged)
         decon["excluded_doc_ids"] = len(corpus) - len(pool)
-    passages = sample_passages(pool, config.num_passages, config.seed)
+    passages = sample_passages(pool, config.num_passages, seed)
 
     gen_info = asdict(generator_config)
     generator = None
@@ -223,8 +223,8 @@ def build(config: BuildConfig, generator_config) -> Path:
         gen_info,
         config.query_prompt,
         config.query_max_new_tokens,
-        config.seed,
-        config.max_retries,
+        seed,
+        config.reject_retries,
     )
     done = stages.get("queries", qkey)
     if done is None:
@@ -233,9 +233,9 @@ def build(config: BuildConfig, generator_config) -> Path:
             get_generator(),
             prompt=config.query_prompt,
             cache_dir=cache_dir,
-            seed=config.seed,
+            seed=seed,
             max_new_tokens=config.query_max_new_tokens,
-            max_retries=config.max_retries,
+            max_retries=config.reject_retries,
         )
         stages.put("queries", qkey, queries, qstats)
     else:
@@ -295,9 +295,9 @@ def build(config: BuildConfig, generator_config) -> Path:
                 variant=LLM_METHODS[method],
                 prompt=getattr(config, f"{method}_prompt"),
                 cache_dir=cache_dir,
-                seed=config.seed,
+                seed=seed,
                 max_new_tokens=config.negative_max_new_tokens,
-                max_retries=config.max_retries,
+                max_retries=config.reject_retries,
             )
         else:
             triplets, mstats = mine_hard_negatives(
@@ -305,11 +305,11 @@ def build(config: BuildConfig, generator_config) -> Path:
                 pool,
                 method=MINED_METHODS[method],
                 **mining,
-                seed=config.seed,
+                seed=seed,
                 scorer=get_scorer(config.ce_scorer) if method == "ce_hn" else None,
                 candidate_method=config.ce_candidates,
                 embedder=config.embedder,
-                batch_size=config.batch_size,
+                batch_size=config.score_batch_size,
             )
         mstats.setdefault("wall_seconds", time.perf_counter() - start)
         stages.put(method, key, triplets, mstats)
@@ -333,7 +333,7 @@ def build(config: BuildConfig, generator_config) -> Path:
             "revision": config.corpus_revision,
             "passages_total": len(corpus),
             "passages_sampled": len(passages),
-            "seed": config.seed,
+            "seed": seed,
         },
         "generator": {
             "model": generator_config.model,

@@ -60,7 +60,10 @@ def test_load_corpus_files_and_errors(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     ds = load_corpus(str(path), text_column="body")
-    assert ds.to_list() == [{"id": "7", "title": "T", "text": "some text"}, {"id": "8", "title": "", "text": "more"}]
+    assert ds.to_list() == [
+        {"id": "7", "title": "T", "text": "some text"},
+        {"id": "8", "title": "", "text": "more"},
+    ]
     with pytest.raises(ValueError, match="no 'text' column"):
         load_corpus(str(path))
     dup = tmp_path / "dup.jsonl"
@@ -124,7 +127,9 @@ def test_script_reports_bad_input_in_one_line(tmp_path):
     recipe.write_text("methods: [magic_hn]\n")
     out = subprocess.run(
         [sys.executable, str(ROOT / "builders" / "build.py"), "--config", str(recipe)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]

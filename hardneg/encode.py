@@ -1,0 +1,193 @@
+"""Corpus encoding (length-sorted, cached, sharded across processes) and exact chunked top-k search.
+
+- ``encode_corpus``: sorts passages by length (longest first) so each batch pads little, cuts the sorted
+  order into parts, and encodes each part with ``SentenceTransformer.encode``. Every finished part is
+  saved under ``cache_dir/<key>/`` where ``key`` hashes the model weights, the corpus (ids + texts), the
+  prompt and the maximum sequence length: a rerun, or a run that crashed half-way, encodes only what is
+  missing. Under ``accelerate launch`` the parts are dealt round-robin to the processes and gathered on
+  every process, in corpus order, so the result is the same as in one process.
+- ``search_topk``: exact inner-product / cosine search over corpus chunks with a running top-k, so
+  memory stays bounded by ``query_chunk_size x corpus_chunk_size`` scores whatever the corpus size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+
+def fingerprint_texts(ids: Sequence[str], texts: Sequence[str]) -> str:
+    """A hash of (id, text) pairs in order: the corpus part of the cache key."""
+    h = hashlib.sha256()
+    for i, t in zip(ids, texts, strict=True):
+        h.update(str(i).encode())
+        h.update(b"\x00")
+        h.update(t.encode())
+        h.update(b"\x01")
+    return h.hexdigest()[:20]
+
+
+def fingerprint_model(model) -> str:
+    """A hash of every weight of a (sentence-transformers / torch) model, its class and max length.
+
+    Keyed by content, not by path: retraining into the same folder changes the key.
+    """
+    import torch
+
+    h = hashlib.sha256(type(model).__name__.encode())
+    h.update(str(getattr(model, "max_seq_length", "")).encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        t = tensor.detach().to("cpu").contiguous()
+        if t.dtype == torch.bfloat16:
+            t = t.view(torch.int16)
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def length_order(texts: Sequence[str]) -> np.ndarray:
+    """Indices of ``texts`` longest first (stable): the order passages are batched in."""
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    return np.argsort(-lengths, kind="stable")
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def encode_corpus(
+    model,
+    texts: Sequence[str],
+    *,
+    prompt: str | None = None,
+    batch_size: int = 32,
+    part_size: int = 4096,
+    cache_dir: str | Path | None = None,
+    cache_key: str | None = None,
+    show_progress: bool = True,
+) -> np.ndarray:
+    """Embeddings (float32, ``len(texts) x dim``, in input order) of ``texts`` with ``model``.
+
+    ``prompt``: text prepended to every passage (e.g. ``"passage: "`` for E5), ``None``/``""`` for none.
+    ``part_size``: passages per cached part (the unit of resumption and of sharding across processes).
+    ``cache_dir``/``cache_key``: where finished parts are kept; ``cache_key`` must identify model + corpus +
+    prompt (``evaluate`` builds it from ``fingerprint_model``/``fingerprint_texts``); no cache if either is None.
+    Under ``accelerate launch`` each process encodes its share of parts on its own device and all
+    processes return the full matrix.
+    """
+    from accelerate import PartialState
+
+    if len(texts) == 0:
+        raise ValueError("cannot encode an empty corpus; fix: pass at least one passage")
+    if part_size < 1 or batch_size < 1:
+        raise ValueError("part_size and batch_size must be >= 1")
+    state = PartialState()
+    order = length_order(texts)
+    n_parts = (len(texts) + part_size - 1) // part_size
+    folder = Path(cache_dir) / cache_key if cache_dir is not None and cache_key else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"n": len(texts), "part_size": part_size, "prompt": prompt or "", "key": cache_key}
+        if state.is_main_process:
+            (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+    mine = list(range(state.process_index, n_parts, state.num_processes))
+    done: list[tuple[int, np.ndarray]] = []
+    bar = tqdm(
+        total=sum(min(part_size, len(texts) - p * part_size) for p in mine),
+        desc=f"encode corpus [{state.process_index}/{state.num_processes}]",
+        unit="doc",
+        disable=not show_progress,
+    )
+    for p in mine:
+        idx = order[p * part_size : (p + 1) * part_size]
+        path = folder / f"part-{p:05d}.npy" if folder is not None else None
+        if path is not None and path.is_file():
+            emb = np.load(path)
+        else:
+            emb = model.encode(
+                [texts[i] for i in idx],
+                prompt=prompt or None,
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ).astype(np.float32, copy=False)
+            if path is not None:
+                _save_atomic(path, emb)
+        done.append((p, emb))
+        bar.update(len(idx))
+    bar.close()
+
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        done = gather_object(done)
+    parts = dict(done)
+    if len(parts) != n_parts:
+        raise RuntimeError(f"gathered {len(parts)} of {n_parts} corpus parts; a process failed to encode its share")
+    dim = parts[0].shape[1]
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    for p, emb in parts.items():
+        out[order[p * part_size : (p + 1) * part_size]] = emb
+    return out
+
+
+def search_topk(
+    query_embeddings: np.ndarray,
+    corpus_embeddings: np.ndarray,
+    k: int,
+    *,
+    similarity: Literal["cosine", "dot"] = "cosine",
+    corpus_chunk_size: int = 50_000,
+    query_chunk_size: int = 1024,
+    device: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` corpus rows per query: (indices int64, scores float32), best first.
+
+    ``similarity``: ``cosine`` (embeddings L2-normalised first) or ``dot``. Scores are computed on
+    ``device`` (default: CUDA when available) in ``query_chunk_size x corpus_chunk_size`` blocks, merging
+    each block's top-k into a running top-k, so memory does not grow with the corpus.
+    """
+    import torch
+
+    if similarity not in ("cosine", "dot"):
+        raise ValueError(f"unsupported similarity '{similarity}'; fix: use a model scored by cosine or dot")
+    n_docs = corpus_embeddings.shape[0]
+    if n_docs == 0:
+        raise ValueError("cannot search an empty corpus")
+    k = min(k, n_docs)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    q_all = torch.from_numpy(np.ascontiguousarray(query_embeddings, dtype=np.float32))
+    c_all = torch.from_numpy(np.ascontiguousarray(corpus_embeddings, dtype=np.float32))
+    if similarity == "cosine":
+        q_all = torch.nn.functional.normalize(q_all, dim=-1)
+        c_all = torch.nn.functional.normalize(c_all, dim=-1)
+    out_idx = np.empty((q_all.shape[0], k), dtype=np.int64)
+    out_scores = np.empty((q_all.shape[0], k), dtype=np.float32)
+    chunks = [c_all[s : s + corpus_chunk_size].to(device) for s in range(0, n_docs, corpus_chunk_size)]
+    with torch.inference_mode():
+        for qs in range(0, q_all.shape[0], query_chunk_size):
+            q = q_all[qs : qs + query_chunk_size].to(device)
+            best_s = torch.full((q.shape[0], 0), float("-inf"), device=device)
+            best_i = torch.empty((q.shape[0], 0), dtype=torch.long, device=device)
+            offset = 0
+            for c in chunks:
+                s = q @ c.T
+                top_s, top_i = torch.topk(s, min(k, c.shape[0]), dim=1)
+                merged_s = torch.cat([best_s, top_s], dim=1)
+                merged_i = torch.cat([best_i, top_i + offset], dim=1)
+                best_s, pos = torch.topk(merged_s, min(k, merged_s.shape[1]), dim=1)
+                best_i = torch.gather(merged_i, 1, pos)
+                offset += c.shape[0]
+            out_idx[qs : qs + q.shape[0]] = best_i.cpu().numpy()
+            out_scores[qs : qs + q.shape[0]] = best_s.float().cpu().numpy()
+    return out_idx, out_scores

@@ -1,0 +1,386 @@
+"""Evaluate retrievers (sentence-transformers models and BM25) on BEIR-style sets.
+
+One contract for every model (beir's ``BaseSearch``): corpus dict + queries dict -> top-k run
+``{qid: {doc_id: score}}`` -> ``hardneg.metrics.evaluate_run`` (pytrec_eval, trec_eval semantics). BM25
+goes through the same run -> metrics -> result-file code as the dense models, so the comparison is fair.
+
+Each (model, dataset) pair writes ``<run_dir>/results/<model key>__<dataset>.json`` with the mean metrics,
+per-query scores (for significance tests), counts (queries without judgements, judged documents missing
+from the corpus, ...), the prompts used, fingerprints and timings. Existing result files are kept
+(rerun = resume) unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hardneg.assets import resolve_embedder
+from hardneg.beir import DatasetSpec, load_eval_dataset
+from hardneg.corpus import BeirData, passage_text
+from hardneg.metrics import DEFAULT_METRICS, evaluate_run, parse_metric
+
+logger = logging.getLogger(__name__)
+
+MODEL_KEYS = {"method", "model", "name", "query_prompt", "passage_prompt", "batch_size", "max_seq_length"}
+
+
+@dataclass
+class ModelSpec:
+    """One retriever to evaluate: ``method`` labels its row in the report (bm25, zero-shot, llm_hn ...)."""
+
+    method: str
+    model: str = "bm25"
+    name: str | None = None
+    query_prompt: str | None = None
+    passage_prompt: str | None = None
+    batch_size: int | None = None
+    max_seq_length: int | None = None
+
+    @classmethod
+    def parse(cls, entry: str | dict, run_dir: str) -> ModelSpec:
+        """``{"method": "llm_hn", "model": "{run_dir}/models/llm_hn", ...}`` or ``"llm_hn={run_dir}/models/llm_hn"``."""
+        if isinstance(entry, str):
+            method, sep, model = entry.partition("=")
+            if not sep:
+                raise ValueError(f"model entry '{entry}' is not method=model; fix: e.g. zero-shot=embedded:minilm")
+            entry = {"method": method, "model": model}
+        if not isinstance(entry, dict) or "method" not in entry:
+            raise ValueError(f"model entry {entry!r} needs a 'method'; fix: e.g. {{method: bm25, model: bm25}}")
+        unknown = set(entry) - MODEL_KEYS
+        if unknown:
+            raise ValueError(f"model entry {entry} has unknown key(s) {sorted(unknown)}; allowed: {sorted(MODEL_KEYS)}")
+        spec = cls(**entry)
+        spec.model = str(spec.model).replace("{run_dir}", run_dir)
+        return spec
+
+    @property
+    def is_bm25(self) -> bool:
+        return self.model.lower() == "bm25"
+
+
+@dataclass
+class EvalConfig:
+    """Models x datasets to evaluate (``recipes/*/eval.yaml``)."""
+
+    run_dir: str = field(default="runs/demo", metadata={"help": "Run folder; results go to <run_dir>/results/."})
+    datasets: list[str] = field(
+        default_factory=lambda: ["embedded:cranfield"],
+        metadata={
+            "help": "Evaluation sets: a BEIR name (scifact, nfcorpus, fiqa, ...), embedded:cranfield, a BEIR "
+            "folder, or a Hub id in the BeIR/<name> or mteb/<name> layout, pinned as name@revision."
+        },
+    )
+    split: str = field(default="test", metadata={"help": "Judgement split (qrels) to evaluate on."})
+    # Typed list[str] so command-line method=model strings parse; YAML mapping entries pass through as dicts.
+    models: list[str] = field(
+        default_factory=lambda: [{"method": "bm25", "model": "bm25"}, {"method": "zero-shot", "model": "embedded:minilm"}],
+        metadata={
+            "help": "Retrievers: entries {method, model, name?, query_prompt?, passage_prompt?, batch_size?, "
+            "max_seq_length?}; model is 'bm25', a sentence-transformers id/folder or embedded:minilm; "
+            "'{run_dir}' is replaced by run_dir. On the command line: method=model strings."
+        },
+    )
+    metrics: list[str] = field(
+        default_factory=lambda: list(DEFAULT_METRICS),
+        metadata={"help": "Metrics as <name>@<k>, name in ndcg, p, recall, map, mrr."},
+    )
+    top_k: int = field(default=100, metadata={"help": "Documents retrieved per query (>= every metric's k)."})
+    batch_size: int = field(default=32, metadata={"help": "Encoding batch size (per model override: batch_size)."})
+    part_size: int = field(default=4096, metadata={"help": "Passages per cached / sharded encoding part."})
+    corpus_chunk_size: int = field(default=50_000, metadata={"help": "Corpus rows scored at once in search."})
+    cache_dir: str = field(
+        default="{run_dir}/cache/embeddings",
+        metadata={"help": "Corpus embedding cache, keyed by model weights + corpus + prompt; '' disables it."},
+    )
+    max_queries: int = field(
+        default=0, metadata={"help": "Evaluate only the first N judged queries (0 = all); for smoke tests."}
+    )
+    device: str | None = field(default=None, metadata={"help": "Torch device (default: the process's device)."})
+    overwrite: bool = field(default=False, metadata={"help": "Recompute result files that already exist."})
+    show_progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ValueError("no datasets to evaluate; fix: set datasets, e.g. [embedded:cranfield]")
+        if not self.models:
+            raise ValueError("no models to evaluate; fix: set models, e.g. [{method: bm25, model: bm25}]")
+        self.model_specs = [ModelSpec.parse(m, self.run_dir) for m in self.models]
+        self.dataset_specs = [DatasetSpec.parse(d, self.split) for d in self.datasets]
+        ks = [parse_metric(m)[1] for m in self.metrics]
+        if self.top_k < max(ks):
+            raise ValueError(f"top_k={self.top_k} is below the largest metric cut-off {max(ks)}; fix: raise top_k")
+        keys = [model_key(s) for s in self.model_specs]
+        dup = {k for k in keys if keys.count(k) > 1}
+        if dup:
+            raise ValueError(f"two models share the result name(s) {sorted(dup)}; fix: give them different method/name")
+
+
+def readable_name(spec: ModelSpec) -> str:
+    """The model's name in tables: ``name`` if given, BM25, the base model of a fine-tuned folder's card,
+    or the last part of the model id (``sentence-transformers/all-MiniLM-L6-v2`` -> ``all-MiniLM-L6-v2``)."""
+    if spec.name:
+        return spec.name
+    if spec.is_bm25:
+        return "BM25"
+    card = Path(spec.model) / "README.md"
+    if card.is_file():
+        from huggingface_hub import ModelCard
+
+        try:
+            base = ModelCard.load(card).data.to_dict().get("base_model")
+        except Exception:  # a hand-written README without YAML is fine: fall back to the id
+            base = None
+        if isinstance(base, list):
+            base = base[0] if base else None
+        if base:
+            return readable_name(ModelSpec(spec.method, str(base)))
+    ref = resolve_embedder(spec.model)
+    return Path(ref.name.rstrip("/")).name
+
+
+def model_key(spec: ModelSpec) -> str:
+    """File-safe key of a model in result names: ``<readable name>.<method>``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{readable_name(spec)}.{spec.method}")
+
+
+def result_path(run_dir: str | Path, spec: ModelSpec, dataset: str) -> Path:
+    return Path(run_dir) / "results" / f"{model_key(spec)}__{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}.json"
+
+
+def load_embedder(spec: ModelSpec, device: str | None = None):
+    """A SentenceTransformer for ``spec`` (embedded ids resolved); a clear error when it cannot load."""
+    from sentence_transformers import SentenceTransformer
+
+    ref = resolve_embedder(spec.model)
+    try:
+        model = SentenceTransformer(ref.name_or_path, device=device)
+    except Exception as err:  # OSError, ValueError, HF errors: all mean "cannot load this model"
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise RuntimeError(
+            f"cannot load model '{spec.model}' (method {spec.method}): {first}; fix: check the path or Hub id "
+            "(fine-tuned models appear under <run_dir>/models/ after `make train`), or HF_HUB_OFFLINE"
+        ) from None
+    if spec.max_seq_length:
+        model.max_seq_length = spec.max_seq_length
+    return model
+
+
+def resolve_prompts(model, spec: ModelSpec) -> tuple[str, str]:
+    """(query prompt, passage prompt): the spec's overrides, else the model's stored ``prompts``
+    (``query``; ``document``/``passage``/``corpus``), else none."""
+    prompts = getattr(model, "prompts", None) or {}
+    query = spec.query_prompt if spec.query_prompt is not None else prompts.get("query", "")
+    passage = spec.passage_prompt
+    if passage is None:
+        passage = next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), "")
+    return query or "", passage or ""
+
+
+def _run_from_topk(
+    query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray
+) -> dict[str, dict[str, float]]:
+    return {
+        q: {doc_ids[j]: float(s) for j, s in zip(indices[r], scores[r], strict=True)}
+        for r, q in enumerate(query_ids)
+    }
+
+
+def search_bm25(data: BeirData, query_ids: list[str], top_k: int, show_progress: bool = True) -> dict:
+    """BM25 (bm25s, Lucene variant, English stemming + stop words) top-k run over ``data``."""
+    from hardneg.bm25 import BM25Index
+
+    doc_ids = list(data.corpus)
+    texts = [passage_text(d["title"], d["text"]) for d in data.corpus.values()]
+    index = BM25Index(texts, doc_ids, show_progress=show_progress)
+    idx, scores = index.search_indices([data.queries[q] for q in query_ids], top_k)
+    return _run_from_topk(query_ids, doc_ids, np.asarray(idx), np.asarray(scores))
+
+
+def search_dense(
+    model,
+    data: BeirData,
+    query_ids: list[str],
+    top_k: int,
+    *,
+    query_prompt: str = "",
+    passage_prompt: str = "",
+    batch_size: int = 32,
+    part_size: int = 4096,
+    corpus_chunk_size: int = 50_000,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> tuple[dict, dict[str, Any]]:
+    """Encode corpus (cached, sharded) and queries, exact top-k search; returns (run, info)."""
+    from accelerate import PartialState
+
+    from hardneg.encode import encode_corpus, fingerprint_model, fingerprint_texts, search_topk
+
+    doc_ids = list(data.corpus)
+    texts = [passage_text(d["title"], d["text"]) for d in data.corpus.values()]
+    info: dict[str, Any] = {"similarity": model.similarity_fn_name or "cosine"}
+    key = None
+    if cache_dir:
+        info["model_fingerprint"] = fingerprint_model(model)
+        info["corpus_fingerprint"] = fingerprint_texts(doc_ids, texts)
+        key = f"{info['model_fingerprint']}-{info['corpus_fingerprint']}-{fingerprint_texts(['p'], [passage_prompt])[:8]}"
+    t0 = time.perf_counter()
+    corpus_emb = encode_corpus(
+        model,
+        texts,
+        prompt=passage_prompt,
+        batch_size=batch_size,
+        part_size=part_size,
+        cache_dir=cache_dir or None,
+        cache_key=key,
+        show_progress=show_progress,
+    )
+    info["encode_corpus_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    query_emb = model.encode(
+        [data.queries[q] for q in query_ids],
+        prompt=query_prompt or None,
+        batch_size=batch_size,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    info["encode_queries_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    state = PartialState()
+    idx, scores = search_topk(
+        query_emb,
+        corpus_emb,
+        top_k,
+        similarity=info["similarity"],
+        corpus_chunk_size=corpus_chunk_size,
+        device=str(state.device),
+    )
+    info["search_s"] = time.perf_counter() - t0
+    return _run_from_topk(query_ids, doc_ids, idx, scores), info
+
+
+def dataset_counts(data: BeirData) -> dict[str, Any]:
+    """Facts about the set that change what the averages mean; reported in every result file."""
+    judged_docs = {d for docs in data.qrels.values() for d in docs}
+    missing_docs = sorted(judged_docs - set(data.corpus))
+    return {
+        "corpus_size": len(data.corpus),
+        "queries": len(data.queries),
+        "judged_queries": len(data.qrels),
+        "judgements": sum(len(v) for v in data.qrels.values()),
+        "qrels_docs_missing_from_corpus": len(missing_docs),
+        "qrels_docs_missing_examples": missing_docs[:10],
+        "qrels_queries_missing_from_queries": len(set(data.qrels) - set(data.queries)),
+        "queries_without_judgements": len(set(data.queries) - set(data.qrels)),
+    }
+
+
+def evaluate_model_on_dataset(
+    spec: ModelSpec, data: BeirData, config: EvalConfig, model=None, dataset_source: str = ""
+) -> dict[str, Any]:
+    """Run one retriever on one dataset and score it; returns the result-file dict."""
+    query_ids = [q for q in data.qrels if q in data.queries]
+    if config.max_queries:
+        query_ids = query_ids[: config.max_queries]
+    if not query_ids:
+        raise ValueError(f"dataset '{data.name}' has no judged query with a text; fix: check queries vs qrels ids")
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {}
+    prompts = ("", "")
+    if spec.is_bm25:
+        run = search_bm25(data, query_ids, config.top_k, show_progress=config.show_progress)
+    else:
+        prompts = resolve_prompts(model, spec)
+        cache = config.cache_dir.replace("{run_dir}", config.run_dir) if config.cache_dir else None
+        run, info = search_dense(
+            model,
+            data,
+            query_ids,
+            config.top_k,
+            query_prompt=prompts[0],
+            passage_prompt=prompts[1],
+            batch_size=spec.batch_size or config.batch_size,
+            part_size=config.part_size,
+            corpus_chunk_size=config.corpus_chunk_size,
+            cache_dir=cache,
+            show_progress=config.show_progress,
+        )
+    wall = time.perf_counter() - t0
+    qrels = {q: data.qrels[q] for q in query_ids}
+    scored = evaluate_run(qrels, run, config.metrics)
+    counts = dataset_counts(data)
+    counts.update(asdict(scored.counts))
+    counts["queries_skipped_by_max_queries"] = len([q for q in data.qrels if q in data.queries]) - len(query_ids)
+    import hardneg
+
+    return {
+        "model": readable_name(spec),
+        "method": spec.method,
+        "model_path": spec.model,
+        "dataset": data.name,
+        "dataset_source": dataset_source or data.name,
+        "split": config.split,
+        "metrics": scored.mean,
+        "per_query": scored.per_query,
+        "counts": counts,
+        "prompts": {"query": prompts[0], "passage": prompts[1]},
+        "top_k": config.top_k,
+        "timing": {"wall_s": wall, **{k: v for k, v in info.items() if k.endswith("_s")}},
+        "fingerprints": {k: v for k, v in info.items() if k.endswith("_fingerprint")},
+        "similarity": info.get("similarity", "bm25"),
+        "hardneg_version": getattr(hardneg, "__version__", "0"),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def evaluate(config: EvalConfig) -> list[Path]:
+    """Evaluate every model on every dataset; write (and return the paths of) the result files.
+
+    Models load once and datasets once; a result file that exists is kept unless ``overwrite``.
+    Under ``accelerate launch`` every process encodes its share of the corpus; only the main process
+    scores and writes.
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
+    out_dir = Path(config.run_dir) / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    datasets: dict[str, BeirData] = {}
+    for spec in config.model_specs:
+        todo = [
+            d for d in config.dataset_specs if config.overwrite or not result_path(config.run_dir, spec, d.name).is_file()
+        ]
+        written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
+        if not todo:
+            logger.info("%s: results exist, skipped (overwrite=true recomputes)", model_key(spec))
+            continue
+        model = None if spec.is_bm25 else load_embedder(spec, config.device or str(state.device))
+        for dspec in todo:
+            if dspec.source not in datasets:
+                datasets[dspec.source] = load_eval_dataset(dspec)
+            data = datasets[dspec.source]
+            result = evaluate_model_on_dataset(spec, data, config, model, dataset_source=dspec.source)
+            path = result_path(config.run_dir, spec, dspec.name)
+            if state.is_main_process:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(result, indent=1))
+                tmp.replace(path)
+                m = result["metrics"]
+                print(
+                    f"{result['model']:>24} {spec.method:>10} {data.name:>12}  "
+                    + "  ".join(f"{k} {v:.4f}" for k, v in m.items())
+                    + f"  ({result['counts']['queries_evaluated']} queries)"
+                )
+            written.append(path)
+        del model
+    state.wait_for_everyone()
+    return written

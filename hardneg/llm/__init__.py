@@ -1,0 +1,139 @@
+"""Text generation backends behind one small interface.
+
+``load_generator(GeneratorConfig(...))`` returns an object with
+
+- ``generate(prompts, *, chat, stop, max_new_tokens, temperature, top_p, seeds) -> list[Generation]``
+- ``info() -> dict``: model id, backend and the settings recorded as provenance
+- ``cache_settings() -> dict``: the settings that change outputs (the generation cache key); batch size,
+  concurrency, URLs and timeouts are left out because they do not change what is generated.
+
+Backends:
+
+- ``transformers`` (default): local batched generation with left padding, KV cache and a shared-prefix KV
+  cache (few-shot prompts share a long prefix that is computed once per call); greedy or seeded
+  sampling (one random generator per row, so a row's output does not depend on its batch); bf16 on
+  GPU; GGUF files via ``gguf_file`` (dequantised once, cached on disk keyed by the file's SHA-256).
+- ``http``: TGI and OpenAI-compatible servers (vLLM, llama.cpp server, SGLang, Ollama, ``transformers
+  serve``, hosted APIs) through ``huggingface_hub.AsyncInferenceClient``: bounded concurrency,
+  per-request timeout, retries with exponential backoff and jitter, several URLs used round-robin.
+- ``vllm``: vLLM's offline engine (``pip install hardneg[vllm]``), imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from hardneg.assets import EMBEDDED_LLM
+
+BACKENDS = ("transformers", "http", "vllm")
+
+
+@dataclass
+class GeneratorConfig:
+    """Which LLM writes queries and negatives, and how it is run."""
+
+    model: str = field(
+        default=EMBEDDED_LLM,
+        metadata={"help": "Generator LM: embedded:smollm2 (offline default), a Hub id or local folder; for "
+                  "backend=http the model name the server expects (vLLM: the served name)."},
+    )
+    backend: Literal["transformers", "http", "vllm"] = field(
+        default="transformers", metadata={"help": "transformers (local), http (TGI / OpenAI-compatible servers) or vllm."}
+    )
+    urls: list[str] = field(
+        default_factory=list,
+        metadata={"help": "backend=http: server base URLs (e.g. http://gpu1:8080), used round-robin."},
+    )
+    api: Literal["chat", "tgi"] = field(
+        default="chat",
+        metadata={"help": "backend=http: 'chat' = /v1/chat/completions (vLLM, llama.cpp, SGLang, Ollama, TGI, "
+                  "transformers serve); 'tgi' = TGI's raw text-generation route (completion prompts sent verbatim)."},
+    )
+    api_key_env: str = field(
+        default="HARDNEG_API_KEY",
+        metadata={"help": "backend=http: name of the environment variable holding the API key (never logged)."},
+    )
+    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file name inside `model` (transformers backend)."})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, else float32), float32, bfloat16, float16."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps; default: best available."})
+    batch_size: int = field(default=16, metadata={"help": "Local backends: prompts per forward batch."})
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Token budget per output; default: the task's (queries 32, negatives 96)."}
+    )
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding; > 0 samples with a per-item seed."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass when temperature > 0."})
+    seed: int = field(default=42, metadata={"help": "Base seed; every item gets its own seed derived from it."})
+    concurrency: int = field(default=8, metadata={"help": "backend=http: requests in flight at once (all URLs together)."})
+    timeout: float = field(default=120.0, metadata={"help": "backend=http: seconds per request before it is retried."})
+    max_retries: int = field(
+        default=5, metadata={"help": "backend=http: retries per request on 429/5xx/timeouts/refused connections."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend '{self.backend}'; fix: use one of {', '.join(BACKENDS)}")
+        if self.backend == "http" and not self.urls:
+            raise ValueError("backend=http needs at least one server URL; fix: pass --urls http://HOST:PORT")
+        if self.api not in ("chat", "tgi"):
+            raise ValueError(f"unknown api '{self.api}'; fix: use chat or tgi")
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ValueError("batch_size and concurrency must be >= 1; fix: pass positive values")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("temperature must be >= 0 and 0 < top_p <= 1; fix: correct the sampling settings")
+
+
+@dataclass
+class Generation:
+    """One completion and what it cost. ``latency_s`` is the request time (HTTP) or the batch time
+    divided by its rows (local batched backends), so summing it gives the generation wall time."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    finish_reason: str = "stop"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Generator(Protocol):
+    config: GeneratorConfig
+
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        chat: bool = False,
+        stop: list[str] | None = None,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seeds: list[int] | None = None,
+        progress: bool = False,
+    ) -> list[Generation]: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def cache_settings(self) -> dict[str, Any]: ...
+
+
+def load_generator(config: GeneratorConfig) -> Generator:
+    """Build the backend named by ``config.backend``; heavy imports happen only for the chosen one."""
+    if config.backend == "transformers":
+        from hardneg.llm.transformers_backend import TransformersGenerator
+
+        return TransformersGenerator(config)
+    if config.backend == "http":
+        from hardneg.llm.http_backend import HttpGenerator
+
+        return HttpGenerator(config)
+    if config.backend == "vllm":
+        from hardneg.llm.vllm_backend import VllmGenerator
+
+        return VllmGenerator(config)
+    raise ValueError(f"unknown backend '{config.backend}'; fix: use one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "Generation", "Generator", "GeneratorConfig", "load_generator"]

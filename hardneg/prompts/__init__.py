@@ -1,0 +1,108 @@
+"""Versioned prompt templates: one YAML file per prompt (name, version, kind, format, inputs, stop, text).
+
+Shipped templates (this folder):
+
+- ``query_fewshot``  passage -> query, few-shot completion (default; works with the 135M embedded model)
+- ``query_zeroshot`` passage -> query, zero-shot chat turn (for larger instruction-tuned models)
+- ``llm_hn``         query -> hard negative passage (the paper's corpus-free method)
+- ``llm_pos_hn``     query + positive -> hard negative passage
+
+Users pass their own file (``prompt="my_prompt.yaml"``) with the same keys. The template text, its
+version and its SHA-256 go into every generated row and into the dataset card.
+
+Placeholders are ``{passage}``, ``{query}`` and ``{positive}``; they are replaced in one pass, so braces
+or placeholder-like text inside a passage are inserted verbatim and never expanded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+PROMPTS_DIR = Path(__file__).parent
+PLACEHOLDERS = ("passage", "query", "positive")
+_PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+_REQUIRED = ("name", "version", "kind", "text")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A loaded prompt template; ``sha256`` hashes the exact text and settings that shape outputs."""
+
+    name: str
+    version: str
+    kind: Literal["query", "negative"]
+    text: str
+    format: Literal["completion", "chat"] = "completion"
+    inputs: tuple[str, ...] = ("passage",)
+    stop: tuple[str, ...] = ("\n",)
+    description: str = ""
+    source: str = ""
+    sha256: str = field(default="", compare=False)
+
+    def render(self, **values: str) -> str:
+        """Fill the placeholders; a value's own braces or ``{query}``-like text is never expanded."""
+        missing = [k for k in self.inputs if k not in values]
+        if missing:
+            raise ValueError(f"prompt '{self.name}' needs {missing}; fix: pass them to render()")
+        return _PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), self.text)
+
+    def provenance(self) -> dict:
+        """What the dataset card and the stats record about the prompt."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256, "text": self.text}
+
+
+def available_prompts() -> list[str]:
+    """Names of the templates shipped with hardneg."""
+    return sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
+
+
+def load_prompt(name_or_path: str | Path) -> PromptTemplate:
+    """Load a shipped template by name (``query_fewshot``) or a user template from a YAML file path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROMPTS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"prompt template '{name_or_path}' not found; fix: use one of {available_prompts()} or a YAML file path"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"prompt file '{path}' is not valid UTF-8 YAML ({type(err).__name__}); fix: check its syntax") from None
+    if not isinstance(data, dict) or any(k not in data for k in _REQUIRED):
+        raise ValueError(f"prompt file '{path}' must be a YAML mapping with keys {list(_REQUIRED)}; fix: add the missing keys")
+    kind, fmt = data["kind"], data.get("format", "completion")
+    if kind not in ("query", "negative") or fmt not in ("completion", "chat"):
+        raise ValueError(f"prompt file '{path}': kind must be query|negative and format completion|chat; fix: correct them")
+    text = str(data["text"])
+    inputs = tuple(data.get("inputs") or sorted(set(_PLACEHOLDER_RE.findall(text))))
+    unknown = [k for k in inputs if k not in PLACEHOLDERS]
+    absent = [k for k in inputs if "{" + k + "}" not in text]
+    if unknown or absent:
+        names = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+        raise ValueError(
+            f"prompt file '{path}': inputs {unknown or absent} are not placeholders in the text; "
+            f"fix: use {names} and list them under inputs"
+        )
+    stop = tuple(data.get("stop") or ())
+    digest = hashlib.sha256(
+        yaml.safe_dump({"text": text, "format": fmt, "inputs": list(inputs), "stop": list(stop)}, sort_keys=True).encode()
+    ).hexdigest()
+    return PromptTemplate(
+        name=str(data["name"]),
+        version=str(data["version"]),
+        kind=kind,
+        text=text,
+        format=fmt,
+        inputs=inputs,
+        stop=stop,
+        description=str(data.get("description", "")),
+        source=str(path),
+        sha256=digest,
+    )

@@ -1,0 +1,648 @@
+"""Fine-tune a retriever on one config of a published hard-negative dataset.
+
+``train(config)`` is the whole stage: load (anchor, positive, negative) triplets from a Hub id or a
+local folder in Hub layout, load the base model, check everything *before* training starts, then run
+sentence-transformers' ``SentenceTransformerTrainer`` (single process, DDP, DeepSpeed or FSDP, as
+``accelerate launch`` sets up) and save a sentence-transformers folder with a hardneg model card.
+
+Pieces, each usable on its own:
+
+- ``load_triplets``: the three training columns of one config, with one-line errors.
+- ``load_model``: base model + prompts (E5 needs ``query: `` / ``passage: ``) + max sequence length.
+- ``build_loss``: MultipleNegativesRankingLoss (default), CachedMultipleNegativesRankingLoss (GradCache)
+  or GISTEmbedLoss; in-batch negatives gathered across processes in multi-process runs.
+- ``LengthGroupedNoDuplicatesBatchSampler``: no duplicate text inside a batch (in-batch negatives stay
+  true negatives), batches made of similar-length rows so less compute is spent on padding.
+- resume: a rerun of the same command continues from the last complete checkpoint in
+  ``<output_dir>/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from datasets import Dataset, load_dataset
+from sentence_transformers.base.sampler import DefaultBatchSampler
+from transformers import TrainerCallback
+
+from hardneg.assets import resolve_embedder
+from hardneg.config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+TRIPLET_COLUMNS = ("anchor", "positive", "negative")
+CHECKPOINTS_DIR = "checkpoints"
+SUMMARY_FILE = "training_summary.json"
+RANKS_DIR = "ranks"
+LossName = Literal["mnrl", "cached_mnrl", "gist"]
+SamplerName = Literal["length_grouped_no_duplicates", "no_duplicates", "batch_sampler"]
+LOSS_CLASS_NAMES = {
+    "mnrl": "MultipleNegativesRankingLoss",
+    "cached_mnrl": "CachedMultipleNegativesRankingLoss",
+    "gist": "GISTEmbedLoss",
+}
+
+
+@dataclass
+class TrainConfig:
+    """One training run: which data, which base model, how long, and where the model goes."""
+
+    dataset: str = field(
+        default="runs/demo/dataset",
+        metadata={"help": "Training data: Hub dataset id ORG/NAME or a local folder in Hub layout."},
+    )
+    dataset_config: str = field(
+        default="llm_hn", metadata={"help": "Config (method) to train on: llm_hn, llm_pos_hn, bm25_hn, ce_hn ..."}
+    )
+    dataset_revision: str | None = field(
+        default=None, metadata={"help": "Hub revision (tag, branch or commit) of the dataset; Hub ids only."}
+    )
+    dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use only the first N triplets (after the eval hold-out); None: all."}
+    )
+    model: str = field(
+        default="embedded:minilm",
+        metadata={"help": "Base model: Hub id (intfloat/e5-base-v2 ...), local folder or embedded:minilm."},
+    )
+    model_revision: str | None = field(default=None, metadata={"help": "Hub revision of the base model."})
+    output_dir: str = field(
+        default="runs/demo/models/llm_hn",
+        metadata={"help": "Where the trained model goes; checkpoints go to <output_dir>/checkpoints."},
+    )
+    query_prompt: str = field(
+        default="", metadata={"help": "Text put before every query (anchor), e.g. 'query: ' for E5; '' for none."}
+    )
+    passage_prompt: str = field(
+        default="",
+        metadata={"help": "Text put before every passage (positive, negative), e.g. 'passage: ' for E5."},
+    )
+    max_seq_length: int = field(default=256, metadata={"help": "Longer inputs are truncated (tokens)."})
+    loss: LossName = field(
+        default="mnrl",
+        metadata={
+            "help": "mnrl: MultipleNegativesRankingLoss with the hard negative; cached_mnrl: its GradCache "
+            "version (large effective batches in little memory); gist: GISTEmbedLoss with guide_model."
+        },
+    )
+    mini_batch_size: int = field(default=32, metadata={"help": "cached_mnrl: texts encoded per forward pass."})
+    guide_model: str | None = field(
+        default=None, metadata={"help": "gist: the guide model (Hub id, folder or embedded:minilm)."}
+    )
+    scale: float = field(default=20.0, metadata={"help": "mnrl/cached_mnrl: similarity scale (1/temperature)."})
+    gather_across_devices: bool = field(
+        default=True,
+        metadata={"help": "Multi-process runs: in-batch negatives from every process, not just the local batch."},
+    )
+    batch_sampler: SamplerName = field(
+        default="length_grouped_no_duplicates",
+        metadata={
+            "help": "length_grouped_no_duplicates: no repeated text in a batch + similar lengths (less padding); "
+            "no_duplicates: sentence-transformers' NoDuplicatesBatchSampler; batch_sampler: plain shuffling."
+        },
+    )
+    length_group_size: int = field(
+        default=16,
+        metadata={"help": "length_grouped_no_duplicates: rows are sorted by length within groups of this many batches."},
+    )
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Triplets per batch per process."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the data (ignored if max_steps>0)."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps; -1: use epochs."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of the steps with linear warmup."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    optim: str = field(default="adamw_torch", metadata={"help": "transformers optimizer name, e.g. adamw_torch_fused."})
+    seed: int = field(default=42, metadata={"help": "Seed for model init, shuffling and dropout."})
+    bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (Ampere+ GPUs)."})
+    fp16: bool = field(default=False, metadata={"help": "float16 mixed precision (older GPUs)."})
+    tf32: bool | None = field(default=None, metadata={"help": "Allow TF32 matmuls on Ampere+ GPUs."})
+    torch_compile: bool = field(default=False, metadata={"help": "torch.compile the model (GPU speed-up)."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Worker processes for batching."})
+    save_steps: int = field(default=500, metadata={"help": "Write a checkpoint every N steps (and at the end)."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
+    keep_checkpoints: bool = field(
+        default=False, metadata={"help": "Keep <output_dir>/checkpoints after the final model is saved."}
+    )
+    resume: bool = field(
+        default=True, metadata={"help": "Continue from the last complete checkpoint in <output_dir>/checkpoints."}
+    )
+    logging_steps: int = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    eval_size: int = field(
+        default=0,
+        metadata={
+            "help": "Hold out N triplets for a small evaluation (loss + triplet accuracy) during training; 0: off."
+        },
+    )
+    eval_steps: int | None = field(default=None, metadata={"help": "Evaluate every N steps; None: at the end only."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the final model folder to the Hub."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub id ORG/NAME for push_to_hub."})
+    hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private."})
+
+    def __post_init__(self) -> None:
+        if self.bf16 and self.fp16:
+            raise ConfigError("bf16 and fp16 are both set; fix: choose one mixed-precision mode")
+        if self.loss == "gist" and not self.guide_model:
+            raise ConfigError("loss=gist needs a guide model; fix: set --guide_model (e.g. embedded:minilm)")
+        if self.loss not in LOSS_CLASS_NAMES:
+            raise ConfigError(f"unknown loss '{self.loss}'; fix: use one of {sorted(LOSS_CLASS_NAMES)}")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ConfigError("push_to_hub is set but hub_model_id is empty; fix: set --hub_model_id ORG/NAME")
+        for name in ("per_device_train_batch_size", "max_seq_length", "save_steps", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)}); fix: pass a positive number")
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The model's prompts as sentence-transformers stores them (``encode_query``/``encode_document``)."""
+        return {"query": self.query_prompt, "document": self.passage_prompt}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# data
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
+def load_triplets(
+    dataset: str,
+    *,
+    config: str,
+    revision: str | None = None,
+    split: str = "train",
+) -> Dataset:
+    """Load one config's split and keep only ``anchor``, ``positive``, ``negative`` (in that order).
+
+    ``dataset`` is a Hub id or a local folder in Hub layout (README ``configs:`` + parquet files), as
+    written by the build stage. Every failure (missing folder, unknown config, bad revision, no network,
+    missing columns, empty or null texts) is one line that names the fix.
+    """
+    local = Path(dataset)
+    if local.exists():
+        if not local.is_dir():
+            raise ConfigError(f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id")
+        if revision:
+            raise ConfigError(
+                f"dataset_revision '{revision}' was given for the local folder '{dataset}'; "
+                "fix: drop --dataset_revision, or pass the Hub id to train on a published revision"
+            )
+    elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
+        raise FileNotFoundError(f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path")
+    try:
+        ds = load_dataset(dataset, config, revision=revision, split=split)
+    except Exception as err:  # datasets raises many types; the user needs one line and a fix
+        message = _first_line(err)
+        if "offline" in message.lower() or isinstance(err, ConnectionError):
+            fix = "connect to the network (unset HF_HUB_OFFLINE) or pass a local dataset folder"
+        elif "config" in message.lower() or "BuilderConfig" in message:
+            fix = "pass one of the dataset's configs with --dataset_config"
+        elif "revision" in message.lower():
+            fix = "pass an existing tag, branch or commit with --dataset_revision"
+        elif "split" in message.lower():
+            fix = "pass an existing split with --dataset_split"
+        else:
+            fix = "check --dataset, --dataset_config and --dataset_revision"
+        where = f"{dataset}" + (f"@{revision}" if revision else "")
+        raise RuntimeError(f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}") from None
+    missing = [c for c in TRIPLET_COLUMNS if c not in ds.column_names]
+    if missing:
+        raise ConfigError(
+            f"dataset '{dataset}' config '{config}' lacks column(s) {missing} (has {ds.column_names}); "
+            "fix: train on a triplet config (llm_hn, bm25_hn, ce_hn ...), not 'queries'"
+        )
+    ds = ds.select_columns(list(TRIPLET_COLUMNS))
+    if len(ds) == 0:
+        raise ConfigError(f"dataset '{dataset}' config '{config}' split '{split}' is empty; fix: rebuild the dataset")
+    for column in TRIPLET_COLUMNS:
+        values = ds[column]
+        bad = next((i for i, v in enumerate(values) if not isinstance(v, str) or not v.strip()), None)
+        if bad is not None:
+            raise ConfigError(
+                f"dataset '{dataset}' config '{config}' row {bad} has an empty '{column}'; fix: rebuild or filter the dataset"
+            )
+    return ds
+
+
+def split_eval(ds: Dataset, *, eval_size: int, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Hold out ``eval_size`` triplets (seeded) for the small evaluation during training."""
+    if eval_size <= 0:
+        return ds, None
+    if eval_size >= len(ds):
+        raise ConfigError(f"eval_size {eval_size} leaves no training data ({len(ds)} rows); fix: lower --eval_size")
+    parts = ds.train_test_split(test_size=eval_size, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+class LengthGroupedNoDuplicatesBatchSampler(DefaultBatchSampler):
+    """Batches with no repeated text (across anchor/positive/negative) made of similar-length rows.
+
+    Why: with in-batch negatives (MNRL, GIST) a repeated passage inside a batch becomes a false
+    negative, which sentence-transformers' ``NoDuplicatesBatchSampler`` prevents. Each batch is padded
+    to its longest text, so batches of similar lengths waste less compute on padding (the idea of
+    transformers' ``group_by_length``: sort by length inside shuffled mega-batches).
+
+    The two interact: sorting by length puts identical texts next to each other, which a greedy
+    no-duplicates pass would then have to skip. So rows are first shuffled, cut into groups of
+    ``group_size`` batches, sorted by length inside each group, and batches are filled greedily in that
+    order; a row that would repeat a text waits in the pool for a later batch. The order of the
+    resulting batches is shuffled again, so training does not run from short to long. The length is the
+    character count of the row's longest text (cheap, no tokenisation; it tracks token counts closely).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns: list[str] | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+        group_size: int = 16,
+    ) -> None:
+        super().__init__(dataset, batch_size=batch_size, drop_last=drop_last, valid_label_columns=valid_label_columns,
+                         generator=generator, seed=seed)
+        self.group_size = group_size
+        columns = [c for c in dataset.column_names if c not in (valid_label_columns or [])]
+        rows = dataset.select_columns(columns).to_dict()
+        self._texts = [tuple(str(rows[c][i]) for c in columns) for i in range(len(dataset))]
+        self._lengths = [max(len(t) for t in texts) for texts in self._texts]
+
+    def _batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self._texts), generator=generator).tolist()
+        group = self.batch_size * max(1, self.group_size)
+        batches: list[list[int]] = []
+        pool: list[int] = []
+        for start in range(0, len(order), group):
+            pool = sorted(pool + order[start : start + group], key=lambda i: -self._lengths[i])
+            pool = self._fill(pool, batches, final=start + group >= len(order))
+        batches += self._leftover(pool)
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        return [batches[i] for i in shuffled]
+
+    def _fill(self, pool: list[int], batches: list[list[int]], *, final: bool) -> list[int]:
+        """Greedily cut full duplicate-free batches from the length-sorted pool; return what is left."""
+        while len(pool) >= self.batch_size:
+            batch, seen, rest = [], set(), []
+            for i in pool:
+                if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
+                    batch.append(i)
+                    seen.update(self._texts[i])
+                else:
+                    rest.append(i)
+            if len(batch) < self.batch_size and not final:
+                return pool  # too many repeats here: wait for more rows from the next group
+            batches.append(batch)
+            pool = rest
+            if len(batch) < self.batch_size:
+                break
+        return pool
+
+    def _leftover(self, pool: list[int]) -> list[list[int]]:
+        """Rows that are left at the end form (smaller) duplicate-free batches."""
+        batches = []
+        while pool:
+            batch, seen, rest = [], set(), []
+            for i in pool:
+                if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
+                    batch.append(i)
+                    seen.update(self._texts[i])
+                else:
+                    rest.append(i)
+            batches.append(batch)
+            pool = rest
+        return batches
+
+    def _epoch_batches(self) -> list[list[int]]:
+        if getattr(self, "_cached_epoch", None) != self.epoch:
+            self._cached, self._cached_epoch = self._batches(), self.epoch
+        return self._cached
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._epoch_batches()
+
+    def __len__(self) -> int:
+        return len(self._epoch_batches())
+
+
+def _sampler(name: SamplerName, group_size: int):
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    if name == "length_grouped_no_duplicates":
+        # a partial (not a subclass made on the fly) so the training arguments stay picklable for checkpoints
+        return functools.partial(LengthGroupedNoDuplicatesBatchSampler, group_size=group_size)
+    return {"no_duplicates": BatchSamplers.NO_DUPLICATES, "batch_sampler": BatchSamplers.BATCH_SAMPLER}[name]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# model and loss
+
+
+def load_model(model_id: str, *, revision: str | None = None, max_seq_length: int = 256,
+               prompts: dict[str, str] | None = None, seed: int = 42):
+    """Load the base model (any Hub id, folder or ``embedded:minilm``) and set prompts + max length.
+
+    A plain transformers checkpoint (``distilbert-base-uncased``) gets mean pooling, as
+    sentence-transformers does. ``prompts`` (``{"query": ..., "document": ...}``) are stored in the saved
+    model's ``config_sentence_transformers.json``, so ``encode_query``/``encode_document`` at
+    evaluation use the same text as training.
+    """
+    from sentence_transformers import SentenceTransformer
+    from transformers import set_seed
+
+    ref = resolve_embedder(model_id)
+    set_seed(seed)  # heads that a plain checkpoint lacks are initialised from the seed
+    try:
+        model = SentenceTransformer(ref.name_or_path, revision=revision)
+    except Exception as err:  # OSError, HTTP errors, offline errors...
+        message = _first_line(err)
+        raise RuntimeError(
+            f"cannot load model '{model_id}': {message}; fix: check the model id / revision, your network "
+            "(HF_HUB_OFFLINE) or use embedded:minilm"
+        ) from None
+    model.max_seq_length = max_seq_length
+    model.prompts = {k: v for k, v in (prompts or {}).items() if v}
+    model.default_prompt_name = None
+    return model
+
+
+def build_loss(model, *, loss: LossName = "mnrl", scale: float = 20.0, mini_batch_size: int = 32,
+               guide=None, gather_across_devices: bool = True):
+    """The contrastive loss over (anchor, positive, negative): each anchor against its positive, its
+    hard negative and every other row's positive and negative in the (gathered) batch."""
+    from sentence_transformers.sentence_transformer import losses
+
+    if loss == "mnrl":
+        return losses.MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather_across_devices)
+    if loss == "cached_mnrl":
+        return losses.CachedMultipleNegativesRankingLoss(
+            model, scale=scale, mini_batch_size=mini_batch_size, gather_across_devices=gather_across_devices
+        )
+    if loss == "gist":
+        if guide is None:
+            raise ConfigError("loss=gist needs a guide model; fix: set --guide_model")
+        return losses.GISTEmbedLoss(model, guide=guide, gather_across_devices=gather_across_devices)
+    raise ConfigError(f"unknown loss '{loss}'; fix: use one of {sorted(LOSS_CLASS_NAMES)}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# checkpoints, fingerprints, hardware
+
+
+def last_checkpoint(folder: str | Path) -> Path | None:
+    """The newest *complete* checkpoint (``trainer_state.json`` is written last) in ``folder``, if any."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file() and p.name[11:].isdigit()]
+    return max(done, key=lambda p: int(p.name[11:]), default=None)
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over every parameter's name and values: equal fingerprints mean identical weights."""
+    digest = hashlib.sha256()
+    for name, param in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(param.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def describe_hardware(world_size: int) -> str:
+    """Where training ran, e.g. '2 x NVIDIA H100 80GB HBM3 (cuda)' or '2 processes on CPU (x86_64, 16 cores)'."""
+    if torch.cuda.is_available():
+        return f"{world_size} x {torch.cuda.get_device_name(0)} (cuda, torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    procs = f"{world_size} process{'es' if world_size > 1 else ''}"
+    return f"{procs} on CPU ({cpu}, {os.cpu_count()} cores, torch {torch.__version__})"
+
+
+class _RecordingCollator:
+    """Wraps the trainer's collator to count the rows this process trained on and hash their anchors."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.rows = 0
+        self.digest = hashlib.sha256()
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def __call__(self, features):
+        self.rows += len(features)
+        for row in features:
+            self.digest.update(str(row.get("anchor", "")).encode())
+        return self.inner(features)
+
+
+class _RankRecordCallback(TrainerCallback):
+    """At the end of training every process writes ``<output_dir>/ranks/rank<N>.json``: its weights
+    fingerprint, steps and the rows it saw. Equal fingerprints across ranks that saw different rows
+    prove that gradients were synchronised."""
+
+    def __init__(self, folder: Path, collator: _RecordingCollator, initial: str):
+        self.folder, self.collator, self.initial = folder, collator, initial
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = {
+            "rank": args.process_index,
+            "world_size": args.world_size,
+            "pid": os.getpid(),
+            "global_step": state.global_step,
+            "rows_seen": self.collator.rows,
+            "anchors_sha256": self.collator.digest.hexdigest(),
+            "initial_fingerprint": self.initial,
+            "final_fingerprint": weights_fingerprint(model),
+        }
+        (self.folder / f"rank{args.process_index}.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the stage
+
+
+def training_arguments(config: TrainConfig, *, has_eval: bool):
+    """sentence-transformers training arguments for ``config`` (exposed so benchmarks reuse them)."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    prompts = {"anchor": config.query_prompt, "positive": config.passage_prompt, "negative": config.passage_prompt}
+    prompts = {k: v for k, v in prompts.items() if v}
+    evaluating = has_eval and config.eval_steps
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(Path(config.output_dir) / CHECKPOINTS_DIR),
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        optim=config.optim,
+        seed=config.seed,
+        bf16=config.bf16,
+        fp16=config.fp16,
+        tf32=config.tf32,
+        torch_compile=config.torch_compile,
+        dataloader_num_workers=config.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        prompts=prompts or None,
+        batch_sampler=_sampler(config.batch_sampler, config.length_group_size),
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        eval_strategy="steps" if evaluating else "no",
+        eval_steps=config.eval_steps if evaluating else None,
+        report_to="none",
+        ddp_find_unused_parameters=False,
+        disable_tqdm=False,
+    )
+
+
+def _check_batch(n_rows: int, batch_size: int, world_size: int) -> None:
+    if n_rows < batch_size * world_size:
+        raise ConfigError(
+            f"batch of {batch_size} x {world_size} process(es) is larger than the {n_rows} training triplets; "
+            "fix: lower --per_device_train_batch_size or train on more data"
+        )
+
+
+def train(config: TrainConfig) -> Path:
+    """Train on ``config.dataset`` / ``config.dataset_config`` and save the model to ``config.output_dir``.
+
+    Everything that can be wrong with the input is checked before the first step. A rerun of the same
+    command resumes from the last complete checkpoint (``config.resume``). Returns the model folder,
+    which holds the sentence-transformers model, ``README.md`` (hardneg model card), ``card_data.json``,
+    ``training_summary.json`` and ``ranks/rank<N>.json``.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
+
+    output_dir = Path(config.output_dir)
+    data = load_triplets(config.dataset, config=config.dataset_config, revision=config.dataset_revision,
+                         split=config.dataset_split)
+    train_ds, eval_ds = split_eval(data, eval_size=config.eval_size, seed=config.seed)
+    if config.max_train_samples:
+        train_ds = train_ds.select(range(min(config.max_train_samples, len(train_ds))))
+    args = training_arguments(config, has_eval=eval_ds is not None)
+    _check_batch(len(train_ds), config.per_device_train_batch_size, args.world_size)
+    model = load_model(config.model, revision=config.model_revision, max_seq_length=config.max_seq_length,
+                       prompts=config.prompts, seed=config.seed)
+    guide = None
+    if config.loss == "gist":
+        guide = load_model(config.guide_model, max_seq_length=config.max_seq_length, prompts=config.prompts)
+    loss = build_loss(model, loss=config.loss, scale=config.scale, mini_batch_size=config.mini_batch_size,
+                      guide=guide, gather_across_devices=config.gather_across_devices and args.world_size > 1)
+    evaluator = None
+    if eval_ds is not None:
+        evaluator = TripletEvaluator(
+            anchors=[config.query_prompt + t for t in eval_ds["anchor"]],
+            positives=[config.passage_prompt + t for t in eval_ds["positive"]],
+            negatives=[config.passage_prompt + t for t in eval_ds["negative"]],
+            name="heldout",
+        )
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                                         loss=loss, evaluator=evaluator)
+    collator = _RecordingCollator(trainer.data_collator)
+    trainer.data_collator = collator
+    trainer.add_callback(_RankRecordCallback(output_dir / RANKS_DIR, collator, weights_fingerprint(model)))
+
+    resume_from = last_checkpoint(args.output_dir) if config.resume else None
+    if resume_from is not None and trainer.is_world_process_zero():
+        state = json.loads((resume_from / "trainer_state.json").read_text())
+        logger.warning("resuming from checkpoint %s (global step %s)", resume_from, state.get("global_step"))
+        print(f"resuming from checkpoint {resume_from} (global step {state.get('global_step')})", flush=True)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    train_seconds = time.perf_counter() - start
+
+    metrics: list[dict[str, Any]] = []
+    if evaluator is not None:
+        scores = evaluator(model)
+        metrics.append({"model": output_dir.name, "dataset": f"{config.dataset_config} held-out", "split": "eval",
+                        **{k: float(v) for k, v in scores.items()}})
+    if trainer.is_world_process_zero():
+        _save(trainer, config, output_dir, result.metrics, train_seconds, len(train_ds), metrics, args.world_size)
+    trainer.accelerator.wait_for_everyone()
+    return output_dir
+
+
+def _save(trainer, config: TrainConfig, output_dir: Path, train_metrics: dict, train_seconds: float,
+          train_samples: int, metrics: list[dict[str, Any]], world_size: int) -> None:
+    """Main process: the model, its card (replacing sentence-transformers' auto card), a summary, push."""
+    from hardneg.cards import ModelCardData, render_model_card
+
+    trainer.model.save(str(output_dir), create_model_card=False)
+    hyperparameters = {k: v for k, v in asdict(config).items()
+                       if k not in ("dataset", "dataset_config", "dataset_revision", "model", "output_dir",
+                                    "push_to_hub", "hub_model_id", "hub_private", "resume", "keep_checkpoints")}
+    hyperparameters["world_size"] = world_size
+    card = ModelCardData(
+        base_model=config.model,
+        dataset_id=config.dataset,
+        dataset_config=config.dataset_config,
+        dataset_revision=config.dataset_revision,
+        loss=LOSS_CLASS_NAMES[config.loss],
+        hyperparameters=hyperparameters,
+        hardware=describe_hardware(world_size),
+        prompts={k: v for k, v in config.prompts.items() if v},
+        train_samples=train_samples,
+        train_seconds=round(train_seconds, 3),
+        metrics=metrics,
+        repo_id=config.hub_model_id,
+    )
+    card.save(output_dir / "card_data.json")
+    (output_dir / "README.md").write_text(render_model_card(card), encoding="utf-8")
+    summary = {
+        "global_step": trainer.state.global_step,
+        "train_samples": train_samples,
+        "train_seconds": train_seconds,
+        "train_samples_per_second": train_metrics.get("train_samples_per_second"),
+        "train_loss": train_metrics.get("train_loss"),
+        "world_size": world_size,
+        "hardware": card.hardware,
+        "metrics": metrics,
+        "final_fingerprint": weights_fingerprint(trainer.model),
+    }
+    (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    if not config.keep_checkpoints:
+        shutil.rmtree(output_dir / CHECKPOINTS_DIR, ignore_errors=True)
+    if config.push_to_hub:
+        push_model(output_dir, repo_id=config.hub_model_id, private=config.hub_private)
+
+
+def push_model(folder: str | Path, *, repo_id: str, private: bool = True) -> str:
+    """Upload a saved model folder (without checkpoints) to the Hub; the token comes from the usual
+    ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(folder),
+                                 ignore_patterns=[f"{CHECKPOINTS_DIR}/*", f"{RANKS_DIR}/*"],
+                                 commit_message="Upload retriever trained with hardneg")
+    except Exception as err:
+        raise RuntimeError(
+            f"cannot push '{folder}' to '{repo_id}': {_first_line(err)}; fix: check the repo id, network "
+            "and that HF_TOKEN has write access"
+        ) from None
+    return str(info)

@@ -1,0 +1,136 @@
+"""Cross-check hardneg.metrics (pytrec_eval) against a straightforward independent implementation.
+
+Random runs with graded qrels (0-3), many tied scores, queries without relevant documents, queries
+without judgements, judged documents missing from the run, and a judged query missing from the run.
+The reference ranks like trec_eval: score decreasing, ties by document id decreasing (string order).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from hardneg.metrics import (
+    DEFAULT_METRICS,
+    cut_run,
+    evaluate_run,
+    holm,
+    paired_test,
+    parse_metric,
+    trec_order,
+)
+
+
+def _ranking(scores: dict[str, float]) -> list[str]:
+    # Independent of trec_order: two stable sorts (secondary key first).
+    docs = sorted(scores, reverse=True)
+    return sorted(docs, key=lambda d: -scores[d])
+
+
+def _reference(qrels, run, name):
+    fam, k = parse_metric(name)
+    out = {}
+    for q, judged in qrels.items():
+        rel = {d: g for d, g in judged.items() if g >= 1}
+        if not rel:
+            continue
+        ranked = _ranking(run.get(q, {}))
+        top = ranked[:k]
+        if fam == "p":
+            out[q] = sum(d in rel for d in top) / k
+        elif fam == "recall":
+            out[q] = sum(d in rel for d in top) / len(rel)
+        elif fam == "mrr":
+            out[q] = next((1.0 / (i + 1) for i, d in enumerate(top) if d in rel), 0.0)
+        elif fam == "map":
+            hits, total = 0, 0.0
+            for i, d in enumerate(top):
+                if d in rel:
+                    hits += 1
+                    total += hits / (i + 1)
+            out[q] = total / len(rel)
+        elif fam == "ndcg":
+            dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(top))
+            ideal = sorted(rel.values(), reverse=True)[:k]
+            idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+            out[q] = dcg / idcg
+    return out
+
+
+def _random_case(seed: int):
+    rng = random.Random(seed)
+    docs = [f"d{i}" for i in range(60)]
+    qrels, run = {}, {}
+    for q in range(40):
+        qid = f"q{q}"
+        judged = rng.sample(docs, rng.randint(1, 12))
+        qrels[qid] = {d: rng.choice([0, 0, 1, 2, 3]) for d in judged}
+        if q % 7 == 0:
+            qrels[qid] = {d: 0 for d in judged}  # judged, nothing relevant
+        # coarse scores -> many ties; some judged docs never retrieved
+        run[qid] = {d: float(rng.randint(0, 5)) for d in rng.sample(docs, rng.randint(5, 40))}
+    run["q_unjudged"] = {"d1": 1.0}
+    qrels["q_absent"] = {"d3": 2}  # judged query the run does not mention
+    return qrels, run
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_independent_implementation(seed):
+    qrels, run = _random_case(seed)
+    metrics = list(DEFAULT_METRICS) + ["ndcg@3", "p@5", "recall@10", "mrr@3"]
+    result = evaluate_run(qrels, run, metrics)
+    for name in metrics:
+        ref = _reference(qrels, run, name)
+        assert set(ref) == set(result.per_query)
+        for q, value in ref.items():
+            assert result.per_query[q][name] == pytest.approx(value, abs=1e-4), (name, q)
+        assert result.mean[name] == pytest.approx(np.mean(list(ref.values())), abs=1e-4)
+    c = result.counts
+    assert c.queries_without_judgements == 1 and c.excluded_query_ids["without_judgements"] == ["q_unjudged"]
+    no_rel = [q for q, judged in qrels.items() if max(judged.values()) < 1]
+    assert len(no_rel) >= 6 and c.queries_without_relevant == len(no_rel)
+    assert c.judged_queries_missing_from_run == 1
+    assert c.queries_evaluated == len(result.per_query) == len(qrels) - len(no_rel)
+    assert all(v == 0.0 for v in result.per_query["q_absent"].values())
+
+
+def test_ties_follow_trec_eval_not_input_order():
+    qrels = {"q": {"a": 1}}
+    # a and b tie; trec_eval puts "b" first (ids decreasing), so a is rank 2 whatever the dict order
+    for run in ({"q": {"a": 1.0, "b": 1.0}}, {"q": {"b": 1.0, "a": 1.0}}):
+        r = evaluate_run(qrels, run, ["mrr@10", "p@1"])
+        assert r.per_query["q"]["mrr@10"] == pytest.approx(0.5)
+        assert r.per_query["q"]["p@1"] == 0.0
+    assert trec_order({"a": 1.0, "b": 1.0, "c": 2.0}) == ["c", "b", "a"]
+    assert list(cut_run({"q": {"a": 1.0, "b": 1.0, "c": 2.0}}, 2)["q"]) == ["c", "b"]
+
+
+def test_bad_metric_name():
+    with pytest.raises(ValueError, match="unknown metric 'ndcg10'"):
+        evaluate_run({"q": {"a": 1}}, {"q": {"a": 1.0}}, ["ndcg10"])
+
+
+def test_paired_tests_and_holm():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(size=200)
+    assert paired_test(a, a) == 1.0
+    better = a + 0.2
+    assert paired_test(better, a, n_resamples=2000) < 0.01
+    assert paired_test(better, a, test="t-test") < 1e-10
+    noise = a + rng.normal(0, 0.05, size=200)
+    noise -= noise.mean() - a.mean()  # same mean: no real difference
+    assert paired_test(noise, a, n_resamples=2000) > 0.5
+    # randomisation p-value agrees with scipy's exact-ish permutation test on a small case
+    from scipy.stats import permutation_test
+
+    x, y = rng.uniform(size=12), rng.uniform(size=12)
+    ref = permutation_test(
+        (x, y), lambda u, v: np.mean(u - v), permutation_type="samples", n_resamples=np.inf
+    )
+    assert paired_test(x, y, n_resamples=20_000) == pytest.approx(ref.pvalue, abs=0.02)
+    # Holm: classic worked example
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])

@@ -1,0 +1,28 @@
+"""Fine-tune a retriever on one config of a hard-negative dataset (library: ``hardneg.train``).
+
+One process (here, or one GPU):
+    accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \\
+        training/train.py --config recipes/demo/train.yaml --dataset runs/demo/dataset \\
+        --dataset_config llm_hn --output_dir runs/demo/models/llm_hn
+
+All GPUs of one machine (DDP; in-batch negatives gathered across GPUs):
+    accelerate launch --config_file recipes/accelerate/ddp.yaml training/train.py \\
+        --config recipes/e5-base-v2/train.yaml --dataset_config bm25_hn
+
+Plain ``python training/train.py --config ...`` also works for a single process. A rerun of the same
+command resumes from the last complete checkpoint in ``<output_dir>/checkpoints``.
+"""
+
+from __future__ import annotations
+
+from hardneg.config import run_main
+from hardneg.train import TrainConfig, train
+
+
+def main(config: TrainConfig) -> None:
+    folder = train(config)
+    print(f"model saved to {folder}")
+
+
+if __name__ == "__main__":
+    run_main(main, TrainConfig)
