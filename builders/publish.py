@@ -12,7 +12,7 @@ Upload in one commit, then tag v1.0.0 (token from `hf auth login` or HF_TOKEN; n
 A trained retriever (model card from the folder's card_data.json, written by training):
 
     python builders/publish.py --kind model --folder runs/demo/models/llm_hn --repo_id my-org/minilm-llm-hn \
-        --version 1.0.0 --confirm
+        --version 1.0.0 [--dataset_id my-org/cranfield-hn --dataset_revision v1.0.0] --confirm
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ def main(config: PublishConfig) -> None:
             confirm=config.confirm,
             notes=config.notes,
             allow_schema_change=config.allow_schema_change,
+            card_updates={
+                "license": config.license,
+                "pretty_name": config.pretty_name,
+                "summary": config.summary,
+            },
         )
     else:
         result = publish_model(
@@ -40,6 +45,7 @@ def main(config: PublishConfig) -> None:
             private=config.private,
             confirm=config.confirm,
             notes=config.notes,
+            card_updates={"dataset_id": config.dataset_id, "dataset_revision": config.dataset_revision},
         )
     print(result.summary())
     if result.dry_run and config.show_card:

@@ -75,3 +75,22 @@ class BM25Index:
         k = min(k, len(self.ids))
         tokens = self._tokenize(list(queries))
         return self._bm25.retrieve(tokens, k=k, show_progress=self.show_progress, n_threads=n_threads)
+
+    def score_pairs(self, queries: Sequence[str], doc_indices: Sequence[int]) -> np.ndarray:
+        """BM25 score of each (query, corpus row) pair, equal to the score ``search`` gives that row.
+
+        Costs one full-corpus scoring per query: use it for the few pairs a top-k search did not return.
+        """
+        from bm25s.tokenization import convert_tokenized_to_string_list
+
+        if len(queries) != len(doc_indices):
+            raise ValueError(f"score_pairs got {len(queries)} queries but {len(doc_indices)} rows")
+        out = np.zeros(len(queries), dtype=np.float32)
+        if not len(queries):
+            return out
+        strings = convert_tokenized_to_string_list(self._tokenize(list(queries)))
+        for i, (toks, row) in enumerate(zip(strings, doc_indices)):
+            ids = self._bm25.get_tokens_ids(toks)
+            if ids:
+                out[i] = self._bm25.get_scores_from_ids(ids)[int(row)]
+        return out

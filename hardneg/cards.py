@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
 
-CARDS_DIR = Path(__file__).resolve().parent.parent / "cards"
+# The templates live in the repository's cards/ folder (editable install); HARDNEG_CARDS_DIR points elsewhere.
+CARDS_DIR = Path(os.environ.get("HARDNEG_CARDS_DIR") or Path(__file__).resolve().parent.parent / "cards")
 DATASET_TEMPLATE = CARDS_DIR / "dataset_card.md"
 MODEL_TEMPLATE = CARDS_DIR / "model_card.md"
 REPO_PLACEHOLDER = "ORG/NAME"
@@ -72,6 +74,16 @@ _SIZE_BUCKETS = [
     (100_000_000, "10M<n<100M"),
     (1_000_000_000, "100M<n<1B"),
 ]
+
+
+def _template(path: str | Path | None, default: Path) -> str:
+    path = Path(path or default)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"card template '{path}' not found; fix: install hardneg from its repository (pip install -e .) or "
+            "set HARDNEG_CARDS_DIR to a folder holding dataset_card.md and model_card.md"
+        )
+    return str(path)
 
 
 def size_category(rows: int) -> str:
@@ -246,7 +258,6 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
         ),
         "splits": splits,
         "rows": _fmt(rows),
-        "rows_int": rows if isinstance(rows, int) else 0,
         "rejects": {k: _fmt(v) for k, v in _as_dict(stats.get("rejects")).items()},
         "skipped": {k: _fmt(v) for k, v in _as_dict(stats.get("skipped")).items()},
         "short": _fmt(stats.get("queries_short_of_negatives")),
@@ -290,6 +301,18 @@ def _prompt_views(prompts: dict) -> dict[str, dict]:
             "text": prompt.get("text", "(prompt text not recorded)"),
         }
     return views
+
+
+def _all_prompts(prompts: dict[str, dict], configs: list[dict]) -> list[dict]:
+    """Every prompt once: the build's prompt table plus prompts recorded only in a config's stats."""
+    seen = {(p["name"], p["sha256"]) for p in prompts.values()}
+    out = list(prompts.values())
+    for config in configs:
+        for p in config["prompts"]:
+            if (p["name"], p["sha256"]) not in seen:
+                seen.add((p["name"], p["sha256"]))
+                out.append(p)
+    return out
 
 
 def dataset_card_context(
@@ -339,7 +362,7 @@ def dataset_card_context(
             "passages_sampled": _fmt(corpus.get("passages_sampled")),
             "seed": corpus.get("seed", "—"),
         },
-        "prompts": list(prompts.values()),
+        "prompts": _all_prompts(prompts, configs),
         "decontamination": {k: _fmt(v) for k, v in _as_dict(build_stats.get("decontamination")).items()},
         "created": build_stats.get("created", "—"),
         "built_with": build_stats.get("hardneg_version", "—"),
@@ -359,7 +382,7 @@ def render_dataset_card(
     card_metadata: dict[str, Any] | None = None,
     splits: dict[str, dict[str, int]] | None = None,
     default_config: str | None = None,
-    template_path: str | Path = DATASET_TEMPLATE,
+    template_path: str | Path | None = None,
 ) -> str:
     """Render the full README.md (YAML front matter + body) of a dataset repo.
 
@@ -384,11 +407,25 @@ def render_dataset_card(
         **(card_metadata or {}),
     )
     context = dataset_card_context(data, build_stats, splits=splits, default_config=default_config)
-    card = DatasetCard.from_template(hub_data, template_path=str(template_path), **context)
+    card = DatasetCard.from_template(
+        hub_data, template_path=_template(template_path, DATASET_TEMPLATE), **context
+    )
     return str(card)
 
 
-def render_model_card(data: ModelCardData, *, template_path: str | Path = MODEL_TEMPLATE) -> str:
+def _hub_model_id(model_id: str) -> str | None:
+    """The Hub id for the YAML ``base_model``: embedded models map to the Hub id of the same weights."""
+    if model_id.startswith("embedded:"):
+        from hardneg.assets import resolve_embedder
+
+        try:
+            return resolve_embedder(model_id).display_name
+        except (ValueError, RuntimeError):
+            return None
+    return None if Path(model_id).exists() else model_id
+
+
+def render_model_card(data: ModelCardData, *, template_path: str | Path | None = None) -> str:
     """Render the full README.md of a fine-tuned retriever (sentence-transformers model folder)."""
     dataset_link = data.dataset_id if not Path(data.dataset_id).exists() else None
     name = (
@@ -397,7 +434,7 @@ def render_model_card(data: ModelCardData, *, template_path: str | Path = MODEL_
     )
     hub_data = HubModelCardData(
         library_name="sentence-transformers",
-        base_model=data.base_model if not data.base_model.startswith("embedded:") else None,
+        base_model=_hub_model_id(data.base_model),
         datasets=[dataset_link] if dataset_link else None,
         language=data.language,
         license=data.license,
@@ -422,7 +459,7 @@ def render_model_card(data: ModelCardData, *, template_path: str | Path = MODEL_
     revision_arg = f', revision="{data.dataset_revision}"' if data.dataset_revision else ""
     card = ModelCard.from_template(
         hub_data,
-        template_path=str(template_path),
+        template_path=_template(template_path, MODEL_TEMPLATE),
         hn=data,
         title=name,
         repo_id=data.repo_id or REPO_PLACEHOLDER,

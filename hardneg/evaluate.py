@@ -26,6 +26,7 @@ import numpy as np
 from hardneg.assets import resolve_embedder
 from hardneg.beir import DatasetSpec, load_eval_dataset
 from hardneg.corpus import BeirData, passage_text
+from hardneg.encode import process_state
 from hardneg.metrics import DEFAULT_METRICS, evaluate_run, parse_metric
 
 logger = logging.getLogger(__name__)
@@ -220,8 +221,6 @@ def search_dense(
     show_progress: bool = True,
 ) -> tuple[dict, dict[str, Any]]:
     """Encode corpus (cached, sharded) and queries, exact top-k search; returns (run, info)."""
-    from accelerate import PartialState
-
     from hardneg.encode import encode_corpus, fingerprint_model, fingerprint_texts, search_topk
 
     doc_ids = list(data.corpus)
@@ -254,7 +253,7 @@ def search_dense(
     )
     info["encode_queries_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    state = PartialState()
+    state = process_state()
     idx, scores = search_topk(
         query_emb,
         corpus_emb,
@@ -316,8 +315,10 @@ def evaluate_model_on_dataset(
     wall = time.perf_counter() - t0
     qrels = {q: data.qrels[q] for q in query_ids}
     scored = evaluate_run(qrels, run, config.metrics)
-    counts = dataset_counts(data)
-    counts.update(asdict(scored.counts))
+    # The run holds judged queries only; unjudged ones are counted from the dataset, never silently dropped.
+    counts = asdict(scored.counts)
+    counts.update(dataset_counts(data))
+    counts["excluded_query_ids"]["without_judgements"] = sorted(set(data.queries) - set(data.qrels))[:1000]
     counts["queries_skipped_by_max_queries"] = len([q for q in data.qrels if q in data.queries]) - len(query_ids)
     import hardneg
 
@@ -336,6 +337,7 @@ def evaluate_model_on_dataset(
         "timing": {"wall_s": wall, **{k: v for k, v in info.items() if k.endswith("_s")}},
         "fingerprints": {k: v for k, v in info.items() if k.endswith("_fingerprint")},
         "similarity": info.get("similarity", "bm25"),
+        "processes": process_state().num_processes,
         "hardneg_version": getattr(hardneg, "__version__", "0"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -348,9 +350,7 @@ def evaluate(config: EvalConfig) -> list[Path]:
     Under ``accelerate launch`` every process encodes its share of the corpus; only the main process
     scores and writes.
     """
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     out_dir = Path(config.run_dir) / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

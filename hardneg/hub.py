@@ -16,6 +16,7 @@ before the tag leaves every earlier release intact. The token comes from ``HF_TO
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -29,6 +30,7 @@ from typing import Any, Literal
 from datasets import Dataset, DatasetDict, Features, Value, load_dataset
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
+from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard, HfApi, get_token
 from huggingface_hub import DatasetCardData as HubDatasetCardData
@@ -222,7 +224,8 @@ def save_dataset_folder(
         build_stats: the build's statistics (docs/design.md); written to ``build_stats.json`` and rendered on
             the card. Any key may be missing.
         default_config: config ``load_dataset(folder)`` returns without a config name (``None``: no default).
-        card_data: license, summary, changelog ... for the card (defaults: ``hardneg.cards.DatasetCardData()``).
+        card_data: license, summary, changelog ... for the card (default: the folder's card_data.json from an
+            earlier save, else ``hardneg.cards.DatasetCardData()``).
 
     Returns:
         The folder. ``datasets.load_dataset(str(folder), "llm_hn")`` loads each config.
@@ -257,7 +260,7 @@ def save_dataset_folder(
         paths = [p for split, ds in dd.items() for p in _write_parquet_shards(ds, folder / name, split)]
         sizes[name] = sum(p.stat().st_size for p in paths)
     _write_text_atomic(folder / BUILD_STATS_FILE, json.dumps(build_stats, indent=2, sort_keys=False) + "\n")
-    card_data = card_data or DatasetCardData()
+    card_data = card_data or load_card_data(folder)  # keep the fields of an earlier save
     _save_card_data(folder, card_data)
     metadata = dataset_card_metadata(dicts, default_config=default_config, sizes=sizes)
     splits = {name: {split: len(ds) for split, ds in dd.items()} for name, dd in dicts.items()}
@@ -312,6 +315,50 @@ def _data_file_patterns(config_meta: dict) -> dict[str, list[str]]:
     return out
 
 
+def _load_every_config(
+    folder: Path, metadata_configs: MetadataConfigs, infos: DatasetInfosDict
+) -> tuple[dict[str, dict[str, int]], dict[str, Features], list[Path]]:
+    """load_dataset(folder, config) for every config; check files, rows and features against the README."""
+    configs: dict[str, dict[str, int]] = {}
+    features: dict[str, Features] = {}
+    files: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="hardneg-validate-") as cache_dir:
+        for name, meta in metadata_configs.items():
+            for split, split_patterns in _data_file_patterns(meta).items():
+                matched = sorted(
+                    {p for pattern in split_patterns for p in folder.glob(pattern) if p.is_file()}
+                )
+                if not matched:
+                    raise ValueError(
+                        f"config '{name}' split '{split}' has no data files ({split_patterns}); fix: rebuild the "
+                        "folder, an empty config cannot be published"
+                    )
+                files.extend(matched)
+            try:
+                dd = load_dataset(str(folder), name, cache_dir=cache_dir)
+            except Exception as err:  # datasets raises many types; the user needs the first line
+                raise ValueError(
+                    f"config '{name}' does not load: {str(err).splitlines()[0]}; fix: rebuild the folder"
+                ) from None
+            rows = {split: len(ds) for split, ds in dd.items()}
+            first = dd[next(iter(dd))]
+            check_config_schema(name, first.column_names, rows)
+            info = infos.get(name)
+            if info is not None and info.features is not None and info.features != first.features:
+                raise ValueError(
+                    f"config '{name}': parquet columns differ from the README's dataset_info; fix: rebuild the folder"
+                )
+            if info is not None and info.splits:
+                declared = {split: info.splits[split].num_examples for split in info.splits}
+                if declared != rows:
+                    raise ValueError(
+                        f"config '{name}' has rows {rows} but the README says {declared}; fix: rebuild the folder"
+                    )
+            configs[name] = rows
+            features[name] = first.features
+    return configs, features, files
+
+
 def validate_dataset_folder(folder: str | Path) -> FolderReport:
     """Check a dataset folder before it is published; raise one clear error on the first problem.
 
@@ -345,48 +392,14 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
     if not metadata_configs:
         raise ValueError(f"{readme} declares no configs; fix: write the folder with save_dataset_folder")
 
-    configs: dict[str, dict[str, int]] = {}
-    features: dict[str, Features] = {}
-    files: list[Path] = []
-    with tempfile.TemporaryDirectory(prefix="hardneg-validate-") as cache_dir:
-        for name, meta in metadata_configs.items():
-            patterns = _data_file_patterns(meta)
-            for split, split_patterns in patterns.items():
-                matched = sorted(
-                    {p for pattern in split_patterns for p in folder.glob(pattern) if p.is_file()}
-                )
-                if not matched:
-                    raise ValueError(
-                        f"config '{name}' split '{split}' has no data files ({split_patterns}); fix: rebuild the "
-                        "folder, an empty config cannot be published"
-                    )
-                files.extend(matched)
-            try:
-                dd = load_dataset(str(folder), name, cache_dir=cache_dir)
-            except Exception as err:  # datasets raises many types; the user needs the first line
-                raise ValueError(
-                    f"config '{name}' does not load: {str(err).splitlines()[0]}; fix: rebuild the folder"
-                ) from None
-            rows = {split: len(ds) for split, ds in dd.items()}
-            columns = next(iter(dd.values())).column_names
-            check_config_schema(name, columns, rows)
-            info = infos.get(name)
-            if (
-                info is not None
-                and info.features is not None
-                and info.features != dd[next(iter(dd))].features
-            ):
-                raise ValueError(
-                    f"config '{name}': parquet columns differ from the README's dataset_info; fix: rebuild the folder"
-                )
-            if info is not None and info.splits:
-                declared = {s: info.splits[s].num_examples for s in info.splits}
-                if declared != rows:
-                    raise ValueError(
-                        f"config '{name}' has rows {rows} but the README says {declared}; fix: rebuild the folder"
-                    )
-            configs[name] = rows
-            features[name] = dd[next(iter(dd))].features
+    quiet = not are_progress_bars_disabled()  # a few "Generating split" bars per config add nothing here
+    if quiet:
+        disable_progress_bars()
+    try:
+        configs, features, files = _load_every_config(folder, metadata_configs, infos)
+    finally:
+        if quiet:
+            enable_progress_bars()
     triplet_types = {
         name: {c: str(f[c]) for c in TRIPLET_COLUMNS}
         for name, f in features.items()
@@ -472,7 +485,7 @@ class _Secret:
 
 def _connect(api: HfApi | None, token: str | None) -> tuple[HfApi, _Secret]:
     """Find the token (argument, HF_TOKEN or `hf auth login`) and check it against the Hub."""
-    token = token or get_token()
+    token = token or getattr(api, "token", None) or get_token()
     if not token:
         raise RuntimeError(
             "no Hugging Face token found; fix: run `hf auth login` or set HF_TOKEN to a write token"
@@ -629,6 +642,7 @@ def release_files(
     *,
     notes: str | None = None,
     previous_card_json: str | None = None,
+    card_updates: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Path | bytes], str]:
     """The files of a dataset release: data + build_stats as they are, README/card_data for this version.
 
@@ -637,6 +651,11 @@ def release_files(
     """
     tag = f"v{version}"
     card_data = load_card_data(report.folder)
+    updates = {k: v for k, v in (card_updates or {}).items() if v is not None}
+    unknown = sorted(set(updates) - set(DatasetCardData.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown card field(s) {unknown}; fix: use fields of hardneg.cards.DatasetCardData")
+    card_data = dataclasses.replace(card_data, **updates)
     history = json.loads(previous_card_json).get("changelog", []) if previous_card_json else []
     known = {e.get("version") for e in history}
     history += [
@@ -673,6 +692,7 @@ def publish_dataset(
     confirm: bool = False,
     notes: str | None = None,
     allow_schema_change: bool = False,
+    card_updates: dict[str, Any] | None = None,
     token: str | None = None,
     api: HfApi | None = None,
 ) -> PublishResult:
@@ -687,6 +707,8 @@ def publish_dataset(
             nothing and contact nothing. ``True`` uploads all files in one commit, then creates the tag.
         notes: changelog line for this release (default: "Release v<version>.").
         allow_schema_change: let a config change its columns relative to the repo's current main.
+        card_updates: card fields to set for this release, e.g. ``{"license": "cc-by-4.0"}``
+            (``hardneg.cards.DatasetCardData`` field names; ``None`` values are ignored).
         token: a Hub token; default ``HF_TOKEN`` or the ``hf auth login`` token. Never printed.
         api: an ``HfApi`` (default: a new one on ``HF_ENDPOINT``).
     """
@@ -702,7 +724,11 @@ def publish_dataset(
         if not allow_schema_change:
             _check_remote_schema(remote_readme, report, repo_id)
         remote_card_json = _remote_text(api, repo_id, "dataset", CARD_DATA_FILE, remote, secret.token)
-    files, card = release_files(report, repo_id, version, notes=notes, previous_card_json=remote_card_json)
+    files, card = release_files(
+        report, repo_id, version, notes=notes, previous_card_json=remote_card_json, card_updates=card_updates
+    )
+    if private and remote.exists:
+        result_notes.append(f"{repo_id} exists: --private does not change its visibility")
     operations, described = _operations(files, remote)
     result = PublishResult(repo_id, "dataset", version, tag, not confirm, described, card, notes=result_notes)
     if not confirm:
@@ -758,6 +784,7 @@ def publish_model(
     version: str,
     *,
     card_data: ModelCardData | None = None,
+    card_updates: dict[str, Any] | None = None,
     private: bool = False,
     confirm: bool = False,
     notes: str | None = None,
@@ -767,7 +794,9 @@ def publish_model(
     """Publish a trained sentence-transformers folder as version ``version`` of model repo ``repo_id``.
 
     The model card is rendered from ``card_data`` (or the folder's ``card_data.json`` written by training)
-    with the repo id filled in; it records the dataset id, config and revision. Dry run by default; with
+    with the repo id filled in; it records the dataset id, config and revision. ``card_updates`` overrides
+    card fields, e.g. ``{"dataset_id": "my-org/cranfield-hn", "dataset_revision": "v1.0.0"}`` for a model
+    trained on a local folder that was published since. Dry run by default; with
     ``confirm=True``: one commit, then tag ``v<version>`` (an existing tag is refused).
     """
     _check_repo_id(repo_id)
@@ -782,11 +811,26 @@ def publish_model(
                 "with ModelCardData.save(folder / 'card_data.json') after training"
             )
         card_data = ModelCardData.load(folder / CARD_DATA_FILE)
-    card_data.repo_id = repo_id
+    updates = {k: v for k, v in (card_updates or {}).items() if v is not None}
+    unknown = sorted(set(updates) - set(ModelCardData.__dataclass_fields__))
+    if unknown:
+        raise ValueError(
+            f"unknown model card field(s) {unknown}; fix: use fields of hardneg.cards.ModelCardData"
+        )
+    card_data = dataclasses.replace(card_data, **updates, repo_id=repo_id)
+    local_notes = []
+    if Path(card_data.dataset_id).exists() or not _REPO_ID_RE.match(card_data.dataset_id):
+        local_notes.append(
+            f"the card names the local dataset '{card_data.dataset_id}'; pass --dataset_id ORG/NAME "
+            "--dataset_revision vX.Y.Z (its published release) so others can reload the training data"
+        )
     card = render_model_card(card_data)
     files[README_FILE] = card.encode("utf-8")
     files[CARD_DATA_FILE] = (json.dumps(card_data.to_dict(), indent=2, default=str) + "\n").encode("utf-8")
     api, secret, remote, result_notes = _prepare_remote(confirm, api, token, repo_id, "model", tag)
+    result_notes += local_notes
+    if private and remote.exists:
+        result_notes.append(f"{repo_id} exists: --private does not change its visibility")
     operations, described = _operations(files, remote)
     result = PublishResult(repo_id, "model", version, tag, not confirm, described, card, notes=result_notes)
     if not confirm:
@@ -900,6 +944,18 @@ class PublishConfig:
         metadata={"help": "Dataset only: allow configs whose columns differ from the repo's main."},
     )
     show_card: bool = field(default=True, metadata={"help": "Print the rendered card in a dry run."})
+    license: str | None = field(
+        default=None, metadata={"help": "Dataset only: Hub license id for the card (default: the folder's)."}
+    )
+    pretty_name: str | None = field(default=None, metadata={"help": "Dataset only: card title."})
+    summary: str | None = field(default=None, metadata={"help": "Dataset only: paragraph opening the card."})
+    dataset_id: str | None = field(
+        default=None,
+        metadata={"help": "Model only: the training data's Hub id, if trained on a local folder."},
+    )
+    dataset_revision: str | None = field(
+        default=None, metadata={"help": "Model only: the training data's release, e.g. v1.0.0."}
+    )
 
     def __post_init__(self):
         if not self.repo_id:

@@ -6,8 +6,8 @@ Reads every ``<run_dir>/results/*.json`` written by ``hardneg.evaluate`` and wri
   (``ndcg@10, p@10, recall@100, map@100, mrr@10``) + ``queries`` (how many queries were averaged);
 - ``results.csv`` (same rows) and ``results.md`` (the table: rows model x method, columns dataset x metric
   plus the average over datasets; then every pairwise test, saying which differences are noise);
-- ``significance.json`` / ``significance.csv``: paired tests between all rows of a dataset, per metric,
-  Holm-corrected within each (dataset, metric) family;
+- ``significance.json`` / ``significance.csv``: paired tests between the methods of each base model on a
+  dataset (``compare=all``: every two rows), per metric, Holm-corrected within each (dataset, metric) family;
 - ``results.png`` (grouped bars per dataset) and ``results_scatter.png`` (per-query scores of two methods).
 
 Significance: a difference is called real only when the Holm-adjusted p-value of a paired test over the
@@ -47,6 +47,10 @@ class ReportConfig:
         default="zero-shot",
         metadata={"help": "Method the table marks significant differences against (* better, - worse)."},
     )
+    compare: str = field(
+        default="same_model",
+        metadata={"help": "Pairs to test: same_model (methods of one base model) or all (every two rows)."},
+    )
     scatter: list[str] = field(
         default_factory=list,
         metadata={"help": "Two methods for the per-query scatter (default: the best method vs the baseline)."},
@@ -61,6 +65,8 @@ class ReportConfig:
             raise ValueError(f"unknown test '{self.test}'; fix: use randomization or t-test")
         if self.scatter and len(self.scatter) != 2:
             raise ValueError(f"scatter needs exactly two methods, got {self.scatter}; fix: e.g. llm_hn zero-shot")
+        if self.compare not in ("same_model", "all"):
+            raise ValueError(f"unknown compare '{self.compare}'; fix: use same_model or all")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
 
@@ -102,8 +108,10 @@ def significance(
     test: str = "randomization",
     n_resamples: int = 10_000,
     alpha: float = 0.05,
+    compare: str = "same_model",
 ) -> list[dict[str, Any]]:
-    """Paired tests between every two rows of the same dataset, per metric, Holm-corrected per family."""
+    """Paired tests between rows of the same dataset (``same_model``: only methods of one base model;
+    ``all``: every two rows), per metric, Holm-corrected within each (dataset, metric) family."""
     out = []
     by_dataset: dict[str, list[dict]] = {}
     for r in results:
@@ -112,6 +120,8 @@ def significance(
         for metric in metrics:
             family = []
             for a, b in itertools.combinations(rs, 2):
+                if compare == "same_model" and a["model"] != b["model"]:
+                    continue
                 common = sorted(set(a["per_query"]) & set(b["per_query"]))
                 if not common or metric not in a["metrics"] or metric not in b["metrics"]:
                     continue
@@ -289,7 +299,7 @@ def _markdown(table: pd.DataFrame, tests: list[dict], rows: list[dict], config: 
             f"{len(noise)} are noise (Holm-adjusted p >= {config.alpha}): do not read them as wins.",
         ]
     else:
-        lines.append("No pairs to test (one row per dataset).")
+        lines.append("No pairs to test (no two methods of the same model on a dataset; compare=all tests every pair).")
     return "\n".join(lines) + "\n"
 
 
@@ -301,7 +311,9 @@ def render_report(config: ReportConfig) -> dict[str, Path]:
     if not metrics:
         raise ValueError(f"no result file has all of {config.metrics}; fix: evaluate with these metrics")
     rows = result_rows(results)
-    tests = significance(results, metrics, test=config.test, n_resamples=config.n_resamples, alpha=config.alpha)
+    tests = significance(
+        results, metrics, test=config.test, n_resamples=config.n_resamples, alpha=config.alpha, compare=config.compare
+    )
     table = paper_table(rows, metrics, tests, config.baseline)
     paths = {
         "json": run / "results.json",

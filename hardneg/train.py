@@ -37,7 +37,7 @@ from datasets import Dataset, load_dataset
 from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
 
-from hardneg.assets import resolve_embedder
+from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -185,12 +185,18 @@ def load_triplets(
     config: str,
     revision: str | None = None,
     split: str = "train",
+    refresh: bool = True,
 ) -> Dataset:
     """Load one config's split and keep only ``anchor``, ``positive``, ``negative`` (in that order).
 
     ``dataset`` is a Hub id or a local folder in Hub layout (README ``configs:`` + parquet files), as
     written by the build stage. Every failure (missing folder, unknown config, bad revision, no network,
     missing columns, empty or null texts) is one line that names the fix.
+
+    ``refresh`` (local folders): rebuild datasets' Arrow cache from the parquet files. datasets keys that
+    cache by the folder's *name* and config, so a rebuilt ``runs/demo/dataset`` (or any other folder
+    called ``dataset``) would otherwise be read from a stale cache. In multi-process runs only the first
+    process of each machine refreshes; the others wait and read its fresh cache.
     """
     local = Path(dataset)
     if local.exists():
@@ -204,7 +210,8 @@ def load_triplets(
     elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
         raise FileNotFoundError(f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path")
     try:
-        ds = load_dataset(dataset, config, revision=revision, split=split)
+        mode = "force_redownload" if refresh and local.exists() else None
+        ds = load_dataset(dataset, config, revision=revision, split=split, download_mode=mode)
     except Exception as err:  # datasets raises many types; the user needs one line and a fix
         message = _first_line(err)
         if "offline" in message.lower() or isinstance(err, ConnectionError):
@@ -383,6 +390,25 @@ def load_model(model_id: str, *, revision: str | None = None, max_seq_length: in
     return model
 
 
+def freeze_unused_parameters(model) -> list[str]:
+    """Freeze parameters that never reach the embedding (e.g. BERT's pooler under mean pooling).
+
+    One forward/backward pass on a probe text finds them (RNG state untouched). They would get no
+    gradient anyway, so training is unchanged; but DDP with ``find_unused_parameters=False`` (the fast
+    setting) fails on such parameters, and ``True`` costs a graph traversal every step.
+    """
+    with torch.random.fork_rng(devices=[]):
+        features = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v
+                    for k, v in model.preprocess(["probe"]).items()}
+        model(features)["sentence_embedding"].float().sum().backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    for name, param in model.named_parameters():
+        param.grad = None
+        if name in unused:
+            param.requires_grad_(False)
+    return unused
+
+
 def build_loss(model, *, loss: LossName = "mnrl", scale: float = 20.0, mini_batch_size: int = 32,
                guide=None, gather_across_devices: bool = True):
     """The contrastive loss over (anchor, positive, negative): each anchor against its positive, its
@@ -503,6 +529,9 @@ def training_arguments(config: TrainConfig, *, has_eval: bool):
         torch_compile=config.torch_compile,
         dataloader_num_workers=config.dataloader_num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Without an accelerator, several launched processes must be told they are CPU processes: only
+        # then does accelerate set up MULTI_CPU (gloo) instead of N independent single-process runs.
+        use_cpu=best_device() == "cpu",
         prompts=prompts or None,
         batch_sampler=_sampler(config.batch_sampler, config.length_group_size),
         save_strategy="steps",
@@ -537,15 +566,19 @@ def train(config: TrainConfig) -> Path:
     from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
 
     output_dir = Path(config.output_dir)
-    data = load_triplets(config.dataset, config=config.dataset_config, revision=config.dataset_revision,
-                         split=config.dataset_split)
+    args = training_arguments(config, has_eval=config.eval_size > 0)
+    with args.main_process_first(local=True, desc="load the dataset"):
+        data = load_triplets(config.dataset, config=config.dataset_config, revision=config.dataset_revision,
+                             split=config.dataset_split, refresh=args.local_process_index == 0)
     train_ds, eval_ds = split_eval(data, eval_size=config.eval_size, seed=config.seed)
     if config.max_train_samples:
         train_ds = train_ds.select(range(min(config.max_train_samples, len(train_ds))))
-    args = training_arguments(config, has_eval=eval_ds is not None)
     _check_batch(len(train_ds), config.per_device_train_batch_size, args.world_size)
     model = load_model(config.model, revision=config.model_revision, max_seq_length=config.max_seq_length,
                        prompts=config.prompts, seed=config.seed)
+    frozen = freeze_unused_parameters(model)
+    if frozen and args.process_index == 0:
+        logger.info("frozen (no gradient reaches them): %s", frozen)
     guide = None
     if config.loss == "gist":
         guide = load_model(config.guide_model, max_seq_length=config.max_seq_length, prompts=config.prompts)

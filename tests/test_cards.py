@@ -115,6 +115,7 @@ def test_prompt_stored_with_the_config_stats():
     }
     text = render_dataset_card(DatasetCardData(), stats)
     assert "Prompt `llm_hn_v2` (version 2, sha256 `cccccccccccc`)" in text
+    assert "#### `llm_hn`: llm_hn_v2 (version 2)" in text and "Only this prompt." in text
 
 
 @pytest.mark.parametrize(
@@ -164,7 +165,13 @@ def test_model_card_minimal_and_json_round_trip(tmp_path):
     data = ModelCardData(base_model="embedded:minilm", dataset_id=str(tmp_path), dataset_config="llm_hn")
     text = render_model_card(data)
     meta = ModelCard(text).data.to_dict()
-    assert "base_model" not in meta and "datasets" not in meta  # local paths are not Hub links
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"  # the embedded weights' Hub id
+    assert "datasets" not in meta  # a local dataset folder is not a Hub link
     assert "Not evaluated yet." in text and "revision `unpinned`" in text
     data.save(tmp_path / "card_data.json")
     assert ModelCardData.load(tmp_path / "card_data.json") == data
+
+
+def test_missing_template_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="card template .* not found; fix: .*HARDNEG_CARDS_DIR"):
+        render_dataset_card(DatasetCardData(), {}, template_path=tmp_path / "none.md")

@@ -88,6 +88,8 @@ def test_resave_replaces_a_config(tmp_path, configs):
     report = validate_dataset_folder(folder)
     assert report.configs["llm_hn"] == {"train": 5}
     assert "license: cc-by-4.0" in (folder / "README.md").read_text()
+    save_dataset_folder(folder, smaller, make_build_stats(5))  # no card_data: the earlier fields stay
+    assert "license: cc-by-4.0" in (folder / "README.md").read_text()
 
 
 @pytest.mark.parametrize(

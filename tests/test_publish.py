@@ -406,7 +406,14 @@ def test_publish_model_bad_folders(tmp_path, hub):
 )
 def test_real_hub_round_trip(folder, monkeypatch, tmp_path):
     """Publishes a private throw-away dataset to huggingface.co, reads it back by tag, then deletes it."""
+    import socket
+
     from datasets import load_dataset
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=5).close()
+    except OSError:
+        pytest.skip("no network route to huggingface.co")
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     api = HfApi(endpoint="https://huggingface.co", token=os.environ["HF_TOKEN"])
@@ -441,3 +448,43 @@ def test_recording_hub_is_an_hfapi():
         real = set(inspect.signature(getattr(HfApi, name)).parameters)
         ours = set(inspect.signature(getattr(RecordingHub, name)).parameters) - {"kwargs"}
         assert ours <= real, (name, ours - real)
+
+
+def test_card_updates_for_a_release(folder, hub):
+    result = publish_dataset(
+        folder,
+        "my-org/cranfield-hn",
+        "1.0.0",
+        api=hub,
+        token=TOKEN,
+        confirm=True,
+        card_updates={"license": "cc-by-4.0", "pretty_name": "Cranfield HN", "summary": None},
+    )
+    card = DatasetCard(result.card)
+    assert card.data.license == "cc-by-4.0" and result.card.count("# Cranfield HN") == 1
+    stored = json.loads(hub.files_at("my-org/cranfield-hn", "v1.0.0")["card_data.json"])
+    assert stored["license"] == "cc-by-4.0" and stored["version"] == "1.0.0"
+    with pytest.raises(ValueError, match="unknown card field"):
+        publish_dataset(folder, "my-org/cranfield-hn", "1.0.1", api=hub, card_updates={"licence": "mit"})
+
+
+def test_model_trained_on_a_local_folder_names_the_release(model_folder, hub, tmp_path):
+    data = ModelCardData.load(model_folder / "card_data.json")
+    data.dataset_id, data.dataset_revision = str(tmp_path), None
+    data.save(model_folder / "card_data.json")
+    dry = publish_model(model_folder, "my-org/m", "1.0.0", api=hub)
+    assert any("local dataset" in n and "--dataset_id ORG/NAME" in n for n in dry.notes)
+    result = publish_model(
+        model_folder,
+        "my-org/m",
+        "1.0.0",
+        api=hub,
+        token=TOKEN,
+        confirm=True,
+        card_updates={"dataset_id": "my-org/cranfield-hn", "dataset_revision": "v1.0.0"},
+    )
+    assert not any("local dataset" in n for n in result.notes)
+    assert 'load_dataset("my-org/cranfield-hn", "llm_hn", revision="v1.0.0")' in result.card
+    assert hub.calls[3][4] == "Release v1.0.0: trained on my-org/cranfield-hn (llm_hn@v1.0.0)"
+    stored = json.loads(hub.files_at("my-org/m", "v1.0.0")["card_data.json"])
+    assert stored["dataset_id"] == "my-org/cranfield-hn" and stored["repo_id"] == "my-org/m"

@@ -44,6 +44,8 @@ def test_dry_run_prints_operations_and_card(folder):
         "my-org/cranfield-hn",
         "--version",
         "1.0.0",
+        "--license",
+        "cc-by-4.0",
         env_extra={"HF_TOKEN": secret},
     )
     assert done.returncode == 0, done.stderr
@@ -51,6 +53,7 @@ def test_dry_run_prints_operations_and_card(folder):
     assert out.startswith("DRY RUN (nothing uploaded; pass --confirm to upload): dataset my-org/cranfield-hn")
     assert "add queries/train-00000-of-00001.parquet" in out
     assert "README.md (card)" in out and 'revision="v1.0.0"' in out and "## Statistics" in out
+    assert "\nlicense: cc-by-4.0\n" in out
     assert secret not in out + done.stderr
 
 

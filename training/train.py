@@ -15,13 +15,16 @@ command resumes from the last complete checkpoint in ``<output_dir>/checkpoints`
 
 from __future__ import annotations
 
+from accelerate import PartialState
+
 from hardneg.config import run_main
 from hardneg.train import TrainConfig, train
 
 
 def main(config: TrainConfig) -> None:
     folder = train(config)
-    print(f"model saved to {folder}")
+    if PartialState().is_main_process:
+        print(f"model saved to {folder}")
 
 
 if __name__ == "__main__":

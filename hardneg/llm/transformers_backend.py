@@ -125,6 +125,7 @@ class TransformersGenerator:
         self.device = config.device or best_device()
         self.tokenizer, self.model = load_causal_lm(load_id, load_gguf, config.dtype, self.device)
         self._prefix: tuple[tuple[int, ...], Any] | None = None
+        self._stop_id_cache: dict[str, set[int]] = {}
 
     # -- provenance ---------------------------------------------------------------------------------
     def cache_settings(self) -> dict[str, Any]:
@@ -206,6 +207,19 @@ class TransformersGenerator:
             bar.close()
         return results  # type: ignore[return-value]
 
+    def _stop_tokens(self, stop: list[str]) -> tuple[set[int], list[str]]:
+        """Single-character stops (a newline) become end-of-sequence token ids: every vocabulary entry that
+        contains the character ends generation, which is exact and far cheaper than ``stop_strings``
+        (that criterion re-scans the vocabulary on every call). Longer stops use ``stop_strings``."""
+        ids: set[int] = set()
+        for s in stop:
+            if len(s) == 1:
+                if s not in self._stop_id_cache:
+                    vocab = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+                    self._stop_id_cache[s] = {i for i, t in enumerate(vocab) if s in t}
+                ids |= self._stop_id_cache[s]
+        return ids, [s for s in stop if len(s) > 1]
+
     def _generate_batch(self, suffixes, prefix, stop, max_new, temperature, top_p, seeds):
         tok = self.tokenizer
         pad = tok.pad_token_id
@@ -220,8 +234,11 @@ class TransformersGenerator:
             kwargs["past_key_values"] = cache
         if temperature > 0:
             kwargs["logits_processor"] = LogitsProcessorList([_RowSampler(seeds, temperature, top_p)])
-        if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        stop_ids, stop_strings = self._stop_tokens(stop or [])
+        if stop_strings:
+            kwargs.update(stop_strings=stop_strings, tokenizer=tok)
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos]) | {tok.eos_token_id}
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=torch.tensor(input_ids, device=self.device),
@@ -233,17 +250,16 @@ class TransformersGenerator:
                 top_p=None,
                 top_k=None,
                 pad_token_id=pad,
+                eos_token_id=sorted(eos | stop_ids),
                 **kwargs,
             )
         new = out[:, len(input_ids[0]) :].tolist()
-        eos = self.model.generation_config.eos_token_id
-        eos = set(eos if isinstance(eos, list) else [eos]) | {tok.eos_token_id}
         decoded = []
         for row in new:
             n = len(row)
             while n and row[n - 1] == pad:  # finished rows are padded to the batch's length
                 n -= 1
-            ended_eos = n < len(row) or (n and row[n - 1] in eos)
+            ended_eos = n < len(row) or (n > 0 and row[n - 1] in eos | stop_ids)
             content = [t for t in row[:n] if t not in eos]
             text = tok.decode(content, skip_special_tokens=True)
             hit = [text.find(s) for s in (stop or []) if s in text]

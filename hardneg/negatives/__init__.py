@@ -1,1 +1,325 @@
-"""Hard-negative methods: llm (generated), bm25, ce (cross-encoder rescored), dense (mined)."""
+"""Hard-negative methods: llm (generated), bm25, ce (cross-encoder rescored), dense (mined).
+
+The mined methods share one function, ``mine_hard_negatives``; every method's triplets (LLM-written ones
+too) get the same false-negative estimate, ``suspected_false_negative_rate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from datasets import Dataset
+
+from hardneg.negatives.mining import (
+    TRIPLET_COLUMNS,
+    Candidates,
+    MiningParams,
+    describe,
+    normalise_texts,
+    positive_matrix,
+    select_negatives,
+    text_groups,
+    triplet_features,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["mine_hard_negatives", "suspected_false_negative_rate", "TRIPLET_COLUMNS", "METHOD_NAMES"]
+
+METHOD_NAMES = {"bm25": "bm25_hn", "ce": "ce_hn", "dense": "dense_hn"}
+QUERY_COLUMNS = ("query_id", "query", "positive_id", "positive")
+
+
+def _check_inputs(queries: Dataset, corpus: Dataset) -> None:
+    missing = [c for c in QUERY_COLUMNS if c not in queries.column_names]
+    if missing:
+        raise ValueError(f"queries lack column(s) {missing}; fix: pass the queries table ({', '.join(QUERY_COLUMNS)})")
+    missing = [c for c in ("id", "text") if c not in corpus.column_names]
+    if missing:
+        raise ValueError(f"corpus lacks column(s) {missing}; fix: load it with hardneg.corpus.load_corpus")
+    if len(corpus) == 0:
+        raise ValueError("the corpus is empty; fix: mine over a corpus with passages")
+    if len(queries) == 0:
+        raise ValueError("there are no queries to mine negatives for; fix: generate queries first")
+
+
+def _known_positives(
+    queries: Dataset, row_of: dict[str, int], extra_positives: dict[str, Iterable[str]] | None
+) -> tuple[np.ndarray, list[list[int]], int]:
+    """The row's positive, plus every positive of the same (normalised) query text and extra_positives."""
+    missing = [pid for pid in queries["positive_id"][:] if str(pid) not in row_of]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} positive_id(s) are not in the corpus (e.g. '{missing[0]}'); fix: mine over the corpus "
+            "the queries were generated from (after the same decontamination)"
+        )
+    positive_rows = np.array([row_of[str(pid)] for pid in queries["positive_id"][:]], dtype=np.int64)
+    by_text: dict[str, set[int]] = {}
+    norm = normalise_texts(queries["query"][:])
+    for t, r in zip(norm, positive_rows):
+        by_text.setdefault(t, set()).add(int(r))
+    unknown_extra = 0
+    known = []
+    for qid, t, r in zip(queries["query_id"][:], norm, positive_rows):
+        rows = {int(r)} | by_text[t]
+        for doc in (extra_positives or {}).get(qid, ()):
+            if str(doc) in row_of:
+                rows.add(row_of[str(doc)])
+            else:
+                unknown_extra += 1
+        known.append(sorted(rows))
+    return positive_rows, known, unknown_extra
+
+
+def mine_hard_negatives(
+    queries: Dataset,
+    corpus: Dataset,
+    *,
+    method: Literal["bm25", "ce", "dense"] = "bm25",
+    range_min: int = 0,
+    range_max: int = 50,
+    num_negatives: int = 1,
+    sampling_strategy: Literal["top", "random"] = "top",
+    seed: int = 42,
+    absolute_margin: float | None = None,
+    relative_margin: float | None = None,
+    max_score: float | None = None,
+    min_score: float | None = None,
+    output_scores: bool = True,
+    near_duplicate_threshold: float | None = 0.9,
+    scorer: Any = "embedded:ql",
+    candidate_method: Literal["bm25", "dense"] = "bm25",
+    embedder: Any = "embedded:minilm",
+    bm25_options: Any = None,
+    use_faiss: bool = False,
+    extra_positives: dict[str, Iterable[str]] | None = None,
+    exclude_ids: Iterable[str] | None = None,
+    exclude_queries: Iterable[str] | None = None,
+    batch_size: int = 16,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> tuple[Dataset, dict[str, Any]]:
+    """Mine hard negatives for generated (query, positive) pairs; returns (triplets, stats).
+
+    Parameter names follow sentence-transformers' ``util.mine_hard_negatives`` (and its filter order, see
+    ``hardneg.negatives.mining``); the margins cite NV-Retriever (arXiv 2407.15831).
+
+    Args:
+        queries: Dataset with ``query_id, query, positive_id, positive`` (other columns are ignored).
+        corpus: Dataset(id, title, text) from ``hardneg.corpus.load_corpus``; the mining pool.
+        method: ``bm25`` (BM25 top passages), ``ce`` (first-stage candidates rescored by ``scorer``) or
+            ``dense`` (bi-encoder ``embedder`` nearest passages). Each filters on its own score (``stats["score_name"]``).
+        range_min, range_max: keep candidates ranked ``[range_min, range_max)`` among those that survive the
+            filters (the first stage retrieves ``range_max`` + the most known positives of any query).
+        num_negatives: negatives per query; one triplet row per negative; shortfalls are counted, never padded.
+        sampling_strategy: ``top`` (best first) or ``random`` (seeded by ``seed``) within the window.
+        absolute_margin: drop candidates with ``score > positive_score - absolute_margin`` (0 = never at or
+            above the positive: the false-negative guard).
+        relative_margin: drop ``score > positive_score - |positive_score| * relative_margin`` (0.05 =
+            NV-Retriever TopK-PercPos 95%; sign-safe for negative scores such as log-likelihoods).
+        max_score, min_score: drop candidates scoring above / below.
+        output_scores: fill ``positive_score``/``negative_score`` (None otherwise; the columns stay).
+        near_duplicate_threshold: skip candidates whose word-set Jaccard with the positive is >= this
+            (None: only exact duplicates, which are always removed).
+        scorer: for ``ce``: ``embedded:ql`` (LM query likelihood, offline), ``ql:<causal LM id>``, a
+            CrossEncoder id, or a loaded scorer (``hardneg.scorers.load_scorer``).
+        candidate_method: the ``ce`` first stage, ``bm25`` or ``dense``.
+        embedder: for ``dense`` (and a dense first stage): an id, ``embedded:minilm`` or a SentenceTransformer.
+        bm25_options: ``hardneg.negatives.bm25.BM25Options`` (stemmer, stop words, k1, b, backend).
+        use_faiss: dense search with faiss (``pip install faiss-cpu``) instead of exact torch search.
+        extra_positives: ``{query_id: {doc_id, ...}}`` other known positives, never negatives.
+        exclude_ids, exclude_queries: decontamination (``hardneg.decontaminate``): evaluation doc ids leave the
+            pool (and queries whose positive is one), evaluation query texts leave the queries; counted in stats.
+        batch_size: encoder / scorer batch size.
+        cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
+        show_progress: tqdm progress bars.
+    """
+    from hardneg.corpus import passage_text
+
+    if method not in METHOD_NAMES:
+        raise ValueError(f"unknown method '{method}'; fix: use one of {sorted(METHOD_NAMES)}")
+    if candidate_method not in ("bm25", "dense"):
+        raise ValueError(f"unknown candidate_method '{candidate_method}'; fix: use bm25 or dense")
+    params = MiningParams(
+        range_min=range_min,
+        range_max=range_max,
+        num_negatives=num_negatives,
+        sampling_strategy=sampling_strategy,
+        seed=seed,
+        absolute_margin=absolute_margin,
+        relative_margin=relative_margin,
+        max_score=max_score,
+        min_score=min_score,
+        near_duplicate_threshold=near_duplicate_threshold,
+    )
+    _check_inputs(queries, corpus)
+    start = time.perf_counter()
+    decontamination = None
+    if exclude_ids or exclude_queries:
+        from hardneg.decontaminate import decontaminate
+
+        queries, corpus, decontamination = decontaminate(
+            queries, corpus, exclude_ids=exclude_ids, exclude_queries=exclude_queries
+        )
+        if len(queries) == 0:
+            raise ValueError("decontamination removed every query; fix: check exclude_ids / exclude_queries")
+
+    ids = corpus["id"][:]
+    row_of = {str(d): i for i, d in enumerate(ids)}
+    if len(row_of) != len(ids):
+        raise ValueError("the corpus has duplicate ids; fix: make passage ids unique (load_corpus checks this)")
+    titles = corpus["title"][:] if "title" in corpus.column_names else [""] * len(ids)
+    passages = [passage_text(t, x) for t, x in zip(titles, corpus["text"][:])]
+    query_texts = queries["query"][:]
+    if any(not (q or "").strip() for q in query_texts):
+        raise ValueError("some queries are empty; fix: drop empty queries before mining")
+    positive_rows, known, unknown_extra = _known_positives(queries, row_of, extra_positives)
+    k = range_max + max(len(s) for s in known)
+
+    cands = _candidates(
+        method, query_texts, passages, positive_rows, k=k, scorer=scorer, candidate_method=candidate_method,
+        embedder=embedder, bm25_options=bm25_options, use_faiss=use_faiss, batch_size=batch_size,
+        cache_dir=cache_dir, show_progress=show_progress,
+    )  # fmt: skip
+    sel = select_negatives(
+        cands.indices,
+        cands.scores,
+        cands.positive_scores,
+        positive_rows,
+        positive_matrix(known),
+        params,
+        groups=text_groups(passages),
+        texts=passages,
+        positive_texts=[passages[r] for r in positive_rows],
+    )
+    name = METHOD_NAMES[method]
+    table = _rows(queries, ids, passages, cands, sel, name, output_scores)
+    triplets = Dataset.from_dict(table, features=triplet_features())
+    wall = time.perf_counter() - start
+    if sel.queries_short_of_negatives:
+        logger.warning(
+            "%d of %d queries got fewer than %d negatives (not padded); consider a larger range_max or looser "
+            "margins", sel.queries_short_of_negatives, len(queries), num_negatives,
+        )  # fmt: skip
+    neg_scores = np.concatenate(sel.scores) if sel.scores else np.zeros(0)
+    stats: dict[str, Any] = {
+        "method": name,
+        "rows": len(triplets),
+        "queries": len(queries),
+        "wall_seconds": round(wall, 3),
+        "items_per_second": round(len(queries) / wall, 3) if wall > 0 else None,
+        "candidates_considered": sel.candidates_considered,
+        "skipped": sel.skipped,
+        "queries_short_of_negatives": sel.queries_short_of_negatives,
+        "queries_without_candidates": sel.queries_without_candidates,
+        "unknown_extra_positive_ids": unknown_extra,
+        "score_name": cands.score_name,
+        "score_stats": {"positive": describe(cands.positive_scores), "negative": describe(neg_scores)},
+        "params": {
+            "method": method,
+            **{k_: v for k_, v in vars(params).items()},
+            "first_stage_k": k,
+            **({"scorer": getattr(scorer, "name", scorer), "candidate_method": candidate_method} if method == "ce" else {}),
+            **({"embedder": _name(embedder)} if method == "dense" or (method == "ce" and candidate_method == "dense") else {}),
+        },
+        "decontamination": decontamination,
+    }  # fmt: skip
+    if method == "ce":
+        # Same scorer as suspected_false_negative_rate, so this is that estimate, computed for free.
+        per_row = np.repeat(cands.positive_scores, [len(s) for s in sel.scores])
+        stats["suspected_false_negative_rate"] = float(np.mean(neg_scores >= per_row)) if len(neg_scores) else None
+    return triplets, stats
+
+
+def _name(model: Any) -> str:
+    if isinstance(model, str):
+        return model
+    return getattr(getattr(model, "model_card_data", None), "base_model", None) or type(model).__name__
+
+
+def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, candidate_method, embedder,
+                bm25_options, use_faiss, batch_size, cache_dir, show_progress) -> Candidates:  # fmt: skip
+    first = candidate_method if method == "ce" else method
+    if first == "bm25":
+        from hardneg.negatives.bm25 import bm25_candidates
+
+        cands = bm25_candidates(query_texts, passages, positive_rows, k=k, options=bm25_options, show_progress=show_progress)
+    else:
+        from hardneg.negatives.dense import dense_candidates, load_embedder
+
+        model = load_embedder(embedder) if isinstance(embedder, str) else embedder
+        cands = dense_candidates(
+            query_texts, passages, positive_rows, k=k, model=model, batch_size=batch_size, use_faiss=use_faiss,
+            show_progress=show_progress,
+        )  # fmt: skip
+    if method != "ce":
+        return cands
+    from hardneg.negatives.cross_encoder import rescore_candidates
+    from hardneg.scorers import load_scorer
+
+    scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
+    return rescore_candidates(
+        query_texts, passages, positive_rows, cands, scorer=scorer, batch_size=batch_size, cache_dir=cache_dir,
+        show_progress=show_progress,
+    )  # fmt: skip
+
+
+def _rows(queries, ids, passages, cands, sel, name, output_scores) -> dict[str, list]:
+    per_query = [len(n) for n in sel.negatives]
+    rep = lambda values: [v for v, c in zip(values, per_query) for _ in range(c)]  # noqa: E731
+    neg_rows = np.concatenate(sel.negatives).tolist() if sel.negatives else []
+    n = len(neg_rows)
+    return {
+        "anchor": rep(queries["query"][:]),
+        "positive": rep(queries["positive"][:]),
+        "negative": [passages[r] for r in neg_rows],
+        "query_id": rep([str(q) for q in queries["query_id"][:]]),
+        "positive_id": rep([str(p) for p in queries["positive_id"][:]]),
+        "negative_id": [str(ids[r]) for r in neg_rows],
+        "negative_rank": np.concatenate(sel.ranks).tolist() if n else [],
+        "positive_score": rep(cands.positive_scores.tolist()) if output_scores else [None] * n,
+        "negative_score": np.concatenate(sel.scores).tolist() if output_scores and n else [None] * n,
+        "method": [name] * n,
+    }
+
+
+def suspected_false_negative_rate(
+    triplets: Dataset,
+    scorer: Any = "embedded:ql",
+    *,
+    batch_size: int = 16,
+    show_progress: bool = True,
+) -> tuple[float | None, dict[str, Any]]:
+    """Share of triplets whose negative the scorer rates at or above the positive (same scorer for every method).
+
+    Works on any triplet table with ``anchor, positive, negative`` (``llm_hn`` included). Returns
+    ``(rate, detail)``; ``rate`` is None for an empty table.
+    """
+    from hardneg.scorers import load_scorer
+
+    missing = [c for c in ("anchor", "positive", "negative") if c not in triplets.column_names]
+    if missing:
+        raise ValueError(f"triplets lack column(s) {missing}; fix: pass a triplet table (anchor, positive, negative)")
+    scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
+    n = len(triplets)
+    detail: dict[str, Any] = {"rows": n, "scorer": scorer.name, "score_name": scorer.score_name}
+    if n == 0:
+        return None, {**detail, "suspected": 0}
+    anchors = triplets["anchor"][:]
+    both = scorer.score(anchors + anchors, triplets["positive"][:] + triplets["negative"][:], batch_size=batch_size)
+    pos, neg = both[:n], both[n:]
+    suspected = int((neg >= pos).sum())
+    rate = suspected / n
+    detail.update(
+        suspected=suspected,
+        rate=rate,
+        positive=describe(pos),
+        negative=describe(neg),
+        margin=describe(pos - neg),
+    )
+    return rate, detail

@@ -1,0 +1,322 @@
+"""The generation engine shared by query and negative writing: cache, output hygiene, retries, provenance.
+
+``run_generation`` takes items (an id + the placeholder values of a prompt template), renders the
+prompts, and returns one accepted output per item (or None when every attempt was rejected):
+
+- Cache: every attempt's raw completion is stored in ``<cache_dir>/generation.sqlite`` (one SQLite
+  transaction per batch, so SIGKILL at any point loses at most the batch in flight), keyed by
+  SHA-256 of (generator cache settings, prompt hash, rendered input, attempt seed, sampling). A rerun
+  of the same command recomputes nothing already cached and yields the same rows.
+- Hygiene (``clean_output`` + ``check_output``): strip prompt echo, labels ("Query:"), quotes and
+  whitespace; reject empty, over-long, passage-copying (word n-gram overlap) and, for negatives,
+  positive-copying or query-echoing outputs. Rejected items are retried with a new seed (sampling at
+  ``retry_temperature``) up to ``max_retries`` times.
+- Every reject is counted by reason; the raw outputs go to ``<cache_dir>/rejects/<method>.jsonl``.
+- Provenance per row and cost totals (tokens, generation seconds, items/s) per call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hardneg.llm import Generation, Generator
+from hardneg.prompts import PromptTemplate
+
+PROVENANCE_COLUMNS = (
+    "model", "backend", "prompt_name", "prompt_version", "prompt_hash", "sampling", "seed",
+    "prompt_tokens", "completion_tokens", "latency_s",
+)  # fmt: skip
+_LABEL_RE = re.compile(
+    r"^\s*(?:[*#>\-]+\s*)?(?:(?:search\s+)?query|question|answer|output|response|"
+    r"(?:hard\s+)?negative(?:\s+passage)?|passage(?:\s+that\s+does\s+not\s+answer\s+it)?)\s*\d*\s*[:：]\s*(?:\*+\s*)?",
+    re.IGNORECASE,
+)
+_QUOTES = "\"'`“”‘’«»"
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass
+class HygieneConfig:
+    """Rules that decide whether a generated text is kept."""
+
+    min_words: int = 2
+    max_words: int = 64
+    ngram: int = 4
+    max_copy_overlap: float = 0.8  # share of the output's word n-grams found in the passage it must not copy
+    max_positive_similarity: float = 0.8  # negatives: n-gram Jaccard with the positive above this = near copy
+
+
+def words(text: str) -> list[str]:
+    return _WORD_RE.findall(text.lower())
+
+
+def ngram_overlap(output: str, source: str, n: int = 4) -> float:
+    """Share of the output's word n-grams that also occur in ``source`` (1.0 = copied verbatim)."""
+    out, src = words(output), words(source)
+    n = max(1, min(n, len(out)))
+    grams = [tuple(out[i : i + n]) for i in range(len(out) - n + 1)]
+    if not grams:
+        return 0.0
+    have = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
+    return sum(g in have for g in grams) / len(grams)
+
+
+def ngram_jaccard(a: str, b: str, n: int = 3) -> float:
+    wa, wb = words(a), words(b)
+    ga = {tuple(wa[i : i + n]) for i in range(max(len(wa) - n + 1, 1))}
+    gb = {tuple(wb[i : i + n]) for i in range(max(len(wb) - n + 1, 1))}
+    return len(ga & gb) / len(ga | gb) if ga | gb else 1.0
+
+
+def clean_output(raw: str, prompt_text: str = "") -> str:
+    """Turn a raw completion into the candidate text.
+
+    Strips an echoed prompt, leading labels ("Query:", "**Negative passage:**"), surrounding quotes and
+    whitespace, and keeps the first non-empty line (templates ask for one line).
+    """
+    text = raw
+    if prompt_text and text.startswith(prompt_text):
+        text = text[len(prompt_text) :]
+    last_line = prompt_text.rstrip().rsplit("\n", 1)[-1].strip() if prompt_text else ""
+    if last_line and text.lstrip().startswith(last_line):
+        text = text.lstrip()[len(last_line) :]
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    for _ in range(3):
+        stripped = _LABEL_RE.sub("", line, count=1).strip().strip(_QUOTES).strip()
+        if stripped == line:
+            break
+        line = stripped
+    return " ".join(line.split())
+
+
+def check_output(text: str, *, source: str, positive: str | None, query: str | None, rules: HygieneConfig) -> str | None:
+    """The reject reason for a cleaned output, or None when it is kept.
+
+    ``source`` is the passage the output must not copy (the positive for negatives, the passage for
+    queries); ``positive``/``query`` enable the negative-specific checks.
+    """
+    w = words(text)
+    if len(w) < rules.min_words:
+        return "empty"
+    if len(w) > rules.max_words:
+        return "too_long"
+    if positive is not None:
+        if " ".join(w) == " ".join(words(positive)) or ngram_jaccard(text, positive) > rules.max_positive_similarity:
+            return "near_positive"
+        if query is not None and " ".join(w) == " ".join(words(query)):
+            return "echoes_query"
+    if len(w) >= 2 * rules.ngram and ngram_overlap(text, source, rules.ngram) >= rules.max_copy_overlap:
+        return "copies_passage"
+    return None
+
+
+class GenerationCache:
+    """Append-only SQLite store of raw completions; one transaction per batch survives SIGKILL."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(str(path), timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.db.commit()
+
+    def get_many(self, keys: list[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            q = f"SELECT key, value FROM generations WHERE key IN ({','.join('?' * len(chunk))})"
+            found.update({k: json.loads(v) for k, v in self.db.execute(q, chunk)})
+        return found
+
+    def put_many(self, items: dict[str, dict]) -> None:
+        with self.db:  # one transaction
+            self.db.executemany(
+                "INSERT OR REPLACE INTO generations (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()],
+            )
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def validate_texts(rows: list[dict], fields: list[str], what: str) -> None:
+    """Refuse unusable inputs before anything is generated or cached: one clear line."""
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, n in Counter(ids).items() if n > 1)
+        raise ValueError(f"{what} has duplicate ids (e.g. '{dup}'); fix: make ids unique")
+    for r in rows:
+        for f in fields:
+            value = r.get(f)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{what} row '{r['id']}' has an empty {f}; fix: drop or fill empty rows")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"{what} row '{r['id']}' has a {f} that is not valid UTF-8 text; fix: decode the source as "
+                    "UTF-8 (errors='replace') or drop the row"
+                ) from None
+
+
+def run_generation(
+    items: list[dict],
+    *,
+    generator: Generator,
+    prompt: PromptTemplate,
+    method: str,
+    cache_dir: str | Path,
+    seed: int = 42,
+    max_retries: int = 2,
+    retry_temperature: float = 0.8,
+    max_new_tokens: int = 64,
+    rules: HygieneConfig | None = None,
+    source_field: str = "passage",
+    chunk_size: int = 64,
+    progress: bool = True,
+) -> tuple[list[dict | None], dict]:
+    """Generate one accepted output per item; see the module docstring.
+
+    ``items``: dicts with ``id`` and the template's inputs (``passage`` / ``query`` / ``positive``).
+    Attempt 0 uses the generator's own sampling settings (greedy by default); retry ``k`` samples at
+    ``max(temperature, retry_temperature)`` with seed ``seed + k`` mixed with the item's input hash.
+    Returns ``(results, stats)``: results[i] is a dict (text, raw, attempt, seed, sampling, tokens,
+    latency) or None when every attempt was rejected.
+    """
+    rules = rules or HygieneConfig()
+    cache_dir = Path(cache_dir)
+    cache = GenerationCache(cache_dir / "generation.sqlite")
+    info = generator.cache_settings()
+    base_temp = generator.config.temperature
+    top_p = generator.config.top_p
+    rendered = [prompt.render(**{k: it[k] for k in prompt.inputs}) for it in items]
+    results: list[dict | None] = [None] * len(items)
+    rejects: Counter[str] = Counter()
+    reject_rows: list[dict] = []
+    totals = {"prompt_tokens": 0, "completion_tokens": 0, "generation_seconds": 0.0, "generated": 0, "cached": 0}
+    started = time.perf_counter()
+    pending = list(range(len(items)))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), desc=f"{method}", unit="item")
+    try:
+        for attempt in range(max_retries + 1):
+            if not pending:
+                break
+            temperature = base_temp if attempt == 0 else max(base_temp, retry_temperature)
+            sampling = {"temperature": temperature, "top_p": top_p if temperature > 0 else 1.0,
+                        "max_new_tokens": max_new_tokens, "stop": list(prompt.stop)}  # fmt: skip
+            seeds = {
+                i: (seed + attempt) * 1_000_003 + int(_sha(rendered[i])[:8], 16) % 1_000_003 for i in pending
+            }
+            keys = {
+                i: _sha({"gen": info, "prompt": prompt.sha256, "input": rendered[i], "sampling": sampling,
+                         "seed": seeds[i] if temperature > 0 else None})  # fmt: skip
+                for i in pending
+            }
+            found = cache.get_many(list(keys.values()))
+            todo = [i for i in pending if keys[i] not in found]
+            totals["cached"] += len(pending) - len(todo)
+            for c in range(0, len(todo), chunk_size):
+                chunk = todo[c : c + chunk_size]
+                outs: list[Generation] = generator.generate(
+                    [rendered[i] for i in chunk],
+                    chat=prompt.format == "chat",
+                    stop=list(prompt.stop),
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
+                    top_p=top_p,
+                    seeds=[seeds[i] for i in chunk],
+                )
+                new = {keys[i]: o.to_dict() for i, o in zip(chunk, outs, strict=True)}
+                cache.put_many(new)  # committed before anything else happens: a kill loses at most this chunk
+                found.update(new)
+                totals["generated"] += len(chunk)
+            next_pending = []
+            for i in pending:
+                out = found[keys[i]]
+                totals["prompt_tokens"] += out["prompt_tokens"] or 0
+                totals["completion_tokens"] += out["completion_tokens"] or 0
+                totals["generation_seconds"] += out["latency_s"] or 0.0
+                text = clean_output(out["text"], rendered[i])
+                item = items[i]
+                reason = check_output(
+                    text,
+                    source=item[source_field],
+                    positive=item.get("positive") if prompt.kind == "negative" else None,
+                    query=item.get("query") if prompt.kind == "negative" else None,
+                    rules=rules,
+                )
+                record = {"text": text, "raw": out["text"], "attempt": attempt, "seed": seeds[i],
+                          "sampling": sampling, **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")}}  # fmt: skip
+                if reason is None:
+                    results[i] = record
+                    if bar is not None:
+                        bar.update(1)
+                else:
+                    rejects[reason] += 1
+                    reject_rows.append({"id": item["id"], "reason": reason, **record})
+                    next_pending.append(i)
+            pending = next_pending
+    finally:
+        if bar is not None:
+            bar.close()
+        cache.close()
+    (cache_dir / "rejects").mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / "rejects" / f"{method}.jsonl", "w", encoding="utf-8") as f:
+        for row in reject_rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    rows = sum(r is not None for r in results)
+    gen_s = totals["generation_seconds"]
+    stats = {
+        "rows": rows,
+        "wall_seconds": round(gen_s, 3),
+        "items_per_second": round(rows / gen_s, 4) if gen_s > 0 else None,
+        "prompt_tokens": totals["prompt_tokens"],
+        "completion_tokens": totals["completion_tokens"],
+        "rejects": dict(sorted(rejects.items())),
+        "dropped": len(pending),
+        "run_wall_seconds": round(time.perf_counter() - started, 3),
+        "generated_this_run": totals["generated"],
+        "cached_this_run": totals["cached"],
+        "params": {"generator": generator.info(), "seed": seed, "max_retries": max_retries,
+                   "retry_temperature": retry_temperature, "max_new_tokens": max_new_tokens,
+                   "hygiene": rules.__dict__.copy()},  # fmt: skip
+        "prompt": prompt.provenance(),
+    }
+    return results, stats
+
+
+def provenance_row(generator: Generator, prompt: PromptTemplate, result: dict) -> dict:
+    """The provenance columns of one output row (see docs/design.md)."""
+    info = generator.info()
+    return {
+        "model": info["model"],
+        "backend": info["backend"],
+        "prompt_name": prompt.name,
+        "prompt_version": prompt.version,
+        "prompt_hash": prompt.sha256,
+        "sampling": json.dumps(result["sampling"], sort_keys=True),
+        "seed": int(result["seed"]),
+        "prompt_tokens": result["prompt_tokens"],
+        "completion_tokens": result["completion_tokens"],
+        "latency_s": float(result["latency_s"]),
+    }

@@ -1,0 +1,99 @@
+"""Report: table rows, significance verdicts (real vs noise), Markdown/CSV/JSON/PNG files, model-index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hardneg.report import ReportConfig, load_results, render_report
+
+METRICS = ("ndcg@10", "p@10", "recall@100", "map@100", "mrr@10")
+
+
+def _write(run: Path, model: str, method: str, scores: np.ndarray, dataset: str = "cranfield", path: str = "") -> None:
+    per_query = {f"q{i}": {m: float(min(1.0, s * (1 + j / 10))) for j, m in enumerate(METRICS)} for i, s in enumerate(scores)}
+    metrics = {m: float(np.mean([v[m] for v in per_query.values()])) for m in METRICS}
+    result = {
+        "model": model,
+        "method": method,
+        "model_path": path or model,
+        "dataset": dataset,
+        "split": "test",
+        "metrics": metrics,
+        "per_query": per_query,
+        "counts": {"queries_evaluated": len(scores), "queries_without_judgements": 2, "queries_without_relevant": 0},
+    }
+    (run / "results").mkdir(parents=True, exist_ok=True)
+    (run / "results" / f"{model}.{method}__{dataset}.json").write_text(json.dumps(result))
+
+
+@pytest.fixture
+def run(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.8, size=120)
+    _write(tmp_path, "all-MiniLM-L6-v2", "zero-shot", base)
+    _write(tmp_path, "all-MiniLM-L6-v2", "llm_hn", np.clip(base + 0.15 + rng.normal(0, 0.05, 120), 0, 1))
+    noise = base + rng.normal(0, 0.05, 120)
+    _write(tmp_path, "all-MiniLM-L6-v2", "bm25_hn", np.clip(noise - noise.mean() + base.mean(), 0, 1))
+    _write(tmp_path, "BM25", "bm25", np.clip(base - 0.2, 0, 1))
+    _write(tmp_path, "BM25", "bm25", rng.uniform(0, 1, 120), dataset="scifact")
+    _write(tmp_path, "all-MiniLM-L6-v2", "zero-shot", rng.uniform(0, 1, 120), dataset="scifact")
+    return tmp_path
+
+
+def test_report_files_rows_and_significance(run, capsys):
+    paths = render_report(ReportConfig(run_dir=str(run), n_resamples=2000))
+    rows = json.loads((run / "results.json").read_text())
+    assert len(rows) == 6
+    for r in rows:
+        assert list(r)[:6] == ["model", "method", "dataset", "ndcg@10", "p@10", "recall@100"]
+    assert {(r["model"], r["method"]) for r in rows} >= {("BM25", "bm25"), ("all-MiniLM-L6-v2", "llm_hn")}
+    tests = json.loads((run / "significance.json").read_text())
+    by_pair = {(t["dataset"], t["metric"], t["a_method"], t["b_method"]): t for t in tests}
+    real = by_pair.get(("cranfield", "ndcg@10", "llm_hn", "zero-shot")) or by_pair[("cranfield", "ndcg@10", "zero-shot", "llm_hn")]
+    assert real["significant"] and real["p_holm"] >= real["p"]
+    noise = [t for t in tests if {t["a_method"], t["b_method"]} == {"bm25_hn", "zero-shot"} and t["metric"] == "ndcg@10"]
+    assert noise and noise[0]["verdict"] == "noise"
+    # same_model: 3 MiniLM rows on cranfield -> 3 pairs; BM25 is another model; x 3 table metrics
+    assert len(tests) == 3 * 3
+    assert all(t["a_model"] == t["b_model"] for t in tests)
+    every = render_report(ReportConfig(run_dir=str(run), n_resamples=200, compare="all"))
+    assert len(json.loads(every["significance_json"].read_text())) == (6 + 1) * 3
+    md = (run / "results.md").read_text()
+    assert "| all-MiniLM-L6-v2 | llm_hn" in md and "average ndcg@10" in md
+    llm_row = next(line for line in md.splitlines() if "| llm_hn" in line)
+    assert "*" in llm_row  # marked better than the zero-shot baseline
+    bm25_hn_row = next(line for line in md.splitlines() if "| bm25_hn" in line)
+    assert "*" not in bm25_hn_row and "-" not in bm25_hn_row.split("|", 3)[3]
+    assert "are noise" in md and "excluded from the averages" in md
+    assert (run / "results.csv").read_text().startswith("model,method,dataset,ndcg@10,p@10,recall@100")
+    for key in ("png", "scatter"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "# Retrieval results" in capsys.readouterr().out
+
+
+def test_model_index_written_into_card(run):
+    folder = run / "models" / "llm_hn"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "README.md").write_text("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n---\n# A model\n")
+    _write(run, "ft", "llm_hn", np.full(120, 0.5), path=str(folder))
+    render_report(ReportConfig(run_dir=str(run), n_resamples=200, model_index=True))
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")
+    got = {(e.dataset_name, e.metric_name): e.metric_value for e in card.data.eval_results}
+    assert got[("cranfield", "ndcg@10")] == pytest.approx(0.5)
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and "# A model" in card.text
+
+
+def test_report_bad_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no result files"):
+        load_results(tmp_path)
+    with pytest.raises(ValueError, match="scatter needs exactly two methods"):
+        ReportConfig(scatter=["llm_hn"])
+    with pytest.raises(ValueError, match="unknown test"):
+        ReportConfig(test="wilcoxon")
