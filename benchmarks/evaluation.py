@@ -95,8 +95,16 @@ def main() -> None:
             t_warm.append(ours(cache)[0])
 
     n = len(texts)
-    print(f"corpus encoding: hardneg {n / min(t_enc):.1f} docs/s, SentenceTransformer.encode {n / min(t_st):.1f} docs/s")
-    names = {"ndcg@10": "ndcg@10", "p@10": "precision@10", "recall@100": "recall@100", "map@100": "map@100", "mrr@10": "mrr@10"}
+    print(
+        f"corpus encoding: hardneg {n / min(t_enc):.1f} docs/s, SentenceTransformer.encode {n / min(t_st):.1f} docs/s"
+    )
+    names = {
+        "ndcg@10": "ndcg@10",
+        "p@10": "precision@10",
+        "recall@100": "recall@100",
+        "map@100": "map@100",
+        "mrr@10": "mrr@10",
+    }
     worst = 0.0
     for ours_name, st_name in names.items():
         theirs = next(v for k, v in res.items() if k.endswith(f"cosine_{st_name}"))
@@ -105,10 +113,16 @@ def main() -> None:
     if worst > 2e-3:
         raise SystemExit(f"metric values disagree by {worst:.4f}: the comparison is not like for like")
     print(f"metrics agree (largest difference {worst:.2e}; ties may be broken differently)")
-    print(f"end-to-end: hardneg cold {min(t_cold):.1f} s, cached rerun {min(t_warm):.1f} s; evaluator {min(t_base):.1f} s")
+    print(
+        f"end-to-end: hardneg cold {min(t_cold):.1f} s, cached rerun {min(t_warm):.1f} s; evaluator {min(t_base):.1f} s"
+    )
     print(f"corpus encoding docs/s vs SentenceTransformer.encode: {min(t_st) / min(t_enc):.2f}x")
-    print(f"evaluation rerun with embedding cache vs InformationRetrievalEvaluator: {min(t_base) / min(t_warm):.2f}x")
-    print(f"end-to-end evaluation (cold, no cache) vs InformationRetrievalEvaluator: {min(t_base) / min(t_cold):.2f}x")
+    print(
+        f"evaluation rerun with embedding cache vs InformationRetrievalEvaluator: {min(t_base) / min(t_warm):.2f}x"
+    )
+    print(
+        f"end-to-end evaluation (cold, no cache) vs InformationRetrievalEvaluator: {min(t_base) / min(t_cold):.2f}x"
+    )
 
 
 if __name__ == "__main__":

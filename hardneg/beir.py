@@ -126,7 +126,9 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
     queries = {str(i): x for i, x in zip(queries_ds[qid], queries_ds["text"], strict=True)}
     need = {"query-id", "corpus-id", "score"}
     if not need <= set(qrels_ds.column_names):
-        raise ValueError(f"judgements in '{qrels_src}' lack columns {sorted(need - set(qrels_ds.column_names))}")
+        raise ValueError(
+            f"judgements in '{qrels_src}' lack columns {sorted(need - set(qrels_ds.column_names))}"
+        )
     qrels: dict[str, dict[str, int]] = {}
     for q, d, s in zip(qrels_ds["query-id"], qrels_ds["corpus-id"], qrels_ds["score"], strict=True):
         qrels.setdefault(str(q), {})[str(d)] = int(s)

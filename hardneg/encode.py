@@ -24,6 +24,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 
+CACHE_FORMAT = 2  # bump when the cached layout changes: old caches are then ignored, never misread
+
+
 def fingerprint_texts(ids: Sequence[str], texts: Sequence[str]) -> str:
     """A hash of (id, text) pairs in order: the corpus part of the cache key."""
     h = hashlib.sha256()
@@ -74,7 +77,9 @@ def token_lengths(model, texts: Sequence[str], chunk: int = 8192) -> np.ndarray:
         return np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     out = np.empty(len(texts), dtype=np.int64)
     for s in range(0, len(texts), chunk):
-        ids = tokenizer(list(texts[s : s + chunk]), truncation=max_len is not None, max_length=max_len)["input_ids"]
+        ids = tokenizer(list(texts[s : s + chunk]), truncation=max_len is not None, max_length=max_len)[
+            "input_ids"
+        ]
         out[s : s + len(ids)] = [len(x) for x in ids]
     return out
 
@@ -82,6 +87,53 @@ def token_lengths(model, texts: Sequence[str], chunk: int = 8192) -> np.ndarray:
 def length_order(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
     """Indices longest first (stable): the order passages are batched in."""
     return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
+def encode_batches(
+    model, texts: Sequence[str], *, prompt: str | None = None, batch_size: int = 32, prefetch: int = 2
+) -> np.ndarray:
+    """Embeddings of ``texts`` batched in the given order (float32 numpy, same order).
+
+    Same numbers as ``SentenceTransformer.encode`` (its ``preprocess`` + forward), but the next batches are
+    tokenised in a background thread while the model runs, and embeddings stay on the device until the
+    end (no per-batch device->host sync). Objects without ``preprocess`` fall back to ``encode`` per batch.
+    """
+    import torch
+
+    batches = [list(texts[b : b + batch_size]) for b in range(0, len(texts), batch_size)]
+    if not hasattr(model, "preprocess"):
+        kw = {
+            "prompt": prompt or None,
+            "batch_size": batch_size,
+            "convert_to_numpy": True,
+            "show_progress_bar": False,
+        }
+        return np.concatenate([np.asarray(model.encode(b, **kw), dtype=np.float32) for b in batches])
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sentence_transformers.util import batch_to_device
+
+    device = model.device
+    pin = device.type == "cuda"
+
+    def prepare(batch):
+        features = model.preprocess(batch, prompt=prompt or None)
+        if pin:
+            features = {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+        return features
+
+    model.eval()
+    out = []
+    with ThreadPoolExecutor(max_workers=max(1, prefetch)) as pool, torch.inference_mode():
+        futures = [pool.submit(prepare, b) for b in batches[:prefetch]]
+        for i in range(len(batches)):
+            features = futures[i].result()
+            if i + prefetch < len(batches):
+                futures.append(pool.submit(prepare, batches[i + prefetch]))
+            features = batch_to_device(features, device)
+            out.append(model(features)["sentence_embedding"])
+            futures[i] = None  # free host memory of consumed batches
+    return torch.cat(out).float().cpu().numpy()
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
@@ -116,14 +168,16 @@ def encode_corpus(
         raise ValueError("part_size and batch_size must be >= 1")
     state = process_state()
     n_parts = (len(texts) + part_size - 1) // part_size
-    folder = Path(cache_dir) / cache_key if cache_dir is not None and cache_key else None
+    folder = Path(cache_dir) / f"v{CACHE_FORMAT}-{cache_key}" if cache_dir is not None and cache_key else None
     order = None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / "order.npy").is_file():  # the order the cached parts were written in
             order = np.load(folder / "order.npy")
             if len(order) != len(texts):
-                raise RuntimeError(f"embedding cache {folder} holds {len(order)} passages, not {len(texts)}; delete it")
+                raise RuntimeError(
+                    f"embedding cache {folder} holds {len(order)} passages, not {len(texts)}; delete it"
+                )
     if order is None:
         order = length_order(token_lengths(model, texts))
         if folder is not None and state.is_main_process:
@@ -145,19 +199,8 @@ def encode_corpus(
         if path is not None and path.is_file():
             emb = np.load(path)
         else:
-            # One encode call per batch keeps our token-length order (encode would re-sort by characters).
-            emb = np.concatenate(
-                [
-                    model.encode(
-                        [texts[i] for i in idx[b : b + batch_size]],
-                        prompt=prompt or None,
-                        batch_size=batch_size,
-                        convert_to_numpy=True,
-                        show_progress_bar=False,
-                    )
-                    for b in range(0, len(idx), batch_size)
-                ]
-            ).astype(np.float32, copy=False)
+            # Batches in our token-length order (encode would re-sort by characters).
+            emb = encode_batches(model, [texts[i] for i in idx], prompt=prompt, batch_size=batch_size)
             if path is not None:
                 _save_atomic(path, emb)
         done.append((p, emb))
@@ -170,7 +213,9 @@ def encode_corpus(
         done = gather_object(done)
     parts = dict(done)
     if len(parts) != n_parts:
-        raise RuntimeError(f"gathered {len(parts)} of {n_parts} corpus parts; a process failed to encode its share")
+        raise RuntimeError(
+            f"gathered {len(parts)} of {n_parts} corpus parts; a process failed to encode its share"
+        )
     dim = parts[0].shape[1]
     out = np.empty((len(texts), dim), dtype=np.float32)
     for p, emb in parts.items():

@@ -52,13 +52,19 @@ class ModelSpec:
         if isinstance(entry, str):
             method, sep, model = entry.partition("=")
             if not sep:
-                raise ValueError(f"model entry '{entry}' is not method=model; fix: e.g. zero-shot=embedded:minilm")
+                raise ValueError(
+                    f"model entry '{entry}' is not method=model; fix: e.g. zero-shot=embedded:minilm"
+                )
             entry = {"method": method, "model": model}
         if not isinstance(entry, dict) or "method" not in entry:
-            raise ValueError(f"model entry {entry!r} needs a 'method'; fix: e.g. {{method: bm25, model: bm25}}")
+            raise ValueError(
+                f"model entry {entry!r} needs a 'method'; fix: e.g. {{method: bm25, model: bm25}}"
+            )
         unknown = set(entry) - MODEL_KEYS
         if unknown:
-            raise ValueError(f"model entry {entry} has unknown key(s) {sorted(unknown)}; allowed: {sorted(MODEL_KEYS)}")
+            raise ValueError(
+                f"model entry {entry} has unknown key(s) {sorted(unknown)}; allowed: {sorted(MODEL_KEYS)}"
+            )
         spec = cls(**entry)
         spec.model = str(spec.model).replace("{run_dir}", run_dir)
         return spec
@@ -72,7 +78,9 @@ class ModelSpec:
 class EvalConfig:
     """Models x datasets to evaluate (``recipes/*/eval.yaml``)."""
 
-    run_dir: str = field(default="runs/demo", metadata={"help": "Run folder; results go to <run_dir>/results/."})
+    run_dir: str = field(
+        default="runs/demo", metadata={"help": "Run folder; results go to <run_dir>/results/."}
+    )
     datasets: list[str] = field(
         default_factory=lambda: ["embedded:cranfield"],
         metadata={
@@ -83,7 +91,10 @@ class EvalConfig:
     split: str = field(default="test", metadata={"help": "Judgement split (qrels) to evaluate on."})
     # Typed list[str] so command-line method=model strings parse; YAML mapping entries pass through as dicts.
     models: list[str] = field(
-        default_factory=lambda: [{"method": "bm25", "model": "bm25"}, {"method": "zero-shot", "model": "embedded:minilm"}],
+        default_factory=lambda: [
+            {"method": "bm25", "model": "bm25"},
+            {"method": "zero-shot", "model": "embedded:minilm"},
+        ],
         metadata={
             "help": "Retrievers: entries {method, model, name?, query_prompt?, passage_prompt?, batch_size?, "
             "max_seq_length?}; model is 'bm25', a sentence-transformers id/folder or embedded:minilm; "
@@ -95,17 +106,23 @@ class EvalConfig:
         metadata={"help": "Metrics as <name>@<k>, name in ndcg, p, recall, map, mrr."},
     )
     top_k: int = field(default=100, metadata={"help": "Documents retrieved per query (>= every metric's k)."})
-    batch_size: int = field(default=32, metadata={"help": "Encoding batch size (per model override: batch_size)."})
+    batch_size: int = field(
+        default=32, metadata={"help": "Encoding batch size (per model override: batch_size)."}
+    )
     part_size: int = field(default=4096, metadata={"help": "Passages per cached / sharded encoding part."})
     corpus_chunk_size: int = field(default=50_000, metadata={"help": "Corpus rows scored at once in search."})
     cache_dir: str = field(
         default="{run_dir}/cache/embeddings",
-        metadata={"help": "Corpus embedding cache, keyed by model weights + corpus + prompt; '' disables it."},
+        metadata={
+            "help": "Corpus embedding cache, keyed by model weights + corpus + prompt; '' disables it."
+        },
     )
     max_queries: int = field(
         default=0, metadata={"help": "Evaluate only the first N judged queries (0 = all); for smoke tests."}
     )
-    device: str | None = field(default=None, metadata={"help": "Torch device (default: the process's device)."})
+    device: str | None = field(
+        default=None, metadata={"help": "Torch device (default: the process's device)."}
+    )
     overwrite: bool = field(default=False, metadata={"help": "Recompute result files that already exist."})
     show_progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
@@ -118,11 +135,15 @@ class EvalConfig:
         self.dataset_specs = [DatasetSpec.parse(d, self.split) for d in self.datasets]
         ks = [parse_metric(m)[1] for m in self.metrics]
         if self.top_k < max(ks):
-            raise ValueError(f"top_k={self.top_k} is below the largest metric cut-off {max(ks)}; fix: raise top_k")
+            raise ValueError(
+                f"top_k={self.top_k} is below the largest metric cut-off {max(ks)}; fix: raise top_k"
+            )
         keys = [model_key(s) for s in self.model_specs]
         dup = {k for k in keys if keys.count(k) > 1}
         if dup:
-            raise ValueError(f"two models share the result name(s) {sorted(dup)}; fix: give them different method/name")
+            raise ValueError(
+                f"two models share the result name(s) {sorted(dup)}; fix: give them different method/name"
+            )
 
 
 def readable_name(spec: ModelSpec) -> str:
@@ -290,7 +311,9 @@ def evaluate_model_on_dataset(
     if config.max_queries:
         query_ids = query_ids[: config.max_queries]
     if not query_ids:
-        raise ValueError(f"dataset '{data.name}' has no judged query with a text; fix: check queries vs qrels ids")
+        raise ValueError(
+            f"dataset '{data.name}' has no judged query with a text; fix: check queries vs qrels ids"
+        )
     t0 = time.perf_counter()
     info: dict[str, Any] = {}
     prompts = ("", "")
@@ -319,7 +342,19 @@ def evaluate_model_on_dataset(
     counts = asdict(scored.counts)
     counts.update(dataset_counts(data))
     counts["excluded_query_ids"]["without_judgements"] = sorted(set(data.queries) - set(data.qrels))[:1000]
-    counts["queries_skipped_by_max_queries"] = len([q for q in data.qrels if q in data.queries]) - len(query_ids)
+    judged_with_text = [q for q in data.qrels if q in data.queries]
+    counts["queries_skipped_by_max_queries"] = len(judged_with_text) - len(query_ids)
+    for key, what in (
+        ("queries_without_judgements", "queries have no judgements and are not averaged"),
+        ("queries_without_relevant", "judged queries have no relevant document and are not averaged"),
+        (
+            "qrels_docs_missing_from_corpus",
+            "judged documents are missing from the corpus (still count as relevant)",
+        ),
+        ("qrels_queries_missing_from_queries", "judged query ids have no query text and are not averaged"),
+    ):
+        if counts[key]:
+            logger.warning("%s: %d %s", data.name, counts[key], what)
     import hardneg
 
     return {
@@ -357,7 +392,9 @@ def evaluate(config: EvalConfig) -> list[Path]:
     datasets: dict[str, BeirData] = {}
     for spec in config.model_specs:
         todo = [
-            d for d in config.dataset_specs if config.overwrite or not result_path(config.run_dir, spec, d.name).is_file()
+            d
+            for d in config.dataset_specs
+            if config.overwrite or not result_path(config.run_dir, spec, d.name).is_file()
         ]
         written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
         if not todo:

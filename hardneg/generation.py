@@ -4,7 +4,8 @@
 prompts, and returns one accepted output per item (or None when every attempt was rejected):
 
 - Cache: every attempt's raw completion is stored in ``<cache_dir>/generation.sqlite`` (one SQLite
-  transaction per batch, so SIGKILL at any point loses at most the batch in flight), keyed by
+  transaction per local batch / round of HTTP requests, so SIGKILL at any point loses at most the
+  work in flight), keyed by
   SHA-256 of (generator cache settings, prompt hash, rendered input, attempt seed, sampling). A rerun
   of the same command recomputes nothing already cached and yields the same rows.
 - Hygiene (``clean_output`` + ``check_output``): strip prompt echo, labels ("Query:"), quotes and
@@ -12,7 +13,9 @@ prompts, and returns one accepted output per item (or None when every attempt wa
   positive-copying or query-echoing outputs. Rejected items are retried with a new seed (sampling at
   ``retry_temperature``) up to ``max_retries`` times.
 - Every reject is counted by reason; the raw outputs go to ``<cache_dir>/rejects/<method>.jsonl``.
-- Provenance per row and cost totals (tokens, generation seconds, items/s) per call.
+- Provenance per row and cost totals per call: tokens, ``wall_seconds`` (the generation wall time of
+  every completion used, including ones cached by an earlier interrupted run, so a resumed build
+  reports the full cost) and items/s.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class HygieneConfig:
     ngram: int = 4
     max_copy_overlap: float = 0.8  # share of the output's word n-grams found in the passage it must not copy
     max_positive_similarity: float = 0.8  # negatives: n-gram Jaccard with the positive above this = near copy
+    min_distinct_trigrams: float = 0.6  # below this share of distinct word trigrams the output loops ("a wing that is a wing")
+    reject_truncated: bool = True  # an output that used the whole token budget without stopping is cut mid-way
 
 
 def words(text: str) -> list[str]:
@@ -97,7 +102,9 @@ def clean_output(raw: str, prompt_text: str = "") -> str:
     return " ".join(line.split())
 
 
-def check_output(text: str, *, source: str, positive: str | None, query: str | None, rules: HygieneConfig) -> str | None:
+def check_output(
+    text: str, *, source: str, positive: str | None, query: str | None, rules: HygieneConfig, finish_reason: str = "stop"
+) -> str | None:
     """The reject reason for a cleaned output, or None when it is kept.
 
     ``source`` is the passage the output must not copy (the positive for negatives, the passage for
@@ -106,8 +113,11 @@ def check_output(text: str, *, source: str, positive: str | None, query: str | N
     w = words(text)
     if len(w) < rules.min_words:
         return "empty"
-    if len(w) > rules.max_words:
+    if len(w) > rules.max_words or (rules.reject_truncated and finish_reason == "length"):
         return "too_long"
+    grams = [tuple(w[i : i + 3]) for i in range(len(w) - 2)]
+    if len(grams) >= 6 and len(set(grams)) / len(grams) < rules.min_distinct_trigrams:
+        return "repetitive"
     if positive is not None:
         if " ".join(w) == " ".join(words(positive)) or ngram_jaccard(text, positive) > rules.max_positive_similarity:
             return "near_positive"
@@ -188,7 +198,7 @@ def run_generation(
     max_new_tokens: int = 64,
     rules: HygieneConfig | None = None,
     source_field: str = "passage",
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
     progress: bool = True,
 ) -> tuple[list[dict | None], dict]:
     """Generate one accepted output per item; see the module docstring.
@@ -200,6 +210,9 @@ def run_generation(
     latency) or None when every attempt was rejected.
     """
     rules = rules or HygieneConfig()
+    cfg = generator.config
+    # Commit granularity: one local batch, or a couple of rounds of concurrent requests; vLLM wants big calls.
+    chunk_size = chunk_size or {"transformers": cfg.batch_size, "http": 2 * cfg.concurrency}.get(cfg.backend, 512)
     cache_dir = Path(cache_dir)
     cache = GenerationCache(cache_dir / "generation.sqlite")
     info = generator.cache_settings()
@@ -233,10 +246,12 @@ def run_generation(
                 for i in pending
             }
             found = cache.get_many(list(keys.values()))
-            todo = [i for i in pending if keys[i] not in found]
+            # Longest prompts first: similar lengths share a batch, so little padding is computed.
+            todo = sorted((i for i in pending if keys[i] not in found), key=lambda i: -len(rendered[i]))
             totals["cached"] += len(pending) - len(todo)
             for c in range(0, len(todo), chunk_size):
                 chunk = todo[c : c + chunk_size]
+                chunk_start = time.perf_counter()
                 outs: list[Generation] = generator.generate(
                     [rendered[i] for i in chunk],
                     chat=prompt.format == "chat",
@@ -246,7 +261,8 @@ def run_generation(
                     top_p=top_p,
                     seeds=[seeds[i] for i in chunk],
                 )
-                new = {keys[i]: o.to_dict() for i, o in zip(chunk, outs, strict=True)}
+                share = (time.perf_counter() - chunk_start) / len(chunk)  # wall time per item (concurrency-aware)
+                new = {keys[i]: o.to_dict() | {"wall_s": share} for i, o in zip(chunk, outs, strict=True)}
                 cache.put_many(new)  # committed before anything else happens: a kill loses at most this chunk
                 found.update(new)
                 totals["generated"] += len(chunk)
@@ -255,7 +271,7 @@ def run_generation(
                 out = found[keys[i]]
                 totals["prompt_tokens"] += out["prompt_tokens"] or 0
                 totals["completion_tokens"] += out["completion_tokens"] or 0
-                totals["generation_seconds"] += out["latency_s"] or 0.0
+                totals["generation_seconds"] += out.get("wall_s", out["latency_s"]) or 0.0
                 text = clean_output(out["text"], rendered[i])
                 item = items[i]
                 reason = check_output(
@@ -264,6 +280,7 @@ def run_generation(
                     positive=item.get("positive") if prompt.kind == "negative" else None,
                     query=item.get("query") if prompt.kind == "negative" else None,
                     rules=rules,
+                    finish_reason=out.get("finish_reason", "stop"),
                 )
                 record = {"text": text, "raw": out["text"], "attempt": attempt, "seed": seeds[i],
                           "sampling": sampling, **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")}}  # fmt: skip

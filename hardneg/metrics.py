@@ -132,7 +132,9 @@ def evaluate_run(
     for name, (_fam, k) in parsed.items():
         if name in plain or not eval_qrels:
             continue
-        evaluator = pytrec_eval.RelevanceEvaluator(eval_qrels, {"recip_rank"}, relevance_level=relevance_level)
+        evaluator = pytrec_eval.RelevanceEvaluator(
+            eval_qrels, {"recip_rank"}, relevance_level=relevance_level
+        )
         result = evaluator.evaluate(cut_run({q: run_f[q] for q in evaluated if run_f.get(q)}, k))
         for q in evaluated:
             per_query[q][name] = float(result.get(q, {}).get("recip_rank", 0.0))

@@ -41,7 +41,9 @@ class ReportConfig:
     test: str = field(
         default="randomization", metadata={"help": "Paired test over queries: randomization or t-test."}
     )
-    n_resamples: int = field(default=10_000, metadata={"help": "Random sign flips of the randomisation test."})
+    n_resamples: int = field(
+        default=10_000, metadata={"help": "Random sign flips of the randomisation test."}
+    )
     alpha: float = field(default=0.05, metadata={"help": "Significance level after Holm correction."})
     baseline: str = field(
         default="zero-shot",
@@ -53,7 +55,9 @@ class ReportConfig:
     )
     scatter: list[str] = field(
         default_factory=list,
-        metadata={"help": "Two methods for the per-query scatter (default: the best method vs the baseline)."},
+        metadata={
+            "help": "Two methods for the per-query scatter (default: the best method vs the baseline)."
+        },
     )
     model_index: bool = field(
         default=False,
@@ -64,7 +68,9 @@ class ReportConfig:
         if self.test not in ("randomization", "t-test"):
             raise ValueError(f"unknown test '{self.test}'; fix: use randomization or t-test")
         if self.scatter and len(self.scatter) != 2:
-            raise ValueError(f"scatter needs exactly two methods, got {self.scatter}; fix: e.g. llm_hn zero-shot")
+            raise ValueError(
+                f"scatter needs exactly two methods, got {self.scatter}; fix: e.g. llm_hn zero-shot"
+            )
         if self.compare not in ("same_model", "all"):
             raise ValueError(f"unknown compare '{self.compare}'; fix: use same_model or all")
         if not 0 < self.alpha < 1:
@@ -95,7 +101,8 @@ def result_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "dataset": r["dataset"],
                 **{k: round(float(v), 6) for k, v in r["metrics"].items()},
                 "queries": c.get("queries_evaluated"),
-                "queries_excluded": c.get("queries_without_judgements", 0) + c.get("queries_without_relevant", 0),
+                "queries_excluded": c.get("queries_without_judgements", 0)
+                + c.get("queries_without_relevant", 0),
             }
         )
     return rows
@@ -149,7 +156,9 @@ def significance(
             for row, p_adj in zip(family, holm([f["p"] for f in family]), strict=True):
                 row["p_holm"] = p_adj
                 row["significant"] = p_adj < alpha
-                row["verdict"] = ("a better" if row["diff"] > 0 else "b better") if row["significant"] else "noise"
+                row["verdict"] = (
+                    ("a better" if row["diff"] > 0 else "b better") if row["significant"] else "noise"
+                )
             out += family
     return out
 
@@ -172,7 +181,9 @@ def paper_table(rows: list[dict], metrics: list[str], tests: list[dict], baselin
         for me, other, sign in (("a", "b", 1), ("b", "a", -1)):
             if t[f"{other}_method"] == baseline and t[f"{me}_method"] != baseline:
                 better = t["diff"] * sign > 0
-                marks[(t[f"{me}_model"], t[f"{me}_method"], t["dataset"], t["metric"])] = "*" if better else "-"
+                marks[(t[f"{me}_model"], t[f"{me}_method"], t["dataset"], t["metric"])] = (
+                    "*" if better else "-"
+                )
     text = table.copy().astype(object)
     for (model, method), row in table.iterrows():
         for ds, metric in table.columns:
@@ -227,7 +238,9 @@ def plot_scatter(a: dict, b: dict, metric: str, path: Path) -> None:
     below = sum(y < x for x, y in zip(xs, ys, strict=True))
     ax.set_xlabel(f"{a['method']} ({a['model']}) {metric}")
     ax.set_ylabel(f"{b['method']} ({b['model']}) {metric}")
-    ax.set_title(f"{a['dataset']}: per-query {metric}\n{above} queries above the diagonal, {below} below", fontsize=9)
+    ax.set_title(
+        f"{a['dataset']}: per-query {metric}\n{above} queries above the diagonal, {below} below", fontsize=9
+    )
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     fig.tight_layout()
@@ -241,7 +254,9 @@ def write_model_index(results: list[dict], rows_metrics: list[str]) -> list[Path
 
     by_model: dict[str, list[dict]] = {}
     for r in results:
-        if (Path(r["model_path"]) / "config.json").is_file() or (Path(r["model_path"]) / "modules.json").is_file():
+        if (Path(r["model_path"]) / "config.json").is_file() or (
+            Path(r["model_path"]) / "modules.json"
+        ).is_file():
             by_model.setdefault(r["model_path"], []).append(r)
     written = []
     for folder, rs in by_model.items():
@@ -299,7 +314,9 @@ def _markdown(table: pd.DataFrame, tests: list[dict], rows: list[dict], config: 
             f"{len(noise)} are noise (Holm-adjusted p >= {config.alpha}): do not read them as wins.",
         ]
     else:
-        lines.append("No pairs to test (no two methods of the same model on a dataset; compare=all tests every pair).")
+        lines.append(
+            "No pairs to test (no two methods of the same model on a dataset; compare=all tests every pair)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -312,7 +329,12 @@ def render_report(config: ReportConfig) -> dict[str, Path]:
         raise ValueError(f"no result file has all of {config.metrics}; fix: evaluate with these metrics")
     rows = result_rows(results)
     tests = significance(
-        results, metrics, test=config.test, n_resamples=config.n_resamples, alpha=config.alpha, compare=config.compare
+        results,
+        metrics,
+        test=config.test,
+        n_resamples=config.n_resamples,
+        alpha=config.alpha,
+        compare=config.compare,
     )
     table = paper_table(rows, metrics, tests, config.baseline)
     paths = {

@@ -192,15 +192,26 @@ class CrossEncoderScorer:
             max_length=ce.max_seq_length,
         )
         lengths = np.array([len(x) for x in enc["input_ids"]])
-        keys = list(enc.keys())
+        pad_values = {"input_ids": tok.pad_token_id or 0, "token_type_ids": tok.pad_token_type_id}
+        left = tok.padding_side == "left"
         out = np.empty(len(pairs), dtype=np.float32)
         ce.eval()
         with torch.inference_mode():
             for batch in tqdm(
                 _length_batches(lengths, batch_size), desc="CE scoring", disable=not self.show_progress, unit="batch"
             ):
-                features = tok.pad([{k: enc[k][i] for k in keys} for i in batch], return_tensors="pt")
-                scores = ce(batch_to_device(dict(features), ce.device))["scores"]
+                # Pad from the ids tokenised once (no tokenizer call per batch).
+                width = int(lengths[batch].max())
+                features = {}
+                for key, rows in enc.items():
+                    arr = np.full((len(batch), width), pad_values.get(key, 0), dtype=np.int64)
+                    for r, i in enumerate(batch):
+                        if left:
+                            arr[r, width - lengths[i] :] = rows[i]
+                        else:
+                            arr[r, : lengths[i]] = rows[i]
+                    features[key] = torch.from_numpy(arr)
+                scores = ce(batch_to_device(features, ce.device))["scores"]
                 if torch.is_floating_point(scores) and torch.finfo(scores.dtype).bits < 32:
                     scores = scores.float()
                 if ce.activation_fn is not None:

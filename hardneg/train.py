@@ -64,7 +64,8 @@ class TrainConfig:
         metadata={"help": "Training data: Hub dataset id ORG/NAME or a local folder in Hub layout."},
     )
     dataset_config: str = field(
-        default="llm_hn", metadata={"help": "Config (method) to train on: llm_hn, llm_pos_hn, bm25_hn, ce_hn ..."}
+        default="llm_hn",
+        metadata={"help": "Config (method) to train on: llm_hn, llm_pos_hn, bm25_hn, ce_hn ..."},
     )
     dataset_revision: str | None = field(
         default=None, metadata={"help": "Hub revision (tag, branch or commit) of the dataset; Hub ids only."}
@@ -83,7 +84,8 @@ class TrainConfig:
         metadata={"help": "Where the trained model goes; checkpoints go to <output_dir>/checkpoints."},
     )
     query_prompt: str = field(
-        default="", metadata={"help": "Text put before every query (anchor), e.g. 'query: ' for E5; '' for none."}
+        default="",
+        metadata={"help": "Text put before every query (anchor), e.g. 'query: ' for E5; '' for none."},
     )
     passage_prompt: str = field(
         default="",
@@ -97,14 +99,20 @@ class TrainConfig:
             "version (large effective batches in little memory); gist: GISTEmbedLoss with guide_model."
         },
     )
-    mini_batch_size: int = field(default=32, metadata={"help": "cached_mnrl: texts encoded per forward pass."})
+    mini_batch_size: int = field(
+        default=32, metadata={"help": "cached_mnrl: texts encoded per forward pass."}
+    )
     guide_model: str | None = field(
         default=None, metadata={"help": "gist: the guide model (Hub id, folder or embedded:minilm)."}
     )
-    scale: float = field(default=20.0, metadata={"help": "mnrl/cached_mnrl: similarity scale (1/temperature)."})
+    scale: float = field(
+        default=20.0, metadata={"help": "mnrl/cached_mnrl: similarity scale (1/temperature)."}
+    )
     gather_across_devices: bool = field(
         default=True,
-        metadata={"help": "Multi-process runs: in-batch negatives from every process, not just the local batch."},
+        metadata={
+            "help": "Multi-process runs: in-batch negatives from every process, not just the local batch."
+        },
     )
     batch_sampler: SamplerName = field(
         default="length_grouped_no_duplicates",
@@ -115,29 +123,40 @@ class TrainConfig:
     )
     length_group_size: int = field(
         default=16,
-        metadata={"help": "length_grouped_no_duplicates: rows are sorted by length within groups of this many batches."},
+        metadata={
+            "help": "length_grouped_no_duplicates: rows are sorted by length within groups of this many batches."
+        },
     )
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Triplets per batch per process."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the data (ignored if max_steps>0)."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps; -1: use epochs."})
+    num_train_epochs: float = field(
+        default=1.0, metadata={"help": "Passes over the data (ignored if max_steps>0)."}
+    )
+    max_steps: int = field(
+        default=-1, metadata={"help": "Stop after this many optimizer steps; -1: use epochs."}
+    )
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of the steps with linear warmup."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    optim: str = field(default="adamw_torch", metadata={"help": "transformers optimizer name, e.g. adamw_torch_fused."})
+    optim: str = field(
+        default="adamw_torch", metadata={"help": "transformers optimizer name, e.g. adamw_torch_fused."}
+    )
     seed: int = field(default=42, metadata={"help": "Seed for model init, shuffling and dropout."})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (Ampere+ GPUs)."})
     fp16: bool = field(default=False, metadata={"help": "float16 mixed precision (older GPUs)."})
     tf32: bool | None = field(default=None, metadata={"help": "Allow TF32 matmuls on Ampere+ GPUs."})
     torch_compile: bool = field(default=False, metadata={"help": "torch.compile the model (GPU speed-up)."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Worker processes for batching."})
-    save_steps: int = field(default=500, metadata={"help": "Write a checkpoint every N steps (and at the end)."})
+    save_steps: int = field(
+        default=500, metadata={"help": "Write a checkpoint every N steps (and at the end)."}
+    )
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
     keep_checkpoints: bool = field(
         default=False, metadata={"help": "Keep <output_dir>/checkpoints after the final model is saved."}
     )
     resume: bool = field(
-        default=True, metadata={"help": "Continue from the last complete checkpoint in <output_dir>/checkpoints."}
+        default=True,
+        metadata={"help": "Continue from the last complete checkpoint in <output_dir>/checkpoints."},
     )
     logging_steps: int = field(default=10, metadata={"help": "Log the training loss every N steps."})
     eval_size: int = field(
@@ -146,7 +165,9 @@ class TrainConfig:
             "help": "Hold out N triplets for a small evaluation (loss + triplet accuracy) during training; 0: off."
         },
     )
-    eval_steps: int | None = field(default=None, metadata={"help": "Evaluate every N steps; None: at the end only."})
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "Evaluate every N steps; None: at the end only."}
+    )
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the final model folder to the Hub."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub id ORG/NAME for push_to_hub."})
     hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private."})
@@ -159,10 +180,19 @@ class TrainConfig:
         if self.loss not in LOSS_CLASS_NAMES:
             raise ConfigError(f"unknown loss '{self.loss}'; fix: use one of {sorted(LOSS_CLASS_NAMES)}")
         if self.push_to_hub and not self.hub_model_id:
-            raise ConfigError("push_to_hub is set but hub_model_id is empty; fix: set --hub_model_id ORG/NAME")
-        for name in ("per_device_train_batch_size", "max_seq_length", "save_steps", "gradient_accumulation_steps"):
+            raise ConfigError(
+                "push_to_hub is set but hub_model_id is empty; fix: set --hub_model_id ORG/NAME"
+            )
+        for name in (
+            "per_device_train_batch_size",
+            "max_seq_length",
+            "save_steps",
+            "gradient_accumulation_steps",
+        ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)}); fix: pass a positive number")
+                raise ConfigError(
+                    f"{name} must be >= 1 (got {getattr(self, name)}); fix: pass a positive number"
+                )
 
     @property
     def prompts(self) -> dict[str, str]:
@@ -201,14 +231,18 @@ def load_triplets(
     local = Path(dataset)
     if local.exists():
         if not local.is_dir():
-            raise ConfigError(f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id")
+            raise ConfigError(
+                f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id"
+            )
         if revision:
             raise ConfigError(
                 f"dataset_revision '{revision}' was given for the local folder '{dataset}'; "
                 "fix: drop --dataset_revision, or pass the Hub id to train on a published revision"
             )
     elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
-        raise FileNotFoundError(f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path")
+        raise FileNotFoundError(
+            f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
+        )
     try:
         mode = "force_redownload" if refresh and local.exists() else None
         ds = load_dataset(dataset, config, revision=revision, split=split, download_mode=mode)
@@ -225,7 +259,9 @@ def load_triplets(
         else:
             fix = "check --dataset, --dataset_config and --dataset_revision"
         where = f"{dataset}" + (f"@{revision}" if revision else "")
-        raise RuntimeError(f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}") from None
+        raise RuntimeError(
+            f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
+        ) from None
     missing = [c for c in TRIPLET_COLUMNS if c not in ds.column_names]
     if missing:
         raise ConfigError(
@@ -234,7 +270,9 @@ def load_triplets(
         )
     ds = ds.select_columns(list(TRIPLET_COLUMNS))
     if len(ds) == 0:
-        raise ConfigError(f"dataset '{dataset}' config '{config}' split '{split}' is empty; fix: rebuild the dataset")
+        raise ConfigError(
+            f"dataset '{dataset}' config '{config}' split '{split}' is empty; fix: rebuild the dataset"
+        )
     for column in TRIPLET_COLUMNS:
         values = ds[column]
         bad = next((i for i, v in enumerate(values) if not isinstance(v, str) or not v.strip()), None)
@@ -250,7 +288,9 @@ def split_eval(ds: Dataset, *, eval_size: int, seed: int) -> tuple[Dataset, Data
     if eval_size <= 0:
         return ds, None
     if eval_size >= len(ds):
-        raise ConfigError(f"eval_size {eval_size} leaves no training data ({len(ds)} rows); fix: lower --eval_size")
+        raise ConfigError(
+            f"eval_size {eval_size} leaves no training data ({len(ds)} rows); fix: lower --eval_size"
+        )
     parts = ds.train_test_split(test_size=eval_size, seed=seed, shuffle=True)
     return parts["train"], parts["test"]
 
@@ -281,8 +321,14 @@ class LengthGroupedNoDuplicatesBatchSampler(DefaultBatchSampler):
         seed: int = 0,
         group_size: int = 16,
     ) -> None:
-        super().__init__(dataset, batch_size=batch_size, drop_last=drop_last, valid_label_columns=valid_label_columns,
-                         generator=generator, seed=seed)
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
         self.group_size = group_size
         columns = [c for c in dataset.column_names if c not in (valid_label_columns or [])]
         rows = dataset.select_columns(columns).to_dict()
@@ -362,8 +408,14 @@ def _sampler(name: SamplerName, group_size: int):
 # model and loss
 
 
-def load_model(model_id: str, *, revision: str | None = None, max_seq_length: int = 256,
-               prompts: dict[str, str] | None = None, seed: int = 42):
+def load_model(
+    model_id: str,
+    *,
+    revision: str | None = None,
+    max_seq_length: int = 256,
+    prompts: dict[str, str] | None = None,
+    seed: int = 42,
+):
     """Load the base model (any Hub id, folder or ``embedded:minilm``) and set prompts + max length.
 
     A plain transformers checkpoint (``distilbert-base-uncased``) gets mean pooling, as
@@ -398,8 +450,10 @@ def freeze_unused_parameters(model) -> list[str]:
     setting) fails on such parameters, and ``True`` costs a graph traversal every step.
     """
     with torch.random.fork_rng(devices=[]):
-        features = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v
-                    for k, v in model.preprocess(["probe"]).items()}
+        features = {
+            k: v.to(model.device) if isinstance(v, torch.Tensor) else v
+            for k, v in model.preprocess(["probe"]).items()
+        }
         model(features)["sentence_embedding"].float().sum().backward()
     unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     for name, param in model.named_parameters():
@@ -409,14 +463,23 @@ def freeze_unused_parameters(model) -> list[str]:
     return unused
 
 
-def build_loss(model, *, loss: LossName = "mnrl", scale: float = 20.0, mini_batch_size: int = 32,
-               guide=None, gather_across_devices: bool = True):
+def build_loss(
+    model,
+    *,
+    loss: LossName = "mnrl",
+    scale: float = 20.0,
+    mini_batch_size: int = 32,
+    guide=None,
+    gather_across_devices: bool = True,
+):
     """The contrastive loss over (anchor, positive, negative): each anchor against its positive, its
     hard negative and every other row's positive and negative in the (gathered) batch."""
     from sentence_transformers.sentence_transformer import losses
 
     if loss == "mnrl":
-        return losses.MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather_across_devices)
+        return losses.MultipleNegativesRankingLoss(
+            model, scale=scale, gather_across_devices=gather_across_devices
+        )
     if loss == "cached_mnrl":
         return losses.CachedMultipleNegativesRankingLoss(
             model, scale=scale, mini_batch_size=mini_batch_size, gather_across_devices=gather_across_devices
@@ -437,7 +500,11 @@ def last_checkpoint(folder: str | Path) -> Path | None:
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file() and p.name[11:].isdigit()]
+    done = [
+        p
+        for p in folder.glob("checkpoint-*")
+        if (p / "trainer_state.json").is_file() and p.name[11:].isdigit()
+    ]
     return max(done, key=lambda p: int(p.name[11:]), default=None)
 
 
@@ -508,7 +575,11 @@ def training_arguments(config: TrainConfig, *, has_eval: bool):
     """sentence-transformers training arguments for ``config`` (exposed so benchmarks reuse them)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
-    prompts = {"anchor": config.query_prompt, "positive": config.passage_prompt, "negative": config.passage_prompt}
+    prompts = {
+        "anchor": config.query_prompt,
+        "positive": config.passage_prompt,
+        "negative": config.passage_prompt,
+    }
     prompts = {k: v for k, v in prompts.items() if v}
     evaluating = has_eval and config.eval_steps
     return SentenceTransformerTrainingArguments(
@@ -554,13 +625,14 @@ def _check_batch(n_rows: int, batch_size: int, world_size: int) -> None:
         )
 
 
-def train(config: TrainConfig) -> Path:
+def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None) -> Path:
     """Train on ``config.dataset`` / ``config.dataset_config`` and save the model to ``config.output_dir``.
 
     Everything that can be wrong with the input is checked before the first step. A rerun of the same
     command resumes from the last complete checkpoint (``config.resume``). Returns the model folder,
     which holds the sentence-transformers model, ``README.md`` (hardneg model card), ``card_data.json``,
-    ``training_summary.json`` and ``ranks/rank<N>.json``.
+    ``training_summary.json`` and ``ranks/rank<N>.json``. ``callbacks`` are extra transformers
+    ``TrainerCallback`` objects (timers, loggers).
     """
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
@@ -568,22 +640,38 @@ def train(config: TrainConfig) -> Path:
     output_dir = Path(config.output_dir)
     args = training_arguments(config, has_eval=config.eval_size > 0)
     with args.main_process_first(local=True, desc="load the dataset"):
-        data = load_triplets(config.dataset, config=config.dataset_config, revision=config.dataset_revision,
-                             split=config.dataset_split, refresh=args.local_process_index == 0)
+        data = load_triplets(
+            config.dataset,
+            config=config.dataset_config,
+            revision=config.dataset_revision,
+            split=config.dataset_split,
+            refresh=args.local_process_index == 0,
+        )
     train_ds, eval_ds = split_eval(data, eval_size=config.eval_size, seed=config.seed)
     if config.max_train_samples:
         train_ds = train_ds.select(range(min(config.max_train_samples, len(train_ds))))
     _check_batch(len(train_ds), config.per_device_train_batch_size, args.world_size)
-    model = load_model(config.model, revision=config.model_revision, max_seq_length=config.max_seq_length,
-                       prompts=config.prompts, seed=config.seed)
+    model = load_model(
+        config.model,
+        revision=config.model_revision,
+        max_seq_length=config.max_seq_length,
+        prompts=config.prompts,
+        seed=config.seed,
+    )
     frozen = freeze_unused_parameters(model)
     if frozen and args.process_index == 0:
         logger.info("frozen (no gradient reaches them): %s", frozen)
     guide = None
     if config.loss == "gist":
         guide = load_model(config.guide_model, max_seq_length=config.max_seq_length, prompts=config.prompts)
-    loss = build_loss(model, loss=config.loss, scale=config.scale, mini_batch_size=config.mini_batch_size,
-                      guide=guide, gather_across_devices=config.gather_across_devices and args.world_size > 1)
+    loss = build_loss(
+        model,
+        loss=config.loss,
+        scale=config.scale,
+        mini_batch_size=config.mini_batch_size,
+        guide=guide,
+        gather_across_devices=config.gather_across_devices and args.world_size > 1,
+    )
     evaluator = None
     if eval_ds is not None:
         evaluator = TripletEvaluator(
@@ -592,11 +680,14 @@ def train(config: TrainConfig) -> Path:
             negatives=[config.passage_prompt + t for t in eval_ds["negative"]],
             name="heldout",
         )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                                         loss=loss, evaluator=evaluator)
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, loss=loss, evaluator=evaluator
+    )
     collator = _RecordingCollator(trainer.data_collator)
     trainer.data_collator = collator
     trainer.add_callback(_RankRecordCallback(output_dir / RANKS_DIR, collator, weights_fingerprint(model)))
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
 
     resume_from = last_checkpoint(args.output_dir) if config.resume else None
     if resume_from is not None and trainer.is_world_process_zero():
@@ -610,23 +701,60 @@ def train(config: TrainConfig) -> Path:
     metrics: list[dict[str, Any]] = []
     if evaluator is not None:
         scores = evaluator(model)
-        metrics.append({"model": output_dir.name, "dataset": f"{config.dataset_config} held-out", "split": "eval",
-                        **{k: float(v) for k, v in scores.items()}})
+        metrics.append(
+            {
+                "model": output_dir.name,
+                "dataset": f"{config.dataset_config} held-out",
+                "split": "eval",
+                **{k: float(v) for k, v in scores.items()},
+            }
+        )
     if trainer.is_world_process_zero():
-        _save(trainer, config, output_dir, result.metrics, train_seconds, len(train_ds), metrics, args.world_size)
+        _save(
+            trainer,
+            config,
+            output_dir,
+            result.metrics,
+            train_seconds,
+            len(train_ds),
+            metrics,
+            args.world_size,
+        )
     trainer.accelerator.wait_for_everyone()
     return output_dir
 
 
-def _save(trainer, config: TrainConfig, output_dir: Path, train_metrics: dict, train_seconds: float,
-          train_samples: int, metrics: list[dict[str, Any]], world_size: int) -> None:
+def _save(
+    trainer,
+    config: TrainConfig,
+    output_dir: Path,
+    train_metrics: dict,
+    train_seconds: float,
+    train_samples: int,
+    metrics: list[dict[str, Any]],
+    world_size: int,
+) -> None:
     """Main process: the model, its card (replacing sentence-transformers' auto card), a summary, push."""
     from hardneg.cards import ModelCardData, render_model_card
 
     trainer.model.save(str(output_dir), create_model_card=False)
-    hyperparameters = {k: v for k, v in asdict(config).items()
-                       if k not in ("dataset", "dataset_config", "dataset_revision", "model", "output_dir",
-                                    "push_to_hub", "hub_model_id", "hub_private", "resume", "keep_checkpoints")}
+    hyperparameters = {
+        k: v
+        for k, v in asdict(config).items()
+        if k
+        not in (
+            "dataset",
+            "dataset_config",
+            "dataset_revision",
+            "model",
+            "output_dir",
+            "push_to_hub",
+            "hub_model_id",
+            "hub_private",
+            "resume",
+            "keep_checkpoints",
+        )
+    }
     hyperparameters["world_size"] = world_size
     card = ModelCardData(
         base_model=config.model,
@@ -670,9 +798,13 @@ def push_model(folder: str | Path, *, repo_id: str, private: bool = True) -> str
     api = HfApi()
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(folder),
-                                 ignore_patterns=[f"{CHECKPOINTS_DIR}/*", f"{RANKS_DIR}/*"],
-                                 commit_message="Upload retriever trained with hardneg")
+        info = api.upload_folder(
+            repo_id=repo_id,
+            repo_type="model",
+            folder_path=str(folder),
+            ignore_patterns=[f"{CHECKPOINTS_DIR}/*", f"{RANKS_DIR}/*"],
+            commit_message="Upload retriever trained with hardneg",
+        )
     except Exception as err:
         raise RuntimeError(
             f"cannot push '{folder}' to '{repo_id}': {_first_line(err)}; fix: check the repo id, network "

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hardneg.corpus import load_beir_folder, passage_text
-from hardneg.encode import encode_corpus, search_topk
+from hardneg.encode import encode_batches, encode_corpus, search_topk
 from hardneg.evaluate import EvalConfig, ModelSpec, evaluate, load_embedder, readable_name, resolve_prompts
 from hardneg.metrics import evaluate_run
 
@@ -121,11 +121,13 @@ def test_encode_corpus_cache_resume_and_order(tmp_path, minilm, tiny_corpus):
     )
     assert emb.shape == direct.shape
     np.testing.assert_allclose(emb, direct, atol=2e-5)  # input order restored after length sorting
+    with_prompt = encode_batches(minilm, texts[:5], prompt="passage: ", batch_size=2)
+    np.testing.assert_allclose(with_prompt, minilm.encode(texts[:5], prompt="passage: "), atol=2e-5)
     np.testing.assert_array_equal(
         encode_corpus(_Refuses(), texts, part_size=7, cache_dir=tmp_path, cache_key="k"), emb
     )
     # a crash after some parts: only the missing part is encoded again
-    (tmp_path / "k" / "part-00001.npy").unlink()
+    next(tmp_path.glob("*k/part-00001.npy")).unlink()
     stub = _Refuses()
     with pytest.raises(AssertionError, match="cache miss"):
         encode_corpus(stub, texts, part_size=7, cache_dir=tmp_path, cache_key="k", show_progress=False)

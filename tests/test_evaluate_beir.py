@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from hardneg.beir import DatasetSpec, load_eval_dataset
 from hardneg.corpus import load_beir_folder
 

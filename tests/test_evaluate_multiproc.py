@@ -23,20 +23,37 @@ def test_two_processes_match_one(tmp_path, cranfield_dir):
     docs = list(dict.fromkeys([d for q in qids for d in data.qrels[q]] + list(data.corpus)))[:70]
     folder = tmp_path / "slice"
     (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, **data.corpus[d]}) + "\n" for d in docs))
-    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": data.queries[q]}) + "\n" for q in qids))
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, **data.corpus[d]}) + "\n" for d in docs)
+    )
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": data.queries[q]}) + "\n" for q in qids)
+    )
     rows = [f"{q}\t{d}\t{g}" for q in qids for d, g in data.qrels[q].items() if d in docs]
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
 
     args = ["--datasets", str(folder), "--models", "zero-shot=embedded:minilm", "--part_size", "8"]
     args += ["--show_progress", "false"]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
+    launch += [
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+    ]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     script = str(ROOT / "evaluation" / "evaluate.py")
     for cmd, run in ((launch + [script], "two"), ([sys.executable, script], "one")):
         out = subprocess.run(
-            cmd + args + ["--run_dir", str(tmp_path / run)], env=env, capture_output=True, text=True, timeout=240
+            cmd + args + ["--run_dir", str(tmp_path / run)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
         )
         assert out.returncode == 0, out.stderr[-3000:]
     two, one = (

@@ -15,7 +15,9 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def test_demo_eval_recipe():
-    (config,) = parse(EvalConfig, args=["--config", str(RECIPES / "demo" / "eval.yaml"), "--run_dir", "runs/x"])
+    (config,) = parse(
+        EvalConfig, args=["--config", str(RECIPES / "demo" / "eval.yaml"), "--run_dir", "runs/x"]
+    )
     assert [s.method for s in config.model_specs] == ["bm25", "zero-shot", "llm_hn", "bm25_hn", "ce_hn"]
     assert config.model_specs[2].model == "runs/x/models/llm_hn"
     assert [d.source for d in config.dataset_specs] == ["embedded:cranfield"]
@@ -27,7 +29,9 @@ def test_demo_eval_recipe():
 def test_paper_eval_recipe():
     (config,) = parse(EvalConfig, args=["--config", str(RECIPES / "paper" / "eval.yaml")])
     assert {d.name for d in config.dataset_specs} <= set(BEIR_NAMES)
-    assert {"scifact", "nfcorpus", "fiqa", "arguana", "scidocs", "trec-covid"} <= {d.name for d in config.dataset_specs}
+    assert {"scifact", "nfcorpus", "fiqa", "arguana", "scidocs", "trec-covid"} <= {
+        d.name for d in config.dataset_specs
+    }
     names = {s.name for s in config.model_specs}
     assert names == {"BM25", "e5-base-v2", "gte-base", "distilbert-base-uncased"}
     e5 = [s for s in config.model_specs if s.name == "e5-base-v2"]
@@ -50,6 +54,8 @@ def test_paper_build_recipe():
     from hardneg.build import BuildConfig
     from hardneg.llm import GeneratorConfig
 
-    build, generator = parse(BuildConfig, GeneratorConfig, args=["--config", str(RECIPES / "paper" / "build.yaml")])
+    build, generator = parse(
+        BuildConfig, GeneratorConfig, args=["--config", str(RECIPES / "paper" / "build.yaml")]
+    )
     assert build.num_passages == 7250 and set(build.methods) >= {"llm_hn", "bm25_hn", "ce_hn"}
     assert generator.backend == "http" and generator.urls

@@ -13,8 +13,13 @@ from hardneg.report import ReportConfig, load_results, render_report
 METRICS = ("ndcg@10", "p@10", "recall@100", "map@100", "mrr@10")
 
 
-def _write(run: Path, model: str, method: str, scores: np.ndarray, dataset: str = "cranfield", path: str = "") -> None:
-    per_query = {f"q{i}": {m: float(min(1.0, s * (1 + j / 10))) for j, m in enumerate(METRICS)} for i, s in enumerate(scores)}
+def _write(
+    run: Path, model: str, method: str, scores: np.ndarray, dataset: str = "cranfield", path: str = ""
+) -> None:
+    per_query = {
+        f"q{i}": {m: float(min(1.0, s * (1 + j / 10))) for j, m in enumerate(METRICS)}
+        for i, s in enumerate(scores)
+    }
     metrics = {m: float(np.mean([v[m] for v in per_query.values()])) for m in METRICS}
     result = {
         "model": model,
@@ -24,7 +29,11 @@ def _write(run: Path, model: str, method: str, scores: np.ndarray, dataset: str 
         "split": "test",
         "metrics": metrics,
         "per_query": per_query,
-        "counts": {"queries_evaluated": len(scores), "queries_without_judgements": 2, "queries_without_relevant": 0},
+        "counts": {
+            "queries_evaluated": len(scores),
+            "queries_without_judgements": 2,
+            "queries_without_relevant": 0,
+        },
     }
     (run / "results").mkdir(parents=True, exist_ok=True)
     (run / "results" / f"{model}.{method}__{dataset}.json").write_text(json.dumps(result))
@@ -53,9 +62,16 @@ def test_report_files_rows_and_significance(run, capsys):
     assert {(r["model"], r["method"]) for r in rows} >= {("BM25", "bm25"), ("all-MiniLM-L6-v2", "llm_hn")}
     tests = json.loads((run / "significance.json").read_text())
     by_pair = {(t["dataset"], t["metric"], t["a_method"], t["b_method"]): t for t in tests}
-    real = by_pair.get(("cranfield", "ndcg@10", "llm_hn", "zero-shot")) or by_pair[("cranfield", "ndcg@10", "zero-shot", "llm_hn")]
+    real = (
+        by_pair.get(("cranfield", "ndcg@10", "llm_hn", "zero-shot"))
+        or by_pair[("cranfield", "ndcg@10", "zero-shot", "llm_hn")]
+    )
     assert real["significant"] and real["p_holm"] >= real["p"]
-    noise = [t for t in tests if {t["a_method"], t["b_method"]} == {"bm25_hn", "zero-shot"} and t["metric"] == "ndcg@10"]
+    noise = [
+        t
+        for t in tests
+        if {t["a_method"], t["b_method"]} == {"bm25_hn", "zero-shot"} and t["metric"] == "ndcg@10"
+    ]
     assert noise and noise[0]["verdict"] == "noise"
     # same_model: 3 MiniLM rows on cranfield -> 3 pairs; BM25 is another model; x 3 table metrics
     assert len(tests) == 3 * 3
@@ -79,7 +95,9 @@ def test_model_index_written_into_card(run):
     folder = run / "models" / "llm_hn"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
-    (folder / "README.md").write_text("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n---\n# A model\n")
+    (folder / "README.md").write_text(
+        "---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n---\n# A model\n"
+    )
     _write(run, "ft", "llm_hn", np.full(120, 0.5), path=str(folder))
     render_report(ReportConfig(run_dir=str(run), n_resamples=200, model_index=True))
     from huggingface_hub import ModelCard

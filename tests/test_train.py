@@ -63,8 +63,15 @@ def cranfield_triplets(cranfield_dir) -> Dataset:
         if beir.queries[qid] in used:
             continue
         pos = next((d for d in sorted(beir.qrels[qid], key=beir.qrels[qid].get) if text(d) not in used), None)
-        neg = next((d for other in qids[n + 1 :] for d in beir.qrels[other]
-                    if d not in beir.qrels[qid] and text(d) not in used and d != pos), None)
+        neg = next(
+            (
+                d
+                for other in qids[n + 1 :]
+                for d in beir.qrels[other]
+                if d not in beir.qrels[qid] and text(d) not in used and d != pos
+            ),
+            None,
+        )
         if pos is None or neg is None or text(pos) == text(neg):
             continue
         used.update((beir.queries[qid], text(pos), text(neg)))
@@ -203,6 +210,18 @@ def test_script_bad_input_one_line(
     assert not out.exists(), "nothing may be written before the input is checked"
 
 
+@pytest.mark.parametrize(
+    "recipe", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/train*.yaml"))
+)
+def test_recipes_parse(recipe):
+    from hardneg.config import parse
+
+    (config,) = parse(TrainConfig, args=["--config", recipe, "--dataset_config", "bm25_hn"])
+    assert config.dataset_config == "bm25_hn" and config.per_device_train_batch_size >= 1
+    if "e5" in config.model:
+        assert config.query_prompt == "query: " and config.passage_prompt == "passage: "
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the length-grouped no-duplicates sampler
 
@@ -262,6 +281,31 @@ def test_train_saves_model_card_and_prompts(trained: Path):
     model = SentenceTransformer(str(trained))
     assert model.max_seq_length == 32 and model.prompts["query"] == "query: "
     assert model.encode_query(["wing flutter"]).shape == (1, 384)
+
+
+@pytest.mark.parametrize(
+    ("loss", "extra", "loss_class"),
+    [
+        ("cached_mnrl", {"mini_batch_size": 2}, "CachedMultipleNegativesRankingLoss"),
+        ("gist", {"guide_model": "embedded:minilm"}, "GISTEmbedLoss"),
+    ],
+)
+def test_other_losses_train(dataset_dir, tmp_path, loss, extra, loss_class):
+    config = tiny_config(
+        dataset_dir,
+        tmp_path / "model",
+        loss=loss,
+        max_seq_length=16,
+        per_device_train_batch_size=4,
+        max_train_samples=8,
+        warmup_ratio=0.0,
+        **extra,
+    )
+    folder = train(config)
+    summary = json.loads((folder / "training_summary.json").read_text())
+    rank = json.loads((folder / "ranks" / "rank0.json").read_text())
+    assert summary["global_step"] == 2 and rank["initial_fingerprint"] != rank["final_fingerprint"]
+    assert loss_class in (folder / "README.md").read_text()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -374,3 +418,16 @@ def test_two_processes_synchronised(dataset_dir, tmp_path):
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["final_fingerprint"] == ranks[0]["final_fingerprint"]
     assert len(list(out.glob("**/model.safetensors"))) == 1, "exactly one saved model"
+
+
+def test_push_failure_is_one_line_without_token(tmp_path, monkeypatch):
+    from hardneg.train import push_model
+
+    secret = "hf_" + "x" * 34
+    monkeypatch.setenv("HF_TOKEN", secret)
+    (tmp_path / "model.safetensors").write_bytes(b"0")
+    with pytest.raises(RuntimeError) as info:
+        push_model(tmp_path, repo_id="someone/retriever")
+    message = str(info.value)
+    assert "cannot push" in message and "fix:" in message and "\n" not in message
+    assert secret not in message
