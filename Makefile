@@ -19,7 +19,7 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test test-slow build publish train evaluate report bench style quality clean
+.PHONY: help install demo test test-slow build publish publish-model train evaluate report bench style quality clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,11 @@ report: $(STAMP) ## render the comparison table, significance tests and plots fr
 
 publish: $(STAMP) ## validate + (dry-run) upload: make publish REPO=org/name VERSION=1.0.0 [PRIVATE=1] [CONFIRM=1]
 	$(PY) builders/publish.py --folder $(RUN_DIR)/dataset --repo_id "$(REPO)" --version "$(VERSION)" \
+	  $(if $(PRIVATE),--private) $(if $(CONFIRM),--confirm)
+
+publish-model: $(STAMP) ## publish a trained model: make publish-model CONFIG=llm_hn REPO=org/name VERSION=1.0.0 [DATASET=org/ds DATASET_REVISION=v1.0.0] [PRIVATE=1] [CONFIRM=1]
+	$(PY) builders/publish.py --kind model --folder $(RUN_DIR)/models/$(CONFIG) --repo_id "$(REPO)" --version "$(VERSION)" \
+	  $(if $(DATASET),--dataset_id $(DATASET)) $(if $(DATASET_REVISION),--dataset_revision $(DATASET_REVISION)) \
 	  $(if $(PRIVATE),--private) $(if $(CONFIRM),--confirm)
 
 test: $(STAMP) ## the test suite (offline; slow tests excluded)

@@ -42,7 +42,9 @@ def synthetic(n_passages: int, n_queries: int, seed: int = 0, vocab: int = 30000
     flat = words[rng.choice(vocab, size=int(lengths.sum()), p=p)]
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     texts = [" ".join(flat[bounds[i] : bounds[i + 1]]) for i in range(n_passages)]
-    corpus = Dataset.from_dict({"id": [f"d{i}" for i in range(n_passages)], "title": [""] * n_passages, "text": texts})
+    corpus = Dataset.from_dict(
+        {"id": [f"d{i}" for i in range(n_passages)], "title": [""] * n_passages, "text": texts}
+    )
     pos = rng.choice(n_passages, size=n_queries, replace=n_queries > n_passages)
     qtexts = [" ".join(rng.choice(texts[i].split(), size=5)) for i in pos]
     queries = Dataset.from_dict({
@@ -63,7 +65,9 @@ def section_bm25(args) -> str:
     k = args.range_max + 1
     # Compile numba kernels on a toy index first so neither side pays the one-off compile.
     warm = bm25s.BM25(backend="numba")
-    warm.index(bm25s.tokenize(["alpha beta gamma", "beta gamma delta"], show_progress=False), show_progress=False)
+    warm.index(
+        bm25s.tokenize(["alpha beta gamma", "beta gamma delta"], show_progress=False), show_progress=False
+    )
     warm.retrieve(bm25s.tokenize(["beta"], show_progress=False), k=1, show_progress=False)
 
     t = time.perf_counter()
@@ -75,14 +79,16 @@ def section_bm25(args) -> str:
     t_raw = time.perf_counter() - t
 
     t = time.perf_counter()
-    triplets, stats = mine_hard_negatives(queries, corpus, method="bm25", range_max=args.range_max, show_progress=False)
+    triplets, stats = mine_hard_negatives(
+        queries, corpus, method="bm25", range_max=args.range_max, show_progress=False
+    )
     t_ours = time.perf_counter() - t
     # Agreement: our negative is raw bm25s' best non-positive passage with a score > 0.
     expected = []
     for i in range(len(qtexts)):
-        row = [d for d, s in zip(raw_docs[i], raw_scores[i]) if d != pos[i] and s > 0]
+        row = [d for d, s in zip(raw_docs[i], raw_scores[i], strict=True) if d != pos[i] and s > 0]
         expected.append(f"d{row[0]}" if row else None)
-    got = dict(zip(triplets["query_id"][:], triplets["negative_id"][:]))
+    got = dict(zip(triplets["query_id"][:], triplets["negative_id"][:], strict=True))
     same = np.mean([got.get(f"q{i}") == e for i, e in enumerate(expected)])
     print(f"bm25: {args.passages} passages, {args.queries} queries, top {k}: raw bm25s {t_raw:.1f} s, ours {t_ours:.1f} s "
           f"(overhead {100 * (t_ours / t_raw - 1):+.1f}%), same negative for {same:.1%} of queries")  # fmt: skip
@@ -98,21 +104,25 @@ def section_bm25(args) -> str:
     sub_q = [i for i in range(len(qtexts)) if pos[i] < n_sub][: args.rank_bm25_queries]
     sub_corpus, sub_queries = corpus.select(range(n_sub)), queries.select(sub_q)
     q_strings = bm25s.tokenization.convert_tokenized_to_string_list(
-        bm25s.tokenize([qtexts[i] for i in sub_q], stopwords="en", stemmer=stem, show_progress=False, allow_empty=True)
+        bm25s.tokenize(
+            [qtexts[i] for i in sub_q], stopwords="en", stemmer=stem, show_progress=False, allow_empty=True
+        )
     )
     t = time.perf_counter()
     okapi = BM25Okapi(sub_tokens)
     top1 = []
-    for i, q in zip(sub_q, q_strings):  # best non-positive passage, like our negative
+    for i, q in zip(sub_q, q_strings, strict=True):  # best non-positive passage, like our negative
         scores = okapi.get_scores(q)
         scores[pos[i]] = -np.inf
         top1.append(int(np.argmax(scores)))
     t_rank = time.perf_counter() - t
     t = time.perf_counter()
-    sub_trip, _ = mine_hard_negatives(sub_queries, sub_corpus, method="bm25", range_max=args.range_max, show_progress=False)
+    sub_trip, _ = mine_hard_negatives(
+        sub_queries, sub_corpus, method="bm25", range_max=args.range_max, show_progress=False
+    )
     t_sub = time.perf_counter() - t
     ours_top = [f"d{r}" for r in top1]
-    agree = np.mean([a == b for a, b in zip(ours_top, sub_trip["negative_id"][:])])
+    agree = np.mean([a == b for a, b in zip(ours_top, sub_trip["negative_id"][:], strict=True)])
     print(f"rank_bm25 subset: {n_sub} passages, {len(sub_q)} queries: rank_bm25 {t_rank:.1f} s, ours {t_sub:.1f} s "
           f"-> ours vs rank_bm25: {t_rank / t_sub:.2f}x (top-1 agreement {agree:.0%}; idf formulas differ)")  # fmt: skip
     return f"bm25 mining (ours) vs raw bm25s: {t_raw / t_ours:.2f}x"
@@ -146,13 +156,17 @@ def section_ce(args) -> str:
     from hardneg.scorers import CrossEncoderScorer, load_scorer
 
     corpus, queries = _cranfield_pairs(args.ce_queries, args.ce_range_max)
-    passages = [passage_text(t, x) for t, x in zip(corpus["title"][:], corpus["text"][:])]
+    passages = [passage_text(t, x) for t, x in zip(corpus["title"][:], corpus["text"][:], strict=True)]
     row_of = {d: i for i, d in enumerate(corpus["id"][:])}
     qtexts = queries["query"][:]
     prow = np.array([row_of[p] for p in queries["positive_id"][:]])
     first = bm25_candidates(qtexts, passages, prow, k=args.ce_range_max + 1, show_progress=False)
     # The pairs mining scores: every (query, candidate) plus (query, positive), in mining order (unsorted).
-    pairs = [(qtexts[q], passages[r]) for q in range(len(qtexts)) for r in [*first.indices[q][first.indices[q] >= 0], prow[q]]]
+    pairs = [
+        (qtexts[q], passages[r])
+        for q in range(len(qtexts))
+        for r in [*first.indices[q][first.indices[q] >= 0], prow[q]]
+    ]
     # RANDOM classification head (bare MiniLM encoder): speed/equality only, never for mining.
     ce = CrossEncoder(resolve_embedder(EMBEDDED_EMBEDDER).name_or_path, num_labels=1, max_length=256)
     scorer = CrossEncoderScorer("minilm-random-head", model=ce, show_progress=False)
@@ -172,7 +186,12 @@ def section_ce(args) -> str:
     t_per_query = time.perf_counter() - t
     print(f"ce: CrossEncoder.predict called per query (as util.mine_hard_negatives does): "
           f"{len(pairs) / t_per_query:.1f} pairs/s -> ours vs that: {t_per_query / t_ours:.2f}x")  # fmt: skip
-    flat = np.concatenate([np.append(ours.scores[q][first.indices[q] >= 0], ours.positive_scores[q]) for q in range(len(qtexts))])
+    flat = np.concatenate(
+        [
+            np.append(ours.scores[q][first.indices[q] >= 0], ours.positive_scores[q])
+            for q in range(len(qtexts))
+        ]
+    )
     max_diff = float(np.abs(flat - base).max())
     print(f"ce: {len(pairs)} pairs ({len(set(pairs))} distinct): CrossEncoder.predict {len(pairs) / t_base:.1f} pairs/s, "
           f"ours {len(pairs) / t_ours:.1f} pairs/s, max |score diff| {max_diff:.2e}")  # fmt: skip
@@ -202,9 +221,11 @@ def section_dense(args) -> str:
     queries = queries.filter(lambda r: r["positive_id"] in keep)
     model = load_embedder("embedded:minilm")
     model.encode(["warm up"])
-    texts = [passage_text(t, x) for t, x in zip(corpus["title"][:], corpus["text"][:])]
+    texts = [passage_text(t, x) for t, x in zip(corpus["title"][:], corpus["text"][:], strict=True)]
     row_of = {d: i for i, d in enumerate(corpus["id"][:])}
-    pairs = Dataset.from_dict({"query": queries["query"][:], "answer": [texts[row_of[p]] for p in queries["positive_id"][:]]})
+    pairs = Dataset.from_dict(
+        {"query": queries["query"][:], "answer": [texts[row_of[p]] for p in queries["positive_id"][:]]}
+    )
     settings = dict(range_max=args.range_max, num_negatives=3, relative_margin=0.05, batch_size=32)
     t = time.perf_counter()
     theirs = st_mine(pairs, model, corpus=texts, output_scores=True, verbose=False, **settings)
@@ -254,7 +275,9 @@ def main() -> None:
     p.add_argument("--ce_queries", type=int, default=40)
     p.add_argument("--ce_range_max", type=int, default=10)
     p.add_argument("--ce_batch_size", type=int, default=32)
-    p.add_argument("--ql_pairs", type=int, default=48, help="pairs to time the shipped LM scorer on (0 = skip)")
+    p.add_argument(
+        "--ql_pairs", type=int, default=48, help="pairs to time the shipped LM scorer on (0 = skip)"
+    )
     p.add_argument("--dense_passages", type=int, default=400)
     p.add_argument("--dense_queries", type=int, default=100)
     p.add_argument("--memory_child", type=int, default=0, help=argparse.SUPPRESS)

@@ -89,7 +89,7 @@ class BM25Index:
         if not len(queries):
             return out
         strings = convert_tokenized_to_string_list(self._tokenize(list(queries)))
-        for i, (toks, row) in enumerate(zip(strings, doc_indices)):
+        for i, (toks, row) in enumerate(zip(strings, doc_indices, strict=True)):
             ids = self._bm25.get_tokens_ids(toks)
             if ids:
                 out[i] = self._bm25.get_scores_from_ids(ids)[int(row)]

@@ -279,7 +279,40 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
             else [p for key, p in prompts.items() if _prompt_used_by(key, name)]
         ),
         "fn_scorer": stats.get("false_negative_scorer"),
+        "other": _other_stats(stats),
     }
+
+
+# Stats shown in their own place on the card; anything else small is listed under "other statistics".
+_SHOWN_STATS = {
+    "rows",
+    "wall_seconds",
+    "items_per_second",
+    "prompt_tokens",
+    "completion_tokens",
+    "rejects",
+    "skipped",
+    "candidates_considered",
+    "queries_short_of_negatives",
+    "score_stats",
+    "suspected_false_negative_rate",
+    "params",
+    "score_name",
+    "prompt",
+    "false_negative_scorer",
+    "method",
+}
+
+
+def _other_stats(stats: dict) -> dict[str, str]:
+    out = {}
+    for key, value in stats.items():
+        if key in _SHOWN_STATS:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        if len(text) <= 200:  # long details (per-query lists) stay in build_stats.json
+            out[key] = _fmt(value) if isinstance(value, (int, float)) else text
+    return out
 
 
 def _prompt_used_by(prompt_key: str, config: str) -> bool:
@@ -364,6 +397,10 @@ def dataset_card_context(
         },
         "prompts": _all_prompts(prompts, configs),
         "decontamination": {k: _fmt(v) for k, v in _as_dict(build_stats.get("decontamination")).items()},
+        "build": {
+            k: v if isinstance(v, str) else json.dumps(v, default=str)
+            for k, v in _as_dict(build_stats.get("build")).items()
+        },
         "created": build_stats.get("created", "—"),
         "built_with": build_stats.get("hardneg_version", "—"),
         "versions": library_versions(),

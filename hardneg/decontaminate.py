@@ -114,7 +114,20 @@ def decontaminate(
     exclude_ids = {str(i) for i in exclude_ids or ()}
     corpus, removed_passages = decontaminate_corpus(corpus, exclude_ids)
     queries, counts = decontaminate_queries(
-        queries, exclude_queries=exclude_queries, exclude_ids=exclude_ids, near_duplicate_threshold=near_duplicate_threshold
+        queries,
+        exclude_queries=exclude_queries,
+        exclude_ids=exclude_ids,
+        near_duplicate_threshold=near_duplicate_threshold,
     )
     report = {"passages_removed": removed_passages, "queries_removed": sum(counts.values()), **counts}
     return queries, corpus, report
+
+
+def remove_eval_queries(
+    queries: Dataset, eval_queries: Iterable[str], *, near_duplicate_threshold: float | None = None
+) -> Dataset:
+    """Generated queries minus those equal (normalised; or near-duplicate) to an evaluation query."""
+    kept, _ = decontaminate_queries(
+        queries, exclude_queries=eval_queries, near_duplicate_threshold=near_duplicate_threshold
+    )
+    return kept

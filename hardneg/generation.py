@@ -55,8 +55,12 @@ class HygieneConfig:
     ngram: int = 4
     max_copy_overlap: float = 0.8  # share of the output's word n-grams found in the passage it must not copy
     max_positive_similarity: float = 0.8  # negatives: n-gram Jaccard with the positive above this = near copy
-    min_distinct_trigrams: float = 0.6  # below this share of distinct word trigrams the output loops ("a wing that is a wing")
-    reject_truncated: bool = True  # an output that used the whole token budget without stopping is cut mid-way
+    min_distinct_trigrams: float = (
+        0.6  # below this share of distinct word trigrams the output loops ("a wing that is a wing")
+    )
+    reject_truncated: bool = (
+        True  # an output that used the whole token budget without stopping is cut mid-way
+    )
 
 
 def words(text: str) -> list[str]:
@@ -103,7 +107,13 @@ def clean_output(raw: str, prompt_text: str = "") -> str:
 
 
 def check_output(
-    text: str, *, source: str, positive: str | None, query: str | None, rules: HygieneConfig, finish_reason: str = "stop"
+    text: str,
+    *,
+    source: str,
+    positive: str | None,
+    query: str | None,
+    rules: HygieneConfig,
+    finish_reason: str = "stop",
 ) -> str | None:
     """The reject reason for a cleaned output, or None when it is kept.
 
@@ -119,7 +129,10 @@ def check_output(
     if len(grams) >= 6 and len(set(grams)) / len(grams) < rules.min_distinct_trigrams:
         return "repetitive"
     if positive is not None:
-        if " ".join(w) == " ".join(words(positive)) or ngram_jaccard(text, positive) > rules.max_positive_similarity:
+        if (
+            " ".join(w) == " ".join(words(positive))
+            or ngram_jaccard(text, positive) > rules.max_positive_similarity
+        ):
             return "near_positive"
         if query is not None and " ".join(w) == " ".join(words(query)):
             return "echoes_query"
@@ -212,7 +225,9 @@ def run_generation(
     rules = rules or HygieneConfig()
     cfg = generator.config
     # Commit granularity: one local batch, or a couple of rounds of concurrent requests; vLLM wants big calls.
-    chunk_size = chunk_size or {"transformers": cfg.batch_size, "http": 2 * cfg.concurrency}.get(cfg.backend, 512)
+    chunk_size = chunk_size or {"transformers": cfg.batch_size, "http": 2 * cfg.concurrency}.get(
+        cfg.backend, 512
+    )
     cache_dir = Path(cache_dir)
     cache = GenerationCache(cache_dir / "generation.sqlite")
     info = generator.cache_settings()
@@ -222,7 +237,13 @@ def run_generation(
     results: list[dict | None] = [None] * len(items)
     rejects: Counter[str] = Counter()
     reject_rows: list[dict] = []
-    totals = {"prompt_tokens": 0, "completion_tokens": 0, "generation_seconds": 0.0, "generated": 0, "cached": 0}
+    totals = {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "generation_seconds": 0.0,
+        "generated": 0,
+        "cached": 0,
+    }
     started = time.perf_counter()
     pending = list(range(len(items)))
     bar = None
@@ -241,8 +262,15 @@ def run_generation(
                 i: (seed + attempt) * 1_000_003 + int(_sha(rendered[i])[:8], 16) % 1_000_003 for i in pending
             }
             keys = {
-                i: _sha({"gen": info, "prompt": prompt.sha256, "input": rendered[i], "sampling": sampling,
-                         "seed": seeds[i] if temperature > 0 else None})  # fmt: skip
+                i: _sha(
+                    {
+                        "gen": info,
+                        "prompt": prompt.sha256,
+                        "input": rendered[i],
+                        "sampling": sampling,
+                        "seed": seeds[i] if temperature > 0 else None,
+                    }
+                )  # fmt: skip
                 for i in pending
             }
             found = cache.get_many(list(keys.values()))
@@ -261,7 +289,9 @@ def run_generation(
                     top_p=top_p,
                     seeds=[seeds[i] for i in chunk],
                 )
-                share = (time.perf_counter() - chunk_start) / len(chunk)  # wall time per item (concurrency-aware)
+                share = (time.perf_counter() - chunk_start) / len(
+                    chunk
+                )  # wall time per item (concurrency-aware)
                 new = {keys[i]: o.to_dict() | {"wall_s": share} for i, o in zip(chunk, outs, strict=True)}
                 cache.put_many(new)  # committed before anything else happens: a kill loses at most this chunk
                 found.update(new)
@@ -314,9 +344,14 @@ def run_generation(
         "run_wall_seconds": round(time.perf_counter() - started, 3),
         "generated_this_run": totals["generated"],
         "cached_this_run": totals["cached"],
-        "params": {"generator": generator.info(), "seed": seed, "max_retries": max_retries,
-                   "retry_temperature": retry_temperature, "max_new_tokens": max_new_tokens,
-                   "hygiene": rules.__dict__.copy()},  # fmt: skip
+        "params": {
+            "generator": generator.info(),
+            "seed": seed,
+            "max_retries": max_retries,
+            "retry_temperature": retry_temperature,
+            "max_new_tokens": max_new_tokens,
+            "hygiene": rules.__dict__.copy(),
+        },  # fmt: skip
         "prompt": prompt.provenance(),
     }
     return results, stats

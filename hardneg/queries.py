@@ -33,8 +33,13 @@ PROVENANCE_FEATURES = {
     "latency_s": Value("float64"),
 }  # fmt: skip
 QUERY_FEATURES = Features(
-    {"query_id": Value("string"), "query": Value("string"), "positive_id": Value("string"),
-     "positive": Value("string"), **PROVENANCE_FEATURES}  # fmt: skip
+    {
+        "query_id": Value("string"),
+        "query": Value("string"),
+        "positive_id": Value("string"),
+        "positive": Value("string"),
+        **PROVENANCE_FEATURES,
+    }  # fmt: skip
 )
 
 
@@ -79,13 +84,17 @@ def generate_queries(
     """
     missing = [c for c in ("id", "text") if c not in corpus.column_names]
     if missing:
-        raise ValueError(f"corpus lacks column(s) {missing} (has {corpus.column_names}); fix: load it with hardneg.corpus.load_corpus")
+        raise ValueError(
+            f"corpus lacks column(s) {missing} (has {corpus.column_names}); fix: load it with hardneg.corpus.load_corpus"
+        )
     titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
     raw = [{"id": str(i), "text": t} for i, t in zip(corpus["id"], corpus["text"], strict=True)]
     validate_texts(raw, ["text"], "corpus")
     template = load_prompt(prompt)
     if template.kind != "query" or template.inputs != ("passage",):
-        raise ValueError(f"prompt '{template.name}' is not a query prompt over {{passage}}; fix: use query_fewshot or query_zeroshot")
+        raise ValueError(
+            f"prompt '{template.name}' is not a query prompt over {{passage}}; fix: use query_fewshot or query_zeroshot"
+        )
     positives = [passage_text(t, r["text"]) for t, r in zip(titles, raw, strict=True)]
     items = [
         {"id": r["id"], "passage": truncate_words(p, max_passage_words), "positive": p}
@@ -98,23 +107,37 @@ def generate_queries(
         rules=hygiene or HygieneConfig(), source_field="passage", progress=progress,
     )  # fmt: skip
     rows = [
-        {"query_id": f"q-{it['id']}", "query": res["text"], "positive_id": it["id"], "positive": it["positive"],
-         **provenance_row(generator, template, res)}  # fmt: skip
+        {
+            "query_id": f"q-{it['id']}",
+            "query": res["text"],
+            "positive_id": it["id"],
+            "positive": it["positive"],
+            **provenance_row(generator, template, res),
+        }  # fmt: skip
         for it, res in zip(items, results, strict=True)
         if res is not None
     ]
-    return Dataset.from_dict({c: [r[c] for r in rows] for c in QUERY_FEATURES}, features=QUERY_FEATURES), stats
+    return Dataset.from_dict(
+        {c: [r[c] for r in rows] for c in QUERY_FEATURES}, features=QUERY_FEATURES
+    ), stats
 
 
 @dataclass
 class QueriesConfig:
     """``python -m hardneg.queries``: generate queries for a corpus into a resumable output folder."""
 
-    corpus: str = field(default="embedded:cranfield", metadata={"help": "Corpus: embedded:cranfield, BEIR folder, jsonl/parquet, Hub id."})
-    output_dir: str = field(default="runs/queries", metadata={"help": "Writes queries.parquet, stats.json and cache/."})
+    corpus: str = field(
+        default="embedded:cranfield",
+        metadata={"help": "Corpus: embedded:cranfield, BEIR folder, jsonl/parquet, Hub id."},
+    )
+    output_dir: str = field(
+        default="runs/queries", metadata={"help": "Writes queries.parquet, stats.json and cache/."}
+    )
     limit: int | None = field(default=None, metadata={"help": "Use only the first N passages."})
     prompt: str = field(default="query_fewshot", metadata={"help": "Template name or YAML file."})
-    reject_retries: int = field(default=2, metadata={"help": "Extra attempts (new seed) for rejected outputs."})
+    reject_retries: int = field(
+        default=2, metadata={"help": "Extra attempts (new seed) for rejected outputs."}
+    )
     text_column: str = field(default="text", metadata={"help": "Passage text column of the corpus."})
 
 

@@ -156,9 +156,9 @@ def significance(
             for row, p_adj in zip(family, holm([f["p"] for f in family]), strict=True):
                 row["p_holm"] = p_adj
                 row["significant"] = p_adj < alpha
-                row["verdict"] = (
-                    ("a better" if row["diff"] > 0 else "b better") if row["significant"] else "noise"
-                )
+                side = "a" if row["diff"] > 0 else "b"
+                winner = row[f"{side}_method"] if row["a_model"] == row["b_model"] else row[side]
+                row["verdict"] = f"{winner} better" if row["significant"] else "noise"
             out += family
     return out
 

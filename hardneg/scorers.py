@@ -41,16 +41,22 @@ class Scorer(Protocol):
 
 def _check_pairs(queries: Sequence[str], passages: Sequence[str], batch_size: int) -> None:
     if len(queries) != len(passages):
-        raise ValueError(f"score() got {len(queries)} queries but {len(passages)} passages; fix: pass one per pair")
+        raise ValueError(
+            f"score() got {len(queries)} queries but {len(passages)} passages; fix: pass one per pair"
+        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
 
-def _unique_pairs(queries: Sequence[str], passages: Sequence[str]) -> tuple[list[tuple[str, str]], np.ndarray]:
+def _unique_pairs(
+    queries: Sequence[str], passages: Sequence[str]
+) -> tuple[list[tuple[str, str]], np.ndarray]:
     """Distinct (query, passage) pairs in first-seen order and, per input pair, its index among them."""
     index: dict[tuple[str, str], int] = {}
     inverse = np.fromiter(
-        (index.setdefault((q, p), len(index)) for q, p in zip(queries, passages)), dtype=np.int64, count=len(queries)
+        (index.setdefault((q, p), len(index)) for q, p in zip(queries, passages, strict=True)),
+        dtype=np.int64,
+        count=len(queries),
     )
     return list(index), inverse
 
@@ -101,11 +107,13 @@ class QueryLikelihoodScorer:
         # Tokenise each distinct text once.
         uq = list(dict.fromkeys(q for q, _ in pairs))
         up = list(dict.fromkeys(p for _, p in pairs))
-        q_ids = dict(zip(uq, self._encode([" " + q.strip() for q in uq])))
-        p_ids = dict(zip(up, self._encode([p.strip() for p in up])))
+        q_ids = dict(zip(uq, self._encode([" " + q.strip() for q in uq]), strict=True))
+        p_ids = dict(zip(up, self._encode([p.strip() for p in up]), strict=True))
         if any(len(ids) == 0 for ids in q_ids.values()):
             raise ValueError("a query is empty after tokenisation; fix: drop empty queries before scoring")
-        prompts = {p: self._prefix + ids[: self.max_passage_tokens] + self._suffix for p, ids in p_ids.items()}
+        prompts = {
+            p: self._prefix + ids[: self.max_passage_tokens] + self._suffix for p, ids in p_ids.items()
+        }
         seqs = [(prompts[p], q_ids[q]) for q, p in pairs]
         lengths = np.array([len(a) + len(b) for a, b in seqs])
         out = np.empty(len(pairs), dtype=np.float32)
@@ -129,14 +137,20 @@ class QueryLikelihoodScorer:
                     target[row, keep - 1 - len(query) :] = torch.tensor(query)
                     tmask[row, keep - 1 - len(query) :] = True
                 position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-                logits = self.model(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    position_ids=position_ids.to(device),
-                    logits_to_keep=keep,
-                    use_cache=False,
-                ).logits[:, :-1].float()
-                logp = torch.log_softmax(logits, dim=-1).gather(-1, target.to(device).unsqueeze(-1)).squeeze(-1)
+                logits = (
+                    self.model(
+                        input_ids=ids.to(device),
+                        attention_mask=mask.to(device),
+                        position_ids=position_ids.to(device),
+                        logits_to_keep=keep,
+                        use_cache=False,
+                    )
+                    .logits[:, :-1]
+                    .float()
+                )
+                logp = (
+                    torch.log_softmax(logits, dim=-1).gather(-1, target.to(device).unsqueeze(-1)).squeeze(-1)
+                )
                 tm = tmask.to(device)
                 mean = (logp * tm).sum(-1) / tm.sum(-1)
                 out[batch] = mean.cpu().numpy()
@@ -198,7 +212,10 @@ class CrossEncoderScorer:
         ce.eval()
         with torch.inference_mode():
             for batch in tqdm(
-                _length_batches(lengths, batch_size), desc="CE scoring", disable=not self.show_progress, unit="batch"
+                _length_batches(lengths, batch_size),
+                desc="CE scoring",
+                disable=not self.show_progress,
+                unit="batch",
             ):
                 # Pad from the ids tokenised once (no tokenizer call per batch).
                 width = int(lengths[batch].max())

@@ -225,7 +225,7 @@ def load_triplets(
 
     ``refresh`` (local folders): rebuild datasets' Arrow cache from the parquet files. datasets keys that
     cache by the folder's *name* and config, so a rebuilt ``runs/demo/dataset`` (or any other folder
-    called ``dataset``) would otherwise be read from a stale cache. In multi-process runs only the first
+    called ``dataset``) would otherwise be read from a stale cache, or fail its split-size check. In multi-process runs only the first
     process of each machine refreshes; the others wait and read its fresh cache.
     """
     local = Path(dataset)
@@ -244,8 +244,11 @@ def load_triplets(
             f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
         )
     try:
-        mode = "force_redownload" if refresh and local.exists() else None
-        ds = load_dataset(dataset, config, revision=revision, split=split, download_mode=mode)
+        fresh = {}
+        if refresh and local.exists():
+            # rebuild the cache and do not check split sizes against the stale cached dataset_info
+            fresh = {"download_mode": "force_redownload", "verification_mode": "no_checks"}
+        ds = load_dataset(dataset, config, revision=revision, split=split, **fresh)
     except Exception as err:  # datasets raises many types; the user needs one line and a fix
         message = _first_line(err)
         if "offline" in message.lower() or isinstance(err, ConnectionError):

@@ -60,6 +60,8 @@ def test_dataset_card_statistics_and_cost(card_text):
     assert "| `llm_hn` | 12 | too_short: 3 | — | 8.3% | 0.61 | 0.42 |" in card_text
     assert "| negative | 17.2 | 4.1 | 9.8 | 16.9 | 27.3 |" in card_text
     assert "Skipped by filter: positive = 12." in card_text
+    assert "Other statistics: dropped = `1`." in card_text  # stats the template does not know are still shown
+    assert "- `num_passages`: `12`" in card_text and '- `methods`: `["llm_hn", "bm25_hn"]`' in card_text
     # cost per method: tokens and wall time
     assert "| `queries` | 1,440 | 192 | 31.5 | 0.38 |" in card_text
     assert "| `llm_hn` | 480 | 288 | 22.25 | 0.54 |" in card_text

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from datasets import Dataset
 
-from hardneg.decontaminate import decontaminate, decontaminate_corpus, decontaminate_queries, exclusions_from_beir
+from hardneg.decontaminate import (
+    decontaminate,
+    decontaminate_corpus,
+    decontaminate_queries,
+    exclusions_from_beir,
+    remove_eval_queries,
+)
 
 
 def test_exclusions_from_cranfield(cranfield_dir):
@@ -15,7 +21,10 @@ def test_exclusions_from_cranfield(cranfield_dir):
 
 
 def test_queries_and_corpus_are_filtered_and_counted(tiny_corpus):
-    eval_queries = ["What is the drag of a sphere at supersonic speed?", "boundary layer transition on flat plates"]
+    eval_queries = [
+        "What is the drag of a sphere at supersonic speed?",
+        "boundary layer transition on flat plates",
+    ]
     queries = Dataset.from_dict({
         "query_id": ["a", "b", "c", "d"],
         "query": ["what is  the DRAG of a sphere at supersonic speed?", "boundary layer transition on a flat plates",
@@ -39,3 +48,10 @@ def test_everything_excluded_is_an_error(tiny_corpus):
         decontaminate_corpus(tiny_corpus, tiny_corpus["id"][:])
     same, removed = decontaminate_corpus(tiny_corpus, [])
     assert removed == 0 and len(same) == len(tiny_corpus)
+
+
+def test_remove_eval_queries_for_the_build():
+    queries = Dataset.from_dict(
+        {"query_id": ["a", "b"], "query": ["Heat Flux?", "drag"], "positive_id": ["1", "2"]}
+    )
+    assert remove_eval_queries(queries, ["heat  flux?"])["query_id"][:] == ["b"]

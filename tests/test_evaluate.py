@@ -19,11 +19,11 @@ from hardneg.metrics import evaluate_run
 
 @pytest.fixture(scope="module")
 def mini_beir(cranfield_dir, tmp_path_factory) -> Path:
-    """10 judged Cranfield queries + 1 unjudged, their judged documents + filler (100 documents),
+    """6 judged Cranfield queries + 1 unjudged, their judged documents + filler (60 documents),
     and one judgement of a document missing from the corpus."""
     data = load_beir_folder(cranfield_dir, "test")
-    qids = list(data.qrels)[:10]
-    docs = list(dict.fromkeys([d for q in qids for d in data.qrels[q]] + list(data.corpus)))[:100]
+    qids = list(data.qrels)[:6]
+    docs = list(dict.fromkeys([d for q in qids for d in data.qrels[q]] + list(data.corpus)))[:60]
     folder = tmp_path_factory.mktemp("mini_beir")
     (folder / "qrels").mkdir()
     with open(folder / "corpus.jsonl", "w") as f:
@@ -67,7 +67,7 @@ def test_evaluate_end_to_end(tmp_path, mini_beir, minilm):
     for r in (dense, bm25):
         c = r["counts"]
         assert c["queries_without_judgements"] == 1 and c["qrels_docs_missing_from_corpus"] == 1
-        assert c["queries_evaluated"] == 10 and len(r["per_query"]) == 10
+        assert c["queries_evaluated"] == 6 and len(r["per_query"]) == 6
         assert c["excluded_query_ids"]["without_judgements"] == ["225"]
         assert set(r["metrics"]) == {"ndcg@10", "p@10", "recall@100", "map@100", "mrr@10"}
     assert bm25["model"] == "BM25" and dense["model"] == "all-MiniLM-L6-v2"

@@ -45,7 +45,9 @@ def test_sigkill_then_rerun_resumes_without_loss_or_duplicates(tmp_path):
     done = subprocess.run(_command(ref), env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
 
-    proc = subprocess.Popen(_command(killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _command(killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while _cached(killed) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -58,7 +60,9 @@ def test_sigkill_then_rerun_resumes_without_loss_or_duplicates(tmp_path):
     again = subprocess.run(_command(killed), env=_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     stats = json.loads((killed / "stats.json").read_text())
-    assert stats["cached_this_run"] == at_kill and stats["generated_this_run"] == N - at_kill  # nothing recomputed
+    assert (
+        stats["cached_this_run"] == at_kill and stats["generated_this_run"] == N - at_kill
+    )  # nothing recomputed
     a = pd.read_parquet(ref / "queries.parquet").drop(columns=["latency_s"])
     b = pd.read_parquet(killed / "queries.parquet").drop(columns=["latency_s"])
     assert b["query_id"].is_unique and len(b) == len(a)

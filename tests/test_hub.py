@@ -135,3 +135,28 @@ def test_validate_missing_folder_and_files(tmp_path, folder):
     (folder / "build_stats.json").unlink()
     with pytest.raises(FileNotFoundError, match="build_stats.json"):
         validate_dataset_folder(folder)
+
+
+@pytest.mark.integration
+def test_git_mirror_releases_are_tagged_and_immutable(folder, tmp_path):
+    import subprocess
+
+    from hardneg.hub import write_git_mirror
+
+    repo = write_git_mirror(folder, tmp_path / "mirrors", "my-org/cranfield-hn", "1.0.0", notes="First.")
+    assert repo == tmp_path / "mirrors" / "datasets" / "my-org" / "cranfield-hn"
+    write_git_mirror(folder, tmp_path / "mirrors", "my-org/cranfield-hn", "v1.0.1")
+    with pytest.raises(ValueError, match="already has tag v1.0.1"):
+        write_git_mirror(folder, tmp_path / "mirrors", "my-org/cranfield-hn", "1.0.1")
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+    assert git("tag", "--list").split() == ["v1.0.0", "v1.0.1"]
+    readme_v1 = git("show", "v1.0.0:README.md")
+    assert 'revision="v1.0.0"' in readme_v1 and "First." in readme_v1
+    changelog = git("show", "v1.0.1:README.md").split("## Changelog")[1]
+    assert "**v1.0.1**" in changelog and "**v1.0.0**" in changelog and "First." in changelog
+    assert sorted(git("ls-tree", "-r", "--name-only", "v1.0.0").split()) == sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+    )

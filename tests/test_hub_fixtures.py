@@ -149,6 +149,7 @@ def make_build_stats(n: int = N_QUERIES) -> dict:
                 "items_per_second": 0.54,
                 "prompt_tokens": 480,
                 "completion_tokens": 288,
+                "dropped": 1,
                 "rejects": {"too_short": 3},
                 "score_stats": {"positive": score, "negative": {**score, "mean": 0.42}},
                 "suspected_false_negative_rate": 0.0833,
@@ -176,6 +177,7 @@ def make_build_stats(n: int = N_QUERIES) -> dict:
             },
         },
         "decontamination": {"excluded_doc_ids": 0, "removed_queries": 0},
+        "build": {"num_passages": n, "methods": ["llm_hn", "bm25_hn"], "seed": 42},
     }
 
 

@@ -102,8 +102,12 @@ def test_greedy_rows_do_not_depend_on_batch_size_and_match_plain_generate(genera
     stop_ids = sorted(generator._stop_tokens(["\n"])[0] | {tok.eos_token_id})
     enc = tok(prompts[0], return_tensors="pt")
     with torch.inference_mode():
-        ref = model.generate(**enc, max_new_tokens=16, do_sample=False, eos_token_id=stop_ids, pad_token_id=tok.pad_token_id)
-    assert tok.decode(ref[0, enc.input_ids.shape[1] :], skip_special_tokens=True).split("\n")[0] == outs4[0].text
+        ref = model.generate(
+            **enc, max_new_tokens=16, do_sample=False, eos_token_id=stop_ids, pad_token_id=tok.pad_token_id
+        )
+    assert (
+        tok.decode(ref[0, enc.input_ids.shape[1] :], skip_special_tokens=True).split("\n")[0] == outs4[0].text
+    )
 
 
 def test_seeded_sampling_is_per_row(generator, prompts):

@@ -29,6 +29,8 @@ def _hub_online_for_local_servers(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
 SERVE = shutil.which("transformers", path=str(Path(os.sys.executable).parent))
 
 
@@ -51,7 +53,17 @@ class Server:
 
     def start(self, wait: bool = True) -> None:
         env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
-        cmd = [SERVE, "serve", str(self.folder), "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"]
+        cmd = [
+            SERVE,
+            "serve",
+            str(self.folder),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--device",
+            "cpu",
+        ]
         self.proc = subprocess.Popen(cmd, env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         if wait:
             self.wait()
@@ -113,6 +125,7 @@ def test_server_stopped_mid_run_and_restarted_run_completes(server):
     while server.log.read_text(errors="replace").count("POST /v1/chat/completions") <= log_before:
         assert time.time() < deadline and worker.is_alive()
         time.sleep(0.2)
+    assert worker.is_alive()
     server.stop()  # mid-run: at least one request answered, others still to come
     time.sleep(2)
     server.start(wait=False)

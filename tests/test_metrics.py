@@ -117,7 +117,7 @@ def test_paired_tests_and_holm():
     rng = np.random.default_rng(0)
     a = rng.uniform(size=200)
     assert paired_test(a, a) == 1.0
-    better = a + 0.2
+    better = a + 0.2 + rng.normal(0, 0.01, size=200)
     assert paired_test(better, a, n_resamples=2000) < 0.01
     assert paired_test(better, a, test="t-test") < 1e-10
     noise = a + rng.normal(0, 0.05, size=200)

@@ -43,14 +43,18 @@ def test_bm25_contract_and_scores(small):
     assert len(triplets) == stats["rows"] == 3 * len(queries) - 3 * stats["queries_short_of_negatives"]
     assert all(r["negative_id"] != r["positive_id"] for r in triplets)
     # Scores are the BM25 scores a plain search gives, positives included.
-    texts = [passage_text(t, x) for t, x in zip(corpus["title"], corpus["text"])]
+    texts = [passage_text(t, x) for t, x in zip(corpus["title"], corpus["text"], strict=True)]
     index = BM25Index(texts, corpus["id"], show_progress=False)
     first = triplets[0]
     ids, scores = index.search([first["anchor"]], k=50)
-    assert first["negative_score"] == pytest.approx(float(scores[0][ids[0].index(first["negative_id"])]), rel=1e-5)
+    assert first["negative_score"] == pytest.approx(
+        float(scores[0][ids[0].index(first["negative_id"])]), rel=1e-5
+    )
     assert first["negative_rank"] == ids[0].index(first["negative_id"]) + 1
     pos_row = corpus["id"].index(first["positive_id"])
-    assert first["positive_score"] == pytest.approx(float(index.score_pairs([first["anchor"]], [pos_row])[0]), rel=1e-5)
+    assert first["positive_score"] == pytest.approx(
+        float(index.score_pairs([first["anchor"]], [pos_row])[0]), rel=1e-5
+    )
     # Negatives come best first per query; ranks rise.
     q0 = [r for r in triplets if r["query_id"] == first["query_id"]]
     assert [r["negative_rank"] for r in q0] == sorted(r["negative_rank"] for r in q0)
@@ -89,12 +93,14 @@ def test_margins_and_window(small):
     t, s = _mine(queries, corpus, method="bm25", absolute_margin=0.0, num_negatives=2, range_max=20)
     assert all(r["negative_score"] <= r["positive_score"] for r in t)
     assert s["skipped"]["absolute_margin"] > 0
-    t, s = _mine(queries, corpus, method="bm25", relative_margin=0.1, max_score=12.0, min_score=1.0, range_max=20)
+    t, s = _mine(
+        queries, corpus, method="bm25", relative_margin=0.1, max_score=12.0, min_score=1.0, range_max=20
+    )
     assert all(1.0 <= r["negative_score"] <= min(12.0, 0.9 * r["positive_score"]) + 1e-6 for r in t)
     top, _ = _mine(queries, corpus, method="bm25", range_max=20)
     skip, s = _mine(queries, corpus, method="bm25", range_min=3, range_max=20)
     assert s["skipped"]["range_min"] == 3 * len(queries)
-    assert sum(a != b for a, b in zip(top["negative_id"], skip["negative_id"])) > 0
+    assert sum(a != b for a, b in zip(top["negative_id"], skip["negative_id"], strict=True)) > 0
 
 
 def test_random_sampling_is_seeded(small):
@@ -113,7 +119,9 @@ def test_select_negatives_sign_safe_relative_margin_and_shortfall():
     idx = np.array([[0, 1, 2, 3], [4, 5, -1, -1]])
     scores = np.array([[-1.9, -2.1, -2.3, -3.0], [-1.05, -1.5, 0, 0]])
     params = MiningParams(range_max=4, num_negatives=3, relative_margin=0.1)
-    sel = select_negatives(idx, scores, np.array([-2.0, -1.0]), np.array([9, 8]), positive_matrix([[9], [8]]), params)
+    sel = select_negatives(
+        idx, scores, np.array([-2.0, -1.0]), np.array([9, 8]), positive_matrix([[9], [8]]), params
+    )
     assert sel.negatives[0].tolist() == [2, 3] and sel.negatives[1].tolist() == [5]
     assert sel.skipped["relative_margin"] == 3
     assert sel.ranks[0].tolist() == [3, 4] and sel.ranks[1].tolist() == [2]
@@ -167,7 +175,10 @@ class _OverlapScorer:
     score_name = "shared words"
 
     def score(self, queries, passages, batch_size=16):
-        return np.array([len(set(q.split()) & set(p.split())) for q, p in zip(queries, passages)], dtype=float)
+        return np.array(
+            [len(set(q.split()) & set(p.split())) for q, p in zip(queries, passages, strict=True)],
+            dtype=float,
+        )
 
 
 def test_suspected_false_negative_rate_any_table():
@@ -197,8 +208,10 @@ def test_dense_same_negatives_as_sentence_transformers(small, minilm):
     queries = queries.filter(lambda r: r["positive_id"] in keep).select(range(8))
     ours, stats = _mine(queries, corpus, method="dense", embedder=minilm, num_negatives=3, range_max=10,
                         relative_margin=0.05, near_duplicate_threshold=None, batch_size=32)  # fmt: skip
-    texts = [passage_text(t, x) for t, x in zip(corpus["title"], corpus["text"])]
-    pairs = Dataset.from_dict({"query": queries["query"], "answer": [texts[corpus["id"].index(p)] for p in queries["positive_id"]]})
+    texts = [passage_text(t, x) for t, x in zip(corpus["title"], corpus["text"], strict=True)]
+    pairs = Dataset.from_dict(
+        {"query": queries["query"], "answer": [texts[corpus["id"].index(p)] for p in queries["positive_id"]]}
+    )
     theirs = st_mine(pairs, minilm, corpus=texts, range_max=10, num_negatives=3, relative_margin=0.05,
                      output_scores=True, verbose=False, batch_size=32)  # fmt: skip
     assert ours["negative"] == theirs["negative"]

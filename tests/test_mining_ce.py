@@ -23,7 +23,9 @@ def data(cranfield_corpus):
     for i in (0, 7, 21):
         r = corpus[i]
         text = passage_text(r["title"], r["text"])
-        rows.append({"query_id": f"q{i}", "query": r["title"] or text[:60], "positive_id": r["id"], "positive": text})
+        rows.append(
+            {"query_id": f"q{i}", "query": r["title"] or text[:60], "positive_id": r["id"], "positive": text}
+        )
     return corpus, Dataset.from_list(rows)
 
 

@@ -17,7 +17,7 @@ def ql():
 @pytest.fixture(scope="module")
 def passages(cranfield_corpus):
     small = cranfield_corpus.select(range(6))
-    return [passage_text(t, x) for t, x in zip(small["title"][:], small["text"][:])]
+    return [passage_text(t, x) for t, x in zip(small["title"][:], small["text"][:], strict=True)]
 
 
 def test_ql_equals_a_plain_forward_pass(ql, passages):
@@ -26,7 +26,7 @@ def test_ql_equals_a_plain_forward_pass(ql, passages):
     queries = ["what is the effect of heat transfer on boundary layers", "hypersonic similarity laws"] * 3
     got = ql.score(queries, passages, batch_size=4)
     # Reference: one unpadded sequence at a time, full logits, mean log-prob of the query tokens.
-    for q, p, value in list(zip(queries, passages, got))[:2]:
+    for q, p, value in list(zip(queries, passages, got, strict=True))[:2]:
         prompt = ql._prefix + ql._encode([p.strip()])[0][: ql.max_passage_tokens] + ql._suffix
         query = ql._encode([" " + q])[0]
         ids = torch.tensor([prompt + query])
@@ -65,7 +65,7 @@ def test_cross_encoder_scorer_matches_predict(embedder_id, passages):
     ce = CrossEncoder(resolve_embedder(embedder_id).name_or_path, num_labels=1, max_length=128)
     scorer = CrossEncoderScorer("minilm-random-head", model=ce, show_progress=False)
     queries = ["boundary layer transition", "shock waves at hypersonic speed", "heat transfer"] * 2
-    pairs = list(zip(queries, passages))
+    pairs = list(zip(queries, passages, strict=True))
     want = ce.predict(pairs, batch_size=4, show_progress_bar=False)
     got = scorer.score(queries + queries[:2], passages + passages[:2], batch_size=4)
     np.testing.assert_allclose(got[:6], want, atol=1e-5)

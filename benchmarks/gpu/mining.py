@@ -47,12 +47,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=20000)
     p.add_argument("--seq", type=int, default=256, help="approximate tokens per (query, passage) pair")
-    p.add_argument("--batch_size", type=int, default=1024, help="our batch size (the baseline keeps predict's 32)")
+    p.add_argument(
+        "--batch_size", type=int, default=1024, help="our batch size (the baseline keeps predict's 32)"
+    )
     p.add_argument("--vocab", type=int, default=30000)
     p.add_argument("--device", default="cuda", help="cuda; 'cpu' only to smoke-test the script")
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("error: this benchmark needs a CUDA GPU; fix: run it on a GPU machine (CPU: benchmarks/mining.py)")
+        sys.exit(
+            "error: this benchmark needs a CUDA GPU; fix: run it on a GPU machine (CPU: benchmarks/mining.py)"
+        )
 
     from hardneg.scorers import CrossEncoderScorer
 
@@ -65,7 +69,7 @@ def main() -> None:
     p_len = np.clip(rng.normal(args.seq - 14, args.seq / 6, size=args.pairs).astype(int), 16, args.seq * 2)
     queries = [" ".join(rng.choice(words, size=n)) for n in q_len]
     passages = [" ".join(rng.choice(words, size=n)) for n in p_len]
-    pairs = list(zip(queries, passages))
+    pairs = list(zip(queries, passages, strict=True))
     scorer = CrossEncoderScorer("random-minilm-shaped", model=ce, show_progress=False)
 
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
@@ -81,7 +85,9 @@ def main() -> None:
     sync()
     t_ours = time.perf_counter() - t
     diff = float(np.abs(np.asarray(base, dtype=np.float32) - ours).max())
-    print(f"{torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}: {args.pairs} pairs, ~{args.seq} tokens each, bf16")
+    print(
+        f"{torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}: {args.pairs} pairs, ~{args.seq} tokens each, bf16"
+    )
     print(f"CrossEncoder.predict (batch 32): {args.pairs / t_base:,.0f} pairs/s")
     print(f"ours (batch {args.batch_size}): {args.pairs / t_ours:,.0f} pairs/s; max |score diff| {diff:.3g}")
     if diff > 5e-2:

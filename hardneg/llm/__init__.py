@@ -35,11 +35,14 @@ class GeneratorConfig:
 
     model: str = field(
         default=EMBEDDED_LLM,
-        metadata={"help": "Generator LM: embedded:smollm2 (offline default), a Hub id or local folder; for "
-                  "backend=http the model name the server expects (vLLM: the served name)."},
+        metadata={
+            "help": "Generator LM: embedded:smollm2 (offline default), a Hub id or local folder; for "
+            "backend=http the model name the server expects (vLLM: the served name)."
+        },
     )
     backend: Literal["transformers", "http", "vllm"] = field(
-        default="transformers", metadata={"help": "transformers (local), http (TGI / OpenAI-compatible servers) or vllm."}
+        default="transformers",
+        metadata={"help": "transformers (local), http (TGI / OpenAI-compatible servers) or vllm."},
     )
     urls: list[str] = field(
         default_factory=list,
@@ -47,27 +50,47 @@ class GeneratorConfig:
     )
     api: Literal["chat", "tgi"] = field(
         default="chat",
-        metadata={"help": "backend=http: 'chat' = /v1/chat/completions (vLLM, llama.cpp, SGLang, Ollama, TGI, "
-                  "transformers serve); 'tgi' = TGI's raw text-generation route (completion prompts sent verbatim)."},
+        metadata={
+            "help": "backend=http: 'chat' = /v1/chat/completions (vLLM, llama.cpp, SGLang, Ollama, TGI, "
+            "transformers serve); 'tgi' = TGI's raw text-generation route (completion prompts sent verbatim)."
+        },
     )
     api_key_env: str = field(
         default="HARDNEG_API_KEY",
-        metadata={"help": "backend=http: name of the environment variable holding the API key (never logged)."},
+        metadata={
+            "help": "backend=http: name of the environment variable holding the API key (never logged)."
+        },
     )
-    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file name inside `model` (transformers backend)."})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, else float32), float32, bfloat16, float16."})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, mps; default: best available."})
+    gguf_file: str | None = field(
+        default=None, metadata={"help": "GGUF file name inside `model` (transformers backend)."}
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (bf16 on CUDA, else float32), float32, bfloat16, float16."}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda, cuda:1, mps; default: best available."}
+    )
     batch_size: int = field(default=16, metadata={"help": "Local backends: prompts per forward batch."})
     max_new_tokens: int | None = field(
-        default=None, metadata={"help": "Token budget per output; default: the task's (queries 32, negatives 96)."}
+        default=None,
+        metadata={"help": "Token budget per output; default: the task's (queries 32, negatives 96)."},
     )
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy decoding; > 0 samples with a per-item seed."})
+    temperature: float = field(
+        default=0.0, metadata={"help": "0 = greedy decoding; > 0 samples with a per-item seed."}
+    )
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass when temperature > 0."})
-    seed: int = field(default=42, metadata={"help": "Base seed; every item gets its own seed derived from it."})
-    concurrency: int = field(default=8, metadata={"help": "backend=http: requests in flight at once (all URLs together)."})
-    timeout: float = field(default=120.0, metadata={"help": "backend=http: seconds per request before it is retried."})
+    seed: int = field(
+        default=42, metadata={"help": "Base seed; every item gets its own seed derived from it."}
+    )
+    concurrency: int = field(
+        default=8, metadata={"help": "backend=http: requests in flight at once (all URLs together)."}
+    )
+    timeout: float = field(
+        default=120.0, metadata={"help": "backend=http: seconds per request before it is retried."}
+    )
     max_retries: int = field(
-        default=5, metadata={"help": "backend=http: retries per request on 429/5xx/timeouts/refused connections."}
+        default=5,
+        metadata={"help": "backend=http: retries per request on 429/5xx/timeouts/refused connections."},
     )
 
     def __post_init__(self) -> None:
@@ -80,7 +103,9 @@ class GeneratorConfig:
         if self.batch_size < 1 or self.concurrency < 1:
             raise ValueError("batch_size and concurrency must be >= 1; fix: pass positive values")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be >= 0 and 0 < top_p <= 1; fix: correct the sampling settings")
+            raise ValueError(
+                "temperature must be >= 0 and 0 < top_p <= 1; fix: correct the sampling settings"
+            )
 
 
 @dataclass

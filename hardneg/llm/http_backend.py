@@ -124,13 +124,17 @@ class HttpGenerator:
         from huggingface_hub import AsyncInferenceClient
 
         clients = [
-            AsyncInferenceClient(base_url=url, api_key=self._api_key, timeout=self.config.timeout) for url in self.urls
+            AsyncInferenceClient(base_url=url, api_key=self._api_key, timeout=self.config.timeout)
+            for url in self.urls
         ]
         limit = asyncio.Semaphore(self.config.concurrency)
         try:
             return list(
                 await asyncio.gather(
-                    *(self._one(clients, i, p, s, params, limit) for i, (p, s) in enumerate(zip(prompts, seeds, strict=True)))
+                    *(
+                        self._one(clients, i, p, s, params, limit)
+                        for i, (p, s) in enumerate(zip(prompts, seeds, strict=True))
+                    )
                 )
             )
         finally:

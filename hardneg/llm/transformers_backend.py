@@ -36,7 +36,10 @@ DEFAULT_MAX_NEW_TOKENS = 64
 
 def cache_root() -> Path:
     """Where hardneg keeps derived files (dequantised GGUF copies): $HARDNEG_CACHE or ~/.cache/hardneg."""
-    base = os.environ.get("HARDNEG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hardneg"
+    base = (
+        os.environ.get("HARDNEG_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hardneg"
+    )
     return Path(base)
 
 
@@ -145,7 +148,9 @@ class TransformersGenerator:
     def _encode(self, prompts: list[str], chat: bool) -> list[list[int]]:
         if chat:
             prompts = [
-                self.tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+                self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+                )
                 for p in prompts
             ]
         return [self.tokenizer(p, add_special_tokens=not chat)["input_ids"] for p in prompts]
@@ -196,7 +201,13 @@ class TransformersGenerator:
         for rows in batches:
             start = time.perf_counter()
             outs = self._generate_batch(
-                [ids[i][n_prefix:] for i in rows], prefix, stop, max_new, temperature, top_p, [seeds[i] for i in rows]
+                [ids[i][n_prefix:] for i in rows],
+                prefix,
+                stop,
+                max_new,
+                temperature,
+                top_p,
+                [seeds[i] for i in rows],
             )
             per_item = (time.perf_counter() - start) / len(rows)
             for i, (text, n_out, reason) in zip(rows, outs, strict=True):

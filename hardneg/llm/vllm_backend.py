@@ -20,12 +20,16 @@ class VllmGenerator:
         try:
             from vllm import LLM
         except ImportError:
-            raise RuntimeError("backend=vllm needs vLLM; fix: pip install 'hardneg[vllm]' (Linux + CUDA GPU)") from None
+            raise RuntimeError(
+                "backend=vllm needs vLLM; fix: pip install 'hardneg[vllm]' (Linux + CUDA GPU)"
+            ) from None
         self.config = config
         ref = resolve_llm(config.model, config.gguf_file)
         self.model_name = ref.name
         model = f"{ref.name_or_path}/{ref.gguf_file}" if ref.gguf_file else ref.name_or_path
-        dtype = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}.get(config.dtype, config.dtype)
+        dtype = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}.get(
+            config.dtype, config.dtype
+        )
         self.llm = LLM(model=model, dtype=dtype, seed=config.seed, enable_prefix_caching=True)
 
     def cache_settings(self) -> dict[str, Any]:
@@ -68,12 +72,19 @@ class VllmGenerator:
         ]
         start = time.perf_counter()
         if chat:
-            outs = self.llm.chat([[{"role": "user", "content": p}] for p in prompts], params, use_tqdm=progress)
+            outs = self.llm.chat(
+                [[{"role": "user", "content": p}] for p in prompts], params, use_tqdm=progress
+            )
         else:
             outs = self.llm.generate(prompts, params, use_tqdm=progress)
         per_item = (time.perf_counter() - start) / max(len(prompts), 1)
         return [
-            Generation(o.outputs[0].text, len(o.prompt_token_ids or []), len(o.outputs[0].token_ids), per_item,
-                       "length" if o.outputs[0].finish_reason == "length" else "stop")  # fmt: skip
+            Generation(
+                o.outputs[0].text,
+                len(o.prompt_token_ids or []),
+                len(o.outputs[0].token_ids),
+                per_item,
+                "length" if o.outputs[0].finish_reason == "length" else "stop",
+            )  # fmt: skip
             for o in outs
         ]

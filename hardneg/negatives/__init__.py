@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from datasets import Dataset
 
+from hardneg.negatives.bm25 import BM25Options
 from hardneg.negatives.mining import (
     TRIPLET_COLUMNS,
     Candidates,
@@ -38,7 +39,9 @@ QUERY_COLUMNS = ("query_id", "query", "positive_id", "positive")
 def _check_inputs(queries: Dataset, corpus: Dataset) -> None:
     missing = [c for c in QUERY_COLUMNS if c not in queries.column_names]
     if missing:
-        raise ValueError(f"queries lack column(s) {missing}; fix: pass the queries table ({', '.join(QUERY_COLUMNS)})")
+        raise ValueError(
+            f"queries lack column(s) {missing}; fix: pass the queries table ({', '.join(QUERY_COLUMNS)})"
+        )
     missing = [c for c in ("id", "text") if c not in corpus.column_names]
     if missing:
         raise ValueError(f"corpus lacks column(s) {missing}; fix: load it with hardneg.corpus.load_corpus")
@@ -61,11 +64,11 @@ def _known_positives(
     positive_rows = np.array([row_of[str(pid)] for pid in queries["positive_id"][:]], dtype=np.int64)
     by_text: dict[str, set[int]] = {}
     norm = normalise_texts(queries["query"][:])
-    for t, r in zip(norm, positive_rows):
+    for t, r in zip(norm, positive_rows, strict=True):
         by_text.setdefault(t, set()).add(int(r))
     unknown_extra = 0
     known = []
-    for qid, t, r in zip(queries["query_id"][:], norm, positive_rows):
+    for qid, t, r in zip(queries["query_id"][:], norm, positive_rows, strict=True):
         rows = {int(r)} | by_text[t]
         for doc in (extra_positives or {}).get(qid, ()):
             if str(doc) in row_of:
@@ -172,14 +175,17 @@ def mine_hard_negatives(
     ids = corpus["id"][:]
     row_of = {str(d): i for i, d in enumerate(ids)}
     if len(row_of) != len(ids):
-        raise ValueError("the corpus has duplicate ids; fix: make passage ids unique (load_corpus checks this)")
+        raise ValueError(
+            "the corpus has duplicate ids; fix: make passage ids unique (load_corpus checks this)"
+        )
     titles = corpus["title"][:] if "title" in corpus.column_names else [""] * len(ids)
-    passages = [passage_text(t, x) for t, x in zip(titles, corpus["text"][:])]
+    passages = [passage_text(t, x) for t, x in zip(titles, corpus["text"][:], strict=True)]
     query_texts = queries["query"][:]
     if any(not (q or "").strip() for q in query_texts):
         raise ValueError("some queries are empty; fix: drop empty queries before mining")
     positive_rows, known, unknown_extra = _known_positives(queries, row_of, extra_positives)
     k = range_max + max(len(s) for s in known)
+    first_stage = candidate_method if method == "ce" else method
 
     cands = _candidates(
         method, query_texts, passages, positive_rows, k=k, scorer=scorer, candidate_method=candidate_method,
@@ -225,6 +231,7 @@ def mine_hard_negatives(
             **{k_: v for k_, v in vars(params).items()},
             "first_stage_k": k,
             **({"scorer": getattr(scorer, "name", scorer), "candidate_method": candidate_method} if method == "ce" else {}),
+            **({"bm25": vars(bm25_options or BM25Options())} if "bm25" in (method, first_stage) else {}),
             **({"embedder": _name(embedder)} if method == "dense" or (method == "ce" and candidate_method == "dense") else {}),
         },
         "decontamination": decontamination,
@@ -232,7 +239,10 @@ def mine_hard_negatives(
     if method == "ce":
         # Same scorer as suspected_false_negative_rate, so this is that estimate, computed for free.
         per_row = np.repeat(cands.positive_scores, [len(s) for s in sel.scores])
-        stats["suspected_false_negative_rate"] = float(np.mean(neg_scores >= per_row)) if len(neg_scores) else None
+        stats["suspected_false_negative_rate"] = (
+            float(np.mean(neg_scores >= per_row)) if len(neg_scores) else None
+        )
+        stats["false_negative_scorer"] = stats["params"]["scorer"]
     return triplets, stats
 
 
@@ -248,7 +258,9 @@ def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, cand
     if first == "bm25":
         from hardneg.negatives.bm25 import bm25_candidates
 
-        cands = bm25_candidates(query_texts, passages, positive_rows, k=k, options=bm25_options, show_progress=show_progress)
+        cands = bm25_candidates(
+            query_texts, passages, positive_rows, k=k, options=bm25_options, show_progress=show_progress
+        )
     else:
         from hardneg.negatives.dense import dense_candidates, load_embedder
 
@@ -271,7 +283,7 @@ def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, cand
 
 def _rows(queries, ids, passages, cands, sel, name, output_scores) -> dict[str, list]:
     per_query = [len(n) for n in sel.negatives]
-    rep = lambda values: [v for v, c in zip(values, per_query) for _ in range(c)]  # noqa: E731
+    rep = lambda values: [v for v, c in zip(values, per_query, strict=True) for _ in range(c)]  # noqa: E731
     neg_rows = np.concatenate(sel.negatives).tolist() if sel.negatives else []
     n = len(neg_rows)
     return {
@@ -304,14 +316,18 @@ def suspected_false_negative_rate(
 
     missing = [c for c in ("anchor", "positive", "negative") if c not in triplets.column_names]
     if missing:
-        raise ValueError(f"triplets lack column(s) {missing}; fix: pass a triplet table (anchor, positive, negative)")
+        raise ValueError(
+            f"triplets lack column(s) {missing}; fix: pass a triplet table (anchor, positive, negative)"
+        )
     scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
     n = len(triplets)
     detail: dict[str, Any] = {"rows": n, "scorer": scorer.name, "score_name": scorer.score_name}
     if n == 0:
         return None, {**detail, "suspected": 0}
     anchors = triplets["anchor"][:]
-    both = scorer.score(anchors + anchors, triplets["positive"][:] + triplets["negative"][:], batch_size=batch_size)
+    both = scorer.score(
+        anchors + anchors, triplets["positive"][:] + triplets["negative"][:], batch_size=batch_size
+    )
     pos, neg = both[:n], both[n:]
     suspected = int((neg >= pos).sum())
     rate = suspected / n

@@ -57,7 +57,9 @@ def bm25_candidates(
             show_progress=show_progress,
         )
     elif len(index) != len(passages):
-        raise ValueError(f"the BM25 index holds {len(index)} passages but the corpus {len(passages)}; rebuild it")
+        raise ValueError(
+            f"the BM25 index holds {len(index)} passages but the corpus {len(passages)}; rebuild it"
+        )
     rows, scores = index.search_indices(query_texts, k=k)
     rows = np.asarray(rows, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float32)
@@ -67,5 +69,7 @@ def bm25_candidates(
     positive_scores = np.where(hit.any(1), np.where(hit, scores, 0).sum(1), np.nan).astype(np.float32)
     missing = np.flatnonzero(~hit.any(1))
     if len(missing):
-        positive_scores[missing] = index.score_pairs([query_texts[i] for i in missing], positive_rows[missing])
+        positive_scores[missing] = index.score_pairs(
+            [query_texts[i] for i in missing], positive_rows[missing]
+        )
     return Candidates(rows, scores, positive_scores, "BM25 score (bm25s, lucene; >= 0, unnormalised)")

@@ -27,7 +27,7 @@ from hardneg.negatives.mining import Candidates
 
 def _chunk_key(scorer_name: str, queries: list[str], passages: list[str]) -> str:
     h = hashlib.sha256(scorer_name.encode())
-    for q, p in zip(queries, passages):
+    for q, p in zip(queries, passages, strict=True):
         h.update(b"\x00" + q.encode() + b"\x01" + p.encode())
     return h.hexdigest()[:24]
 
@@ -53,7 +53,9 @@ def rescore_candidates(
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     chunks = range(0, n, chunk_queries)
-    for start in tqdm(chunks, desc=f"rescoring with {scorer.name}", disable=not show_progress or len(chunks) < 2):
+    for start in tqdm(
+        chunks, desc=f"rescoring with {scorer.name}", disable=not show_progress or len(chunks) < 2
+    ):
         stop = min(start + chunk_queries, n)
         qs, ps, where = [], [], []
         for q in range(start, stop):
@@ -73,7 +75,7 @@ def rescore_candidates(
                 tmp = path.with_suffix(".tmp.npy")
                 np.save(tmp, got)
                 tmp.replace(path)
-        for (q, j), value in zip(where, got):
+        for (q, j), value in zip(where, got, strict=True):
             if j < 0:
                 positive_scores[q] = value
             else:

@@ -48,11 +48,17 @@ def dense_candidates(
     import torch
 
     doc = model.encode_document(
-        list(passages), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+        list(passages),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
         show_progress_bar=show_progress,
     )
     qry = model.encode_query(
-        list(query_texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+        list(query_texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
         show_progress_bar=show_progress,
     )
     k = min(k, len(passages))
@@ -60,7 +66,9 @@ def dense_candidates(
         try:
             import faiss
         except ImportError:
-            raise RuntimeError("use_faiss=True needs faiss; fix: pip install faiss-cpu (or faiss-gpu)") from None
+            raise RuntimeError(
+                "use_faiss=True needs faiss; fix: pip install faiss-cpu (or faiss-gpu)"
+            ) from None
         index = faiss.IndexFlatIP(doc.shape[1])
         index.add(doc)
         scores, rows = index.search(qry, k)
@@ -73,6 +81,10 @@ def dense_candidates(
             parts_s.append(s.numpy())
             parts_i.append(r.numpy())
         scores, rows = np.concatenate(parts_s), np.concatenate(parts_i)
-    positive_scores = model.similarity_pairwise(torch.from_numpy(qry), torch.from_numpy(doc[positive_rows])).numpy()
+    positive_scores = model.similarity_pairwise(
+        torch.from_numpy(qry), torch.from_numpy(doc[positive_rows])
+    ).numpy()
     name = f"{model.similarity_fn_name} similarity of normalised embeddings"
-    return Candidates(rows.astype(np.int64), scores.astype(np.float32), positive_scores.astype(np.float32), name)
+    return Candidates(
+        rows.astype(np.int64), scores.astype(np.float32), positive_scores.astype(np.float32), name
+    )

@@ -21,12 +21,24 @@ from hardneg.llm import Generator
 from hardneg.queries import PROVENANCE_FEATURES, truncate_words
 
 NEGATIVE_MAX_NEW_TOKENS = 96
-VARIANTS = {"query": ("llm_hn", "llm_hn"), "query_positive": ("llm_pos_hn", "llm_pos_hn")}  # variant -> (method, prompt)
+VARIANTS = {
+    "query": ("llm_hn", "llm_hn"),
+    "query_positive": ("llm_pos_hn", "llm_pos_hn"),
+}  # variant -> (method, prompt)
 TRIPLET_FEATURES = Features(
-    {"anchor": Value("string"), "positive": Value("string"), "negative": Value("string"),
-     "query_id": Value("string"), "positive_id": Value("string"), "negative_id": Value("string"),
-     "negative_rank": Value("int64"), "positive_score": Value("float64"), "negative_score": Value("float64"),
-     "method": Value("string"), **PROVENANCE_FEATURES}  # fmt: skip
+    {
+        "anchor": Value("string"),
+        "positive": Value("string"),
+        "negative": Value("string"),
+        "query_id": Value("string"),
+        "positive_id": Value("string"),
+        "negative_id": Value("string"),
+        "negative_rank": Value("int64"),
+        "positive_score": Value("float64"),
+        "negative_score": Value("float64"),
+        "method": Value("string"),
+        **PROVENANCE_FEATURES,
+    }  # fmt: skip
 )
 
 
@@ -64,12 +76,16 @@ def generate_negatives(
         the stats dict of docs/design.md.
     """
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant '{variant}'; fix: use 'query' (llm_hn) or 'query_positive' (llm_pos_hn)")
+        raise ValueError(
+            f"unknown variant '{variant}'; fix: use 'query' (llm_hn) or 'query_positive' (llm_pos_hn)"
+        )
     method, default_prompt = VARIANTS[variant]
     need = ["query_id", "query", "positive_id", "positive"]
     missing = [c for c in need if c not in queries.column_names]
     if missing:
-        raise ValueError(f"queries lack column(s) {missing} (has {queries.column_names}); fix: pass the output of generate_queries")
+        raise ValueError(
+            f"queries lack column(s) {missing} (has {queries.column_names}); fix: pass the output of generate_queries"
+        )
     rows = [{"id": q, "query": a, "positive_id": p_id, "positive": p} for q, a, p_id, p in
             zip(queries["query_id"], queries["query"], queries["positive_id"], queries["positive"], strict=True)]  # fmt: skip
     validate_texts(rows, ["query", "positive"], "queries")
@@ -78,8 +94,13 @@ def generate_negatives(
     template = load_prompt(prompt or default_prompt)
     want = {"query"} if variant == "query" else {"query", "positive"}
     if template.kind != "negative" or set(template.inputs) != want:
-        raise ValueError(f"prompt '{template.name}' does not take {sorted(want)}; fix: use {default_prompt} or a matching template")
-    items = [{**r, "full_positive": r["positive"], "positive": truncate_words(r["positive"], max_positive_words)} for r in rows]
+        raise ValueError(
+            f"prompt '{template.name}' does not take {sorted(want)}; fix: use {default_prompt} or a matching template"
+        )
+    items = [
+        {**r, "full_positive": r["positive"], "positive": truncate_words(r["positive"], max_positive_words)}
+        for r in rows
+    ]
     max_new = max_new_tokens or generator.config.max_new_tokens or NEGATIVE_MAX_NEW_TOKENS
     results, stats = run_generation(
         items, generator=generator, prompt=template, method=method, cache_dir=cache_dir, seed=seed,
@@ -87,10 +108,22 @@ def generate_negatives(
         rules=hygiene or HygieneConfig(min_words=5, max_words=120), source_field="positive", progress=progress,
     )  # fmt: skip
     out = [
-        {"anchor": it["query"], "positive": it["full_positive"], "negative": res["text"], "query_id": it["id"],
-         "positive_id": it["positive_id"], "negative_id": None, "negative_rank": None, "positive_score": None,
-         "negative_score": None, "method": method, **provenance_row(generator, template, res)}  # fmt: skip
+        {
+            "anchor": it["query"],
+            "positive": it["full_positive"],
+            "negative": res["text"],
+            "query_id": it["id"],
+            "positive_id": it["positive_id"],
+            "negative_id": None,
+            "negative_rank": None,
+            "positive_score": None,
+            "negative_score": None,
+            "method": method,
+            **provenance_row(generator, template, res),
+        }  # fmt: skip
         for it, res in zip(items, results, strict=True)
         if res is not None
     ]
-    return Dataset.from_dict({c: [r[c] for r in out] for c in TRIPLET_FEATURES}, features=TRIPLET_FEATURES), stats
+    return Dataset.from_dict(
+        {c: [r[c] for r in out] for c in TRIPLET_FEATURES}, features=TRIPLET_FEATURES
+    ), stats

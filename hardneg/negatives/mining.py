@@ -111,9 +111,13 @@ class MiningParams:
         if self.sampling_strategy not in ("top", "random"):
             raise ValueError(f"sampling_strategy must be 'top' or 'random', got '{self.sampling_strategy}'")
         if self.relative_margin is not None and not 0 <= self.relative_margin < 1:
-            raise ValueError(f"relative_margin must be in [0, 1), got {self.relative_margin}; e.g. 0.05 = 95% of pos")
+            raise ValueError(
+                f"relative_margin must be in [0, 1), got {self.relative_margin}; e.g. 0.05 = 95% of pos"
+            )
         if self.near_duplicate_threshold is not None and not 0 < self.near_duplicate_threshold <= 1:
-            raise ValueError(f"near_duplicate_threshold must be in (0, 1] or None, got {self.near_duplicate_threshold}")
+            raise ValueError(
+                f"near_duplicate_threshold must be in (0, 1] or None, got {self.near_duplicate_threshold}"
+            )
 
 
 @dataclass
@@ -190,7 +194,9 @@ def select_negatives(
         if params.min_score is not None:
             drop("min_score", s < params.min_score)
 
-    check_near = params.near_duplicate_threshold is not None and texts is not None and positive_texts is not None
+    check_near = (
+        params.near_duplicate_threshold is not None and texts is not None and positive_texts is not None
+    )
     rng = np.random.default_rng(params.seed)
     skipped_range_min = near = 0
     sorted_alive = np.take_along_axis(alive, order, axis=1)
@@ -202,7 +208,10 @@ def select_negatives(
             window = window[rng.permutation(len(window))]
         chosen: list[int] = []
         for j in window:
-            if check_near and jaccard(texts[indices[q, j]], positive_texts[q]) >= params.near_duplicate_threshold:
+            if (
+                check_near
+                and jaccard(texts[indices[q, j]], positive_texts[q]) >= params.near_duplicate_threshold
+            ):
                 near += 1
                 continue
             chosen.append(j)

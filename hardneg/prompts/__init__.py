@@ -74,12 +74,18 @@ def load_prompt(name_or_path: str | Path) -> PromptTemplate:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"prompt file '{path}' is not valid UTF-8 YAML ({type(err).__name__}); fix: check its syntax") from None
+        raise ValueError(
+            f"prompt file '{path}' is not valid UTF-8 YAML ({type(err).__name__}); fix: check its syntax"
+        ) from None
     if not isinstance(data, dict) or any(k not in data for k in _REQUIRED):
-        raise ValueError(f"prompt file '{path}' must be a YAML mapping with keys {list(_REQUIRED)}; fix: add the missing keys")
+        raise ValueError(
+            f"prompt file '{path}' must be a YAML mapping with keys {list(_REQUIRED)}; fix: add the missing keys"
+        )
     kind, fmt = data["kind"], data.get("format", "completion")
     if kind not in ("query", "negative") or fmt not in ("completion", "chat"):
-        raise ValueError(f"prompt file '{path}': kind must be query|negative and format completion|chat; fix: correct them")
+        raise ValueError(
+            f"prompt file '{path}': kind must be query|negative and format completion|chat; fix: correct them"
+        )
     text = str(data["text"])
     inputs = tuple(data.get("inputs") or sorted(set(_PLACEHOLDER_RE.findall(text))))
     unknown = [k for k in inputs if k not in PLACEHOLDERS]
@@ -92,7 +98,9 @@ def load_prompt(name_or_path: str | Path) -> PromptTemplate:
         )
     stop = tuple(data.get("stop") or ())
     digest = hashlib.sha256(
-        yaml.safe_dump({"text": text, "format": fmt, "inputs": list(inputs), "stop": list(stop)}, sort_keys=True).encode()
+        yaml.safe_dump(
+            {"text": text, "format": fmt, "inputs": list(inputs), "stop": list(stop)}, sort_keys=True
+        ).encode()
     ).hexdigest()
     return PromptTemplate(
         name=str(data["name"]),
