@@ -50,7 +50,12 @@ def main() -> None:
     texts = {d: passage_text(v["title"], v["text"]) for d, v in data.corpus.items()}
     model = load_embedder(ModelSpec("zero-shot", "embedded:minilm"), "cpu")
     model.encode(["warm up"] * 4)
-    print(f"{len(texts)} documents, {len(qids)} queries, batch size {args.batch_size}, torch threads: cpu")
+    import torch
+
+    print(
+        f"{len(texts)} documents, {len(qids)} queries, batch size {args.batch_size}, "
+        f"CPU torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}"
+    )
 
     def baseline():
         t0 = time.perf_counter()

@@ -79,7 +79,8 @@ class BM25Index:
     def score_pairs(self, queries: Sequence[str], doc_indices: Sequence[int]) -> np.ndarray:
         """BM25 score of each (query, corpus row) pair, equal to the score ``search`` gives that row.
 
-        Costs one full-corpus scoring per query: use it for the few pairs a top-k search did not return.
+        Reads the pair's entries from the index's sparse score matrix (a binary search per query token), so
+        it costs O(query tokens x log(postings)), not a full-corpus scoring.
         """
         from bm25s.tokenization import convert_tokenized_to_string_list
 
@@ -88,9 +89,18 @@ class BM25Index:
         out = np.zeros(len(queries), dtype=np.float32)
         if not len(queries):
             return out
+        m = self._bm25.scores
+        data, indices, indptr = m["data"], m["indices"], m["indptr"]
+        nonoccurrence = self._bm25.nonoccurrence_array
         strings = convert_tokenized_to_string_list(self._tokenize(list(queries)))
         for i, (toks, row) in enumerate(zip(strings, doc_indices, strict=True)):
-            ids = self._bm25.get_tokens_ids(toks)
-            if ids:
-                out[i] = self._bm25.get_scores_from_ids(ids)[int(row)]
+            total = 0.0
+            for t in self._bm25.get_tokens_ids(toks):
+                lo, hi = indptr[t], indptr[t + 1]
+                j = lo + np.searchsorted(indices[lo:hi], row)  # rows are sorted within a token's postings
+                if j < hi and indices[j] == row:
+                    total += data[j]
+                if nonoccurrence is not None:
+                    total += nonoccurrence[t]
+            out[i] = total
         return out

@@ -1,12 +1,13 @@
 """Corpus encoding (length-sorted, cached, sharded across processes) and exact chunked top-k search.
 
 - ``encode_corpus``: sorts passages by their *token* length after truncation (longest first) so each
-  batch pads little (on Cranfield with MiniLM: 1.4% padding vs 10.6% when sorting by characters, as
-  ``SentenceTransformer.encode`` does), cuts the sorted order into parts, and encodes each part with ``SentenceTransformer.encode``. Every finished part is
-  saved under ``cache_dir/<key>/`` where ``key`` hashes the model weights, the corpus (ids + texts), the
-  prompt and the maximum sequence length: a rerun, or a run that crashed half-way, encodes only what is
-  missing. Under ``accelerate launch`` the parts are dealt round-robin to the processes and gathered on
-  every process, in corpus order, so the result is the same as in one process.
+  batch pads little (Cranfield with MiniLM: 1.4% padding, vs 10.6% when sorting by characters as
+  ``SentenceTransformer.encode`` does), cuts the sorted order into parts and encodes each part with
+  ``encode_batches`` (the model's own ``preprocess`` + forward, next batches tokenised in a background
+  thread). Every finished part is saved under ``cache_dir/v<format>-<key>/`` where ``key`` hashes the
+  model weights, the corpus (ids + texts) and the prompt: a rerun, or a run that crashed half-way,
+  encodes only what is missing. Under ``accelerate launch`` the parts are dealt round-robin to the
+  processes and gathered on every process, in corpus order, so the result is the same as in one process.
 - ``search_topk``: exact inner-product / cosine search over corpus chunks with a running top-k, so
   memory stays bounded by ``query_chunk_size x corpus_chunk_size`` scores whatever the corpus size.
 """
@@ -22,7 +23,6 @@ from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
-
 
 CACHE_FORMAT = 2  # bump when the cached layout changes: old caches are then ignored, never misread
 

@@ -40,6 +40,7 @@ def _cached(out: Path) -> int:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_sigkill_then_rerun_resumes_without_loss_or_duplicates(tmp_path):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     done = subprocess.run(_command(ref), env=_env(), capture_output=True, text=True, timeout=600)

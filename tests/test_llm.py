@@ -53,11 +53,16 @@ def test_user_template_file_and_bad_files(tmp_path):
         load_prompt("no_such_prompt")
 
 
-def test_config_errors_are_one_clear_line():
+def test_config_errors_are_one_clear_line(monkeypatch):
     with pytest.raises(ValueError, match="unknown backend 'tgi'; fix"):
         GeneratorConfig(backend="tgi")
     with pytest.raises(ValueError, match="needs at least one server URL"):
         GeneratorConfig(backend="http")
+    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE=1 makes huggingface_hub refuse"):
+        load_generator(GeneratorConfig(backend="http", urls=["http://127.0.0.1:9"]))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     with pytest.raises(RuntimeError, match="cannot reach LLM server at http://127.0.0.1:9"):
         load_generator(GeneratorConfig(backend="http", urls=["http://127.0.0.1:9"]))
 

@@ -217,3 +217,14 @@ def test_dense_same_negatives_as_sentence_transformers(small, minilm):
     assert ours["negative"] == theirs["negative"]
     np.testing.assert_allclose(ours["negative_score"], [s[1] for s in theirs["scores"]], rtol=1e-4, atol=1e-5)
     assert stats["score_name"].startswith("cosine")
+
+
+@pytest.mark.parametrize("method", ["lucene", "bm25+"])
+def test_bm25_pair_scores_equal_search_scores(small, method):
+    corpus, queries = small
+    texts = [passage_text(t, x) for t, x in zip(corpus["title"][:], corpus["text"][:], strict=True)]
+    index = BM25Index(texts, corpus["id"][:], method=method, show_progress=False)
+    q = queries["query"][:3]
+    rows, scores = index.search_indices(q, k=20)
+    got = index.score_pairs([x for x in q for _ in range(20)], rows.reshape(-1))
+    np.testing.assert_allclose(got, scores.reshape(-1), rtol=1e-5, atol=1e-6)

@@ -6,8 +6,11 @@ One process (here, or one GPU):
         --dataset_config llm_hn --output_dir runs/demo/models/llm_hn
 
 All GPUs of one machine (DDP; in-batch negatives gathered across GPUs):
-    accelerate launch --config_file recipes/accelerate/ddp.yaml training/train.py \\
-        --config recipes/e5-base-v2/train.yaml --dataset_config bm25_hn
+    accelerate launch --config_file recipes/accelerate/ddp.yaml --num_processes 8 training/train.py \\
+        --config recipes/paper/train_e5-base-v2.yaml --dataset_config bm25_hn \\
+        --output_dir runs/paper/models/e5-base-v2/bm25_hn
+
+Multi-node, DeepSpeed ZeRO-2 and FSDP commands: docs/training.md.
 
 Plain ``python training/train.py --config ...`` also works for a single process. A rerun of the same
 command resumes from the last complete checkpoint in ``<output_dir>/checkpoints``.
