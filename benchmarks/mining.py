@@ -70,19 +70,23 @@ def section_bm25(args) -> str:
     )
     warm.retrieve(bm25s.tokenize(["beta"], show_progress=False), k=1, show_progress=False)
 
-    t = time.perf_counter()
     stem = Stemmer.Stemmer("english")
-    raw = bm25s.BM25(backend="numba")
-    raw.index(bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False), show_progress=False)
-    q_tok = bm25s.tokenize(qtexts, stopwords="en", stemmer=stem, show_progress=False, allow_empty=True)
-    raw_docs, raw_scores = raw.retrieve(q_tok, k=k, show_progress=False)
-    t_raw = time.perf_counter() - t
-
-    t = time.perf_counter()
-    triplets, stats = mine_hard_negatives(
-        queries, corpus, method="bm25", range_max=args.range_max, show_progress=False
-    )
-    t_ours = time.perf_counter() - t
+    t_raw = t_ours = float("inf")
+    for _ in range(args.repeats):  # best of N, alternating, so background load hits both sides alike
+        t = time.perf_counter()
+        raw = bm25s.BM25(backend="numba")
+        raw.index(
+            bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False), show_progress=False
+        )
+        q_tok = bm25s.tokenize(qtexts, stopwords="en", stemmer=stem, show_progress=False, allow_empty=True)
+        raw_docs, raw_scores = raw.retrieve(q_tok, k=k, show_progress=False)
+        t_raw = min(t_raw, time.perf_counter() - t)
+        del raw
+        t = time.perf_counter()
+        triplets, stats = mine_hard_negatives(
+            queries, corpus, method="bm25", range_max=args.range_max, show_progress=False
+        )
+        t_ours = min(t_ours, time.perf_counter() - t)
     # Agreement: our negative is raw bm25s' best non-positive passage with a score > 0.
     expected = []
     for i in range(len(qtexts)):
@@ -90,7 +94,7 @@ def section_bm25(args) -> str:
         expected.append(f"d{row[0]}" if row else None)
     got = dict(zip(triplets["query_id"][:], triplets["negative_id"][:], strict=True))
     same = np.mean([got.get(f"q{i}") == e for i, e in enumerate(expected)])
-    print(f"bm25: {args.passages} passages, {args.queries} queries, top {k}: raw bm25s {t_raw:.1f} s, ours {t_ours:.1f} s "
+    print(f"bm25 (best of {args.repeats}): {args.passages} passages, {args.queries} queries, top {k}: raw bm25s {t_raw:.1f} s, ours {t_ours:.1f} s "
           f"(overhead {100 * (t_ours / t_raw - 1):+.1f}%), same negative for {same:.1%} of queries")  # fmt: skip
     assert same > 0.99, "our BM25 negatives differ from raw bm25s"
 
@@ -269,8 +273,9 @@ def main() -> None:
     p.add_argument("--passages", type=int, default=50000, help="BM25 synthetic corpus size (issue: 200000)")
     p.add_argument("--queries", type=int, default=2000, help="BM25 queries (issue: 10000)")
     p.add_argument("--range_max", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=2, help="BM25 timings: best of N runs per side")
     p.add_argument("--rank_bm25_passages", type=int, default=5000)
-    p.add_argument("--rank_bm25_queries", type=int, default=50)
+    p.add_argument("--rank_bm25_queries", type=int, default=300)
     p.add_argument("--memory_passages", type=int, default=200000, help="issue: 1000000")
     p.add_argument("--ce_queries", type=int, default=40)
     p.add_argument("--ce_range_max", type=int, default=10)

@@ -135,6 +135,16 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
     return BeirData(spec.name, corpus, queries, qrels, notes=[f"{src}@{rev or 'main'} split {spec.split}"])
 
 
+def check_dataset_name(spec: DatasetSpec) -> None:
+    """Raise the unknown-dataset error now for a name that is no folder, Hub id or BEIR name."""
+    source = resolve_dataset(spec.source)
+    if not (Path(source).exists() or "/" in source or source.lower() in BEIR_NAMES):
+        raise ValueError(
+            f"unknown dataset '{spec.source}'; fix: use a BEIR name ({', '.join(BEIR_NAMES)}), "
+            "embedded:cranfield, a local BEIR folder or a Hub id such as mteb/scifact"
+        )
+
+
 def load_eval_dataset(spec: str | dict | DatasetSpec, split: str = "test") -> BeirData:
     """Load one evaluation set (see the module docstring for what ``spec`` may be)."""
     spec = spec if isinstance(spec, DatasetSpec) else DatasetSpec.parse(spec, split)
@@ -144,13 +154,9 @@ def load_eval_dataset(spec: str | dict | DatasetSpec, split: str = "test") -> Be
         data = load_beir_folder(path, spec.split, name=spec.name)
     elif path.is_dir() or "/" in source:
         data = _load_hub(DatasetSpec(source, spec.revision, spec.split))
-    elif source.lower() in BEIR_NAMES:
-        data = _load_hub(DatasetSpec(f"mteb/{source.lower()}", spec.revision, spec.split))
     else:
-        raise ValueError(
-            f"unknown dataset '{spec.source}'; fix: use a BEIR name ({', '.join(BEIR_NAMES)}), "
-            "embedded:cranfield, a local BEIR folder or a Hub id such as mteb/scifact"
-        )
+        check_dataset_name(spec)
+        data = _load_hub(DatasetSpec(f"mteb/{source.lower()}", spec.revision, spec.split))
     if not data.corpus:
         raise ValueError(f"dataset '{spec.source}' has an empty corpus; fix: check the corpus file or config")
     if not data.queries:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from hardneg.assets import resolve_embedder
-from hardneg.beir import DatasetSpec, load_eval_dataset
+from hardneg.beir import DatasetSpec, check_dataset_name, load_eval_dataset
 from hardneg.corpus import BeirData, passage_text
 from hardneg.encode import process_state
 from hardneg.metrics import DEFAULT_METRICS, evaluate_run, parse_metric
@@ -386,6 +386,16 @@ def evaluate(config: EvalConfig) -> list[Path]:
     scores and writes.
     """
     state = process_state()
+    for dspec in config.dataset_specs:
+        check_dataset_name(dspec)
+    for spec in config.model_specs:  # fail before hours of work, not after
+        path = Path(spec.model)
+        looks_local = path.is_absolute() or spec.model.startswith(".") or Path(path.parts[0]).is_dir()
+        if not spec.is_bm25 and looks_local and not path.exists():
+            raise RuntimeError(
+                f"cannot load model '{spec.model}' (method {spec.method}): the folder does not exist; fix: "
+                "train it first (`make train` writes <run_dir>/models/<method>) or correct the path"
+            )
     out_dir = Path(config.run_dir) / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

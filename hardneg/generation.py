@@ -26,7 +26,7 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +50,25 @@ _WORD_RE = re.compile(r"\w+", re.UNICODE)
 class HygieneConfig:
     """Rules that decide whether a generated text is kept."""
 
-    min_words: int = 2
-    max_words: int = 64
-    ngram: int = 4
-    max_copy_overlap: float = 0.8  # share of the output's word n-grams found in the passage it must not copy
-    max_positive_similarity: float = 0.8  # negatives: n-gram Jaccard with the positive above this = near copy
-    min_distinct_trigrams: float = (
-        0.6  # below this share of distinct word trigrams the output loops ("a wing that is a wing")
+    min_words: int = field(default=2, metadata={"help": "Fewer words than this -> reject 'empty'."})
+    max_words: int = field(default=64, metadata={"help": "More words than this -> reject 'too_long'."})
+    ngram: int = field(default=4, metadata={"help": "Word n-gram size of the copy check."})
+    max_copy_overlap: float = field(
+        default=0.8,
+        metadata={
+            "help": "Share of the output's word n-grams found in its source passage -> 'copies_passage'."
+        },
     )
-    reject_truncated: bool = (
-        True  # an output that used the whole token budget without stopping is cut mid-way
+    max_positive_similarity: float = field(
+        default=0.8,
+        metadata={"help": "Negatives: word-trigram Jaccard with the positive above this -> 'near_positive'."},
+    )
+    min_distinct_trigrams: float = field(
+        default=0.6,
+        metadata={"help": "Share of distinct word trigrams below this -> 'repetitive' (looping output)."},
+    )
+    reject_truncated: bool = field(
+        default=True, metadata={"help": "Reject outputs cut off by the token budget ('too_long')."}
     )
 
 
@@ -350,7 +359,7 @@ def run_generation(
             "max_retries": max_retries,
             "retry_temperature": retry_temperature,
             "max_new_tokens": max_new_tokens,
-            "hygiene": rules.__dict__.copy(),
+            "hygiene": asdict(rules),
         },  # fmt: skip
         "prompt": prompt.provenance(),
     }

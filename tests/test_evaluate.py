@@ -188,6 +188,8 @@ def test_bad_config_and_models(tmp_path, mini_beir):
         _config(tmp_path, mini_beir, models=["bm25=bm25", "bm25=bm25"])
     with pytest.raises(ValueError, match="unknown metric"):
         _config(tmp_path, mini_beir, metrics=["ndcg10"])
+    with pytest.raises(ValueError, match="unknown dataset 'scifactt'"):
+        evaluate(_config(tmp_path, mini_beir, datasets=["scifactt"]))
     with pytest.raises(RuntimeError, match=r"cannot load model '.*models/ce_hn' \(method ce_hn\)"):
         evaluate(
             _config(tmp_path, mini_beir, models=[{"method": "ce_hn", "model": "{run_dir}/models/ce_hn"}])

@@ -134,3 +134,11 @@ def test_script_reports_bad_input_in_one_line(tmp_path):
     assert out.returncode == 2
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "magic_hn" in last and "fix" in last
+
+
+def test_non_utf8_corpus_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "corpus.jsonl").write_bytes(b'{"_id": "1", "text": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match="not valid UTF-8.*fix"):
+        load_corpus(str(bad))

@@ -193,7 +193,7 @@ class HttpGenerator:
         out = await client.text_generation(
             prompt,
             details=True,
-            decoder_input_details=False,
+            decoder_input_details=True,  # the prefill tokens give the prompt token count
             max_new_tokens=params["max_new_tokens"],
             do_sample=not greedy,
             temperature=None if greedy else params["temperature"],

@@ -24,7 +24,6 @@ from hardneg.negatives.mining import (
     normalise_texts,
     positive_matrix,
     select_negatives,
-    text_groups,
     triplet_features,
 )
 
@@ -199,9 +198,7 @@ def mine_hard_negatives(
         positive_rows,
         positive_matrix(known),
         params,
-        groups=text_groups(passages),
         texts=passages,
-        positive_texts=[passages[r] for r in positive_rows],
     )
     name = METHOD_NAMES[method]
     table = _rows(queries, ids, passages, cands, sel, name, output_scores)

@@ -4,15 +4,17 @@ A method (bm25, ce, dense) only produces, per query, a list of candidate corpus 
 score (higher = more relevant) and the score of the query's positive. ``select_negatives`` then applies, in
 this order (the order of sentence-transformers' ``util.mine_hard_negatives``):
 
-1. known positives are removed: the row's positive, every other positive of the same query (same normalised
-   query text, or ``extra_positives``), and every passage whose normalised text equals a positive's;
+1. known positives are removed: the row's positive and every other positive of the same query (same
+   normalised query text, or ``extra_positives``);
 2. ``absolute_margin``: drop candidates with ``score > positive_score - absolute_margin``;
 3. ``relative_margin`` (NV-Retriever TopK-PercPos, sign-safe): drop ``score > pos - |pos| * relative_margin``;
 4. ``max_score`` / ``min_score``: drop candidates above / below;
 5. the survivors, best first, are cut to the window ``[range_min, range_max)``;
-6. ``sampling_strategy`` "top" walks the window best first, "random" in a seeded random order; a candidate
-   whose word set is near-identical to the positive's (Jaccard >= ``near_duplicate_threshold``) is skipped
-   on the way (this check runs only on the candidates walked, and is counted that way);
+6. ``sampling_strategy`` "top" walks the window best first, "random" in a seeded random order; on the way a
+   candidate whose text equals a known positive's after normalisation (case, white space) is skipped
+   (``duplicate_of_positive``), and so is one whose word set is near-identical to a positive's (Jaccard >=
+   ``near_duplicate_threshold``). These text checks run only on the candidates walked (so they cost almost
+   nothing on large corpora) and are counted that way;
 7. chosen negatives are returned best first; a query that ends with fewer than ``num_negatives`` is counted
    in ``queries_short_of_negatives`` and never padded.
 """
@@ -60,14 +62,8 @@ def normalise_texts(texts: Sequence[str]) -> list[str]:
     return arr.to_pylist()
 
 
-def text_groups(texts: Sequence[str]) -> np.ndarray:
-    """An int id per text; equal ids <=> equal normalised text (exact duplicates)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = pa.array(list(texts), type=pa.string())
-    arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(arr), r"\s+", " "))
-    return arr.dictionary_encode().indices.to_numpy(zero_copy_only=False).astype(np.int64)
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def jaccard(a: str, b: str) -> float:
@@ -150,15 +146,13 @@ def select_negatives(
     known_positives: np.ndarray,
     params: MiningParams,
     *,
-    groups: np.ndarray | None = None,
     texts: Sequence[str] | None = None,
-    positive_texts: Sequence[str] | None = None,
 ) -> Selection:
     """Apply the shared filters to (n_queries, k) candidate rows/scores (row -1 = no candidate).
 
     ``positive_rows``: the row's own positive (corpus row); ``known_positives``: (n, m) all known positive rows
-    (from ``positive_matrix``); ``groups``: exact-duplicate text ids per corpus row (``text_groups``);
-    ``texts``/``positive_texts``: passage texts for the near-duplicate check (skipped when None).
+    (from ``positive_matrix``); ``texts``: the corpus passages, for the duplicate checks against the known
+    positives (skipped when None).
     """
     indices = np.asarray(indices, dtype=np.int64)
     s = np.array(scores, dtype=np.float64, copy=True)
@@ -180,10 +174,6 @@ def select_negatives(
         alive = alive & ~hit
 
     drop("positive", (indices[:, :, None] == known_positives[:, None, :]).any(-1))
-    if groups is not None:
-        pos_groups = np.where(known_positives >= 0, groups[np.clip(known_positives, 0, None)], -1)
-        cand_groups = np.where(indices >= 0, groups[np.clip(indices, 0, None)], -2)
-        drop("duplicate_of_positive", (cand_groups[:, :, None] == pos_groups[:, None, :]).any(-1))
     with np.errstate(invalid="ignore"):
         if params.absolute_margin is not None:
             drop("absolute_margin", s > pos - params.absolute_margin)
@@ -194,11 +184,10 @@ def select_negatives(
         if params.min_score is not None:
             drop("min_score", s < params.min_score)
 
-    check_near = (
-        params.near_duplicate_threshold is not None and texts is not None and positive_texts is not None
-    )
+    check = texts is not None
+    threshold = params.near_duplicate_threshold
     rng = np.random.default_rng(params.seed)
-    skipped_range_min = near = 0
+    skipped_range_min = exact = near = 0
     sorted_alive = np.take_along_axis(alive, order, axis=1)
     for q in range(n):
         window = order[q][sorted_alive[q]]
@@ -207,13 +196,16 @@ def select_negatives(
         if params.sampling_strategy == "random":
             window = window[rng.permutation(len(window))]
         chosen: list[int] = []
+        pos_texts = [texts[r] for r in known_positives[q] if r >= 0] if check else []
         for j in window:
-            if (
-                check_near
-                and jaccard(texts[indices[q, j]], positive_texts[q]) >= params.near_duplicate_threshold
-            ):
-                near += 1
-                continue
+            if check:
+                cand = texts[indices[q, j]]
+                if any(_norm(cand) == _norm(p) for p in pos_texts):
+                    exact += 1
+                    continue
+                if threshold is not None and any(jaccard(cand, p) >= threshold for p in pos_texts):
+                    near += 1
+                    continue
             chosen.append(j)
             if len(chosen) == params.num_negatives:
                 break
@@ -224,8 +216,10 @@ def select_negatives(
         sel.scores.append(s[q, chosen_arr])
         sel.ranks.append(ranks[q, chosen_arr])
     sel.skipped["range_min"] = skipped_range_min
-    if check_near:
-        sel.skipped["near_duplicate_of_positive"] = near
+    if check:
+        sel.skipped["duplicate_of_positive"] = exact
+        if threshold is not None:
+            sel.skipped["near_duplicate_of_positive"] = near
     return sel
 
 
