@@ -401,6 +401,7 @@ def evaluate(config: EvalConfig) -> list[Path]:
     written: list[Path] = []
     datasets: dict[str, BeirData] = {}
     for spec in config.model_specs:
+        state.wait_for_everyone()  # every process decides what is left from the same files
         todo = [
             d
             for d in config.dataset_specs

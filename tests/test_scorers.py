@@ -16,14 +16,14 @@ def ql():
 
 @pytest.fixture(scope="module")
 def passages(cranfield_corpus):
-    small = cranfield_corpus.select(range(6))
+    small = cranfield_corpus.select(range(4))
     return [passage_text(t, x) for t, x in zip(small["title"][:], small["text"][:], strict=True)]
 
 
 def test_ql_equals_a_plain_forward_pass(ql, passages):
     import torch
 
-    queries = ["what is the effect of heat transfer on boundary layers", "hypersonic similarity laws"] * 3
+    queries = ["what is the effect of heat transfer on boundary layers", "hypersonic similarity laws"] * 2
     got = ql.score(queries, passages, batch_size=4)
     # Reference: one unpadded sequence at a time, full logits, mean log-prob of the query tokens.
     for q, p, value in list(zip(queries, passages, got, strict=True))[:2]:
@@ -36,8 +36,8 @@ def test_ql_equals_a_plain_forward_pass(ql, passages):
         assert value == pytest.approx(ref, abs=2e-4)
     # Batching, order and duplicate pairs do not change a score.
     again = ql.score(queries[::-1] + queries[:1], passages[::-1] + passages[:1], batch_size=2)
-    np.testing.assert_allclose(again[:6][::-1], got, atol=2e-4)
-    assert again[6] == pytest.approx(got[0], abs=2e-4)
+    np.testing.assert_allclose(again[:4][::-1], got, atol=2e-4)
+    assert again[4] == pytest.approx(got[0], abs=2e-4)
     assert np.all(got < 0) and "log-likelihood" in ql.score_name
 
 
@@ -64,9 +64,9 @@ def test_cross_encoder_scorer_matches_predict(embedder_id, passages):
 
     ce = CrossEncoder(resolve_embedder(embedder_id).name_or_path, num_labels=1, max_length=128)
     scorer = CrossEncoderScorer("minilm-random-head", model=ce, show_progress=False)
-    queries = ["boundary layer transition", "shock waves at hypersonic speed", "heat transfer"] * 2
+    queries = ["boundary layer transition", "shock waves at hypersonic speed", "heat transfer", "drag"]
     pairs = list(zip(queries, passages, strict=True))
     want = ce.predict(pairs, batch_size=4, show_progress_bar=False)
     got = scorer.score(queries + queries[:2], passages + passages[:2], batch_size=4)
-    np.testing.assert_allclose(got[:6], want, atol=1e-5)
-    np.testing.assert_allclose(got[6:], want[:2], atol=1e-5)
+    np.testing.assert_allclose(got[:4], want, atol=1e-5)
+    np.testing.assert_allclose(got[4:], want[:2], atol=1e-5)

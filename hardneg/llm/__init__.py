@@ -17,6 +17,8 @@ Backends:
   serve``, hosted APIs) through ``huggingface_hub.AsyncInferenceClient``: bounded concurrency,
   per-request timeout, retries with exponential backoff and jitter, several URLs used round-robin.
 - ``vllm``: vLLM's offline engine (``pip install hardneg[vllm]``), imported only when chosen.
+- ``llamacpp``: llama.cpp on the GGUF itself (``pip install hardneg[llamacpp]``), imported only when chosen:
+  quantised CPU kernels, one prompt at a time with the shared few-shot prefix kept in the KV cache.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 from hardneg.assets import EMBEDDED_LLM
 
-BACKENDS = ("transformers", "http", "vllm")
+BACKENDS = ("transformers", "http", "vllm", "llamacpp")
 
 
 @dataclass
@@ -40,9 +42,11 @@ class GeneratorConfig:
             "backend=http the model name the server expects (vLLM: the served name)."
         },
     )
-    backend: Literal["transformers", "http", "vllm"] = field(
+    backend: Literal["transformers", "http", "vllm", "llamacpp"] = field(
         default="transformers",
-        metadata={"help": "transformers (local), http (TGI / OpenAI-compatible servers) or vllm."},
+        metadata={
+            "help": "transformers (local), http (TGI / OpenAI-compatible servers), vllm, or llamacpp (GGUF on CPU)."
+        },
     )
     urls: list[str] = field(
         default_factory=list,
@@ -62,7 +66,8 @@ class GeneratorConfig:
         },
     )
     gguf_file: str | None = field(
-        default=None, metadata={"help": "GGUF file name inside `model` (transformers backend)."}
+        default=None,
+        metadata={"help": "GGUF file name inside `model` (a folder or Hub repo; transformers and llamacpp)."},
     )
     dtype: str = field(
         default="auto", metadata={"help": "auto (bf16 on CUDA, else float32), float32, bfloat16, float16."}
@@ -93,6 +98,11 @@ class GeneratorConfig:
         metadata={"help": "backend=http: retries per request on 429/5xx/timeouts/refused connections."},
     )
 
+    n_ctx: int = field(
+        default=4096,
+        metadata={"help": "backend=llamacpp: context window in tokens; prompt + new tokens must fit."},
+    )
+
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend '{self.backend}'; fix: use one of {', '.join(BACKENDS)}")
@@ -100,8 +110,10 @@ class GeneratorConfig:
             raise ValueError("backend=http needs at least one server URL; fix: pass --urls http://HOST:PORT")
         if self.api not in ("chat", "tgi"):
             raise ValueError(f"unknown api '{self.api}'; fix: use chat or tgi")
-        if self.batch_size < 1 or self.concurrency < 1:
-            raise ValueError("batch_size and concurrency must be >= 1; fix: pass positive values")
+        if self.batch_size < 1 or self.concurrency < 1 or self.n_ctx < 16:
+            raise ValueError(
+                "batch_size and concurrency must be >= 1 and n_ctx >= 16; fix: pass positive values"
+            )
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError(
                 "temperature must be >= 0 and 0 < top_p <= 1; fix: correct the sampling settings"
@@ -158,6 +170,10 @@ def load_generator(config: GeneratorConfig) -> Generator:
         from hardneg.llm.vllm_backend import VllmGenerator
 
         return VllmGenerator(config)
+    if config.backend == "llamacpp":
+        from hardneg.llm.llamacpp_backend import LlamaCppGenerator
+
+        return LlamaCppGenerator(config)
     raise ValueError(f"unknown backend '{config.backend}'; fix: use one of {', '.join(BACKENDS)}")
 
 
