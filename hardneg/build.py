@@ -47,6 +47,12 @@ class BuildConfig:
     corpus_revision: str | None = field(
         default=None, metadata={"help": "Hub revision (tag/commit) of the corpus."}
     )
+    corpus_text_column: str = field(
+        default="text", metadata={"help": "Column of the corpus holding the passage text."}
+    )
+    corpus_title_column: str | None = field(
+        default="title", metadata={"help": "Column holding the passage title (none/missing = no titles)."}
+    )
     num_passages: int = field(
         default=150,
         metadata={
@@ -191,7 +197,12 @@ def build(config: BuildConfig, generator_config) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(out / "stages")
     cache_dir = out / "cache"
-    corpus = load_corpus(config.corpus, revision=config.corpus_revision)
+    corpus = load_corpus(
+        config.corpus,
+        revision=config.corpus_revision,
+        text_column=config.corpus_text_column,
+        title_column=config.corpus_title_column,
+    )
     decon: dict[str, Any] = {}
     eval_set = None
     if config.decontaminate:
