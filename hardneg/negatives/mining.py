@@ -160,8 +160,9 @@ def select_negatives(
     pos = np.asarray(positive_scores, dtype=np.float64)[:, None]
     alive = indices >= 0
     s[~alive] = -np.inf
-    # Rank of every candidate in the method's own ranking (1 = best), positives included.
-    order = np.argsort(-s, axis=1, kind="stable")
+    # Rank of every candidate in the method's own ranking (1 = best), positives included; exact score ties
+    # are broken by corpus row, so the result does not depend on the tie order of the search library.
+    order = np.lexsort((np.where(indices >= 0, indices, np.iinfo(np.int64).max), -s), axis=1)
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(1, s.shape[1] + 1)[None, :].repeat(n, 0), axis=1)
     sel = Selection([], [], [], candidates_considered=int(alive.sum()))
