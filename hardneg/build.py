@@ -330,7 +330,10 @@ def build(config: BuildConfig, generator_config) -> Path:
     if fn_name and fn_name.lower() != "none":
         fn_scorer = get_scorer(fn_name)
         for method in config.methods:
-            if "suspected_false_negative_rate" not in stats[method]:
+            if (
+                stats[method].get("false_negative_scorer") != fn_name
+                or "suspected_false_negative_rate" not in stats[method]
+            ):
                 rate, detail = suspected_false_negative_rate(configs[method], fn_scorer)
                 stats[method]["suspected_false_negative_rate"] = rate
                 stats[method]["false_negative_scorer"] = fn_name

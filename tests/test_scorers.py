@@ -11,7 +11,7 @@ from hardneg.scorers import CrossEncoderScorer, load_scorer
 
 @pytest.fixture(scope="session")
 def ql():
-    return load_scorer("embedded:ql", show_progress=False)
+    return load_scorer("embedded:ql", show_progress=False, max_passage_tokens=48)  # short: fast tests
 
 
 @pytest.fixture(scope="module")
