@@ -167,6 +167,14 @@ class _Stages:
         logger.info("reusing finished stage %s", name)
         return load_from_disk(str(folder / "data")), saved["stats"]
 
+    def update_stats(self, name: str, stats: dict) -> None:
+        """Record statistics computed after the stage finished (e.g. the false-negative rate)."""
+        meta = self.root / name / "stats.json"
+        saved = json.loads(meta.read_text())
+        tmp = meta.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": saved["key"], "stats": stats}, default=str))
+        tmp.replace(meta)
+
     def put(self, name: str, key: str, data: Dataset, stats: dict) -> None:
         folder = self.root / name
         tmp = self.root / f".{name}.tmp"
@@ -331,13 +339,14 @@ def build(config: BuildConfig, generator_config) -> Path:
         fn_scorer = get_scorer(fn_name)
         for method in config.methods:
             if (
-                stats[method].get("false_negative_scorer") != fn_name
+                stats[method].get("false_negative_scorer") != fn_scorer.name
                 or "suspected_false_negative_rate" not in stats[method]
             ):
                 rate, detail = suspected_false_negative_rate(configs[method], fn_scorer)
                 stats[method]["suspected_false_negative_rate"] = rate
-                stats[method]["false_negative_scorer"] = fn_name
+                stats[method]["false_negative_scorer"] = fn_scorer.name
                 stats[method]["false_negative_detail"] = detail
+                stages.update_stats(method, stats[method])
 
     build_stats = {
         "hardneg_version": hardneg.__version__,

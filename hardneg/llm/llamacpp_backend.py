@@ -31,6 +31,10 @@ from hardneg.assets import resolve_llm
 from hardneg.llm import Generation, GeneratorConfig
 
 DEFAULT_MAX_NEW_TOKENS = 64
+# Every prompt's own suffix is evaluated as one batch of at least this many tokens. llama.cpp's CPU kernels
+# take another path for a 1-token batch, and a prompt whose last token ran alone gave a different greedy
+# output in 2 of 16 cases; with a suffix this long the outputs equal a cold full-prompt evaluation (tested).
+MIN_SUFFIX_TOKENS = 16
 INSTALL_HINT = "pip install 'hardneg[llamacpp]' (or pip install llama-cpp-python; builds from source with cmake + a C++ compiler)"
 
 
@@ -137,6 +141,18 @@ class LlamaCppGenerator:
         # rest, so the split point never depends on the previous prompt.
         llm.n_tokens = len(prefix)
 
+    def _shared_prefix(self, ids: list[list[int]]) -> list[int]:
+        """The cached prefix when every prompt starts with it, else the prompts' longest common prefix;
+        either way every prompt keeps a suffix of at least ``MIN_SUFFIX_TOKENS`` tokens."""
+        longest = min(len(x) for x in ids) - MIN_SUFFIX_TOKENS
+        kept = self._prefix
+        if kept and len(kept) <= longest and all(x[: len(kept)] == kept for x in ids):
+            return kept
+        n_prefix = max(longest, 0)
+        for x in ids[1:]:
+            n_prefix = next((i for i in range(n_prefix) if x[i] != ids[0][i]), n_prefix)
+        return ids[0][:n_prefix]
+
     def generate(
         self,
         prompts: list[str],
@@ -164,11 +180,7 @@ class LlamaCppGenerator:
                 f"prompt {too_long[0]} has {len(ids[too_long[0]])} tokens + {max_new} new > n_ctx={c.n_ctx}; "
                 "fix: raise --n_ctx or shorten the inputs (max_passage_words)"
             )
-        # Shared prefix: common to every prompt, leaving at least one token of suffix per prompt.
-        n_prefix = min(len(x) for x in ids) - 1
-        for x in ids[1:]:
-            n_prefix = next((i for i in range(n_prefix) if x[i] != ids[0][i]), n_prefix)
-        prefix = ids[0][:n_prefix]
+        prefix = self._shared_prefix(ids)
         bar = None
         if progress:
             from tqdm.auto import tqdm
