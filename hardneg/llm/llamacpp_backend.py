@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,9 @@ class LlamaCppGenerator:
             verbose=False,
         )
         self._prefix: list[int] = []  # the token prefix whose KV entries are kept between prompts
+        # Free llama.cpp's model before interpreter shutdown tears down the ctypes bindings (otherwise
+        # Llama.__del__ prints a TypeError at exit).
+        weakref.finalize(self, self.llm.close)
 
     # -- provenance ---------------------------------------------------------------------------------
     def cache_settings(self) -> dict[str, Any]:
