@@ -105,6 +105,13 @@ class BuildConfig:
             "help": "Scorer for ce_hn: a CrossEncoder id (cross-encoder/ms-marco-MiniLM-L-6-v2) or embedded:ql."
         },
     )
+    ce_absolute_margin: float | None = field(
+        default=0.0,
+        metadata={
+            "help": "False-negative guard of ce_hn: keep candidates the cross-encoder scores below positive - margin "
+            "(overrides absolute_margin for ce_hn; none to disable)."
+        },
+    )
     ce_candidates: str = field(
         default="bm25", metadata={"help": "Candidate generator for ce_hn: bm25 | dense."}
     )
@@ -290,7 +297,13 @@ def build(config: BuildConfig, generator_config) -> Path:
         )
     }
     for method in config.methods:
+        guard = (
+            {"absolute_margin": config.ce_absolute_margin}
+            if method == "ce_hn" and config.ce_absolute_margin is not None
+            else {}
+        )
         key = _key(
+            *([guard] if guard else []),
             method,
             qkey,
             len(queries),
@@ -323,12 +336,13 @@ def build(config: BuildConfig, generator_config) -> Path:
                 queries,
                 pool,
                 method=MINED_METHODS[method],
-                **mining,
+                **(mining | guard),
                 seed=seed,
                 scorer=get_scorer(config.ce_scorer) if method == "ce_hn" else None,
                 candidate_method=config.ce_candidates,
                 embedder=config.embedder,
                 batch_size=config.score_batch_size,
+                cache_dir=cache_dir / "ce_scores" if method == "ce_hn" else None,
             )
         mstats.setdefault("wall_seconds", time.perf_counter() - start)
         stages.put(method, key, triplets, mstats)
