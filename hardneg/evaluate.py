@@ -6,13 +6,14 @@ goes through the same run -> metrics -> result-file code as the dense models, so
 
 Each (model, dataset) pair writes ``<run_dir>/results/<model key>__<dataset>.json`` with the mean metrics,
 per-query scores (for significance tests), counts (queries without judgements, judged documents missing
-from the corpus, ...), the prompts used, fingerprints and timings. Existing result files are kept
+from the corpus, ...), the prompts used, fingerprints and timings. Result files computed from the same model files are kept
 (rerun = resume) unless ``overwrite`` is set.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import re
@@ -176,6 +177,29 @@ def model_key(spec: ModelSpec) -> str:
 
 def result_path(run_dir: str | Path, spec: ModelSpec, dataset: str) -> Path:
     return Path(run_dir) / "results" / f"{model_key(spec)}__{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}.json"
+
+
+def source_stamp(spec: ModelSpec) -> str:
+    """What the model is made of, cheaply: for a local folder, its files' names, sizes and mtimes (a
+    retrained model gets a new stamp); for a Hub id, embedded model or BM25, the id itself."""
+    folder = Path(resolve_embedder(spec.model).name_or_path) if not spec.is_bm25 else None
+    if folder is None or not folder.is_dir():
+        return spec.model
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def _is_current(path: Path, spec: ModelSpec) -> bool:
+    """An existing result file is reused only if it was computed from the same model files."""
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("source_stamp") == source_stamp(spec)
+    except (OSError, json.JSONDecodeError):
+        return False
 
 
 def load_embedder(spec: ModelSpec, device: str | None = None):
@@ -361,6 +385,7 @@ def evaluate_model_on_dataset(
         "model": readable_name(spec),
         "method": spec.method,
         "model_path": spec.model,
+        "source_stamp": source_stamp(spec),
         "dataset": data.name,
         "dataset_source": dataset_source or data.name,
         "split": config.split,
@@ -405,11 +430,13 @@ def evaluate(config: EvalConfig) -> list[Path]:
         todo = [
             d
             for d in config.dataset_specs
-            if config.overwrite or not result_path(config.run_dir, spec, d.name).is_file()
+            if config.overwrite or not _is_current(result_path(config.run_dir, spec, d.name), spec)
         ]
         written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
         if not todo:
-            logger.info("%s: results exist, skipped (overwrite=true recomputes)", model_key(spec))
+            logger.info(
+                "%s: results of these model files exist, skipped (overwrite=true recomputes)", model_key(spec)
+            )
             continue
         model = None if spec.is_bm25 else load_embedder(spec, config.device or str(state.device))
         for dspec in todo:

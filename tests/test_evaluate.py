@@ -194,3 +194,23 @@ def test_bad_config_and_models(tmp_path, mini_beir):
         evaluate(
             _config(tmp_path, mini_beir, models=[{"method": "ce_hn", "model": "{run_dir}/models/ce_hn"}])
         )
+
+
+def test_results_are_reused_only_for_the_same_model_files(tmp_path):
+    """Rerun = resume, but a model retrained into the same folder is evaluated again."""
+    import json as _json
+    import os as _os
+
+    from hardneg.evaluate import ModelSpec, _is_current, source_stamp
+
+    folder = tmp_path / "models" / "llm_hn"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights-1")
+    spec = ModelSpec(method="llm_hn", model=str(folder))
+    result = tmp_path / "r.json"
+    result.write_text(_json.dumps({"source_stamp": source_stamp(spec)}))
+    assert _is_current(result, spec)
+    (folder / "model.safetensors").write_bytes(b"weights-2, retrained")
+    _os.utime(folder / "model.safetensors", ns=(1, 1))
+    assert not _is_current(result, spec)
+    assert source_stamp(ModelSpec(method="bm25")) == "bm25"
