@@ -34,13 +34,17 @@ def _read_jsonl(path: Path) -> list[dict]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start}); fix: re-encode the file as UTF-8") from None
+        raise ValueError(
+            f"{path} is not valid UTF-8 ({err.reason} at byte {err.start}); fix: re-encode the file as UTF-8"
+        ) from None
     for n, line in enumerate(lines, 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n} is not valid JSON ({err.msg}); fix: one JSON object per line") from None
+                raise ValueError(
+                    f"{path}:{n} is not valid JSON ({err.msg}); fix: one JSON object per line"
+                ) from None
     return rows
 
 

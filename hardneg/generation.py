@@ -234,9 +234,11 @@ def run_generation(
     rules = rules or HygieneConfig()
     cfg = generator.config
     # Commit granularity: one local batch, or a couple of rounds of concurrent requests; vLLM wants big calls.
-    chunk_size = chunk_size or {"transformers": cfg.batch_size, "llamacpp": cfg.batch_size, "http": 2 * cfg.concurrency}.get(
-        cfg.backend, 512
-    )
+    chunk_size = chunk_size or {
+        "transformers": cfg.batch_size,
+        "llamacpp": cfg.batch_size,
+        "http": 2 * cfg.concurrency,
+    }.get(cfg.backend, 512)
     cache_dir = Path(cache_dir)
     cache = GenerationCache(cache_dir / "generation.sqlite")
     info = generator.cache_settings()

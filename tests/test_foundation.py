@@ -105,10 +105,9 @@ def test_bm25_index_ranks_the_judged_document_first(cranfield_dir, cranfield_cor
 
 def test_bm25_matches_rank_bm25_top1(cranfield_corpus):
     """Cross-check against rank_bm25 (independent implementation) on the same tokens."""
+    import bm25s
     import Stemmer
     from rank_bm25 import BM25Okapi
-
-    import bm25s
 
     texts = cranfield_corpus["text"][:300]
     stemmer = Stemmer.Stemmer("english")
@@ -117,7 +116,7 @@ def test_bm25_matches_rank_bm25_top1(cranfield_corpus):
     index = BM25Index(texts, [str(i) for i in range(300)], show_progress=False)
     queries = [texts[i].split(".")[0] for i in range(0, 300, 30)]
     ours, _ = index.search(queries, k=1)
-    for q, got in zip(queries, ours):
+    for q, got in zip(queries, ours, strict=True):
         qt = bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False)[0]
         assert str(int(ref.get_scores(qt).argmax())) == got[0]
 

@@ -54,7 +54,9 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
         + f"\ncorpus: {beir}\nnum_passages: 6\nrange_max: 5\nquery_max_new_tokens: 24\nnegative_max_new_tokens: 40\n"
         + f"decontaminate: {beir}\n"
     )
-    (recipes / "train.yaml").write_text((demo / "train.yaml").read_text() + "\nper_device_train_batch_size: 4\n")
+    (recipes / "train.yaml").write_text(
+        (demo / "train.yaml").read_text() + "\nper_device_train_batch_size: 4\n"
+    )
     (recipes / "eval.yaml").write_text(
         (demo / "eval.yaml").read_text().replace("embedded:cranfield", str(beir))
     )
@@ -62,7 +64,11 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     proc = subprocess.run(
         ["make", "demo", f"RECIPES={recipes}", f"RUN_DIR={run}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
