@@ -120,6 +120,27 @@ class GeneratorConfig:
             )
 
 
+DEFAULT_MAX_NEW_TOKENS = 64
+
+
+def resolve_sampling(
+    config: GeneratorConfig,
+    n: int,
+    *,
+    max_new_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    seeds: list[int] | None = None,
+) -> tuple[int, float, float, list[int]]:
+    """Per-call overrides resolved against the config, the same way in every backend:
+    (max_new_tokens, temperature, top_p, one seed per prompt)."""
+    max_new = max_new_tokens or config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+    temperature = config.temperature if temperature is None else temperature
+    top_p = config.top_p if top_p is None else top_p
+    seeds = list(seeds) if seeds is not None else [config.seed + i for i in range(n)]
+    return max_new, temperature, top_p, seeds
+
+
 @dataclass
 class Generation:
     """One completion and what it cost. ``latency_s`` is the request time (HTTP) or the batch time

@@ -24,7 +24,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from hardneg.llm import Generation, GeneratorConfig
+from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5
@@ -101,13 +101,15 @@ class HttpGenerator:
     ) -> list[Generation]:
         """Send every prompt (bounded concurrency, retries) and return completions in prompt order."""
         c = self.config
+        max_new, temperature, top_p, seeds = resolve_sampling(
+            c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
+        )
         params = {
             "stop": list(stop or []),
-            "max_new_tokens": max_new_tokens or c.max_new_tokens or 64,
-            "temperature": c.temperature if temperature is None else temperature,
-            "top_p": c.top_p if top_p is None else top_p,
+            "max_new_tokens": max_new,
+            "temperature": temperature,
+            "top_p": top_p,
         }
-        seeds = list(seeds) if seeds is not None else [c.seed + i for i in range(len(prompts))]
         coro = self._run(prompts, seeds, params)
         try:
             asyncio.get_running_loop()

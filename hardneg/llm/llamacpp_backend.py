@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.assets import resolve_llm
-from hardneg.llm import Generation, GeneratorConfig
+from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
 
-DEFAULT_MAX_NEW_TOKENS = 64
 # Every prompt's own suffix is evaluated as one batch of at least this many tokens. llama.cpp's CPU kernels
 # take another path for a 1-token batch, and a prompt whose last token ran alone gave a different greedy
 # output in 2 of 16 cases; with a suffix this long the outputs equal a cold full-prompt evaluation (tested).
@@ -173,10 +172,10 @@ class LlamaCppGenerator:
         if not prompts:
             return []
         c = self.config
-        max_new = max_new_tokens or c.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
-        temperature = c.temperature if temperature is None else temperature
-        top_p = (c.top_p if top_p is None else top_p) if temperature > 0 else 1.0
-        seeds = list(seeds) if seeds is not None else [c.seed + i for i in range(len(prompts))]
+        max_new, temperature, top_p, seeds = resolve_sampling(
+            c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
+        )
+        top_p = top_p if temperature > 0 else 1.0
         ids = self._encode(prompts, chat)
         too_long = [i for i, x in enumerate(ids) if len(x) + max_new > c.n_ctx]
         if too_long:

@@ -29,9 +29,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from hardneg.assets import best_device, load_causal_lm, resolve_llm
-from hardneg.llm import Generation, GeneratorConfig
-
-DEFAULT_MAX_NEW_TOKENS = 64
+from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
 
 
 def cache_root() -> Path:
@@ -180,10 +178,9 @@ class TransformersGenerator:
         if not prompts:
             return []
         c = self.config
-        max_new = max_new_tokens or c.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
-        temperature = c.temperature if temperature is None else temperature
-        top_p = c.top_p if top_p is None else top_p
-        seeds = list(seeds) if seeds is not None else [c.seed + i for i in range(len(prompts))]
+        max_new, temperature, top_p, seeds = resolve_sampling(
+            c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
+        )
         ids = self._encode(prompts, chat)
         # Shared prefix: common to every prompt, leaving at least one token of suffix per prompt.
         n_prefix = min(len(x) for x in ids) - 1

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from hardneg.assets import resolve_llm
-from hardneg.llm import Generation, GeneratorConfig
+from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
 
 
 class VllmGenerator:
@@ -58,13 +58,14 @@ class VllmGenerator:
         from vllm import SamplingParams
 
         c = self.config
-        temperature = c.temperature if temperature is None else temperature
-        seeds = list(seeds) if seeds is not None else [c.seed + i for i in range(len(prompts))]
+        max_new, temperature, top_p, seeds = resolve_sampling(
+            c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
+        )
         params = [
             SamplingParams(
                 temperature=temperature,
-                top_p=(c.top_p if top_p is None else top_p) if temperature > 0 else 1.0,
-                max_tokens=max_new_tokens or c.max_new_tokens or 64,
+                top_p=top_p if temperature > 0 else 1.0,
+                max_tokens=max_new,
                 stop=list(stop or []),
                 seed=int(s),
             )
