@@ -112,6 +112,13 @@ class BuildConfig:
             "(overrides absolute_margin for ce_hn; none to disable)."
         },
     )
+    scorer_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "Precision of the ce / false-negative scorers: auto (bfloat16 on a CUDA GPU with bf16, else "
+            "float32 = CrossEncoder.predict's scores), float32, bfloat16 (~1.8x faster on CPUs with avx512_bf16), float16."
+        },
+    )
     ce_candidates: str = field(
         default="bm25", metadata={"help": "Candidate generator for ce_hn: bm25 | dense."}
     )
@@ -280,7 +287,7 @@ def build(config: BuildConfig, generator_config) -> Path:
         from hardneg.scorers import load_scorer
 
         if name not in scorers:
-            scorers[name] = load_scorer(name)
+            scorers[name] = load_scorer(name, dtype=config.scorer_dtype)
         return scorers[name]
 
     mining = {

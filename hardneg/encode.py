@@ -90,15 +90,24 @@ def length_order(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
 
 
 def encode_batches(
-    model, texts: Sequence[str], *, prompt: str | None = None, batch_size: int = 32, prefetch: int = 2
+    model,
+    texts: Sequence[str],
+    *,
+    prompt: str | None = None,
+    batch_size: int = 32,
+    prefetch: int = 2,
+    dtype: str = "float32",
 ) -> np.ndarray:
     """Embeddings of ``texts`` batched in the given order (float32 numpy, same order).
 
     Same numbers as ``SentenceTransformer.encode`` (its ``preprocess`` + forward), but the next batches are
     tokenised in a background thread while the model runs, and embeddings stay on the device until the
     end (no per-batch device->host sync). Objects without ``preprocess`` fall back to ``encode`` per batch.
+    ``dtype``: matmul precision (``hardneg.assets.autocast``); float32 gives ``encode``'s exact numbers.
     """
     import torch
+
+    from hardneg.assets import autocast
 
     batches = [list(texts[b : b + batch_size]) for b in range(0, len(texts), batch_size)]
     if not hasattr(model, "preprocess"):
@@ -108,7 +117,8 @@ def encode_batches(
             "convert_to_numpy": True,
             "show_progress_bar": False,
         }
-        return np.concatenate([np.asarray(model.encode(b, **kw), dtype=np.float32) for b in batches])
+        with autocast(dtype, getattr(model, "device", "cpu")):
+            return np.concatenate([np.asarray(model.encode(b, **kw), dtype=np.float32) for b in batches])
     from concurrent.futures import ThreadPoolExecutor
 
     from sentence_transformers.util import batch_to_device
@@ -124,7 +134,11 @@ def encode_batches(
 
     model.eval()
     out = []
-    with ThreadPoolExecutor(max_workers=max(1, prefetch)) as pool, torch.inference_mode():
+    with (
+        ThreadPoolExecutor(max_workers=max(1, prefetch)) as pool,
+        torch.inference_mode(),
+        autocast(dtype, device),
+    ):
         futures = [pool.submit(prepare, b) for b in batches[:prefetch]]
         for i in range(len(batches)):
             features = futures[i].result()
@@ -151,6 +165,7 @@ def encode_corpus(
     part_size: int = 4096,
     cache_dir: str | Path | None = None,
     cache_key: str | None = None,
+    dtype: str = "float32",
     show_progress: bool = True,
 ) -> np.ndarray:
     """Embeddings (float32, ``len(texts) x dim``, in input order) of ``texts`` with ``model``.
@@ -158,7 +173,8 @@ def encode_corpus(
     ``prompt``: text prepended to every passage (e.g. ``"passage: "`` for E5), ``None``/``""`` for none.
     ``part_size``: passages per cached part (the unit of resumption and of sharding across processes).
     ``cache_dir``/``cache_key``: where finished parts are kept; ``cache_key`` must identify model + corpus +
-    prompt (``evaluate`` builds it from ``fingerprint_model``/``fingerprint_texts``); no cache if either is None.
+    prompt + dtype (``evaluate`` builds it from ``fingerprint_model``/``fingerprint_texts``); no cache if either
+    is None. ``dtype``: matmul precision, see ``encode_batches``.
     Under ``accelerate launch`` each process encodes its share of parts on its own device and all
     processes return the full matrix.
     """
@@ -200,7 +216,9 @@ def encode_corpus(
             emb = np.load(path)
         else:
             # Batches in our token-length order (encode would re-sort by characters).
-            emb = encode_batches(model, [texts[i] for i in idx], prompt=prompt, batch_size=batch_size)
+            emb = encode_batches(
+                model, [texts[i] for i in idx], prompt=prompt, batch_size=batch_size, dtype=dtype
+            )
             if path is not None:
                 _save_atomic(path, emb)
         done.append((p, emb))

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.assets import resolve_embedder
+from hardneg.assets import resolve_dtype, resolve_embedder
 from hardneg.beir import DatasetSpec, check_dataset_name, load_eval_dataset
 from hardneg.corpus import BeirData, passage_text
 from hardneg.encode import process_state
@@ -110,6 +110,13 @@ class EvalConfig:
     batch_size: int = field(
         default=32, metadata={"help": "Encoding batch size (per model override: batch_size)."}
     )
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "Encoder matmul precision: auto (bfloat16 on a CUDA GPU with bf16, else float32), float32, "
+            "bfloat16 (also ~1.8x faster on CPUs with avx512_bf16/AMX; cosine within 1e-4 of float32), float16."
+        },
+    )
     part_size: int = field(default=4096, metadata={"help": "Passages per cached / sharded encoding part."})
     corpus_chunk_size: int = field(default=50_000, metadata={"help": "Corpus rows scored at once in search."})
     cache_dir: str = field(
@@ -192,14 +199,17 @@ def source_stamp(spec: ModelSpec) -> str:
     return h.hexdigest()[:20]
 
 
-def _is_current(path: Path, spec: ModelSpec) -> bool:
-    """An existing result file is reused only if it was computed from the same model files."""
+def _is_current(path: Path, spec: ModelSpec, dtype: str | None = None) -> bool:
+    """An existing result file is reused only if it was computed from the same model files (and, for a
+    dense model, in the same ``dtype`` when one is given)."""
     if not path.is_file():
         return False
     try:
-        return json.loads(path.read_text()).get("source_stamp") == source_stamp(spec)
+        old = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
+    same_dtype = dtype is None or spec.is_bm25 or old.get("dtype") == dtype
+    return old.get("source_stamp") == source_stamp(spec) and same_dtype
 
 
 def load_embedder(spec: ModelSpec, device: str | None = None):
@@ -263,19 +273,26 @@ def search_dense(
     part_size: int = 4096,
     corpus_chunk_size: int = 50_000,
     cache_dir: str | Path | None = None,
+    dtype: str = "float32",
     show_progress: bool = True,
 ) -> tuple[dict, dict[str, Any]]:
-    """Encode corpus (cached, sharded) and queries, exact top-k search; returns (run, info)."""
+    """Encode corpus (cached, sharded) and queries, exact top-k search; returns (run, info).
+
+    ``dtype``: matmul precision of the encoder (``hardneg.assets.autocast``): float32, bfloat16, float16 or
+    auto (bfloat16 on a CUDA GPU that has it, else float32)."""
+    from hardneg.assets import autocast
     from hardneg.encode import encode_corpus, fingerprint_model, fingerprint_texts, search_topk
 
     doc_ids = list(data.corpus)
     texts = [passage_text(d["title"], d["text"]) for d in data.corpus.values()]
-    info: dict[str, Any] = {"similarity": model.similarity_fn_name or "cosine"}
+    dtype = str(resolve_dtype(dtype, str(model.device))).replace("torch.", "")
+    info: dict[str, Any] = {"similarity": model.similarity_fn_name or "cosine", "dtype": dtype}
     key = None
     if cache_dir:
         info["model_fingerprint"] = fingerprint_model(model)
         info["corpus_fingerprint"] = fingerprint_texts(doc_ids, texts)
-        key = f"{info['model_fingerprint']}-{info['corpus_fingerprint']}-{fingerprint_texts(['p'], [passage_prompt])[:8]}"
+        settings = fingerprint_texts(["prompt", "dtype"], [passage_prompt, dtype])[:8]
+        key = f"{info['model_fingerprint']}-{info['corpus_fingerprint']}-{settings}"
     t0 = time.perf_counter()
     corpus_emb = encode_corpus(
         model,
@@ -285,17 +302,19 @@ def search_dense(
         part_size=part_size,
         cache_dir=cache_dir or None,
         cache_key=key,
+        dtype=dtype,
         show_progress=show_progress,
     )
     info["encode_corpus_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    query_emb = model.encode(
-        [data.queries[q] for q in query_ids],
-        prompt=query_prompt or None,
-        batch_size=batch_size,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
+    with autocast(dtype, model.device):
+        query_emb = model.encode(
+            [data.queries[q] for q in query_ids],
+            prompt=query_prompt or None,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     info["encode_queries_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     state = process_state()
@@ -357,6 +376,7 @@ def evaluate_model_on_dataset(
             part_size=config.part_size,
             corpus_chunk_size=config.corpus_chunk_size,
             cache_dir=cache,
+            dtype=config.dtype,
             show_progress=config.show_progress,
         )
     wall = time.perf_counter() - t0
@@ -397,6 +417,7 @@ def evaluate_model_on_dataset(
         "timing": {"wall_s": wall, **{k: v for k, v in info.items() if k.endswith("_s")}},
         "fingerprints": {k: v for k, v in info.items() if k.endswith("_fingerprint")},
         "similarity": info.get("similarity", "bm25"),
+        "dtype": info.get("dtype"),
         "processes": process_state().num_processes,
         "hardneg_version": getattr(hardneg, "__version__", "0"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -425,12 +446,14 @@ def evaluate(config: EvalConfig) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     datasets: dict[str, BeirData] = {}
+    device = config.device or str(state.device)
+    dtype = str(resolve_dtype(config.dtype, device)).replace("torch.", "")
     for spec in config.model_specs:
         state.wait_for_everyone()  # every process decides what is left from the same files
         todo = [
             d
             for d in config.dataset_specs
-            if config.overwrite or not _is_current(result_path(config.run_dir, spec, d.name), spec)
+            if config.overwrite or not _is_current(result_path(config.run_dir, spec, d.name), spec, dtype)
         ]
         written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
         if not todo:
@@ -438,7 +461,7 @@ def evaluate(config: EvalConfig) -> list[Path]:
                 "%s: results of these model files exist, skipped (overwrite=true recomputes)", model_key(spec)
             )
             continue
-        model = None if spec.is_bm25 else load_embedder(spec, config.device or str(state.device))
+        model = None if spec.is_bm25 else load_embedder(spec, device)
         for dspec in todo:
             if dspec.source not in datasets:
                 datasets[dspec.source] = load_eval_dataset(dspec)

@@ -1,6 +1,6 @@
 """Local batched generation with transformers.
 
-Speed comes from three things, all inside ``model.generate``:
+Speed comes from four things (a small decode loop of our own, not ``model.generate``):
 
 1. Batching with left padding, prompts sorted by length so batches waste little padding.
 2. A shared-prefix KV cache: the longest token prefix common to all prompts of a call (the
@@ -9,6 +9,11 @@ Speed comes from three things, all inside ``model.generate``:
    and the suffix; the attention mask hides it and position ids follow the mask, so every row sees
    exactly the positions it would see alone.
 3. Early stop on the template's stop strings (a query is one line).
+4. A shrinking batch: a row that ends leaves the batch and its KV cache at once, so later decode
+   steps run only the rows still generating (``generate`` keeps finished rows until the last ends).
+
+On CPUs with native bf16 (avx512_bf16 / AMX), ``dtype=bfloat16`` roughly doubles prefill speed; its
+greedy outputs differ from float32's in some rows (see benchmarks/README.md).
 
 Greedy outputs therefore do not depend on the batch size. Sampling uses one ``torch.Generator`` per
 row seeded with the item's seed (``_RowSampler``), so sampled outputs do not depend on batching either.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import os
 import shutil
 import tempfile
@@ -26,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
 
 from hardneg.assets import best_device, load_causal_lm, resolve_llm
 from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
@@ -83,11 +88,22 @@ def dequantised_gguf_folder(name_or_path: str, gguf_file: str) -> Path:
     return target
 
 
-class _RowSampler(LogitsProcessor):
-    """Sample each row with its own seeded generator (temperature + top-p), then force that token.
+def load_local_causal_lm(model: str, gguf_file: str | None, dtype: str, device: str):
+    """(tokenizer, model, GGUF sha256 or None) through ``load_causal_lm``; a local GGUF loads from its
+    dequantised copy (``dequantised_gguf_folder``), so generation and LM scoring share one loaded model."""
+    ref = resolve_llm(model, gguf_file)
+    gguf_sha256 = None
+    if ref.gguf_file and Path(ref.name_or_path, ref.gguf_file).is_file():
+        folder = dequantised_gguf_folder(ref.name_or_path, ref.gguf_file)
+        gguf_sha256 = folder.name.rsplit("-", 1)[-1]
+        model, gguf_file = str(folder), None
+    return (*load_causal_lm(model, gguf_file, dtype, device), gguf_sha256)
 
-    Used with greedy decoding (the forced token is the argmax), so a row's draws depend only on its
-    own seed and logits, never on which other rows share the batch.
+
+class _RowSampler:
+    """Sample each row with its own seeded generator (temperature + top-p).
+
+    A row's draws depend only on its own seed and logits, never on which other rows share the batch.
     """
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float):
@@ -95,19 +111,20 @@ class _RowSampler(LogitsProcessor):
         self.temperature = temperature
         self.top_p = top_p
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, scores: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """One token per row of ``scores``; ``rows[i]`` is the batch row (its generator) of ``scores[i]``."""
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
         if self.top_p < 1.0:
             sorted_p, order = probs.sort(dim=-1, descending=True)
             drop = sorted_p.cumsum(-1) - sorted_p > self.top_p  # keep the smallest set reaching top_p
             sorted_p = sorted_p.masked_fill(drop, 0.0)
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-        chosen = torch.stack(
-            [torch.multinomial(probs[i].cpu(), 1, generator=g)[0] for i, g in enumerate(self.generators)]
-        ).to(scores.device)
-        forced = torch.full_like(scores, float("-inf"))
-        forced[torch.arange(scores.shape[0], device=scores.device), chosen] = 0.0
-        return forced
+        return torch.stack(
+            [
+                torch.multinomial(probs[i].cpu(), 1, generator=self.generators[r])[0]
+                for i, r in enumerate(rows)
+            ]
+        )
 
 
 class TransformersGenerator:
@@ -115,17 +132,15 @@ class TransformersGenerator:
 
     def __init__(self, config: GeneratorConfig):
         self.config = config
-        ref = resolve_llm(config.model, config.gguf_file)
-        self.model_name = ref.name
-        self.gguf_sha256 = None
-        load_id, load_gguf = config.model, config.gguf_file
-        if ref.gguf_file and Path(ref.name_or_path, ref.gguf_file).is_file():
-            folder = dequantised_gguf_folder(ref.name_or_path, ref.gguf_file)
-            self.gguf_sha256 = folder.name.rsplit("-", 1)[-1]
-            load_id, load_gguf = str(folder), None
+        self.model_name = resolve_llm(config.model, config.gguf_file).name
         self.device = config.device or best_device()
-        self.tokenizer, self.model = load_causal_lm(load_id, load_gguf, config.dtype, self.device)
+        self.tokenizer, self.model, self.gguf_sha256 = load_local_causal_lm(
+            config.model, config.gguf_file, config.dtype, self.device
+        )
         self._prefix: tuple[tuple[int, ...], Any] | None = None
+        # transformers >= 5.2x names the KV-cache argument `cache` (`past_key_values` is deprecated).
+        forward_args = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         self._stop_id_cache: dict[str, set[int]] = {}
 
     # -- provenance ---------------------------------------------------------------------------------
@@ -159,7 +174,8 @@ class TransformersGenerator:
         if self._prefix is None or self._prefix[0] != key:
             with torch.inference_mode():
                 out = self.model(torch.tensor([prefix], device=self.device), use_cache=True)
-            self._prefix = (key, out.past_key_values)
+            cache = getattr(out, "cache", None)
+            self._prefix = (key, cache if cache is not None else out.past_key_values)
         return self._prefix[1]
 
     def generate(
@@ -229,50 +245,76 @@ class TransformersGenerator:
         return ids, [s for s in stop if len(s) > 1]
 
     def _generate_batch(self, suffixes, prefix, stop, max_new, temperature, top_p, seeds):
-        tok = self.tokenizer
+        """Prefill the batch's suffixes on a copy of the prefix cache, then decode step by step; a row that
+        ends (end-of-sequence, stop token or stop string) leaves the batch at once, so later steps only run
+        the rows still generating (``model.generate`` keeps finished rows until the longest one ends)."""
+        tok, device = self.tokenizer, self.device
         pad = tok.pad_token_id
         width = max(len(s) for s in suffixes)
-        input_ids = [prefix + [pad] * (width - len(s)) + s for s in suffixes]
-        mask = [[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes]
-        kwargs: dict[str, Any] = {}
+        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=device)
+        mask = torch.tensor(
+            [[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=device
+        )
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, len(prefix) :]
         if prefix:
             cache = copy.deepcopy(self._prefix_cache(prefix))
             if len(suffixes) > 1:
                 cache.batch_repeat_interleave(len(suffixes))
-            kwargs["past_key_values"] = cache
-        if temperature > 0:
-            kwargs["logits_processor"] = LogitsProcessorList([_RowSampler(seeds, temperature, top_p)])
+        else:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+        sampler = _RowSampler(seeds, temperature, top_p) if temperature > 0 else None
         stop_ids, stop_strings = self._stop_tokens(stop or [])
-        if stop_strings:
-            kwargs.update(stop_strings=stop_strings, tokenizer=tok)
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos]) | {tok.eos_token_id}
+        ends = torch.tensor(sorted(eos | stop_ids), device=device)
+        new: list[list[int]] = [[] for _ in suffixes]
+        ended = [False] * len(suffixes)
+        live = list(range(len(suffixes)))  # batch rows still generating, in cache order
         with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=torch.tensor(input_ids, device=self.device),
-                attention_mask=torch.tensor(mask, device=self.device),
-                max_new_tokens=max_new,
-                do_sample=False,
-                num_beams=1,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=pad,
-                eos_token_id=sorted(eos | stop_ids),
-                **kwargs,
-            )
-        new = out[:, len(input_ids[0]) :].tolist()
+            logits = self.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=position_ids,
+                use_cache=True,
+                logits_to_keep=1,
+                **{self._cache_arg: cache},
+            ).logits[:, -1]
+            position = position_ids[:, -1]
+            for step in range(max_new):
+                scores = logits.float()
+                chosen = sampler(scores, live) if sampler else scores.argmax(-1)
+                done = torch.isin(chosen.to(device), ends).tolist()
+                for r, t, d in zip(live, chosen.tolist(), done, strict=True):
+                    new[r].append(t)
+                    ended[r] = d or (
+                        bool(stop_strings) and any(x in tok.decode(new[r], skip_special_tokens=True) for x in stop_strings)
+                    )  # fmt: skip
+                keep = [i for i, r in enumerate(live) if not ended[r]]
+                if not keep or step == max_new - 1:
+                    break
+                if len(keep) < len(live):  # drop finished rows from the batch and its cache
+                    index = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(index)
+                    mask, position, chosen = mask[index], position[index], chosen.to(device)[index]
+                    live = [live[i] for i in keep]
+                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+                position = position + 1
+                logits = self.model(
+                    input_ids=chosen.to(device).view(-1, 1),
+                    attention_mask=mask,
+                    position_ids=position.view(-1, 1),
+                    use_cache=True,
+                    **{self._cache_arg: cache},
+                ).logits[:, -1]
         decoded = []
-        for row in new:
-            n = len(row)
-            while n and row[n - 1] == pad:  # finished rows are padded to the batch's length
-                n -= 1
-            ended_eos = n < len(row) or (n > 0 and row[n - 1] in eos | stop_ids)
-            content = [t for t in row[:n] if t not in eos]
+        for row, hit_end in zip(new, ended, strict=True):
+            content = [t for t in row if t not in eos]
             text = tok.decode(content, skip_special_tokens=True)
             hit = [text.find(s) for s in (stop or []) if s in text]
             if hit:
                 text = text[: min(hit)]
-            reason = "stop" if (hit or ended_eos) else "length"
-            decoded.append((text, n, reason))
+            reason = "stop" if (hit or hit_end) else "length"
+            decoded.append((text, len(row), reason))
         return decoded
