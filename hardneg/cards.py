@@ -27,8 +27,17 @@ from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
 
-# The templates live in the repository's cards/ folder (editable install); HARDNEG_CARDS_DIR points elsewhere.
-CARDS_DIR = Path(os.environ.get("HARDNEG_CARDS_DIR") or Path(__file__).resolve().parent.parent / "cards")
+
+def _cards_dir() -> Path:
+    """The card templates: $HARDNEG_CARDS_DIR, else the copy a wheel ships as hardneg/cards/, else the
+    repository's top-level cards/ folder (source checkout, editable install)."""
+    if os.environ.get("HARDNEG_CARDS_DIR"):
+        return Path(os.environ["HARDNEG_CARDS_DIR"])
+    packaged = Path(__file__).resolve().parent / "cards"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "cards"
+
+
+CARDS_DIR = _cards_dir()
 DATASET_TEMPLATE = CARDS_DIR / "dataset_card.md"
 MODEL_TEMPLATE = CARDS_DIR / "model_card.md"
 REPO_PLACEHOLDER = "ORG/NAME"
@@ -80,8 +89,8 @@ def _template(path: str | Path | None, default: Path) -> str:
     path = Path(path or default)
     if not path.is_file():
         raise FileNotFoundError(
-            f"card template '{path}' not found; fix: install hardneg from its repository (pip install -e .) or "
-            "set HARDNEG_CARDS_DIR to a folder holding dataset_card.md and model_card.md"
+            f"card template '{path}' not found; fix: reinstall hardneg (its wheel ships the templates) or set "
+            "HARDNEG_CARDS_DIR to a folder holding dataset_card.md and model_card.md"
         )
     return str(path)
 

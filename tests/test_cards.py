@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import pytest
 from huggingface_hub import DatasetCard, ModelCard
@@ -177,3 +179,31 @@ def test_model_card_minimal_and_json_round_trip(tmp_path):
 def test_missing_template_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="card template .* not found; fix: .*HARDNEG_CARDS_DIR"):
         render_dataset_card(DatasetCardData(), {}, template_path=tmp_path / "none.md")
+
+
+@pytest.mark.integration
+def test_wheel_ships_the_card_templates(tmp_path):
+    """A non-editable install (the built wheel, outside the repository) renders cards from its own copy."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(repo)],
+                   check=True, capture_output=True)  # fmt: skip
+    wheel = next((tmp_path / "dist").glob("hardneg-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True,
+                   capture_output=True)  # fmt: skip
+    code = (
+        "import hardneg.cards as c; from pathlib import Path; "
+        "assert Path(c.CARDS_DIR).is_relative_to(Path.cwd()), c.CARDS_DIR; "
+        "print(c.render_dataset_card(c.DatasetCardData(), {})[:3])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HARDNEG_CARDS_DIR"} | {
+        "PYTHONPATH": str(tmp_path / "site")
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path / "site", env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("---")

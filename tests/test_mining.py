@@ -228,3 +228,17 @@ def test_bm25_pair_scores_equal_search_scores(small, method):
     rows, scores = index.search_indices(q, k=20)
     got = index.score_pairs([x for x in q for _ in range(20)], rows.reshape(-1))
     np.testing.assert_allclose(got, scores.reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+def test_dense_faiss_search_gives_the_exact_search_negatives(small, minilm):
+    pytest.importorskip("faiss")
+    corpus, queries = small
+    corpus = corpus.select(range(120))
+    keep = set(corpus["id"])
+    queries = queries.filter(lambda r: r["positive_id"] in keep).select(range(8))
+    kw = dict(method="dense", embedder=minilm, num_negatives=3, range_max=10, output_scores=True)
+    exact, _ = _mine(queries, corpus, **kw)
+    flat, stats = _mine(queries, corpus, use_faiss=True, **kw)
+    assert len(exact) == len(flat) > 0
+    assert flat["negative_id"] == exact["negative_id"]
+    np.testing.assert_allclose(flat["negative_score"], exact["negative_score"], rtol=1e-5, atol=1e-6)
