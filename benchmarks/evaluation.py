@@ -129,9 +129,13 @@ def main() -> None:
         # float32 must agree up to tie-breaking; bf16 matmuls move scores by ~1e-3, so a few ranks swap.
         limit = 2e-3 if dtype == "float32" else 1e-2
         if worst > limit:
-            raise SystemExit(f"{dtype} metric values disagree by {worst:.4f}: the comparison is not like for like")
+            raise SystemExit(
+                f"{dtype} metric values disagree by {worst:.4f}: the comparison is not like for like"
+            )
         print(f"{dtype}: largest metric difference from the evaluator {worst:.2e} (limit {limit:.0e})")
-    print(f"corpus encoding: SentenceTransformer.encode {n / min(t_st):.1f} docs/s, evaluator end-to-end {min(t_base):.1f} s")
+    print(
+        f"corpus encoding: SentenceTransformer.encode {n / min(t_st):.1f} docs/s, evaluator end-to-end {min(t_base):.1f} s"
+    )
     for dtype in dtypes:
         print(f"{dtype}: hardneg encoding {n / min(t_enc[dtype]):.1f} docs/s ({min(t_st) / min(t_enc[dtype]):.2f}x), "
               f"end-to-end cold {min(t_cold[dtype]):.1f} s ({min(t_base) / min(t_cold[dtype]):.2f}x), "

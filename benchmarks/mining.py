@@ -185,12 +185,16 @@ def section_ce(args) -> str:
     t = time.perf_counter()
     base = ce.predict(pairs, batch_size=args.ce_batch_size, show_progress_bar=False)
     t_base = time.perf_counter() - t
+
     def rescore(scorer_):
         t0 = time.perf_counter()
         got = rescore_candidates(qtexts, passages, prow, first, scorer=scorer_, batch_size=args.ce_batch_size,
                                  show_progress=False)  # fmt: skip
         flat_ = np.concatenate(
-            [np.append(got.scores[q][first.indices[q] >= 0], got.positive_scores[q]) for q in range(len(qtexts))]
+            [
+                np.append(got.scores[q][first.indices[q] >= 0], got.positive_scores[q])
+                for q in range(len(qtexts))
+            ]
         )
         return time.perf_counter() - t0, flat_
 
@@ -229,7 +233,9 @@ def section_ce(args) -> str:
         print(f"ce (shipped offline scorer, embedded:ql, max {ql.max_passage_tokens} passage tokens): "
               f"{len(sample) / (time.perf_counter() - t):.2f} pairs/s")  # fmt: skip
     if cpu_has_native_bf16():
-        return f"ce scoring (ours, bfloat16 matmuls) vs CrossEncoder.predict (float32): {t_base / t_bf16:.2f}x"
+        return (
+            f"ce scoring (ours, bfloat16 matmuls) vs CrossEncoder.predict (float32): {t_base / t_bf16:.2f}x"
+        )
     return f"ce scoring (ours) vs CrossEncoder.predict: {t_base / t_ours:.2f}x"
 
 
