@@ -115,6 +115,22 @@ def test_greedy_rows_do_not_depend_on_batch_size_and_match_plain_generate(genera
     )
 
 
+def test_prefill_in_length_groups_equals_one_padded_batch(generator, prompts, monkeypatch):
+    import os.path
+
+    from hardneg.llm import transformers_backend as tb
+
+    ids = generator._encode(prompts, chat=False)
+    n_prefix = len(os.path.commonprefix(ids))
+    groups = tb._length_groups([len(x) - n_prefix for x in ids[:4]], tb.PREFILL_PAD_TOLERANCE)
+    assert len(groups) > 1  # these prompts really are prefilled in several groups
+    assert sorted(i for g in groups for i in g) == [0, 1, 2, 3]
+    grouped = generator.generate(prompts, stop=["\n"], max_new_tokens=16)
+    monkeypatch.setattr(tb, "PREFILL_PAD_TOLERANCE", float("inf"))  # one padded group per batch
+    padded = generator.generate(prompts, stop=["\n"], max_new_tokens=16)
+    assert [(o.text, o.completion_tokens) for o in grouped] == [(o.text, o.completion_tokens) for o in padded]
+
+
 def test_seeded_sampling_is_per_row(generator, prompts):
     a = generator.generate(prompts[:3], stop=["\n"], max_new_tokens=12, temperature=0.9, seeds=[1, 2, 3])
     b = generator.generate(prompts[2:3], stop=["\n"], max_new_tokens=12, temperature=0.9, seeds=[3])

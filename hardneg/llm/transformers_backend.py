@@ -2,7 +2,9 @@
 
 Speed comes from four things (a small decode loop of our own, not ``model.generate``):
 
-1. Batching with left padding, prompts sorted by length so batches waste little padding.
+1. Batching with left padding, prompts sorted by length so batches waste little padding; each batch
+   is prefilled in groups of similar length whose KV entries are then laid side by side, so the
+   prefill computes almost no padding (15-20% faster here than one padded prefill).
 2. A shared-prefix KV cache: the longest token prefix common to all prompts of a call (the
    instructions + few-shot examples) is run through the model once; each batch starts from a copy
    of that cache, so only the passage-specific suffix is prefilled. Padding goes between the prefix
@@ -98,6 +100,24 @@ def load_local_causal_lm(model: str, gguf_file: str | None, dtype: str, device: 
         gguf_sha256 = folder.name.rsplit("-", 1)[-1]
         model, gguf_file = str(folder), None
     return (*load_causal_lm(model, gguf_file, dtype, device), gguf_sha256)
+
+
+# A prefill group takes rows whose suffix is at least (1 - tolerance) x the group's longest: at most ~10%
+# padding is computed, and groups stay large enough for efficient matmuls.
+PREFILL_PAD_TOLERANCE = 0.1
+
+
+def _length_groups(lengths: list[int], tolerance: float) -> list[list[int]]:
+    """Row indices grouped by similar length (longest first): each group's rows are >= (1 - tolerance) x its
+    longest row."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] >= (1 - tolerance) * lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 class _RowSampler:
@@ -244,26 +264,75 @@ class TransformersGenerator:
                 ids |= self._stop_id_cache[s]
         return ids, [s for s in stop if len(s) > 1]
 
+    def _prefill(self, suffixes: list[list[int]], prefix: list[int], tolerance: float | None = None):
+        """Run the suffixes on copies of the prefix cache; returns (batched cache, attention mask, last logits,
+        last position) with rows left-padded to the longest suffix (padding between prefix and suffix).
+
+        Rows are prefilled in groups of similar length (``PREFILL_PAD_TOLERANCE``) and their KV entries then
+        laid side by side, so the prefill computes almost no padding even when a batch mixes short and long
+        passages; the decode steps still run the whole batch together."""
+        device, pad, n_prefix = self.device, self.tokenizer.pad_token_id, len(prefix)
+        lengths = [len(s) for s in suffixes]
+        width = max(lengths)
+        mask = torch.tensor([[1] * n_prefix + [0] * (width - n) + [1] * n for n in lengths], device=device)
+        groups = _length_groups(lengths, PREFILL_PAD_TOLERANCE if tolerance is None else tolerance)
+        merged, logits = None, [None] * len(suffixes)
+        for rows in groups:
+            w = max(lengths[r] for r in rows)
+            if prefix:
+                cache = copy.deepcopy(self._prefix_cache(prefix))
+                if len(rows) > 1:
+                    cache.batch_repeat_interleave(len(rows))
+            else:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=self.model.config)
+            group_mask = torch.cat([mask[rows][:, :n_prefix], mask[rows][:, n_prefix + width - w :]], dim=1)
+            out = self.model(
+                input_ids=torch.tensor([[pad] * (w - lengths[r]) + suffixes[r] for r in rows], device=device),
+                attention_mask=group_mask,
+                position_ids=(group_mask.cumsum(-1) - 1).clamp(min=0)[:, n_prefix:],
+                use_cache=True,
+                logits_to_keep=1,
+                **{self._cache_arg: cache},
+            )
+            for r, row_logits in zip(rows, out.logits[:, -1], strict=True):
+                logits[r] = row_logits
+            if len(groups) == 1:
+                merged = cache
+                break
+            layers = getattr(cache, "layers", None)
+            if merged is None:
+                if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+                    return self._prefill(
+                        suffixes, prefix, tolerance=float("inf")
+                    )  # other caches: one padded batch
+                merged = cache
+                full = [
+                    (layer.keys.new_zeros((len(suffixes), *layer.keys.shape[1:2], n_prefix + width, layer.keys.shape[-1])),
+                     layer.values.new_zeros((len(suffixes), *layer.values.shape[1:2], n_prefix + width, layer.values.shape[-1])))
+                    for layer in layers
+                ]  # fmt: skip
+            index = torch.tensor(rows, device=device)
+            for (keys, values), layer in zip(full, layers, strict=True):
+                keys[index, :, n_prefix + width - w :] = layer.keys[:, :, n_prefix:]
+                values[index, :, n_prefix + width - w :] = layer.values[:, :, n_prefix:]
+                if n_prefix:
+                    keys[index, :, :n_prefix] = layer.keys[:, :, :n_prefix]
+                    values[index, :, :n_prefix] = layer.values[:, :, :n_prefix]
+        if len(groups) > 1:
+            for (keys, values), layer in zip(full, merged.layers, strict=True):
+                layer.keys, layer.values = keys, values
+        position = torch.tensor([n_prefix + n - 1 for n in lengths], device=device)
+        return merged, mask, torch.stack(logits), position
+
     def _generate_batch(self, suffixes, prefix, stop, max_new, temperature, top_p, seeds):
         """Prefill the batch's suffixes on a copy of the prefix cache, then decode step by step; a row that
         ends (end-of-sequence, stop token or stop string) leaves the batch at once, so later steps only run
         the rows still generating (``model.generate`` keeps finished rows until the longest one ends)."""
         tok, device = self.tokenizer, self.device
-        pad = tok.pad_token_id
-        width = max(len(s) for s in suffixes)
-        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=device)
-        mask = torch.tensor(
-            [[1] * len(prefix) + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=device
-        )
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, len(prefix) :]
-        if prefix:
-            cache = copy.deepcopy(self._prefix_cache(prefix))
-            if len(suffixes) > 1:
-                cache.batch_repeat_interleave(len(suffixes))
-        else:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            cache, mask, logits, position = self._prefill(suffixes, prefix)
         sampler = _RowSampler(seeds, temperature, top_p) if temperature > 0 else None
         stop_ids, stop_strings = self._stop_tokens(stop or [])
         eos = self.model.generation_config.eos_token_id
@@ -273,15 +342,6 @@ class TransformersGenerator:
         ended = [False] * len(suffixes)
         live = list(range(len(suffixes)))  # batch rows still generating, in cache order
         with torch.inference_mode():
-            logits = self.model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=position_ids,
-                use_cache=True,
-                logits_to_keep=1,
-                **{self._cache_arg: cache},
-            ).logits[:, -1]
-            position = position_ids[:, -1]
             for step in range(max_new):
                 scores = logits.float()
                 chosen = sampler(scores, live) if sampler else scores.argmax(-1)
