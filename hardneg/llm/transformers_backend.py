@@ -108,8 +108,8 @@ PREFILL_PAD_TOLERANCE = 0.1
 
 
 def _length_groups(lengths: list[int], tolerance: float) -> list[list[int]]:
-    """Row indices grouped by similar length (longest first): each group's rows are >= (1 - tolerance) x its
-    longest row."""
+    """Row indices grouped by similar length (longest group first): each group's rows are >= (1 - tolerance) x
+    its longest row. Rows keep their input order inside a group (one group = the batch as given)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     groups: list[list[int]] = []
     for i in order:
@@ -117,7 +117,7 @@ def _length_groups(lengths: list[int], tolerance: float) -> list[list[int]]:
             groups[-1].append(i)
         else:
             groups.append([i])
-    return groups
+    return [sorted(g) for g in groups]
 
 
 class _RowSampler:
