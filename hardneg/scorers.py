@@ -11,7 +11,8 @@ i-th score is for ``(queries[i], passages[i])``; higher means more relevant), be
   scored exactly as ``CrossEncoder.predict`` does (same activation), only faster.
 
 Both scorers tokenise every distinct text once, score every distinct pair once, and run length-sorted
-batches (token lengths, not character counts), so padding is minimal.
+batches (token lengths, not character counts), so padding is minimal. A scorer object remembers the pairs it
+has scored (``memo_limit``), so a build's false-negative rates reuse the mining scores.
 """
 
 from __future__ import annotations
@@ -67,7 +68,41 @@ def _length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-class QueryLikelihoodScorer:
+class _PairScorer:
+    """``score`` shared by the scorers: input checks, each distinct pair once, and a memo of every pair this
+    object has scored (a build scores the same (query, positive) and (query, candidate) pairs again for the
+    false-negative rates of every config; the memo returns the mining scores instead of recomputing them,
+    so e.g. a ce negative kept below its positive is never re-scored above it). Subclasses implement
+    ``_score_pairs(pairs, batch_size)``."""
+
+    default_batch_size = 16
+    memo_limit = 2_000_000  # pairs remembered at most (~100 bytes each); beyond it new scores are not kept
+
+    def score(
+        self, queries: Sequence[str], passages: Sequence[str], batch_size: int | None = None
+    ) -> np.ndarray:
+        batch_size = batch_size or self.default_batch_size
+        _check_pairs(queries, passages, batch_size)
+        if len(queries) == 0:
+            return np.zeros(0, dtype=np.float32)
+        pairs, inverse = _unique_pairs(queries, passages)
+        memo: dict[tuple[str, str], float] = self.__dict__.setdefault("_memo", {})
+        todo = [p for p in pairs if p not in memo]
+        fresh = dict(zip(todo, self._score_pairs(todo, batch_size).tolist(), strict=True)) if todo else {}
+        if len(memo) + len(fresh) <= self.memo_limit:
+            memo.update(fresh)
+        out = np.array([fresh[p] if p in fresh else memo[p] for p in pairs], dtype=np.float32)
+        return out[inverse]
+
+    def forget(self) -> None:
+        """Drop the remembered scores (the next ``score`` computes every pair again)."""
+        self.__dict__.pop("_memo", None)
+
+    def _score_pairs(self, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class QueryLikelihoodScorer(_PairScorer):
     """log p(query | passage) per query token under a causal LM (UPR); the offline ``ce`` scorer.
 
     ``max_passage_tokens`` truncates long passages (the end is dropped), which bounds the cost of a pair.
@@ -99,13 +134,9 @@ class QueryLikelihoodScorer:
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    def score(self, queries: Sequence[str], passages: Sequence[str], batch_size: int = 16) -> np.ndarray:
+    def _score_pairs(self, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
         import torch
 
-        _check_pairs(queries, passages, batch_size)
-        if len(queries) == 0:
-            return np.zeros(0, dtype=np.float32)
-        pairs, inverse = _unique_pairs(queries, passages)
         # Tokenise each distinct text once.
         uq = list(dict.fromkeys(q for q, _ in pairs))
         up = list(dict.fromkeys(p for _, p in pairs))
@@ -156,10 +187,10 @@ class QueryLikelihoodScorer:
                 tm = tmask.to(device)
                 mean = (logp * tm).sum(-1) / tm.sum(-1)
                 out[batch] = mean.cpu().numpy()
-        return out[inverse]
+        return out
 
 
-class CrossEncoderScorer:
+class CrossEncoderScorer(_PairScorer):
     """A sentence-transformers ``CrossEncoder``; same scores as ``CrossEncoder.predict``, fewer wasted tokens.
 
     ``dtype``: matmul precision (``hardneg.assets.autocast``). ``auto`` is bfloat16 on a CUDA GPU with bf16 and
@@ -198,17 +229,15 @@ class CrossEncoderScorer:
         self.score_name = f"cross-encoder score ({self.name})"
         self.show_progress = show_progress
 
-    def score(self, queries: Sequence[str], passages: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    default_batch_size = 32
+
+    def _score_pairs(self, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
         import torch
         from sentence_transformers.util import batch_to_device
 
         from hardneg.assets import autocast
 
-        _check_pairs(queries, passages, batch_size)
-        if len(queries) == 0:
-            return np.zeros(0, dtype=np.float32)
         ce = self.model
-        pairs, inverse = _unique_pairs(queries, passages)
         tok = ce.tokenizer
         # One tokenisation of every distinct pair; batches are padded from these ids.
         enc = tok(
@@ -246,7 +275,7 @@ class CrossEncoderScorer:
                 if ce.activation_fn is not None:
                     scores = ce.activation_fn(scores)
                 out[batch] = scores.reshape(len(batch), -1)[:, 0].cpu().numpy()
-        return out[inverse]
+        return out
 
 
 def load_scorer(scorer: str = EMBEDDED_QL, **kwargs) -> Scorer:

@@ -34,11 +34,32 @@ def test_ql_equals_a_plain_forward_pass(ql, passages):
             logp = torch.log_softmax(ql.model(ids).logits[0, :-1].float(), -1)
         ref = logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]][-len(query) :].mean().item()
         assert value == pytest.approx(ref, abs=2e-4)
-    # Batching, order and duplicate pairs do not change a score.
+    # Batching, order and duplicate pairs do not change a score (computed again, not remembered).
+    ql.forget()
     again = ql.score(queries[::-1] + queries[:1], passages[::-1] + passages[:1], batch_size=2)
     np.testing.assert_allclose(again[:4][::-1], got, atol=2e-4)
     assert again[4] == pytest.approx(got[0], abs=2e-4)
     assert np.all(got < 0) and "log-likelihood" in ql.score_name
+
+
+def test_scorer_remembers_pairs_across_calls(ql, passages, monkeypatch):
+    ql.forget()
+    computed = []
+    real = ql._score_pairs
+    monkeypatch.setattr(ql, "_score_pairs", lambda pairs, bs: computed.append(len(pairs)) or real(pairs, bs))
+    q = ["heat transfer in boundary layers", "hypersonic similarity"]
+    first = ql.score(q, passages[:2])
+    second = ql.score(q[::-1] + ["wing flutter"], passages[:2][::-1] + passages[2:3])
+    assert computed == [2, 1]  # only the new pair was scored the second time
+    np.testing.assert_array_equal(second[:2], first[::-1])
+    ql.memo_limit = 0
+    try:
+        ql.forget()
+        ql.score(q, passages[:2])
+        ql.score(q, passages[:2])
+        assert computed == [2, 1, 2, 2]  # memo_limit 0: nothing is remembered
+    finally:
+        ql.memo_limit = type(ql).memo_limit
 
 
 def test_ql_prefers_the_passage_a_query_is_about(ql, passages):
