@@ -123,6 +123,15 @@ class GeneratorConfig:
 DEFAULT_MAX_NEW_TOKENS = 64
 
 
+def common_prefix(ids: list[list[int]], min_suffix: int = 1) -> list[int]:
+    """The longest token prefix shared by every prompt, leaving each prompt at least ``min_suffix`` tokens of
+    its own (the local backends compute this prefix's KV cache once per call)."""
+    n_prefix = max(min(len(x) for x in ids) - min_suffix, 0)
+    for x in ids[1:]:
+        n_prefix = next((i for i in range(n_prefix) if x[i] != ids[0][i]), n_prefix)
+    return ids[0][:n_prefix]
+
+
 def resolve_sampling(
     config: GeneratorConfig,
     n: int,

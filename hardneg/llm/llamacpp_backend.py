@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.assets import resolve_llm
-from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
+from hardneg.llm import Generation, GeneratorConfig, common_prefix, resolve_sampling
 
 # Every prompt's own suffix is evaluated as one batch of at least this many tokens. llama.cpp's CPU kernels
 # take another path for a 1-token batch, and a prompt whose last token ran alone gave a different greedy
@@ -151,10 +151,7 @@ class LlamaCppGenerator:
         kept = self._prefix
         if kept and len(kept) <= longest and all(x[: len(kept)] == kept for x in ids):
             return kept
-        n_prefix = max(longest, 0)
-        for x in ids[1:]:
-            n_prefix = next((i for i in range(n_prefix) if x[i] != ids[0][i]), n_prefix)
-        return ids[0][:n_prefix]
+        return common_prefix(ids, MIN_SUFFIX_TOKENS)
 
     def generate(
         self,

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from hardneg.assets import best_device, load_causal_lm, resolve_llm
-from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
+from hardneg.llm import Generation, GeneratorConfig, common_prefix, resolve_sampling
 
 
 def cache_root() -> Path:
@@ -218,11 +218,8 @@ class TransformersGenerator:
             c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
         )
         ids = self._encode(prompts, chat)
-        # Shared prefix: common to every prompt, leaving at least one token of suffix per prompt.
-        n_prefix = min(len(x) for x in ids) - 1
-        for x in ids[1:]:
-            n_prefix = next((i for i in range(n_prefix) if x[i] != ids[0][i]), n_prefix)
-        prefix = ids[0][:n_prefix]
+        prefix = common_prefix(ids)
+        n_prefix = len(prefix)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         results: list[Generation | None] = [None] * len(ids)
         batches = [order[i : i + c.batch_size] for i in range(0, len(order), c.batch_size)]
