@@ -301,22 +301,20 @@ class TransformersGenerator:
             layers = getattr(cache, "layers", None)
             if merged is None:
                 if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
-                    return self._prefill(
-                        suffixes, prefix, tolerance=float("inf")
-                    )  # other caches: one padded batch
-                merged = cache
-                full = [
-                    (layer.keys.new_zeros((len(suffixes), *layer.keys.shape[1:2], n_prefix + width, layer.keys.shape[-1])),
-                     layer.values.new_zeros((len(suffixes), *layer.values.shape[1:2], n_prefix + width, layer.values.shape[-1])))
-                    for layer in layers
-                ]  # fmt: skip
+                    # Other cache types (sliding windows, ...): one padded prefill of the whole batch.
+                    return self._prefill(suffixes, prefix, tolerance=float("inf"))
+                merged, full = cache, []
+                for layer in layers:  # batch-wide buffers; the shared prefix is the same for every row
+                    pair = []
+                    for t in (layer.keys, layer.values):
+                        buf = t.new_zeros((len(suffixes), t.shape[1], n_prefix + width, t.shape[-1]))
+                        buf[:, :, :n_prefix] = t[:1, :, :n_prefix]
+                        pair.append(buf)
+                    full.append(pair)
             index = torch.tensor(rows, device=device)
             for (keys, values), layer in zip(full, layers, strict=True):
                 keys[index, :, n_prefix + width - w :] = layer.keys[:, :, n_prefix:]
                 values[index, :, n_prefix + width - w :] = layer.values[:, :, n_prefix:]
-                if n_prefix:
-                    keys[index, :, :n_prefix] = layer.keys[:, :, :n_prefix]
-                    values[index, :, :n_prefix] = layer.values[:, :, :n_prefix]
         if len(groups) > 1:
             for (keys, values), layer in zip(full, merged.layers, strict=True):
                 layer.keys, layer.values = keys, values
