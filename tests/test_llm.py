@@ -67,20 +67,30 @@ def test_config_errors_are_one_clear_line(monkeypatch):
         load_generator(GeneratorConfig(backend="http", urls=["http://127.0.0.1:9"]))
 
 
-def test_vllm_is_imported_only_when_chosen():
+@pytest.mark.parametrize(
+    ("backend", "package", "hint"),
+    [
+        (
+            "llamacpp",
+            "llama_cpp",
+            "backend=llamacpp needs llama-cpp-python; fix: pip install 'hardneg[llamacpp]'",
+        ),
+        ("vllm", "vllm", "backend=vllm needs vLLM; fix: pip install 'hardneg[vllm]'"),
+    ],
+)
+def test_optional_backend_imported_only_when_chosen_and_missing_package_is_one_line(backend, package, hint):
     code = (
-        "import sys; from hardneg.llm import GeneratorConfig, load_generator\n"
+        f"import sys\nsys.modules['{package}'] = None  # as if the optional package were not installed\n"
+        "from hardneg.llm import GeneratorConfig, load_generator\n"
         "import hardneg.queries, hardneg.negatives.llm, hardneg.generation\n"
-        "assert 'vllm' not in sys.modules and 'hardneg.llm.vllm_backend' not in sys.modules\n"
-        "try:\n    load_generator(GeneratorConfig(backend='vllm'))\n"
+        f"assert 'hardneg.llm.{backend}_backend' not in sys.modules\n"
+        f"try:\n    load_generator(GeneratorConfig(backend='{backend}'))\n"
         "except RuntimeError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        assert "pip install 'hardneg[vllm]'" in out.stdout
+    assert hint in out.stdout
+    assert len(out.stdout.strip().splitlines()) == 1
 
 
 def test_unknown_model_id_is_one_clear_line():

@@ -1,8 +1,9 @@
 """Text generation backends behind one small interface.
 
-``load_generator(GeneratorConfig(...))`` returns an object with
+``load_generator(GeneratorConfig(...))`` returns a ``Generator`` with
 
 - ``generate(prompts, *, chat, stop, max_new_tokens, temperature, top_p, seeds) -> list[Generation]``
+  (resolves the per-call overrides once, then calls the backend's ``_generate``)
 - ``info() -> dict``: model id, backend and the settings recorded as provenance
 - ``cache_settings() -> dict``: the settings that change outputs (the generation cache key); batch size,
   concurrency, URLs and timeouts are left out because they do not change what is generated.
@@ -24,7 +25,7 @@ Backends:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple
 
 from hardneg.assets import EMBEDDED_LLM
 
@@ -132,24 +133,6 @@ def common_prefix(ids: list[list[int]], min_suffix: int = 1) -> list[int]:
     return ids[0][:n_prefix]
 
 
-def resolve_sampling(
-    config: GeneratorConfig,
-    n: int,
-    *,
-    max_new_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    seeds: list[int] | None = None,
-) -> tuple[int, float, float, list[int]]:
-    """Per-call overrides resolved against the config, the same way in every backend:
-    (max_new_tokens, temperature, top_p, one seed per prompt)."""
-    max_new = max_new_tokens or config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
-    temperature = config.temperature if temperature is None else temperature
-    top_p = config.top_p if top_p is None else top_p
-    seeds = list(seeds) if seeds is not None else [config.seed + i for i in range(n)]
-    return max_new, temperature, top_p, seeds
-
-
 @dataclass
 class Generation:
     """One completion and what it cost. ``latency_s`` is the request time (HTTP) or the batch time
@@ -165,7 +148,20 @@ class Generation:
         return asdict(self)
 
 
-class Generator(Protocol):
+class Sampling(NamedTuple):
+    """Per-call sampling settings, resolved against the config the same way for every backend."""
+
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seeds: list[int]  # one per prompt
+
+
+class Generator:
+    """Base of the backends. ``generate`` is the one public entry: it resolves per-call overrides against
+    the config (``max_new_tokens`` -> config -> ``DEFAULT_MAX_NEW_TOKENS``; seeds default to
+    ``config.seed + i``) and hands them to the backend's ``_generate``."""
+
     config: GeneratorConfig
 
     def generate(
@@ -179,11 +175,31 @@ class Generator(Protocol):
         top_p: float | None = None,
         seeds: list[int] | None = None,
         progress: bool = False,
-    ) -> list[Generation]: ...
+    ) -> list[Generation]:
+        """Generate one completion per prompt (same order as ``prompts``)."""
+        if not prompts:
+            return []
+        c = self.config
+        sampling = Sampling(
+            max_new_tokens or c.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
+            c.temperature if temperature is None else temperature,
+            c.top_p if top_p is None else top_p,
+            list(seeds) if seeds is not None else [c.seed + i for i in range(len(prompts))],
+        )
+        return self._generate(
+            list(prompts), chat=chat, stop=list(stop or []), sampling=sampling, progress=progress
+        )
 
-    def info(self) -> dict[str, Any]: ...
+    def _generate(
+        self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
+    ) -> list[Generation]:
+        raise NotImplementedError
 
-    def cache_settings(self) -> dict[str, Any]: ...
+    def info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def cache_settings(self) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 def load_generator(config: GeneratorConfig) -> Generator:

@@ -24,7 +24,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
+from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5
@@ -58,7 +58,7 @@ def _retryable(err: BaseException) -> bool:
     return False
 
 
-class HttpGenerator:
+class HttpGenerator(Generator):
     """Generation against one or more HTTP servers; see the module docstring."""
 
     def __init__(self, config: GeneratorConfig):
@@ -87,25 +87,13 @@ class HttpGenerator:
         # URLs are recorded (they name the machines used); the API key never is.
         return self.cache_settings() | {"urls": list(self.urls), "concurrency": self.config.concurrency}
 
-    def generate(
-        self,
-        prompts: list[str],
-        *,
-        chat: bool = False,
-        stop: list[str] | None = None,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        seeds: list[int] | None = None,
-        progress: bool = False,
+    def _generate(
+        self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
     ) -> list[Generation]:
         """Send every prompt (bounded concurrency, retries) and return completions in prompt order."""
-        c = self.config
-        max_new, temperature, top_p, seeds = resolve_sampling(
-            c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
-        )
+        max_new, temperature, top_p, seeds = sampling
         params = {
-            "stop": list(stop or []),
+            "stop": list(stop),
             "max_new_tokens": max_new,
             "temperature": temperature,
             "top_p": top_p,

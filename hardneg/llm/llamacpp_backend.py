@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.assets import resolve_llm
-from hardneg.llm import Generation, GeneratorConfig, common_prefix, resolve_sampling
+from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, common_prefix
 
 # Every prompt's own suffix is evaluated as one batch of at least this many tokens. llama.cpp's CPU kernels
 # take another path for a 1-token batch, and a prompt whose last token ran alone gave a different greedy
@@ -69,7 +69,7 @@ def gguf_path(model: str, gguf_file: str | None) -> tuple[Path, str]:
         ) from None
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(Generator):
     """One prompt at a time on llama.cpp with a shared-prefix KV cache; see the module docstring."""
 
     def __init__(self, config: GeneratorConfig):
@@ -153,25 +153,11 @@ class LlamaCppGenerator:
             return kept
         return common_prefix(ids, MIN_SUFFIX_TOKENS)
 
-    def generate(
-        self,
-        prompts: list[str],
-        *,
-        chat: bool = False,
-        stop: list[str] | None = None,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        seeds: list[int] | None = None,
-        progress: bool = False,
+    def _generate(
+        self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
     ) -> list[Generation]:
-        """Generate one completion per prompt (same order as ``prompts``)."""
-        if not prompts:
-            return []
         c = self.config
-        max_new, temperature, top_p, seeds = resolve_sampling(
-            c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
-        )
+        max_new, temperature, top_p, seeds = sampling
         top_p = top_p if temperature > 0 else 1.0
         ids = self._encode(prompts, chat)
         too_long = [i for i, x in enumerate(ids) if len(x) + max_new > c.n_ctx]
@@ -199,7 +185,7 @@ class LlamaCppGenerator:
                 min_p=0.0,
                 typical_p=1.0,
                 repeat_penalty=1.0,
-                stop=list(stop or []),
+                stop=list(stop),
                 seed=int(seed) & 0xFFFFFFFF,
             )
             choice = out["choices"][0]

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from hardneg.assets import best_device, load_causal_lm, resolve_llm
-from hardneg.llm import Generation, GeneratorConfig, common_prefix, resolve_sampling
+from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, common_prefix
 
 
 def cache_root() -> Path:
@@ -147,7 +147,7 @@ class _RowSampler:
         )
 
 
-class TransformersGenerator:
+class TransformersGenerator(Generator):
     """Batched local generation; see the module docstring."""
 
     def __init__(self, config: GeneratorConfig):
@@ -198,25 +198,11 @@ class TransformersGenerator:
             self._prefix = (key, cache if cache is not None else out.past_key_values)
         return self._prefix[1]
 
-    def generate(
-        self,
-        prompts: list[str],
-        *,
-        chat: bool = False,
-        stop: list[str] | None = None,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        seeds: list[int] | None = None,
-        progress: bool = False,
+    def _generate(
+        self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
     ) -> list[Generation]:
-        """Generate one completion per prompt (same order as ``prompts``)."""
-        if not prompts:
-            return []
         c = self.config
-        max_new, temperature, top_p, seeds = resolve_sampling(
-            c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
-        )
+        max_new, temperature, top_p, seeds = sampling
         ids = self._encode(prompts, chat)
         prefix = common_prefix(ids)
         n_prefix = len(prefix)
@@ -329,7 +315,7 @@ class TransformersGenerator:
         with torch.inference_mode():
             cache, mask, logits, position = self._prefill(suffixes, prefix)
         sampler = _RowSampler(seeds, temperature, top_p) if temperature > 0 else None
-        stop_ids, stop_strings = self._stop_tokens(stop or [])
+        stop_ids, stop_strings = self._stop_tokens(stop)
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos]) | {tok.eos_token_id}
         ends = torch.tensor(sorted(eos | stop_ids), device=device)
@@ -367,7 +353,7 @@ class TransformersGenerator:
         for row, hit_end in zip(new, ended, strict=True):
             content = [t for t in row if t not in eos]
             text = tok.decode(content, skip_special_tokens=True)
-            hit = [text.find(s) for s in (stop or []) if s in text]
+            hit = [text.find(s) for s in stop if s in text]
             if hit:
                 text = text[: min(hit)]
             reason = "stop" if (hit or hit_end) else "length"

@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 from hardneg.assets import resolve_llm
-from hardneg.llm import Generation, GeneratorConfig, resolve_sampling
+from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling
 
 
-class VllmGenerator:
+class VllmGenerator(Generator):
     def __init__(self, config: GeneratorConfig):
         try:
             from vllm import LLM
@@ -43,30 +43,18 @@ class VllmGenerator:
 
         return self.cache_settings() | {"vllm_version": vllm.__version__}
 
-    def generate(
-        self,
-        prompts: list[str],
-        *,
-        chat: bool = False,
-        stop: list[str] | None = None,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        seeds: list[int] | None = None,
-        progress: bool = False,
+    def _generate(
+        self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
     ) -> list[Generation]:
         from vllm import SamplingParams
 
-        c = self.config
-        max_new, temperature, top_p, seeds = resolve_sampling(
-            c, len(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seeds=seeds
-        )
+        max_new, temperature, top_p, seeds = sampling
         params = [
             SamplingParams(
                 temperature=temperature,
                 top_p=top_p if temperature > 0 else 1.0,
                 max_tokens=max_new,
-                stop=list(stop or []),
+                stop=list(stop),
                 seed=int(s),
             )
             for s in seeds
