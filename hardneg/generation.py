@@ -254,6 +254,8 @@ def run_generation(
         "generation_seconds": 0.0,
         "generated": 0,
         "cached": 0,
+        "reasoning_stripped": 0,
+        "reasoning_chars": 0,
     }
     started = time.perf_counter()
     pending = list(range(len(items)))
@@ -312,6 +314,8 @@ def run_generation(
                 out = found[keys[i]]
                 totals["prompt_tokens"] += out["prompt_tokens"] or 0
                 totals["completion_tokens"] += out["completion_tokens"] or 0
+                totals["reasoning_stripped"] += bool(out.get("reasoning_chars"))
+                totals["reasoning_chars"] += out.get("reasoning_chars") or 0
                 totals["generation_seconds"] += out.get("wall_s", out["latency_s"]) or 0.0
                 text = clean_output(out["text"], rendered[i])
                 item = items[i]
@@ -350,6 +354,8 @@ def run_generation(
         "items_per_second": round(rows / gen_s, 4) if gen_s > 0 else None,
         "prompt_tokens": totals["prompt_tokens"],
         "completion_tokens": totals["completion_tokens"],
+        "reasoning_stripped": totals["reasoning_stripped"],  # outputs whose <think> block was removed
+        "reasoning_chars": totals["reasoning_chars"],
         "rejects": dict(sorted(rejects.items())),
         "dropped": len(pending),
         "run_wall_seconds": round(time.perf_counter() - started, 3),

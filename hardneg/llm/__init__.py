@@ -18,12 +18,16 @@ Backends:
   serve``, hosted APIs) through ``huggingface_hub.AsyncInferenceClient``: bounded concurrency,
   per-request timeout, retries with exponential backoff and jitter, several URLs used round-robin.
 - ``vllm``: vLLM's offline engine (``pip install hardneg[vllm]``), imported only when chosen.
+- Reasoning models: every backend sends the chat template the Qwen3-style switch ``enable_thinking``
+  (off unless ``enable_thinking=True``) and strips any ``<think>`` block before the output reaches hygiene,
+  recording the characters removed in ``Generation.reasoning_chars`` (``strip_reasoning``).
 - ``llamacpp``: llama.cpp on the GGUF itself (``pip install hardneg[llamacpp]``), imported only when chosen:
   quantised CPU kernels, one prompt at a time with the shared few-shot prefix kept in the KV cache.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -99,6 +103,22 @@ class GeneratorConfig:
         metadata={"help": "backend=http: retries per request on 429/5xx/timeouts/refused connections."},
     )
 
+    enable_thinking: bool = field(
+        default=False,
+        metadata={
+            "help": "Let reasoning models think (Qwen3 and others whose chat template reads enable_thinking). "
+            "Off by default: the switch is sent to every chat template (chat_template_kwargs); any reasoning "
+            "block that still appears is stripped before hygiene either way."
+        },
+    )
+    thinking_tokens: int = field(
+        default=1024,
+        metadata={
+            "help": "Extra token budget for the reasoning block when enable_thinking is on (or when a model "
+            "thinks although asked not to)."
+        },
+    )
+
     n_ctx: int = field(
         default=4096,
         metadata={"help": "backend=llamacpp: context window in tokens; prompt + new tokens must fit."},
@@ -133,6 +153,33 @@ def common_prefix(ids: list[list[int]], min_suffix: int = 1) -> list[int]:
     return ids[0][:n_prefix]
 
 
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_THINK_BLOCK = re.compile(re.escape(THINK_OPEN) + ".*?" + re.escape(THINK_CLOSE), re.DOTALL)
+
+
+def strip_reasoning(text: str) -> tuple[str, int]:
+    """Remove reasoning from a raw reply; returns ``(answer, characters removed)``.
+
+    Handles complete ``<think>...</think>`` blocks, a reply that starts inside the block because the chat
+    template put ``<think>`` in the prompt (text up to a ``</think>`` without an opener), and an unterminated
+    block (``<think>`` to the end: the reply was all reasoning). Servers that parse reasoning themselves
+    (vLLM ``--reasoning-parser``) return the answer alone, which passes unchanged."""
+    answer = _THINK_BLOCK.sub("", text)
+    if THINK_CLOSE in answer:
+        answer = answer.split(THINK_CLOSE)[-1]
+    if THINK_OPEN in answer:
+        answer = answer.split(THINK_OPEN)[0]
+    if len(answer) == len(text):
+        return text, 0
+    return answer.lstrip(), len(text) - len(answer.lstrip())
+
+
+def apply_stop(text: str, stop: list[str]) -> str:
+    """``text`` cut at the first of the stop strings (they are not kept)."""
+    hits = [text.find(s) for s in stop if s and s in text]
+    return text[: min(hits)] if hits else text
+
+
 @dataclass
 class Generation:
     """One completion and what it cost. ``latency_s`` is the request time (HTTP) or the batch time
@@ -143,6 +190,7 @@ class Generation:
     completion_tokens: int
     latency_s: float
     finish_reason: str = "stop"
+    reasoning_chars: int = 0  # characters of reasoning (<think> blocks) stripped from the raw reply
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,7 +224,7 @@ class Generator:
         seeds: list[int] | None = None,
         progress: bool = False,
     ) -> list[Generation]:
-        """Generate one completion per prompt (same order as ``prompts``)."""
+        """Generate one completion per prompt (same order as ``prompts``), reasoning blocks stripped."""
         if not prompts:
             return []
         c = self.config
@@ -186,9 +234,50 @@ class Generator:
             c.top_p if top_p is None else top_p,
             list(seeds) if seeds is not None else [c.seed + i for i in range(len(prompts))],
         )
-        return self._generate(
-            list(prompts), chat=chat, stop=list(stop or []), sampling=sampling, progress=progress
-        )
+        return self._generate_without_reasoning(list(prompts), chat, list(stop or []), sampling, progress)
+
+    def _generate_without_reasoning(
+        self, prompts: list[str], chat: bool, stop: list[str], sampling: Sampling, progress: bool
+    ) -> list[Generation]:
+        """``_generate`` with reasoning handled (see ``strip_reasoning``). With thinking on, stop strings are
+        applied only after the reasoning block is stripped (a newline stop would otherwise cut every reply to
+        ``<think>``) and the budget grows by ``thinking_tokens``. With thinking off, rows whose reply was cut
+        inside a reasoning block anyway (a template without the switch) are generated again that way."""
+        thinking = sampling._replace(max_new_tokens=sampling.max_new_tokens + self.config.thinking_tokens)
+        if self.config.enable_thinking:
+            outs = self._generate(prompts, chat=chat, stop=[], sampling=thinking, progress=progress)
+        else:
+            outs = self._generate(prompts, chat=chat, stop=stop, sampling=sampling, progress=progress)
+            cut = [
+                i
+                for i, o in enumerate(outs)
+                if o.text.lstrip().startswith(THINK_OPEN) and THINK_CLOSE not in o.text
+            ]
+            if cut:
+                again = self._generate(
+                    [prompts[i] for i in cut], chat=chat, stop=[], progress=progress,
+                    sampling=thinking._replace(seeds=[sampling.seeds[i] for i in cut]),
+                )  # fmt: skip
+                for i, o in zip(cut, again, strict=True):
+                    outs[i] = o
+        for o in outs:
+            answer, stripped = strip_reasoning(o.text)
+            o.reasoning_chars += stripped
+            o.text = apply_stop(answer, stop)
+            if o.text != answer:  # a stop string ended the answer (the budget did not)
+                o.finish_reason = "stop"
+        return outs
+
+    def chat_template_kwargs(self) -> dict[str, Any]:
+        """Extra variables for the chat template: the Qwen3-style thinking switch (templates that do not read
+        it ignore it)."""
+        return {"enable_thinking": self.config.enable_thinking}
+
+    def thinking_settings(self) -> dict[str, Any]:
+        """The reasoning settings that change outputs, for ``cache_settings`` (empty by default, so caches
+        written before the switch existed stay valid)."""
+        c = self.config
+        return {"enable_thinking": True, "thinking_tokens": c.thinking_tokens} if c.enable_thinking else {}
 
     def _generate(
         self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
@@ -223,4 +312,12 @@ def load_generator(config: GeneratorConfig) -> Generator:
     raise ValueError(f"unknown backend '{config.backend}'; fix: use one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Generation", "Generator", "GeneratorConfig", "load_generator"]
+__all__ = [
+    "BACKENDS",
+    "Generation",
+    "Generator",
+    "GeneratorConfig",
+    "apply_stop",
+    "load_generator",
+    "strip_reasoning",
+]

@@ -79,8 +79,10 @@ class HttpGenerator(Generator):
 
     def cache_settings(self) -> dict[str, Any]:
         c = self.config
-        return {"model": c.model, "backend": "http", "api": c.api} | (
-            {"max_new_tokens": c.max_new_tokens} if c.max_new_tokens else {}
+        return (
+            {"model": c.model, "backend": "http", "api": c.api}
+            | ({"max_new_tokens": c.max_new_tokens} if c.max_new_tokens else {})
+            | self.thinking_settings()
         )
 
     def info(self) -> dict[str, Any]:
@@ -167,6 +169,7 @@ class HttpGenerator(Generator):
                 top_p=None if greedy else params["top_p"],
                 seed=seed,
                 stop=params["stop"] or None,
+                extra_body={"chat_template_kwargs": self.chat_template_kwargs()},
             )
             choice = out.choices[0]
             text = (choice.message.content or "").lstrip()

@@ -101,12 +101,16 @@ class LlamaCppGenerator(Generator):
     # -- provenance ---------------------------------------------------------------------------------
     def cache_settings(self) -> dict[str, Any]:
         c = self.config
-        return {
-            "model": self.model_name,
-            "gguf_sha256": self.gguf_sha256,
-            "backend": "llamacpp",
-            "llama_cpp_version": self.llama_cpp_version,
-        } | ({"max_new_tokens": c.max_new_tokens} if c.max_new_tokens else {})
+        return (
+            {
+                "model": self.model_name,
+                "gguf_sha256": self.gguf_sha256,
+                "backend": "llamacpp",
+                "llama_cpp_version": self.llama_cpp_version,
+            }
+            | ({"max_new_tokens": c.max_new_tokens} if c.max_new_tokens else {})
+            | self.thinking_settings()
+        )
 
     def info(self) -> dict[str, Any]:
         return self.cache_settings() | {"n_ctx": self.config.n_ctx, "n_threads": self.n_threads}
@@ -129,7 +133,10 @@ class LlamaCppGenerator(Generator):
             eos_token=vocab.token_get_text(vocab.token_eos()),
             bos_token=vocab.token_get_text(vocab.token_bos()),
         )
-        texts = [formatter(messages=[{"role": "user", "content": p}]).prompt for p in prompts]
+        texts = [
+            formatter(messages=[{"role": "user", "content": p}], **self.chat_template_kwargs()).prompt
+            for p in prompts
+        ]
         return [self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=True) for t in texts]
 
     def _use_prefix(self, prefix: list[int]) -> None:

@@ -166,13 +166,17 @@ class TransformersGenerator(Generator):
     # -- provenance ---------------------------------------------------------------------------------
     def cache_settings(self) -> dict[str, Any]:
         c = self.config
-        return {
-            "model": self.model_name,
-            "gguf_sha256": self.gguf_sha256,
-            "backend": "transformers",
-            "dtype": str(self.model.dtype).replace("torch.", ""),
-            "device_type": torch.device(self.device).type,
-        } | ({"max_new_tokens": c.max_new_tokens} if c.max_new_tokens else {})
+        return (
+            {
+                "model": self.model_name,
+                "gguf_sha256": self.gguf_sha256,
+                "backend": "transformers",
+                "dtype": str(self.model.dtype).replace("torch.", ""),
+                "device_type": torch.device(self.device).type,
+            }
+            | ({"max_new_tokens": c.max_new_tokens} if c.max_new_tokens else {})
+            | self.thinking_settings()
+        )
 
     def info(self) -> dict[str, Any]:
         return self.cache_settings() | {"batch_size": self.config.batch_size, "device": self.device}
@@ -182,7 +186,10 @@ class TransformersGenerator(Generator):
         if chat:
             prompts = [
                 self.tokenizer.apply_chat_template(
-                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+                    [{"role": "user", "content": p}],
+                    tokenize=False,
+                    add_generation_prompt=True,
+                    **self.chat_template_kwargs(),
                 )
                 for p in prompts
             ]

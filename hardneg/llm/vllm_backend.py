@@ -34,8 +34,10 @@ class VllmGenerator(Generator):
 
     def cache_settings(self) -> dict[str, Any]:
         c = self.config
-        return {"model": self.model_name, "backend": "vllm", "dtype": c.dtype} | (
-            {"max_new_tokens": c.max_new_tokens} if c.max_new_tokens else {}
+        return (
+            {"model": self.model_name, "backend": "vllm", "dtype": c.dtype}
+            | ({"max_new_tokens": c.max_new_tokens} if c.max_new_tokens else {})
+            | self.thinking_settings()
         )
 
     def info(self) -> dict[str, Any]:
@@ -62,7 +64,10 @@ class VllmGenerator(Generator):
         start = time.perf_counter()
         if chat:
             outs = self.llm.chat(
-                [[{"role": "user", "content": p}] for p in prompts], params, use_tqdm=progress
+                [[{"role": "user", "content": p}] for p in prompts],
+                params,
+                use_tqdm=progress,
+                chat_template_kwargs=self.chat_template_kwargs(),
             )
         else:
             outs = self.llm.generate(prompts, params, use_tqdm=progress)
