@@ -4,7 +4,7 @@
 prompts, and returns one accepted output per item (or None when every attempt was rejected):
 
 - Cache: every attempt's raw completion is stored in ``<cache_dir>/generation.sqlite`` (one SQLite
-  transaction per local batch / round of HTTP requests, so SIGKILL at any point loses at most the
+  transaction per local batch / eight rounds of HTTP requests, so SIGKILL at any point loses at most the
   work in flight), keyed by
   SHA-256 of (generator cache settings, prompt hash, rendered input, attempt seed, sampling). A rerun
   of the same command recomputes nothing already cached and yields the same rows.
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardneg.llm import Generation, Generator
+from hardneg.llm import Generation, Generator, rate_bar, show_tokens
 from hardneg.prompts import PromptTemplate
 
 PROVENANCE_COLUMNS = (
@@ -233,11 +233,11 @@ def run_generation(
     """
     rules = rules or HygieneConfig()
     cfg = generator.config
-    # Commit granularity: one local batch, or a couple of rounds of concurrent requests; vLLM wants big calls.
+    # Commit granularity: one local batch, or eight rounds of concurrent requests; vLLM wants big calls.
     chunk_size = chunk_size or {
         "transformers": cfg.batch_size,
         "llamacpp": cfg.batch_size,
-        "http": 2 * cfg.concurrency,
+        "http": 8 * cfg.concurrency,  # few barriers: a round's slowest request leaves slots idle
     }.get(cfg.backend, 512)
     cache_dir = Path(cache_dir)
     cache = GenerationCache(cache_dir / "generation.sqlite")
@@ -259,11 +259,9 @@ def run_generation(
     }
     started = time.perf_counter()
     pending = list(range(len(items)))
-    bar = None
+    bar, new_tokens = None, 0
     if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(items), desc=f"{method}", unit="item")
+        bar = rate_bar(0, method)  # requests sent this run (retries add to the total) and tokens/s
     try:
         for attempt in range(max_retries + 1):
             if not pending:
@@ -290,6 +288,8 @@ def run_generation(
             # Longest prompts first: similar lengths share a batch, so little padding is computed.
             todo = sorted((i for i in pending if keys[i] not in found), key=lambda i: -len(rendered[i]))
             totals["cached"] += len(pending) - len(todo)
+            if bar is not None:
+                bar.total += len(todo)
             for c in range(0, len(todo), chunk_size):
                 chunk = todo[c : c + chunk_size]
                 chunk_start = time.perf_counter()
@@ -309,6 +309,10 @@ def run_generation(
                 cache.put_many(new)  # committed before anything else happens: a kill loses at most this chunk
                 found.update(new)
                 totals["generated"] += len(chunk)
+                if bar is not None:
+                    new_tokens += sum(o.completion_tokens for o in outs)
+                    show_tokens(bar, new_tokens)
+                    bar.update(len(chunk))
             next_pending = []
             for i in pending:
                 out = found[keys[i]]
@@ -331,8 +335,6 @@ def run_generation(
                           "sampling": sampling, **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")}}  # fmt: skip
                 if reason is None:
                     results[i] = record
-                    if bar is not None:
-                        bar.update(1)
                 else:
                     rejects[reason] += 1
                     reject_rows.append({"id": item["id"], "reason": reason, **record})

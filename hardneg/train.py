@@ -43,6 +43,12 @@ from hardneg.config import ConfigError
 logger = logging.getLogger(__name__)
 
 TRIPLET_COLUMNS = ("anchor", "positive", "negative")
+# Column names other published pair/triplet sets use for each role, recognised when no mapping is given.
+COLUMN_ALIASES = {
+    "anchor": ("anchor", "query", "question", "sentence1", "text1"),
+    "positive": ("positive", "pos", "document", "passage", "answer", "sentence2", "text2"),
+    "negative": ("negative", "neg", "hard_negative", "negative_passage"),
+}
 CHECKPOINTS_DIR = "checkpoints"
 SUMMARY_FILE = "training_summary.json"
 RANKS_DIR = "ranks"
@@ -71,6 +77,14 @@ class TrainConfig:
         default=None, metadata={"help": "Hub revision (tag, branch or commit) of the dataset; Hub ids only."}
     )
     dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
+    columns: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Datasets in other layouts: COLUMN=ROLE pairs, e.g. --columns query=anchor pos=positive "
+            "neg=negative (a dict in a recipe); roles anchor, positive and optional negative (pairs). Default: "
+            "anchor/positive/negative or a recognised alias (query, pos, neg ...)."
+        },
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use only the first N triplets (after the eval hold-out); None: all."}
     )
@@ -216,8 +230,10 @@ def load_triplets(
     revision: str | None = None,
     split: str = "train",
     refresh: bool = True,
+    columns: list[str] | dict[str, str] | None = None,
 ) -> Dataset:
-    """Load one config's split and keep only ``anchor``, ``positive``, ``negative`` (in that order).
+    """Load one config's split and keep only ``anchor``, ``positive``, ``negative`` (in that order; datasets in
+    other layouts through ``columns``, see ``map_columns``).
 
     ``dataset`` is a Hub id or a local folder in Hub layout (README ``configs:`` + parquet files), as
     written by the build stage. Every failure (missing folder, unknown config, bad revision, no network,
@@ -265,18 +281,12 @@ def load_triplets(
         raise RuntimeError(
             f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
         ) from None
-    missing = [c for c in TRIPLET_COLUMNS if c not in ds.column_names]
-    if missing:
-        raise ConfigError(
-            f"dataset '{dataset}' config '{config}' lacks column(s) {missing} (has {ds.column_names}); "
-            "fix: train on a triplet config (llm_hn, bm25_hn, ce_hn ...), not 'queries'"
-        )
-    ds = ds.select_columns(list(TRIPLET_COLUMNS))
+    ds = map_columns(ds, columns, f"dataset '{dataset}' config '{config}'")
     if len(ds) == 0:
         raise ConfigError(
             f"dataset '{dataset}' config '{config}' split '{split}' is empty; fix: rebuild the dataset"
         )
-    for column in TRIPLET_COLUMNS:
+    for column in ds.column_names:
         values = ds[column]
         bad = next((i for i, v in enumerate(values) if not isinstance(v, str) or not v.strip()), None)
         if bad is not None:
@@ -284,6 +294,82 @@ def load_triplets(
                 f"dataset '{dataset}' config '{config}' row {bad} has an empty '{column}'; fix: rebuild or filter the dataset"
             )
     return ds
+
+
+def parse_column_map(columns: list[str] | dict[str, str] | None) -> dict[str, str]:
+    """``["query=anchor", "pos=positive"]`` (command line) or ``{query: anchor, ...}`` (recipe) -> a dict from
+    the dataset's column to its role (anchor, positive, negative)."""
+    if not columns:
+        return {}
+    pairs = list(columns.items()) if isinstance(columns, dict) else [c.partition("=")[::2] for c in columns]
+    mapping = {str(src).strip(): str(dst).strip() for src, dst in pairs}
+    bad = [f"{s}={d}" for s, d in mapping.items() if not s or d not in TRIPLET_COLUMNS]
+    if bad or len(set(mapping.values())) != len(mapping):
+        raise ConfigError(
+            f"column mapping {bad or sorted(mapping.items())} is not COLUMN=ROLE with distinct roles; fix: pass "
+            "e.g. --columns query=anchor pos=positive neg=negative (roles: anchor, positive, negative)"
+        )
+    return mapping
+
+
+def map_columns(ds: Dataset, columns: list[str] | dict[str, str] | None, where: str) -> Dataset:
+    """Keep (anchor, positive[, negative]) from a dataset in any layout: an explicit ``COLUMN=ROLE`` mapping,
+    else the columns named like a role (``COLUMN_ALIASES``: query/question -> anchor, pos -> positive ...).
+    Pair datasets (no negative; explicit mapping only) are kept as (anchor, positive). A list-valued column (several positives or
+    negatives per row) contributes its first element. A missing or ambiguous column is one error naming
+    the columns found."""
+    found = list(ds.column_names)
+    mapping = parse_column_map(columns)
+    if mapping:
+        missing = [s for s in mapping if s not in found]
+        if missing:
+            raise ConfigError(
+                f"{where} has no column(s) {missing} named in the column mapping (has {found}); fix: map "
+                "the columns it has, e.g. --columns COLUMN=anchor COLUMN=positive [COLUMN=negative]"
+            )
+        chosen = {role: src for src, role in mapping.items()}
+    else:
+        chosen = {}
+        for role, aliases in COLUMN_ALIASES.items():
+            hits = [c for c in found if c.lower() in aliases]
+            if len(hits) > 1:
+                raise ConfigError(
+                    f"{where}: columns {hits} could each be the {role} (has {found}); fix: choose with "
+                    f"--columns {hits[0]}={role} (or a `columns:` mapping in the recipe)"
+                )
+            if hits:
+                chosen[role] = hits[0]
+        if len(chosen) < len(
+            TRIPLET_COLUMNS
+        ):  # pairs only by an explicit mapping (no silent loss of negatives)
+            raise ConfigError(
+                f"{where} lacks column(s) {[c for c in TRIPLET_COLUMNS if c not in found]} (has {found}); fix: train "
+                "on a triplet config (llm_hn, bm25_hn, ce_hn ...), not 'queries', or map its columns: --columns "
+                "COLUMN=anchor COLUMN=positive [COLUMN=negative] (without a negative: pairs)"
+            )
+    if "anchor" not in chosen or "positive" not in chosen:
+        raise ConfigError(
+            f"column mapping {sorted(mapping.items())} names no anchor or no positive (has {found}); fix: map "
+            "both, e.g. --columns question=anchor answer=positive"
+        )
+    roles = [r for r in TRIPLET_COLUMNS if r in chosen]
+    ds = ds.select_columns([chosen[r] for r in roles])
+    listed = [
+        chosen[r] for r in roles if type(ds.features[chosen[r]]).__name__ in ("List", "Sequence", "list")
+    ]
+    if listed or any(chosen[r] != r for r in roles):
+        ds = ds.map(
+            lambda row: {r: row[chosen[r]][0] if chosen[r] in listed and row[chosen[r]] else row[chosen[r]] for r in roles},
+            remove_columns=[chosen[r] for r in roles],
+        )  # fmt: skip
+    return ds.select_columns(roles)
+
+
+def _negatives_or_next_positive(ds: Dataset) -> list[str]:
+    if "negative" in ds.column_names:
+        return list(ds["negative"])
+    positives = list(ds["positive"])
+    return positives[1:] + positives[:1]
 
 
 def split_eval(ds: Dataset, *, eval_size: int, seed: int) -> tuple[Dataset, Dataset | None]:
@@ -649,6 +735,7 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
             revision=config.dataset_revision,
             split=config.dataset_split,
             refresh=args.local_process_index == 0,
+            columns=config.columns,
         )
     train_ds, eval_ds = split_eval(data, eval_size=config.eval_size, seed=config.seed)
     if config.max_train_samples:
@@ -680,7 +767,8 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
         evaluator = TripletEvaluator(
             anchors=[config.query_prompt + t for t in eval_ds["anchor"]],
             positives=[config.passage_prompt + t for t in eval_ds["positive"]],
-            negatives=[config.passage_prompt + t for t in eval_ds["negative"]],
+            # pairs: the next row's positive stands in for the missing hard negative
+            negatives=[config.passage_prompt + t for t in _negatives_or_next_positive(eval_ds)],
             name="heldout",
         )
     trainer = SentenceTransformerTrainer(

@@ -109,14 +109,27 @@ def test_thinking_model_behind_a_real_server(thinking_server, tiny_corpus, tmp_p
     from hardneg.queries import generate_queries
 
     def config(**kw):
-        return GeneratorConfig(backend="http", model=str(thinking_server.folder), urls=[thinking_server.url],
-                               timeout=300, concurrency=2, **kw)  # fmt: skip
+        return GeneratorConfig(
+            backend="http",
+            model=str(thinking_server.folder),
+            urls=[thinking_server.url],
+            timeout=300,
+            concurrency=2,
+            **kw,
+        )
 
     passages = tiny_corpus.select(range(2))
     # Thinking kept on: every reply carries reasoning; it is stripped, the newline stop applies to the answer.
     thinker = load_generator(config(enable_thinking=True, thinking_tokens=24))
-    queries, stats = generate_queries(passages, thinker, prompt="query_zeroshot", cache_dir=tmp_path / "on",
-                                      max_new_tokens=24, max_retries=0, progress=False)  # fmt: skip
+    queries, stats = generate_queries(
+        passages,
+        thinker,
+        prompt="query_zeroshot",
+        cache_dir=tmp_path / "on",
+        max_new_tokens=24,
+        max_retries=0,
+        progress=False,
+    )
     assert stats["reasoning_stripped"] == 2 and stats["reasoning_chars"] > 0
     # Cleaned before hygiene: no reply is rejected as empty (a stop applied before stripping leaves '<think>');
     # the tiny model may still copy its passage, which hygiene rejects as it should.

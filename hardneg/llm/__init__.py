@@ -180,6 +180,28 @@ def apply_stop(text: str, stop: list[str]) -> str:
     return text[: min(hits)] if hits else text
 
 
+def rate_bar(total: int, desc: str):
+    """A progress bar that reports rates (requests/s; tokens/s in the postfix via ``show_tokens``), not a
+    remaining-time estimate: batched and concurrent generation completes in bursts, so a per-item ETA jumps
+    between seconds and hours."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="req",
+        smoothing=0,  # the rate is the average since the start, steady across bursts
+        bar_format="{desc}: {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]",
+    )
+
+
+def show_tokens(bar, completion_tokens: int) -> None:
+    """Put the generated tokens/s since the bar started into its postfix."""
+    elapsed = bar.format_dict["elapsed"]
+    if elapsed > 0:
+        bar.set_postfix_str(f"{completion_tokens / elapsed:.1f} tok/s", refresh=False)
+
+
 @dataclass
 class Generation:
     """One completion and what it cost. ``latency_s`` is the request time (HTTP) or the batch time

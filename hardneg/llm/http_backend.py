@@ -1,9 +1,14 @@
-"""HTTP generation through ``huggingface_hub.AsyncInferenceClient``: TGI and OpenAI-compatible servers.
+"""HTTP generation against TGI and OpenAI-compatible servers, on one pooled ``aiohttp`` session.
+
+The client is kept lean so that it never limits the server: keep-alive connections (one pool sized to
+``concurrency``), one JSON encode/decode per request; ``benchmarks/generation_http.py`` measures its
+overhead against a server that answers instantly (huggingface_hub's AsyncInferenceClient managed ~200
+requests/s on one core there).
 
 - ``api="chat"``: ``/v1/chat/completions`` (vLLM, llama.cpp server, SGLang, Ollama, TGI, ``transformers
   serve``, hosted APIs). The rendered prompt is sent as one user message.
-- ``api="tgi"``: TGI's text-generation route; completion prompts are sent verbatim (``details=True``
-  gives the token counts).
+- ``api="tgi"``: TGI's ``/generate`` route; completion prompts are sent verbatim (``details`` gives the token
+  counts).
 
 At most ``concurrency`` requests are in flight (all URLs together); request ``i`` goes to
 ``urls[i % len(urls)]`` and each retry moves to the next URL, so replicas share the load and a dead
@@ -16,6 +21,7 @@ logged or recorded.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import socket
@@ -24,7 +30,9 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling
+import aiohttp
+
+from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, apply_stop
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5
@@ -46,16 +54,12 @@ def _check_reachable(url: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def _retryable(err: BaseException) -> bool:
-    import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+class _Retryable(Exception):
+    """A failure worth retrying on the next URL: 408/425/429/5xx, a timeout or a dropped connection."""
 
-    if isinstance(err, (InferenceTimeoutError, TimeoutError, ConnectionError, httpx2.TransportError)):
-        return True
-    if isinstance(err, HfHubHTTPError):
-        status = getattr(err.response, "status_code", None)
-        return status in RETRY_STATUS
-    return False
+
+class _Rejected(Exception):
+    """A failure that retrying cannot fix (4xx other than the retryable ones, a malformed reply)."""
 
 
 class HttpGenerator(Generator):
@@ -64,18 +68,10 @@ class HttpGenerator(Generator):
     def __init__(self, config: GeneratorConfig):
         self.config = config
         self.urls = [u.rstrip("/") for u in config.urls]
-        from huggingface_hub import constants
-
-        if constants.is_offline_mode():
-            raise RuntimeError(
-                "HF_HUB_OFFLINE=1 makes huggingface_hub refuse every HTTP request, including to your own LLM "
-                "servers; fix: unset HF_HUB_OFFLINE for backend=http (point HF_ENDPOINT elsewhere to keep the Hub out)"
-            )
         for url in self.urls:
             _check_reachable(url)
-        # Without a configured key send a placeholder: huggingface_hub would otherwise attach the user's
-        # stored HF token to requests for an arbitrary server.
-        self._api_key = os.environ.get(config.api_key_env) or "EMPTY"
+        key = os.environ.get(config.api_key_env)
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}  # never logged or recorded
 
     def cache_settings(self) -> dict[str, Any]:
         c = self.config
@@ -113,96 +109,114 @@ class HttpGenerator(Generator):
         return box["result"]
 
     async def _run(self, prompts: list[str], seeds: list[int], params: dict) -> list[Generation]:
-        from huggingface_hub import AsyncInferenceClient
-
-        clients = [
-            AsyncInferenceClient(base_url=url, api_key=self._api_key, timeout=self.config.timeout)
-            for url in self.urls
-        ]
+        # One connection pool for all URLs, sized to the concurrency: connections are reused (keep-alive).
+        connector = aiohttp.TCPConnector(limit=self.config.concurrency, limit_per_host=0, ttl_dns_cache=300)
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout)
         limit = asyncio.Semaphore(self.config.concurrency)
-        try:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=self._headers, json_serialize=json.dumps
+        ) as session:
             return list(
                 await asyncio.gather(
                     *(
-                        self._one(clients, i, p, s, params, limit)
+                        self._one(session, i, p, s, params, limit)
                         for i, (p, s) in enumerate(zip(prompts, seeds, strict=True))
                     )
                 )
             )
-        finally:
-            for client in clients:
-                await client.close()
 
-    async def _one(self, clients, index: int, prompt: str, seed: int, params: dict, limit) -> Generation:
+    async def _one(self, session, index: int, prompt: str, seed: int, params: dict, limit) -> Generation:
         last: BaseException | None = None
         for attempt in range(self.config.max_retries + 1):
-            k = (index + attempt) % len(clients)
+            url = self.urls[(index + attempt) % len(self.urls)]
             async with limit:
                 start = time.perf_counter()
                 try:
-                    gen = await self._request(clients[k], prompt, seed, params)
+                    gen = await self._request(session, url, prompt, seed, params)
                     gen.latency_s = time.perf_counter() - start
                     return gen
-                except Exception as err:  # noqa: BLE001 - classified right below
-                    if not _retryable(err):
-                        raise RuntimeError(
-                            f"LLM server {self.urls[k]} rejected a request: {str(err).splitlines()[0]}; fix: check "
-                            "--model (the name the server serves) and the sampling settings"
-                        ) from None
+                except _Rejected as err:
+                    raise RuntimeError(
+                        f"LLM server {url} rejected a request: {err}; fix: check --model (the name the server "
+                        "serves) and the sampling settings"
+                    ) from None
+                except _Retryable as err:
+                    last = err
+                except (TimeoutError, OSError, aiohttp.ClientError) as err:
                     last = err
             delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))  # full jitter
             await asyncio.sleep(delay)
         raise RuntimeError(
             f"LLM server {self.urls[(index + self.config.max_retries) % len(self.urls)]} failed after "
-            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {str(last).splitlines()[0] if last else ''}); "
+            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {str(last).splitlines()[0] if str(last) else ''}); "
             "fix: check that the server is up, or raise --timeout / --max_retries"
         )
 
-    async def _request(self, client, prompt: str, seed: int, params: dict) -> Generation:
+    async def _post(self, session, url: str, body: dict) -> dict:
+        async with session.post(url, json=body) as resp:
+            if resp.status in RETRY_STATUS:
+                raise _Retryable(f"HTTP {resp.status} from {url}")
+            text = await resp.text()
+            if resp.status >= 400:
+                raise _Rejected(
+                    f"HTTP {resp.status}: {text.strip().splitlines()[0][:300] if text.strip() else ''}"
+                )
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise _Rejected(f"the reply is not JSON: {text[:200]!r}") from None
+
+    async def _request(self, session, url: str, prompt: str, seed: int, params: dict) -> Generation:
         greedy = params["temperature"] <= 0
         if self.config.api == "chat":
-            out = await client.chat_completion(
-                [{"role": "user", "content": prompt}],
-                model=self.config.model,
-                max_tokens=params["max_new_tokens"],
-                temperature=0.0 if greedy else params["temperature"],
-                top_p=None if greedy else params["top_p"],
-                seed=seed,
-                stop=params["stop"] or None,
-                extra_body={"chat_template_kwargs": self.chat_template_kwargs()},
-            )
-            choice = out.choices[0]
-            text = (choice.message.content or "").lstrip()
-            for s in params["stop"]:  # servers differ on whether the stop string is kept
-                text = text.split(s)[0] if s in text else text
-            usage = out.usage
+            body = {
+                "model": self.config.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": params["max_new_tokens"],
+                "temperature": 0.0 if greedy else params["temperature"],
+                "seed": seed,
+                "chat_template_kwargs": self.chat_template_kwargs(),
+            }
+            if not greedy:
+                body["top_p"] = params["top_p"]
+            if params["stop"]:
+                body["stop"] = params["stop"]
+            out = await self._post(session, url + "/v1/chat/completions", body)
+            try:
+                choice = out["choices"][0]
+                content = choice["message"].get("content") or ""
+            except (KeyError, IndexError, TypeError, AttributeError):
+                raise _Rejected(f"the reply has no choices[0].message: {str(out)[:200]}") from None
+            text = apply_stop(content.lstrip(), params["stop"])  # servers differ on keeping the stop string
+            usage = out.get("usage") or {}
             return Generation(
                 text,
-                int(getattr(usage, "prompt_tokens", 0) or 0),
-                int(getattr(usage, "completion_tokens", 0) or 0),
+                int(usage.get("prompt_tokens") or 0),
+                int(usage.get("completion_tokens") or 0),
                 0.0,
-                choice.finish_reason or "stop",
+                "length" if choice.get("finish_reason") == "length" else "stop",
             )
-        out = await client.text_generation(
-            prompt,
-            details=True,
-            decoder_input_details=True,  # the prefill tokens give the prompt token count
-            max_new_tokens=params["max_new_tokens"],
-            do_sample=not greedy,
-            temperature=None if greedy else params["temperature"],
-            top_p=None if greedy or params["top_p"] >= 1 else params["top_p"],
-            seed=seed,
-            stop=params["stop"] or None,
-        )
-        text = out.generated_text.lstrip()
-        for s in params["stop"]:
-            text = text.split(s)[0] if s in text else text
-        details = out.details
-        reason = str(getattr(details, "finish_reason", "stop") or "stop")
+        parameters = {
+            "details": True,
+            "decoder_input_details": True,  # the prefill tokens give the prompt token count
+            "max_new_tokens": params["max_new_tokens"],
+            "do_sample": not greedy,
+            "seed": seed,
+            "stop": params["stop"],
+        }
+        if not greedy:
+            parameters["temperature"] = params["temperature"]
+            if params["top_p"] < 1:
+                parameters["top_p"] = params["top_p"]
+        out = await self._post(session, url + "/generate", {"inputs": prompt, "parameters": parameters})
+        if isinstance(out, list):
+            out = out[0] if out else {}
+        details = out.get("details") or {}
+        reason = str(details.get("finish_reason") or "stop")
         return Generation(
-            text,
-            int(len(getattr(details, "prefill", None) or [])),
-            int(getattr(details, "generated_tokens", 0) or 0),
+            apply_stop(str(out.get("generated_text", "")).lstrip(), params["stop"]),
+            len(details.get("prefill") or []),
+            int(details.get("generated_tokens") or 0),
             0.0,
             "length" if "length" in reason else "stop",
         )

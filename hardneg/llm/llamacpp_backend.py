@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.assets import resolve_llm
-from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, common_prefix
+from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, common_prefix, rate_bar, show_tokens
 
 # Every prompt's own suffix is evaluated as one batch of at least this many tokens. llama.cpp's CPU kernels
 # take another path for a 1-token batch, and a prompt whose last token ran alone gave a different greedy
@@ -176,9 +176,7 @@ class LlamaCppGenerator(Generator):
         prefix = self._shared_prefix(ids)
         bar = None
         if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(ids), desc="generate", unit="item")
+            bar = rate_bar(len(ids), "generate")
         results = []
         for x, seed in zip(ids, seeds, strict=True):
             start = time.perf_counter()
@@ -206,6 +204,7 @@ class LlamaCppGenerator(Generator):
                 )  # fmt: skip
             )
             if bar is not None:
+                show_tokens(bar, sum(r.completion_tokens for r in results))
                 bar.update(1)
         if bar is not None:
             bar.close()

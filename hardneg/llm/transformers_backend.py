@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from hardneg.assets import best_device, load_causal_lm, resolve_llm
-from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, common_prefix
+from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, common_prefix, rate_bar, show_tokens
 
 
 def cache_root() -> Path:
@@ -218,9 +218,7 @@ class TransformersGenerator(Generator):
         batches = [order[i : i + c.batch_size] for i in range(0, len(order), c.batch_size)]
         bar = None
         if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(ids), desc="generate", unit="item")
+            bar = rate_bar(len(ids), "generate")
         for rows in batches:
             start = time.perf_counter()
             outs = self._generate_batch(
@@ -236,6 +234,7 @@ class TransformersGenerator(Generator):
             for i, (text, n_out, reason) in zip(rows, outs, strict=True):
                 results[i] = Generation(text, len(ids[i]), n_out, per_item, reason)
             if bar is not None:
+                show_tokens(bar, sum(results[i].completion_tokens for i in order if results[i] is not None))
                 bar.update(len(rows))
         if bar is not None:
             bar.close()
