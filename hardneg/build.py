@@ -29,7 +29,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,17 @@ import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
 from hardneg.corpus import load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
+from hardneg.distributed import (
+    Shard,
+    bind_local_device,
+    concat_shards,
+    current_shard,
+    merge_stats,
+    shard_generator_config,
+    shard_rows,
+    wait_for_shards,
+    write_done,
+)
 from hardneg.hub import save_dataset_folder
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import (
@@ -592,6 +603,47 @@ def collect_stats(
     )
 
 
+def make_shard(
+    config: BuildConfig,
+    generator_config: GeneratorConfig,
+    inputs: _Inputs,
+    res: _Resources,
+    out: Path,
+    seed: int,
+    shard: Shard,
+) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict]] | None:
+    """Steps 2-3 on this process's contiguous shard of the passage sample, with the shard's own stages and
+    cache; the main process then gathers every shard's queries and method tables in rank order (the
+    one-process order) and adds up their stats. Returns None on the other processes."""
+    run_id = _key(inputs.key, asdict(config), generator_config.output_settings(), seed, shard.world)
+    bind_local_device()
+    res.generator_config = shard_generator_config(generator_config, shard)
+    mine = replace(inputs, passages=shard_rows(inputs.passages, shard), decontamination={})
+    stages = _Stages(out / "stages" / shard.name)
+    queries, qstats, qkey = make_queries(config, mine, stages, res, out / "cache" / shard.name, seed)
+    tables, stats, keys = make_methods(
+        config, mine, queries, qkey, stages, res, out / "cache" / shard.name, seed
+    )
+    write_done(stages.root, run_id, {"keys": {QUERIES_CONFIG: qkey, **keys}})
+    if not shard.is_main:
+        return None
+    shards = [Shard(r, shard.world) for r in range(shard.world)]
+    done = wait_for_shards([out / "stages" / s.name for s in shards], run_id)
+    parts = []
+    for s, marker in zip(shards, done, strict=True):
+        part_stages = _Stages(out / "stages" / s.name)
+        parts.append({name: part_stages.get(name, key) for name, key in marker["keys"].items()})
+    names = list(done[0]["keys"])
+    joined = {name: concat_shards([p[name][0] for p in parts]) for name in names}
+    merged = {name: merge_stats([p[name][1] for p in parts]) for name in names}
+    queries, qstats = joined.pop(QUERIES_CONFIG), merged.pop(QUERIES_CONFIG)
+    if inputs.eval_queries:  # the stages hold the queries before decontamination, as in make_queries
+        before = len(queries)
+        queries, _ = decontaminate_queries(queries, exclude_queries=inputs.eval_queries)
+        inputs.decontamination["removed_queries"] = before - len(queries)
+    return queries, qstats, joined, merged
+
+
 def build(
     config: BuildConfig, generator_config: GeneratorConfig, *, generator: Generator | None = None
 ) -> Path:
@@ -607,8 +659,17 @@ def build(
     res = _Resources(generator_config, config.scorer_dtype, generator)
 
     inputs = load_inputs(config, seed)
-    queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
-    tables, stats, _ = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
+    shard = current_shard()
+    if (
+        shard.world > 1
+    ):  # accelerate launch / torchrun: steps 2-3 on this process's shard (hardneg.distributed)
+        gathered = make_shard(config, generator_config, inputs, res, out, seed, shard)
+        if gathered is None:  # not the main process: its shard is done, the main process writes the folder
+            return out / "dataset"
+        queries, qstats, tables, stats = gathered
+    else:
+        queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
+        tables, stats, _ = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
     published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
     fn = false_negative_stats(config, tables, kept, stats, stages, res)
     stats[QUERIES_CONFIG] = qstats

@@ -165,7 +165,12 @@ class EvalConfig:
             "bfloat16 (also ~1.8x faster on CPUs with avx512_bf16/AMX; cosine within 1e-4 of float32), float16."
         },
     )
-    part_size: int = field(default=4096, metadata={"help": "Passages per cached / sharded encoding part."})
+    part_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Passages per cached / sharded encoding part; default: from corpus size and processes."
+        },
+    )
     corpus_chunk_size: int = field(default=50_000, metadata={"help": "Corpus rows scored at once in search."})
     cache_dir: str = field(
         default="{run_dir}/cache/embeddings",
@@ -421,7 +426,7 @@ def search_dense(
     query_prompt: str = "",
     passage_prompt: str = "",
     batch_size: int = 32,
-    part_size: int = 4096,
+    part_size: int | None = None,
     corpus_chunk_size: int = 50_000,
     cache_dir: str | Path | None = None,
     dtype: str = "float32",

@@ -1,0 +1,188 @@
+"""Sharded builds: each process of ``accelerate launch`` / ``torchrun`` takes a contiguous shard of the items.
+
+    accelerate launch --num_processes 8 builders/build.py --config recipes/paper/build_qwen3-8b.yaml ...
+    torchrun --nproc_per_node 2 builders/build.py --config recipes/demo/build.yaml --output_dir runs/demo
+
+The contract (used by ``hardneg.build``):
+
+- ``current_shard()`` reads the process's rank and the world size from the launcher's environment
+  (``RANK``/``WORLD_SIZE``, set by accelerate and torchrun; ``LOCAL_RANK`` picks the GPU). No process group is
+  needed: processes meet through the output folder, which several nodes must share (NFS, Lustre ...).
+- ``shard_rows`` gives process ``rank`` the rows ``[rank * n / world, (rank + 1) * n / world)``: contiguous, so
+  the main process restores the one-process order by concatenating the shards in rank order.
+- Each shard keeps its own stages and generation cache (``stages/shard-RR-of-WW/``, ``cache/shard-RR-of-WW/``),
+  so a killed process resumes its own shard, and writes ``done.json`` (``write_done``) naming the stage
+  keys it finished under a run id that every process computes alike. The main process waits for all of them
+  (``wait_for_shards``), reads the shards' stages and writes the folder.
+- ``merge_stats`` adds the shards' counters (rows, tokens, seconds, rejects by reason) and keeps the
+  settings, which are the same in every shard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset, concatenate_datasets
+
+logger = logging.getLogger(__name__)
+
+DONE_FILE = "done.json"
+
+
+@dataclass(frozen=True)
+class Shard:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.rank:02d}-of-{self.world:02d}"
+
+
+def current_shard() -> Shard:
+    """This process's shard from the launcher's environment (one process: ``Shard(0, 1)``)."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if not 0 <= rank < world:
+        raise ValueError(
+            f"RANK={rank} is outside WORLD_SIZE={world}; fix: start the build with accelerate launch or torchrun"
+        )
+    return Shard(rank, world)
+
+
+def bind_local_device() -> None:
+    """One GPU per process: make ``cuda`` mean this process's GPU (``LOCAL_RANK``), for generator and scorers."""
+    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+
+
+def shard_generator_config(config, shard: Shard):
+    """The generator settings of one shard: with at least as many server URLs as processes, each process
+    sends to its own share of them (``urls[rank::world]``); a local model goes on the process's GPU. URLs and
+    devices are run-only settings, so stage keys and caches are the same as in a one-process build."""
+    changes: dict[str, Any] = {}
+    if config.backend == "http" and len(config.urls) >= shard.world:
+        changes["urls"] = config.urls[shard.rank :: shard.world]
+    if config.device is None and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        changes["device"] = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+    return replace(config, **changes) if changes else config
+
+
+def shard_bounds(n: int, shard: Shard) -> tuple[int, int]:
+    return n * shard.rank // shard.world, n * (shard.rank + 1) // shard.world
+
+
+def shard_rows(ds: Dataset, shard: Shard) -> Dataset:
+    """The shard's contiguous slice of ``ds`` (sizes differ by at most one row)."""
+    start, stop = shard_bounds(len(ds), shard)
+    return ds.select(range(start, stop))
+
+
+def write_done(folder: Path, run_id: str, value: dict[str, Any]) -> None:
+    """Mark this shard finished: its stage keys (and counts the main process adds up), atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{DONE_FILE}.tmp"
+    tmp.write_text(json.dumps({"run_id": run_id, **value}, default=str))
+    tmp.replace(folder / DONE_FILE)
+
+
+def wait_for_shards(
+    folders: list[Path], run_id: str, poll_s: float = 2.0, timeout_s: float | None = None
+) -> list[dict]:
+    """Block until every shard folder holds a ``done.json`` of this run; returns them in rank order."""
+    start, last_log = time.monotonic(), 0.0
+    while True:
+        done = []
+        for folder in folders:
+            path = folder / DONE_FILE
+            try:
+                value = json.loads(path.read_text()) if path.is_file() else None
+            except ValueError:  # being replaced right now
+                value = None
+            done.append(value if value and value.get("run_id") == run_id else None)
+        if all(done):
+            return done  # type: ignore[return-value]
+        waited = time.monotonic() - start
+        if timeout_s is not None and waited > timeout_s:
+            missing = [f.name for f, d in zip(folders, done, strict=True) if d is None]
+            raise RuntimeError(
+                f"shards {missing} did not finish within {timeout_s:.0f} s; fix: check those processes' logs and "
+                "rerun the same command (finished shards are reused)"
+            )
+        if waited - last_log > 60:
+            last_log = waited
+            logger.info(
+                "waiting for shards: %d of %d finished", sum(d is not None for d in done), len(folders)
+            )
+        time.sleep(poll_s)
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a + b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return merge_stats([a, b])
+    return a
+
+
+# Settings, the same in every shard: taken from the first, never added up.
+SETTINGS_KEYS = {
+    "params",
+    "prompt",
+    "options",
+    "settings",
+    "method",
+    "scorer",
+    "seed",
+    "false_negative_scorer",
+}
+# Distribution summaries (mean, quantiles): kept per shard.
+PER_SHARD_KEYS = {"score_stats"}
+# Derived values recomputed after adding up, not summed.
+_RATES = {"items_per_second": ("rows", "wall_seconds")}
+
+
+def merge_stats(parts: Iterable[dict]) -> dict:
+    """Add the shards' stats: numbers are summed (rows, tokens, seconds, rejects ...), nested dicts merged key
+    by key, settings (``SETTINGS_KEYS``) and text taken from the first shard, ``*_rate`` values averaged
+    weighted by rows, distribution summaries kept per shard, items/s recomputed."""
+    parts = list(parts)
+    if not parts:
+        return {}
+    merged: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if key not in merged:
+                merged[key] = value
+            elif key not in SETTINGS_KEYS:
+                merged[key] = _add(merged[key], value)
+    rows = [p.get("rows") if isinstance(p.get("rows"), (int, float)) else 0 for p in parts]
+    for key in merged:
+        values = [p.get(key) for p in parts]
+        if key.endswith("_rate") and all(isinstance(v, (int, float)) for v in values) and sum(rows):
+            merged[key] = sum(v * r for v, r in zip(values, rows, strict=True)) / sum(rows)  # row-weighted
+        elif key in PER_SHARD_KEYS:
+            merged[key] = {"per_shard": values}  # summaries of a distribution do not add up
+    for rate, (num, den) in _RATES.items():
+        if rate in merged and isinstance(merged.get(num), (int, float)) and merged.get(den):
+            merged[rate] = round(merged[num] / merged[den], 4)
+    return merged
+
+
+def concat_shards(tables: list[Dataset]) -> Dataset:
+    tables = [t for t in tables if t is not None]
+    return tables[0] if len(tables) == 1 else concatenate_datasets(tables)
