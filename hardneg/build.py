@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, load_from_disk
+from datasets import Dataset, Features, load_from_disk
 
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
@@ -258,6 +258,15 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _load_data(path: Path) -> Dataset:
+    """``load_from_disk``, also for a saved table of 0 rows (datasets writes no data file for it and then
+    fails to read it back; a shard of a sharded build can end up empty)."""
+    if not json.loads((path / "state.json").read_text()).get("_data_files"):
+        features = Features.from_dict(json.loads((path / "dataset_info.json").read_text())["features"])
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return load_from_disk(str(path))
+
+
 class _Stages:
     """Finished stages on disk: ``stages/<name>/{data,stats.json}`` valid only for the same key."""
 
@@ -273,7 +282,7 @@ class _Stages:
         if saved.get("key") != key:
             return None
         logger.info("reusing finished stage %s", name)
-        return load_from_disk(str(folder / "data")), saved["stats"]
+        return _load_data(folder / "data"), saved["stats"]
 
     def put(self, name: str, key: str, data: Dataset, stats: dict) -> None:
         folder = self.root / name

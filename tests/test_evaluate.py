@@ -127,7 +127,7 @@ def test_encode_corpus_cache_resume_and_order(tmp_path, minilm, tiny_corpus):
         encode_corpus(_Refuses(), texts, part_size=7, cache_dir=tmp_path, cache_key="k"), emb
     )
     # a crash after some parts: only the missing part is encoded again
-    next(tmp_path.glob("*k/part-00001.npy")).unlink()
+    next(tmp_path.glob("*k/part7-00001.npy")).unlink()  # parts are named by their size
     stub = _Refuses()
     with pytest.raises(AssertionError, match="cache miss"):
         encode_corpus(stub, texts, part_size=7, cache_dir=tmp_path, cache_key="k", show_progress=False)
