@@ -328,3 +328,24 @@ def test_explorer_in_headless_chromium(demo_run, tmp_path):
         browser.close()
     assert not errors, errors
     assert shot.stat().st_size > 10_000
+
+
+class _OverlapScorer:
+    name, score_name = "overlap", "word overlap"
+
+    def score(self, queries, passages, batch_size=16):
+        import numpy as np
+
+        return np.array(
+            [len(set(q.split()) & set(p.split())) for q, p in zip(queries, passages, strict=True)], float
+        )
+
+
+def test_false_negative_detail_names_the_rows_the_explorer_flags():
+    from hardneg.negatives import suspected_false_negative_rate
+
+    rows = Dataset.from_dict(
+        {"anchor": ["a b c", "a b c", "x y"], "positive": ["a b c", "a", "x"], "negative": ["a", "a b", "q"]}
+    )
+    rate, detail = suspected_false_negative_rate(rows, _OverlapScorer(), show_progress=False)
+    assert detail["suspected_rows"] == [1] and rate == pytest.approx(1 / 3)

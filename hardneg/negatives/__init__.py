@@ -334,5 +334,6 @@ def suspected_false_negative_rate(
         positive=describe(pos),
         negative=describe(neg),
         margin=describe(pos - neg),
+        suspected_rows=np.flatnonzero(neg >= pos).tolist(),  # row indices: the explorer flags these rows
     )
     return rate, detail
