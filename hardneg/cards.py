@@ -471,8 +471,80 @@ def _hub_model_id(model_id: str) -> str | None:
     return None if Path(model_id).exists() else model_id
 
 
-def render_model_card(data: ModelCardData, *, template_path: str | Path | None = None) -> str:
-    """Render the full README.md of a fine-tuned retriever (sentence-transformers model folder)."""
+HARDNEG_BLOCK_START = "<!-- hardneg:start"
+HARDNEG_BLOCK_END = "<!-- hardneg:end -->"
+
+
+def _eval_results(rows: list[dict]) -> list:
+    """The card's retrieval results as Hub model-index entries (one per dataset x numeric metric). The
+    held-out triplet check run at the end of training (split ``eval``) is left to sentence-transformers' card,
+    which records it under its own evaluator's name."""
+    from huggingface_hub import EvalResult
+
+    out = []
+    for row in rows:
+        if row.get("split") == "eval":
+            continue
+        dataset = str(row.get("dataset") or "unknown")
+        for metric, value in row.items():
+            if metric in ("model", "dataset", "split") or isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float)) and not math.isnan(float(value)):
+                out.append(
+                    EvalResult(
+                        task_type="retrieval",
+                        dataset_type=dataset,
+                        dataset_name=dataset,
+                        dataset_split=str(row.get("split") or "test"),
+                        metric_type=metric.replace("@", "_at_"),
+                        metric_name=metric,
+                        metric_value=float(value),
+                    )
+                )
+    return out
+
+
+def merge_model_card(base_card: str, hardneg_card: str) -> str:
+    """sentence-transformers' generated card with hardneg's block and metadata added.
+
+    ``base_card`` keeps everything it has (training logs, dataset statistics, loss citation, base model
+    revision); hardneg's block (between the ``hardneg:start``/``hardneg:end`` markers of ``hardneg_card``)
+    replaces an earlier one or goes before the first ``##`` section; tags, datasets, base_model and the
+    model-index entries of ``hardneg_card`` are added to the YAML (existing entries are kept).
+    """
+    base, ours = ModelCard(base_card), ModelCard(hardneg_card)
+    block = ours.text[ours.text.index(HARDNEG_BLOCK_START) : ours.text.index(HARDNEG_BLOCK_END)]
+    block += HARDNEG_BLOCK_END
+    text = base.text
+    if HARDNEG_BLOCK_START in text and HARDNEG_BLOCK_END in text:
+        before, rest = text.split(HARDNEG_BLOCK_START, 1)
+        text = before + block + rest.split(HARDNEG_BLOCK_END, 1)[1]
+    else:
+        at = text.find("\n## ")
+        text = text + "\n" + block + "\n" if at < 0 else text[: at + 1] + block + "\n\n" + text[at + 1 :]
+    meta = base.data
+    new = ours.data
+    meta.tags = list(dict.fromkeys([*(meta.tags or []), *(new.tags or [])]))
+    if new.datasets:
+        meta.datasets = list(dict.fromkeys([*(meta.datasets or []), *new.datasets]))
+    meta.base_model = meta.base_model or new.base_model
+    meta.model_name = meta.model_name or new.model_name
+    if new.eval_results:
+        keep = {(r.dataset_name, r.metric_type) for r in new.eval_results}
+        old = [r for r in (meta.eval_results or []) if (r.dataset_name, r.metric_type) not in keep]
+        meta.eval_results = old + list(new.eval_results)
+    return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n{text}"))
+
+
+def render_model_card(
+    data: ModelCardData, *, template_path: str | Path | None = None, base_card: str | None = None
+) -> str:
+    """Render the README.md of a fine-tuned retriever (sentence-transformers model folder).
+
+    ``base_card``: the card sentence-transformers generated when the model was saved; hardneg's block and
+    metadata are added to it (``merge_model_card``), so its training logs and statistics stay. Without it,
+    the card is hardneg's template alone.
+    """
     dataset_link = data.dataset_id if not Path(data.dataset_id).exists() else None
     name = (
         data.model_name
@@ -502,6 +574,7 @@ def render_model_card(data: ModelCardData, *, template_path: str | Path | None =
     metric_names = sorted(
         {k for row in rows for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     )
+    hub_data.eval_results = _eval_results(rows) or None
     revision_arg = f', revision="{data.dataset_revision}"' if data.dataset_revision else ""
     card = ModelCard.from_template(
         hub_data,
@@ -522,7 +595,8 @@ def render_model_card(data: ModelCardData, *, template_path: str | Path | None =
             for row in rows
         ],
         train_seconds=_fmt(float(data.train_seconds), 4),
+        seed=data.hyperparameters.get("seed"),
         paper_bibtex=PAPER_BIBTEX,
         toolkit_bibtex=TOOLKIT_BIBTEX.format(version=hardneg.__version__),
     )
-    return str(card)
+    return merge_model_card(base_card, str(card)) if base_card else str(card)

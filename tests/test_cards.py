@@ -154,6 +154,10 @@ def test_model_card():
     assert meta["datasets"] == ["my-org/cranfield-hn"]
     assert meta["pipeline_tag"] == "sentence-similarity"
     assert "hardneg-bm25_hn" in meta["tags"]
+    results = meta["model-index"][0]["results"]
+    assert {(r["dataset"]["name"], m["type"], m["value"]) for r in results for m in r["metrics"]} >= {
+        ("cranfield", "ndcg_at_10", 0.31234)
+    }
     assert 'load_dataset("my-org/cranfield-hn", "bm25_hn", revision="v1.0.0")' in text
     assert 'SentenceTransformer("my-org/minilm-bm25-hn")' in text
     assert "- `learning_rate`: `2e-05`" in text and "- Training triplets: 150" in text
