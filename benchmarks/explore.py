@@ -110,6 +110,8 @@ def time_in_chromium(page_path: Path, executable: str) -> dict[str, float]:
         page.goto(page_path.resolve().as_uri(), timeout=600_000)
         page.wait_for_selector("body[data-ready='1']", timeout=600_000)
         out = {"open_s": time.perf_counter() - start}
+        for k, v in json.loads(page.evaluate("document.body.dataset.timings")).items():
+            out[f"page_{k}_s"] = v / 1000
         heap = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
         out["js_heap_mb"] = heap / 1e6
 
@@ -145,11 +147,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=100_000)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--workdir", help="keep the synthetic build here and reuse it on the next run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(args.workdir or tmp)
         t = time.perf_counter()
-        folder = synthetic_folder(root, args.queries)
+        ready = root / "dataset" / "build_stats.json"
+        folder = ready.parent if ready.is_file() else synthetic_folder(root, args.queries)
         print(f"synthetic dataset folder: {time.perf_counter() - t:.1f} s")
         t = time.perf_counter()
         page = write_explorer(str(folder), root / "explore.html")
