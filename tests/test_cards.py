@@ -334,6 +334,7 @@ def test_false_negative_rate_of_a_self_guarded_method_is_not_a_measurement():
     assert "| `bm25_hn` | 12 | — | 0 | 25.0% |" in text
 
 
+@pytest.mark.slow  # a fresh interpreter imports sentence-transformers and trains one step: ~1-2 min on 2 busy cores
 def test_sentence_transformers_snippet_runs_without_hardneg(tmp_path, embedder_id):
     """The card's snippet, run as written against the local folder and the embedded MiniLM weights."""
     import subprocess
