@@ -38,6 +38,7 @@ from datasets import Dataset, load_from_disk
 
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
+from hardneg.cards import library_versions
 from hardneg.corpus import load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.hub import save_dataset_folder
@@ -581,6 +582,7 @@ def collect_stats(
         configs=configs,
         decontamination=inputs.decontamination,
         paired={"enabled": pairing["enabled"], "query_ids": pairing["query_ids"]},
+        versions=library_versions(),
     )
 
 

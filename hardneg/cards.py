@@ -513,6 +513,15 @@ def write_build_recipe(folder: str | Path, build_stats: dict) -> Path | None:
     return path
 
 
+def dataset_card_extras(folder: str | Path) -> dict[str, Any]:
+    """What a card renders from the dataset folder itself: example rows and whether the recipe is there."""
+    folder = Path(folder)
+    return {
+        "examples": example_rows(folder) if folder.is_dir() else {},
+        "has_recipe": (folder / RECIPES_DIR / BUILD_RECIPE_FILE).is_file(),
+    }
+
+
 def dataset_card_context(
     data: DatasetCardData,
     build_stats: dict,
@@ -696,6 +705,11 @@ def merge_model_card(base_card: str, hardneg_card: str) -> str:
     model-index entries of ``hardneg_card`` are added to the YAML (existing entries are kept).
     """
     base, ours = ModelCard(base_card), ModelCard(hardneg_card)
+    if HARDNEG_BLOCK_START not in ours.text or HARDNEG_BLOCK_END not in ours.text:
+        raise ValueError(
+            "the model card template has no hardneg:start/hardneg:end block; fix: keep the markers of "
+            "cards/model_card.md in a custom template"
+        )
     block = ours.text[ours.text.index(HARDNEG_BLOCK_START) : ours.text.index(HARDNEG_BLOCK_END)]
     block += HARDNEG_BLOCK_END
     text = base.text
