@@ -30,3 +30,19 @@ def test_plot_training_loss(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     assert plot_training_loss(tmp_path / "empty", tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_report_plots_training_loss_when_models_kept_their_history(tmp_path):
+    import numpy as np
+    from test_report import _write
+
+    from hardneg.report import ReportConfig, render_report
+
+    rng = np.random.default_rng(0)
+    _write(tmp_path, "all-MiniLM-L6-v2", "zero-shot", rng.uniform(0, 1, 30))
+    _write(tmp_path, "all-MiniLM-L6-v2", "llm_hn", rng.uniform(0, 1, 30))
+    paths = render_report(ReportConfig(run_dir=str(tmp_path), n_resamples=100))
+    assert "training_loss" not in paths  # no model folder kept a log history
+    _state(tmp_path / "models" / "llm_hn" / "seed0", [2.0, 1.0])
+    paths = render_report(ReportConfig(run_dir=str(tmp_path), n_resamples=100))
+    assert paths["training_loss"] == tmp_path / "training_loss.png" and paths["training_loss"].is_file()
