@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hardneg.corpus import passage_text
+
 logger = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).with_name("explore.html")
@@ -152,6 +154,28 @@ def _flags(method: str, cols: dict[str, list], stats: dict) -> list[int]:
     return flags
 
 
+def _stage_fn_scores(
+    stages: Path, method: str, scorer: str | None, cols: dict[str, list]
+) -> tuple[list, list]:
+    """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
+    folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
+    from datasets import load_from_disk
+
+    from hardneg.build import fn_scores_file
+
+    if not scorer or not (stages / method / fn_scores_file(scorer)).is_file():
+        return [], []
+    saved = json.loads((stages / method / fn_scores_file(scorer)).read_text())
+    stage = load_from_disk(str(stages / method / "data")).select_columns(["query_id", "negative"]).to_dict()
+    if len(stage["query_id"]) != len(saved.get("positive", [])):
+        return [], []
+    at = {(str(q), t): i for i, (q, t) in enumerate(zip(stage["query_id"], stage["negative"], strict=True))}
+    rows = [at.get((str(q), t)) for q, t in zip(cols["query_id"], cols["negative"], strict=True)]
+    pos = [None if r is None else _round(saved["positive"][r]) for r in rows]
+    neg = [None if r is None else _round(saved["negative"][r]) for r in rows]
+    return (pos, neg) if any(p is not None for p in pos) else ([], [])
+
+
 def build_payload(
     dataset: str,
     *,
@@ -191,6 +215,12 @@ def build_payload(
             )
         keep = [i for i, r in enumerate(rows) if r >= 0]
         flags = _flags(name, cols, stats)
+        fs_p, fs_n = [], []
+        own = (stats.get("params") or {}).get("scorer")
+        if folder is not None and stats.get("false_negative_scorer") not in (None, own):
+            fs_p, fs_n = _stage_fn_scores(
+                folder.parent / "stages", name, stats["false_negative_scorer"], cols
+            )
         methods[name] = {
             "q": [rows[i] for i in keep],
             "neg": [st.add(cols["negative"][i]) for i in keep],
@@ -199,6 +229,9 @@ def build_payload(
             "ps": [_round(cols["positive_score"][i]) for i in keep] if "positive_score" in cols else [],
             "ns": [_round(cols["negative_score"][i]) for i in keep] if "negative_score" in cols else [],
             "flag": [flags[i] for i in keep],
+            "fs_p": [fs_p[i] for i in keep] if fs_p else [],
+            "fs_n": [fs_n[i] for i in keep] if fs_n else [],
+            "fn_score_name": (stats.get("false_negative_detail") or {}).get("score_name"),
             "score_name": stats.get("score_name"),
             "fn_rate": stats.get("suspected_false_negative_rate"),
             "fn_scorer": stats.get("false_negative_scorer"),
@@ -295,7 +328,7 @@ def build_eval_payload(
             docs[d] = len(doc_id)
             doc_id.append(st.add(d))
             entry = (data.corpus.get(d) if data else None) or {}
-            text = " ".join(x for x in (entry.get("title"), entry.get("text")) if x)
+            text = passage_text(entry.get("title"), entry.get("text") or "")
             doc_text.append(st.add(text[:DOC_CHARS]) if text else -1)
         return docs[d]
 

@@ -23,6 +23,7 @@ import pytest
 from datasets import Dataset
 
 from hardneg.beir import load_eval_dataset
+from hardneg.build import fn_scores_file
 from hardneg.evaluate import search_bm25
 from hardneg.explore import build_payload, read_run_file, write_explorer
 from hardneg.hub import save_dataset_folder
@@ -117,6 +118,14 @@ def make_demo_like_run(root: Path, n_queries: int = 40) -> tuple[Path, Path]:
     folder = save_dataset_folder(
         run / "dataset", {"queries": queries, "llm_hn": llm, "bm25_hn": bm25}, build_stats
     )
+    # the build keeps the false-negative scorer's per-row scores with the stage (hardneg.build.fn_scores_file)
+    stage = run / "stages" / "llm_hn"
+    llm.save_to_disk(str(stage / "data"))
+    scores = {
+        "positive": [1.0] * len(llm),
+        "negative": [1.5 if i in flagged else 0.25 for i in range(len(llm))],
+    }
+    (stage / fn_scores_file("embedded:ql")).write_text(json.dumps(scores))
     rejects = run / "cache" / "rejects"
     rejects.mkdir(parents=True)
     with open(rejects / "llm_hn.jsonl", "w") as f:
@@ -185,6 +194,9 @@ def test_payload_holds_what_the_build_recorded(demo_run):
     llm = p["methods"]["llm_hn"]
     assert [i for i, f in enumerate(llm["flag"]) if f] == [0, 2]
     assert llm["rank"] == [None] * len(llm["q"])
+    # the false-negative scorer's own scores of negative vs positive, from the build's stage folder
+    assert llm["fs_n"][:3] == [1.5, 0.25, 1.5] and llm["fs_p"][0] == 1.0
+    assert bm25["fs_n"] == []  # no saved per-row scores for that stage
     # rejected outputs are attached to their query, with the reason
     rej = p["rejects"]["llm_hn"]
     assert {S[r] for r in rej["reason"]} == {"too_long", "copies_positive"}
@@ -280,7 +292,8 @@ def test_explorer_in_headless_chromium(demo_run, tmp_path):
         assert first.locator(".col.pos").count() == 1
         assert first.locator(".col[data-method='bm25_hn'] .neg").count() == 2
         assert re.search(r"rank \d+\n", first.locator(".col[data-method='bm25_hn']").inner_text())
-        assert "suspected false negative" in first.locator(".col[data-method='llm_hn']").inner_text()
+        llm_col = first.locator(".col[data-method='llm_hn']").inner_text()
+        assert "suspected false negative" in llm_col and "embedded:ql 1.500 vs pos 1.000" in llm_col
         count = page.locator("#count").inner_text()
         assert count.startswith("40 of 40")
         page.screenshot(path=str(shot), full_page=False)
@@ -325,6 +338,7 @@ def test_explorer_in_headless_chromium(demo_run, tmp_path):
             for t in cards.locator(".qhead .b.up, .qhead .b.down").all_inner_texts()
         ]
         assert losses == sorted(losses, reverse=True) and losses[0] > 0
+        page.screenshot(path=str(shot.with_name(shot.stem + "_disagree.png")))
         browser.close()
     assert not errors, errors
     assert shot.stat().st_size > 10_000
