@@ -62,7 +62,8 @@ report: $(STAMP) ## render the comparison table, significance tests and plots fr
 	$(PY) evaluation/report.py --run_dir $(RUN_DIR)
 
 explore: $(STAMP) ## offline HTML explorer of the build (+ the run's top-10 lists) -> $(RUN_DIR)/explore.html
-	$(PY) evaluation/explore.py --dataset "$(RUN_DIR)/dataset" --run_dir "$(RUN_DIR)" --output "$(RUN_DIR)/explore.html"
+	$(PY) evaluation/explore.py --dataset "$(RUN_DIR)/dataset" --output "$(RUN_DIR)/explore.html" \
+	  $(if $(wildcard $(RUN_DIR)/results/*.json),--run_dir "$(RUN_DIR)")
 
 publish: $(STAMP) ## validate + (dry-run) upload: make publish REPO=org/name VERSION=1.0.0 [PRIVATE=1] [CONFIRM=1]
 	$(PY) builders/publish.py --folder $(RUN_DIR)/dataset --repo_id "$(REPO)" --version "$(VERSION)" \

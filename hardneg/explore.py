@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.corpus import passage_text
+from hardneg.metrics import read_run_file, trec_order
 
 logger = logging.getLogger(__name__)
 
@@ -267,20 +268,9 @@ def build_payload(
     return payload
 
 
-def read_run_file(path: str | Path, top_n: int = TOP_N) -> dict[str, list[str]]:
-    """A gzip TREC run file (``qid Q0 docid rank score tag``) -> {qid: top_n doc ids, best first}."""
-    ranked: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 6:
-                raise ValueError(
-                    f"{path}:{n} is not a TREC run line (qid Q0 docid rank score tag); fix: rewrite the run file"
-                )
-            ranked[parts[0]].append((int(parts[3]), parts[2]))
-    return {q: [d for _, d in sorted(v)[:top_n]] for q, v in ranked.items()}
+def top_documents(path: str | Path, top_n: int = TOP_N) -> dict[str, list[str]]:
+    """A TREC run file (``hardneg.metrics.read_run_file``) -> {qid: its top_n doc ids in trec_eval's order}."""
+    return {q: trec_order(scores)[:top_n] for q, scores in read_run_file(path).items()}
 
 
 def _pick_metric(results: list[dict], metric: str | None) -> str:
@@ -342,7 +332,7 @@ def build_eval_payload(
         if run_file:
             rp = path.parent / run_file
             if rp.is_file():
-                for q, ds in read_run_file(rp).items():
+                for q, ds in top_documents(rp).items():
                     if q in qindex:
                         top[qindex[q]] = [doc(d) for d in ds]
             else:

@@ -25,7 +25,7 @@ from datasets import Dataset
 from hardneg.beir import load_eval_dataset
 from hardneg.build import fn_scores_file
 from hardneg.evaluate import search_bm25
-from hardneg.explore import build_payload, read_run_file, write_explorer
+from hardneg.explore import build_payload, top_documents, write_explorer
 from hardneg.hub import save_dataset_folder
 from hardneg.metrics import evaluate_run
 from hardneg.negatives import mine_hard_negatives
@@ -217,15 +217,19 @@ def test_payload_holds_what_the_build_recorded(demo_run):
     assert ev["models"][0]["per"][0] == round(res["per_query"][qid]["ndcg@10"], 4)
 
 
-def test_read_run_file_orders_by_rank_and_rejects_bad_lines(tmp_path):
+def test_top_documents_in_trec_eval_order_and_bad_lines(tmp_path):
     path = tmp_path / "r.trec.gz"
     with gzip.open(path, "wt") as f:
-        f.write("1 Q0 b 2 0.5 x\n1 Q0 a 1 0.9 x\n2 Q0 c 1 0.1 x\n")
-    assert read_run_file(path) == {"1": ["a", "b"], "2": ["c"]}
+        f.write(
+            "1 Q0 b 2 0.5 x\n1 Q0 a 1 0.9 x\n2 Q0 c 1 0.1 x\n"
+            + "".join(f"3 Q0 d{i} {i} 1.0 x\n" for i in range(12))
+        )
+    top = top_documents(path)
+    assert top["1"] == ["a", "b"] and top["2"] == ["c"] and len(top["3"]) == 10
     with gzip.open(path, "wt") as f:
         f.write("1 Q0 b\n")
-    with pytest.raises(ValueError, match="not a TREC run line"):
-        read_run_file(path)
+    with pytest.raises(ValueError, match="not 6 .*fix:"):
+        top_documents(path)
 
 
 def test_page_is_self_contained(demo_run, tmp_path):
