@@ -101,3 +101,27 @@ def test_resumed_training_reports_the_whole_run(dataset_dir, tmp_path):  # noqa:
     assert summary["train_loss"] == pytest.approx(whole, rel=1e-3)
     assert summary["last_segment"]["train_loss"] == pytest.approx(last, rel=1e-3)
     assert summary["train_seconds"] > summary["last_segment"]["train_seconds"] > 0
+
+
+def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
+    import hardneg.hub
+    from hardneg.train import push_model
+
+    calls = []
+
+    class _Result:
+        commit_url = "https://hub.example/commit/abc"
+
+    monkeypatch.setattr(hardneg.hub, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
+    assert push_model(tmp_path, repo_id="org/retriever", version="1.2.0", private=False) == _Result.commit_url
+    assert calls == [((tmp_path, "org/retriever", "1.2.0"), {"private": False, "confirm": True})]
+
+
+def test_publish_dry_run_keeps_the_sentence_transformers_card(followed: Path):
+    from hardneg.hub import publish_model
+
+    result = publish_model(followed, "org/minilm-bm25-hn", "1.0.0")  # dry run: nothing is uploaded
+    assert (
+        result.dry_run and "### Training Logs" in result.card and result.card.count("<!-- hardneg:start") == 1
+    )
+    assert 'SentenceTransformer("org/minilm-bm25-hn")' in result.card
