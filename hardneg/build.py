@@ -53,6 +53,12 @@ class BuildConfig:
     corpus_title_column: str | None = field(
         default="title", metadata={"help": "Column holding the passage title (none/missing = no titles)."}
     )
+    empty_passages: str = field(
+        default="drop",
+        metadata={
+            "help": "Corpus rows with an empty or missing text: drop (counted in the stats, first ids logged) or error."
+        },
+    )
     num_passages: int = field(
         default=150,
         metadata={
@@ -147,6 +153,10 @@ class BuildConfig:
     )
 
     def __post_init__(self) -> None:
+        if isinstance(self.methods, str):
+            raise ValueError(
+                f"methods is the string '{self.methods}', not a list; fix: write methods: [{self.methods}]"
+            )
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; fix: choose from {', '.join(METHODS)}")
@@ -158,6 +168,15 @@ class BuildConfig:
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:
             raise ValueError("num_passages must be >= 0 (0 = all)")
+        if self.num_negatives < 1 or self.range_max - self.range_min < self.num_negatives:
+            raise ValueError(
+                f"num_negatives ({self.num_negatives}) must be >= 1 and fit in the candidate window range_min..range_max "
+                f"({self.range_min}..{self.range_max}); fix: raise range_max or lower num_negatives"
+            )
+        if self.empty_passages not in ("drop", "error"):
+            raise ValueError(
+                f"empty_passages '{self.empty_passages}' is not drop or error; fix: use drop or error"
+            )
 
 
 def _key(*parts: Any) -> str:
@@ -219,11 +238,14 @@ def build(config: BuildConfig, generator_config) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(out / "stages")
     cache_dir = out / "cache"
+    corpus_report: dict[str, Any] = {}
     corpus = load_corpus(
         config.corpus,
         revision=config.corpus_revision,
         text_column=config.corpus_text_column,
         title_column=config.corpus_title_column,
+        empty_passages=config.empty_passages,
+        report=corpus_report,
     )
     decon: dict[str, Any] = {}
     eval_set = None
@@ -236,7 +258,7 @@ def build(config: BuildConfig, generator_config) -> Path:
         decon["excluded_doc_ids"] = len(corpus) - len(pool)
     passages = sample_passages(pool, config.num_passages, seed)
 
-    gen_info = asdict(generator_config)
+    gen_info = generator_config.recorded()  # server URLs without credentials
     generator = None
 
     def get_generator():
@@ -376,6 +398,8 @@ def build(config: BuildConfig, generator_config) -> Path:
             "source": config.corpus,
             "revision": config.corpus_revision,
             "passages_total": len(corpus),
+            "empty_passages_dropped": corpus_report.get("empty_dropped", 0),
+            "empty_passage_ids": corpus_report.get("empty_ids", []),
             "passages_sampled": len(passages),
             "seed": seed,
         },
