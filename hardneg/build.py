@@ -235,7 +235,6 @@ def build(config: BuildConfig, generator_config) -> Path:
 
     seed = generator_config.seed  # one seed for the whole build: sampling, generation, random negatives
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(out / "stages")
     cache_dir = out / "cache"
     corpus_report: dict[str, Any] = {}
@@ -247,6 +246,7 @@ def build(config: BuildConfig, generator_config) -> Path:
         empty_passages=config.empty_passages,
         report=corpus_report,
     )
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs are read: a bad corpus leaves nothing behind
     decon: dict[str, Any] = {}
     eval_set = None
     if config.decontaminate:

@@ -83,7 +83,8 @@ def _matches(value: Any, tp: Any) -> bool:
         return value in typing.get_args(tp)
     if origin in (list, tuple):
         (inner, *_) = typing.get_args(tp) or (Any,)
-        return isinstance(value, (list, tuple)) and all(_matches(v, inner) for v in value)
+        # Mapping entries pass through (EvalConfig's models/datasets accept {name: ..., revision: ...}).
+        return isinstance(value, (list, tuple)) and all(_matches(v, inner) or isinstance(v, dict) for v in value)
     if origin is dict or tp is dict:
         return isinstance(value, dict)
     if tp is bool:
