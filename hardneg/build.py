@@ -397,6 +397,7 @@ def build(config: BuildConfig, generator_config) -> Path:
         "corpus": {
             "source": config.corpus,
             "revision": config.corpus_revision,
+            "commit": corpus_report.get("commit"),
             "passages_total": len(corpus),
             "empty_passages_dropped": corpus_report.get("empty_dropped", 0),
             "empty_passage_ids": corpus_report.get("empty_ids", []),

@@ -21,6 +21,7 @@ from typing import Any
 from datasets import Dataset, load_dataset
 
 from hardneg.assets import resolve_dataset
+from hardneg.revisions import check_loaded, resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class _Table:
     source: str
     rows: list[dict[str, Any]]
     where: list[str]
+    commit: str | None = None  # Hub commit actually loaded
 
 
 def _table_from_jsonl(path: Path) -> _Table:
@@ -115,6 +117,7 @@ def _read_parquet(path: Path) -> _Table:
 
 
 def _load_hub_table(source: str, split: str, revision: str | None) -> _Table:
+    pinned = resolve_revision(source, revision)  # a missing revision says so
     try:
         if source.startswith("BeIR/") or source.startswith("mteb/"):
             ds = load_dataset(source, "corpus", revision=revision, split="corpus")
@@ -122,7 +125,9 @@ def _load_hub_table(source: str, split: str, revision: str | None) -> _Table:
             ds = load_dataset(source, revision=revision, split=split)
     except Exception as err:  # datasets raises many types; one line is what the user needs
         raise ValueError(f"cannot load corpus '{source}': {str(err).splitlines()[0]}") from None
-    return _table_from_dataset(ds, source)
+    table = _table_from_dataset(ds, source)
+    table.commit = check_loaded(ds, source, revision, pinned)
+    return table
 
 
 def _read_table(source: str, split: str, revision: str | None) -> _Table:
@@ -208,7 +213,12 @@ def _normalise(
     keep = check_passages(ids, texts, table.where, source, empty_passages)
     if report is not None:
         dropped = [ids[i] for i in sorted(set(range(len(ids))) - set(keep))]
-        report.update(passages_read=len(ids), empty_dropped=len(dropped), empty_ids=dropped[:SHOW_IDS])
+        report.update(
+            passages_read=len(ids),
+            empty_dropped=len(dropped),
+            empty_ids=dropped[:SHOW_IDS],
+            commit=table.commit,
+        )
     if not keep:
         raise ValueError(f"corpus '{source}' has no passage with text; fix: point at a corpus with passages")
     return Dataset.from_dict(

@@ -39,6 +39,7 @@ from transformers import TrainerCallback
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
+from hardneg.revisions import check_loaded, loaded_commit, resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,7 @@ def load_triplets(
         raise FileNotFoundError(
             f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
         )
+    pinned = None if local.exists() else resolve_revision(dataset, revision)  # a missing revision says so
     try:
         fresh = {}
         if refresh and local.exists():
@@ -265,6 +267,7 @@ def load_triplets(
         raise RuntimeError(
             f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
         ) from None
+    check_loaded(ds, dataset, revision, pinned)  # never a cached copy of another revision
     missing = [c for c in TRIPLET_COLUMNS if c not in ds.column_names]
     if missing:
         raise ConfigError(
@@ -724,6 +727,7 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
             len(train_ds),
             metrics,
             args.world_size,
+            dataset_commit=loaded_commit(data),
         )
     trainer.accelerator.wait_for_everyone()
     return output_dir
@@ -738,6 +742,7 @@ def _save(
     train_samples: int,
     metrics: list[dict[str, Any]],
     world_size: int,
+    dataset_commit: str | None = None,
 ) -> None:
     """Main process: the model, its card (replacing sentence-transformers' auto card), a summary, push."""
     from hardneg.cards import ModelCardData, render_model_card
@@ -766,6 +771,7 @@ def _save(
         dataset_id=config.dataset,
         dataset_config=config.dataset_config,
         dataset_revision=config.dataset_revision,
+        dataset_commit=dataset_commit,
         loss=LOSS_CLASS_NAMES[config.loss],
         hyperparameters=hyperparameters,
         hardware=describe_hardware(world_size),

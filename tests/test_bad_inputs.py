@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -23,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from test_hub_fixtures import make_build_stats, make_configs
+from test_hub_olah import REPO_ID, olah_server  # noqa: F401 - the olah fixture serves releases below
 
 from hardneg.build import BuildConfig, build
 from hardneg.config import run_main
@@ -79,7 +80,9 @@ class FakeLLM:
                     payload = b"<html>not json</html>"
                 else:
                     n = len(fake.bodies)
-                    text = f"which design reduces drag on swept wings in regime number {n} of the tunnel tests"
+                    text = (
+                        f"which design reduces drag on swept wings in regime number {n} of the tunnel tests"
+                    )
                     payload = json.dumps(
                         {
                             "id": "x",
@@ -254,7 +257,9 @@ def test_output_folder_without_permission(tmp_path, monkeypatch, capsys):
         pytest.skip("root may write anywhere: the permission check cannot trigger")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    code, _, err = run_stage(monkeypatch, capsys, *BUILD, ["--output_dir", str(locked / "run"), *OFFLINE_BUILD])
+    code, _, err = run_stage(
+        monkeypatch, capsys, *BUILD, ["--output_dir", str(locked / "run"), *OFFLINE_BUILD]
+    )
     assert code == 2 and "is not writable" in err and "Traceback" not in err
 
 
@@ -385,7 +390,11 @@ def test_embedded_cranfield_drops_its_two_empty_documents():
 def test_row_without_text_is_not_a_title_only_passage(tmp_path):
     path = _write_corpus(
         tmp_path / "c.jsonl",
-        [{"_id": "1", "title": "T", "text": "a b c"}, {"_id": "2", "title": "only a title"}, {"_id": "3", "text": ""}],
+        [
+            {"_id": "1", "title": "T", "text": "a b c"},
+            {"_id": "2", "title": "only a title"},
+            {"_id": "3", "text": ""},
+        ],
     )
     report: dict = {}
     assert load_corpus(str(path), report=report)["id"] == ["1"]
@@ -450,7 +459,9 @@ def test_http_prompt_bound_and_truncation_count(fake_llm, tmp_path):
 def test_template_without_room_is_one_line():
     budget = PromptBudget(16, len, lambda t, n: t[:n])
     with pytest.raises(ValueError, match="without any passage text"):
-        fit_prompts([{"id": "1", "passage": "x" * 100}], lambda passage: "y" * 50 + passage, ("passage",), budget)
+        fit_prompts(
+            [{"id": "1", "passage": "x" * 100}], lambda passage: "y" * 50 + passage, ("passage",), budget
+        )
 
 
 # -- secrets --------------------------------------------------------------------------------------------
@@ -467,7 +478,9 @@ def test_redact_url_and_text():
     assert redact_url("http://gpu1:8080") == "http://gpu1:8080"
 
 
-def test_no_secret_in_any_file_or_log_of_a_build_and_publish_dry_run(fake_llm, tmp_path, monkeypatch, capsys, caplog):
+def test_no_secret_in_any_file_or_log_of_a_build_and_publish_dry_run(
+    fake_llm, tmp_path, monkeypatch, capsys, caplog
+):
     from hardneg.hub import publish_dataset
 
     server = fake_llm("ok")
@@ -511,7 +524,12 @@ def test_makefile_values_cannot_run_commands(tmp_path):
     # A real run of a harmless target with an injection attempt in every data variable: the stamp file of
     # the install step is taken as up to date (-o), so nothing is installed.
     stamp = f"{venv}/.installed"
-    for target, var in (("report", "RUN_DIR"), ("publish", "REPO"), ("publish", "VERSION"), ("test", "PYTEST_ARGS")):
+    for target, var in (
+        ("report", "RUN_DIR"),
+        ("publish", "REPO"),
+        ("publish", "VERSION"),
+        ("test", "PYTEST_ARGS"),
+    ):
         value = INJECTION if var != "PYTEST_ARGS" else "--co -q tests/test_metrics.py; echo INJECTED"
         done = subprocess.run(
             ["make", "-C", str(ROOT), "-o", stamp, f"VENV={venv}", target, "REPO=org/name", "VERSION=1.0.0",
@@ -539,3 +557,66 @@ def test_local_model_folder_is_never_looked_up_on_the_hub(monkeypatch, tmp_path)
     model = load_model("embedded:minilm")
     model.save(str(tmp_path / "m"))  # writes the model card, which is where the lookup happened
     assert asked == [] and model.model_card_data.local_files_only
+
+
+# -- pinned revisions -----------------------------------------------------------------------------------
+
+PINNED_LOADER = """
+import json, sys
+from hardneg.train import load_triplets
+from hardneg.revisions import loaded_commit
+repo_id, out, revisions = sys.argv[1], sys.argv[2], sys.argv[3:]
+results = {}
+for revision in revisions:
+    try:
+        ds = load_triplets(repo_id, config="llm_hn", revision=revision, refresh=False)
+        results[revision] = {"rows": len(ds), "commit": loaded_commit(ds)}
+    except Exception as err:
+        results[revision] = {"error": f"{type(err).__name__}: {err}"}
+open(out, "w").write(json.dumps(results))
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow  # olah + three fresh processes that import torch: ~1-3 minutes on 2 busy cores
+def test_pinned_revision_is_enforced_against_the_cache(tmp_path, cranfield_dir, olah_server):  # noqa: F811
+    """Two releases served by olah are loaded by tag; then, with the Hub unreachable, a pin on the older
+    release must not silently load the newer cached copy (datasets' "latest cached version" fallback)."""
+    from hardneg.hub import save_dataset_folder, write_git_mirror
+
+    endpoint, mirrors = olah_server
+    configs = make_configs(cranfield_dir)
+    write_git_mirror(
+        save_dataset_folder(tmp_path / "v1", configs, make_build_stats()), mirrors, REPO_ID, "1.0.0"
+    )
+    small = {k: v.select(range(4)) for k, v in configs.items()}
+    write_git_mirror(
+        save_dataset_folder(tmp_path / "v2", small, make_build_stats(4)), mirrors, REPO_ID, "1.1.0"
+    )
+
+    def load(hub: str, *revisions: str, offline: bool = False) -> dict:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))
+        }
+        env.update(HF_ENDPOINT=hub, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
+                   HF_HUB_DISABLE_XET="1", PYTHONPATH=str(ROOT))  # fmt: skip
+        if offline:
+            env["HF_HUB_OFFLINE"] = "1"
+        out = tmp_path / f"out-{offline}.json"
+        done = subprocess.run([sys.executable, "-c", PINNED_LOADER, REPO_ID, str(out), *revisions], env=env,
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(out.read_text())
+
+    online = load(endpoint, "v1.0.0", "v1.1.0", "v9.9.9")
+    v1, v2 = online["v1.0.0"], online["v1.1.0"]
+    assert (v1["rows"], v2["rows"]) == (12, 4) and v1["commit"] != v2["commit"] and len(v1["commit"]) == 40
+    assert "revision 'v9.9.9' does not exist in dataset" in online["v9.9.9"]["error"]
+    closed = f"http://127.0.0.1:{_free_port()}"
+    stale = f"is commit {v1['commit'][:12]} but the copy loaded is commit {v2['commit'][:12]}"
+    unreachable = load(closed, "v1.0.0", "v1.1.0")
+    offline = load(closed, "v1.0.0", v1["commit"], "v1.1.0", offline=True)
+    for results in (unreachable, offline):  # before: v1.1.0's 4 rows for the v1.0.0 pin, exit 0
+        assert stale in results["v1.0.0"]["error"], results
+        assert results["v1.1.0"] == v2  # the cached copy of the pinned release still loads
+    assert stale in offline[v1["commit"]]["error"]  # a sha pin is checked the same way
