@@ -31,6 +31,7 @@ from hardneg.assets import EMBEDDED_LLM
 from hardneg.redact import redact_url
 
 BACKENDS = ("transformers", "http", "vllm", "llamacpp")
+RUN_ONLY_SETTINGS = ("urls", "concurrency", "timeout", "max_retries", "api_key_env", "batch_size", "device")
 
 
 @dataclass
@@ -112,6 +113,14 @@ class GeneratorConfig:
             "backend=http: 4096, counted as characters / 2 (see docs/errors.md) since no tokenizer is at hand."
         },
     )
+
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that can change what is generated (a build stage key): everything but how the
+        work is run (``RUN_ONLY_SETTINGS``: URLs, concurrency, batch size, device, timeouts, retries, key)."""
+        settings = {k: v for k, v in asdict(self).items() if k not in RUN_ONLY_SETTINGS}
+        if settings.get("max_prompt_tokens") is None:  # unset: keys stay those of runs made before the field
+            settings.pop("max_prompt_tokens", None)
+        return settings
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
