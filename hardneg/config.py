@@ -15,6 +15,7 @@ one line, exit code 130). docs/errors.md lists the messages.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import types
@@ -84,7 +85,9 @@ def _matches(value: Any, tp: Any) -> bool:
     if origin in (list, tuple):
         (inner, *_) = typing.get_args(tp) or (Any,)
         # Mapping entries pass through (EvalConfig's models/datasets accept {name: ..., revision: ...}).
-        return isinstance(value, (list, tuple)) and all(_matches(v, inner) or isinstance(v, dict) for v in value)
+        return isinstance(value, (list, tuple)) and all(
+            _matches(v, inner) or isinstance(v, dict) for v in value
+        )
     if origin is dict or tp is dict:
         return isinstance(value, dict)
     if tp is bool:
@@ -160,6 +163,17 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple[Any, .
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(str(err)) from None
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    """A JSON file, or one line naming the file and where it breaks (a truncated write, a hand edit)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err.reason}); fix: {fix}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno} is not valid JSON ({err.msg}); fix: {fix}") from None
 
 
 def check_writable(folder: str | Path, option: str = "output_dir") -> None:

@@ -302,6 +302,21 @@ def _data_file_patterns(config_meta: dict) -> dict[str, list[str]]:
     return out
 
 
+# Columns holding text a model reads: none may be empty or whitespace-only in a published config.
+TEXT_COLUMNS = tuple(dict.fromkeys(TRIPLET_COLUMNS + QUERIES_COLUMNS))
+
+
+def check_texts(name: str, split: str, ds: Dataset) -> None:
+    """Refuse empty, whitespace-only or null texts in any text column (``TEXT_COLUMNS``)."""
+    for column in (c for c in TEXT_COLUMNS if c in ds.column_names):
+        bad = [i for i, t in enumerate(ds[column]) if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise ValueError(
+                f"config '{name}' split '{split}' has {len(bad)} empty '{column}' text(s), first at row {bad[0]}; "
+                "fix: rebuild with the corpus validated (empty passages are dropped on load) or drop those rows"
+            )
+
+
 def _load_every_config(
     folder: Path, metadata_configs: MetadataConfigs, infos: DatasetInfosDict
 ) -> tuple[dict[str, dict[str, int]], dict[str, Features], list[Path]]:
@@ -330,6 +345,8 @@ def _load_every_config(
             rows = {split: len(ds) for split, ds in dd.items()}
             first = dd[next(iter(dd))]
             check_config_schema(name, first.column_names, rows)
+            for split, ds in dd.items():
+                check_texts(name, split, ds)
             info = infos.get(name)
             if info is not None and info.features is not None and info.features != first.features:
                 raise ValueError(

@@ -27,7 +27,8 @@ _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 def offline_variable() -> str | None:
     """The environment variable that switches the Hub off (named as set, so messages name the right one)."""
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    # huggingface_hub reads the first two (TRANSFORMERS_OFFLINE too), datasets the third.
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         if os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
             return name
     return None

@@ -620,3 +620,80 @@ def test_pinned_revision_is_enforced_against_the_cache(tmp_path, cranfield_dir, 
         assert stale in results["v1.0.0"]["error"], results
         assert results["v1.1.0"] == v2  # the cached copy of the pinned release still loads
     assert stale in offline[v1["commit"]]["error"]  # a sha pin is checked the same way
+
+
+# -- publish, report ------------------------------------------------------------------------------------
+
+
+def _publish_main():
+    import runpy
+
+    from hardneg.publish import PublishConfig
+
+    return runpy.run_path(str(ROOT / "builders" / "publish.py"))["main"], (PublishConfig,)
+
+
+@pytest.fixture(scope="module")
+def dataset_folder(tmp_path_factory, cranfield_dir):
+    from hardneg.hub import save_dataset_folder
+
+    return save_dataset_folder(
+        tmp_path_factory.mktemp("ds") / "dataset", make_configs(cranfield_dir, 4), make_build_stats(4)
+    )
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--repo_id", "org/name", "--version", "v1"], "version 'v1' is not a semantic version"),
+        (["--repo_id", "org/na..me", "--version", "1.0.0"], "repo id 'org/na..me' is refused by the Hub"),
+        (["--repo_id", "noslash", "--version", "1.0.0"], "repo id 'noslash' is not ORG/NAME"),
+        (["--repo_id", "org/name"], "--version is required"),
+        (["--repo_id", "org/name", "--version", "1.0.0", "--confirm"], "no Hugging Face token found"),
+    ],
+)
+def test_publish_bad_input_one_line(args, fragment, dataset_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored token
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    code, _, err = run_stage(monkeypatch, capsys, *_publish_main(), ["--folder", str(dataset_folder), *args])
+    assert code == 2 and fragment in err and err.count("error: ") == 1 and "Traceback" not in err, err
+
+
+def test_publish_names_the_offline_variable_that_is_set(dataset_folder, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HF_TOKEN", "hf_planted_token_value")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what TRANSFORMERS_OFFLINE=1 does
+    args = ["--folder", str(dataset_folder), "--repo_id", "org/name", "--version", "1.0.0", "--confirm"]
+    code, _, err = run_stage(monkeypatch, capsys, *_publish_main(), args)
+    assert code == 2 and "TRANSFORMERS_OFFLINE is set" in err and "fix: unset TRANSFORMERS_OFFLINE" in err, (
+        err
+    )
+    assert "hf_planted_token_value" not in err
+
+
+def test_publish_refuses_empty_texts(tmp_path, cranfield_dir, monkeypatch, capsys):
+    from hardneg.hub import save_dataset_folder
+
+    configs = make_configs(cranfield_dir, 4)
+    configs["bm25_hn"] = configs["bm25_hn"].map(lambda r, i: {"negative": "  " if i == 2 else r["negative"]},
+                                                with_indices=True)  # fmt: skip
+    folder = save_dataset_folder(tmp_path / "dataset", configs, make_build_stats(4))
+    args = ["--folder", str(folder), "--repo_id", "org/name", "--version", "1.0.0"]
+    code, _, err = run_stage(monkeypatch, capsys, *_publish_main(), args)
+    assert (
+        code == 2 and "config 'bm25_hn' split 'train' has 1 empty 'negative' text(s), first at row 2" in err
+    ), err
+
+
+def test_truncated_result_json_names_the_file(tmp_path, monkeypatch, capsys):
+    from hardneg.report import ReportConfig, render_report
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "m.bm25__cranfield.json").write_text('{"model": "m", "per_query": {"1": ')
+    code, _, err = run_stage(monkeypatch, capsys, lambda c: render_report(c), (ReportConfig,),
+                             ["--run_dir", str(tmp_path)])  # fmt: skip
+    assert code == 2 and "m.bm25__cranfield.json:1 is not valid JSON" in err and "Traceback" not in err, err

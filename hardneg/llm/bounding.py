@@ -13,7 +13,7 @@ The budget (``prompt_budget``) comes from the backend:
   ``model_max_length``, else 2048);
 - ``llamacpp``: the GGUF's own tokenizer; context ``n_ctx``;
 - ``vllm``: the engine's tokenizer; context ``max_model_len``;
-- ``http``: no tokenizer is at hand, so tokens are estimated as characters / ``HTTP_CHARS_PER_TOKEN``
+- ``http`` (and any generator without one of these tokenizers): no tokenizer is at hand, so tokens are estimated as characters / ``HTTP_CHARS_PER_TOKEN``
   (2: English BPE averages ~4 characters per token, so this leaves room; CJK text is ~1 character per
   token or less, so set ``max_prompt_tokens`` to about half the server's context for such corpora);
   context ``max_prompt_tokens`` (default ``HTTP_DEFAULT_PROMPT_TOKENS``).
@@ -67,42 +67,49 @@ def _llamacpp_budget(llm: Any, limit: int) -> PromptBudget:
     return PromptBudget(limit, lambda t: len(tokens(t)), cut)
 
 
-def _context_tokens(generator: Any) -> int:
-    """The model's context window in tokens, from what the loaded backend knows."""
+def _kind(generator: Any) -> str:
+    """Which tokenizer the loaded generator offers: its backend's, or none (HTTP servers, custom generators)."""
     backend = generator.config.backend
-    if backend == "llamacpp":
+    if backend in ("llamacpp", "vllm") and hasattr(generator, "llm"):
+        return backend
+    if backend == "transformers" and hasattr(generator, "tokenizer") and hasattr(generator, "model"):
+        return backend
+    return "chars"
+
+
+def _context_tokens(generator: Any, kind: str) -> int:
+    """The model's context window in tokens, from what the loaded backend knows."""
+    if kind == "llamacpp":
         return int(generator.config.n_ctx)
-    if backend == "vllm":
+    if kind == "vllm":
         return int(generator.llm.llm_engine.model_config.max_model_len)
-    if backend == "transformers":
-        n = getattr(
-            getattr(generator, "model", None) and generator.model.config, "max_position_embeddings", None
-        )
-        if not n:
-            n = getattr(generator.tokenizer, "model_max_length", None)
-            n = n if n and n < 10**7 else DEFAULT_CONTEXT_TOKENS  # "no limit" is stored as a huge int
-        return int(n)
-    return int(generator.config.max_prompt_tokens or HTTP_DEFAULT_PROMPT_TOKENS)
+    n = getattr(generator.model.config, "max_position_embeddings", None)
+    if not n:
+        n = getattr(generator.tokenizer, "model_max_length", None)
+        n = n if n and n < 10**7 else DEFAULT_CONTEXT_TOKENS  # "no limit" is stored as a huge int
+    return int(n)
 
 
 def prompt_budget(generator: Any, max_new_tokens: int) -> PromptBudget:
     """The prompt budget of ``generator`` when each output may take ``max_new_tokens`` (module docstring)."""
     c = generator.config
-    limit = _context_tokens(generator) - max_new_tokens - TEMPLATE_MARGIN_TOKENS
-    if c.backend == "http":  # the server holds the context; max_prompt_tokens is the whole prompt budget
+    kind = _kind(generator)
+    if kind == "chars":  # the server holds the context; max_prompt_tokens is the whole prompt budget
         limit = int(c.max_prompt_tokens or HTTP_DEFAULT_PROMPT_TOKENS)
-    elif c.max_prompt_tokens:
-        limit = min(limit, int(c.max_prompt_tokens))
+    else:
+        limit = _context_tokens(generator, kind) - max_new_tokens - TEMPLATE_MARGIN_TOKENS
+        if c.max_prompt_tokens:
+            limit = min(limit, int(c.max_prompt_tokens))
     if limit < 16:
         raise ValueError(
             f"no room for a prompt: the context leaves {limit} tokens after max_new_tokens={max_new_tokens}; "
             "fix: lower max_new_tokens or raise max_prompt_tokens / n_ctx"
         )
-    if c.backend == "transformers":
+    if kind == "transformers":
         return _tokenizer_budget(generator.tokenizer, limit)
-    if c.backend == "vllm":
+    if kind == "vllm":
         return _tokenizer_budget(generator.llm.get_tokenizer(), limit)
-    if c.backend == "llamacpp":
+    if kind == "llamacpp":
         return _llamacpp_budget(generator.llm, limit)
     ratio = HTTP_CHARS_PER_TOKEN
     return PromptBudget(

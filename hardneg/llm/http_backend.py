@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling
 from hardneg.redact import install_log_redaction, redact, redact_url
+from hardneg.revisions import offline_variable
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5
@@ -70,8 +71,9 @@ class HttpGenerator(Generator):
 
         if constants.is_offline_mode():
             raise RuntimeError(
-                "HF_HUB_OFFLINE=1 makes huggingface_hub refuse every HTTP request, including to your own LLM "
-                "servers; fix: unset HF_HUB_OFFLINE for backend=http (point HF_ENDPOINT elsewhere to keep the Hub out)"
+                f"{offline_variable() or 'HF_HUB_OFFLINE'}=1 makes huggingface_hub refuse every HTTP request, including "
+                f"to your own LLM servers; fix: unset {offline_variable() or 'HF_HUB_OFFLINE'} for backend=http (point "
+                "HF_ENDPOINT elsewhere to keep the Hub out)"
             )
         install_log_redaction()  # httpx logs every request URL at INFO level
         self.shown_urls = [redact_url(u) for u in self.urls]  # what messages and stats show
