@@ -184,6 +184,10 @@ class TrainConfig:
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub id ORG/NAME for push_to_hub."})
     hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private."})
 
+    def preflight(self) -> None:
+        """Checks before any process starts work (``run_main``; ``make train`` runs them before accelerate)."""
+        check_dataset_ref(self.dataset, self.dataset_revision)
+
     def __post_init__(self) -> None:
         if self.bf16 and self.fp16:
             raise ConfigError("bf16 and fp16 are both set; fix: choose one mixed-precision mode")
@@ -228,6 +232,25 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def check_dataset_ref(dataset: str, revision: str | None) -> None:
+    """The checks on ``--dataset`` that need no loading (run up front by ``TrainConfig.preflight`` too)."""
+    local = Path(dataset)
+    if local.exists():
+        if not local.is_dir():
+            raise ConfigError(
+                f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id"
+            )
+        if revision:
+            raise ConfigError(
+                f"dataset_revision '{revision}' was given for the local folder '{dataset}'; "
+                "fix: drop --dataset_revision, or pass the Hub id to train on a published revision"
+            )
+    elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
+        raise FileNotFoundError(
+            f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
+        )
+
+
 def load_triplets(
     dataset: str,
     *,
@@ -248,20 +271,7 @@ def load_triplets(
     process of each machine refreshes; the others wait and read its fresh cache.
     """
     local = Path(dataset)
-    if local.exists():
-        if not local.is_dir():
-            raise ConfigError(
-                f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id"
-            )
-        if revision:
-            raise ConfigError(
-                f"dataset_revision '{revision}' was given for the local folder '{dataset}'; "
-                "fix: drop --dataset_revision, or pass the Hub id to train on a published revision"
-            )
-    elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
-        raise FileNotFoundError(
-            f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
-        )
+    check_dataset_ref(dataset, revision)
     pinned = None if local.exists() else resolve_revision(dataset, revision)  # a missing revision says so
     try:
         fresh = {}

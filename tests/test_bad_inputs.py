@@ -697,3 +697,25 @@ def test_truncated_result_json_names_the_file(tmp_path, monkeypatch, capsys):
     code, _, err = run_stage(monkeypatch, capsys, lambda c: render_report(c), (ReportConfig,),
                              ["--run_dir", str(tmp_path)])  # fmt: skip
     assert code == 2 and "m.bm25__cranfield.json:1 is not valid JSON" in err and "Traceback" not in err, err
+
+
+def test_train_preflight_fails_before_any_process_starts(tmp_path, monkeypatch, capsys):
+    """`make train` runs this (HARDNEG_CHECK_ONLY=1) before `accelerate launch`: one line, exit 2."""
+    from hardneg.train import TrainConfig
+
+    monkeypatch.setenv("HARDNEG_CHECK_ONLY", "1")
+    ran = []
+    args = [
+        "--dataset",
+        str(tmp_path / "missing"),
+        "--dataset_config",
+        "llm_hn",
+        "--output_dir",
+        str(tmp_path / "m"),
+    ]
+    code, _, err = run_stage(monkeypatch, capsys, lambda c: ran.append(c), (TrainConfig,), args)
+    assert (
+        (code, ran) == (2, [])
+        and "does not exist; fix: run `make build`" in err
+        and not (tmp_path / "m").exists()
+    )
