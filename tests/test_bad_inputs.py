@@ -719,3 +719,24 @@ def test_train_preflight_fails_before_any_process_starts(tmp_path, monkeypatch, 
         and "does not exist; fix: run `make build`" in err
         and not (tmp_path / "m").exists()
     )
+
+
+@pytest.mark.slow  # 1398 scripted queries + BM25 mining: ~45 s of CPU
+def test_embedded_default_corpus_builds_whole_with_num_passages_0(tmp_path):
+    """Before: `--num_passages 0` on the default corpus stopped at "corpus row '471' has an empty text"."""
+    from test_build import ScriptedGenerator
+
+    config = BuildConfig(output_dir=str(tmp_path / "run"), num_passages=0, methods=["bm25_hn"],
+                         false_negative_scorer=None, reject_retries=0)  # fmt: skip
+    gen_config = GeneratorConfig()
+    folder = build(config, gen_config, generator=ScriptedGenerator(gen_config))
+    stats = json.loads((folder / "build_stats.json").read_text())
+    assert stats["corpus"]["empty_passages_dropped"] == 2 and stats["corpus"]["empty_passage_ids"] == [
+        "471",
+        "995",
+    ]
+    assert stats["corpus"]["passages_total"] == 1398
+    from datasets import load_dataset
+
+    rows = load_dataset(str(folder), "bm25_hn", split="train")
+    assert len(rows) > 1000 and all(t.strip() for c in ("anchor", "positive", "negative") for t in rows[c])
