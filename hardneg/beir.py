@@ -134,8 +134,16 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
             f"judgements in '{qrels_src}' lack columns {sorted(need - set(qrels_ds.column_names))}"
         )
     qrels: dict[str, dict[str, int]] = {}
-    for q, d, s in zip(qrels_ds["query-id"], qrels_ds["corpus-id"], qrels_ds["score"], strict=True):
-        qrels.setdefault(str(q), {})[str(d)] = int(s)
+    for row, (q, d, s) in enumerate(
+        zip(qrels_ds["query-id"], qrels_ds["corpus-id"], qrels_ds["score"], strict=True)
+    ):
+        try:
+            qrels.setdefault(str(q), {})[str(d)] = int(float(s))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"judgements in '{qrels_src}' split '{spec.split}' row {row} have the score {s!r}, not a number; "
+                "fix: use integer grades"
+            ) from None
     return BeirData(
         spec.name,
         corpus,

@@ -740,3 +740,18 @@ def test_embedded_default_corpus_builds_whole_with_num_passages_0(tmp_path):
 
     rows = load_dataset(str(folder), "bm25_hn", split="train")
     assert len(rows) > 1000 and all(t.strip() for c in ("anchor", "positive", "negative") for t in rows[c])
+
+
+def test_hub_layout_qrels_with_a_non_numeric_score(tmp_path, cranfield_dir):
+    from test_evaluate_beir import _corpus_queries
+
+    from hardneg.beir import load_eval_dataset
+
+    folder = tmp_path / "BeIR" / "mini"
+    _corpus_queries(folder, {"d1": {"title": "", "text": "lift"}}, {"q1": "wing lift"})
+    (tmp_path / "BeIR" / "mini-qrels").mkdir()
+    (tmp_path / "BeIR" / "mini-qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\thigh\n")
+    with pytest.raises(
+        ValueError, match=r"mini-qrels' split 'test' row 0 have the score 'high', not a number"
+    ):
+        load_eval_dataset(str(folder))
