@@ -55,11 +55,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def yaml_error_where(err: yaml.YAMLError, path: str | Path) -> str:
-    """``'<file>' line N: <problem>`` for a YAML syntax error (line numbers 1-based)."""
+def yaml_error_where(err: yaml.YAMLError, path: str | Path, first_line: int = 1) -> str:
+    """``'<file>' line N: <problem>`` for a YAML syntax error; ``first_line``: the file line where the YAML
+    text starts (2 for a card's front matter after its opening ``---``)."""
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    where = f"line {mark.line + 1}" if mark is not None else "somewhere"
+    where = f"line {mark.line + first_line}" if mark is not None else "somewhere"
     return f"YAML syntax error in '{path}' {where}: {problem}"
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from datasets import Dataset, DatasetDict, Features, Value, load_dataset
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
@@ -32,6 +33,7 @@ from huggingface_hub import DatasetCard
 from huggingface_hub import DatasetCardData as HubDatasetCardData
 
 from hardneg.cards import DatasetCardData, render_dataset_card
+from hardneg.config import yaml_error_where
 
 TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 QUERIES_COLUMNS = ("query", "positive")
@@ -280,7 +282,13 @@ class FolderReport:
 
 
 def _read_card_metadata(readme: Path) -> tuple[MetadataConfigs, DatasetInfosDict, dict]:
-    card = DatasetCard.load(readme)
+    try:
+        card = DatasetCard.load(readme)
+    except yaml.YAMLError as err:  # the front matter is hand-editable: name the file and line
+        raise ValueError(
+            f"{yaml_error_where(err, readme, first_line=2)} (the card's front matter); fix: correct the YAML "
+            "there, or rebuild the folder"
+        ) from None
     return (
         MetadataConfigs.from_dataset_card_data(card.data),
         DatasetInfosDict.from_dataset_card_data(card.data),

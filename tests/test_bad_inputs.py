@@ -755,3 +755,19 @@ def test_hub_layout_qrels_with_a_non_numeric_score(tmp_path, cranfield_dir):
         ValueError, match=r"mini-qrels' split 'test' row 0 have the score 'high', not a number"
     ):
         load_eval_dataset(str(folder))
+
+
+def test_card_front_matter_yaml_error_names_file_and_line(dataset_folder, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    folder = tmp_path / "dataset"
+    shutil.copytree(dataset_folder, folder)
+    readme = folder / "README.md"
+    lines = readme.read_text().splitlines()
+    lines.insert(1, "pretty_name: [broken")
+    readme.write_text("\n".join(lines) + "\n")
+    args = ["--folder", str(folder), "--repo_id", "org/name", "--version", "1.0.0"]
+    code, _, err = run_stage(monkeypatch, capsys, *_publish_main(), args)
+    assert (
+        code == 2 and "YAML syntax error in" in err and "README.md' line 3" in err and "Traceback" not in err
+    ), err
