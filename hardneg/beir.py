@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hardneg.assets import resolve_dataset
 from hardneg.corpus import BeirData, load_beir_folder
+from hardneg.revisions import check_loaded, resolve_revision
 
 # The public BEIR sets (Thakur et al., 2021) and their MTEB copies on the Hub.
 BEIR_NAMES = (
@@ -82,6 +83,7 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
     from datasets import get_dataset_config_names, load_dataset
 
     src, rev = spec.source, spec.revision
+    pinned = None if Path(src).exists() else resolve_revision(src, rev)  # a missing revision says so
     try:
         configs = set(get_dataset_config_names(src, revision=rev))
     except Exception as err:  # datasets raises many types; the user needs one line
@@ -112,6 +114,8 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
         cause = err.__cause__ or err
         raise ValueError(f"cannot load dataset '{src}': {str(cause).splitlines()[0]}") from None
 
+    commit = check_loaded(corpus_ds, src, rev, pinned)
+    check_loaded(queries_ds, src, rev, pinned)
     cid = _id_column(corpus_ds)
     corpus = {
         str(i): {"title": t or "", "text": x or ""}
@@ -130,9 +134,23 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
             f"judgements in '{qrels_src}' lack columns {sorted(need - set(qrels_ds.column_names))}"
         )
     qrels: dict[str, dict[str, int]] = {}
-    for q, d, s in zip(qrels_ds["query-id"], qrels_ds["corpus-id"], qrels_ds["score"], strict=True):
-        qrels.setdefault(str(q), {})[str(d)] = int(s)
-    return BeirData(spec.name, corpus, queries, qrels, notes=[f"{src}@{rev or 'main'} split {spec.split}"])
+    for row, (q, d, s) in enumerate(
+        zip(qrels_ds["query-id"], qrels_ds["corpus-id"], qrels_ds["score"], strict=True)
+    ):
+        try:
+            qrels.setdefault(str(q), {})[str(d)] = int(float(s))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"judgements in '{qrels_src}' split '{spec.split}' row {row} have the score {s!r}, not a number; "
+                "fix: use integer grades"
+            ) from None
+    return BeirData(
+        spec.name,
+        corpus,
+        queries,
+        qrels,
+        notes=[f"{src}@{rev or 'main'}" + (f" (commit {commit})" if commit else "") + f" split {spec.split}"],
+    )
 
 
 def check_dataset_name(spec: DatasetSpec) -> None:

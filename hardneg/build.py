@@ -86,6 +86,12 @@ class BuildConfig:
     corpus_title_column: str | None = field(
         default="title", metadata={"help": "Column holding the passage title (none/missing = no titles)."}
     )
+    empty_passages: str = field(
+        default="drop",
+        metadata={
+            "help": "Corpus rows with an empty or missing text: drop (counted in build_stats, first ids logged) or error."
+        },
+    )
     num_passages: int = field(
         default=150,
         metadata={
@@ -201,6 +207,10 @@ class BuildConfig:
     )
 
     def __post_init__(self) -> None:
+        if isinstance(self.methods, str):
+            raise ValueError(
+                f"methods is the string '{self.methods}', not a list; fix: write methods: [{self.methods}]"
+            )
         known = method_names()
         unknown = [m for m in self.methods if m not in known]
         if unknown:
@@ -222,17 +232,30 @@ class BuildConfig:
                     f"method_options for '{name}' sets {bad or list(overrides or {})}; fix: use a registered "
                     f"method and its own options ({', '.join(allowed) or 'none'})"
                 )
-        windows = [(self.range_min, self.range_max)] + [
-            (o.get("range_min", self.range_min), o.get("range_max", self.range_max))
+        windows = [(self.range_min, self.range_max, self.num_negatives)] + [
+            (
+                o.get("range_min", self.range_min),
+                o.get("range_max", self.range_max),
+                o.get("num_negatives", self.num_negatives),
+            )
             for o in (self.method_options or {}).values()
         ]
-        for lo, hi in windows:
+        for lo, hi, k in windows:
             if lo >= hi:
                 raise ValueError(f"range_min ({lo}) must be < range_max ({hi}); fix: raise range_max")
+            if k < 1 or hi - lo < k:  # checked now, not after the queries and LLM negatives are generated
+                raise ValueError(
+                    f"num_negatives ({k}) must be >= 1 and fit in the candidate window range_min..range_max "
+                    f"({lo}..{hi}); fix: raise range_max or lower num_negatives"
+                )
         if self.sampling_strategy not in ("top", "random"):
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:
             raise ValueError("num_passages must be >= 0 (0 = all)")
+        if self.empty_passages not in ("drop", "error"):
+            raise ValueError(
+                f"empty_passages '{self.empty_passages}' is not drop or error; fix: use drop or error"
+            )
 
     def options_of(self, method: Method) -> dict[str, Any]:
         """A method's own options: its registry fields from this config, then its ``method_options``."""
@@ -311,6 +334,7 @@ class _Inputs:
     eval_queries: list[str]
     decontamination: dict[str, Any]
     key: str  # what the pool and the passage sample depend on
+    corpus_report: dict[str, Any] = field(default_factory=dict)  # load_corpus: empty passages dropped, commit
 
 
 def sample_passages(corpus: Dataset, n: int, seed: int) -> Dataset:
@@ -322,11 +346,14 @@ def sample_passages(corpus: Dataset, n: int, seed: int) -> Dataset:
 
 def load_inputs(config: BuildConfig, seed: int) -> _Inputs:
     """Step 1: corpus, mining pool (minus the evaluation set's judged documents if asked), passage sample."""
+    report: dict[str, Any] = {}
     corpus = load_corpus(
         config.corpus,
         revision=config.corpus_revision,
         text_column=config.corpus_text_column,
         title_column=config.corpus_title_column,
+        empty_passages=config.empty_passages,
+        report=report,
     )
     decon: dict[str, Any] = {}
     eval_queries: list[str] = []
@@ -346,7 +373,7 @@ def load_inputs(config: BuildConfig, seed: int) -> _Inputs:
         config.exclude_eval_docs,
         len(pool),
     )
-    return _Inputs(corpus, pool, passages, eval_queries, decon, key)
+    return _Inputs(corpus, pool, passages, eval_queries, decon, key, report)
 
 
 def make_queries(
@@ -577,11 +604,18 @@ def collect_stats(
         corpus={
             "source": config.corpus,
             "revision": config.corpus_revision,
+            "commit": inputs.corpus_report.get("commit"),
             "passages_total": len(inputs.corpus),
+            "empty_passages_dropped": inputs.corpus_report.get("empty_dropped", 0),
+            "empty_passage_ids": inputs.corpus_report.get("empty_ids", []),
             "passages_sampled": len(inputs.passages),
             "seed": seed,
         },
-        generator={"model": gen_config.model, "backend": gen_config.backend, "settings": asdict(gen_config)},
+        generator={
+            "model": gen_config.model,
+            "backend": gen_config.backend,
+            "settings": gen_config.recorded(),
+        },
         prompts=prompts,
         build={k: v for k, v in asdict(config).items() if k != "output_dir"},
         configs=configs,
@@ -601,11 +635,11 @@ def build(
     """
     seed = generator_config.seed  # one seed for the whole build: sampling, generation, random negatives
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stages, cache_dir = _Stages(out / "stages"), out / "cache"
     res = _Resources(generator_config, config.scorer_dtype, generator)
 
     inputs = load_inputs(config, seed)
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs are read: a bad corpus leaves nothing behind
     queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
     tables, stats, _ = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
     published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)

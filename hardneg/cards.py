@@ -211,6 +211,9 @@ class ModelCardData:
     dataset_id: str = field(metadata={"help": "Training dataset: Hub id ORG/NAME or local folder."})
     dataset_config: str = field(metadata={"help": "Config of the dataset, e.g. llm_hn."})
     dataset_revision: str | None = field(default=None, metadata={"help": "Dataset revision, e.g. v1.0.0."})
+    dataset_commit: str | None = field(
+        default=None, metadata={"help": "Hub commit sha of the dataset actually loaded (hardneg.revisions)."}
+    )
     loss: str = field(
         default="MultipleNegativesRankingLoss", metadata={"help": "sentence-transformers loss."}
     )

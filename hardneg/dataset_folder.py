@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from datasets import Dataset, DatasetDict, Features, Value, load_dataset
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
@@ -38,6 +39,7 @@ from hardneg.cards import (
     render_dataset_card,
     write_build_recipe,
 )
+from hardneg.config import yaml_error_where
 
 TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 QUERIES_COLUMNS = ("query", "positive")
@@ -292,7 +294,13 @@ class FolderReport:
 
 
 def _read_card_metadata(readme: Path) -> tuple[MetadataConfigs, DatasetInfosDict, dict]:
-    card = DatasetCard.load(readme)
+    try:
+        card = DatasetCard.load(readme)
+    except yaml.YAMLError as err:  # the front matter is hand-editable: name the file and line
+        raise ValueError(
+            f"{yaml_error_where(err, readme, first_line=2)} (the card's front matter); fix: correct the YAML "
+            "there, or rebuild the folder"
+        ) from None
     return (
         MetadataConfigs.from_dataset_card_data(card.data),
         DatasetInfosDict.from_dataset_card_data(card.data),
@@ -312,6 +320,21 @@ def _data_file_patterns(config_meta: dict) -> dict[str, list[str]]:
             paths = item["path"] if isinstance(item["path"], list) else [item["path"]]
             out.setdefault(item["split"], []).extend(paths)
     return out
+
+
+# Columns holding text a model reads: none may be empty or whitespace-only in a published config.
+TEXT_COLUMNS = tuple(dict.fromkeys(TRIPLET_COLUMNS + QUERIES_COLUMNS))
+
+
+def check_texts(name: str, split: str, ds: Dataset) -> None:
+    """Refuse empty, whitespace-only or null texts in any text column (``TEXT_COLUMNS``)."""
+    for column in (c for c in TEXT_COLUMNS if c in ds.column_names):
+        bad = [i for i, t in enumerate(ds[column]) if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise ValueError(
+                f"config '{name}' split '{split}' has {len(bad)} empty '{column}' text(s), first at row {bad[0]}; "
+                "fix: rebuild with the corpus validated (empty passages are dropped on load) or drop those rows"
+            )
 
 
 def _load_every_config(
@@ -342,6 +365,8 @@ def _load_every_config(
             rows = {split: len(ds) for split, ds in dd.items()}
             first = dd[next(iter(dd))]
             check_config_schema(name, first.column_names, rows)
+            for split, ds in dd.items():
+                check_texts(name, split, ds)
             info = infos.get(name)
             if info is not None and info.features is not None and info.features != first.features:
                 raise ValueError(

@@ -41,6 +41,7 @@ from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_
 from hardneg.corpus import BeirData, passage_text
 from hardneg.encode import process_state
 from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
+from hardneg.revisions import resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -326,8 +327,8 @@ def resolved_revision(spec: DatasetSpec, how: str) -> str | None:
     default branch now (None when the Hub cannot be asked, e.g. offline)."""
     if how == "local":
         return None
-    if how in ("pinned", "given"):
-        return spec.revision
+    if how in ("pinned", "given"):  # a tag is recorded as the commit it named (load_eval_dataset checked it)
+        return resolve_revision(hub_id(spec), spec.revision)
     try:
         from huggingface_hub import HfApi
 

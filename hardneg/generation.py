@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.llm import Generation, Generator
+from hardneg.llm.bounding import fit_prompts, prompt_budget
 from hardneg.prompts import PromptTemplate
 
 PROVENANCE_COLUMNS = (
@@ -244,7 +245,10 @@ def run_generation(
     info = generator.cache_settings()
     base_temp = generator.config.temperature
     top_p = generator.config.top_p
-    rendered = [prompt.render(**{k: it[k] for k in prompt.inputs}) for it in items]
+    # Prompts bounded in tokens: a passage is cut so that prompt + output fit the model's context.
+    rendered, truncated_prompts = fit_prompts(
+        items, prompt.render, prompt.inputs, prompt_budget(generator, max_new_tokens)
+    )
     results: list[dict | None] = [None] * len(items)
     rejects: Counter[str] = Counter()
     reject_rows: list[dict] = []
@@ -352,6 +356,7 @@ def run_generation(
         "completion_tokens": totals["completion_tokens"],
         "rejects": dict(sorted(rejects.items())),
         "dropped": len(pending),
+        "truncated_prompts": truncated_prompts,
         "run_wall_seconds": round(time.perf_counter() - started, 3),
         "generated_this_run": totals["generated"],
         "cached_this_run": totals["cached"],

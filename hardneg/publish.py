@@ -26,9 +26,11 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCa
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
+    HFValidationError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
 )
+from huggingface_hub.utils import validate_repo_id
 
 from hardneg.cards import ModelCardData, dataset_card_extras, render_dataset_card, render_model_card
 from hardneg.config import ConfigError
@@ -41,6 +43,7 @@ from hardneg.dataset_folder import (
     load_card_data,
     validate_dataset_folder,
 )
+from hardneg.revisions import offline_variable
 
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -86,11 +89,11 @@ class _Remote:
 
 def normalise_version(version: str) -> str:
     """'1.0.0' or 'v1.0.0' -> '1.0.0'; anything that is not semantic versioning is refused."""
-    version = (version or "").strip()
-    version = version[1:] if version.startswith("v") else version
+    given = (version or "").strip()
+    version = given[1:] if given.startswith("v") else given
     if not _SEMVER_RE.match(version):
         raise ValueError(
-            f"version '{version}' is not a semantic version; fix: use MAJOR.MINOR.PATCH, e.g. 1.0.0"
+            f"version '{given}' is not a semantic version; fix: use MAJOR.MINOR.PATCH, e.g. 1.0.0"
         )
     return version
 
@@ -98,6 +101,12 @@ def normalise_version(version: str) -> str:
 def _check_repo_id(repo_id: str) -> None:
     if not repo_id or not _REPO_ID_RE.match(repo_id):
         raise ValueError(f"repo id '{repo_id}' is not ORG/NAME; fix: pass --repo_id my-org/my-dataset")
+    try:  # the Hub's own rules (no '--' or '..', length, ...): a dry run must refuse what an upload would
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(
+            f"repo id '{repo_id}' is refused by the Hub ({str(err).splitlines()[0]}); fix: pass a valid ORG/NAME"
+        ) from None
 
 
 class _Secret:
@@ -123,7 +132,8 @@ def _connect(api: HfApi | None, token: str | None) -> tuple[HfApi, _Secret]:
         api.whoami(token=token)
     except OfflineModeIsEnabled:
         raise RuntimeError(
-            "HF_HUB_OFFLINE is set, so nothing can be uploaded; fix: unset HF_HUB_OFFLINE"
+            f"{offline_variable() or 'offline mode'} is set, so nothing can be uploaded; "
+            f"fix: unset {offline_variable() or 'HF_HUB_OFFLINE'}"
         ) from None
     except HfHubHTTPError as err:
         status = getattr(getattr(err, "response", None), "status_code", None)

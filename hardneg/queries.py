@@ -29,10 +29,20 @@ from hardneg.prompts import load_prompt
 QUERY_MAX_NEW_TOKENS = 32
 
 
+# A "word" longer than this many characters per allowed word (text without whitespace: CJK, blobs) is cut
+# too, so ``max_passage_words`` bounds the characters as well; the token bound is ``hardneg.llm.bounding``.
+MAX_CHARS_PER_WORD = 12
+
+
 def truncate_words(text: str, max_words: int | None) -> str:
-    """Whitespace-normalised text cut to ``max_words`` words: keeps prompts one line and bounded."""
-    w = text.split()
-    return " ".join(w[:max_words] if max_words else w)
+    """Whitespace-normalised text cut to ``max_words`` words and ``max_words * MAX_CHARS_PER_WORD``
+    characters: keeps prompts one line and bounded even for text without whitespace."""
+    if not max_words:
+        return " ".join(text.split())
+    limit = max_words * MAX_CHARS_PER_WORD
+    # Cut before splitting: a 200k-character passage is never split or joined whole.
+    head = text[: limit * 4] if len(text) > limit * 4 else text
+    return " ".join(head.split()[:max_words])[:limit]
 
 
 def generate_queries(

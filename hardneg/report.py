@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from hardneg.config import read_json
 from hardneg.curves import plot_training_loss
 from hardneg.metrics import holm, paired_test
 
@@ -86,7 +87,8 @@ def load_results(run_dir: str | Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(
             f"no result files in {folder}; fix: run `python evaluation/evaluate.py --config ... --run_dir {run_dir}` first"
         )
-    results = [json.loads(f.read_text()) for f in files]
+    fix = "delete it and rerun evaluation/evaluate.py (it rewrites missing results)"
+    results = [read_json(f, fix) for f in files]
     return sorted(results, key=lambda r: (r["dataset"], r["model"], r["method"]))
 
 

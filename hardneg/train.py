@@ -49,6 +49,7 @@ from transformers.trainer_callback import ExportableState
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
 from hardneg.methods import TRAINING_COLUMNS
+from hardneg.revisions import check_loaded, loaded_commit, resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,10 @@ class TrainConfig:
     )
     hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private."})
 
+    def preflight(self) -> None:
+        """Checks before any process starts work (``run_main``; ``make train`` runs them before accelerate)."""
+        check_dataset_ref(self.dataset, self.dataset_revision)
+
     def __post_init__(self) -> None:
         if self.bf16 and self.fp16:
             raise ConfigError("bf16 and fp16 are both set; fix: choose one mixed-precision mode")
@@ -281,6 +286,25 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def check_dataset_ref(dataset: str, revision: str | None) -> None:
+    """The checks on ``--dataset`` that need no loading (run up front by ``TrainConfig.preflight`` too)."""
+    local = Path(dataset)
+    if local.exists():
+        if not local.is_dir():
+            raise ConfigError(
+                f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id"
+            )
+        if revision:
+            raise ConfigError(
+                f"dataset_revision '{revision}' was given for the local folder '{dataset}'; "
+                "fix: drop --dataset_revision, or pass the Hub id to train on a published revision"
+            )
+    elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
+        raise FileNotFoundError(
+            f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
+        )
+
+
 def load_triplets(
     dataset: str,
     *,
@@ -301,20 +325,8 @@ def load_triplets(
     process of each machine refreshes; the others wait and read its fresh cache.
     """
     local = Path(dataset)
-    if local.exists():
-        if not local.is_dir():
-            raise ConfigError(
-                f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id"
-            )
-        if revision:
-            raise ConfigError(
-                f"dataset_revision '{revision}' was given for the local folder '{dataset}'; "
-                "fix: drop --dataset_revision, or pass the Hub id to train on a published revision"
-            )
-    elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
-        raise FileNotFoundError(
-            f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
-        )
+    check_dataset_ref(dataset, revision)
+    pinned = None if local.exists() else resolve_revision(dataset, revision)  # a missing revision says so
     try:
         fresh = {}
         if refresh and local.exists():
@@ -337,6 +349,7 @@ def load_triplets(
         raise RuntimeError(
             f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
         ) from None
+    check_loaded(ds, dataset, revision, pinned)  # never a cached copy of another revision
     missing = [c for c in TRIPLET_COLUMNS if c not in ds.column_names]
     if missing:
         raise ConfigError(
@@ -504,7 +517,9 @@ def load_model(
     ref = resolve_embedder(model_id)
     set_seed(seed)  # heads that a plain checkpoint lacks are initialised from the seed
     try:
-        model = SentenceTransformer(ref.name_or_path, revision=revision)
+        # A local folder must never become a Hub lookup (the model card guesses Hub ids from its path).
+        local = Path(ref.name_or_path).is_dir()
+        model = SentenceTransformer(ref.name_or_path, revision=revision, local_files_only=local)
     except Exception as err:  # OSError, HTTP errors, offline errors...
         message = _first_line(err)
         raise RuntimeError(
@@ -898,6 +913,7 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
             len(train_ds),
             metrics,
             args.world_size,
+            dataset_commit=loaded_commit(data),
         )
     trainer.accelerator.wait_for_everyone()
     return output_dir
@@ -925,6 +941,7 @@ def _save(
     train_samples: int,
     metrics: list[dict[str, Any]],
     world_size: int,
+    dataset_commit: str | None = None,
 ) -> None:
     """Main process: the model with sentence-transformers' card + hardneg's block, the log history
     (``trainer_state.json``), a whole-run summary, and the tagged release when ``push_to_hub``."""
@@ -963,6 +980,7 @@ def _save(
         dataset_id=config.dataset,
         dataset_config=config.dataset_config,
         dataset_revision=config.dataset_revision,
+        dataset_commit=dataset_commit,
         loss=LOSS_CLASS_NAMES[config.loss],
         hyperparameters=hyperparameters,
         hardware=describe_hardware(world_size),

@@ -25,23 +25,26 @@ from typing import Any
 from urllib.parse import urlparse
 
 from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling
+from hardneg.redact import install_log_redaction, redact, redact_url
+from hardneg.revisions import offline_variable
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 20.0
 
 
-def _check_reachable(url: str, timeout: float = 5.0) -> None:
-    """Fail fast with a clear line when nothing listens at ``url``."""
+def check_reachable(url: str, timeout: float = 5.0) -> None:
+    """Fail fast with a clear line when nothing listens at ``url`` (the line never shows credentials)."""
     parsed = urlparse(url)
+    shown = redact_url(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError(f"server URL '{url}' is not an http(s) URL; fix: pass e.g. http://127.0.0.1:8080")
+        raise ValueError(f"server URL '{shown}' is not an http(s) URL; fix: pass e.g. http://127.0.0.1:8080")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         socket.create_connection((parsed.hostname, port), timeout=timeout).close()
     except OSError as err:
         raise RuntimeError(
-            f"cannot reach LLM server at {url} ({err.strerror or err}); fix: start the server (TGI, vLLM, "
+            f"cannot reach LLM server at {shown} ({err.strerror or err}); fix: start the server (TGI, vLLM, "
             "transformers serve ...) or correct --urls"
         ) from None
 
@@ -68,11 +71,14 @@ class HttpGenerator(Generator):
 
         if constants.is_offline_mode():
             raise RuntimeError(
-                "HF_HUB_OFFLINE=1 makes huggingface_hub refuse every HTTP request, including to your own LLM "
-                "servers; fix: unset HF_HUB_OFFLINE for backend=http (point HF_ENDPOINT elsewhere to keep the Hub out)"
+                f"{offline_variable() or 'HF_HUB_OFFLINE'}=1 makes huggingface_hub refuse every HTTP request, including "
+                f"to your own LLM servers; fix: unset {offline_variable() or 'HF_HUB_OFFLINE'} for backend=http (point "
+                "HF_ENDPOINT elsewhere to keep the Hub out)"
             )
+        install_log_redaction()  # httpx logs every request URL at INFO level
+        self.shown_urls = [redact_url(u) for u in self.urls]  # what messages and stats show
         for url in self.urls:
-            _check_reachable(url)
+            check_reachable(url)
         # Without a configured key send a placeholder: huggingface_hub would otherwise attach the user's
         # stored HF token to requests for an arbitrary server.
         self._api_key = os.environ.get(config.api_key_env) or "EMPTY"
@@ -84,8 +90,8 @@ class HttpGenerator(Generator):
         )
 
     def info(self) -> dict[str, Any]:
-        # URLs are recorded (they name the machines used); the API key never is.
-        return self.cache_settings() | {"urls": list(self.urls), "concurrency": self.config.concurrency}
+        # URLs are recorded (they name the machines used) without credentials; the API key never is.
+        return self.cache_settings() | {"urls": list(self.shown_urls), "concurrency": self.config.concurrency}
 
     def _generate(
         self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
@@ -144,15 +150,15 @@ class HttpGenerator(Generator):
                 except Exception as err:  # noqa: BLE001 - classified right below
                     if not _retryable(err):
                         raise RuntimeError(
-                            f"LLM server {self.urls[k]} rejected a request: {str(err).splitlines()[0]}; fix: check "
+                            f"LLM server {self.shown_urls[k]} rejected a request: {redact(str(err).splitlines()[0])}; fix: check "
                             "--model (the name the server serves) and the sampling settings"
                         ) from None
                     last = err
             delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))  # full jitter
             await asyncio.sleep(delay)
         raise RuntimeError(
-            f"LLM server {self.urls[(index + self.config.max_retries) % len(self.urls)]} failed after "
-            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {str(last).splitlines()[0] if last else ''}); "
+            f"LLM server {self.shown_urls[(index + self.config.max_retries) % len(self.urls)]} failed after "
+            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {redact(str(last).splitlines()[0]) if last and str(last) else ''}); "
             "fix: check that the server is up, or raise --timeout / --max_retries"
         )
 
