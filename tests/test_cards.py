@@ -138,6 +138,7 @@ def test_model_card():
         dataset_id="my-org/cranfield-hn",
         dataset_config="bm25_hn",
         dataset_revision="v1.0.0",
+        dataset_commit="0123456789abcdef0123456789abcdef01234567",
         loss="MultipleNegativesRankingLoss",
         hyperparameters={"learning_rate": 2e-5, "per_device_train_batch_size": 32, "seed": 42},
         hardware="2 CPU cores",
@@ -161,6 +162,7 @@ def test_model_card():
         ("cranfield", "ndcg_at_10", 0.31234)
     }
     assert 'load_dataset("my-org/cranfield-hn", "bm25_hn", revision="v1.0.0")' in text
+    assert "(commit `0123456789abcdef0123456789abcdef01234567`, the one actually loaded)" in text
     assert 'SentenceTransformer("my-org/minilm-bm25-hn")' in text
     assert "- `learning_rate`: `2e-05`" in text and "- Training triplets: 150" in text
     assert (
