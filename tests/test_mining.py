@@ -199,26 +199,6 @@ def minilm(embedder_id):
     return load_embedder(embedder_id)
 
 
-def test_dense_same_negatives_as_sentence_transformers(small, minilm):
-    from sentence_transformers.util import mine_hard_negatives as st_mine
-
-    corpus, queries = small
-    corpus = corpus.select(range(120))
-    keep = set(corpus["id"])
-    queries = queries.filter(lambda r: r["positive_id"] in keep).select(range(8))
-    ours, stats = _mine(queries, corpus, method="dense", embedder=minilm, num_negatives=3, range_max=10,
-                        relative_margin=0.05, near_duplicate_threshold=None, batch_size=32)  # fmt: skip
-    texts = [passage_text(t, x) for t, x in zip(corpus["title"], corpus["text"], strict=True)]
-    pairs = Dataset.from_dict(
-        {"query": queries["query"], "answer": [texts[corpus["id"].index(p)] for p in queries["positive_id"]]}
-    )
-    theirs = st_mine(pairs, minilm, corpus=texts, range_max=10, num_negatives=3, relative_margin=0.05,
-                     output_scores=True, verbose=False, batch_size=32)  # fmt: skip
-    assert ours["negative"] == theirs["negative"]
-    np.testing.assert_allclose(ours["negative_score"], [s[1] for s in theirs["scores"]], rtol=1e-4, atol=1e-5)
-    assert stats["score_name"].startswith("cosine")
-
-
 @pytest.mark.parametrize("method", ["lucene", "bm25+"])
 def test_bm25_pair_scores_equal_search_scores(small, method):
     corpus, queries = small
