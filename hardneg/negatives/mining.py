@@ -35,32 +35,14 @@ from typing import Literal
 
 import numpy as np
 
+from hardneg.methods import MINED_FEATURES
 from hardneg.text import normalise_texts  # noqa: F401  (re-exported: mining's duplicate key)
 
 SamplingStrategy = Literal["top", "random"]
 OutputFormat = Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"]
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list")
-TRIPLET_COLUMNS = (
-    "anchor",
-    "positive",
-    "negative",
-    "query_id",
-    "positive_id",
-    "negative_id",
-    "negative_rank",
-    "positive_score",
-    "negative_score",
-    "method",
-)
+TRIPLET_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
 _WORD = re.compile(r"\w+")
-
-
-def triplet_features():
-    """The datasets Features of a mined triplet table (columns in contract order)."""
-    from datasets import Features, Value
-
-    types = {"negative_rank": "int64", "positive_score": "float64", "negative_score": "float64"}
-    return Features({c: Value(types.get(c, "string")) for c in TRIPLET_COLUMNS})
 
 
 def _norm(text: str) -> str:
