@@ -32,6 +32,7 @@ from typing import Any
 
 from hardneg.llm import Generation, Generator
 from hardneg.prompts import PromptTemplate
+from hardneg.text import ngram_jaccard, ngram_overlap, words
 
 PROVENANCE_COLUMNS = (
     "model", "backend", "prompt_name", "prompt_version", "prompt_hash", "sampling", "seed",
@@ -43,7 +44,6 @@ _LABEL_RE = re.compile(
     re.IGNORECASE,
 )
 _QUOTES = "\"'`“”‘’«»"
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass
@@ -70,28 +70,6 @@ class HygieneConfig:
     reject_truncated: bool = field(
         default=True, metadata={"help": "Reject outputs cut off by the token budget ('too_long')."}
     )
-
-
-def words(text: str) -> list[str]:
-    return _WORD_RE.findall(text.lower())
-
-
-def ngram_overlap(output: str, source: str, n: int = 4) -> float:
-    """Share of the output's word n-grams that also occur in ``source`` (1.0 = copied verbatim)."""
-    out, src = words(output), words(source)
-    n = max(1, min(n, len(out)))
-    grams = [tuple(out[i : i + n]) for i in range(len(out) - n + 1)]
-    if not grams:
-        return 0.0
-    have = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
-    return sum(g in have for g in grams) / len(grams)
-
-
-def ngram_jaccard(a: str, b: str, n: int = 3) -> float:
-    wa, wb = words(a), words(b)
-    ga = {tuple(wa[i : i + n]) for i in range(max(len(wa) - n + 1, 1))}
-    gb = {tuple(wb[i : i + n]) for i in range(max(len(wb) - n + 1, 1))}
-    return len(ga & gb) / len(ga | gb) if ga | gb else 1.0
 
 
 def clean_output(raw: str, prompt_text: str = "") -> str:

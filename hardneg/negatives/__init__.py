@@ -31,12 +31,12 @@ from hardneg.negatives.mining import (
     describe,
     distinct_texts,
     group_queries,
-    normalise_texts,
     positive_matrix,
     select_negatives,
     st_output,
 )
 from hardneg.scorers import load_scorer
+from hardneg.text import normalise_texts
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ sentence-transformers' ``util.mine_hard_negatives``):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -36,25 +35,12 @@ from typing import Literal
 import numpy as np
 
 from hardneg.methods import MINED_FEATURES
-from hardneg.text import normalise_texts  # noqa: F401  (re-exported: mining's duplicate key)
+from hardneg.text import normalise_text, word_jaccard
 
 SamplingStrategy = Literal["top", "random"]
 OutputFormat = Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"]
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list")
 TRIPLET_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
-_WORD = re.compile(r"\w+")
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def jaccard(a: str, b: str) -> float:
-    """Jaccard similarity of the lower-cased word sets of two texts."""
-    sa, sb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    if not sa and not sb:
-        return 1.0
-    return len(sa & sb) / len(sa | sb)
 
 
 @dataclass
@@ -205,10 +191,10 @@ def select_negatives(
         for j in window:
             if check:
                 cand = texts[indices[q, j]]
-                if any(_norm(cand) == _norm(p) for p in pos_texts):
+                if any(normalise_text(cand) == normalise_text(p) for p in pos_texts):
                     exact += 1
                     continue
-                if threshold is not None and any(jaccard(cand, p) >= threshold for p in pos_texts):
+                if threshold is not None and any(word_jaccard(cand, p) >= threshold for p in pos_texts):
                     near += 1
                     continue
             chosen.append(j)
