@@ -16,6 +16,7 @@ from pathlib import Path
 from datasets import Dataset, load_dataset
 
 from hardneg.assets import resolve_dataset
+from hardneg.errors import first_line
 
 CORPUS_COLUMNS = ("id", "title", "text")
 
@@ -111,7 +112,7 @@ def load_corpus(
             else:
                 ds = load_dataset(source, revision=revision, split=split)
         except Exception as err:  # datasets raises many types; one line is what the user needs
-            raise ValueError(f"cannot load corpus '{source}': {str(err).splitlines()[0]}") from None
+            raise ValueError(f"cannot load corpus '{source}': {first_line(err)}") from None
     return _normalise(ds, source, id_column, text_column, title_column)
 
 

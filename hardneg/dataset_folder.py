@@ -32,6 +32,7 @@ from huggingface_hub import DatasetCard
 from huggingface_hub import DatasetCardData as HubDatasetCardData
 
 from hardneg.cards import DatasetCardData, render_dataset_card
+from hardneg.errors import first_line
 from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS
 
 QUERIES_COLUMNS = ("query", "positive")
@@ -307,7 +308,7 @@ def _load_every_config(
                 dd = load_dataset(str(folder), name, cache_dir=cache_dir)
             except Exception as err:  # datasets raises many types; the user needs the first line
                 raise ValueError(
-                    f"config '{name}' does not load: {str(err).splitlines()[0]}; fix: rebuild the folder"
+                    f"config '{name}' does not load: {first_line(err)}; fix: rebuild the folder"
                 ) from None
             rows = {split: len(ds) for split, ds in dd.items()}
             first = dd[next(iter(dd))]

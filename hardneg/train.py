@@ -42,6 +42,7 @@ from transformers import TrainerCallback
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
+from hardneg.errors import first_line
 from hardneg.methods import TRAINING_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -222,11 +223,6 @@ class TrainConfig:
 # data
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
-
-
 def load_triplets(
     dataset: str,
     *,
@@ -268,7 +264,7 @@ def load_triplets(
             fresh = {"download_mode": "force_redownload", "verification_mode": "no_checks"}
         ds = load_dataset(dataset, config, revision=revision, split=split, **fresh)
     except Exception as err:  # datasets raises many types; the user needs one line and a fix
-        message = _first_line(err)
+        message = first_line(err)
         if "offline" in message.lower() or isinstance(err, ConnectionError):
             fix = "connect to the network (unset HF_HUB_OFFLINE) or pass a local dataset folder"
         elif "config" in message.lower() or "BuilderConfig" in message:
@@ -452,7 +448,7 @@ def load_model(
     try:
         model = SentenceTransformer(ref.name_or_path, revision=revision)
     except Exception as err:  # OSError, HTTP errors, offline errors...
-        message = _first_line(err)
+        message = first_line(err)
         raise RuntimeError(
             f"cannot load model '{model_id}': {message}; fix: check the model id / revision, your network "
             "(HF_HUB_OFFLINE) or use embedded:minilm"
@@ -856,7 +852,7 @@ def push_model(folder: str | Path, *, repo_id: str, private: bool = True) -> str
         )
     except Exception as err:
         raise RuntimeError(
-            f"cannot push '{folder}' to '{repo_id}': {_first_line(err)}; fix: check the repo id, network "
+            f"cannot push '{folder}' to '{repo_id}': {first_line(err)}; fix: check the repo id, network "
             "and that HF_TOKEN has write access"
         ) from None
     return str(info)

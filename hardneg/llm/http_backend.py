@@ -24,6 +24,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+from hardneg.errors import first_line
 from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -144,7 +145,7 @@ class HttpGenerator(Generator):
                 except Exception as err:  # noqa: BLE001 - classified right below
                     if not _retryable(err):
                         raise RuntimeError(
-                            f"LLM server {self.urls[k]} rejected a request: {str(err).splitlines()[0]}; fix: check "
+                            f"LLM server {self.urls[k]} rejected a request: {first_line(err)}; fix: check "
                             "--model (the name the server serves) and the sampling settings"
                         ) from None
                     last = err
@@ -152,7 +153,7 @@ class HttpGenerator(Generator):
             await asyncio.sleep(delay)
         raise RuntimeError(
             f"LLM server {self.urls[(index + self.config.max_retries) % len(self.urls)]} failed after "
-            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {str(last).splitlines()[0] if last else ''}); "
+            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {first_line(last) if last else ''}); "
             "fix: check that the server is up, or raise --timeout / --max_retries"
         )
 

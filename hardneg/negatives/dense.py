@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import trange
 
+from hardneg.errors import first_line
 from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
 
@@ -27,7 +28,7 @@ def load_embedder(embedder: str, device: str | None = None):
         return SentenceTransformer(ref.name_or_path, device=device)
     except OSError as err:
         raise RuntimeError(
-            f"cannot load embedder '{embedder}': {str(err).splitlines()[0]}; fix: check the id and your network, "
+            f"cannot load embedder '{embedder}': {first_line(err)}; fix: check the id and your network, "
             "or use embedded:minilm offline"
         ) from None
 
