@@ -77,13 +77,7 @@ class LengthGroupedNoDuplicatesBatchSampler(DefaultBatchSampler):
     def _fill(self, pool: list[int], batches: list[list[int]], *, final: bool) -> list[int]:
         """Greedily cut full duplicate-free batches from the length-sorted pool; return what is left."""
         while len(pool) >= self.batch_size:
-            batch, seen, rest = [], set(), []
-            for i in pool:
-                if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
-                    batch.append(i)
-                    seen.update(self._texts[i])
-                else:
-                    rest.append(i)
+            batch, rest = self._take_batch(pool)
             if len(batch) < self.batch_size and not final:
                 return pool  # too many repeats here: wait for more rows from the next group
             batches.append(batch)
@@ -96,16 +90,20 @@ class LengthGroupedNoDuplicatesBatchSampler(DefaultBatchSampler):
         """Rows that are left at the end form (smaller) duplicate-free batches."""
         batches = []
         while pool:
-            batch, seen, rest = [], set(), []
-            for i in pool:
-                if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
-                    batch.append(i)
-                    seen.update(self._texts[i])
-                else:
-                    rest.append(i)
+            batch, pool = self._take_batch(pool)
             batches.append(batch)
-            pool = rest
         return batches
+
+    def _take_batch(self, pool: list[int]) -> tuple[list[int], list[int]]:
+        """The first rows of ``pool`` (in order) that fit one batch without repeating a text; and the rest."""
+        batch, seen, rest = [], set(), []
+        for i in pool:
+            if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
+                batch.append(i)
+                seen.update(self._texts[i])
+            else:
+                rest.append(i)
+        return batch, rest
 
     def _epoch_batches(self) -> list[list[int]]:
         if getattr(self, "_cached_epoch", None) != self.epoch:
