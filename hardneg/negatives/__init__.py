@@ -201,10 +201,20 @@ def mine_hard_negatives(
     first_stage = candidate_method if method == "ce" else method
 
     cands = _candidates(
-        method, [query_texts[r] for r in groups.first], passages, known, k=k, scorer=scorer, candidate_method=candidate_method,
-        embedder=embedder, bm25_options=bm25_options, use_faiss=use_faiss, batch_size=batch_size,
-        cache_dir=cache_dir, show_progress=show_progress,
-    )  # fmt: skip
+        method,
+        [query_texts[r] for r in groups.first],
+        passages,
+        known,
+        k=k,
+        scorer=scorer,
+        candidate_method=candidate_method,
+        embedder=embedder,
+        bm25_options=bm25_options,
+        use_faiss=use_faiss,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        show_progress=show_progress,
+    )
     per_query = select_negatives(
         cands.indices,
         cands.scores,
@@ -238,8 +248,11 @@ def mine_hard_negatives(
     if sel.queries_short_of_negatives:
         logger.warning(
             "%d of %d queries got fewer than %d negatives (not padded); consider a larger range_max or looser "
-            "margins", sel.queries_short_of_negatives, len(queries), num_negatives,
-        )  # fmt: skip
+            "margins",
+            sel.queries_short_of_negatives,
+            len(queries),
+            num_negatives,
+        )
     neg_scores = np.concatenate(sel.scores) if sel.scores else np.zeros(0)
     stats: dict[str, Any] = {
         "method": name,
@@ -261,12 +274,20 @@ def mine_hard_negatives(
             **{k_: v for k_, v in vars(params).items()},
             "first_stage_k": k,
             "output_format": output_format,
-            **({"scorer": getattr(scorer, "name", scorer), "candidate_method": candidate_method} if method == "ce" else {}),
+            **(
+                {"scorer": getattr(scorer, "name", scorer), "candidate_method": candidate_method}
+                if method == "ce"
+                else {}
+            ),
             **({"bm25": vars(bm25_options or BM25Options())} if "bm25" in (method, first_stage) else {}),
-            **({"embedder": _name(embedder)} if method == "dense" or (method == "ce" and candidate_method == "dense") else {}),
+            **(
+                {"embedder": _name(embedder)}
+                if method == "dense" or (method == "ce" and candidate_method == "dense")
+                else {}
+            ),
         },
         "decontamination": decontamination,
-    }  # fmt: skip
+    }
     if method == "ce":
         # Same scorer as suspected_false_negative_rate, so this is that estimate, computed for free.
         per_row = np.repeat(positive_scores, [len(s) for s in sel.scores])
@@ -283,8 +304,22 @@ def _name(model: Any) -> str:
     return getattr(getattr(model, "model_card_data", None), "base_model", None) or type(model).__name__
 
 
-def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, candidate_method, embedder,
-                bm25_options, use_faiss, batch_size, cache_dir, show_progress) -> Candidates:  # fmt: skip
+def _candidates(
+    method,
+    query_texts,
+    passages,
+    positive_rows,
+    *,
+    k,
+    scorer,
+    candidate_method,
+    embedder,
+    bm25_options,
+    use_faiss,
+    batch_size,
+    cache_dir,
+    show_progress,
+) -> Candidates:
     first = candidate_method if method == "ce" else method
     if first == "bm25":
         cands = bm25_candidates(
@@ -293,16 +328,28 @@ def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, cand
     else:
         model = load_embedder(embedder) if isinstance(embedder, str) else embedder
         cands = dense_candidates(
-            query_texts, passages, positive_rows, k=k, model=model, batch_size=batch_size, use_faiss=use_faiss,
+            query_texts,
+            passages,
+            positive_rows,
+            k=k,
+            model=model,
+            batch_size=batch_size,
+            use_faiss=use_faiss,
             show_progress=show_progress,
-        )  # fmt: skip
+        )
     if method != "ce":
         return cands
     scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
     return rescore_candidates(
-        query_texts, passages, positive_rows, cands, scorer=scorer, batch_size=batch_size, cache_dir=cache_dir,
+        query_texts,
+        passages,
+        positive_rows,
+        cands,
+        scorer=scorer,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
         show_progress=show_progress,
-    )  # fmt: skip
+    )
 
 
 def _rows(queries, ids, passages, positive_scores, sel, name, output_scores) -> dict[str, list]:
