@@ -35,9 +35,17 @@ from hardneg.prompts import PromptTemplate
 from hardneg.text import ngram_jaccard, ngram_overlap, words
 
 PROVENANCE_COLUMNS = (
-    "model", "backend", "prompt_name", "prompt_version", "prompt_hash", "sampling", "seed",
-    "prompt_tokens", "completion_tokens", "latency_s",
-)  # fmt: skip
+    "model",
+    "backend",
+    "prompt_name",
+    "prompt_version",
+    "prompt_hash",
+    "sampling",
+    "seed",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_s",
+)
 _LABEL_RE = re.compile(
     r"^\s*(?:[*#>\-]+\s*)?(?:(?:search\s+)?query|question|answer|output|response|"
     r"(?:hard\s+)?negative(?:\s+passage)?|passage(?:\s+that\s+does\s+not\s+answer\s+it)?)\s*\d*\s*[:：]\s*(?:\*+\s*)?",
@@ -245,8 +253,12 @@ def run_generation(
             if not pending:
                 break
             temperature = base_temp if attempt == 0 else max(base_temp, retry_temperature)
-            sampling = {"temperature": temperature, "top_p": top_p if temperature > 0 else 1.0,
-                        "max_new_tokens": max_new_tokens, "stop": list(prompt.stop)}  # fmt: skip
+            sampling = {
+                "temperature": temperature,
+                "top_p": top_p if temperature > 0 else 1.0,
+                "max_new_tokens": max_new_tokens,
+                "stop": list(prompt.stop),
+            }
             seeds = {
                 i: (seed + attempt) * 1_000_003 + int(_sha(rendered[i])[:8], 16) % 1_000_003 for i in pending
             }
@@ -259,7 +271,7 @@ def run_generation(
                         "sampling": sampling,
                         "seed": seeds[i] if temperature > 0 else None,
                     }
-                )  # fmt: skip
+                )
                 for i in pending
             }
             found = cache.get_many(list(keys.values()))
@@ -301,8 +313,14 @@ def run_generation(
                     rules=rules,
                     finish_reason=out.get("finish_reason", "stop"),
                 )
-                record = {"text": text, "raw": out["text"], "attempt": attempt, "seed": seeds[i],
-                          "sampling": sampling, **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")}}  # fmt: skip
+                record = {
+                    "text": text,
+                    "raw": out["text"],
+                    "attempt": attempt,
+                    "seed": seeds[i],
+                    "sampling": sampling,
+                    **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")},
+                }
                 if reason is None:
                     results[i] = record
                     if bar is not None:
@@ -340,7 +358,7 @@ def run_generation(
             "retry_temperature": retry_temperature,
             "max_new_tokens": max_new_tokens,
             "hygiene": asdict(rules),
-        },  # fmt: skip
+        },
         "prompt": prompt.provenance(),
     }
     return results, stats
