@@ -189,11 +189,17 @@ def test_wheel_ships_the_card_templates(tmp_path):
 
     repo = Path(__file__).resolve().parent.parent
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(repo)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(repo)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next((tmp_path / "dist").glob("hardneg-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     code = (
         "import hardneg.cards as c; from pathlib import Path; "
         "assert Path(c.CARDS_DIR).is_relative_to(Path.cwd()), c.CARDS_DIR; "
