@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import trange
 
+from hardneg.assets import resolve_embedder
 from hardneg.errors import first_line
 from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
@@ -20,8 +21,6 @@ from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_
 def load_embedder(embedder: str, device: str | None = None):
     """A SentenceTransformer from an id, a folder or ``embedded:minilm``."""
     from sentence_transformers import SentenceTransformer
-
-    from hardneg.assets import resolve_embedder
 
     ref = resolve_embedder(embedder)
     try:
