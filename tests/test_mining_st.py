@@ -66,9 +66,9 @@ def model(embedder_id):
     return m
 
 
-def _both(data, model, **options):
+def _ours(data, model, **options):
     queries, corpus, _ = data
-    ours, stats = mine_hard_negatives(
+    return mine_hard_negatives(
         queries,
         corpus,
         method="dense",
@@ -77,6 +77,11 @@ def _both(data, model, **options):
         show_progress=False,
         **options,
     )
+
+
+def _both(data, model, **options):
+    queries, corpus, _ = data
+    ours, stats = _ours(data, model, **options)
     options.setdefault("output_format", "triplet")
     pairs = Dataset.from_dict({"anchor": queries["query"][:], "positive": queries["positive"][:]})
     theirs = st_mine(pairs, model, corpus=corpus["text"][:], verbose=False, **options)
@@ -173,20 +178,8 @@ def test_hardneg_table_holds_the_same_triplets(data, model):
 
 def test_random_sampling_draws_from_the_same_window(data, model):
     """Random sampling (seeded numpy here, Python's random there): the same window, one draw per query."""
-    queries, corpus, _ = data
     options = dict(range_min=1, range_max=9, absolute_margin=0.0)
-    ours, _ = mine_hard_negatives(
-        queries,
-        corpus,
-        method="dense",
-        embedder=model,
-        near_duplicate_threshold=None,
-        show_progress=False,
-        num_negatives=3,
-        sampling_strategy="random",
-        seed=7,
-        **options,
-    )
+    ours, _ = _ours(data, model, num_negatives=3, sampling_strategy="random", seed=7, **options)
     _, _, window = _both(data, model, num_negatives=8, sampling_strategy="top", **options)
     pool: dict[str, list[str]] = {}
     for r in window:
