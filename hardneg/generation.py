@@ -34,18 +34,6 @@ from hardneg.llm import Generation, Generator
 from hardneg.prompts import PromptTemplate
 from hardneg.text import ngram_jaccard, ngram_overlap, words
 
-PROVENANCE_COLUMNS = (
-    "model",
-    "backend",
-    "prompt_name",
-    "prompt_version",
-    "prompt_hash",
-    "sampling",
-    "seed",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_s",
-)
 _LABEL_RE = re.compile(
     r"^\s*(?:[*#>\-]+\s*)?(?:(?:search\s+)?query|question|answer|output|response|"
     r"(?:hard\s+)?negative(?:\s+passage)?|passage(?:\s+that\s+does\s+not\s+answer\s+it)?)\s*\d*\s*[:：]\s*(?:\*+\s*)?",

@@ -11,21 +11,11 @@ from datasets import Dataset
 from hardneg.corpus import load_corpus
 from hardneg.generation import HygieneConfig, check_output, clean_output, ngram_overlap, validate_texts
 from hardneg.llm import GeneratorConfig, load_generator
+from hardneg.methods import PROVENANCE_FEATURES
 from hardneg.negatives.llm import generate_negatives
 from hardneg.queries import generate_queries
 
-PROVENANCE = [
-    "model",
-    "backend",
-    "prompt_name",
-    "prompt_version",
-    "prompt_hash",
-    "sampling",
-    "seed",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_s",
-]
+PROVENANCE = list(PROVENANCE_FEATURES)
 
 
 @pytest.fixture(scope="module")
