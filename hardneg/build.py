@@ -38,6 +38,7 @@ from datasets import Dataset, load_from_disk
 
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
+from hardneg.cards import library_versions
 from hardneg.corpus import load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.hub import save_dataset_folder
@@ -490,6 +491,11 @@ def pair_configs(
     return out, kept, summary
 
 
+def fn_scores_file(scorer_name: str) -> str:
+    """File (in the stage folder) with every row's (positive, negative) score by that false-negative scorer."""
+    return f"fn_scores_{_key(scorer_name)}.json"
+
+
 def _row_scores(
     name: str, table: Dataset, stats: dict, scorer, stages: _Stages, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -497,7 +503,7 @@ def _row_scores(
     if stats.get("false_negative_scorer") == scorer.name and stats.get("score_name") == scorer.score_name:
         # ce_hn scored its rows with this very scorer while mining: reuse them.
         return np.asarray(table["positive_score"][:], float), np.asarray(table["negative_score"][:], float)
-    file = f"fn_scores_{_key(scorer.name)}.json"
+    file = fn_scores_file(scorer.name)
     saved = stages.get_extra(name, file)
     if saved is None or len(saved["positive"]) != len(table):
         pos, neg = false_negative_scores(table, scorer, batch_size=batch_size)
@@ -581,6 +587,7 @@ def collect_stats(
         configs=configs,
         decontamination=inputs.decontamination,
         paired={"enabled": pairing["enabled"], "query_ids": pairing["query_ids"]},
+        versions=library_versions(),
     )
 
 
