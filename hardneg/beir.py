@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hardneg.assets import resolve_dataset
 from hardneg.corpus import BeirData, load_beir_folder
+from hardneg.errors import first_line
 from hardneg.revisions import check_loaded, resolve_revision
 
 # The public BEIR sets (Thakur et al., 2021) and their MTEB copies on the Hub.
@@ -88,7 +89,7 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
         configs = set(get_dataset_config_names(src, revision=rev))
     except Exception as err:  # datasets raises many types; the user needs one line
         raise ValueError(
-            f"cannot load dataset '{src}': {str(err).splitlines()[0] if str(err) else type(err).__name__}; "
+            f"cannot load dataset '{src}': {first_line(err)}; "
             f"fix: use a BEIR name ({', '.join(BEIR_NAMES)}), a local BEIR folder, or a Hub id in the "
             "BeIR/<name> or mteb/<name> layout (and check HF_HUB_OFFLINE / network)"
         ) from None
@@ -107,12 +108,12 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
             qrels_ds = load_dataset(qrels_src, split=spec.split)
     except ValueError as err:
         raise ValueError(
-            f"dataset '{src}' has no judgement split '{spec.split}' ({str(err).splitlines()[0]}); "
+            f"dataset '{src}' has no judgement split '{spec.split}' ({first_line(err)}); "
             "fix: set split to one the dataset has (usually test; dev for msmarco)"
         ) from None
     except Exception as err:
         cause = err.__cause__ or err
-        raise ValueError(f"cannot load dataset '{src}': {str(cause).splitlines()[0]}") from None
+        raise ValueError(f"cannot load dataset '{src}': {first_line(cause)}") from None
 
     commit = check_loaded(corpus_ds, src, rev, pinned)
     check_loaded(queries_ds, src, rev, pinned)

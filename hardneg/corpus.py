@@ -21,6 +21,7 @@ from typing import Any
 from datasets import Dataset, load_dataset
 
 from hardneg.assets import resolve_dataset
+from hardneg.errors import first_line
 from hardneg.revisions import check_loaded, resolve_revision
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def _read_parquet(path: Path) -> _Table:
         table = pq.read_table(str(path))
     except Exception as err:  # pyarrow raises ArrowInvalid / OSError for a damaged file
         raise ValueError(
-            f"{path} is not a readable parquet file ({str(err).splitlines()[0]}); fix: rewrite it with pandas/pyarrow"
+            f"{path} is not a readable parquet file ({first_line(err)}); fix: rewrite it with pandas/pyarrow"
         ) from None
     if table.num_rows == 0:
         raise ValueError(f"{path} is empty; fix: point at a corpus with passages")
@@ -124,7 +125,7 @@ def _load_hub_table(source: str, split: str, revision: str | None) -> _Table:
         else:
             ds = load_dataset(source, revision=revision, split=split)
     except Exception as err:  # datasets raises many types; one line is what the user needs
-        raise ValueError(f"cannot load corpus '{source}': {str(err).splitlines()[0]}") from None
+        raise ValueError(f"cannot load corpus '{source}': {first_line(err)}") from None
     table = _table_from_dataset(ds, source)
     table.commit = check_loaded(ds, source, revision, pinned)
     return table

@@ -40,37 +40,16 @@ from hardneg.cards import (
     write_build_recipe,
 )
 from hardneg.config import yaml_error_where
+from hardneg.errors import first_line
+from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS
 
-TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 QUERIES_COLUMNS = ("query", "positive")
-QUERIES_CONFIG = "queries"
 BUILD_STATS_FILE = "build_stats.json"
 CARD_DATA_FILE = "card_data.json"
 README_FILE = "README.md"
 MAX_SHARD_BYTES = 500 * 1024 * 1024  # the shard size datasets' push_to_hub uses
 _CONFIG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")
-# Column types from docs/design.md: a column that is all None (LLM-written negatives have no id, rank or
-# score) would otherwise be typed `null`, and configs of the same table would disagree on their schema.
-DESIGN_TYPES = {
-    "query_id": "string",
-    "positive_id": "string",
-    "negative_id": "string",
-    "negative_rank": "int64",
-    "positive_score": "float64",
-    "negative_score": "float64",
-    "method": "string",
-    "model": "string",
-    "backend": "string",
-    "prompt_name": "string",
-    "prompt_version": "string",
-    "prompt_hash": "string",
-    "sampling": "string",
-    "seed": "int64",
-    "prompt_tokens": "int64",
-    "completion_tokens": "int64",
-    "latency_s": "float64",
-}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -78,12 +57,16 @@ DESIGN_TYPES = {
 
 
 def _typed_nulls(ds: Dataset) -> Dataset:
-    """Give all-None columns their design.md type instead of ``null``."""
+    """Give all-None columns their registry type (``hardneg.methods.COLUMN_TYPES``) instead of ``null``.
+
+    A column that is all None (LLM-written negatives have no id, rank or score) would otherwise be typed
+    ``null``, and configs of the same table would disagree on their schema.
+    """
     features = ds.features.copy()
     changed = False
     for name, feature in features.items():
-        if isinstance(feature, Value) and feature.dtype == "null" and name in DESIGN_TYPES:
-            features[name] = Value(DESIGN_TYPES[name])
+        if isinstance(feature, Value) and feature.dtype == "null" and name in COLUMN_TYPES:
+            features[name] = Value(COLUMN_TYPES[name])
             changed = True
     return ds.cast(features) if changed else ds
 
@@ -121,7 +104,7 @@ def check_config_schema(name: str, columns: list[str], rows: dict[str, int]) -> 
             raise ValueError(
                 f"config 'queries' lacks column(s) {missing}; fix: follow docs/design.md (query, positive ...)"
             )
-    elif tuple(columns[:3]) != TRIPLET_COLUMNS:
+    elif tuple(columns[:3]) != TRAINING_COLUMNS:
         raise ValueError(
             f"triplet config '{name}' starts with columns {columns[:3]}; fix: put anchor, positive, negative first "
             "(sentence-transformers losses read them in that order)"
@@ -323,7 +306,7 @@ def _data_file_patterns(config_meta: dict) -> dict[str, list[str]]:
 
 
 # Columns holding text a model reads: none may be empty or whitespace-only in a published config.
-TEXT_COLUMNS = tuple(dict.fromkeys(TRIPLET_COLUMNS + QUERIES_COLUMNS))
+TEXT_COLUMNS = tuple(dict.fromkeys(TRAINING_COLUMNS + QUERIES_COLUMNS))
 
 
 def check_texts(name: str, split: str, ds: Dataset) -> None:
@@ -360,7 +343,7 @@ def _load_every_config(
                 dd = load_dataset(str(folder), name, cache_dir=cache_dir)
             except Exception as err:  # datasets raises many types; the user needs the first line
                 raise ValueError(
-                    f"config '{name}' does not load: {str(err).splitlines()[0]}; fix: rebuild the folder"
+                    f"config '{name}' does not load: {first_line(err)}; fix: rebuild the folder"
                 ) from None
             rows = {split: len(ds) for split, ds in dd.items()}
             first = dd[next(iter(dd))]
@@ -425,7 +408,7 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
         if quiet:
             enable_progress_bars()
     triplet_types = {
-        name: {c: str(f[c]) for c in TRIPLET_COLUMNS}
+        name: {c: str(f[c]) for c in TRAINING_COLUMNS}
         for name, f in features.items()
         if name != QUERIES_CONFIG
     }

@@ -40,6 +40,7 @@ from hardneg.assets import resolve_dataset, resolve_dtype, resolve_embedder
 from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
 from hardneg.corpus import BeirData, passage_text
 from hardneg.encode import process_state
+from hardneg.errors import first_line
 from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
 from hardneg.revisions import resolve_revision
 
@@ -372,7 +373,7 @@ def load_embedder(spec: ModelSpec, device: str | None = None):
     try:
         model = SentenceTransformer(ref.name_or_path, device=device)
     except Exception as err:  # OSError, ValueError, HF errors: all mean "cannot load this model"
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         raise RuntimeError(
             f"cannot load model '{spec.model}' (method {spec.method}): {first}; fix: check the path or Hub id "
             "(fine-tuned models appear under <run_dir>/models/ after `make train`), or HF_HUB_OFFLINE"

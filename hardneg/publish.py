@@ -43,6 +43,7 @@ from hardneg.dataset_folder import (
     load_card_data,
     validate_dataset_folder,
 )
+from hardneg.errors import first_line
 from hardneg.revisions import offline_variable
 
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -105,7 +106,7 @@ def _check_repo_id(repo_id: str) -> None:
         validate_repo_id(repo_id)
     except HFValidationError as err:
         raise ValueError(
-            f"repo id '{repo_id}' is refused by the Hub ({str(err).splitlines()[0]}); fix: pass a valid ORG/NAME"
+            f"repo id '{repo_id}' is refused by the Hub ({first_line(err)}); fix: pass a valid ORG/NAME"
         ) from None
 
 
@@ -141,9 +142,7 @@ def _connect(api: HfApi | None, token: str | None) -> tuple[HfApi, _Secret]:
             raise RuntimeError(
                 "the Hugging Face token was rejected (401); fix: `hf auth login` with a write token"
             ) from None
-        raise RuntimeError(
-            f"the Hub refused the token check: {secret.scrub(str(err).splitlines()[0])}"
-        ) from None
+        raise RuntimeError(f"the Hub refused the token check: {secret.scrub(first_line(err))}") from None
     except Exception as err:  # network errors come from httpx/requests/socket
         raise RuntimeError(
             f"cannot reach the Hub at {api.endpoint} ({type(err).__name__}); fix: check the network, HF_ENDPOINT, "
@@ -228,7 +227,7 @@ class _Release:
             self.remote = _remote_state(self.api, self.repo_id, self.repo_type, self.secret.token)
         except Exception as err:
             raise RuntimeError(
-                f"cannot read {self.repo_id} on the Hub: {self.secret.scrub(str(err).splitlines()[0])}"
+                f"cannot read {self.repo_id} on the Hub: {self.secret.scrub(first_line(err))}"
             ) from None
         if self.tag in self.remote.tags:
             raise ValueError(
@@ -295,7 +294,7 @@ class _Release:
             )
         except Exception as err:
             raise RuntimeError(
-                f"upload to {repo_id} failed before tagging ({self.secret.scrub(str(err).splitlines()[0] if str(err) else type(err).__name__)}); "
+                f"upload to {repo_id} failed before tagging ({self.secret.scrub(first_line(err))}); "
                 "earlier releases are untouched; fix: rerun the same command"
             ) from None
         try:
@@ -305,7 +304,7 @@ class _Release:
         except Exception as err:
             raise RuntimeError(
                 f"commit {info.oid} reached {repo_id} but tag {tag} could not be created "
-                f"({self.secret.scrub(str(err).splitlines()[0] if str(err) else type(err).__name__)}); earlier tags are untouched; "
+                f"({self.secret.scrub(first_line(err))}); earlier tags are untouched; "
                 f"fix: `hf repo tag create {repo_id} {tag} --revision {info.oid} --repo-type {repo_type}`"
             ) from None
         return info.oid, getattr(info, "commit_url", None)

@@ -11,8 +11,8 @@ Pieces, each usable on its own:
 - ``load_model``: base model + prompts (E5 needs ``query: `` / ``passage: ``) + max sequence length.
 - ``build_loss``: MultipleNegativesRankingLoss (default), CachedMultipleNegativesRankingLoss (GradCache)
   or GISTEmbedLoss; in-batch negatives gathered across processes in multi-process runs.
-- ``LengthGroupedNoDuplicatesBatchSampler``: no duplicate text inside a batch (in-batch negatives stay
-  true negatives), batches made of similar-length rows so less compute is spent on padding.
+- ``hardneg.samplers.LengthGroupedNoDuplicatesBatchSampler``: no duplicate text inside a batch (in-batch
+  negatives stay true negatives), batches made of similar-length rows so less compute is spent on padding.
 - resume: a rerun of the same command continues from the last complete checkpoint in
   ``<output_dir>/checkpoints``; ``training_summary.json`` then covers the whole run (every segment's
   steps, loss and time), carried across segments in the checkpoint's ``trainer_state.json``.
@@ -27,7 +27,6 @@ Pieces, each usable on its own:
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -42,14 +41,15 @@ from typing import Any, Literal
 
 import torch
 from datasets import Dataset, load_dataset
-from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
+from hardneg.errors import first_line
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.revisions import check_loaded, loaded_commit, resolve_revision
+from hardneg.samplers import SamplerName, batch_sampler
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,6 @@ LOGS_DIR = "logs"
 REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
 RANKS_DIR = "ranks"
 LossName = Literal["mnrl", "cached_mnrl", "gist"]
-SamplerName = Literal["length_grouped_no_duplicates", "no_duplicates", "batch_sampler"]
 LOSS_CLASS_NAMES = {
     "mnrl": "MultipleNegativesRankingLoss",
     "cached_mnrl": "CachedMultipleNegativesRankingLoss",
@@ -281,11 +280,6 @@ def resolve_report_to(report_to: str | list[str]) -> list[str]:
 # data
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
-
-
 def check_dataset_ref(dataset: str, revision: str | None) -> None:
     """The checks on ``--dataset`` that need no loading (run up front by ``TrainConfig.preflight`` too)."""
     local = Path(dataset)
@@ -334,7 +328,7 @@ def load_triplets(
             fresh = {"download_mode": "force_redownload", "verification_mode": "no_checks"}
         ds = load_dataset(dataset, config, revision=revision, split=split, **fresh)
     except Exception as err:  # datasets raises many types; the user needs one line and a fix
-        message = _first_line(err)
+        message = first_line(err)
         if "offline" in message.lower() or isinstance(err, ConnectionError):
             fix = "connect to the network (unset HF_HUB_OFFLINE) or pass a local dataset folder"
         elif "config" in message.lower() or "BuilderConfig" in message:
@@ -383,115 +377,6 @@ def split_eval(ds: Dataset, *, eval_size: int, seed: int) -> tuple[Dataset, Data
     return parts["train"], parts["test"]
 
 
-class LengthGroupedNoDuplicatesBatchSampler(DefaultBatchSampler):
-    """Batches with no repeated text (across anchor/positive/negative) made of similar-length rows.
-
-    Why: with in-batch negatives (MNRL, GIST) a repeated passage inside a batch becomes a false
-    negative, which sentence-transformers' ``NoDuplicatesBatchSampler`` prevents. Each batch is padded
-    to its longest text, so batches of similar lengths waste less compute on padding (the idea of
-    transformers' ``group_by_length``: sort by length inside shuffled mega-batches).
-
-    The two interact: sorting by length puts identical texts next to each other, which a greedy
-    no-duplicates pass would then have to skip. So rows are first shuffled, cut into groups of
-    ``group_size`` batches, sorted by length inside each group, and batches are filled greedily in that
-    order; a row that would repeat a text waits in the pool for a later batch. The order of the
-    resulting batches is shuffled again, so training does not run from short to long. The length is the
-    character count of the row's longest text (cheap, no tokenisation; it tracks token counts closely).
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        batch_size: int,
-        drop_last: bool,
-        valid_label_columns: list[str] | None = None,
-        generator: torch.Generator | None = None,
-        seed: int = 0,
-        group_size: int = 16,
-    ) -> None:
-        super().__init__(
-            dataset,
-            batch_size=batch_size,
-            drop_last=drop_last,
-            valid_label_columns=valid_label_columns,
-            generator=generator,
-            seed=seed,
-        )
-        self.group_size = group_size
-        columns = [c for c in dataset.column_names if c not in (valid_label_columns or [])]
-        rows = dataset.select_columns(columns).to_dict()
-        self._texts = [tuple(str(rows[c][i]) for c in columns) for i in range(len(dataset))]
-        self._lengths = [max(len(t) for t in texts) for texts in self._texts]
-
-    def _batches(self) -> list[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self._texts), generator=generator).tolist()
-        group = self.batch_size * max(1, self.group_size)
-        batches: list[list[int]] = []
-        pool: list[int] = []
-        for start in range(0, len(order), group):
-            pool = sorted(pool + order[start : start + group], key=lambda i: -self._lengths[i])
-            pool = self._fill(pool, batches, final=start + group >= len(order))
-        batches += self._leftover(pool)
-        if self.drop_last:
-            batches = [b for b in batches if len(b) == self.batch_size]
-        shuffled = torch.randperm(len(batches), generator=generator).tolist()
-        return [batches[i] for i in shuffled]
-
-    def _fill(self, pool: list[int], batches: list[list[int]], *, final: bool) -> list[int]:
-        """Greedily cut full duplicate-free batches from the length-sorted pool; return what is left."""
-        while len(pool) >= self.batch_size:
-            batch, seen, rest = [], set(), []
-            for i in pool:
-                if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
-                    batch.append(i)
-                    seen.update(self._texts[i])
-                else:
-                    rest.append(i)
-            if len(batch) < self.batch_size and not final:
-                return pool  # too many repeats here: wait for more rows from the next group
-            batches.append(batch)
-            pool = rest
-            if len(batch) < self.batch_size:
-                break
-        return pool
-
-    def _leftover(self, pool: list[int]) -> list[list[int]]:
-        """Rows that are left at the end form (smaller) duplicate-free batches."""
-        batches = []
-        while pool:
-            batch, seen, rest = [], set(), []
-            for i in pool:
-                if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
-                    batch.append(i)
-                    seen.update(self._texts[i])
-                else:
-                    rest.append(i)
-            batches.append(batch)
-            pool = rest
-        return batches
-
-    def _epoch_batches(self) -> list[list[int]]:
-        if getattr(self, "_cached_epoch", None) != self.epoch:
-            self._cached, self._cached_epoch = self._batches(), self.epoch
-        return self._cached
-
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self._epoch_batches()
-
-    def __len__(self) -> int:
-        return len(self._epoch_batches())
-
-
-def _sampler(name: SamplerName, group_size: int):
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-
-    if name == "length_grouped_no_duplicates":
-        # a partial (not a subclass made on the fly) so the training arguments stay picklable for checkpoints
-        return functools.partial(LengthGroupedNoDuplicatesBatchSampler, group_size=group_size)
-    return {"no_duplicates": BatchSamplers.NO_DUPLICATES, "batch_sampler": BatchSamplers.BATCH_SAMPLER}[name]
-
-
 # ---------------------------------------------------------------------------------------------------------
 # model and loss
 
@@ -521,7 +406,7 @@ def load_model(
         local = Path(ref.name_or_path).is_dir()
         model = SentenceTransformer(ref.name_or_path, revision=revision, local_files_only=local)
     except Exception as err:  # OSError, HTTP errors, offline errors...
-        message = _first_line(err)
+        message = first_line(err)
         raise RuntimeError(
             f"cannot load model '{model_id}': {message}; fix: check the model id / revision, your network "
             "(HF_HUB_OFFLINE) or use embedded:minilm"
@@ -770,7 +655,7 @@ def training_arguments(config: TrainConfig, *, has_eval: bool):
         # then does accelerate set up MULTI_CPU (gloo) instead of N independent single-process runs.
         use_cpu=best_device() == "cpu",
         prompts=prompts or None,
-        batch_sampler=_sampler(config.batch_sampler, config.length_group_size),
+        batch_sampler=batch_sampler(config.batch_sampler, config.length_group_size),
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
@@ -1032,7 +917,7 @@ def push_model(folder: str | Path, *, repo_id: str, version: str, private: bool 
         result = publish_model(folder, repo_id, version, private=private, confirm=True)
     except Exception as err:
         raise RuntimeError(
-            f"cannot push '{folder}' to '{repo_id}': {_first_line(err)}; fix: check the repo id, version, network "
+            f"cannot push '{folder}' to '{repo_id}': {first_line(err)}; fix: check the repo id, version, network "
             "and that HF_TOKEN has write access"
         ) from None
     return str(result.commit_url)

@@ -197,11 +197,17 @@ def test_wheel_ships_the_card_templates(tmp_path):
 
     repo = Path(__file__).resolve().parent.parent
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(repo)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(repo)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next((tmp_path / "dist").glob("hardneg-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     code = (
         "import hardneg.cards as c; from pathlib import Path; "
         "assert Path(c.CARDS_DIR).is_relative_to(Path.cwd()), c.CARDS_DIR; "
@@ -230,13 +236,21 @@ def _reproducible_card(tmp_path, **card_fields):
     stats = make_build_stats()
     stats["versions"] = {**library_versions(), "transformers": "4.99.0-build"}  # recorded at build time
     stats["build"] = {"corpus": "embedded:cranfield", "num_passages": 12, "methods": ["llm_hn", "bm25_hn"]}
-    stats["generator"]["settings"] = {"model": "embedded:smollm2", "backend": "http", "seed": 42,
-                                      "urls": ["http://user:s3cret@gpu-1:8080"]}  # fmt: skip
+    stats["generator"]["settings"] = {
+        "model": "embedded:smollm2",
+        "backend": "http",
+        "seed": 42,
+        "urls": ["http://user:s3cret@gpu-1:8080"],
+    }
     rows = [
-        {"anchor": f"what is flutter {i}?", "positive": f"Flutter | is an oscillation {i} " + "word " * 60,
-         "negative": f"Buffeting is not flutter {i}.", "method": "llm_hn"}
+        {
+            "anchor": f"what is flutter {i}?",
+            "positive": f"Flutter | is an oscillation {i} " + "word " * 60,
+            "negative": f"Buffeting is not flutter {i}.",
+            "method": "llm_hn",
+        }
         for i in range(6)
-    ]  # fmt: skip
+    ]
     queries = Dataset.from_list([{"query": r["anchor"], "positive": r["positive"]} for r in rows])
     folder = save_dataset_folder(
         tmp_path / "dataset",
@@ -257,10 +271,16 @@ def test_dataset_card_reproduces(tmp_path):
     examples = example_rows(folder)
     assert [r["anchor"] for r in examples["llm_hn"]] == ["what is flutter 0?", "what is flutter 1?"]
     text = render_dataset_card(
-        DatasetCardData(repo_id="my-org/flutter-hn", version="1.0.0", license="cranfield-terms",
-                        toolkit_url="https://example.org/hardneg"),
-        stats, splits={"queries": {"train": 6}, "llm_hn": {"train": 6}}, examples=examples,
-    )  # fmt: skip
+        DatasetCardData(
+            repo_id="my-org/flutter-hn",
+            version="1.0.0",
+            license="cranfield-terms",
+            toolkit_url="https://example.org/hardneg",
+        ),
+        stats,
+        splits={"queries": {"train": 6}, "llm_hn": {"train": 6}},
+        examples=examples,
+    )
     meta = DatasetCard(text).data.to_dict()
     assert meta["license"] == "other" and meta["license_name"] == "cranfield-terms"
     assert (
@@ -315,8 +335,12 @@ def test_source_datasets_and_standard_license():
 
 def test_false_negative_rate_of_a_self_guarded_method_is_not_a_measurement():
     stats = make_build_stats()
-    ce = {"rows": 12, "suspected_false_negative_rate": 0.0, "false_negative_scorer": "embedded:ql",
-          "false_negative_same_as_guard": True}  # fmt: skip
+    ce = {
+        "rows": 12,
+        "suspected_false_negative_rate": 0.0,
+        "false_negative_scorer": "embedded:ql",
+        "false_negative_same_as_guard": True,
+    }
     stats["configs"]["ce_hn"] = dict(ce)
     text = render_dataset_card(DatasetCardData(), stats)
     row = next(line for line in text.splitlines() if line.startswith("| `ce_hn` | 12 |"))
@@ -327,8 +351,11 @@ def test_false_negative_rate_of_a_self_guarded_method_is_not_a_measurement():
     stats["configs"]["ce_hn"]["params"] = {"scorer": "embedded:ql", "absolute_margin": 0.0}
     assert "not measured (same scorer as its guard" in render_dataset_card(DatasetCardData(), stats)
     # with an independent judge, its figure is shown instead
-    stats["configs"]["ce_hn"] = {**ce, "independent_false_negative_rate": 0.125,
-                                 "independent_false_negative_scorer": "cross-encoder/ms-marco-MiniLM-L-6-v2"}  # fmt: skip
+    stats["configs"]["ce_hn"] = {
+        **ce,
+        "independent_false_negative_rate": 0.125,
+        "independent_false_negative_scorer": "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    }
     text = render_dataset_card(DatasetCardData(), stats)
     row = next(line for line in text.splitlines() if line.startswith("| `ce_hn` | 12 |"))
     assert "12.5% (independent judge `cross-encoder/ms-marco-MiniLM-L-6-v2`)" in row
@@ -356,7 +383,8 @@ def test_sentence_transformers_snippet_runs_without_hardneg(tmp_path, embedder_i
     env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(tmp_path / "no-hardneg"))
     (tmp_path / "no-hardneg" / "hardneg").mkdir(parents=True)
     (tmp_path / "no-hardneg" / "hardneg" / "__init__.py").write_text("raise ImportError('hardneg used')\n")
-    out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "retriever-llm_hn" / "model.safetensors").is_file()

@@ -24,6 +24,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+from hardneg.errors import first_line
 from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling
 from hardneg.redact import install_log_redaction, redact, redact_url
 from hardneg.revisions import offline_variable
@@ -150,7 +151,7 @@ class HttpGenerator(Generator):
                 except Exception as err:  # noqa: BLE001 - classified right below
                     if not _retryable(err):
                         raise RuntimeError(
-                            f"LLM server {self.shown_urls[k]} rejected a request: {redact(str(err).splitlines()[0])}; fix: check "
+                            f"LLM server {self.shown_urls[k]} rejected a request: {redact(first_line(err))}; fix: check "
                             "--model (the name the server serves) and the sampling settings"
                         ) from None
                     last = err
@@ -158,7 +159,7 @@ class HttpGenerator(Generator):
             await asyncio.sleep(delay)
         raise RuntimeError(
             f"LLM server {self.shown_urls[(index + self.config.max_retries) % len(self.urls)]} failed after "
-            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {redact(str(last).splitlines()[0]) if last and str(last) else ''}); "
+            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {redact(first_line(last)) if last else ''}); "
             "fix: check that the server is up, or raise --timeout / --max_retries"
         )
 

@@ -74,8 +74,12 @@ def generate_negatives(
         raise ValueError(
             f"queries lack column(s) {missing} (has {queries.column_names}); fix: pass the output of generate_queries"
         )
-    rows = [{"id": q, "query": a, "positive_id": p_id, "positive": p} for q, a, p_id, p in
-            zip(queries["query_id"], queries["query"], queries["positive_id"], queries["positive"], strict=True)]  # fmt: skip
+    rows = [
+        {"id": q, "query": a, "positive_id": p_id, "positive": p}
+        for q, a, p_id, p in zip(
+            queries["query_id"], queries["query"], queries["positive_id"], queries["positive"], strict=True
+        )
+    ]
     validate_texts(rows, ["query", "positive"], "queries")
     template = load_prompt(prompt or default_prompt)
     want = {"query"} if variant == "query" else {"query", "positive"}
@@ -89,10 +93,19 @@ def generate_negatives(
     ]
     max_new = max_new_tokens or generator.config.max_new_tokens or NEGATIVE_MAX_NEW_TOKENS
     results, stats = run_generation(
-        items, generator=generator, prompt=template, method=method, cache_dir=cache_dir, seed=seed,
-        max_retries=max_retries, retry_temperature=retry_temperature, max_new_tokens=max_new,
-        rules=hygiene or HygieneConfig(min_words=5, max_words=120), source_field="positive", progress=progress,
-    )  # fmt: skip
+        items,
+        generator=generator,
+        prompt=template,
+        method=method,
+        cache_dir=cache_dir,
+        seed=seed,
+        max_retries=max_retries,
+        retry_temperature=retry_temperature,
+        max_new_tokens=max_new,
+        rules=hygiene or HygieneConfig(min_words=5, max_words=120),
+        source_field="positive",
+        progress=progress,
+    )
     out = [
         {
             "anchor": it["query"],
@@ -106,7 +119,7 @@ def generate_negatives(
             "negative_score": None,
             "method": method,
             **provenance_row(generator, template, res),
-        }  # fmt: skip
+        }
         for it, res in zip(items, results, strict=True)
         if res is not None
     ]
