@@ -59,6 +59,8 @@ def test_report_files_rows_and_significance(run, capsys):
     assert len(rows) == 6
     for r in rows:
         assert list(r)[:6] == ["model", "method", "dataset", "ndcg@10", "p@10", "recall@100"]
+        assert r["seeds"] == 1 and r["ndcg@10_seed_sd"] is None
+        assert r["ndcg@10_ci_low"] <= r["ndcg@10"] <= r["ndcg@10_ci_high"]
     assert {(r["model"], r["method"]) for r in rows} >= {("BM25", "bm25"), ("all-MiniLM-L6-v2", "llm_hn")}
     tests = json.loads((run / "significance.json").read_text())
     by_pair = {(t["dataset"], t["metric"], t["a_method"], t["b_method"]): t for t in tests}
@@ -66,27 +68,37 @@ def test_report_files_rows_and_significance(run, capsys):
         by_pair.get(("cranfield", "ndcg@10", "llm_hn", "zero-shot"))
         or by_pair[("cranfield", "ndcg@10", "zero-shot", "llm_hn")]
     )
-    assert real["significant"] and real["p_holm"] >= real["p"]
+    assert real["significant"] and real["p_holm"] >= real["p"] and real["verdict"] == "llm_hn better"
+    assert real["ci_low"] <= real["diff"] <= real["ci_high"]
     noise = [
         t
         for t in tests
         if {t["a_method"], t["b_method"]} == {"bm25_hn", "zero-shot"} and t["metric"] == "ndcg@10"
     ]
-    assert noise and noise[0]["verdict"] == "noise"
-    # same_model: 3 MiniLM rows on cranfield -> 3 pairs; BM25 is another model; x 3 table metrics
-    assert len(tests) == 3 * 3
-    assert all(t["a_model"] == t["b_model"] for t in tests)
-    every = render_report(ReportConfig(run_dir=str(run), n_resamples=200, compare="all"))
-    assert len(json.loads(every["significance_json"].read_text())) == (6 + 1) * 3
+    assert noise and noise[0]["verdict"] == "noise" and noise[0]["ci_low"] < 0 < noise[0]["ci_high"]
+    # every pair: 4 rows on cranfield -> 6 pairs, 2 on scifact -> 1 pair; x 3 table metrics
+    assert len(tests) == (6 + 1) * 3
+    same = render_report(ReportConfig(run_dir=str(run), n_resamples=200, compare="same_model"))
+    same_tests = json.loads(same["significance_json"].read_text())
+    assert len(same_tests) == 3 * 3 and all(t["a_model"] == t["b_model"] for t in same_tests)
+    render_report(ReportConfig(run_dir=str(run), n_resamples=2000))
     md = (run / "results.md").read_text()
-    assert "| all-MiniLM-L6-v2 | llm_hn" in md and "average ndcg@10" in md
+    assert "One training seed per method" in md and "query sampling only" in md
+    assert "| all-MiniLM-L6-v2 | llm_hn" in md and "## All datasets" in md and "Wins / ties / losses" in md
+    letters = {
+        line.split("|")[3].strip(): line.split("|")[1].strip()
+        for line in md.split("## scifact")[0].splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip() in "abcd" and line.split("|")[1].strip()
+    }
     llm_row = next(line for line in md.splitlines() if "| llm_hn" in line)
-    assert "*" in llm_row  # marked better than the zero-shot baseline
+    assert f">{letters['bm25']}" in llm_row or "," + letters["zero-shot"] in llm_row
+    assert letters["zero-shot"] in llm_row.split("|")[5]  # ndcg@10 cell: better than zero-shot
     bm25_hn_row = next(line for line in md.splitlines() if "| bm25_hn" in line)
-    assert "*" not in bm25_hn_row and "-" not in bm25_hn_row.split("|", 3)[3]
+    assert letters["zero-shot"] not in bm25_hn_row.split("|")[5].split(">")[-1]
+    assert "Minimum detectable effect" in md
     assert "are noise" in md and "excluded from the averages" in md
     assert (run / "results.csv").read_text().startswith("model,method,dataset,ndcg@10,p@10,recall@100")
-    for key in ("png", "scatter"):
+    for key in ("png", "scatter", "forest"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "# Retrieval results" in capsys.readouterr().out
 
@@ -115,3 +127,5 @@ def test_report_bad_input(tmp_path):
         ReportConfig(scatter=["llm_hn"])
     with pytest.raises(ValueError, match="unknown test"):
         ReportConfig(test="wilcoxon")
+    with pytest.raises(ValueError, match="power must be in"):
+        ReportConfig(power=1.5)
