@@ -129,3 +129,91 @@ def test_report_bad_input(tmp_path):
         ReportConfig(test="wilcoxon")
     with pytest.raises(ValueError, match="power must be in"):
         ReportConfig(power=1.5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# several training seeds: planted differences are found, seed luck is not mistaken for a method effect
+
+
+def _write_seeds(run: Path, method: str, matrix: np.ndarray, dataset: str = "set") -> None:
+    """One result file per seed row of ``matrix`` (seeds x queries), nDCG@10 = the score."""
+    for seed, row in enumerate(matrix):
+        per_query = {f"q{i}": {"ndcg@10": float(v)} for i, v in enumerate(row)}
+        result = {
+            "model": "m",
+            "method": method,
+            "seed": seed,
+            "model_path": "m",
+            "dataset": dataset,
+            "metrics": {"ndcg@10": float(row.mean())},
+            "per_query": per_query,
+            "counts": {"queries_evaluated": len(row)},
+        }
+        (run / "results").mkdir(parents=True, exist_ok=True)
+        (run / "results" / f"m.{method}.seed{seed}__{dataset}.json").write_text(json.dumps(result))
+
+
+def _seeded(base: np.ndarray, shifts: list[float], rng, noise: float = 0.05) -> np.ndarray:
+    """Seed s scores base + shifts[s] + per-query noise: shifts are the luck of the training seed."""
+    return np.stack([base + s + rng.normal(0, noise, len(base)) for s in shifts])
+
+
+def test_planted_difference_is_better_and_seed_luck_is_noise(tmp_path):
+    rng = np.random.default_rng(7)
+    base = rng.uniform(0.2, 0.7, 300)
+    # identical methods whose seeds happened to be lucky (a) and unlucky (b): 0.027 apart on average
+    _write_seeds(tmp_path, "lucky", _seeded(base, [0.04, 0.0, 0.02], rng))
+    _write_seeds(tmp_path, "unlucky", _seeded(base, [-0.02, 0.01, -0.01], rng))
+    # a real improvement of 0.08, far beyond the seed-to-seed spread
+    _write_seeds(tmp_path, "better", _seeded(base, [0.09, 0.07, 0.08], rng))
+    render_report(ReportConfig(run_dir=str(tmp_path), metrics=["ndcg@10"], n_resamples=4000))
+    tests = {frozenset((t["a"], t["b"])): t for t in json.loads((tmp_path / "significance.json").read_text())}
+    luck = tests[frozenset(("lucky", "unlucky"))]
+    assert luck["verdict"] == "noise" and luck["ci_low"] < 0 < luck["ci_high"], luck
+    assert tests[frozenset(("better", "unlucky"))]["verdict"] == "better better"
+    assert tests[frozenset(("better", "lucky"))]["verdict"] == "better better"
+    # a test over queries alone (seed-averaged scores) mistakes the seed luck for a method effect:
+    # exactly the error the two-level design prevents
+    render_report(
+        ReportConfig(run_dir=str(tmp_path), metrics=["ndcg@10"], n_resamples=4000, test="randomization")
+    )
+    naive = {frozenset((t["a"], t["b"])): t for t in json.loads((tmp_path / "significance.json").read_text())}
+    assert naive[frozenset(("lucky", "unlucky"))]["verdict"] == "lucky better"
+    rows = {r["method"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    assert rows["better"]["seeds"] == 3 and rows["better"]["ndcg@10_seed_sd"] > 0
+    md = (tmp_path / "results.md").read_text()
+    assert "Means over training seeds" in md and "One training seed" not in md
+    assert (tmp_path / "results_per_seed.csv").read_text().count("\n") == 1 + 9
+
+
+def test_mde_shrinks_with_more_queries_and_seeds(tmp_path):
+    from hardneg.metrics import variance_components
+
+    rng = np.random.default_rng(3)
+
+    def components(n_queries: int, n_seeds: int):
+        base = rng.uniform(0.2, 0.7, n_queries)
+        shifts = lambda: list(rng.normal(0, 0.02, n_seeds))  # noqa: E731
+        return variance_components(
+            {
+                "a": _seeded(base + rng.normal(0, 0.1, n_queries), shifts(), rng),
+                "b": _seeded(base, shifts(), rng),
+            }
+        )
+
+    small, large = components(100, 3), components(1000, 3)
+    assert large.mde() < small.mde()
+    assert small.mde(seeds=10) < small.mde() and small.mde(queries=400) < small.mde()
+    assert 0.005 < small.seed_sd < 0.05  # the planted seed SD 0.02, estimated from 2 x 3 seeds
+    one_seed = variance_components({"a": np.array([[0.1, 0.5, 0.3]]), "b": np.array([[0.2, 0.4, 0.4]])})
+    assert one_seed.seed_sd is None and one_seed.mde() > 0
+    render_report(ReportConfig(run_dir=str(_mde_run(tmp_path, rng)), metrics=["ndcg@10"], n_resamples=500))
+    mde = json.loads((tmp_path / "mde.json").read_text())
+    assert mde[0]["metric"] == "ndcg@10" and mde[0]["seeds"] == 3 and mde[0]["mde"] > 0
+
+
+def _mde_run(run: Path, rng) -> Path:
+    base = rng.uniform(0.2, 0.7, 50)
+    _write_seeds(run, "x", _seeded(base, [0.0, 0.01, -0.01], rng))
+    _write_seeds(run, "y", _seeded(base, [0.02, 0.0, 0.01], rng))
+    return run
