@@ -47,13 +47,12 @@ demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield,
 build: $(STAMP) ## generate queries + hard negatives (llm, bm25, ce) and write the Hub-ready dataset folder
 	$(PY) builders/build.py --config $(RECIPES)/build.yaml --output_dir $(RUN_DIR)
 
+# One launch per method trains its seeds in turn (SEEDS, default the recipe's `seeds:`): no start-up per seed.
 train: $(STAMP) ## fine-tune the embedder on each method's config once per seed (same step budget) -> models/<method>/seed<S>
-	seeds="$(SEEDS)"; \
-	[ -n "$$seeds" ] || seeds=$$($(PY) -c 'import sys, yaml; print(*(yaml.safe_load(open(sys.argv[1])) or {}).get("seeds") or ["-"])' "$(RECIPES)/train.yaml") || exit 1; \
-	for m in $(METHODS); do for s in $$seeds; do \
+	for m in $(METHODS); do \
 	  $(LAUNCH) training/train.py --config "$(RECIPES)/train.yaml" --dataset "$(RUN_DIR)/dataset" \
-	    --dataset_config $$m --output_dir "$(RUN_DIR)/models/$$m" $$([ "$$s" = - ] || echo --seeds $$s) || exit 1; \
-	done; done
+	    --dataset_config $$m --output_dir "$(RUN_DIR)/models/$$m" $(if $(SEEDS),--seeds $(SEEDS)) || exit 1; \
+	done
 
 evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@10, P@10, R@100)
 	$(PY) evaluation/evaluate.py --config "$(RECIPES)/eval.yaml" --run_dir "$(RUN_DIR)" $(if $(SEEDS),--seeds $(SEEDS))
