@@ -115,9 +115,12 @@ def load_results(run_dir: str | Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(
             f"no result files in {folder}; fix: run `python evaluation/evaluate.py --config ... --run_dir {run_dir}` first"
         )
-    results = [json.loads(f.read_text()) for f in files]
-    for r in results:
+    results = []
+    for f in files:
+        r = json.loads(f.read_text())
         r.setdefault("seed", None)
+        r["_file"] = f.name
+        results.append(r)
     return sorted(results, key=lambda r: (r["dataset"], r["model"], r["method"], _seed_order(r["seed"])))
 
 
@@ -156,9 +159,11 @@ def group_systems(results: list[dict[str, Any]]) -> dict[str, list[System]]:
     out: dict[str, list[System]] = {}
     for (dataset, model, method), rs in by_key.items():
         seeds = [r["seed"] for r in rs]
-        if len(set(seeds)) != len(seeds):
+        if len(set(seeds)) != len(seeds) or (None in seeds and len(seeds) > 1):
+            stale = [r["_file"] for r in rs if r["seed"] is None] or [r["_file"] for r in rs]
             raise ValueError(
-                f"{dataset}: {model} / {method} has two result files for seed {seeds}; fix: remove the stale one"
+                f"{dataset}: {model} / {method} has result files of seeds {seeds} (a result without a training "
+                f"seed next to seeded ones, or a seed twice); fix: remove the stale file(s) {stale} from results/"
             )
         label = method if len(methods_models[method]) == 1 else f"{model} / {method}"
         out.setdefault(dataset, []).append(System(model, method, rs, label))

@@ -184,6 +184,11 @@ def test_planted_difference_is_better_and_seed_luck_is_noise(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "Means over training seeds" in md and "One training seed" not in md
     assert (tmp_path / "results_per_seed.csv").read_text().count("\n") == 1 + 9
+    # a stale single-seed result of the same method (an older run) is not silently pooled with the seeds
+    stale = json.loads((tmp_path / "results" / "m.better.seed0__set.json").read_text())
+    (tmp_path / "results" / "m.better__set.json").write_text(json.dumps({**stale, "seed": None}))
+    with pytest.raises(ValueError, match=r"remove the stale file\(s\) \['m.better__set.json'\]"):
+        render_report(ReportConfig(run_dir=str(tmp_path), metrics=["ndcg@10"], n_resamples=200))
 
 
 def test_mde_shrinks_with_more_queries_and_seeds(tmp_path):
