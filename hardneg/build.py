@@ -1,9 +1,24 @@
 """The build stage: corpus -> LLM queries -> hard negatives by each method -> Hub-ready dataset folder.
 
-Every method works on the *same* generated queries, so the comparison is fair. Each finished stage
-is checkpointed under ``<output_dir>/stages/<name>/`` keyed by a hash of everything that determines
-it; a rerun of the same command reuses finished stages, and LLM generation resumes item by item
-from its own cache, so a crash loses nothing already computed.
+``build()`` runs the pipeline's named steps, in this order:
+
+1. ``load_inputs``: the corpus, the mining pool (minus the evaluation set's judged documents when asked,
+   via ``hardneg.decontaminate``) and the seeded passage sample;
+2. ``make_queries``: one LLM query per sampled passage, then ``decontaminate_queries`` drops the
+   evaluation set's query texts;
+3. ``make_methods``: each registered method (``hardneg.methods``) on the same queries, configs a
+   derived method reads (``hybrid_hn``'s sources) first;
+4. ``pair_configs``: by default only the query ids present in every config are kept (a paired
+   comparison), the rows dropped are counted per config;
+5. ``false_negative_stats``: one scorer (and optionally an independent judge) rates every config's rows;
+6. ``collect_stats`` + the folder (``hardneg.hub.save_dataset_folder``).
+
+Every finished stage is checkpointed under ``<output_dir>/stages/<name>/``, keyed only by its own inputs:
+the queries by the corpus sample, the prompt, its budget and the generator's output settings
+(``GeneratorConfig.output_settings``: URLs, concurrency, batch size and device are left out); a method by
+the queries, its own options from the registry (with ``method_options`` overrides) and what it needs
+(the generator's output settings only for LLM methods). A rerun of the same command reuses finished
+stages, and LLM generation resumes item by item from its own cache, so a crash loses nothing computed.
 """
 
 from __future__ import annotations
@@ -18,17 +33,34 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from datasets import Dataset, load_from_disk
 
 import hardneg
-from hardneg.assets import EMBEDDED_EMBEDDER, resolve_dataset
-from hardneg.corpus import load_beir_folder, load_corpus
+from hardneg.assets import EMBEDDED_EMBEDDER
+from hardneg.corpus import load_corpus
+from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
+from hardneg.hub import save_dataset_folder
+from hardneg.llm import Generator, GeneratorConfig, load_generator
+from hardneg.methods import (
+    QUERIES_CONFIG,
+    BuildStats,
+    ConfigStats,
+    Method,
+    MethodContext,
+    get_method,
+    method_names,
+)
+from hardneg.negatives import false_negative_scores, false_negative_summary
+from hardneg.queries import generate_queries
+from hardneg.scorers import load_scorer
 
 logger = logging.getLogger(__name__)
 
+# Kept for readers of the old names; the registry (hardneg.methods) is the definition.
 LLM_METHODS = {"llm_hn": "query", "llm_pos_hn": "query_positive"}
 MINED_METHODS = {"bm25_hn": "bm25", "ce_hn": "ce", "dense_hn": "dense"}
-METHODS = tuple(LLM_METHODS) + tuple(MINED_METHODS)
+METHODS = method_names()
 
 
 @dataclass
@@ -61,7 +93,21 @@ class BuildConfig:
     )
     methods: list[str] = field(
         default_factory=lambda: ["llm_hn", "bm25_hn", "ce_hn"],
-        metadata={"help": f"Hard-negative configs to build, any of {', '.join(METHODS)}."},
+        metadata={"help": "Hard-negative configs to build: names registered in hardneg.methods."},
+    )
+    method_options: dict[str, dict[str, Any]] | str | None = field(
+        default_factory=dict,
+        metadata={
+            "help": "Per-method overrides of that method's options, e.g. {bm25_hn: {range_max: 10}} (YAML) or "
+            "JSON on the command line; only the overridden method is rebuilt."
+        },
+    )
+    paired: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep only query ids present in every method's config (a paired comparison); drops are "
+            "counted per config in build_stats."
+        },
     )
     query_prompt: str = field(
         default="query_fewshot",
@@ -131,6 +177,13 @@ class BuildConfig:
             "help": "Scorer for the suspected-false-negative rate of every config ('same' = ce_scorer; none to skip)."
         },
     )
+    false_negative_judge: str | None = field(
+        default=None,
+        metadata={
+            "help": "A second, independent scorer (e.g. a CrossEncoder id) whose rate is reported beside it as "
+            "independent_false_negative_rate (none = skip)."
+        },
+    )
     decontaminate: str | None = field(
         default=None,
         metadata={
@@ -147,17 +200,43 @@ class BuildConfig:
     )
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHODS]
+        known = method_names()
+        unknown = [m for m in self.methods if m not in known]
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; fix: choose from {', '.join(METHODS)}")
-        if self.range_min >= self.range_max:
-            raise ValueError(
-                f"range_min ({self.range_min}) must be < range_max ({self.range_max}); fix: raise range_max"
-            )
+            raise ValueError(f"unknown method(s) {unknown}; fix: choose from {', '.join(known)}")
+        if self.method_options is None:
+            self.method_options = {}
+        if isinstance(self.method_options, str):
+            try:
+                self.method_options = json.loads(self.method_options) if self.method_options.strip() else {}
+            except json.JSONDecodeError:
+                raise ValueError(
+                    'method_options is not JSON; fix: pass e.g. \'{"bm25_hn": {"range_max": 10}}\''
+                ) from None
+        for name, overrides in (self.method_options or {}).items():
+            allowed = get_method(name).options if name in known else ()
+            bad = [k for k in (overrides or {}) if k not in allowed]
+            if name not in known or bad:
+                raise ValueError(
+                    f"method_options for '{name}' sets {bad or list(overrides or {})}; fix: use a registered "
+                    f"method and its own options ({', '.join(allowed) or 'none'})"
+                )
+        windows = [(self.range_min, self.range_max)] + [
+            (o.get("range_min", self.range_min), o.get("range_max", self.range_max))
+            for o in (self.method_options or {}).values()
+        ]
+        for lo, hi in windows:
+            if lo >= hi:
+                raise ValueError(f"range_min ({lo}) must be < range_max ({hi}); fix: raise range_max")
         if self.sampling_strategy not in ("top", "random"):
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:
             raise ValueError("num_passages must be >= 0 (0 = all)")
+
+    def options_of(self, method: Method) -> dict[str, Any]:
+        """A method's own options: its registry fields from this config, then its ``method_options``."""
+        values = {k: getattr(self, k) for k in method.options if hasattr(self, k)}
+        return values | dict((self.method_options or {}).get(method.name) or {})
 
 
 def _key(*parts: Any) -> str:
@@ -181,14 +260,6 @@ class _Stages:
         logger.info("reusing finished stage %s", name)
         return load_from_disk(str(folder / "data")), saved["stats"]
 
-    def update_stats(self, name: str, stats: dict) -> None:
-        """Record statistics computed after the stage finished (e.g. the false-negative rate)."""
-        meta = self.root / name / "stats.json"
-        saved = json.loads(meta.read_text())
-        tmp = meta.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": saved["key"], "stats": stats}, default=str))
-        tmp.replace(meta)
-
     def put(self, name: str, key: str, data: Dataset, stats: dict) -> None:
         folder = self.root / name
         tmp = self.root / f".{name}.tmp"
@@ -198,6 +269,48 @@ class _Stages:
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)  # atomic: a stage is either complete or absent
 
+    def get_extra(self, name: str, file: str) -> Any:
+        path = self.root / name / file
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def put_extra(self, name: str, file: str, value: Any) -> None:
+        """A value derived from a finished stage (e.g. its rows' false-negative scores); goes with the stage."""
+        path = self.root / name / file
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value))
+        tmp.replace(path)
+
+
+@dataclass
+class _Resources:
+    """The generator and scorers, loaded on first use (a build whose stages are all reused loads none)."""
+
+    generator_config: GeneratorConfig
+    scorer_dtype: str
+    generator: Generator | None = None
+    scorers: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def get_generator(self) -> Generator:
+        if self.generator is None:
+            self.generator = load_generator(self.generator_config)
+        return self.generator
+
+    def get_scorer(self, name: str, dtype: str | None = None):
+        key = (name, dtype or self.scorer_dtype)
+        if key not in self.scorers:
+            self.scorers[key] = load_scorer(name, dtype=key[1])
+        return self.scorers[key]
+
+
+@dataclass
+class _Inputs:
+    corpus: Dataset
+    pool: Dataset
+    passages: Dataset
+    eval_queries: list[str]
+    decontamination: dict[str, Any]
+    key: str  # what the pool and the passage sample depend on
+
 
 def sample_passages(corpus: Dataset, n: int, seed: int) -> Dataset:
     """Seeded sample of ``n`` passages (all when n == 0 or n >= len), in a stable order."""
@@ -206,19 +319,8 @@ def sample_passages(corpus: Dataset, n: int, seed: int) -> Dataset:
     return corpus.shuffle(seed=seed).select(range(n))
 
 
-def build(config: BuildConfig, generator_config) -> Path:
-    """Run the whole build; returns the dataset folder (Hub layout, loads with ``load_dataset``)."""
-    from hardneg.hub import save_dataset_folder
-    from hardneg.llm import load_generator
-    from hardneg.negatives import mine_hard_negatives, suspected_false_negative_rate
-    from hardneg.negatives.llm import generate_negatives
-    from hardneg.queries import generate_queries
-
-    seed = generator_config.seed  # one seed for the whole build: sampling, generation, random negatives
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(out / "stages")
-    cache_dir = out / "cache"
+def load_inputs(config: BuildConfig, seed: int) -> _Inputs:
+    """Step 1: corpus, mining pool (minus the evaluation set's judged documents if asked), passage sample."""
     corpus = load_corpus(
         config.corpus,
         revision=config.corpus_revision,
@@ -226,169 +328,286 @@ def build(config: BuildConfig, generator_config) -> Path:
         title_column=config.corpus_title_column,
     )
     decon: dict[str, Any] = {}
-    eval_set = None
-    if config.decontaminate:
-        eval_set = load_beir_folder(resolve_dataset(config.decontaminate), split=config.decontaminate_split)
+    eval_queries: list[str] = []
     pool = corpus
-    if eval_set is not None and config.exclude_eval_docs:
-        judged = {d for docs in eval_set.qrels.values() for d in docs}
-        pool = corpus.filter(lambda r: r["id"] not in judged)
-        decon["excluded_doc_ids"] = len(corpus) - len(pool)
+    if config.decontaminate:
+        judged, eval_queries = exclusions_from_beir(config.decontaminate, split=config.decontaminate_split)
+        if config.exclude_eval_docs:
+            pool, decon["excluded_doc_ids"] = decontaminate_corpus(corpus, judged)
     passages = sample_passages(pool, config.num_passages, seed)
-
-    gen_info = asdict(generator_config)
-    generator = None
-
-    def get_generator():
-        nonlocal generator
-        if generator is None:
-            generator = load_generator(generator_config)
-        return generator
-
-    configs: dict[str, Dataset] = {}
-    stats: dict[str, dict] = {}
-
-    qkey = _key(
-        "queries",
+    key = _key(
         config.corpus,
         config.corpus_revision,
-        passages["id"],
-        gen_info,
+        config.corpus_text_column,
+        config.corpus_title_column,
+        config.decontaminate,
+        config.decontaminate_split,
+        config.exclude_eval_docs,
+        len(pool),
+    )
+    return _Inputs(corpus, pool, passages, eval_queries, decon, key)
+
+
+def make_queries(
+    config: BuildConfig, inputs: _Inputs, stages: _Stages, res: _Resources, cache_dir: Path, seed: int
+) -> tuple[Dataset, dict, str]:
+    """Step 2: one LLM query per sampled passage, minus the evaluation set's queries; returns its stage key."""
+    key = _key(
+        "queries",
+        inputs.key,
+        inputs.passages["id"],
+        res.generator_config.output_settings(),
         config.query_prompt,
         config.query_max_new_tokens,
-        seed,
         config.reject_retries,
+        seed,
     )
-    done = stages.get("queries", qkey)
+    done = stages.get(QUERIES_CONFIG, key)
     if done is None:
-        queries, qstats = generate_queries(
-            passages,
-            get_generator(),
+        queries, stats = generate_queries(
+            inputs.passages,
+            res.get_generator(),
             prompt=config.query_prompt,
             cache_dir=cache_dir,
             seed=seed,
             max_new_tokens=config.query_max_new_tokens,
             max_retries=config.reject_retries,
         )
-        stages.put("queries", qkey, queries, qstats)
+        stages.put(QUERIES_CONFIG, key, queries, stats)
     else:
-        queries, qstats = done
-    if eval_set is not None:
-        from hardneg.decontaminate import remove_eval_queries
-
+        queries, stats = done
+    if inputs.eval_queries:
         before = len(queries)
-        queries = remove_eval_queries(queries, list(eval_set.queries.values()))
-        decon["removed_queries"] = before - len(queries)
-    configs["queries"], stats["queries"] = queries, qstats
+        queries, _ = decontaminate_queries(queries, exclude_queries=inputs.eval_queries)
+        inputs.decontamination["removed_queries"] = before - len(queries)
+    return queries, stats, key
 
-    scorers: dict[str, Any] = {}
 
-    def get_scorer(name: str):
-        from hardneg.scorers import load_scorer
+def method_stage_key(
+    method: Method,
+    options: dict[str, Any],
+    queries_key: str,
+    inputs: _Inputs,
+    gen_config,
+    seed: int,
+    deps: dict,
+) -> str:
+    """A method's stage key: the queries, its own options, and only what it declares it needs."""
+    return _key(
+        method.name,
+        queries_key,
+        method.stage_options(options),
+        gen_config.output_settings() if "generator" in method.needs else None,
+        inputs.key if "pool" in method.needs else None,
+        deps,
+        seed,
+    )
 
-        if name not in scorers:
-            scorers[name] = load_scorer(name, dtype=config.scorer_dtype)
-        return scorers[name]
 
-    mining = {
-        k: getattr(config, k)
-        for k in (
-            "range_min",
-            "range_max",
-            "num_negatives",
-            "sampling_strategy",
-            "absolute_margin",
-            "relative_margin",
-            "max_score",
-            "min_score",
+def make_methods(
+    config: BuildConfig,
+    inputs: _Inputs,
+    queries: Dataset,
+    queries_key: str,
+    stages: _Stages,
+    res: _Resources,
+    cache_dir: Path,
+    seed: int,
+) -> tuple[dict[str, Dataset], dict[str, dict], dict[str, str]]:
+    """Step 3: every asked method (and the configs they read), each a stage of its own."""
+    options = {n: config.options_of(get_method(n)) for n in method_names()}
+    order = _order(config.methods, options)
+    tables: dict[str, Dataset] = {}
+    stats: dict[str, dict] = {}
+    keys: dict[str, str] = {}
+    for name in order:
+        method = get_method(name)
+        deps = method.input_configs(options[name])
+        key = method_stage_key(
+            method, options[name], queries_key, inputs, res.generator_config, seed, {d: keys[d] for d in deps}
         )
-    }
-    for method in config.methods:
-        guard = (
-            {"absolute_margin": config.ce_absolute_margin}
-            if method == "ce_hn" and config.ce_absolute_margin is not None
-            else {}
-        )
-        key = _key(
-            *([guard] if guard else []),
-            method,
-            qkey,
-            len(queries),
-            mining,
-            config.ce_scorer,
-            config.ce_candidates,
-            config.embedder,
-            getattr(config, f"{method}_prompt", None),
-            config.negative_max_new_tokens,
-            gen_info,
-        )
-        done = stages.get(method, key)
+        keys[name] = key
+        done = stages.get(name, key)
         if done is not None:
-            configs[method], stats[method] = done
+            tables[name], stats[name] = done
             continue
+        ctx = MethodContext(
+            name=name,
+            queries=queries,
+            pool=inputs.pool,
+            options=options[name],
+            seed=seed,
+            cache_dir=cache_dir,
+            inputs={d: tables[d] for d in deps},
+            batch_size=config.score_batch_size,
+            load_generator=res.get_generator if "generator" in method.needs else None,
+            load_scorer=res.get_scorer if "scorer" in method.needs else None,
+        )
         start = time.perf_counter()
-        if method in LLM_METHODS:
-            triplets, mstats = generate_negatives(
-                queries,
-                get_generator(),
-                variant=LLM_METHODS[method],
-                prompt=getattr(config, f"{method}_prompt"),
-                cache_dir=cache_dir,
-                seed=seed,
-                max_new_tokens=config.negative_max_new_tokens,
-                max_retries=config.reject_retries,
-            )
-        else:
-            triplets, mstats = mine_hard_negatives(
-                queries,
-                pool,
-                method=MINED_METHODS[method],
-                **(mining | guard),
-                seed=seed,
-                scorer=get_scorer(config.ce_scorer) if method == "ce_hn" else None,
-                candidate_method=config.ce_candidates,
-                embedder=config.embedder,
-                batch_size=config.score_batch_size,
-                cache_dir=cache_dir / "ce_scores" if method == "ce_hn" else None,
-            )
-        mstats.setdefault("wall_seconds", time.perf_counter() - start)
-        stages.put(method, key, triplets, mstats)
-        configs[method], stats[method] = triplets, mstats
+        table, mstats = method.function()(ctx)
+        mstats.setdefault("method", name)
+        mstats.setdefault("wall_seconds", round(time.perf_counter() - start, 3))
+        stages.put(name, key, table, mstats)
+        tables[name], stats[name] = table, mstats
+    return tables, stats, keys
 
-    fn_name = config.ce_scorer if config.false_negative_scorer == "same" else config.false_negative_scorer
-    if fn_name and fn_name.lower() != "none":
-        fn_scorer = get_scorer(fn_name)
-        for method in config.methods:
-            if (
-                stats[method].get("false_negative_scorer") != fn_scorer.name
-                or "suspected_false_negative_rate" not in stats[method]
-            ):
-                rate, detail = suspected_false_negative_rate(configs[method], fn_scorer)
-                stats[method]["suspected_false_negative_rate"] = rate
-                stats[method]["false_negative_scorer"] = fn_scorer.name
-                stats[method]["false_negative_detail"] = detail
-                stages.update_stats(method, stats[method])
 
-    build_stats = {
-        "hardneg_version": hardneg.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "corpus": {
+def _order(names: list[str], options: dict[str, dict]) -> list[str]:
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order:
+            return
+        if name in path:
+            raise ValueError(f"methods read each other in a loop {path + (name,)}; fix: break the loop")
+        for dep in get_method(name).input_configs(options[name]):
+            visit(dep, path + (name,))
+        order.append(name)
+
+    for name in names:
+        visit(name, ())
+    return order
+
+
+def pair_configs(
+    tables: dict[str, Dataset], names: list[str], paired: bool
+) -> tuple[dict[str, Dataset], dict[str, list[int]], dict[str, Any]]:
+    """Step 4: keep only query ids present in every config (when ``paired``); returns the kept row indices."""
+    ids = {n: tables[n]["query_id"][:] for n in names}
+    common = set.intersection(*(set(v) for v in ids.values())) if names else set()
+    kept: dict[str, list[int]] = {}
+    out: dict[str, Dataset] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    for n in names:
+        rows = [i for i, q in enumerate(ids[n]) if q in common] if paired else list(range(len(ids[n])))
+        kept[n] = rows
+        out[n] = tables[n] if len(rows) == len(ids[n]) else tables[n].select(rows)
+        dropped[n] = {
+            "dropped_rows": len(ids[n]) - len(rows),
+            "dropped_queries": len(set(ids[n]) - common) if paired else 0,
+        }
+    summary = {"enabled": paired, "query_ids": len(common), "dropped": dropped}
+    return out, kept, summary
+
+
+def _row_scores(
+    name: str, table: Dataset, stats: dict, scorer, stages: _Stages, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's (positive, negative) score by ``scorer``, computed once per stage and scorer."""
+    if stats.get("false_negative_scorer") == scorer.name and stats.get("score_name") == scorer.score_name:
+        # ce_hn scored its rows with this very scorer while mining: reuse them.
+        return np.asarray(table["positive_score"][:], float), np.asarray(table["negative_score"][:], float)
+    file = f"fn_scores_{_key(scorer.name)}.json"
+    saved = stages.get_extra(name, file)
+    if saved is None or len(saved["positive"]) != len(table):
+        pos, neg = false_negative_scores(table, scorer, batch_size=batch_size)
+        saved = {"positive": pos.tolist(), "negative": neg.tolist()}
+        stages.put_extra(name, file, saved)
+    return np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
+
+
+def false_negative_stats(
+    config: BuildConfig,
+    full: dict[str, Dataset],
+    kept: dict[str, list[int]],
+    stats: dict[str, dict],
+    stages: _Stages,
+    res: _Resources,
+) -> dict[str, dict]:
+    """Step 5: the suspected-false-negative rate of each published config by one scorer (+ optional judge)."""
+    main = config.ce_scorer if config.false_negative_scorer == "same" else config.false_negative_scorer
+    out: dict[str, dict] = {}
+    for name, rows in kept.items():
+        method = get_method(name)
+        options = config.options_of(method)
+        guard = method.guard_scorer(options) if method.guard_scorer else None
+        record: dict[str, Any] = {}
+        for role, scorer_name in (("main", main), ("judge", config.false_negative_judge)):
+            if not scorer_name or str(scorer_name).lower() == "none":
+                continue
+            scorer = res.get_scorer(scorer_name)
+            pos, neg = _row_scores(name, full[name], stats[name], scorer, stages, config.score_batch_size)
+            rate, detail = false_negative_summary(pos[rows], neg[rows], scorer.name, scorer.score_name)
+            if role == "main":
+                record.update(
+                    false_negative_scorer=scorer.name,
+                    suspected_false_negative_rate=rate,
+                    false_negative_same_as_guard=guard is not None and guard == scorer_name,
+                    false_negative_detail=detail,
+                )
+            else:
+                record.update(
+                    independent_false_negative_scorer=scorer.name, independent_false_negative_rate=rate
+                )
+        out[name] = record
+    return out
+
+
+def collect_stats(
+    config: BuildConfig,
+    gen_config: GeneratorConfig,
+    inputs: _Inputs,
+    seed: int,
+    stats: dict[str, dict],
+    published: dict[str, Dataset],
+    pairing: dict[str, Any],
+    fn: dict[str, dict],
+) -> BuildStats:
+    """Step 6: build_stats.json as a typed record (the keys cards, hub validation and the report read)."""
+    configs = {QUERIES_CONFIG: ConfigStats.from_dict(stats[QUERIES_CONFIG])}
+    for name, table in published.items():
+        record = ConfigStats.from_dict(stats[name] | fn.get(name, {}))
+        record.rows = len(table)
+        record.paired = pairing["dropped"][name] if pairing["enabled"] else None
+        configs[name] = record
+    prompts = {
+        s["prompt"].get("name", name): s["prompt"]
+        for name, s in stats.items()
+        if (name == QUERIES_CONFIG or name in published) and isinstance(s.get("prompt"), dict)
+    }
+    return BuildStats(
+        hardneg_version=hardneg.__version__,
+        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        corpus={
             "source": config.corpus,
             "revision": config.corpus_revision,
-            "passages_total": len(corpus),
-            "passages_sampled": len(passages),
+            "passages_total": len(inputs.corpus),
+            "passages_sampled": len(inputs.passages),
             "seed": seed,
         },
-        "generator": {
-            "model": generator_config.model,
-            "backend": generator_config.backend,
-            "settings": gen_info,
-        },
-        "prompts": {
-            s.get("prompt", {}).get("name", name): s["prompt"] for name, s in stats.items() if s.get("prompt")
-        },
-        "build": {k: v for k, v in asdict(config).items() if k != "output_dir"},
-        "configs": stats,
-        "decontamination": decon,
-    }
-    return save_dataset_folder(out / "dataset", configs, build_stats, default_config="queries")
+        generator={"model": gen_config.model, "backend": gen_config.backend, "settings": asdict(gen_config)},
+        prompts=prompts,
+        build={k: v for k, v in asdict(config).items() if k != "output_dir"},
+        configs=configs,
+        decontamination=inputs.decontamination,
+        paired={"enabled": pairing["enabled"], "query_ids": pairing["query_ids"]},
+    )
+
+
+def build(
+    config: BuildConfig, generator_config: GeneratorConfig, *, generator: Generator | None = None
+) -> Path:
+    """Run the whole build; returns the dataset folder (Hub layout, loads with ``load_dataset``).
+
+    ``generator``: an already loaded generator to use instead of loading ``generator_config`` (tests,
+    notebooks); its config must be ``generator_config``.
+    """
+    seed = generator_config.seed  # one seed for the whole build: sampling, generation, random negatives
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stages, cache_dir = _Stages(out / "stages"), out / "cache"
+    res = _Resources(generator_config, config.scorer_dtype, generator)
+
+    inputs = load_inputs(config, seed)
+    queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
+    tables, stats, _ = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
+    published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
+    fn = false_negative_stats(config, tables, kept, stats, stages, res)
+    stats[QUERIES_CONFIG] = qstats
+    build_stats = collect_stats(config, generator_config, inputs, seed, stats, published, pairing, fn)
+    return save_dataset_folder(
+        out / "dataset",
+        {QUERIES_CONFIG: queries, **published},
+        build_stats.to_dict(),
+        default_config="queries",
+    )

@@ -26,6 +26,7 @@ from huggingface_hub import DatasetCardData as HubDatasetCardData
 from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
+from hardneg.methods import QUERIES_CONFIG, config_description
 
 
 def _cards_dir() -> Path:
@@ -60,18 +61,6 @@ TOOLKIT_BIBTEX = """@software{{hardneg,
   version = {{{version}}},
   note    = {{Python package `hardneg`; reproduces arXiv:2504.21015 as a comparison harness}}
 }}"""
-
-# What each config holds, in words (the card's "how each config was made" section starts here).
-CONFIG_DESCRIPTIONS = {
-    "queries": "One row per (passage, generated query): an LLM wrote a query for each sampled corpus passage "
-    "(the passage is the query's positive).",
-    "llm_hn": "The LLM wrote the hard negative from the query alone (the paper's corpus-free method).",
-    "llm_pos_hn": "The LLM wrote the hard negative from the query and its positive passage.",
-    "bm25_hn": "The hard negative is a corpus passage mined with BM25 for the query (the positive excluded).",
-    "ce_hn": "BM25 candidates rescored by a cross-encoder; the negative is a high-scoring candidate that passes "
-    "the false-negative guard (its score must stay below the positive's by the given margin).",
-    "dense_hn": "The hard negative is a corpus passage mined with a dense embedder (the positive excluded).",
-}
 
 # Hugging Face size buckets (the `size_categories` YAML field).
 _SIZE_BUCKETS = [
@@ -261,10 +250,8 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
     fn_rate = stats.get("suspected_false_negative_rate")
     return {
         "name": name,
-        "is_triplet": name != "queries",
-        "description": CONFIG_DESCRIPTIONS.get(
-            name, "Triplets (anchor, positive, negative) built by hardneg."
-        ),
+        "is_triplet": name != QUERIES_CONFIG,
+        "description": config_description(name),
         "splits": splits,
         "rows": _fmt(rows),
         "rejects": {k: _fmt(v) for k, v in _as_dict(stats.get("rejects")).items()},

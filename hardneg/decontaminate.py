@@ -23,16 +23,15 @@ from collections.abc import Iterable
 
 from datasets import Dataset
 
-from hardneg.negatives.mining import normalise_texts
+from hardneg.assets import resolve_dataset
+from hardneg.corpus import load_beir_folder
+from hardneg.text import normalise_texts
 
 _WORD = re.compile(r"\w+")
 
 
 def exclusions_from_beir(source: str, split: str = "test") -> tuple[set[str], list[str]]:
     """(doc ids judged in the split's qrels, query texts of the split) of a local BEIR folder."""
-    from hardneg.assets import resolve_dataset
-    from hardneg.corpus import load_beir_folder
-
     data = load_beir_folder(resolve_dataset(source), split=split)
     ids = {doc for judged in data.qrels.values() for doc in judged}
     texts = [data.queries[q] for q in data.qrels if q in data.queries]

@@ -18,29 +18,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, Features, Value
+from datasets import Dataset
 
 from hardneg.corpus import passage_text
 from hardneg.generation import HygieneConfig, provenance_row, run_generation, validate_texts
 from hardneg.llm import Generator, GeneratorConfig, load_generator
+from hardneg.methods import QUERY_FEATURES
 from hardneg.prompts import load_prompt
 
 QUERY_MAX_NEW_TOKENS = 32
-PROVENANCE_FEATURES = {
-    "model": Value("string"), "backend": Value("string"), "prompt_name": Value("string"),
-    "prompt_version": Value("string"), "prompt_hash": Value("string"), "sampling": Value("string"),
-    "seed": Value("int64"), "prompt_tokens": Value("int64"), "completion_tokens": Value("int64"),
-    "latency_s": Value("float64"),
-}  # fmt: skip
-QUERY_FEATURES = Features(
-    {
-        "query_id": Value("string"),
-        "query": Value("string"),
-        "positive_id": Value("string"),
-        "positive": Value("string"),
-        **PROVENANCE_FEATURES,
-    }  # fmt: skip
-)
 
 
 def truncate_words(text: str, max_words: int | None) -> str:

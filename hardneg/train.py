@@ -42,10 +42,11 @@ from transformers import TrainerCallback
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
+from hardneg.methods import TRAINING_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-TRIPLET_COLUMNS = ("anchor", "positive", "negative")
+TRIPLET_COLUMNS = TRAINING_COLUMNS
 CHECKPOINTS_DIR = "checkpoints"
 SUMMARY_FILE = "training_summary.json"
 RANKS_DIR = "ranks"

@@ -30,6 +30,7 @@ from typing import Any, Literal, NamedTuple
 from hardneg.assets import EMBEDDED_LLM
 
 BACKENDS = ("transformers", "http", "vllm", "llamacpp")
+RUN_ONLY_SETTINGS = ("urls", "concurrency", "timeout", "max_retries", "api_key_env", "batch_size", "device")
 
 
 @dataclass
@@ -103,6 +104,11 @@ class GeneratorConfig:
         default=4096,
         metadata={"help": "backend=llamacpp: context window in tokens; prompt + new tokens must fit."},
     )
+
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that can change what is generated (a build stage key): everything but how the
+        work is run (``RUN_ONLY_SETTINGS``: URLs, concurrency, batch size, device, timeouts, retries, key)."""
+        return {k: v for k, v in asdict(self).items() if k not in RUN_ONLY_SETTINGS}
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -15,7 +15,12 @@ from typing import Any, Literal
 import numpy as np
 from datasets import Dataset
 
-from hardneg.negatives.bm25 import BM25Options
+from hardneg.corpus import passage_text
+from hardneg.decontaminate import decontaminate
+from hardneg.methods import MINED_FEATURES, MethodContext
+from hardneg.negatives.bm25 import BM25Options, bm25_candidates
+from hardneg.negatives.cross_encoder import rescore_candidates
+from hardneg.negatives.dense import dense_candidates, load_embedder
 from hardneg.negatives.mining import (
     TRIPLET_COLUMNS,
     Candidates,
@@ -24,14 +29,21 @@ from hardneg.negatives.mining import (
     normalise_texts,
     positive_matrix,
     select_negatives,
-    triplet_features,
 )
+from hardneg.scorers import load_scorer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["mine_hard_negatives", "suspected_false_negative_rate", "TRIPLET_COLUMNS", "METHOD_NAMES"]
+__all__ = [
+    "mine_hard_negatives",
+    "suspected_false_negative_rate",
+    "false_negative_scores",
+    "TRIPLET_COLUMNS",
+    "METHOD_NAMES",
+]
 
 METHOD_NAMES = {"bm25": "bm25_hn", "ce": "ce_hn", "dense": "dense_hn"}
+MINING_OF = {config: method for method, config in METHOD_NAMES.items()}
 QUERY_COLUMNS = ("query_id", "query", "positive_id", "positive")
 
 
@@ -141,8 +153,6 @@ def mine_hard_negatives(
         cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
         show_progress: tqdm progress bars.
     """
-    from hardneg.corpus import passage_text
-
     if method not in METHOD_NAMES:
         raise ValueError(f"unknown method '{method}'; fix: use one of {sorted(METHOD_NAMES)}")
     if candidate_method not in ("bm25", "dense"):
@@ -163,8 +173,6 @@ def mine_hard_negatives(
     start = time.perf_counter()
     decontamination = None
     if exclude_ids or exclude_queries:
-        from hardneg.decontaminate import decontaminate
-
         queries, corpus, decontamination = decontaminate(
             queries, corpus, exclude_ids=exclude_ids, exclude_queries=exclude_queries
         )
@@ -202,7 +210,7 @@ def mine_hard_negatives(
     )
     name = METHOD_NAMES[method]
     table = _rows(queries, ids, passages, cands, sel, name, output_scores)
-    triplets = Dataset.from_dict(table, features=triplet_features())
+    triplets = Dataset.from_dict(table, features=MINED_FEATURES)
     wall = time.perf_counter() - start
     if sel.queries_short_of_negatives:
         logger.warning(
@@ -253,14 +261,10 @@ def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, cand
                 bm25_options, use_faiss, batch_size, cache_dir, show_progress) -> Candidates:  # fmt: skip
     first = candidate_method if method == "ce" else method
     if first == "bm25":
-        from hardneg.negatives.bm25 import bm25_candidates
-
         cands = bm25_candidates(
             query_texts, passages, positive_rows, k=k, options=bm25_options, show_progress=show_progress
         )
     else:
-        from hardneg.negatives.dense import dense_candidates, load_embedder
-
         model = load_embedder(embedder) if isinstance(embedder, str) else embedder
         cands = dense_candidates(
             query_texts, passages, positive_rows, k=k, model=model, batch_size=batch_size, use_faiss=use_faiss,
@@ -268,9 +272,6 @@ def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, cand
         )  # fmt: skip
     if method != "ce":
         return cands
-    from hardneg.negatives.cross_encoder import rescore_candidates
-    from hardneg.scorers import load_scorer
-
     scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
     return rescore_candidates(
         query_texts, passages, positive_rows, cands, scorer=scorer, batch_size=batch_size, cache_dir=cache_dir,
@@ -297,6 +298,48 @@ def _rows(queries, ids, passages, cands, sel, name, output_scores) -> dict[str, 
     }
 
 
+def false_negative_scores(
+    triplets: Dataset, scorer: Any, *, batch_size: int = 16, show_progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scorer's (positive, negative) score of every triplet row (higher = more relevant)."""
+    missing = [c for c in ("anchor", "positive", "negative") if c not in triplets.column_names]
+    if missing:
+        raise ValueError(
+            f"triplets lack column(s) {missing}; fix: pass a triplet table (anchor, positive, negative)"
+        )
+    scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
+    n = len(triplets)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    anchors = triplets["anchor"][:]
+    both = np.asarray(
+        scorer.score(
+            anchors + anchors, triplets["positive"][:] + triplets["negative"][:], batch_size=batch_size
+        )
+    )
+    return both[:n], both[n:]
+
+
+def false_negative_summary(
+    positive: np.ndarray, negative: np.ndarray, scorer_name: str, score_name: str | None = None
+) -> tuple[float | None, dict[str, Any]]:
+    """``(rate, detail)``: the share of rows whose negative scores at or above the positive."""
+    n = len(positive)
+    detail: dict[str, Any] = {"rows": n, "scorer": scorer_name, "score_name": score_name}
+    if n == 0:
+        return None, {**detail, "suspected": 0}
+    suspected = int((negative >= positive).sum())
+    rate = suspected / n
+    detail.update(
+        suspected=suspected,
+        rate=rate,
+        positive=describe(positive),
+        negative=describe(negative),
+        margin=describe(positive - negative),
+    )
+    return rate, detail
+
+
 def suspected_false_negative_rate(
     triplets: Dataset,
     scorer: Any = "embedded:ql",
@@ -309,30 +352,29 @@ def suspected_false_negative_rate(
     Works on any triplet table with ``anchor, positive, negative`` (``llm_hn`` included). Returns
     ``(rate, detail)``; ``rate`` is None for an empty table.
     """
-    from hardneg.scorers import load_scorer
-
-    missing = [c for c in ("anchor", "positive", "negative") if c not in triplets.column_names]
-    if missing:
-        raise ValueError(
-            f"triplets lack column(s) {missing}; fix: pass a triplet table (anchor, positive, negative)"
-        )
     scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
-    n = len(triplets)
-    detail: dict[str, Any] = {"rows": n, "scorer": scorer.name, "score_name": scorer.score_name}
-    if n == 0:
-        return None, {**detail, "suspected": 0}
-    anchors = triplets["anchor"][:]
-    both = scorer.score(
-        anchors + anchors, triplets["positive"][:] + triplets["negative"][:], batch_size=batch_size
+    pos, neg = false_negative_scores(triplets, scorer, batch_size=batch_size, show_progress=show_progress)
+    return false_negative_summary(pos, neg, scorer.name, scorer.score_name)
+
+
+def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
+    """The build's entry for the mined configs (bm25_hn, ce_hn, dense_hn): options from the registry."""
+    o = ctx.options
+    method = MINING_OF[ctx.name]
+    window = {k: o[k] for k in ("range_min", "range_max", "num_negatives", "sampling_strategy")}
+    filters = {k: o[k] for k in ("absolute_margin", "relative_margin", "max_score", "min_score")}
+    if method == "ce" and o.get("ce_absolute_margin") is not None:
+        filters["absolute_margin"] = o["ce_absolute_margin"]  # ce_hn's false-negative guard
+    return mine_hard_negatives(
+        ctx.queries,
+        ctx.pool,
+        method=method,
+        **window,
+        **filters,
+        seed=ctx.seed,
+        scorer=ctx.scorer(o["ce_scorer"], o.get("scorer_dtype")) if method == "ce" else None,
+        candidate_method=o.get("ce_candidates", "bm25"),
+        embedder=o.get("embedder"),
+        batch_size=ctx.batch_size,
+        cache_dir=ctx.cache_dir / "ce_scores" if method == "ce" else None,
     )
-    pos, neg = both[:n], both[n:]
-    suspected = int((neg >= pos).sum())
-    rate = suspected / n
-    detail.update(
-        suspected=suspected,
-        rate=rate,
-        positive=describe(pos),
-        negative=describe(neg),
-        margin=describe(pos - neg),
-    )
-    return rate, detail

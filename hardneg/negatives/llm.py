@@ -14,32 +14,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from datasets import Dataset, Features, Value
+from datasets import Dataset
 
 from hardneg.generation import HygieneConfig, provenance_row, run_generation, validate_texts
 from hardneg.llm import Generator
-from hardneg.queries import PROVENANCE_FEATURES, truncate_words
+from hardneg.methods import LLM_FEATURES, MethodContext, table
+from hardneg.prompts import load_prompt
+from hardneg.queries import truncate_words
 
 NEGATIVE_MAX_NEW_TOKENS = 96
 VARIANTS = {
     "query": ("llm_hn", "llm_hn"),
     "query_positive": ("llm_pos_hn", "llm_pos_hn"),
 }  # variant -> (method, prompt)
-TRIPLET_FEATURES = Features(
-    {
-        "anchor": Value("string"),
-        "positive": Value("string"),
-        "negative": Value("string"),
-        "query_id": Value("string"),
-        "positive_id": Value("string"),
-        "negative_id": Value("string"),
-        "negative_rank": Value("int64"),
-        "positive_score": Value("float64"),
-        "negative_score": Value("float64"),
-        "method": Value("string"),
-        **PROVENANCE_FEATURES,
-    }  # fmt: skip
-)
+TRIPLET_FEATURES = LLM_FEATURES
 
 
 def generate_negatives(
@@ -89,8 +77,6 @@ def generate_negatives(
     rows = [{"id": q, "query": a, "positive_id": p_id, "positive": p} for q, a, p_id, p in
             zip(queries["query_id"], queries["query"], queries["positive_id"], queries["positive"], strict=True)]  # fmt: skip
     validate_texts(rows, ["query", "positive"], "queries")
-    from hardneg.prompts import load_prompt
-
     template = load_prompt(prompt or default_prompt)
     want = {"query"} if variant == "query" else {"query", "positive"}
     if template.kind != "negative" or set(template.inputs) != want:
@@ -124,6 +110,28 @@ def generate_negatives(
         for it, res in zip(items, results, strict=True)
         if res is not None
     ]
-    return Dataset.from_dict(
-        {c: [r[c] for r in out] for c in TRIPLET_FEATURES}, features=TRIPLET_FEATURES
-    ), stats
+    return table(out, LLM_FEATURES), stats
+
+
+def _run(ctx: MethodContext, variant: Literal["query", "query_positive"]) -> tuple[Dataset, dict]:
+    o = ctx.options
+    return generate_negatives(
+        ctx.queries,
+        ctx.generator(),
+        variant=variant,
+        prompt=o[f"{ctx.name}_prompt"],
+        cache_dir=ctx.cache_dir,
+        seed=ctx.seed,
+        max_new_tokens=o["negative_max_new_tokens"],
+        max_retries=o["reject_retries"],
+    )
+
+
+def run_llm_hn(ctx: MethodContext) -> tuple[Dataset, dict]:
+    """The build's entry for ``llm_hn``."""
+    return _run(ctx, "query")
+
+
+def run_llm_pos_hn(ctx: MethodContext) -> tuple[Dataset, dict]:
+    """The build's entry for ``llm_pos_hn``."""
+    return _run(ctx, "query_positive")

@@ -28,6 +28,8 @@ from typing import Literal
 
 import numpy as np
 
+from hardneg.text import normalise_texts  # noqa: F401  (re-exported: mining's duplicate key)
+
 SamplingStrategy = Literal["top", "random"]
 TRIPLET_COLUMNS = (
     "anchor",
@@ -50,16 +52,6 @@ def triplet_features():
 
     types = {"negative_rank": "int64", "positive_score": "float64", "negative_score": "float64"}
     return Features({c: Value(types.get(c, "string")) for c in TRIPLET_COLUMNS})
-
-
-def normalise_texts(texts: Sequence[str]) -> list[str]:
-    """Lower-case, collapse white space, strip: the key for exact-duplicate and query matching."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = pa.array(list(texts), type=pa.string())
-    arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(arr), r"\s+", " "))
-    return arr.to_pylist()
 
 
 def _norm(text: str) -> str:

@@ -1,0 +1,357 @@
+"""The data contract: every config's columns and types, the method registry, and the statistics records.
+
+One place defines what a dataset folder holds, so the build, the folder validation, training and the
+cards read the same names:
+
+- Features: ``QUERY_FEATURES`` (config ``queries``), ``MINED_FEATURES`` (mined triplets),
+  ``LLM_FEATURES`` (generated triplets: + provenance), ``HYBRID_FEATURES`` (+ ``source``).
+  Every triplet config starts with ``TRAINING_COLUMNS`` (anchor, positive, negative), the order
+  sentence-transformers losses read. ``COLUMN_TYPES`` types all-None columns.
+- The registry: one ``Method`` per config (``llm_hn``, ``bm25_hn`` ...): its kind (llm / mined /
+  derived), what it needs (generator, scorer, embedder), the ``BuildConfig`` fields that shape its
+  output (its stage key and its per-method overrides), the configs it reads (derived methods), its
+  card text and the function that builds it (``"module:function"``, imported when the build runs it,
+  so this module stays light and every module can import it).
+- Statistics: ``ConfigStats`` (one config's ``build_stats["configs"][name]``) and ``BuildStats``
+  (the whole ``build_stats.json``) as typed records; ``to_dict`` writes the keys the cards, the hub
+  validation and the report read (docs/design.md).
+
+A new method is one ``register(Method(...))`` plus its function ``run(ctx) -> (Dataset, stats)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from datasets import Dataset, Features, Value
+
+# -- features ---------------------------------------------------------------------------------------------
+
+QUERIES_CONFIG = "queries"
+TRAINING_COLUMNS = ("anchor", "positive", "negative")
+QUERY_INPUT_COLUMNS = ("query_id", "query", "positive_id", "positive")
+PROVENANCE_FEATURES = {
+    "model": Value("string"),
+    "backend": Value("string"),
+    "prompt_name": Value("string"),
+    "prompt_version": Value("string"),
+    "prompt_hash": Value("string"),
+    "sampling": Value("string"),
+    "seed": Value("int64"),
+    "prompt_tokens": Value("int64"),
+    "completion_tokens": Value("int64"),
+    "latency_s": Value("float64"),
+}
+QUERY_FEATURES = Features(
+    {
+        "query_id": Value("string"),
+        "query": Value("string"),
+        "positive_id": Value("string"),
+        "positive": Value("string"),
+        **PROVENANCE_FEATURES,
+    }
+)
+MINED_FEATURES = Features(
+    {
+        "anchor": Value("string"),
+        "positive": Value("string"),
+        "negative": Value("string"),
+        "query_id": Value("string"),
+        "positive_id": Value("string"),
+        "negative_id": Value("string"),
+        "negative_rank": Value("int64"),
+        "positive_score": Value("float64"),
+        "negative_score": Value("float64"),
+        "method": Value("string"),
+    }
+)
+LLM_FEATURES = Features({**MINED_FEATURES, **PROVENANCE_FEATURES})
+HYBRID_FEATURES = Features({**LLM_FEATURES, "source": Value("string")})
+# The type of every known column, for columns that are all None in one config (typed `null` otherwise).
+COLUMN_TYPES = {
+    name: feature.dtype
+    for features in (QUERY_FEATURES, HYBRID_FEATURES)
+    for name, feature in features.items()
+}
+
+
+def empty_table(features: Features) -> Dataset:
+    return Dataset.from_dict({c: [] for c in features}, features=features)
+
+
+def table(rows: list[dict], features: Features) -> Dataset:
+    """Rows (dicts; missing columns are None) as a Dataset with exactly ``features``, in its column order."""
+    return Dataset.from_dict({c: [r.get(c) for r in rows] for c in features}, features=features)
+
+
+# -- the registry -----------------------------------------------------------------------------------------
+
+Kind = Literal["llm", "mined", "derived"]
+NEEDS = ("generator", "scorer", "embedder", "pool")
+
+
+@dataclass
+class MethodContext:
+    """What a method's function gets from the build; loaders are lazy (a reused stage loads nothing)."""
+
+    name: str
+    queries: Dataset
+    pool: Dataset
+    options: dict[str, Any]
+    seed: int
+    cache_dir: Path
+    inputs: dict[str, Dataset] = field(default_factory=dict)
+    batch_size: int = 32  # scoring / encoding batch size (never part of a stage key)
+    load_generator: Callable[[], Any] | None = None
+    load_scorer: Callable[[str, str | None], Any] | None = None
+
+    def generator(self):
+        if self.load_generator is None:
+            raise RuntimeError(f"method '{self.name}' did not declare that it needs a generator")
+        return self.load_generator()
+
+    def scorer(self, name: str, dtype: str | None = None):
+        if self.load_scorer is None:
+            raise RuntimeError(f"method '{self.name}' did not declare that it needs a scorer")
+        return self.load_scorer(name, dtype)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One config of the dataset and how the build makes it."""
+
+    name: str
+    kind: Kind
+    description: str  # the card's "how this config was made"
+    run: str | Callable[[MethodContext], tuple[Dataset, dict]]  # "module:function" or the function
+    features: Features = field(default_factory=lambda: LLM_FEATURES)
+    options: tuple[str, ...] = ()  # BuildConfig fields that shape the output (stage key, overrides)
+    needs: tuple[str, ...] = ()  # of NEEDS
+    inputs: Callable[[Mapping[str, Any]], list[str]] | None = None  # derived: configs it reads
+    prompt_option: str | None = None  # the option naming its prompt template
+    key_options: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None  # prune options from the key
+    guard_scorer: Callable[[Mapping[str, Any]], str | None] | None = None  # scorer used as its own guard
+
+    def __post_init__(self) -> None:
+        unknown = [n for n in self.needs if n not in NEEDS]
+        if unknown or self.kind not in ("llm", "mined", "derived"):
+            raise ValueError(
+                f"method '{self.name}': kind {self.kind!r} / needs {unknown}; fix: kind llm|mined|derived, needs of {NEEDS}"
+            )
+        missing = [c for c in TRAINING_COLUMNS if c not in self.features]
+        if list(self.features)[:3] != list(TRAINING_COLUMNS):
+            raise ValueError(
+                f"method '{self.name}' features must start with {TRAINING_COLUMNS} (missing {missing}); fix: reorder them"
+            )
+
+    def function(self) -> Callable[[MethodContext], tuple[Dataset, dict]]:
+        if callable(self.run):
+            return self.run
+        module, _, attr = self.run.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def input_configs(self, options: Mapping[str, Any]) -> list[str]:
+        return list(self.inputs(options)) if self.inputs else []
+
+    def stage_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options that key this method's stage (all of its own, minus what ``key_options`` prunes)."""
+        return dict(self.key_options(options)) if self.key_options else dict(options)
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method, *, replace: bool = False) -> Method:
+    """Add a method (a config name) to the registry; the build, folder checks and cards then know it."""
+    if method.name == QUERIES_CONFIG or (method.name in _REGISTRY and not replace):
+        raise ValueError(f"method '{method.name}' is already registered; fix: choose another config name")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def get_method(name: str) -> Method:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method '{name}'; fix: choose from {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def method_names(kind: Kind | None = None) -> tuple[str, ...]:
+    return tuple(n for n, m in _REGISTRY.items() if kind is None or m.kind == kind)
+
+
+QUERIES_DESCRIPTION = (
+    "One row per (passage, generated query): an LLM wrote a query for each sampled corpus passage "
+    "(the passage is the query's positive)."
+)
+
+
+def config_description(name: str) -> str:
+    """The card text of a config (``queries`` or a registered method)."""
+    if name == QUERIES_CONFIG:
+        return QUERIES_DESCRIPTION
+    method = _REGISTRY.get(name)
+    return method.description if method else "Triplets (anchor, positive, negative) built by hardneg."
+
+
+def config_features(name: str) -> Features:
+    return QUERY_FEATURES if name == QUERIES_CONFIG else get_method(name).features
+
+
+_MINING_OPTIONS = (
+    "range_min",
+    "range_max",
+    "num_negatives",
+    "sampling_strategy",
+    "absolute_margin",
+    "relative_margin",
+    "max_score",
+    "min_score",
+)
+_LLM_OPTIONS = ("negative_max_new_tokens", "reject_retries")
+
+
+def _ce_key(options: Mapping[str, Any]) -> dict[str, Any]:
+    # The embedder shapes ce_hn only when it picks the candidates.
+    return {k: v for k, v in options.items() if k != "embedder" or options.get("ce_candidates") == "dense"}
+
+
+def _ce_guard(options: Mapping[str, Any]) -> str | None:
+    return options["ce_scorer"] if options.get("ce_absolute_margin") is not None else None
+
+
+register(
+    Method(
+        "llm_hn",
+        "llm",
+        "The LLM wrote the hard negative from the query alone (the paper's corpus-free method).",
+        "hardneg.negatives.llm:run_llm_hn",
+        options=("llm_hn_prompt", *_LLM_OPTIONS),
+        needs=("generator",),
+        prompt_option="llm_hn_prompt",
+    )
+)
+register(
+    Method(
+        "llm_pos_hn",
+        "llm",
+        "The LLM wrote the hard negative from the query and its positive passage.",
+        "hardneg.negatives.llm:run_llm_pos_hn",
+        options=("llm_pos_hn_prompt", *_LLM_OPTIONS),
+        needs=("generator",),
+        prompt_option="llm_pos_hn_prompt",
+    )
+)
+register(
+    Method(
+        "bm25_hn",
+        "mined",
+        "The hard negative is a corpus passage mined with BM25 for the query (the positive excluded).",
+        "hardneg.negatives:run_mined",
+        features=MINED_FEATURES,
+        options=_MINING_OPTIONS,
+        needs=("pool",),
+    )
+)
+register(
+    Method(
+        "ce_hn",
+        "mined",
+        "BM25 candidates rescored by a cross-encoder; the negative is a high-scoring candidate that passes "
+        "the false-negative guard (its score must stay below the positive's by the given margin).",
+        "hardneg.negatives:run_mined",
+        features=MINED_FEATURES,
+        options=(
+            *_MINING_OPTIONS,
+            "ce_scorer",
+            "ce_absolute_margin",
+            "ce_candidates",
+            "scorer_dtype",
+            "embedder",
+        ),
+        needs=("pool", "scorer"),
+        key_options=_ce_key,
+        guard_scorer=_ce_guard,
+    )
+)
+register(
+    Method(
+        "dense_hn",
+        "mined",
+        "The hard negative is a corpus passage mined with a dense embedder (the positive excluded).",
+        "hardneg.negatives:run_mined",
+        features=MINED_FEATURES,
+        options=(*_MINING_OPTIONS, "embedder"),
+        needs=("pool", "embedder"),
+    )
+)
+
+
+# -- statistics -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ConfigStats:
+    """``build_stats["configs"][name]``: what every config reports; method-specific keys go to ``extra``.
+
+    The false-negative keys (see docs/design.md): ``false_negative_scorer`` rated every row;
+    ``suspected_false_negative_rate`` is the share whose negative it scores at or above the positive;
+    ``false_negative_same_as_guard`` is true when the method used that same scorer as its own filter
+    (0% by construction then); ``independent_*`` come from a second scorer (``false_negative_judge``).
+    """
+
+    method: str | None = None
+    rows: int | None = None
+    queries: int | None = None
+    wall_seconds: float | None = None
+    items_per_second: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    false_negative_scorer: str | None = None
+    suspected_false_negative_rate: float | None = None
+    false_negative_same_as_guard: bool | None = None
+    false_negative_detail: dict | None = None
+    independent_false_negative_scorer: str | None = None
+    independent_false_negative_rate: float | None = None
+    paired: dict | None = None  # {"dropped_rows", "dropped_queries"} when the build pairs configs
+    repair: dict | None = None  # false-negative repair: counts per decision
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConfigStats:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
+        return {**self.extra, **out}
+
+
+@dataclass
+class BuildStats:
+    """``build_stats.json``: provenance of the whole build plus one ``ConfigStats`` per config."""
+
+    hardneg_version: str
+    created: str
+    corpus: dict[str, Any]
+    generator: dict[str, Any]
+    prompts: dict[str, Any]
+    build: dict[str, Any]
+    configs: dict[str, ConfigStats]
+    decontamination: dict[str, Any]
+    paired: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["configs"] = {k: v.to_dict() for k, v in self.configs.items()}
+        return {k: v for k, v in out.items() if v is not None}
