@@ -68,7 +68,7 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,  # under heavy load on 2 cores; quiet: a few minutes
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
