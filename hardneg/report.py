@@ -633,7 +633,9 @@ def _markdown(analyses: list[DatasetAnalysis], results: list[dict], config: Repo
     }[config.test]
     lines += [
         f"`>b,c`: significantly better than rows b and c on that metric ({test_name}, Holm-corrected within "
-        f"each dataset and metric, alpha {config.alpha}). Differences not marked are noise.",
+        f"each dataset and metric, alpha {config.alpha}). Differences not marked are noise. Intervals are "
+        "per comparison (not multiplicity-adjusted): a pair's interval may exclude 0 while its Holm verdict "
+        "is noise.",
         "",
     ]
     budgets = training_budgets(results)
