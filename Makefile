@@ -51,16 +51,14 @@ demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield,
 build: $(STAMP) ## generate queries + hard negatives (llm, bm25, ce) and write the Hub-ready dataset folder
 	$(PY) builders/build.py --config "$$RECIPES/build.yaml" --output_dir "$$RUN_DIR"
 
+# One launch per method trains its seeds in turn (SEEDS, default the recipe's `seeds:`): no start-up per seed.
 train: $(STAMP) ## fine-tune the embedder on each method's config once per seed (same step budget) -> models/<method>/seed<S>
-	seeds="$$SEEDS"; \
-	[ -n "$$seeds" ] || seeds=$$($(PY) -c 'import sys, yaml; print(*(yaml.safe_load(open(sys.argv[1])) or {}).get("seeds") or ["-"])' "$$RECIPES/train.yaml") || exit 1; \
 	for m in $$METHODS; do \
 	  HARDNEG_CHECK_ONLY=1 $(PY) training/train.py --config "$$RECIPES/train.yaml" --dataset "$$RUN_DIR/dataset" \
-	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" || exit $$?; \
-	  for s in $$seeds; do \
+	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit $$?; \
 	  $(LAUNCH) training/train.py --config "$$RECIPES/train.yaml" --dataset "$$RUN_DIR/dataset" \
-	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $$([ "$$s" = - ] || echo --seeds "$$s") || exit 1; \
-	done; done
+	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit 1; \
+	done
 
 evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@10, P@10, R@100)
 	$(PY) evaluation/evaluate.py --config "$$RECIPES/eval.yaml" --run_dir "$$RUN_DIR" $${SEEDS:+--seeds $$SEEDS}
@@ -69,8 +67,8 @@ report: $(STAMP) ## render the comparison table, significance tests and plots fr
 	$(PY) evaluation/report.py --run_dir "$$RUN_DIR"
 
 explore: $(STAMP) ## offline HTML explorer of the build (+ the run's top-10 lists) -> $(RUN_DIR)/explore.html
-	$(PY) evaluation/explore.py --dataset "$(RUN_DIR)/dataset" --output "$(RUN_DIR)/explore.html" \
-	  $(if $(wildcard $(RUN_DIR)/results/*.json),--run_dir "$(RUN_DIR)")
+	$(PY) evaluation/explore.py --dataset "$$RUN_DIR/dataset" --output "$$RUN_DIR/explore.html" \
+	  $(if $(wildcard $(RUN_DIR)/results/*.json),--run_dir "$$RUN_DIR")
 
 publish: $(STAMP) ## validate + (dry-run) upload: make publish REPO=org/name VERSION=1.0.0 [PRIVATE=1] [CONFIRM=1]
 	$(PY) builders/publish.py --folder "$$RUN_DIR/dataset" --repo_id "$$REPO" --version "$$VERSION" \
