@@ -171,6 +171,13 @@ class BuildConfig:
     embedder: str = field(
         default=EMBEDDED_EMBEDDER, metadata={"help": "Bi-encoder for dense_hn / dense candidates."}
     )
+    hybrid_sources: list[str] = field(
+        default_factory=lambda: ["llm_hn", "bm25_hn"],
+        metadata={"help": "hybrid_hn: the LLM config and the mined config it draws negatives from."},
+    )
+    hybrid_llm_ratio: float = field(
+        default=0.5, metadata={"help": "hybrid_hn: share of all negatives taken from the LLM config (0-1)."}
+    )
     false_negative_scorer: str | None = field(
         default="same",
         metadata={
@@ -228,6 +235,9 @@ class BuildConfig:
         for lo, hi in windows:
             if lo >= hi:
                 raise ValueError(f"range_min ({lo}) must be < range_max ({hi}); fix: raise range_max")
+        for name in self.methods:
+            method = get_method(name)
+            method.input_configs(self.options_of(method))  # a derived method checks what it reads
         if self.sampling_strategy not in ("top", "random"):
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:
@@ -439,6 +449,7 @@ def make_methods(
             seed=seed,
             cache_dir=cache_dir,
             inputs={d: tables[d] for d in deps},
+            input_stats={d: stats[d] for d in deps},
             batch_size=config.score_batch_size,
             load_generator=res.get_generator if "generator" in method.needs else None,
             load_scorer=res.get_scorer if "scorer" in method.needs else None,

@@ -1,0 +1,81 @@
+"""The new configs on the registry: hybrid_hn, false-negative bookkeeping and repair, llm_perturb_hn."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datasets import load_dataset
+from scripted_llm import scripted
+
+from hardneg.build import BuildConfig, build
+from hardneg.hub import validate_dataset_folder
+from hardneg.methods import HYBRID_FEATURES, LLM_FEATURES, MINED_FEATURES, table
+from hardneg.negatives.hybrid import llm_slots, mix_negatives
+
+
+def _rows(source: str, per_query: dict[str, int]) -> list[dict]:
+    return [
+        {
+            "anchor": f"q{q}",
+            "positive": f"p{q}",
+            "negative": f"{source}-{q}-{i}",
+            "query_id": q,
+            "method": source,
+        }
+        for q, n in per_query.items()
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 1.0])
+def test_llm_slots_split_exactly_and_reproducibly(ratio):
+    ids = [str(i) for i in range(10)]
+    slots = llm_slots(ids, 2, ratio, seed=1)
+    assert sum(slots.values()) == round(ratio * 20)
+    assert all(0 <= v <= 2 for v in slots.values())
+    assert slots == llm_slots(list(reversed(ids)), 2, ratio, seed=1)
+
+
+def test_mix_negatives_ratio_source_and_fallback():
+    queries = {str(i): 1 for i in range(8)}
+    llm = table(_rows("llm_hn", queries | {"7": 0}), LLM_FEATURES)  # query 7: the LLM output was rejected
+    mined = table(_rows("bm25_hn", {q: 3 for q in queries}), MINED_FEATURES)
+    mixed, stats = mix_negatives(llm, mined, num_negatives=1, llm_ratio=0.5, seed=3)
+    assert list(mixed.features) == list(HYBRID_FEATURES)
+    assert len(mixed) == 8 and sorted(mixed["query_id"]) == sorted(queries)
+    for row in mixed:
+        assert row["negative"].startswith(row["source"]) and row["method"] == "hybrid_hn"
+    assert stats["sources"]["llm_hn"] + stats["sources"]["bm25_hn"] == 8
+    assert stats["sources"]["llm_hn"] in (3, 4)  # 4 slots wanted, query 7 may have had to fall back
+    assert stats["fallback"] == 4 - stats["sources"]["llm_hn"]
+    all_mined, _ = mix_negatives(llm, mined, num_negatives=2, llm_ratio=0.0)
+    assert set(all_mined["source"]) == {"bm25_hn"} and len(all_mined) == 16
+
+
+def test_hybrid_sources_are_checked():
+    with pytest.raises(ValueError, match="hybrid_sources"):
+        BuildConfig(methods=["hybrid_hn"], hybrid_sources=["bm25_hn", "llm_hn"])
+    with pytest.raises(ValueError, match="hybrid_llm_ratio"):
+        BuildConfig(methods=["hybrid_hn"], hybrid_llm_ratio=1.5)
+
+
+def test_hybrid_hn_builds_from_its_sources(tmp_path):
+    cfg, gen = scripted()
+    config = BuildConfig(
+        output_dir=str(tmp_path / "run"),
+        num_passages=6,
+        methods=["bm25_hn", "hybrid_hn"],  # llm_hn is built as hybrid_hn's source but not published
+        false_negative_scorer=None,
+        range_max=4,
+        num_negatives=2,
+    )
+    folder = build(config, cfg, generator=gen)
+    report = validate_dataset_folder(folder)
+    assert set(report.configs) == {"queries", "bm25_hn", "hybrid_hn"}
+    hybrid = load_dataset(str(folder), "hybrid_hn", split="train")
+    assert set(hybrid["source"]) == {"llm_hn", "bm25_hn"}
+    stats = json.loads((folder / "build_stats.json").read_text())["configs"]["hybrid_hn"]
+    assert stats["sources"]["llm_hn"] == hybrid["source"].count("llm_hn")
+    assert stats["cost_includes"] == ["llm_hn", "bm25_hn"] and stats["completion_tokens"] > 0
+    assert "SyNeg" in report.card
