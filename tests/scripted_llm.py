@@ -39,3 +39,37 @@ def scripted(**kw) -> tuple[GeneratorConfig, ScriptedGenerator]:
     """A generator config (model "scripted") and its scripted generator."""
     cfg = GeneratorConfig(model="scripted", **kw)
     return cfg, ScriptedGenerator(cfg)
+
+
+class OverlapScorer:
+    """A cheap joint scorer for build tests: shared words, plus a small deterministic tie-breaker."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.score_name = f"word overlap ({name})"
+        self.calls = 0
+
+    def score(self, queries, passages, batch_size: int = 16):
+        import zlib
+
+        import numpy as np
+
+        self.calls += len(queries)
+        out = []
+        for q, p in zip(queries, passages, strict=True):
+            overlap = len(set(q.lower().split()) & set(p.lower().split()))
+            out.append(overlap + (zlib.crc32(f"{self.name}|{q}|{p}".encode()) % 10_000) / 100_000)
+        return np.asarray(out, dtype=np.float64)
+
+
+def patch_scorers(monkeypatch) -> dict[str, OverlapScorer]:
+    """Make the build load ``OverlapScorer``s instead of real models; returns them by name."""
+    import hardneg.build
+
+    loaded: dict[str, OverlapScorer] = {}
+
+    def fake_load(name, **kwargs):
+        return loaded.setdefault(name, OverlapScorer(name))
+
+    monkeypatch.setattr(hardneg.build, "load_scorer", fake_load)
+    return loaded

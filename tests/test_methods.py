@@ -6,7 +6,7 @@ import json
 
 import pytest
 from datasets import load_dataset
-from scripted_llm import scripted
+from scripted_llm import patch_scorers, scripted
 
 from hardneg.build import BuildConfig, build
 from hardneg.hub import validate_dataset_folder
@@ -79,3 +79,34 @@ def test_hybrid_hn_builds_from_its_sources(tmp_path):
     assert stats["sources"]["llm_hn"] == hybrid["source"].count("llm_hn")
     assert stats["cost_includes"] == ["llm_hn", "bm25_hn"] and stats["completion_tokens"] > 0
     assert "SyNeg" in report.card
+
+
+def test_false_negative_rate_same_as_guard_and_independent_judge(tmp_path, monkeypatch):
+    scorers = patch_scorers(monkeypatch)
+    cfg, gen = scripted()
+    config = BuildConfig(
+        output_dir=str(tmp_path / "run"),
+        num_passages=6,
+        methods=["bm25_hn", "ce_hn"],
+        ce_scorer="overlap-a",
+        false_negative_scorer="same",
+        false_negative_judge="overlap-b",
+        range_max=4,
+    )
+    folder = build(config, cfg, generator=gen)
+    stats = json.loads((folder / "build_stats.json").read_text())["configs"]
+    ce, bm25 = stats["ce_hn"], stats["bm25_hn"]
+    assert ce["false_negative_scorer"] == bm25["false_negative_scorer"] == "overlap-a"
+    assert ce["false_negative_same_as_guard"] is True and ce["suspected_false_negative_rate"] == 0.0
+    assert bm25["false_negative_same_as_guard"] is False
+    for name in ("bm25_hn", "ce_hn"):
+        ds = load_dataset(str(folder), name, split="train")
+        for key, scorer in (
+            ("suspected_false_negative_rate", "overlap-a"),
+            ("independent_false_negative_rate", "overlap-b"),
+        ):
+            s = scorers[scorer]
+            pos = s.score(ds["anchor"], ds["positive"])
+            neg = s.score(ds["anchor"], ds["negative"])
+            assert stats[name][key] == pytest.approx(float((neg >= pos).mean()))
+        assert stats[name]["independent_false_negative_scorer"] == "overlap-b"
