@@ -29,7 +29,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ from hardneg.methods import (
     method_names,
 )
 from hardneg.negatives import false_negative_scores, false_negative_summary
+from hardneg.negatives.repair import JUDGE_PROMPT, REPAIR_MODES, REPAIR_SCOPES, repair_false_negatives
+from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries
 from hardneg.scorers import load_scorer
 
@@ -191,6 +193,30 @@ class BuildConfig:
             "independent_false_negative_rate (none = skip)."
         },
     )
+    false_negative_repair: str = field(
+        default="none",
+        metadata={
+            "help": "none | drop | relabel: an LLM judge (the build's generator, or repair_judge_model) labels "
+            "suspected false negatives, which are dropped or relabelled as extra positives (RLHN)."
+        },
+    )
+    repair_configs: list[str] = field(
+        default_factory=list, metadata={"help": "Configs to repair (default: every config in methods)."}
+    )
+    repair_scope: str = field(
+        default="suspected",
+        metadata={
+            "help": "suspected (rows the false_negative_scorer rates at or above the positive) | all rows."
+        },
+    )
+    repair_judge_prompt: str = field(
+        default=JUDGE_PROMPT, metadata={"help": "Judge prompt (packaged, versioned) or a template file."}
+    )
+    repair_judge_model: str | None = field(
+        default=None,
+        metadata={"help": "Judge LM with the generator's backend settings (default: the generator itself)."},
+    )
+    repair_max_new_tokens: int = field(default=4, metadata={"help": "Token budget of a judge answer."})
     decontaminate: str | None = field(
         default=None,
         metadata={
@@ -238,10 +264,30 @@ class BuildConfig:
         for name in self.methods:
             method = get_method(name)
             method.input_configs(self.options_of(method))  # a derived method checks what it reads
+        if self.false_negative_repair not in REPAIR_MODES or self.repair_scope not in REPAIR_SCOPES:
+            raise ValueError(
+                f"false_negative_repair '{self.false_negative_repair}' / repair_scope '{self.repair_scope}'; "
+                f"fix: use one of {REPAIR_MODES} / {REPAIR_SCOPES}"
+            )
+        stray = [c for c in self.repair_configs if c not in self.methods]
+        if stray:
+            raise ValueError(f"repair_configs {stray} are not built; fix: add them to methods or drop them")
+        if (
+            self.false_negative_repair != "none"
+            and self.repair_scope == "suspected"
+            and not self._fn_scorer_name()
+        ):
+            raise ValueError(
+                "repair_scope 'suspected' needs a false_negative_scorer; fix: set one or use repair_scope all"
+            )
         if self.sampling_strategy not in ("top", "random"):
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:
             raise ValueError("num_passages must be >= 0 (0 = all)")
+
+    def _fn_scorer_name(self) -> str | None:
+        name = self.ce_scorer if self.false_negative_scorer == "same" else self.false_negative_scorer
+        return name if name and str(name).lower() != "none" else None
 
     def options_of(self, method: Method) -> dict[str, Any]:
         """A method's own options: its registry fields from this config, then its ``method_options``."""
@@ -298,12 +344,26 @@ class _Resources:
     generator_config: GeneratorConfig
     scorer_dtype: str
     generator: Generator | None = None
+    judge_model: str | None = None
+    judge: Generator | None = None
     scorers: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def get_generator(self) -> Generator:
         if self.generator is None:
             self.generator = load_generator(self.generator_config)
         return self.generator
+
+    def judge_config(self) -> GeneratorConfig:
+        if not self.judge_model:
+            return self.generator_config
+        return replace(self.generator_config, model=self.judge_model, gguf_file=None)
+
+    def get_judge(self) -> Generator:
+        if not self.judge_model:
+            return self.get_generator()
+        if self.judge is None:
+            self.judge = load_generator(self.judge_config())
+        return self.judge
 
     def get_scorer(self, name: str, dtype: str | None = None):
         key = (name, dtype or self.scorer_dtype)
@@ -368,6 +428,7 @@ def make_queries(
         inputs.passages["id"],
         res.generator_config.output_settings(),
         config.query_prompt,
+        load_prompt(config.query_prompt).sha256,
         config.query_max_new_tokens,
         config.reject_retries,
         seed,
@@ -403,10 +464,12 @@ def method_stage_key(
     deps: dict,
 ) -> str:
     """A method's stage key: the queries, its own options, and only what it declares it needs."""
+    prompt = load_prompt(options[method.prompt_option]).sha256 if method.prompt_option else None
     return _key(
         method.name,
         queries_key,
         method.stage_options(options),
+        prompt,
         gen_config.output_settings() if "generator" in method.needs else None,
         inputs.key if "pool" in method.needs else None,
         deps,
@@ -480,6 +543,67 @@ def _order(names: list[str], options: dict[str, dict]) -> list[str]:
     return order
 
 
+def repair_configs(
+    config: BuildConfig,
+    tables: dict[str, Dataset],
+    stats: dict[str, dict],
+    keys: dict[str, str],
+    stages: _Stages,
+    res: _Resources,
+    cache_dir: Path,
+    seed: int,
+) -> dict[str, str]:
+    """Step 3b: an LLM judge drops or relabels suspected false negatives (RLHN); returns each config's stage.
+
+    A repaired config is a stage of its own (``<config>.repaired``), keyed by the method's stage, the repair
+    settings, the judge's output settings and prompt hash, and the scorer that picks the suspects.
+    """
+    stage_of = {name: name for name in config.methods}
+    if config.false_negative_repair == "none":
+        return stage_of
+    scorer_name = config._fn_scorer_name() if config.repair_scope == "suspected" else None
+    prompt = load_prompt(config.repair_judge_prompt)
+    for name in config.repair_configs or config.methods:
+        stage = f"{name}.repaired"
+        key = _key(
+            "repair",
+            keys[name],
+            config.false_negative_repair,
+            config.repair_scope,
+            scorer_name,
+            prompt.sha256,
+            res.judge_config().output_settings(),
+            config.repair_max_new_tokens,
+            seed,
+        )
+        done = stages.get(stage, key)
+        if done is None:
+            if scorer_name:
+                scorer = res.get_scorer(scorer_name)
+                pos, neg = _row_scores(
+                    name, tables[name], stats[name], scorer, stages, config.score_batch_size
+                )
+                suspected = neg >= pos
+            else:
+                suspected = np.ones(len(tables[name]), dtype=bool)
+            table, repair = repair_false_negatives(
+                tables[name],
+                suspected,
+                res.get_judge(),
+                mode=config.false_negative_repair,
+                prompt=config.repair_judge_prompt,
+                cache_dir=cache_dir,
+                seed=seed,
+                max_new_tokens=config.repair_max_new_tokens,
+            )
+            repair["suspects_from"] = scorer_name or "all rows"
+            done = table, {**stats[name], "repair": repair}
+            stages.put(stage, key, *done)
+        tables[name], stats[name] = done
+        stage_of[name] = stage
+    return stage_of
+
+
 def pair_configs(
     tables: dict[str, Dataset], names: list[str], paired: bool
 ) -> tuple[dict[str, Dataset], dict[str, list[int]], dict[str, Any]]:
@@ -505,7 +629,11 @@ def _row_scores(
     name: str, table: Dataset, stats: dict, scorer, stages: _Stages, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every row's (positive, negative) score by ``scorer``, computed once per stage and scorer."""
-    if stats.get("false_negative_scorer") == scorer.name and stats.get("score_name") == scorer.score_name:
+    if (
+        stats.get("false_negative_scorer") == scorer.name
+        and stats.get("score_name") == scorer.score_name
+        and "repair" not in stats
+    ):
         # ce_hn scored its rows with this very scorer while mining: reuse them.
         return np.asarray(table["positive_score"][:], float), np.asarray(table["negative_score"][:], float)
     file = f"fn_scores_{_key(scorer.name)}.json"
@@ -522,11 +650,12 @@ def false_negative_stats(
     full: dict[str, Dataset],
     kept: dict[str, list[int]],
     stats: dict[str, dict],
+    stage_of: dict[str, str],
     stages: _Stages,
     res: _Resources,
 ) -> dict[str, dict]:
     """Step 5: the suspected-false-negative rate of each published config by one scorer (+ optional judge)."""
-    main = config.ce_scorer if config.false_negative_scorer == "same" else config.false_negative_scorer
+    main = config._fn_scorer_name()
     out: dict[str, dict] = {}
     for name, rows in kept.items():
         method = get_method(name)
@@ -537,7 +666,9 @@ def false_negative_stats(
             if not scorer_name or str(scorer_name).lower() == "none":
                 continue
             scorer = res.get_scorer(scorer_name)
-            pos, neg = _row_scores(name, full[name], stats[name], scorer, stages, config.score_batch_size)
+            pos, neg = _row_scores(
+                stage_of[name], full[name], stats[name], scorer, stages, config.score_batch_size
+            )
             rate, detail = false_negative_summary(pos[rows], neg[rows], scorer.name, scorer.score_name)
             if role == "main":
                 record.update(
@@ -576,6 +707,9 @@ def collect_stats(
         for name, s in stats.items()
         if (name == QUERIES_CONFIG or name in published) and isinstance(s.get("prompt"), dict)
     }
+    if config.false_negative_repair != "none":
+        judge = load_prompt(config.repair_judge_prompt).provenance()
+        prompts[judge["name"]] = judge
     return BuildStats(
         hardneg_version=hardneg.__version__,
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -607,13 +741,14 @@ def build(
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages, cache_dir = _Stages(out / "stages"), out / "cache"
-    res = _Resources(generator_config, config.scorer_dtype, generator)
+    res = _Resources(generator_config, config.scorer_dtype, generator, judge_model=config.repair_judge_model)
 
     inputs = load_inputs(config, seed)
     queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
-    tables, stats, _ = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
+    tables, stats, keys = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
+    stage_of = repair_configs(config, tables, stats, keys, stages, res, cache_dir, seed)
     published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
-    fn = false_negative_stats(config, tables, kept, stats, stages, res)
+    fn = false_negative_stats(config, tables, kept, stats, stage_of, stages, res)
     stats[QUERIES_CONFIG] = qstats
     build_stats = collect_stats(config, generator_config, inputs, seed, stats, published, pairing, fn)
     return save_dataset_folder(

@@ -73,3 +73,16 @@ def patch_scorers(monkeypatch) -> dict[str, OverlapScorer]:
 
     monkeypatch.setattr(hardneg.build, "load_scorer", fake_load)
     return loaded
+
+
+class ScriptedJudge(ScriptedGenerator):
+    """Answers the fn_judge prompt: Yes when the judged passage contains ``marker``."""
+
+    def __init__(self, config: GeneratorConfig, marker: str = "ANSWER") -> None:
+        super().__init__(config)
+        self.marker = marker
+
+    def _generate(self, prompts, *, chat, stop, sampling, progress):
+        self.prompts += len(prompts)
+        passages = [p.rsplit("Passage:", 1)[1] for p in prompts]
+        return [Generation(" Yes" if self.marker in p else " No", 10, 1, 0.001) for p in passages]

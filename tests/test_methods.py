@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-from datasets import load_dataset
-from scripted_llm import patch_scorers, scripted
+from datasets import Dataset, load_dataset
+from scripted_llm import ScriptedJudge, patch_scorers, scripted
 
 from hardneg.build import BuildConfig, build
 from hardneg.hub import validate_dataset_folder
+from hardneg.llm import GeneratorConfig
 from hardneg.methods import HYBRID_FEATURES, LLM_FEATURES, MINED_FEATURES, table
 from hardneg.negatives.hybrid import llm_slots, mix_negatives
+from hardneg.negatives.repair import repair_false_negatives
 
 
 def _rows(source: str, per_query: dict[str, int]) -> list[dict]:
@@ -110,3 +113,58 @@ def test_false_negative_rate_same_as_guard_and_independent_judge(tmp_path, monke
             neg = s.score(ds["anchor"], ds["negative"])
             assert stats[name][key] == pytest.approx(float((neg >= pos).mean()))
         assert stats[name]["independent_false_negative_scorer"] == "overlap-b"
+
+
+def _two_negatives_per_query() -> Dataset:
+    rows = []
+    for q in range(3):
+        for i in range(2):
+            answer = " ANSWER" if (q, i) in {(0, 0), (1, 0), (2, 0), (2, 1)} else ""
+            rows.append({"anchor": f"query {q}", "positive": f"positive {q}", "negative": f"negative {q}.{i}{answer}",
+                         "query_id": str(q), "positive_id": f"p{q}", "negative_id": f"n{q}.{i}", "method": "bm25_hn"})  # fmt: skip
+    return table(rows, MINED_FEATURES)
+
+
+@pytest.mark.parametrize("mode", ["drop", "relabel"])
+def test_repair_drops_or_relabels_judged_false_negatives(tmp_path, mode):
+    data = _two_negatives_per_query()
+    suspected = np.array([True, True, True, False, True, True])  # row 3 (query 1, negative 1) not suspected
+    judge = ScriptedJudge(GeneratorConfig(model="scripted"))
+    out, stats = repair_false_negatives(data, suspected, judge, mode=mode, cache_dir=tmp_path)
+    assert judge.prompts == 5
+    assert (stats["suspected"], stats["judged_false_negative"], stats["judged_true_negative"]) == (5, 4, 1)
+    assert all("ANSWER" not in n for n in out["negative"])
+    if mode == "drop":
+        assert stats["dropped"] == 4 and len(out) == 2
+    else:
+        # query 0 and 1 keep one negative each, which lends itself to the relabelled positive; query 2 has none left
+        assert (stats["relabelled"], stats["relabelled_without_negative"]) == (2, 2)
+        relabelled = [r for r in out if r["positive"].endswith("ANSWER")]
+        assert {(r["query_id"], r["positive_id"], r["negative_id"]) for r in relabelled} == {
+            ("0", "n0.0", "n0.1"),
+            ("1", "n1.0", "n1.1"),
+        }
+    assert stats["rows_after"] == len(out) and stats["prompt"]["name"] == "fn_judge"
+
+
+@pytest.mark.slow  # loads the embedded LM: ~80 s on the shared 2-core machine under load (~30 s of CPU)
+def test_repair_with_the_embedded_lm_judge_in_a_build(tmp_path):
+    cfg, gen = scripted()
+    config = BuildConfig(
+        output_dir=str(tmp_path / "run"),
+        num_passages=3,
+        methods=["bm25_hn"],
+        false_negative_scorer=None,
+        false_negative_repair="drop",
+        repair_scope="all",
+        repair_judge_model="embedded:smollm2",
+        range_max=4,
+    )
+    folder = build(config, cfg, generator=gen)
+    stats = json.loads((folder / "build_stats.json").read_text())
+    repair = stats["configs"]["bm25_hn"]["repair"]
+    assert repair["judge_model"] != "scripted" and repair["suspects_from"] == "all rows"
+    assert repair["suspected"] == repair["rows_before"] == 3
+    assert repair["judged_false_negative"] + repair["judged_true_negative"] + repair["undecided"] == 3
+    assert repair["rows_after"] == 3 - repair["dropped"] == stats["configs"]["bm25_hn"]["rows"]
+    assert repair["completion_tokens"] > 0 and stats["prompts"]["fn_judge"]["version"] == "1.0"
