@@ -52,6 +52,7 @@ from hardneg.methods import (
     method_names,
 )
 from hardneg.negatives import false_negative_scores, false_negative_summary
+from hardneg.negatives.llm import PERTURB_STRENGTHS
 from hardneg.negatives.repair import JUDGE_PROMPT, REPAIR_MODES, REPAIR_SCOPES, repair_false_negatives
 from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries
@@ -120,6 +121,17 @@ class BuildConfig:
     )
     llm_pos_hn_prompt: str = field(
         default="llm_pos_hn", metadata={"help": "Prompt for llm_pos_hn (query + positive)."}
+    )
+    llm_perturb_hn_prompt: str = field(
+        default="llm_perturb_hn",
+        metadata={"help": "Prompt for llm_perturb_hn (the positive rewritten so it no longer answers)."},
+    )
+    perturb_strength: str = field(
+        default="medium",
+        metadata={"help": "llm_perturb_hn: how much of the positive to change: light | medium | heavy."},
+    )
+    perturb_max_new_tokens: int = field(
+        default=192, metadata={"help": "llm_perturb_hn: token budget of a rewritten passage."}
     )
     query_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of a generated query."})
     negative_max_new_tokens: int = field(
@@ -264,6 +276,10 @@ class BuildConfig:
         for name in self.methods:
             method = get_method(name)
             method.input_configs(self.options_of(method))  # a derived method checks what it reads
+        if self.perturb_strength not in PERTURB_STRENGTHS:
+            raise ValueError(
+                f"perturb_strength '{self.perturb_strength}'; fix: use one of {', '.join(PERTURB_STRENGTHS)}"
+            )
         if self.false_negative_repair not in REPAIR_MODES or self.repair_scope not in REPAIR_SCOPES:
             raise ValueError(
                 f"false_negative_repair '{self.false_negative_repair}' / repair_scope '{self.repair_scope}'; "

@@ -252,6 +252,19 @@ register(
 )
 register(
     Method(
+        "llm_perturb_hn",
+        "llm",
+        "The LLM rewrote the positive passage so that it no longer answers the query while staying on the "
+        "same topic (controlled perturbation, CausalNeg arXiv 2606.01304); `perturb_strength` in the stats "
+        "says how much it was told to change.",
+        "hardneg.negatives.llm:run_llm_perturb_hn",
+        options=("llm_perturb_hn_prompt", "perturb_strength", "perturb_max_new_tokens", "reject_retries"),
+        needs=("generator",),
+        prompt_option="llm_perturb_hn_prompt",
+    )
+)
+register(
+    Method(
         "bm25_hn",
         "mined",
         "The hard negative is a corpus passage mined with BM25 for the query (the positive excluded).",

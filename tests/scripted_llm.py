@@ -86,3 +86,15 @@ class ScriptedJudge(ScriptedGenerator):
         self.prompts += len(prompts)
         passages = [p.rsplit("Passage:", 1)[1] for p in prompts]
         return [Generation(" Yes" if self.marker in p else " No", 10, 1, 0.001) for p in passages]
+
+
+class RecordingGenerator(ScriptedGenerator):
+    """A scripted generator that keeps every prompt it was given."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__(config)
+        self.seen: list[str] = []
+
+    def _generate(self, prompts, *, chat, stop, sampling, progress):
+        self.seen.extend(prompts)
+        return super()._generate(prompts, chat=chat, stop=stop, sampling=sampling, progress=progress)

@@ -101,8 +101,12 @@ def test_paired_keeps_common_query_ids_and_counts_drops(tmp_path, toy_method):
     assert stats["bm25_hn"]["paired"]["dropped_queries"] == n_queries - len(toy) > 0
     assert stats["toy_hn"]["paired"] == {"dropped_rows": 0, "dropped_queries": 0}
 
-    unpaired = _config(tmp_path, methods=["toy_hn", "bm25_hn"], paired=False,
-                       method_options={"toy_hn": {"toy_every_other": True}})  # fmt: skip
+    unpaired = _config(
+        tmp_path,
+        methods=["toy_hn", "bm25_hn"],
+        paired=False,
+        method_options={"toy_hn": {"toy_every_other": True}},
+    )
     folder = build(unpaired, cfg, generator=gen)
     assert len(load_dataset(str(folder), "bm25_hn", split="train")) == n_queries
 

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 from datasets import Dataset, load_dataset
-from scripted_llm import ScriptedJudge, patch_scorers, scripted
+from scripted_llm import RecordingGenerator, ScriptedJudge, patch_scorers, scripted
 
 from hardneg.build import BuildConfig, build
 from hardneg.hub import validate_dataset_folder
 from hardneg.llm import GeneratorConfig
-from hardneg.methods import HYBRID_FEATURES, LLM_FEATURES, MINED_FEATURES, table
+from hardneg.methods import HYBRID_FEATURES, LLM_FEATURES, MINED_FEATURES, QUERY_FEATURES, table
 from hardneg.negatives.hybrid import llm_slots, mix_negatives
+from hardneg.negatives.llm import PERTURB_STRENGTHS, generate_negatives
 from hardneg.negatives.repair import repair_false_negatives
 
 
@@ -120,8 +121,17 @@ def _two_negatives_per_query() -> Dataset:
     for q in range(3):
         for i in range(2):
             answer = " ANSWER" if (q, i) in {(0, 0), (1, 0), (2, 0), (2, 1)} else ""
-            rows.append({"anchor": f"query {q}", "positive": f"positive {q}", "negative": f"negative {q}.{i}{answer}",
-                         "query_id": str(q), "positive_id": f"p{q}", "negative_id": f"n{q}.{i}", "method": "bm25_hn"})  # fmt: skip
+            rows.append(
+                {
+                    "anchor": f"query {q}",
+                    "positive": f"positive {q}",
+                    "negative": f"negative {q}.{i}{answer}",
+                    "query_id": str(q),
+                    "positive_id": f"p{q}",
+                    "negative_id": f"n{q}.{i}",
+                    "method": "bm25_hn",
+                }
+            )
     return table(rows, MINED_FEATURES)
 
 
@@ -168,3 +178,73 @@ def test_repair_with_the_embedded_lm_judge_in_a_build(tmp_path):
     assert repair["judged_false_negative"] + repair["judged_true_negative"] + repair["undecided"] == 3
     assert repair["rows_after"] == 3 - repair["dropped"] == stats["configs"]["bm25_hn"]["rows"]
     assert repair["completion_tokens"] > 0 and stats["prompts"]["fn_judge"]["version"] == "1.0"
+
+
+def test_llm_perturb_hn_names_the_change_and_is_keyed_by_it(tmp_path):
+    cfg = GeneratorConfig(model="scripted")
+    gen = RecordingGenerator(cfg)
+    config = dict(
+        output_dir=str(tmp_path / "run"),
+        num_passages=4,
+        methods=["llm_perturb_hn", "llm_hn"],
+        false_negative_scorer=None,
+        perturb_strength="light",
+    )
+    folder = build(BuildConfig(**config), cfg, generator=gen)
+    ds = load_dataset(str(folder), "llm_perturb_hn", split="train")
+    assert len(ds) > 0 and set(ds["prompt_name"]) == {"llm_perturb_hn"}
+    assert all(r["negative"] != r["positive"] for r in ds)
+    perturb_prompts = [p for p in gen.seen if "Rewritten passage that does not answer it:" in p]
+    assert perturb_prompts and all(PERTURB_STRENGTHS["light"] in p for p in perturb_prompts)
+    stats = json.loads((folder / "build_stats.json").read_text())["configs"]["llm_perturb_hn"]
+    assert stats["params"]["perturb_strength"] == "light" and stats["completion_tokens"] > 0
+    assert "no longer answers the query" in validate_dataset_folder(folder).card
+
+    # A stronger perturbation redoes llm_perturb_hn only.
+    gen.seen.clear()
+    build(BuildConfig(**(config | {"perturb_strength": "heavy"})), cfg, generator=gen)
+    assert gen.seen and all(PERTURB_STRENGTHS["heavy"] in p for p in gen.seen)
+    with pytest.raises(ValueError, match="perturb_strength"):
+        BuildConfig(methods=["llm_perturb_hn"], perturb_strength="extreme")
+
+
+@pytest.mark.slow  # loads the embedded LM
+def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, tiny_corpus):
+    from hardneg.llm import load_generator
+
+    gen = load_generator(GeneratorConfig(max_new_tokens=48))
+    queries = table(
+        [
+            {
+                "query_id": f"q{i}",
+                "query": r["title"],
+                "positive_id": r["id"],
+                "positive": " ".join(r["text"].split()[:40]),
+            }
+            for i, r in enumerate(tiny_corpus.select(range(3)))
+        ],
+        QUERY_FEATURES,
+    )
+    first, stats = generate_negatives(
+        queries,
+        gen,
+        variant="perturb",
+        change="light",
+        cache_dir=tmp_path,
+        max_new_tokens=48,
+        max_retries=1,
+        progress=False,
+    )
+    assert stats["rows"] + stats["dropped"] == 3 and stats["prompt"]["name"] == "llm_perturb_hn"
+    assert all(r["negative"] != r["positive"] and r["prompt_name"] == "llm_perturb_hn" for r in first)
+    again, stats2 = generate_negatives(
+        queries,
+        gen,
+        variant="perturb",
+        change="light",
+        cache_dir=tmp_path,
+        max_new_tokens=48,
+        max_retries=1,
+        progress=False,
+    )
+    assert stats2["generated_this_run"] == 0 and again["negative"] == first["negative"]
