@@ -11,6 +11,8 @@ TORCH ?= torch==2.13.0
 RUN_DIR ?= runs/demo
 RECIPES ?= recipes/demo
 METHODS ?= llm_hn bm25_hn ce_hn
+# Training seeds (default: the train recipe's `seeds:`), e.g. SEEDS="0 1 2 3 4"; evaluate/report pick them up.
+SEEDS ?=
 # Training launcher: plain accelerate (one process here); e.g. LAUNCH="$(VENV)/bin/accelerate launch --config_file recipes/accelerate/ddp.yaml"
 LAUNCH ?= $(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
 PYTEST_ARGS ?=
@@ -45,14 +47,16 @@ demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield,
 build: $(STAMP) ## generate queries + hard negatives (llm, bm25, ce) and write the Hub-ready dataset folder
 	$(PY) builders/build.py --config $(RECIPES)/build.yaml --output_dir $(RUN_DIR)
 
-train: $(STAMP) ## fine-tune the embedder on each method's config, same budget and seed
-	for m in $(METHODS); do \
-	  $(LAUNCH) training/train.py --config $(RECIPES)/train.yaml --dataset $(RUN_DIR)/dataset \
-	    --dataset_config $$m --output_dir $(RUN_DIR)/models/$$m || exit 1; \
-	done
+train: $(STAMP) ## fine-tune the embedder on each method's config once per seed (same step budget) -> models/<method>/seed<S>
+	seeds="$(SEEDS)"; \
+	[ -n "$$seeds" ] || seeds=$$($(PY) -c 'import sys, yaml; print(*(yaml.safe_load(open(sys.argv[1])) or {}).get("seeds") or ["-"])' "$(RECIPES)/train.yaml") || exit 1; \
+	for m in $(METHODS); do for s in $$seeds; do \
+	  $(LAUNCH) training/train.py --config "$(RECIPES)/train.yaml" --dataset "$(RUN_DIR)/dataset" \
+	    --dataset_config $$m --output_dir "$(RUN_DIR)/models/$$m" $$([ "$$s" = - ] || echo --seeds $$s) || exit 1; \
+	done; done
 
 evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@10, P@10, R@100)
-	$(PY) evaluation/evaluate.py --config $(RECIPES)/eval.yaml --run_dir $(RUN_DIR)
+	$(PY) evaluation/evaluate.py --config "$(RECIPES)/eval.yaml" --run_dir "$(RUN_DIR)" $(if $(SEEDS),--seeds $(SEEDS))
 
 report: $(STAMP) ## render the comparison table, significance tests and plots from $(RUN_DIR)
 	$(PY) evaluation/report.py --run_dir $(RUN_DIR)

@@ -18,7 +18,7 @@ A trained retriever (model card from the folder's card_data.json, written by tra
 from __future__ import annotations
 
 from hardneg.config import run_main
-from hardneg.hub import PublishConfig, publish_dataset, publish_model
+from hardneg.publish import PublishConfig, publish_dataset, publish_model
 
 
 def main(config: PublishConfig) -> None:

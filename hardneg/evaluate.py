@@ -4,10 +4,22 @@ One contract for every model (beir's ``BaseSearch``): corpus dict + queries dict
 ``{qid: {doc_id: score}}`` -> ``hardneg.metrics.evaluate_run`` (pytrec_eval, trec_eval semantics). BM25
 goes through the same run -> metrics -> result-file code as the dense models, so the comparison is fair.
 
-Each (model, dataset) pair writes ``<run_dir>/results/<model key>__<dataset>.json`` with the mean metrics,
-per-query scores (for significance tests), counts (queries without judgements, judged documents missing
-from the corpus, ...), the prompts used, fingerprints and timings. Result files computed from the same model files are kept
+Each (model, dataset) pair writes ``<run_dir>/results/<model key>__<dataset>.json`` with the method, the
+training seed (None for BM25 and zero-shot models), the mean metrics, per-query scores (for significance
+tests), counts (queries without judgements, judged documents missing from the corpus, ...), the prompts
+used, the scoring rule (``ignore_identical_ids``), the dataset revision, fingerprints and timings; beside it
+``<same stem>.trec.gz``, the ranked list as a gzip TREC run file (``qid Q0 docid rank score tag``, top_k
+per query) for trec_eval, ranx or a later report. Result files computed from the same model files are kept
 (rerun = resume) unless ``overwrite`` is set.
+
+Trained seeds: a model entry whose folder holds ``seed<S>/`` model folders (``make train`` with seeds writes
+``<run_dir>/models/<method>/seed<S>/``) stands for one model per seed (``seeds`` restricts them).
+
+Scoring as BEIR and MTEB do: for ArguAna and Quora (by dataset name, ``IDENTICAL_ID_DATASETS``) a retrieved
+document whose id equals the query id is dropped before scoring (their ``ignore_identical_ids``); the
+option ``ignore_identical_ids`` (auto / true / false) decides for every dataset, and each result file
+records the rule used. Hub evaluation sets are pinned by default to the revision MTEB pins
+(``KNOWN_REVISIONS``); any other Hub set records the revision it resolved to.
 """
 
 from __future__ import annotations
@@ -18,21 +30,56 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hardneg.assets import resolve_dtype, resolve_embedder
-from hardneg.beir import DatasetSpec, check_dataset_name, load_eval_dataset
+from hardneg.assets import resolve_dataset, resolve_dtype, resolve_embedder
+from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
 from hardneg.corpus import BeirData, passage_text
 from hardneg.encode import process_state
-from hardneg.metrics import DEFAULT_METRICS, evaluate_run, parse_metric
+from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
 
 logger = logging.getLogger(__name__)
 
-MODEL_KEYS = {"method", "model", "name", "query_prompt", "passage_prompt", "batch_size", "max_seq_length"}
+MODEL_KEYS = {
+    "method",
+    "model",
+    "name",
+    "query_prompt",
+    "passage_prompt",
+    "batch_size",
+    "max_seq_length",
+    "seed",
+}
+RUN_FILE_SUFFIX = ".trec.gz"
+# Sets whose queries are also documents: BEIR and MTEB drop a retrieved document whose id equals the query
+# id (MTEB's ArguAna and QuoraRetrieval tasks set ignore_identical_ids; so does BEIR's evaluate by default).
+# MTEB also sets it for FEVER, MSMARCO and FiQA2018, whose query and document ids are separate numbers:
+# set ignore_identical_ids: true to match MTEB exactly there.
+IDENTICAL_ID_DATASETS = ("arguana", "quora")
+# Hub revisions (commit shas) of the BEIR sets as MTEB pins them in its task definitions
+# (github.com/embeddings-benchmark/mteb, mteb/tasks/retrieval/eng/*.py at commit a905523d, 2026-08-22).
+# A Hub set named without a revision is loaded at this revision; other Hub sets record the one they used.
+KNOWN_REVISIONS = {
+    "mteb/arguana": "c22ab2a51041ffd869aaddef7af8d8215647e41a",
+    "mteb/climate-fever": "47f2ac6acb640fc46020b02a5b59fdda04d39380",
+    "mteb/dbpedia": "c0f706b76e590d620bd6618b3ca8efdd34e2d659",
+    "mteb/fever": "bea83ef9e8fb933d90a2f1d5515737465d613e12",
+    "mteb/fiqa": "27a168819829fe9bcd655c2df245fb19452e8e06",
+    "mteb/hotpotqa": "ab518f4d6fcca38d87c25209f94beba119d02014",
+    "mteb/msmarco": "c5a29a104738b98a9e76336939199e264163d4a0",
+    "mteb/nfcorpus": "ec0fa4fe99da2ff19ca1214b7966684033a58814",
+    "mteb/nq": "b774495ed302d8c44a3a7ea25c90dbce03968f31",
+    "mteb/quora": "e4e08e0b7dbe3c8700f0daef558ff32256715259",
+    "mteb/scidocs": "f8c2fcf00f625baaa80f62ec5bd9e1fff3b8ae88",
+    "mteb/scifact": "d56462d0e63a25450459c4f213e49ffdb866f7f9",
+    "mteb/touche2020": "a34f9a33db75fa0cbb21bb5cfc3dae8dc8bec93f",
+    "mteb/trec-covid": "bb9466bac8153a0349341eb1b22e06409e78ef4e",
+}
+SEED_DIR = re.compile(r"^seed(-?[0-9]+)$")
 
 
 @dataclass
@@ -46,6 +93,7 @@ class ModelSpec:
     passage_prompt: str | None = None
     batch_size: int | None = None
     max_seq_length: int | None = None
+    seed: int | None = None
 
     @classmethod
     def parse(cls, entry: str | dict, run_dir: str) -> ModelSpec:
@@ -131,6 +179,20 @@ class EvalConfig:
     device: str | None = field(
         default=None, metadata={"help": "Torch device (default: the process's device)."}
     )
+    seeds: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "Training seeds to evaluate: a model folder holding seed<S>/ folders is evaluated once per "
+            "seed (default: every seed folder found; a listed seed that is missing is an error)."
+        },
+    )
+    ignore_identical_ids: str = field(
+        default="auto",
+        metadata={
+            "help": "Drop a retrieved document whose id equals the query id before scoring (BEIR/MTEB rule): "
+            "auto (ArguAna and Quora, by dataset name), true (every dataset) or false."
+        },
+    )
     overwrite: bool = field(default=False, metadata={"help": "Recompute result files that already exist."})
     show_progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
@@ -139,7 +201,13 @@ class EvalConfig:
             raise ValueError("no datasets to evaluate; fix: set datasets, e.g. [embedded:cranfield]")
         if not self.models:
             raise ValueError("no models to evaluate; fix: set models, e.g. [{method: bm25, model: bm25}]")
-        self.model_specs = [ModelSpec.parse(m, self.run_dir) for m in self.models]
+        if self.ignore_identical_ids not in ("auto", "true", "false"):
+            raise ValueError(
+                f"ignore_identical_ids '{self.ignore_identical_ids}' is not auto, true or false; "
+                "fix: use auto (ArguAna and Quora), true or false"
+            )
+        specs = [ModelSpec.parse(m, self.run_dir) for m in self.models]
+        self.model_specs = [s for spec in specs for s in expand_seeds(spec, self.seeds)]
         self.dataset_specs = [DatasetSpec.parse(d, self.split) for d in self.datasets]
         ks = [parse_metric(m)[1] for m in self.metrics]
         if self.top_k < max(ks):
@@ -152,6 +220,36 @@ class EvalConfig:
             raise ValueError(
                 f"two models share the result name(s) {sorted(dup)}; fix: give them different method/name"
             )
+
+
+def seed_folders(folder: str | Path) -> dict[int, Path]:
+    """``{seed: folder}`` for the ``seed<S>/`` model folders under ``folder`` (empty if none)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    found = {int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := SEED_DIR.match(p.name))}
+    return dict(sorted(found.items()))
+
+
+def expand_seeds(spec: ModelSpec, seeds: list[int]) -> list[ModelSpec]:
+    """One spec per trained seed when ``spec.model`` is a folder of ``seed<S>/`` model folders (only the
+    ``seeds`` listed, when given); otherwise ``[spec]`` unchanged."""
+    if spec.is_bm25 or spec.seed is not None:
+        return [spec]
+    found = seed_folders(spec.model)
+    if not found:
+        return [spec]
+    missing = sorted(set(seeds) - set(found))
+    if missing:
+        raise ValueError(
+            f"model '{spec.model}' (method {spec.method}) has no folder for seed(s) {missing} (found "
+            f"{sorted(found)}); fix: train them (`make train SEEDS=...`) or drop them from --seeds"
+        )
+    return [
+        replace(spec, model=str(path), seed=seed)
+        for seed, path in found.items()
+        if not seeds or seed in seeds
+    ]
 
 
 def readable_name(spec: ModelSpec) -> str:
@@ -178,12 +276,65 @@ def readable_name(spec: ModelSpec) -> str:
 
 
 def model_key(spec: ModelSpec) -> str:
-    """File-safe key of a model in result names: ``<readable name>.<method>``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{readable_name(spec)}.{spec.method}")
+    """File-safe key of a model in result names: ``<readable name>.<method>`` (+ ``.seed<S>``)."""
+    seed = "" if spec.seed is None else f".seed{spec.seed}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{readable_name(spec)}.{spec.method}{seed}")
 
 
 def result_path(run_dir: str | Path, spec: ModelSpec, dataset: str) -> Path:
     return Path(run_dir) / "results" / f"{model_key(spec)}__{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}.json"
+
+
+def run_file_path(result: str | Path) -> Path:
+    """The gzip TREC run file beside a result file: ``<result stem>.trec.gz``."""
+    result = Path(result)
+    return result.with_name(result.stem + RUN_FILE_SUFFIX)
+
+
+def ignores_identical_ids(option: str, dataset_name: str) -> bool:
+    """Whether the BEIR/MTEB ``ignore_identical_ids`` rule applies to ``dataset_name`` under ``option``."""
+    if option in ("true", "false"):
+        return option == "true"
+    return dataset_name.lower() in IDENTICAL_ID_DATASETS
+
+
+def hub_id(spec: DatasetSpec) -> str | None:
+    """The Hub repo a dataset spec loads from (a BEIR name -> ``mteb/<name>``); None for local sets."""
+    source = resolve_dataset(spec.source)
+    if Path(source).exists():
+        return None
+    if "/" in source:
+        return source
+    return f"mteb/{source.lower()}" if source.lower() in BEIR_NAMES else None
+
+
+def pin_revision(spec: DatasetSpec) -> tuple[DatasetSpec, str]:
+    """``(spec, how)``: a Hub set named without a revision gets its ``KNOWN_REVISIONS`` pin (how
+    ``pinned``); ``given`` when the user pinned it, ``local`` for folders, ``unpinned`` otherwise."""
+    repo = hub_id(spec)
+    if repo is None:
+        return spec, "local"
+    if spec.revision:
+        return spec, "given"
+    if repo in KNOWN_REVISIONS:
+        return replace(spec, revision=KNOWN_REVISIONS[repo]), "pinned"
+    return spec, "unpinned"
+
+
+def resolved_revision(spec: DatasetSpec, how: str) -> str | None:
+    """The commit a Hub set was read at: the pin or given revision, else the Hub's answer for the
+    default branch now (None when the Hub cannot be asked, e.g. offline)."""
+    if how == "local":
+        return None
+    if how in ("pinned", "given"):
+        return spec.revision
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(hub_id(spec), revision="main").sha
+    except Exception as err:  # offline, gated, unknown: record that it is unknown, never fail the run
+        logger.warning("%s: could not resolve the Hub revision used (%s)", spec.source, type(err).__name__)
+        return None
 
 
 def source_stamp(spec: ModelSpec) -> str:
@@ -201,8 +352,8 @@ def source_stamp(spec: ModelSpec) -> str:
 
 def _is_current(path: Path, spec: ModelSpec, dtype: str | None = None) -> bool:
     """An existing result file is reused only if it was computed from the same model files (and, for a
-    dense model, in the same ``dtype`` when one is given)."""
-    if not path.is_file():
+    dense model, in the same ``dtype`` when one is given) and its run file is there."""
+    if not path.is_file() or not run_file_path(path).is_file():
         return False
     try:
         old = json.loads(path.read_text())
@@ -347,9 +498,15 @@ def dataset_counts(data: BeirData) -> dict[str, Any]:
 
 
 def evaluate_model_on_dataset(
-    spec: ModelSpec, data: BeirData, config: EvalConfig, model=None, dataset_source: str = ""
-) -> dict[str, Any]:
-    """Run one retriever on one dataset and score it; returns the result-file dict."""
+    spec: ModelSpec,
+    data: BeirData,
+    config: EvalConfig,
+    model=None,
+    dataset_source: str = "",
+    *,
+    dataset_revision: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Run one retriever on one dataset and score it; returns (the result-file dict, the scored run)."""
     query_ids = [q for q in data.qrels if q in data.queries]
     if config.max_queries:
         query_ids = query_ids[: config.max_queries]
@@ -360,8 +517,11 @@ def evaluate_model_on_dataset(
     t0 = time.perf_counter()
     info: dict[str, Any] = {}
     prompts = ("", "")
+    ignore_identical = ignores_identical_ids(config.ignore_identical_ids, data.name)
+    # one more document per query, so that top_k remain once a query's own id is dropped (as BEIR does)
+    depth = config.top_k + 1 if ignore_identical else config.top_k
     if spec.is_bm25:
-        run = search_bm25(data, query_ids, config.top_k, show_progress=config.show_progress)
+        run = search_bm25(data, query_ids, depth, show_progress=config.show_progress)
     else:
         prompts = resolve_prompts(model, spec)
         cache = config.cache_dir.replace("{run_dir}", config.run_dir) if config.cache_dir else None
@@ -369,7 +529,7 @@ def evaluate_model_on_dataset(
             model,
             data,
             query_ids,
-            config.top_k,
+            depth,
             query_prompt=prompts[0],
             passage_prompt=prompts[1],
             batch_size=spec.batch_size or config.batch_size,
@@ -379,6 +539,9 @@ def evaluate_model_on_dataset(
             dtype=config.dtype,
             show_progress=config.show_progress,
         )
+    dropped = 0
+    if ignore_identical:
+        run, dropped = drop_identical_ids(run, config.top_k)
     wall = time.perf_counter() - t0
     qrels = {q: data.qrels[q] for q in query_ids}
     scored = evaluate_run(qrels, run, config.metrics)
@@ -401,14 +564,18 @@ def evaluate_model_on_dataset(
             logger.warning("%s: %d %s", data.name, counts[key], what)
     import hardneg
 
-    return {
+    result = {
         "model": readable_name(spec),
         "method": spec.method,
+        "seed": spec.seed,
         "model_path": spec.model,
         "source_stamp": source_stamp(spec),
         "dataset": data.name,
         "dataset_source": dataset_source or data.name,
+        "dataset_revision": dataset_revision or {"revision": None, "how": "local"},
         "split": config.split,
+        "ignore_identical_ids": ignore_identical,
+        "identical_ids_dropped": dropped,
         "metrics": scored.mean,
         "per_query": scored.per_query,
         "counts": counts,
@@ -422,6 +589,7 @@ def evaluate_model_on_dataset(
         "hardneg_version": getattr(hardneg, "__version__", "0"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    return result, run
 
 
 def evaluate(config: EvalConfig) -> list[Path]:
@@ -440,14 +608,16 @@ def evaluate(config: EvalConfig) -> list[Path]:
         if not spec.is_bm25 and looks_local and not path.exists():
             raise RuntimeError(
                 f"cannot load model '{spec.model}' (method {spec.method}): the folder does not exist; fix: "
-                "train it first (`make train` writes <run_dir>/models/<method>) or correct the path"
+                "train it first (`make train` writes <run_dir>/models/<method>/seed<S>) or correct the path"
             )
     out_dir = Path(config.run_dir) / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    datasets: dict[str, BeirData] = {}
+    datasets: dict[DatasetSpec, BeirData] = {}
     device = config.device or str(state.device)
     dtype = str(resolve_dtype(config.dtype, device)).replace("torch.", "")
+    pins = {d: pin_revision(d) for d in config.dataset_specs}
+    revisions: dict[DatasetSpec, dict[str, Any]] = {}
     for spec in config.model_specs:
         state.wait_for_everyone()  # every process decides what is left from the same files
         todo = [
@@ -463,18 +633,24 @@ def evaluate(config: EvalConfig) -> list[Path]:
             continue
         model = None if spec.is_bm25 else load_embedder(spec, device)
         for dspec in todo:
-            if dspec.source not in datasets:
-                datasets[dspec.source] = load_eval_dataset(dspec)
-            data = datasets[dspec.source]
-            result = evaluate_model_on_dataset(spec, data, config, model, dataset_source=dspec.source)
+            pinned, how = pins[dspec]
+            if dspec not in datasets:
+                datasets[dspec] = load_eval_dataset(pinned)
+                revisions[dspec] = {"revision": resolved_revision(pinned, how), "how": how}
+            data = datasets[dspec]
+            result, run = evaluate_model_on_dataset(
+                spec, data, config, model, dataset_source=dspec.source, dataset_revision=revisions[dspec]
+            )
             path = result_path(config.run_dir, spec, dspec.name)
             if state.is_main_process:
+                result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(result, indent=1))
                 tmp.replace(path)
                 m = result["metrics"]
+                seed = "" if spec.seed is None else f" seed{spec.seed}"
                 print(
-                    f"{result['model']:>24} {spec.method:>10} {data.name:>12}  "
+                    f"{result['model']:>24} {spec.method + seed:>16} {data.name:>12}  "
                     + "  ".join(f"{k} {v:.4f}" for k, v in m.items())
                     + f"  ({result['counts']['queries_evaluated']} queries)"
                 )

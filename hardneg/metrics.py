@@ -21,10 +21,12 @@ mention scores 0 on every metric (trec_eval ``-c``) and is counted too.
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -65,6 +67,56 @@ def cut_run(run: Run, k: int) -> dict[str, dict[str, float]]:
     for qid, scores in run.items():
         out[qid] = {d: float(scores[d]) for d in trec_order(scores)[:k]}
     return out
+
+
+def drop_identical_ids(run: Run, k: int | None = None) -> tuple[dict[str, dict[str, float]], int]:
+    """BEIR's and MTEB's ``ignore_identical_ids``: drop every retrieved document whose id equals the query
+    id (ArguAna and Quora hold each query as a document too), then keep the top ``k`` (trec_eval order).
+    Returns the new run and how many documents were dropped; search ``k + 1`` to still have ``k``."""
+    out, dropped = {}, 0
+    for qid, scores in run.items():
+        kept = {d: float(s) for d, s in scores.items() if d != qid}
+        dropped += len(scores) - len(kept)
+        out[qid] = {d: kept[d] for d in trec_order(kept)[:k]} if k is not None else kept
+    return out, dropped
+
+
+def write_run_file(path: str | Path, run: Run, tag: str) -> Path:
+    """Write ``run`` as a gzip TREC run file, one line ``qid Q0 docid rank score tag`` per document, ranked
+    in trec_eval order (rank 1 first), readable by trec_eval and ``read_run_file`` (ranx:
+    ``ranx.Run(read_run_file(path))``; its ``Run.from_file`` reads plain text only)."""
+    path = Path(path)
+    tag = re.sub(r"\s+", "_", tag) or "hardneg"
+    tmp = path.with_name(path.name + ".tmp")
+    lines = (
+        f"{qid} Q0 {doc} {rank} {float(scores[doc])!r} {tag}\n"
+        for qid, scores in run.items()
+        for rank, doc in enumerate(trec_order(scores), start=1)
+    )
+    # the gzip header names the final file and carries no time stamp: the same run gives the same bytes
+    with open(tmp, "wb") as raw, gzip.GzipFile(path.name, "wb", fileobj=raw, mtime=0) as f:
+        f.write("".join(lines).encode("utf-8"))
+    tmp.replace(path)
+    return path
+
+
+def read_run_file(path: str | Path) -> dict[str, dict[str, float]]:
+    """Read a TREC run file (gzip or plain) back into ``{qid: {doc_id: score}}``."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    run: dict[str, dict[str, float]] = {}
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise ValueError(
+                    f"{path} line {n} has {len(parts)} fields, not 6 (qid Q0 docid rank score tag); "
+                    "fix: pass a TREC run file"
+                )
+            run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+    return run
 
 
 @dataclass

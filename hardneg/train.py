@@ -15,6 +15,9 @@ Pieces, each usable on its own:
   true negatives), batches made of similar-length rows so less compute is spent on padding.
 - resume: a rerun of the same command continues from the last complete checkpoint in
   ``<output_dir>/checkpoints``.
+- seeds: ``train_seeds`` trains once per seed in ``seeds`` into ``<output_dir>/seed<S>/`` with the same
+  budget in optimizer steps (``max_steps``, required then, so methods whose configs differ in size are
+  compared at equal compute); a rerun skips finished seeds and resumes an interrupted one.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import platform
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +146,13 @@ class TrainConfig:
         default="adamw_torch", metadata={"help": "transformers optimizer name, e.g. adamw_torch_fused."}
     )
     seed: int = field(default=42, metadata={"help": "Seed for model init, shuffling and dropout."})
+    seeds: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "Training seeds: one run per seed into <output_dir>/seed<S>/, each max_steps optimizer "
+            "steps (required); a rerun skips finished seeds. Empty: one run with `seed` into output_dir."
+        },
+    )
     bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (Ampere+ GPUs)."})
     fp16: bool = field(default=False, metadata={"help": "float16 mixed precision (older GPUs)."})
     tf32: bool | None = field(default=None, metadata={"help": "Allow TF32 matmuls on Ampere+ GPUs."})
@@ -180,6 +190,13 @@ class TrainConfig:
             raise ConfigError("loss=gist needs a guide model; fix: set --guide_model (e.g. embedded:minilm)")
         if self.loss not in LOSS_CLASS_NAMES:
             raise ConfigError(f"unknown loss '{self.loss}'; fix: use one of {sorted(LOSS_CLASS_NAMES)}")
+        if self.seeds and self.max_steps <= 0:
+            raise ConfigError(
+                f"seeds {self.seeds} need a budget in optimizer steps; fix: set --max_steps (the same for "
+                "every method) so configs of different sizes train for the same number of steps"
+            )
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds {self.seeds} repeat a seed; fix: list each seed once")
         if self.push_to_hub and not self.hub_model_id:
             raise ConfigError(
                 "push_to_hub is set but hub_model_id is empty; fix: set --hub_model_id ORG/NAME"
@@ -629,6 +646,30 @@ def _check_batch(n_rows: int, batch_size: int, world_size: int) -> None:
         )
 
 
+def seed_dir(output_dir: str | Path, seed: int) -> Path:
+    """Where the model of one training seed goes: ``<output_dir>/seed<S>``."""
+    return Path(output_dir) / f"seed{seed}"
+
+
+def train_seeds(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None) -> list[Path]:
+    """Train once per seed of ``config.seeds`` into ``seed_dir(output_dir, seed)`` (or once, as ``train``,
+    when ``seeds`` is empty). A seed whose folder already holds a finished model (its training summary)
+    is skipped; an interrupted one resumes from its checkpoints. Returns the model folders."""
+    if not config.seeds:
+        return [train(config, callbacks=callbacks)]
+    folders = []
+    for seed in config.seeds:
+        folder = seed_dir(config.output_dir, seed)
+        summary = folder / SUMMARY_FILE
+        if summary.is_file():
+            steps = json.loads(summary.read_text()).get("global_step")
+            print(f"{folder}: already trained ({steps} steps), skipped", flush=True)
+        else:
+            train(replace(config, seed=seed, seeds=[], output_dir=str(folder)), callbacks=callbacks)
+        folders.append(folder)
+    return folders
+
+
 def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None) -> Path:
     """Train on ``config.dataset`` / ``config.dataset_config`` and save the model to ``config.output_dir``.
 
@@ -757,6 +798,7 @@ def _save(
             "hub_private",
             "resume",
             "keep_checkpoints",
+            "seeds",
         )
     }
     hyperparameters["world_size"] = world_size
@@ -778,6 +820,9 @@ def _save(
     (output_dir / "README.md").write_text(render_model_card(card), encoding="utf-8")
     summary = {
         "global_step": trainer.state.global_step,
+        "max_steps": config.max_steps,
+        "seed": config.seed,
+        "epochs_done": trainer.state.epoch,
         "train_samples": train_samples,
         "train_seconds": train_seconds,
         "train_samples_per_second": train_metrics.get("train_samples_per_second"),

@@ -209,8 +209,144 @@ def test_results_are_reused_only_for_the_same_model_files(tmp_path):
     spec = ModelSpec(method="llm_hn", model=str(folder))
     result = tmp_path / "r.json"
     result.write_text(_json.dumps({"source_stamp": source_stamp(spec)}))
+    assert not _is_current(result, spec), "no run file beside the result: recompute"
+    (tmp_path / "r.trec.gz").write_bytes(b"")
     assert _is_current(result, spec)
     (folder / "model.safetensors").write_bytes(b"weights-2, retrained")
     _os.utime(folder / "model.safetensors", ns=(1, 1))
     assert not _is_current(result, spec)
     assert source_stamp(ModelSpec(method="bm25")) == "bm25"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# result files carry method + seed and a TREC run file; seeds; BEIR's identical-id rule; pinned revisions
+
+
+def test_run_file_and_metrics_cross_checked_with_ranx(tmp_path, mini_beir):
+    from ranx import Qrels, Run
+    from ranx import evaluate as ranx_evaluate
+
+    from hardneg.metrics import read_run_file
+
+    config = _config(tmp_path, mini_beir, models=["zero-shot=embedded:minilm"])
+    (path,) = evaluate(config)
+    result = json.loads(path.read_text())
+    assert result["method"] == "zero-shot" and result["seed"] is None
+    assert result["ignore_identical_ids"] is False and result["dataset_revision"]["how"] == "local"
+    run_file = path.parent / result["run_file"]
+    assert run_file.name == "all-MiniLM-L6-v2.zero-shot__mini_beir0.trec.gz"
+    lines = __import__("gzip").open(run_file, "rt").read().splitlines()
+    first = lines[0].split()
+    assert first[1] == "Q0" and first[3] == "1" and first[5] == "all-MiniLM-L6-v2.zero-shot"
+    run = read_run_file(run_file)
+    assert set(run) == set(result["per_query"]) and all(len(d) == 60 for d in run.values())
+    # an independent implementation (ranx) scores the kept run file like the result file says
+    data = load_beir_folder(mini_beir, "test")
+    qrels = Qrels({q: data.qrels[q] for q in run})
+    ranx_run = Run(run)
+    names = {"ndcg@10": "ndcg@10", "p@10": "precision@10", "recall@100": "recall@100", "mrr@10": "mrr@10"}
+    theirs = ranx_evaluate(qrels, ranx_run, list(names.values()))
+    for ours, name in names.items():
+        assert result["metrics"][ours] == pytest.approx(theirs[name], abs=1e-6), ours
+
+
+def test_seed_folders_expand_to_one_result_per_seed(tmp_path, mini_beir):
+    from hardneg.assets import resolve_embedder
+
+    minilm_dir = Path(resolve_embedder("embedded:minilm").name_or_path)
+    models = tmp_path / "models" / "llm_hn"
+    models.mkdir(parents=True)
+    for seed in (0, 2):
+        (models / f"seed{seed}").symlink_to(minilm_dir, target_is_directory=True)
+    entry = {"method": "llm_hn", "model": "{run_dir}/models/llm_hn", "name": "mini"}
+    config = _config(tmp_path, mini_beir, models=[entry, "bm25=bm25"])
+    assert [(s.method, s.seed) for s in config.model_specs] == [("llm_hn", 0), ("llm_hn", 2), ("bm25", None)]
+    paths = evaluate(config)
+    assert [p.name for p in paths] == [
+        "mini.llm_hn.seed0__mini_beir0.json",
+        "mini.llm_hn.seed2__mini_beir0.json",
+        "BM25.bm25__mini_beir0.json",
+    ]
+    results = [json.loads(p.read_text()) for p in paths]
+    assert [(r["method"], r["seed"]) for r in results] == [("llm_hn", 0), ("llm_hn", 2), ("bm25", None)]
+    assert all((p.parent / r["run_file"]).is_file() for p, r in zip(paths, results, strict=True))
+    only = _config(tmp_path, mini_beir, models=[entry], seeds=[2])
+    assert [s.seed for s in only.model_specs] == [2]
+    with pytest.raises(ValueError, match=r"no folder for seed\(s\) \[3\]"):
+        _config(tmp_path, mini_beir, models=[entry], seeds=[2, 3])
+    # a result file whose run file is gone is recomputed
+    paths[0].with_name(results[0]["run_file"]).unlink()
+    mtime = paths[1].stat().st_mtime_ns
+    evaluate(config)
+    assert paths[0].with_name(results[0]["run_file"]).is_file() and paths[1].stat().st_mtime_ns == mtime
+
+
+def _self_retrieving_set(folder: Path) -> Path:
+    """Queries that are documents too (as in ArguAna and Quora): q1's own text is document q1."""
+    (folder / "qrels").mkdir(parents=True)
+    corpus = {
+        "q1": "wing flutter at supersonic speed",
+        "q2": "heat transfer in a laminar boundary layer",
+        "d1": "flutter of wings at supersonic speeds was measured",
+        "d2": "laminar boundary layer heat transfer experiments",
+        "d3": "shock waves and buckling of thin shells",
+    }
+    with open(folder / "corpus.jsonl", "w") as f:
+        for d, text in corpus.items():
+            f.write(json.dumps({"_id": d, "title": "", "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w") as f:
+        for q in ("q1", "q2"):
+            f.write(json.dumps({"_id": q, "text": corpus[q]}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "applied"),
+    [("arguana", "auto", True), ("quora", "auto", True), ("other", "auto", False), ("other", "true", True)],
+)
+def test_ignore_identical_ids(tmp_path, name, option, applied):
+    from hardneg.metrics import read_run_file
+
+    folder = _self_retrieving_set(tmp_path / name)
+    config = _config(tmp_path / "run", folder, models=["bm25=bm25"], ignore_identical_ids=option, top_k=100)
+    (path,) = evaluate(config)
+    result = json.loads(path.read_text())
+    run = read_run_file(path.parent / result["run_file"])
+    assert result["ignore_identical_ids"] is applied
+    assert result["identical_ids_dropped"] == (2 if applied else 0)
+    assert ("q1" in run["q1"]) is not applied and ("q2" in run["q2"]) is not applied
+    # the query's own document ranks first unless dropped: MRR 1.0 with the rule, 0.5 without
+    assert result["metrics"]["mrr@10"] == pytest.approx(1.0 if applied else 0.5)
+    assert len(run["q1"]) == 5 - applied
+    with pytest.raises(ValueError, match="ignore_identical_ids 'maybe'"):
+        _config(tmp_path, folder, ignore_identical_ids="maybe")
+
+
+def test_hub_sets_pinned_by_default(monkeypatch, mini_beir):
+    from hardneg.beir import DatasetSpec
+    from hardneg.evaluate import KNOWN_REVISIONS, pin_revision, resolved_revision
+
+    spec, how = pin_revision(DatasetSpec("scifact"))
+    assert how == "pinned" and spec.revision == KNOWN_REVISIONS["mteb/scifact"] and len(spec.revision) == 40
+    assert pin_revision(DatasetSpec("mteb/arguana"))[0].revision == KNOWN_REVISIONS["mteb/arguana"]
+    assert pin_revision(DatasetSpec("mteb/scifact", "abc123")) == (
+        DatasetSpec("mteb/scifact", "abc123"),
+        "given",
+    )
+    assert pin_revision(DatasetSpec(str(mini_beir)))[1] == "local"
+    unpinned, how = pin_revision(DatasetSpec("BeIR/scifact"))
+    assert how == "unpinned" and unpinned.revision is None
+
+    class Info:
+        sha = "f" * 40
+
+    monkeypatch.setattr("huggingface_hub.HfApi.dataset_info", lambda self, repo, revision=None: Info())
+    assert resolved_revision(unpinned, how) == "f" * 40
+
+    def offline(self, repo, revision=None):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr("huggingface_hub.HfApi.dataset_info", offline)
+    assert resolved_revision(unpinned, how) is None
+    assert resolved_revision(spec, "pinned") == spec.revision

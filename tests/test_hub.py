@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +13,8 @@ from huggingface_hub import DatasetCard
 from test_hub_fixtures import make_build_stats, make_configs
 
 from hardneg.cards import DatasetCardData
-from hardneg.hub import save_dataset_folder, validate_dataset_folder
+from hardneg.dataset_folder import save_dataset_folder, validate_dataset_folder
+from hardneg.publish import write_git_mirror
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +141,6 @@ def test_validate_missing_folder_and_files(tmp_path, folder):
 
 @pytest.mark.integration
 def test_git_mirror_releases_are_tagged_and_immutable(folder, tmp_path):
-    import subprocess
-
-    from hardneg.hub import write_git_mirror
-
     repo = write_git_mirror(folder, tmp_path / "mirrors", "my-org/cranfield-hn", "1.0.0", notes="First.")
     assert repo == tmp_path / "mirrors" / "datasets" / "my-org" / "cranfield-hn"
     write_git_mirror(folder, tmp_path / "mirrors", "my-org/cranfield-hn", "v1.0.1")

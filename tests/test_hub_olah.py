@@ -1,7 +1,7 @@
 """Read path through a real Hub-API server on loopback.
 
 olah (PyPI, MIT) serves git repos in its ``mirrors-path`` as Hub repos. Two releases of a dataset folder are
-committed and tagged into a mirror with ``hardneg.hub.write_git_mirror``; a separate Python process with
+committed and tagged into a mirror with ``hardneg.publish.write_git_mirror``; a separate Python process with
 ``HF_ENDPOINT`` pointed at olah (and the test suite's offline switches removed) runs
 ``load_dataset("org/name", config, revision=...)``; the rows must equal the local folder's, per revision.
 """
@@ -21,7 +21,8 @@ import pytest
 from datasets import load_dataset
 from test_hub_fixtures import make_build_stats, make_configs
 
-from hardneg.hub import save_dataset_folder, write_git_mirror
+from hardneg.dataset_folder import save_dataset_folder
+from hardneg.publish import write_git_mirror
 
 pytestmark = pytest.mark.integration
 REPO_ID = "hardneg-test/cranfield-hn"

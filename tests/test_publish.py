@@ -22,7 +22,8 @@ from huggingface_hub.hf_api import CommitInfo, GitRefInfo, GitRefs
 from test_hub_fixtures import make_build_stats, make_configs
 
 from hardneg.cards import ModelCardData
-from hardneg.hub import publish_dataset, publish_model, save_dataset_folder
+from hardneg.dataset_folder import save_dataset_folder
+from hardneg.publish import publish_dataset, publish_model
 
 TOKEN = "hf_test_secret_token_0123456789"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_hub_fixtures import make_build_stats, make_configs
 
-from hardneg.hub import save_dataset_folder
+from hardneg.dataset_folder import save_dataset_folder
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent

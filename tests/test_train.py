@@ -314,7 +314,7 @@ def test_other_losses_train(dataset_dir, tmp_path, loss, extra, loss_class):
 @pytest.mark.slow  # two fresh interpreters + three checkpoints: ~2 min on a busy 2-core machine
 @pytest.mark.integration
 def test_resume_after_kill(dataset_dir, tmp_path):
-    out = tmp_path / "model"
+    out = tmp_path / "model" / "seed0"  # the demo recipe trains per seed: <output_dir>/seed<S>
     args = [
         "--config",
         "recipes/demo/train.yaml",
@@ -323,7 +323,9 @@ def test_resume_after_kill(dataset_dir, tmp_path):
         "--dataset_config",
         "bm25_hn",
         "--output_dir",
-        str(out),
+        str(out.parent),
+        "--seeds",
+        "0",
         "--max_seq_length",
         "32",
         "--per_device_train_batch_size",
@@ -375,7 +377,7 @@ def test_resume_after_kill(dataset_dir, tmp_path):
 
 @pytest.mark.integration
 def test_two_processes_synchronised(dataset_dir, tmp_path):
-    out = tmp_path / "model"
+    out = tmp_path / "model" / "seed0"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [
         str(ACCELERATE),
@@ -397,7 +399,11 @@ def test_two_processes_synchronised(dataset_dir, tmp_path):
         "--dataset_config",
         "bm25_hn",
         "--output_dir",
-        str(out),
+        str(out.parent),
+        "--seeds",
+        "0",
+        "--max_steps",
+        "2",
         "--max_seq_length",
         "32",
         "--per_device_train_batch_size",
@@ -431,3 +437,31 @@ def test_push_failure_is_one_line_without_token(tmp_path, monkeypatch):
     message = str(info.value)
     assert "cannot push" in message and "fix:" in message and "\n" not in message
     assert secret not in message
+
+
+# ---------------------------------------------------------------------------------------------------------
+# several training seeds: one folder per seed, equal step budget, finished seeds skipped
+
+
+def test_seeds_need_a_step_budget(dataset_dir, tmp_path):
+    with pytest.raises(ConfigError, match="budget in optimizer steps"):
+        tiny_config(dataset_dir, tmp_path / "m", seeds=[0, 1])
+    with pytest.raises(ConfigError, match="repeat a seed"):
+        tiny_config(dataset_dir, tmp_path / "m", seeds=[0, 0], max_steps=1)
+
+
+def test_train_seeds_one_folder_per_seed(dataset_dir, tmp_path, capsys):
+    from hardneg.train import seed_dir, train_seeds
+
+    # 8 triplets, batch 4: one epoch is 2 steps; the budget of 3 steps runs past an epoch boundary
+    config = tiny_config(dataset_dir, tmp_path / "m", seeds=[1, 2], max_steps=3, warmup_ratio=0.0)
+    folders = train_seeds(config)
+    assert folders == [seed_dir(tmp_path / "m", 1), seed_dir(tmp_path / "m", 2)]
+    summaries = [json.loads((f / "training_summary.json").read_text()) for f in folders]
+    assert [s["seed"] for s in summaries] == [1, 2]
+    assert all(s["global_step"] == s["max_steps"] == 3 for s in summaries)
+    assert summaries[0]["final_fingerprint"] != summaries[1]["final_fingerprint"], "seeds must differ"
+    mtime = (folders[0] / "training_summary.json").stat().st_mtime_ns
+    assert train_seeds(config) == folders
+    assert (folders[0] / "training_summary.json").stat().st_mtime_ns == mtime
+    assert "already trained (3 steps), skipped" in capsys.readouterr().out

@@ -12,8 +12,13 @@ All GPUs of one machine (DDP; in-batch negatives gathered across GPUs):
 
 Multi-node, DeepSpeed ZeRO-2 and FSDP commands: docs/training.md.
 
+Several training seeds, same budget in optimizer steps (models in <output_dir>/seed<S>/):
+    python training/train.py --config recipes/demo/train.yaml --dataset_config llm_hn \
+        --output_dir runs/demo/models/llm_hn --seeds 0 1 2 --max_steps 20
+
 Plain ``python training/train.py --config ...`` also works for a single process. A rerun of the same
-command resumes from the last complete checkpoint in ``<output_dir>/checkpoints``.
+command resumes from the last complete checkpoint in ``<output_dir>/checkpoints`` (with seeds: skips
+finished seeds).
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from __future__ import annotations
 from accelerate import PartialState
 
 from hardneg.config import run_main
-from hardneg.train import TrainConfig, train
+from hardneg.train import TrainConfig, train_seeds
 
 
 def main(config: TrainConfig) -> None:
-    folder = train(config)
+    folders = train_seeds(config)
     if PartialState().is_main_process:
-        print(f"model saved to {folder}")
+        for folder in folders:
+            print(f"model saved to {folder}")
 
 
 if __name__ == "__main__":
