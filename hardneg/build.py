@@ -595,9 +595,16 @@ def repair_configs(
         done = stages.get(stage, key)
         if done is None:
             if scorer_name:
-                scorer = res.get_scorer(scorer_name)
-                pos, neg = _row_scores(
-                    name, tables[name], stats[name], scorer, stages, config.score_batch_size
+                guarded = _guarded_by(config, name, scorer_name)
+                pos, neg, _, _ = _row_scores(
+                    name,
+                    tables[name],
+                    stats[name],
+                    scorer_name,
+                    guarded,
+                    res,
+                    stages,
+                    config.score_batch_size,
                 )
                 suspected = neg >= pos
             else:
@@ -626,6 +633,12 @@ def pair_configs(
     """Step 4: keep only query ids present in every config (when ``paired``); returns the kept row indices."""
     ids = {n: tables[n]["query_id"][:] for n in names}
     common = set.intersection(*(set(v) for v in ids.values())) if names else set()
+    if paired and names and not common:
+        sizes = {n: len(set(v)) for n, v in ids.items()}
+        raise ValueError(
+            f"no query id is in every config (query ids per config: {sizes}); fix: build more passages, loosen "
+            "the emptiest method's filters, or set paired: false"
+        )
     kept: dict[str, list[int]] = {}
     out: dict[str, Dataset] = {}
     dropped: dict[str, dict[str, int]] = {}
@@ -642,23 +655,44 @@ def pair_configs(
 
 
 def _row_scores(
-    name: str, table: Dataset, stats: dict, scorer, stages: _Stages, batch_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's (positive, negative) score by ``scorer``, computed once per stage and scorer."""
-    if (
-        stats.get("false_negative_scorer") == scorer.name
-        and stats.get("score_name") == scorer.score_name
-        and "repair" not in stats
-    ):
-        # ce_hn scored its rows with this very scorer while mining: reuse them.
-        return np.asarray(table["positive_score"][:], float), np.asarray(table["negative_score"][:], float)
-    file = f"fn_scores_{_key(scorer.name)}.json"
-    saved = stages.get_extra(name, file)
+    stage: str,
+    table: Dataset,
+    stats: dict,
+    scorer_name: str,
+    reuse_columns: bool,
+    res: _Resources,
+    stages: _Stages,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray, str, str | None]:
+    """Every row's (positive, negative) score by a scorer, computed once per stage and scorer (the scorer is
+    loaded only when they are not saved yet); returns (positive, negative, scorer name, score name)."""
+    if reuse_columns and "repair" not in stats and stats.get("false_negative_scorer"):
+        # ce_hn scored its rows with this very scorer while mining: reuse those scores.
+        pos = np.asarray(table["positive_score"][:], float)
+        neg = np.asarray(table["negative_score"][:], float)
+        return pos, neg, stats["false_negative_scorer"], stats.get("score_name")
+    file = f"fn_scores_{_key(scorer_name, res.scorer_dtype)}.json"
+    saved = stages.get_extra(stage, file)
     if saved is None or len(saved["positive"]) != len(table):
+        scorer = res.get_scorer(scorer_name)
         pos, neg = false_negative_scores(table, scorer, batch_size=batch_size)
-        saved = {"positive": pos.tolist(), "negative": neg.tolist()}
-        stages.put_extra(name, file, saved)
-    return np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
+        saved = {
+            "positive": pos.tolist(),
+            "negative": neg.tolist(),
+            "name": scorer.name,
+            "score_name": scorer.score_name,
+        }
+        stages.put_extra(stage, file, saved)
+    pos, neg = np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
+    return pos, neg, saved["name"], saved["score_name"]
+
+
+def _guarded_by(config: BuildConfig, name: str, scorer_name: str) -> bool:
+    """Whether the method filtered its rows with this very scorer (ce_hn with its guard on): 0% by construction."""
+    method = get_method(name)
+    options = config.options_of(method)
+    guard = method.guard_scorer(options) if method.guard_scorer else None
+    return guard == scorer_name and options.get("scorer_dtype", config.scorer_dtype) == config.scorer_dtype
 
 
 def false_negative_stats(
@@ -672,31 +706,34 @@ def false_negative_stats(
 ) -> dict[str, dict]:
     """Step 5: the suspected-false-negative rate of each published config by one scorer (+ optional judge)."""
     main = config._fn_scorer_name()
+    judge = config.false_negative_judge
     out: dict[str, dict] = {}
     for name, rows in kept.items():
-        method = get_method(name)
-        options = config.options_of(method)
-        guard = method.guard_scorer(options) if method.guard_scorer else None
         record: dict[str, Any] = {}
-        for role, scorer_name in (("main", main), ("judge", config.false_negative_judge)):
+        for role, scorer_name in (("main", main), ("judge", judge)):
             if not scorer_name or str(scorer_name).lower() == "none":
                 continue
-            scorer = res.get_scorer(scorer_name)
-            pos, neg = _row_scores(
-                stage_of[name], full[name], stats[name], scorer, stages, config.score_batch_size
+            guarded = _guarded_by(config, name, scorer_name)
+            pos, neg, scorer, score_name = _row_scores(
+                stage_of[name],
+                full[name],
+                stats[name],
+                scorer_name,
+                guarded,
+                res,
+                stages,
+                config.score_batch_size,
             )
-            rate, detail = false_negative_summary(pos[rows], neg[rows], scorer.name, scorer.score_name)
+            rate, detail = false_negative_summary(pos[rows], neg[rows], scorer, score_name)
             if role == "main":
                 record.update(
-                    false_negative_scorer=scorer.name,
+                    false_negative_scorer=scorer,
                     suspected_false_negative_rate=rate,
-                    false_negative_same_as_guard=guard is not None and guard == scorer_name,
+                    false_negative_same_as_guard=guarded,
                     false_negative_detail=detail,
                 )
             else:
-                record.update(
-                    independent_false_negative_scorer=scorer.name, independent_false_negative_rate=rate
-                )
+                record.update(independent_false_negative_scorer=scorer, independent_false_negative_rate=rate)
         out[name] = record
     return out
 

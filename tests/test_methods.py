@@ -248,3 +248,31 @@ def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, ti
         progress=False,
     )
     assert stats2["generated_this_run"] == 0 and again["negative"] == first["negative"]
+
+
+def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_path, monkeypatch):
+    patch_scorers(monkeypatch)
+    cfg, gen = scripted()
+    config = BuildConfig(
+        output_dir=str(tmp_path / "run"),
+        num_passages=6,
+        methods=["bm25_hn", "ce_hn"],
+        ce_scorer="overlap-a",
+        false_negative_judge="overlap-b",
+        range_max=4,
+        paired=False,
+    )
+    first = json.loads((build(config, cfg, generator=gen) / "build_stats.json").read_text())["configs"]
+
+    def refuse(name, **kwargs):
+        raise AssertionError(f"scorer {name} loaded although every score is saved")
+
+    monkeypatch.setattr("hardneg.build.load_scorer", refuse)
+    again = json.loads((build(config, cfg, generator=gen) / "build_stats.json").read_text())["configs"]
+    for name in ("bm25_hn", "ce_hn"):
+        for key in (
+            "suspected_false_negative_rate",
+            "independent_false_negative_rate",
+            "false_negative_scorer",
+        ):
+            assert again[name][key] == first[name][key]
