@@ -60,11 +60,6 @@ from hardneg.scorers import load_scorer
 
 logger = logging.getLogger(__name__)
 
-# Kept for readers of the old names; the registry (hardneg.methods) is the definition.
-LLM_METHODS = {"llm_hn": "query", "llm_pos_hn": "query_positive"}
-MINED_METHODS = {"bm25_hn": "bm25", "ce_hn": "ce", "dense_hn": "dense"}
-METHODS = method_names()
-
 
 @dataclass
 class BuildConfig:
