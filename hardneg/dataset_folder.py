@@ -32,19 +32,37 @@ from huggingface_hub import DatasetCard
 from huggingface_hub import DatasetCardData as HubDatasetCardData
 
 from hardneg.cards import DatasetCardData, render_dataset_card
-from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS
 
-TRIPLET_COLUMNS = TRAINING_COLUMNS  # the data contract lives in hardneg.methods
+TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 QUERIES_COLUMNS = ("query", "positive")
+QUERIES_CONFIG = "queries"
 BUILD_STATS_FILE = "build_stats.json"
 CARD_DATA_FILE = "card_data.json"
 README_FILE = "README.md"
 MAX_SHARD_BYTES = 500 * 1024 * 1024  # the shard size datasets' push_to_hub uses
 _CONFIG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")
-# A column that is all None (LLM-written negatives have no id, rank or score) would otherwise be typed
-# `null`, and configs of the same table would disagree on their schema: type it from the data contract.
-DESIGN_TYPES = COLUMN_TYPES
+# Column types from docs/design.md: a column that is all None (LLM-written negatives have no id, rank or
+# score) would otherwise be typed `null`, and configs of the same table would disagree on their schema.
+DESIGN_TYPES = {
+    "query_id": "string",
+    "positive_id": "string",
+    "negative_id": "string",
+    "negative_rank": "int64",
+    "positive_score": "float64",
+    "negative_score": "float64",
+    "method": "string",
+    "model": "string",
+    "backend": "string",
+    "prompt_name": "string",
+    "prompt_version": "string",
+    "prompt_hash": "string",
+    "sampling": "string",
+    "seed": "int64",
+    "prompt_tokens": "int64",
+    "completion_tokens": "int64",
+    "latency_s": "float64",
+}
 
 
 # ---------------------------------------------------------------------------------------------------------

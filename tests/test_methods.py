@@ -157,7 +157,7 @@ def test_repair_drops_or_relabels_judged_false_negatives(tmp_path, mode):
     assert stats["rows_after"] == len(out) and stats["prompt"]["name"] == "fn_judge"
 
 
-@pytest.mark.slow  # loads the embedded LM: ~80 s on the shared 2-core machine under load (~30 s of CPU)
+@pytest.mark.slow  # loads the embedded LM: 50-80 s on the shared 2-core machine under load (~30 s of CPU)
 def test_repair_with_the_embedded_lm_judge_in_a_build(tmp_path):
     cfg, gen = scripted()
     config = BuildConfig(
@@ -208,7 +208,6 @@ def test_llm_perturb_hn_names_the_change_and_is_keyed_by_it(tmp_path):
         BuildConfig(methods=["llm_perturb_hn"], perturb_strength="extreme")
 
 
-@pytest.mark.slow  # loads the embedded LM
 def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, tiny_corpus):
     from hardneg.llm import load_generator
 
