@@ -23,7 +23,7 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test test-slow build publish publish-model train evaluate report bench style quality clean
+.PHONY: help install demo test test-slow build publish publish-model train evaluate report explore bench style quality clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@
 
 report: $(STAMP) ## render the comparison table, significance tests and plots from $(RUN_DIR)
 	$(PY) evaluation/report.py --run_dir $(RUN_DIR)
+
+explore: $(STAMP) ## offline HTML explorer of the build (+ the run's top-10 lists) -> $(RUN_DIR)/explore.html
+	$(PY) evaluation/explore.py --dataset "$(RUN_DIR)/dataset" --output "$(RUN_DIR)/explore.html" \
+	  $(if $(wildcard $(RUN_DIR)/results/*.json),--run_dir "$(RUN_DIR)")
 
 publish: $(STAMP) ## validate + (dry-run) upload: make publish REPO=org/name VERSION=1.0.0 [PRIVATE=1] [CONFIRM=1]
 	$(PY) builders/publish.py --folder $(RUN_DIR)/dataset --repo_id "$(REPO)" --version "$(VERSION)" \

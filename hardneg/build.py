@@ -38,6 +38,7 @@ from datasets import Dataset, load_from_disk
 
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
+from hardneg.cards import library_versions
 from hardneg.corpus import load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.hub import save_dataset_folder
@@ -357,6 +358,7 @@ class _Resources:
     generator: Generator | None = None
     judge_model: str | None = None
     judge: Generator | None = None
+    labels_file: Path | None = None  # scorer id -> full name, kept in the stages folder
     scorers: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def get_generator(self) -> Generator:
@@ -380,7 +382,22 @@ class _Resources:
         key = (name, dtype or self.scorer_dtype)
         if key not in self.scorers:
             self.scorers[key] = load_scorer(name, dtype=key[1])
+            if self.labels_file is not None:  # remember its full name, so a rebuild need not load it
+                labels = self._labels() | {"|".join(key): self.scorers[key].name}
+                self.labels_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.labels_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(labels, indent=1))
+                tmp.replace(self.labels_file)
         return self.scorers[key]
+
+    def _labels(self) -> dict[str, str]:
+        if self.labels_file is None or not self.labels_file.is_file():
+            return {}
+        return json.loads(self.labels_file.read_text())
+
+    def scorer_label(self, name: str, dtype: str | None = None) -> str | None:
+        """The full name (``scorer.name``) a scorer id loaded as in this run folder, without loading it."""
+        return self._labels().get(f"{name}|{dtype or self.scorer_dtype}")
 
 
 @dataclass
@@ -649,6 +666,11 @@ def pair_configs(
     return out, kept, summary
 
 
+def fn_scores_file(scorer_name: str) -> str:
+    """File (in the stage folder) with every row's (positive, negative) score by that false-negative scorer."""
+    return f"fn_scores_{_key(scorer_name)}.json"
+
+
 def _row_scores(
     stage: str,
     table: Dataset,
@@ -666,8 +688,8 @@ def _row_scores(
         pos = np.asarray(table["positive_score"][:], float)
         neg = np.asarray(table["negative_score"][:], float)
         return pos, neg, stats["false_negative_scorer"], stats.get("score_name")
-    file = f"fn_scores_{_key(scorer_name, res.scorer_dtype)}.json"
-    saved = stages.get_extra(stage, file)
+    known = res.scorer_label(scorer_name)
+    saved = stages.get_extra(stage, fn_scores_file(known)) if known else None
     if saved is None or len(saved["positive"]) != len(table):
         scorer = res.get_scorer(scorer_name)
         pos, neg = false_negative_scores(table, scorer, batch_size=batch_size)
@@ -677,7 +699,7 @@ def _row_scores(
             "name": scorer.name,
             "score_name": scorer.score_name,
         }
-        stages.put_extra(stage, file, saved)
+        stages.put_extra(stage, fn_scores_file(scorer.name), saved)
     pos, neg = np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
     return pos, neg, saved["name"], saved["score_name"]
 
@@ -720,6 +742,9 @@ def false_negative_stats(
                 config.score_batch_size,
             )
             rate, detail = false_negative_summary(pos[rows], neg[rows], scorer, score_name)
+            detail["stage"] = stage_of[
+                name
+            ]  # its fn_scores_file is in stages/<stage>/ (the explorer reads it)
             if role == "main":
                 record.update(
                     false_negative_scorer=scorer,
@@ -774,6 +799,7 @@ def collect_stats(
         configs=configs,
         decontamination=inputs.decontamination,
         paired={"enabled": pairing["enabled"], "query_ids": pairing["query_ids"]},
+        versions=library_versions(),
     )
 
 
@@ -789,7 +815,13 @@ def build(
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages, cache_dir = _Stages(out / "stages"), out / "cache"
-    res = _Resources(generator_config, config.scorer_dtype, generator, judge_model=config.repair_judge_model)
+    res = _Resources(
+        generator_config,
+        config.scorer_dtype,
+        generator,
+        judge_model=config.repair_judge_model,
+        labels_file=stages.root / "scorer_names.json",
+    )
 
     inputs = load_inputs(config, seed)
     queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)

@@ -31,7 +31,13 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 from huggingface_hub import DatasetCardData as HubDatasetCardData
 
-from hardneg.cards import DatasetCardData, render_dataset_card
+from hardneg.cards import (
+    RECIPES_DIR,
+    DatasetCardData,
+    dataset_card_extras,
+    render_dataset_card,
+    write_build_recipe,
+)
 
 TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 QUERIES_COLUMNS = ("query", "positive")
@@ -247,12 +253,18 @@ def save_dataset_folder(
         paths = [p for split, ds in dd.items() for p in _write_parquet_shards(ds, folder / name, split)]
         sizes[name] = sum(p.stat().st_size for p in paths)
     _write_text_atomic(folder / BUILD_STATS_FILE, json.dumps(build_stats, indent=2, sort_keys=False) + "\n")
+    write_build_recipe(folder, build_stats)  # recipes/build.yaml: the card's one-line rebuild uses it
     card_data = card_data or load_card_data(folder)  # keep the fields of an earlier save
     _write_text_atomic(folder / CARD_DATA_FILE, card_data_json(card_data))
     metadata = dataset_card_metadata(dicts, default_config=default_config, sizes=sizes)
     splits = {name: {split: len(ds) for split, ds in dd.items()} for name, dd in dicts.items()}
     card = render_dataset_card(
-        card_data, build_stats, card_metadata=metadata, splits=splits, default_config=default_config
+        card_data,
+        build_stats,
+        card_metadata=metadata,
+        splits=splits,
+        default_config=default_config,
+        **dataset_card_extras(folder),
     )
     _write_text_atomic(folder / README_FILE, card)
     return folder
@@ -399,9 +411,14 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
     default = metadata_configs.get_default_config_name()
     card_data = load_card_data(folder)
     card = render_dataset_card(
-        card_data, build_stats, card_metadata=card_metadata, splits=configs, default_config=default
+        card_data,
+        build_stats,
+        card_metadata=card_metadata,
+        splits=configs,
+        default_config=default,
+        **dataset_card_extras(folder),
     )
-    for path in (readme, stats_path, folder / CARD_DATA_FILE):
+    for path in (readme, stats_path, folder / CARD_DATA_FILE, *sorted((folder / RECIPES_DIR).glob("*.yaml"))):
         if path.is_file():
             files.append(path)
     return FolderReport(folder, configs, features, default, card_metadata, sorted(set(files)), card)

@@ -391,6 +391,7 @@ class BuildStats:
     configs: dict[str, ConfigStats]
     decontamination: dict[str, Any]
     paired: dict[str, Any] | None = None
+    versions: dict[str, Any] | None = None  # library versions of the build (cards show these, issue 12)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -30,7 +30,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
-from hardneg.cards import ModelCardData, render_dataset_card, render_model_card
+from hardneg.cards import ModelCardData, dataset_card_extras, render_dataset_card, render_model_card
 from hardneg.config import ConfigError
 from hardneg.dataset_folder import (
     BUILD_STATS_FILE,
@@ -344,6 +344,7 @@ def release_files(
         card_metadata=report.card_metadata,
         splits=report.configs,
         default_config=report.default_config,
+        **dataset_card_extras(report.folder),
     )
     files: dict[str, Path | bytes] = {
         p.relative_to(report.folder).as_posix(): p
@@ -473,7 +474,12 @@ def publish_model(
             f"the card names the local dataset '{card_data.dataset_id}'; pass --dataset_id ORG/NAME "
             "--dataset_revision vX.Y.Z (its published release) so others can reload the training data"
         )
-    card = render_model_card(card_data)
+    readme = (
+        folder / README_FILE
+    )  # sentence-transformers' card from training: hardneg's block is re-rendered in it
+    card = render_model_card(
+        card_data, base_card=readme.read_text(encoding="utf-8") if readme.is_file() else None
+    )
     files[README_FILE] = card.encode("utf-8")
     files[CARD_DATA_FILE] = (json.dumps(card_data.to_dict(), indent=2, default=str) + "\n").encode("utf-8")
     release.connect(api, token)

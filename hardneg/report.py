@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from hardneg.curves import plot_training_loss
 from hardneg.metrics import holm, paired_test
 
 TABLE_METRICS = ("ndcg@10", "p@10", "recall@100")
@@ -356,6 +357,8 @@ def render_report(config: ReportConfig) -> dict[str, Path]:
     if pair:
         paths["scatter"] = run / "results_scatter.png"
         plot_scatter(pair[0], pair[1], metrics[0], paths["scatter"])
+    if plot_training_loss(run, run / "training_loss.png"):  # models' trainer_state.json, per method and seed
+        paths["training_loss"] = run / "training_loss.png"
     if config.model_index:
         write_model_index(results, metrics)
     print(markdown)

@@ -14,14 +14,19 @@ Pieces, each usable on its own:
 - ``LengthGroupedNoDuplicatesBatchSampler``: no duplicate text inside a batch (in-batch negatives stay
   true negatives), batches made of similar-length rows so less compute is spent on padding.
 - resume: a rerun of the same command continues from the last complete checkpoint in
-  ``<output_dir>/checkpoints``.
+  ``<output_dir>/checkpoints``; ``training_summary.json`` then covers the whole run (every segment's
+  steps, loss and time), carried across segments in the checkpoint's ``trainer_state.json``.
 - seeds: ``train_seeds`` trains once per seed in ``seeds`` into ``<output_dir>/seed<S>/`` with the same
   budget in optimizer steps (``max_steps``, required then, so methods whose configs differ in size are
   compared at equal compute); a rerun skips finished seeds and resumes an interrupted one.
+- what you can follow: ``report_to`` (tensorboard when installed, trackio, wandb, none) and ``run_name``
+  as in transformers; the final folder keeps ``trainer_state.json`` (log history) after the checkpoints
+  are removed, and sentence-transformers' own model card with hardneg's section added.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -39,6 +44,7 @@ import torch
 from datasets import Dataset, load_dataset
 from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
@@ -49,6 +55,9 @@ logger = logging.getLogger(__name__)
 TRIPLET_COLUMNS = TRAINING_COLUMNS
 CHECKPOINTS_DIR = "checkpoints"
 SUMMARY_FILE = "training_summary.json"
+TRAINER_STATE_FILE = "trainer_state.json"
+LOGS_DIR = "logs"
+REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
 RANKS_DIR = "ranks"
 LossName = Literal["mnrl", "cached_mnrl", "gist"]
 SamplerName = Literal["length_grouped_no_duplicates", "no_duplicates", "batch_sampler"]
@@ -179,8 +188,27 @@ class TrainConfig:
     eval_steps: int | None = field(
         default=None, metadata={"help": "Evaluate every N steps; None: at the end only."}
     )
-    push_to_hub: bool = field(default=False, metadata={"help": "Upload the final model folder to the Hub."})
+    report_to: str = field(
+        default="auto",
+        metadata={
+            "help": "Where training logs go, as in transformers: tensorboard (<output_dir>/logs), trackio, wandb, "
+            "none, or a comma-separated list; auto = tensorboard when installed, else none."
+        },
+    )
+    run_name: str | None = field(
+        default=None,
+        metadata={"help": "Run name for the trackers (default: <dataset_config>-seed<seed>)."},
+    )
+    push_to_hub: bool = field(
+        default=False,
+        metadata={
+            "help": "Publish the final model folder as a tagged release (same path as make publish-model)."
+        },
+    )
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub id ORG/NAME for push_to_hub."})
+    hub_model_version: str | None = field(
+        default=None, metadata={"help": "Release version for push_to_hub, e.g. 1.0.0 (tagged v1.0.0)."}
+    )
     hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private."})
 
     def __post_init__(self) -> None:
@@ -201,6 +229,12 @@ class TrainConfig:
             raise ConfigError(
                 "push_to_hub is set but hub_model_id is empty; fix: set --hub_model_id ORG/NAME"
             )
+        if self.push_to_hub and not self.hub_model_version:
+            raise ConfigError(
+                "push_to_hub is set but hub_model_version is empty; fix: set --hub_model_version 1.0.0 "
+                "(releases are tagged, as with make publish-model)"
+            )
+        self.report_to = ",".join(resolve_report_to(self.report_to))
         for name in (
             "per_device_train_batch_size",
             "max_seq_length",
@@ -216,6 +250,26 @@ class TrainConfig:
     def prompts(self) -> dict[str, str]:
         """The model's prompts as sentence-transformers stores them (``encode_query``/``encode_document``)."""
         return {"query": self.query_prompt, "document": self.passage_prompt}
+
+
+def resolve_report_to(report_to: str | list[str]) -> list[str]:
+    """transformers' ``report_to`` list: ``auto`` is tensorboard when installed, else nothing; a tracker that
+    is not installed is an error that names the package (transformers would fail later, mid-setup)."""
+    import importlib.util
+
+    names = report_to if isinstance(report_to, list) else [n.strip() for n in str(report_to).split(",")]
+    names = [n for n in names if n]
+    if names in ([], ["none"]):
+        return ["none"]
+    if names == ["auto"]:
+        return ["tensorboard"] if importlib.util.find_spec("tensorboard") else ["none"]
+    unknown = [n for n in names if n not in REPORT_TO]
+    if unknown:
+        raise ConfigError(f"unknown report_to {unknown}; fix: use auto or any of {', '.join(REPORT_TO)}")
+    missing = [n for n in names if n != "none" and importlib.util.find_spec(n) is None]
+    if missing:
+        raise ConfigError(f"report_to {missing} is not installed; fix: pip install {' '.join(missing)}")
+    return [n for n in names if n != "none"] or ["none"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -588,6 +642,82 @@ class _RankRecordCallback(TrainerCallback):
         (self.folder / f"rank{args.process_index}.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
+class _RunTotals(TrainerCallback, ExportableState):
+    """Whole-run totals over resumed segments: optimizer steps, summed loss and training seconds.
+
+    Each checkpoint's ``trainer_state.json`` stores the totals up to that checkpoint (``stateful_callbacks``);
+    a resumed segment starts from the checkpoint's totals (``from_checkpoint``), so the final summary reports
+    the whole run's mean loss and time, not only the last segment's. Time spent after the last checkpoint of
+    an interrupted segment is lost work and is not counted.
+    """
+
+    def __init__(self, steps: int = 0, loss_sum: float = 0.0, seconds: float | None = 0.0, segments: int = 0):
+        self.steps, self.loss_sum, self.seconds, self.segments = steps, loss_sum, seconds, segments
+        self.trainer = None
+        self.start = time.perf_counter()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Path | None) -> _RunTotals:
+        if checkpoint is None:
+            return cls()
+        state = json.loads((checkpoint / TRAINER_STATE_FILE).read_text())
+        saved = (state.get("stateful_callbacks") or {}).get(cls.__name__)
+        if isinstance(saved, list):
+            saved = saved[-1] if saved else None
+        if saved:
+            return cls(**saved["attributes"])
+        # a checkpoint written before the totals existed: the logged losses, time unknown
+        logged = [(h["step"], h["loss"]) for h in state.get("log_history", []) if "loss" in h]
+        prev, loss_sum = 0, 0.0
+        for step, loss in logged:
+            loss_sum, prev = loss_sum + loss * (step - prev), step
+        return cls(steps=prev, loss_sum=loss_sum, seconds=None, segments=1)
+
+    def _segment(self) -> tuple[int, float]:
+        trainer = self.trainer
+        steps = trainer.state.global_step - getattr(trainer, "_initial_global_step", 0)
+        pending = getattr(trainer, "_tr_loss", 0.0)
+        pending = float(pending.item()) if hasattr(pending, "item") else float(pending or 0.0)
+        return steps, float(getattr(trainer, "_total_loss_scalar", 0.0)) + pending
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+        # a checkpoint written before these totals existed has no entry, and transformers would fail at save
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+
+    def state(self) -> dict:
+        """Totals up to now (called when a checkpoint is written)."""
+        steps, loss_sum = self._segment() if self.trainer is not None else (0, 0.0)
+        seconds = None if self.seconds is None else self.seconds + time.perf_counter() - self.start
+        return {
+            "args": {},
+            "attributes": {
+                "steps": self.steps + steps,
+                "loss_sum": self.loss_sum + loss_sum,
+                "seconds": seconds,
+                "segments": self.segments + 1,
+            },
+        }
+
+    def finish(self, train_metrics: dict, train_seconds: float) -> dict[str, Any]:
+        """Whole-run statistics after the last segment (its loss and time from the trainer's own metrics)."""
+        steps = self.trainer.state.global_step - getattr(self.trainer, "_initial_global_step", 0)
+        loss = train_metrics.get("train_loss")
+        total_steps = self.steps + steps
+        loss_sum = self.loss_sum + (loss or 0.0) * steps
+        return {
+            "train_loss": loss_sum / total_steps if total_steps and loss is not None else loss,
+            "train_seconds": None if self.seconds is None else self.seconds + train_seconds,
+            "segments": self.segments + 1,
+            "last_segment": {
+                "steps": steps,
+                "train_loss": loss,
+                "train_seconds": train_seconds,
+                "train_samples_per_second": train_metrics.get("train_samples_per_second"),
+            },
+        }
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the stage
 
@@ -632,7 +762,8 @@ def training_arguments(config: TrainConfig, *, has_eval: bool):
         logging_steps=config.logging_steps,
         eval_strategy="steps" if evaluating else "no",
         eval_steps=config.eval_steps if evaluating else None,
-        report_to="none",
+        report_to=resolve_report_to(config.report_to),
+        run_name=config.run_name or f"{config.dataset_config}-seed{config.seed}",
         ddp_find_unused_parameters=False,
         disable_tqdm=False,
     )
@@ -739,8 +870,12 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
         state = json.loads((resume_from / "trainer_state.json").read_text())
         logger.warning("resuming from checkpoint %s (global step %s)", resume_from, state.get("global_step"))
         print(f"resuming from checkpoint {resume_from} (global step {state.get('global_step')})", flush=True)
+    totals = _RunTotals.from_checkpoint(resume_from)
+    totals.trainer = trainer
+    trainer.add_callback(totals)
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with _tensorboard_dir(args, output_dir / LOGS_DIR / args.run_name):
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - start
 
     metrics: list[dict[str, Any]] = []
@@ -759,8 +894,7 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
             trainer,
             config,
             output_dir,
-            result.metrics,
-            train_seconds,
+            totals.finish(result.metrics, train_seconds),
             len(train_ds),
             metrics,
             args.world_size,
@@ -769,20 +903,42 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
     return output_dir
 
 
+@contextlib.contextmanager
+def _tensorboard_dir(args, folder: Path) -> Iterator[None]:
+    """TensorBoard logs go to ``<output_dir>/logs/<run_name>`` (transformers 5 reads TENSORBOARD_LOGGING_DIR;
+    its default sits inside the checkpoints, which are removed). A directory the user set is kept."""
+    if "tensorboard" not in args.report_to or os.environ.get("TENSORBOARD_LOGGING_DIR"):
+        yield
+        return
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+
+
 def _save(
     trainer,
     config: TrainConfig,
     output_dir: Path,
-    train_metrics: dict,
-    train_seconds: float,
+    run: dict[str, Any],
     train_samples: int,
     metrics: list[dict[str, Any]],
     world_size: int,
 ) -> None:
-    """Main process: the model, its card (replacing sentence-transformers' auto card), a summary, push."""
+    """Main process: the model with sentence-transformers' card + hardneg's block, the log history
+    (``trainer_state.json``), a whole-run summary, and the tagged release when ``push_to_hub``."""
     from hardneg.cards import ModelCardData, render_model_card
 
-    trainer.model.save(str(output_dir), create_model_card=False)
+    base = config.model.split(":")[-1].split("/")[-1]
+    trainer.model.model_card_data.model_name = (
+        f"{base} fine-tuned on {config.dataset_config} (hardneg, seed {config.seed})"
+    )
+    trainer.model.save(str(output_dir))  # writes sentence-transformers' own README.md (logs, stats, citation)
+    trainer.state.save_to_json(str(output_dir / TRAINER_STATE_FILE))
+    train_seconds = (
+        run["train_seconds"] if run["train_seconds"] is not None else run["last_segment"]["train_seconds"]
+    )
     hyperparameters = {
         k: v
         for k, v in asdict(config).items()
@@ -817,16 +973,20 @@ def _save(
         repo_id=config.hub_model_id,
     )
     card.save(output_dir / "card_data.json")
-    (output_dir / "README.md").write_text(render_model_card(card), encoding="utf-8")
+    readme = output_dir / "README.md"
+    base_card = readme.read_text(encoding="utf-8") if readme.is_file() else None
+    readme.write_text(render_model_card(card, base_card=base_card), encoding="utf-8")
     summary = {
         "global_step": trainer.state.global_step,
         "max_steps": config.max_steps,
         "seed": config.seed,
         "epochs_done": trainer.state.epoch,
         "train_samples": train_samples,
-        "train_seconds": train_seconds,
-        "train_samples_per_second": train_metrics.get("train_samples_per_second"),
-        "train_loss": train_metrics.get("train_loss"),
+        # the whole run, over every resumed segment (None when an old checkpoint did not record its time)
+        "train_seconds": run["train_seconds"],
+        "train_loss": run["train_loss"],
+        "segments": run["segments"],
+        "last_segment": run["last_segment"],
         "world_size": world_size,
         "hardware": card.hardware,
         "metrics": metrics,
@@ -836,27 +996,25 @@ def _save(
     if not config.keep_checkpoints:
         shutil.rmtree(output_dir / CHECKPOINTS_DIR, ignore_errors=True)
     if config.push_to_hub:
-        push_model(output_dir, repo_id=config.hub_model_id, private=config.hub_private)
-
-
-def push_model(folder: str | Path, *, repo_id: str, private: bool = True) -> str:
-    """Upload a saved model folder (without checkpoints) to the Hub; the token comes from the usual
-    ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    try:
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        info = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="model",
-            folder_path=str(folder),
-            ignore_patterns=[f"{CHECKPOINTS_DIR}/*", f"{RANKS_DIR}/*"],
-            commit_message="Upload retriever trained with hardneg",
+        push_model(
+            output_dir,
+            repo_id=config.hub_model_id,
+            version=config.hub_model_version,
+            private=config.hub_private,
         )
+
+
+def push_model(folder: str | Path, *, repo_id: str, version: str, private: bool = True) -> str:
+    """Publish a trained model folder as release ``v<version>`` through the same tagged publish function
+    as ``make publish-model`` (``hardneg.hub.publish_model``: one commit, then the tag; an existing tag is
+    refused). The token comes from ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
+    from hardneg.hub import publish_model
+
+    try:
+        result = publish_model(folder, repo_id, version, private=private, confirm=True)
     except Exception as err:
         raise RuntimeError(
-            f"cannot push '{folder}' to '{repo_id}': {_first_line(err)}; fix: check the repo id, network "
+            f"cannot push '{folder}' to '{repo_id}': {_first_line(err)}; fix: check the repo id, version, network "
             "and that HF_TOKEN has write access"
         ) from None
-    return str(info)
+    return str(result.commit_url)

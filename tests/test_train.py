@@ -433,7 +433,7 @@ def test_push_failure_is_one_line_without_token(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", secret)
     (tmp_path / "model.safetensors").write_bytes(b"0")
     with pytest.raises(RuntimeError) as info:
-        push_model(tmp_path, repo_id="someone/retriever")
+        push_model(tmp_path, repo_id="someone/retriever", version="1.0.0")
     message = str(info.value)
     assert "cannot push" in message and "fix:" in message and "\n" not in message
     assert secret not in message

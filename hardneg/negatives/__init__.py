@@ -336,6 +336,9 @@ def false_negative_summary(
         positive=describe(positive),
         negative=describe(negative),
         margin=describe(positive - negative),
+        suspected_rows=np.flatnonzero(
+            negative >= positive
+        ).tolist(),  # row indices: the explorer flags these rows
     )
     return rate, detail
 
