@@ -701,7 +701,7 @@ def _row_scores(
         }
         stages.put_extra(stage, fn_scores_file(scorer.name), saved)
     pos, neg = np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
-    return pos, neg, saved["name"], saved["score_name"]
+    return pos, neg, saved.get("name", known), saved.get("score_name")  # files of older builds lack names
 
 
 def _guarded_by(config: BuildConfig, name: str, scorer_name: str) -> bool:
