@@ -17,7 +17,7 @@ from datasets import Dataset
 
 from hardneg.corpus import passage_text
 from hardneg.decontaminate import decontaminate
-from hardneg.methods import MINED_FEATURES, MethodContext
+from hardneg.methods import MINED_FEATURES, TRAINING_COLUMNS, MethodContext
 from hardneg.negatives.bm25 import BM25Options, bm25_candidates
 from hardneg.negatives.cross_encoder import rescore_candidates
 from hardneg.negatives.dense import dense_candidates, load_embedder
@@ -375,7 +375,7 @@ def false_negative_scores(
     triplets: Dataset, scorer: Any, *, batch_size: int = 16, show_progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """The scorer's (positive, negative) score of every triplet row (higher = more relevant)."""
-    missing = [c for c in ("anchor", "positive", "negative") if c not in triplets.column_names]
+    missing = [c for c in TRAINING_COLUMNS if c not in triplets.column_names]
     if missing:
         raise ValueError(
             f"triplets lack column(s) {missing}; fix: pass a triplet table (anchor, positive, negative)"

@@ -40,6 +40,9 @@ from hardneg.text import normalise_text, word_jaccard
 SamplingStrategy = Literal["top", "random"]
 OutputFormat = Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"]
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list")
+# Part of every mined stage key: bump when the selection rules change, so old runs re-mine.
+# 2: margins against the query's lowest positive, identical corpus texts merged (sentence-transformers' rules).
+MINING_RULES_VERSION = 2
 TRIPLET_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
 
 
