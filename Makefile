@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 RUN_DIR ?= runs/demo
 RECIPES ?= recipes/demo
-METHODS ?= llm_hn bm25_hn ce_hn
+METHODS ?= llm_hn bm25_hn ce_hn hybrid_hn
 # Training seeds (default: the train recipe's `seeds:`), e.g. SEEDS="0 1 2 3 4"; evaluate/report pick them up.
 SEEDS ?=
 # Training launcher: plain accelerate (one process here); e.g. LAUNCH="$(VENV)/bin/accelerate launch --config_file recipes/accelerate/ddp.yaml"

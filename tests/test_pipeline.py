@@ -19,7 +19,7 @@ from datasets import load_dataset
 from hardneg.corpus import load_beir_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["llm_hn", "bm25_hn", "ce_hn"]
+METHODS = ["llm_hn", "bm25_hn", "ce_hn", "hybrid_hn"]
 
 
 def _slice_cranfield(cranfield_dir: str, folder: Path, n_docs: int = 300) -> Path:
