@@ -10,12 +10,16 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 RUN_DIR ?= runs/demo
 RECIPES ?= recipes/demo
-METHODS ?= llm_hn bm25_hn ce_hn
+METHODS ?= llm_hn bm25_hn ce_hn hybrid_hn
 # Training seeds (default: the train recipe's `seeds:`), e.g. SEEDS="0 1 2 3 4"; evaluate/report pick them up.
 SEEDS ?=
 # Training launcher: plain accelerate (one process here); e.g. LAUNCH="$(VENV)/bin/accelerate launch --config_file recipes/accelerate/ddp.yaml"
 LAUNCH ?= $(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
 PYTEST_ARGS ?=
+# Values of these variables reach recipes only as environment variables, quoted ("$$RUN_DIR"): no value can
+# run a command (`make publish REPO='a/b" ; echo x; "'` passes that string as the repo id, nothing else).
+# PY, VENV, LAUNCH and TORCH are commands or install specs by design.
+export RUN_DIR RECIPES METHODS SEEDS REPO VERSION CONFIG DATASET DATASET_REVISION PRIVATE CONFIRM PYTEST_ARGS
 export TOKENIZERS_PARALLELISM ?= false
 # Idle OpenMP threads sleep instead of spinning: batched CPU matmuls run far faster on a shared machine.
 export OMP_WAIT_POLICY ?= PASSIVE
@@ -23,7 +27,7 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test test-slow build publish publish-model train evaluate report bench style quality clean
+.PHONY: help install demo test test-slow build publish publish-model train evaluate report explore bench style quality clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,39 +46,44 @@ install: $(STAMP) ## create .venv and install hardneg with the offline embedded 
 demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield, SmolLM2, MiniLM) -> $(RUN_DIR)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory build train evaluate report && \
-	echo "demo finished in $$(( $$(date +%s) - start )) s; results in $(RUN_DIR)/results.{json,md,png}"
+	echo "demo finished in $$(( $$(date +%s) - start )) s; results in $$RUN_DIR/results.{json,md,png}"
 
 build: $(STAMP) ## generate queries + hard negatives (llm, bm25, ce) and write the Hub-ready dataset folder
-	$(PY) builders/build.py --config $(RECIPES)/build.yaml --output_dir $(RUN_DIR)
+	$(PY) builders/build.py --config "$$RECIPES/build.yaml" --output_dir "$$RUN_DIR"
 
+# One launch per method trains its seeds in turn (SEEDS, default the recipe's `seeds:`): no start-up per seed.
 train: $(STAMP) ## fine-tune the embedder on each method's config once per seed (same step budget) -> models/<method>/seed<S>
-	seeds="$(SEEDS)"; \
-	[ -n "$$seeds" ] || seeds=$$($(PY) -c 'import sys, yaml; print(*(yaml.safe_load(open(sys.argv[1])) or {}).get("seeds") or ["-"])' "$(RECIPES)/train.yaml") || exit 1; \
-	for m in $(METHODS); do for s in $$seeds; do \
-	  $(LAUNCH) training/train.py --config "$(RECIPES)/train.yaml" --dataset "$(RUN_DIR)/dataset" \
-	    --dataset_config $$m --output_dir "$(RUN_DIR)/models/$$m" $$([ "$$s" = - ] || echo --seeds $$s) || exit 1; \
-	done; done
+	for m in $$METHODS; do \
+	  HARDNEG_CHECK_ONLY=1 $(PY) training/train.py --config "$$RECIPES/train.yaml" --dataset "$$RUN_DIR/dataset" \
+	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit $$?; \
+	  $(LAUNCH) training/train.py --config "$$RECIPES/train.yaml" --dataset "$$RUN_DIR/dataset" \
+	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit 1; \
+	done
 
 evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@10, P@10, R@100)
-	$(PY) evaluation/evaluate.py --config "$(RECIPES)/eval.yaml" --run_dir "$(RUN_DIR)" $(if $(SEEDS),--seeds $(SEEDS))
+	$(PY) evaluation/evaluate.py --config "$$RECIPES/eval.yaml" --run_dir "$$RUN_DIR" $${SEEDS:+--seeds $$SEEDS}
 
 report: $(STAMP) ## render the comparison table, significance tests and plots from $(RUN_DIR)
-	$(PY) evaluation/report.py --run_dir $(RUN_DIR)
+	$(PY) evaluation/report.py --run_dir "$$RUN_DIR"
+
+explore: $(STAMP) ## offline HTML explorer of the build (+ the run's top-10 lists) -> $(RUN_DIR)/explore.html
+	$(PY) evaluation/explore.py --dataset "$$RUN_DIR/dataset" --output "$$RUN_DIR/explore.html" \
+	  $(if $(wildcard $(RUN_DIR)/results/*.json),--run_dir "$$RUN_DIR")
 
 publish: $(STAMP) ## validate + (dry-run) upload: make publish REPO=org/name VERSION=1.0.0 [PRIVATE=1] [CONFIRM=1]
-	$(PY) builders/publish.py --folder $(RUN_DIR)/dataset --repo_id "$(REPO)" --version "$(VERSION)" \
-	  $(if $(PRIVATE),--private) $(if $(CONFIRM),--confirm)
+	$(PY) builders/publish.py --folder "$$RUN_DIR/dataset" --repo_id "$$REPO" --version "$$VERSION" \
+	  $${PRIVATE:+--private} $${CONFIRM:+--confirm}
 
 publish-model: $(STAMP) ## publish a trained model: make publish-model CONFIG=llm_hn REPO=org/name VERSION=1.0.0 [DATASET=org/ds DATASET_REVISION=v1.0.0] [PRIVATE=1] [CONFIRM=1]
-	$(PY) builders/publish.py --kind model --folder $(RUN_DIR)/models/$(CONFIG) --repo_id "$(REPO)" --version "$(VERSION)" \
-	  $(if $(DATASET),--dataset_id $(DATASET)) $(if $(DATASET_REVISION),--dataset_revision $(DATASET_REVISION)) \
-	  $(if $(PRIVATE),--private) $(if $(CONFIRM),--confirm)
+	$(PY) builders/publish.py --kind model --folder "$$RUN_DIR/models/$$CONFIG" --repo_id "$$REPO" --version "$$VERSION" \
+	  $${DATASET:+--dataset_id "$$DATASET"} $${DATASET_REVISION:+--dataset_revision "$$DATASET_REVISION"} \
+	  $${PRIVATE:+--private} $${CONFIRM:+--confirm}
 
 test: $(STAMP) ## the test suite (offline; slow tests excluded)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $$PYTEST_ARGS
 
 test-slow: $(STAMP) ## only the slow tests
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -m slow $$PYTEST_ARGS
 
 bench: $(STAMP) ## run the CPU benchmarks; each prints '<what> vs <baseline>: N.NNx' last
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

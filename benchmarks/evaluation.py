@@ -87,8 +87,15 @@ def main() -> None:
     def ours(cache_dir, dtype):
         t0 = time.perf_counter()
         run, info = search_dense(
-            model, data, qids, 100, batch_size=args.batch_size, cache_dir=cache_dir, dtype=dtype, show_progress=False
-        )  # fmt: skip
+            model,
+            data,
+            qids,
+            100,
+            batch_size=args.batch_size,
+            cache_dir=cache_dir,
+            dtype=dtype,
+            show_progress=False,
+        )
         scored = evaluate_run(binary, run, ["ndcg@10", "p@10", "recall@100", "map@100", "mrr@10"])
         return time.perf_counter() - t0, scored.mean, info
 
@@ -125,7 +132,9 @@ def main() -> None:
         for ours_name, st_name in names.items():
             theirs = next(v for k, v in res.items() if k.endswith(f"cosine_{st_name}"))
             worst = max(worst, abs(mine[dtype][ours_name] - theirs))
-            print(f"  {ours_name:>10}: hardneg ({dtype}) {mine[dtype][ours_name]:.5f}  InformationRetrievalEvaluator {theirs:.5f}")  # fmt: skip
+            print(
+                f"  {ours_name:>10}: hardneg ({dtype}) {mine[dtype][ours_name]:.5f}  InformationRetrievalEvaluator {theirs:.5f}"
+            )
         # float32 must agree up to tie-breaking; bf16 matmuls move scores by ~1e-3, so a few ranks swap.
         limit = 2e-3 if dtype == "float32" else 1e-2
         if worst > limit:
@@ -137,13 +146,17 @@ def main() -> None:
         f"corpus encoding: SentenceTransformer.encode {n / min(t_st):.1f} docs/s, evaluator end-to-end {min(t_base):.1f} s"
     )
     for dtype in dtypes:
-        print(f"{dtype}: hardneg encoding {n / min(t_enc[dtype]):.1f} docs/s ({min(t_st) / min(t_enc[dtype]):.2f}x), "
-              f"end-to-end cold {min(t_cold[dtype]):.1f} s ({min(t_base) / min(t_cold[dtype]):.2f}x), "
-              f"cached rerun {min(t_warm[dtype]):.1f} s ({min(t_base) / min(t_warm[dtype]):.2f}x)")  # fmt: skip
+        print(
+            f"{dtype}: hardneg encoding {n / min(t_enc[dtype]):.1f} docs/s ({min(t_st) / min(t_enc[dtype]):.2f}x), "
+            f"end-to-end cold {min(t_cold[dtype]):.1f} s ({min(t_base) / min(t_cold[dtype]):.2f}x), "
+            f"cached rerun {min(t_warm[dtype]):.1f} s ({min(t_base) / min(t_warm[dtype]):.2f}x)"
+        )
     head = "bfloat16" if cpu_has_native_bf16() and "bfloat16" in dtypes else dtypes[0]
     precision = "float32" if head == "float32" else f"{head} matmuls"
-    print(f"end-to-end evaluation (cold, no cache, {precision}) vs InformationRetrievalEvaluator (float32): "
-          f"{min(t_base) / min(t_cold[head]):.2f}x")  # fmt: skip
+    print(
+        f"end-to-end evaluation (cold, no cache, {precision}) vs InformationRetrievalEvaluator (float32): "
+        f"{min(t_base) / min(t_cold[head]):.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -38,10 +38,11 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 from hardneg.corpus import load_corpus, passage_text  # noqa: E402
-from hardneg.generation import clean_output, words  # noqa: E402
+from hardneg.generation import clean_output  # noqa: E402
 from hardneg.llm import GeneratorConfig, load_generator  # noqa: E402
 from hardneg.prompts import load_prompt  # noqa: E402
 from hardneg.queries import generate_queries, truncate_words  # noqa: E402
+from hardneg.text import word_jaccard  # noqa: E402
 
 
 def cpu_has_bf16() -> bool:
@@ -60,8 +61,13 @@ def naive_loop(generator, prompts: list[str], max_new_tokens: int) -> tuple[list
     for p in prompts:
         enc = tok(p, return_tensors="pt")
         with torch.inference_mode():
-            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids,
-                                 pad_token_id=tok.pad_token_id)  # fmt: skip
+            ids = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=stop_ids,
+                pad_token_id=tok.pad_token_id,
+            )
         outs.append(tok.decode(ids[0, enc.input_ids.shape[1] :], skip_special_tokens=True).split("\n")[0])
     return outs, time.perf_counter() - start
 
@@ -69,14 +75,10 @@ def naive_loop(generator, prompts: list[str], max_new_tokens: int) -> tuple[list
 def pipeline(generator, corpus, max_new_tokens: int) -> tuple[dict[str, str], float]:
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        queries, _ = generate_queries(corpus, generator, cache_dir=cache, max_retries=0, max_new_tokens=max_new_tokens,
-                                      progress=False)  # fmt: skip
+        queries, _ = generate_queries(
+            corpus, generator, cache_dir=cache, max_retries=0, max_new_tokens=max_new_tokens, progress=False
+        )
         return dict(zip(queries["positive_id"], queries["query"], strict=True)), time.perf_counter() - start
-
-
-def agreement(a: str, b: str) -> float:
-    wa, wb = set(words(a)), set(words(b))
-    return 1.0 if wa == wb else len(wa & wb) / max(len(wa | wb), 1)
 
 
 def main() -> None:
@@ -140,10 +142,12 @@ def main() -> None:
         rates[name] = args.n / secs
         shared = [i for i in naive if i in out]
         exact = sum(out[i] == naive[i] for i in shared)
-        near = sum(agreement(out[i], naive[i]) for i in shared) / max(len(shared), 1)
+        near = sum(word_jaccard(out[i], naive[i]) for i in shared) / max(len(shared), 1)
         how = "one at a time, prefix in KV cache" if name == "llamacpp" else f"batch {args.batch_size}"
-        print(f"pipeline ({name}, {how}): {args.n} passages in {secs:.1f} s = {rates[name]:.3f} queries/s; "
-              f"vs naive on {len(shared)} shared: {exact} identical, mean word-set agreement {near:.2f}")  # fmt: skip
+        print(
+            f"pipeline ({name}, {how}): {args.n} passages in {secs:.1f} s = {rates[name]:.3f} queries/s; "
+            f"vs naive on {len(shared)} shared: {exact} identical, mean word-set agreement {near:.2f}"
+        )
         if name == "float32" and exact != len(shared):
             print("WARNING: float32 pipeline output differs from the naive loop")
     if "float32" in rates:

@@ -47,10 +47,14 @@ def synthetic(n_passages: int, n_queries: int, seed: int = 0, vocab: int = 30000
     )
     pos = rng.choice(n_passages, size=n_queries, replace=n_queries > n_passages)
     qtexts = [" ".join(rng.choice(texts[i].split(), size=5)) for i in pos]
-    queries = Dataset.from_dict({
-        "query_id": [f"q{i}" for i in range(n_queries)], "query": qtexts,
-        "positive_id": [f"d{i}" for i in pos], "positive": [texts[i] for i in pos],
-    })  # fmt: skip
+    queries = Dataset.from_dict(
+        {
+            "query_id": [f"q{i}" for i in range(n_queries)],
+            "query": qtexts,
+            "positive_id": [f"d{i}" for i in pos],
+            "positive": [texts[i] for i in pos],
+        }
+    )
     return corpus, queries, texts, pos
 
 
@@ -101,8 +105,10 @@ def section_bm25(args) -> str:
             for i, e in enumerate(expected)
         ]
     )
-    print(f"bm25 (best of {args.repeats}): {args.passages} passages, {args.queries} queries, top {k}: raw bm25s {t_raw:.1f} s, ours {t_ours:.1f} s "
-          f"(overhead {100 * (t_ours / t_raw - 1):+.1f}%), same negative (or an exact tie) for {same:.1%} of queries")  # fmt: skip
+    print(
+        f"bm25 (best of {args.repeats}): {args.passages} passages, {args.queries} queries, top {k}: raw bm25s {t_raw:.1f} s, ours {t_ours:.1f} s "
+        f"(overhead {100 * (t_ours / t_raw - 1):+.1f}%), same negative (or an exact tie) for {same:.1%} of queries"
+    )
     assert same == 1.0, "our BM25 negatives differ from raw bm25s"
 
     # rank_bm25 on a subset, same tokens; time per query (rank_bm25 scores the whole corpus per query).
@@ -134,8 +140,10 @@ def section_bm25(args) -> str:
     t_sub = time.perf_counter() - t
     ours_top = [f"d{r}" for r in top1]
     agree = np.mean([a == b for a, b in zip(ours_top, sub_trip["negative_id"][:], strict=True)])
-    print(f"rank_bm25 subset: {n_sub} passages, {len(sub_q)} queries: rank_bm25 {t_rank:.1f} s, ours {t_sub:.1f} s "
-          f"-> ours vs rank_bm25: {t_rank / t_sub:.2f}x (top-1 agreement {agree:.0%}; idf formulas differ)")  # fmt: skip
+    print(
+        f"rank_bm25 subset: {n_sub} passages, {len(sub_q)} queries: rank_bm25 {t_rank:.1f} s, ours {t_sub:.1f} s "
+        f"-> ours vs rank_bm25: {t_rank / t_sub:.2f}x (top-1 agreement {agree:.0%}; idf formulas differ)"
+    )
     return f"bm25 mining (ours) vs raw bm25s: {t_raw / t_ours:.2f}x"
 
 
@@ -150,8 +158,14 @@ def _cranfield_pairs(n_queries: int, range_max: int):
     for qid, judged in list(beir.qrels.items())[:n_queries]:
         doc = max(judged, key=judged.get)
         r = corpus[row_of[doc]]
-        rows.append({"query_id": qid, "query": beir.queries[qid], "positive_id": doc,
-                     "positive": passage_text(r["title"], r["text"])})  # fmt: skip
+        rows.append(
+            {
+                "query_id": qid,
+                "query": beir.queries[qid],
+                "positive_id": doc,
+                "positive": passage_text(r["title"], r["text"]),
+            }
+        )
     from datasets import Dataset
 
     return corpus, Dataset.from_list(rows)
@@ -190,8 +204,9 @@ def section_ce(args) -> str:
 
     def rescore(scorer_):
         t0 = time.perf_counter()
-        got = rescore_candidates(qtexts, passages, prow, first, scorer=scorer_, batch_size=args.ce_batch_size,
-                                 show_progress=False)  # fmt: skip
+        got = rescore_candidates(
+            qtexts, passages, prow, first, scorer=scorer_, batch_size=args.ce_batch_size, show_progress=False
+        )
         flat_ = np.concatenate(
             [
                 np.append(got.scores[q][first.indices[q] >= 0], got.positive_scores[q])
@@ -212,21 +227,30 @@ def section_ce(args) -> str:
     for group in per_query:
         ce.predict(group, batch_size=args.ce_batch_size, show_progress_bar=False)
     t_per_query = time.perf_counter() - t
-    print(f"ce: CrossEncoder.predict called per query (as util.mine_hard_negatives does): "
-          f"{len(pairs) / t_per_query:.1f} pairs/s -> ours vs that: {t_per_query / t_ours:.2f}x")  # fmt: skip
+    print(
+        f"ce: CrossEncoder.predict called per query (as util.mine_hard_negatives does): "
+        f"{len(pairs) / t_per_query:.1f} pairs/s -> ours vs that: {t_per_query / t_ours:.2f}x"
+    )
     max_diff = float(np.abs(flat - base).max())
-    print(f"ce: {len(pairs)} pairs ({len(set(pairs))} distinct): CrossEncoder.predict {len(pairs) / t_base:.1f} pairs/s, "
-          f"ours (float32) {len(pairs) / t_ours:.1f} pairs/s = {t_base / t_ours:.2f}x, max |score diff| {max_diff:.2e}")  # fmt: skip
+    print(
+        f"ce: {len(pairs)} pairs ({len(set(pairs))} distinct): CrossEncoder.predict {len(pairs) / t_base:.1f} pairs/s, "
+        f"ours (float32) {len(pairs) / t_ours:.1f} pairs/s = {t_base / t_ours:.2f}x, max |score diff| {max_diff:.2e}"
+    )
     assert max_diff < 1e-4, "scores differ from CrossEncoder.predict"
     # bf16: how far scores move and whether each query's ranking of its candidates (+ positive) survives.
     bounds = np.cumsum([0] + [int((first.indices[q] >= 0).sum()) + 1 for q in range(len(qtexts))])
-    same_top = np.mean([
-        np.argmax(flat_bf16[a:b]) == np.argmax(base[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ])  # fmt: skip
+    same_top = np.mean(
+        [
+            np.argmax(flat_bf16[a:b]) == np.argmax(base[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+    )
     spread = float(np.std(base)) or 1.0
-    print(f"ce (bfloat16 matmuls): {len(pairs) / t_bf16:.1f} pairs/s = {t_base / t_bf16:.2f}x; max |score diff| "
-          f"{np.abs(flat_bf16 - base).max():.2e} ({np.abs(flat_bf16 - base).max() / spread:.3f} score std); same "
-          f"top candidate for {same_top:.1%} of queries")  # fmt: skip
+    print(
+        f"ce (bfloat16 matmuls): {len(pairs) / t_bf16:.1f} pairs/s = {t_base / t_bf16:.2f}x; max |score diff| "
+        f"{np.abs(flat_bf16 - base).max():.2e} ({np.abs(flat_bf16 - base).max() / spread:.3f} score std); same "
+        f"top candidate for {same_top:.1%} of queries"
+    )
     if args.ql_pairs:
         ql = load_scorer("embedded:ql", show_progress=False)
         ql.memo_limit = 0
@@ -234,8 +258,10 @@ def section_ce(args) -> str:
         ql.score([q for q, _ in sample[:4]], [p for _, p in sample[:4]])  # warm-up
         t = time.perf_counter()
         ql.score([q for q, _ in sample], [p for _, p in sample], batch_size=16)
-        print(f"ce (shipped offline scorer, embedded:ql, max {ql.max_passage_tokens} passage tokens): "
-              f"{len(sample) / (time.perf_counter() - t):.2f} pairs/s")  # fmt: skip
+        print(
+            f"ce (shipped offline scorer, embedded:ql, max {ql.max_passage_tokens} passage tokens): "
+            f"{len(sample) / (time.perf_counter() - t):.2f} pairs/s"
+        )
     if cpu_has_native_bf16():
         return (
             f"ce scoring (ours, bfloat16 matmuls) vs CrossEncoder.predict (float32): {t_base / t_bf16:.2f}x"
@@ -267,12 +293,21 @@ def section_dense(args) -> str:
     theirs = st_mine(pairs, model, corpus=texts, output_scores=True, verbose=False, **settings)
     t_st = time.perf_counter() - t
     t = time.perf_counter()
-    ours, _ = mine_hard_negatives(queries, corpus, method="dense", embedder=model, near_duplicate_threshold=None,
-                                  show_progress=False, **settings)  # fmt: skip
+    ours, _ = mine_hard_negatives(
+        queries,
+        corpus,
+        method="dense",
+        embedder=model,
+        near_duplicate_threshold=None,
+        show_progress=False,
+        **settings,
+    )
     t_ours = time.perf_counter() - t
     same = ours["negative"][:] == theirs["negative"][:]
-    print(f"dense: {len(corpus)} passages, {len(queries)} queries: sentence-transformers {t_st:.1f} s, ours {t_ours:.1f} s, "
-          f"same negatives: {same} ({len(ours)} rows)")  # fmt: skip
+    print(
+        f"dense: {len(corpus)} passages, {len(queries)} queries: sentence-transformers {t_st:.1f} s, ours {t_ours:.1f} s, "
+        f"same negatives: {same} ({len(ours)} rows)"
+    )
     assert same, "dense negatives differ from sentence-transformers"
     return f"dense mining (ours) vs sentence_transformers.util.mine_hard_negatives: {t_st / t_ours:.2f}x"
 
@@ -288,14 +323,19 @@ def memory_child(n: int) -> None:
 
 def section_memory(args) -> str:
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--memory_child", str(args.memory_passages)], capture_output=True,
-                         text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory_child", str(args.memory_passages)],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     print(out.stdout.strip().splitlines()[-1])
-    print(f"memory: BM25 mining of {args.memory_passages} synthetic passages (10k queries, incl. corpus generation): "
-          f"peak RSS {peak_gib:.2f} GiB (limit 8 GiB), {time.perf_counter() - t:.0f} s")  # fmt: skip
+    print(
+        f"memory: BM25 mining of {args.memory_passages} synthetic passages (10k queries, incl. corpus generation): "
+        f"peak RSS {peak_gib:.2f} GiB (limit 8 GiB), {time.perf_counter() - t:.0f} s"
+    )
     return f"bm25 peak memory (8 GiB budget) vs used: {8 / peak_gib:.2f}x"
 
 

@@ -39,9 +39,9 @@ from hardneg.assets import (  # noqa: E402
     resolve_embedder,  # noqa: E402
 )
 from hardneg.corpus import load_beir_folder, passage_text  # noqa: E402
+from hardneg.samplers import LengthGroupedNoDuplicatesBatchSampler  # noqa: E402
 from hardneg.train import (  # noqa: E402
     SUMMARY_FILE,
-    LengthGroupedNoDuplicatesBatchSampler,
     TrainConfig,
     load_model,
     train,

@@ -16,6 +16,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from hardneg.errors import first_line
+
 EMBEDDED_LLM = "embedded:smollm2"
 EMBEDDED_EMBEDDER = "embedded:minilm"
 EMBEDDED_DATASET = "embedded:cranfield"
@@ -154,7 +156,7 @@ def load_causal_lm(
         model = AutoModelForCausalLM.from_pretrained(ref.name_or_path, dtype=torch_dtype, **kwargs)
     except OSError as err:
         raise RuntimeError(
-            f"cannot load LLM '{model_id}': {str(err).splitlines()[0]}; fix: check the model id, your network "
+            f"cannot load LLM '{model_id}': {first_line(err)}; fix: check the model id, your network "
             "or HF_HUB_OFFLINE, or use embedded:smollm2"
         ) from None
     tokenizer.padding_side = "left"

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from hardneg.assets import resolve_dataset
 from hardneg.corpus import BeirData, load_beir_folder
+from hardneg.errors import first_line
+from hardneg.revisions import check_loaded, resolve_revision
 
 # The public BEIR sets (Thakur et al., 2021) and their MTEB copies on the Hub.
 BEIR_NAMES = (
@@ -82,11 +84,12 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
     from datasets import get_dataset_config_names, load_dataset
 
     src, rev = spec.source, spec.revision
+    pinned = None if Path(src).exists() else resolve_revision(src, rev)  # a missing revision says so
     try:
         configs = set(get_dataset_config_names(src, revision=rev))
     except Exception as err:  # datasets raises many types; the user needs one line
         raise ValueError(
-            f"cannot load dataset '{src}': {str(err).splitlines()[0] if str(err) else type(err).__name__}; "
+            f"cannot load dataset '{src}': {first_line(err)}; "
             f"fix: use a BEIR name ({', '.join(BEIR_NAMES)}), a local BEIR folder, or a Hub id in the "
             "BeIR/<name> or mteb/<name> layout (and check HF_HUB_OFFLINE / network)"
         ) from None
@@ -105,13 +108,15 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
             qrels_ds = load_dataset(qrels_src, split=spec.split)
     except ValueError as err:
         raise ValueError(
-            f"dataset '{src}' has no judgement split '{spec.split}' ({str(err).splitlines()[0]}); "
+            f"dataset '{src}' has no judgement split '{spec.split}' ({first_line(err)}); "
             "fix: set split to one the dataset has (usually test; dev for msmarco)"
         ) from None
     except Exception as err:
         cause = err.__cause__ or err
-        raise ValueError(f"cannot load dataset '{src}': {str(cause).splitlines()[0]}") from None
+        raise ValueError(f"cannot load dataset '{src}': {first_line(cause)}") from None
 
+    commit = check_loaded(corpus_ds, src, rev, pinned)
+    check_loaded(queries_ds, src, rev, pinned)
     cid = _id_column(corpus_ds)
     corpus = {
         str(i): {"title": t or "", "text": x or ""}
@@ -130,9 +135,23 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
             f"judgements in '{qrels_src}' lack columns {sorted(need - set(qrels_ds.column_names))}"
         )
     qrels: dict[str, dict[str, int]] = {}
-    for q, d, s in zip(qrels_ds["query-id"], qrels_ds["corpus-id"], qrels_ds["score"], strict=True):
-        qrels.setdefault(str(q), {})[str(d)] = int(s)
-    return BeirData(spec.name, corpus, queries, qrels, notes=[f"{src}@{rev or 'main'} split {spec.split}"])
+    for row, (q, d, s) in enumerate(
+        zip(qrels_ds["query-id"], qrels_ds["corpus-id"], qrels_ds["score"], strict=True)
+    ):
+        try:
+            qrels.setdefault(str(q), {})[str(d)] = int(float(s))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"judgements in '{qrels_src}' split '{spec.split}' row {row} have the score {s!r}, not a number; "
+                "fix: use integer grades"
+            ) from None
+    return BeirData(
+        spec.name,
+        corpus,
+        queries,
+        qrels,
+        notes=[f"{src}@{rev or 'main'}" + (f" (commit {commit})" if commit else "") + f" split {spec.split}"],
+    )
 
 
 def check_dataset_name(spec: DatasetSpec) -> None:

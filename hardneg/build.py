@@ -38,6 +38,7 @@ from datasets import Dataset, Features, load_from_disk
 
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
+from hardneg.cards import library_versions
 from hardneg.corpus import load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import (
@@ -63,15 +64,14 @@ from hardneg.methods import (
     method_names,
 )
 from hardneg.negatives import false_negative_scores, false_negative_summary
+from hardneg.negatives.llm import PERTURB_STRENGTHS
+from hardneg.negatives.mining import MINING_RULES_VERSION
+from hardneg.negatives.repair import JUDGE_PROMPT, REPAIR_MODES, REPAIR_SCOPES, repair_false_negatives
+from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries
 from hardneg.scorers import load_scorer
 
 logger = logging.getLogger(__name__)
-
-# Kept for readers of the old names; the registry (hardneg.methods) is the definition.
-LLM_METHODS = {"llm_hn": "query", "llm_pos_hn": "query_positive"}
-MINED_METHODS = {"bm25_hn": "bm25", "ce_hn": "ce", "dense_hn": "dense"}
-METHODS = method_names()
 
 
 @dataclass
@@ -95,6 +95,12 @@ class BuildConfig:
     )
     corpus_title_column: str | None = field(
         default="title", metadata={"help": "Column holding the passage title (none/missing = no titles)."}
+    )
+    empty_passages: str = field(
+        default="drop",
+        metadata={
+            "help": "Corpus rows with an empty or missing text: drop (counted in build_stats, first ids logged) or error."
+        },
     )
     num_passages: int = field(
         default=150,
@@ -129,6 +135,17 @@ class BuildConfig:
     )
     llm_pos_hn_prompt: str = field(
         default="llm_pos_hn", metadata={"help": "Prompt for llm_pos_hn (query + positive)."}
+    )
+    llm_perturb_hn_prompt: str = field(
+        default="llm_perturb_hn",
+        metadata={"help": "Prompt for llm_perturb_hn (the positive rewritten so it no longer answers)."},
+    )
+    perturb_strength: str = field(
+        default="medium",
+        metadata={"help": "llm_perturb_hn: how much of the positive to change: light | medium | heavy."},
+    )
+    perturb_max_new_tokens: int = field(
+        default=192, metadata={"help": "llm_perturb_hn: token budget of a rewritten passage."}
     )
     query_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of a generated query."})
     negative_max_new_tokens: int = field(
@@ -182,6 +199,13 @@ class BuildConfig:
     embedder: str = field(
         default=EMBEDDED_EMBEDDER, metadata={"help": "Bi-encoder for dense_hn / dense candidates."}
     )
+    hybrid_sources: list[str] = field(
+        default_factory=lambda: ["llm_hn", "bm25_hn"],
+        metadata={"help": "hybrid_hn: the LLM config and the mined config it draws negatives from."},
+    )
+    hybrid_llm_ratio: float = field(
+        default=0.5, metadata={"help": "hybrid_hn: share of all negatives taken from the LLM config (0-1)."}
+    )
     false_negative_scorer: str | None = field(
         default="same",
         metadata={
@@ -195,6 +219,30 @@ class BuildConfig:
             "independent_false_negative_rate (none = skip)."
         },
     )
+    false_negative_repair: str = field(
+        default="none",
+        metadata={
+            "help": "none | drop | relabel: an LLM judge (the build's generator, or repair_judge_model) labels "
+            "suspected false negatives, which are dropped or relabelled as extra positives (RLHN)."
+        },
+    )
+    repair_configs: list[str] = field(
+        default_factory=list, metadata={"help": "Configs to repair (default: every config in methods)."}
+    )
+    repair_scope: str = field(
+        default="suspected",
+        metadata={
+            "help": "suspected (rows the false_negative_scorer rates at or above the positive) | all rows."
+        },
+    )
+    repair_judge_prompt: str = field(
+        default=JUDGE_PROMPT, metadata={"help": "Judge prompt (packaged, versioned) or a template file."}
+    )
+    repair_judge_model: str | None = field(
+        default=None,
+        metadata={"help": "Judge LM with the generator's backend settings (default: the generator itself)."},
+    )
+    repair_max_new_tokens: int = field(default=4, metadata={"help": "Token budget of a judge answer."})
     decontaminate: list[str] = field(
         default_factory=list,
         metadata={
@@ -215,6 +263,10 @@ class BuildConfig:
         if isinstance(self.decontaminate, str):  # one set, as recipes wrote it before lists
             self.decontaminate = [self.decontaminate]
         self.decontaminate = list(self.decontaminate or [])
+        if isinstance(self.methods, str):
+            raise ValueError(
+                f"methods is the string '{self.methods}', not a list; fix: write methods: [{self.methods}]"
+            )
         known = method_names()
         unknown = [m for m in self.methods if m not in known]
         if unknown:
@@ -236,17 +288,57 @@ class BuildConfig:
                     f"method_options for '{name}' sets {bad or list(overrides or {})}; fix: use a registered "
                     f"method and its own options ({', '.join(allowed) or 'none'})"
                 )
-        windows = [(self.range_min, self.range_max)] + [
-            (o.get("range_min", self.range_min), o.get("range_max", self.range_max))
+        windows = [(self.range_min, self.range_max, self.num_negatives)] + [
+            (
+                o.get("range_min", self.range_min),
+                o.get("range_max", self.range_max),
+                o.get("num_negatives", self.num_negatives),
+            )
             for o in (self.method_options or {}).values()
         ]
-        for lo, hi in windows:
+        for lo, hi, k in windows:
             if lo >= hi:
                 raise ValueError(f"range_min ({lo}) must be < range_max ({hi}); fix: raise range_max")
+            if k < 1 or hi - lo < k:  # checked now, not after the queries and LLM negatives are generated
+                raise ValueError(
+                    f"num_negatives ({k}) must be >= 1 and fit in the candidate window range_min..range_max "
+                    f"({lo}..{hi}); fix: raise range_max or lower num_negatives"
+                )
+        for name in self.methods:
+            method = get_method(name)
+            method.input_configs(self.options_of(method))  # a derived method checks what it reads
+        if self.perturb_strength not in PERTURB_STRENGTHS:
+            raise ValueError(
+                f"perturb_strength '{self.perturb_strength}'; fix: use one of {', '.join(PERTURB_STRENGTHS)}"
+            )
+        if self.false_negative_repair not in REPAIR_MODES or self.repair_scope not in REPAIR_SCOPES:
+            raise ValueError(
+                f"false_negative_repair '{self.false_negative_repair}' / repair_scope '{self.repair_scope}'; "
+                f"fix: use one of {REPAIR_MODES} / {REPAIR_SCOPES}"
+            )
+        stray = [c for c in self.repair_configs if c not in self.methods]
+        if stray:
+            raise ValueError(f"repair_configs {stray} are not built; fix: add them to methods or drop them")
+        if (
+            self.false_negative_repair != "none"
+            and self.repair_scope == "suspected"
+            and not self._fn_scorer_name()
+        ):
+            raise ValueError(
+                "repair_scope 'suspected' needs a false_negative_scorer; fix: set one or use repair_scope all"
+            )
         if self.sampling_strategy not in ("top", "random"):
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:
             raise ValueError("num_passages must be >= 0 (0 = all)")
+        if self.empty_passages not in ("drop", "error"):
+            raise ValueError(
+                f"empty_passages '{self.empty_passages}' is not drop or error; fix: use drop or error"
+            )
+
+    def _fn_scorer_name(self) -> str | None:
+        name = self.ce_scorer if self.false_negative_scorer == "same" else self.false_negative_scorer
+        return name if name and str(name).lower() != "none" else None
 
     def options_of(self, method: Method) -> dict[str, Any]:
         """A method's own options: its registry fields from this config, then its ``method_options``."""
@@ -312,6 +404,9 @@ class _Resources:
     generator_config: GeneratorConfig
     scorer_dtype: str
     generator: Generator | None = None
+    judge_model: str | None = None
+    judge: Generator | None = None
+    labels_file: Path | None = None  # scorer id -> full name, kept in the stages folder
     scorers: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def get_generator(self) -> Generator:
@@ -319,11 +414,38 @@ class _Resources:
             self.generator = load_generator(self.generator_config)
         return self.generator
 
+    def judge_config(self) -> GeneratorConfig:
+        if not self.judge_model:
+            return self.generator_config
+        return replace(self.generator_config, model=self.judge_model, gguf_file=None)
+
+    def get_judge(self) -> Generator:
+        if not self.judge_model:
+            return self.get_generator()
+        if self.judge is None:
+            self.judge = load_generator(self.judge_config())
+        return self.judge
+
     def get_scorer(self, name: str, dtype: str | None = None):
         key = (name, dtype or self.scorer_dtype)
         if key not in self.scorers:
             self.scorers[key] = load_scorer(name, dtype=key[1])
+            if self.labels_file is not None:  # remember its full name, so a rebuild need not load it
+                labels = self._labels() | {"|".join(key): self.scorers[key].name}
+                self.labels_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.labels_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(labels, indent=1))
+                tmp.replace(self.labels_file)
         return self.scorers[key]
+
+    def _labels(self) -> dict[str, str]:
+        if self.labels_file is None or not self.labels_file.is_file():
+            return {}
+        return json.loads(self.labels_file.read_text())
+
+    def scorer_label(self, name: str, dtype: str | None = None) -> str | None:
+        """The full name (``scorer.name``) a scorer id loaded as in this run folder, without loading it."""
+        return self._labels().get(f"{name}|{dtype or self.scorer_dtype}")
 
 
 @dataclass
@@ -334,6 +456,7 @@ class _Inputs:
     eval_queries: list[str]
     decontamination: dict[str, Any]
     key: str  # what the pool and the passage sample depend on
+    corpus_report: dict[str, Any] = field(default_factory=dict)  # load_corpus: empty passages dropped, commit
 
 
 def sample_passages(corpus: Dataset, n: int, seed: int) -> Dataset:
@@ -345,11 +468,14 @@ def sample_passages(corpus: Dataset, n: int, seed: int) -> Dataset:
 
 def load_inputs(config: BuildConfig, seed: int) -> _Inputs:
     """Step 1: corpus, mining pool (minus the evaluation set's judged documents if asked), passage sample."""
+    report: dict[str, Any] = {}
     corpus = load_corpus(
         config.corpus,
         revision=config.corpus_revision,
         text_column=config.corpus_text_column,
         title_column=config.corpus_title_column,
+        empty_passages=config.empty_passages,
+        report=report,
     )
     decon: dict[str, Any] = {}
     eval_queries: list[str] = []
@@ -373,7 +499,7 @@ def load_inputs(config: BuildConfig, seed: int) -> _Inputs:
         config.exclude_eval_docs,
         len(pool),
     )
-    return _Inputs(corpus, pool, passages, eval_queries, decon, key)
+    return _Inputs(corpus, pool, passages, eval_queries, decon, key, report)
 
 
 def make_queries(
@@ -386,6 +512,7 @@ def make_queries(
         inputs.passages["id"],
         res.generator_config.output_settings(),
         config.query_prompt,
+        load_prompt(config.query_prompt).sha256,
         config.query_max_new_tokens,
         config.reject_retries,
         seed,
@@ -421,12 +548,14 @@ def method_stage_key(
     deps: dict,
 ) -> str:
     """A method's stage key: the queries, its own options, and only what it declares it needs."""
+    prompt = load_prompt(options[method.prompt_option]).sha256 if method.prompt_option else None
     return _key(
         method.name,
         queries_key,
         method.stage_options(options),
+        prompt,
         gen_config.output_settings() if "generator" in method.needs else None,
-        inputs.key if "pool" in method.needs else None,
+        (inputs.key, MINING_RULES_VERSION) if "pool" in method.needs else None,
         deps,
         seed,
     )
@@ -467,6 +596,7 @@ def make_methods(
             seed=seed,
             cache_dir=cache_dir,
             inputs={d: tables[d] for d in deps},
+            input_stats={d: stats[d] for d in deps},
             batch_size=config.score_batch_size,
             load_generator=res.get_generator if "generator" in method.needs else None,
             load_scorer=res.get_scorer if "scorer" in method.needs else None,
@@ -497,12 +627,86 @@ def _order(names: list[str], options: dict[str, dict]) -> list[str]:
     return order
 
 
+def repair_configs(
+    config: BuildConfig,
+    tables: dict[str, Dataset],
+    stats: dict[str, dict],
+    keys: dict[str, str],
+    stages: _Stages,
+    res: _Resources,
+    cache_dir: Path,
+    seed: int,
+) -> dict[str, str]:
+    """Step 3b: an LLM judge drops or relabels suspected false negatives (RLHN); returns each config's stage.
+
+    A repaired config is a stage of its own (``<config>.repaired``), keyed by the method's stage, the repair
+    settings, the judge's output settings and prompt hash, and the scorer that picks the suspects.
+    """
+    stage_of = {name: name for name in config.methods}
+    if config.false_negative_repair == "none":
+        return stage_of
+    scorer_name = config._fn_scorer_name() if config.repair_scope == "suspected" else None
+    prompt = load_prompt(config.repair_judge_prompt)
+    for name in config.repair_configs or config.methods:
+        stage = f"{name}.repaired"
+        key = _key(
+            "repair",
+            keys[name],
+            config.false_negative_repair,
+            config.repair_scope,
+            scorer_name,
+            prompt.sha256,
+            res.judge_config().output_settings(),
+            config.repair_max_new_tokens,
+            seed,
+        )
+        done = stages.get(stage, key)
+        if done is None:
+            if scorer_name:
+                guarded = _guarded_by(config, name, scorer_name)
+                pos, neg, _, _ = _row_scores(
+                    name,
+                    tables[name],
+                    stats[name],
+                    scorer_name,
+                    guarded,
+                    res,
+                    stages,
+                    config.score_batch_size,
+                )
+                suspected = neg >= pos
+            else:
+                suspected = np.ones(len(tables[name]), dtype=bool)
+            table, repair = repair_false_negatives(
+                tables[name],
+                suspected,
+                res.get_judge(),
+                mode=config.false_negative_repair,
+                prompt=config.repair_judge_prompt,
+                cache_dir=cache_dir,
+                seed=seed,
+                max_new_tokens=config.repair_max_new_tokens,
+            )
+            repair["suspects_from"] = scorer_name or "all rows"
+            done = table, {**stats[name], "repair": repair}
+            stages.put(stage, key, *done)
+        tables[name], stats[name] = done
+        stage_of[name] = stage
+    return stage_of
+
+
 def pair_configs(
     tables: dict[str, Dataset], names: list[str], paired: bool
 ) -> tuple[dict[str, Dataset], dict[str, list[int]], dict[str, Any]]:
     """Step 4: keep only query ids present in every config (when ``paired``); returns the kept row indices."""
     ids = {n: tables[n]["query_id"][:] for n in names}
     common = set.intersection(*(set(v) for v in ids.values())) if names else set()
+    if paired and names and not common:
+        sizes = {n: len(set(v)) for n, v in ids.items()}
+        raise ValueError(
+            f"no query id is in every config (query ids per config: {sizes}); fix: build more passages, loosen "
+            "the emptiest method's filters, or set paired: false"
+        )
     kept: dict[str, list[int]] = {}
     out: dict[str, Dataset] = {}
     dropped: dict[str, dict[str, int]] = {}
@@ -518,20 +722,50 @@ def pair_configs(
     return out, kept, summary
 
 
+def fn_scores_file(scorer_name: str) -> str:
+    """File (in the stage folder) with every row's (positive, negative) score by that false-negative scorer."""
+    return f"fn_scores_{_key(scorer_name)}.json"
+
+
 def _row_scores(
-    name: str, table: Dataset, stats: dict, scorer, stages: _Stages, batch_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's (positive, negative) score by ``scorer``, computed once per stage and scorer."""
-    if stats.get("false_negative_scorer") == scorer.name and stats.get("score_name") == scorer.score_name:
-        # ce_hn scored its rows with this very scorer while mining: reuse them.
-        return np.asarray(table["positive_score"][:], float), np.asarray(table["negative_score"][:], float)
-    file = f"fn_scores_{_key(scorer.name)}.json"
-    saved = stages.get_extra(name, file)
+    stage: str,
+    table: Dataset,
+    stats: dict,
+    scorer_name: str,
+    reuse_columns: bool,
+    res: _Resources,
+    stages: _Stages,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray, str, str | None]:
+    """Every row's (positive, negative) score by a scorer, computed once per stage and scorer (the scorer is
+    loaded only when they are not saved yet); returns (positive, negative, scorer name, score name)."""
+    if reuse_columns and "repair" not in stats and stats.get("false_negative_scorer"):
+        # ce_hn scored its rows with this very scorer while mining: reuse those scores.
+        pos = np.asarray(table["positive_score"][:], float)
+        neg = np.asarray(table["negative_score"][:], float)
+        return pos, neg, stats["false_negative_scorer"], stats.get("score_name")
+    known = res.scorer_label(scorer_name)
+    saved = stages.get_extra(stage, fn_scores_file(known)) if known else None
     if saved is None or len(saved["positive"]) != len(table):
+        scorer = res.get_scorer(scorer_name)
         pos, neg = false_negative_scores(table, scorer, batch_size=batch_size)
-        saved = {"positive": pos.tolist(), "negative": neg.tolist()}
-        stages.put_extra(name, file, saved)
-    return np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
+        saved = {
+            "positive": pos.tolist(),
+            "negative": neg.tolist(),
+            "name": scorer.name,
+            "score_name": scorer.score_name,
+        }
+        stages.put_extra(stage, fn_scores_file(scorer.name), saved)
+    pos, neg = np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
+    return pos, neg, saved.get("name", known), saved.get("score_name")  # files of older builds lack names
+
+
+def _guarded_by(config: BuildConfig, name: str, scorer_name: str) -> bool:
+    """Whether the method filtered its rows with this very scorer (ce_hn with its guard on): 0% by construction."""
+    method = get_method(name)
+    options = config.options_of(method)
+    guard = method.guard_scorer(options) if method.guard_scorer else None
+    return guard == scorer_name and options.get("scorer_dtype", config.scorer_dtype) == config.scorer_dtype
 
 
 def false_negative_stats(
@@ -539,34 +773,43 @@ def false_negative_stats(
     full: dict[str, Dataset],
     kept: dict[str, list[int]],
     stats: dict[str, dict],
+    stage_of: dict[str, str],
     stages: _Stages,
     res: _Resources,
 ) -> dict[str, dict]:
     """Step 5: the suspected-false-negative rate of each published config by one scorer (+ optional judge)."""
-    main = config.ce_scorer if config.false_negative_scorer == "same" else config.false_negative_scorer
+    main = config._fn_scorer_name()
+    judge = config.false_negative_judge
     out: dict[str, dict] = {}
     for name, rows in kept.items():
-        method = get_method(name)
-        options = config.options_of(method)
-        guard = method.guard_scorer(options) if method.guard_scorer else None
         record: dict[str, Any] = {}
-        for role, scorer_name in (("main", main), ("judge", config.false_negative_judge)):
+        for role, scorer_name in (("main", main), ("judge", judge)):
             if not scorer_name or str(scorer_name).lower() == "none":
                 continue
-            scorer = res.get_scorer(scorer_name)
-            pos, neg = _row_scores(name, full[name], stats[name], scorer, stages, config.score_batch_size)
-            rate, detail = false_negative_summary(pos[rows], neg[rows], scorer.name, scorer.score_name)
+            guarded = _guarded_by(config, name, scorer_name)
+            pos, neg, scorer, score_name = _row_scores(
+                stage_of[name],
+                full[name],
+                stats[name],
+                scorer_name,
+                guarded,
+                res,
+                stages,
+                config.score_batch_size,
+            )
+            rate, detail = false_negative_summary(pos[rows], neg[rows], scorer, score_name)
+            detail["stage"] = stage_of[
+                name
+            ]  # its fn_scores_file is in stages/<stage>/ (the explorer reads it)
             if role == "main":
                 record.update(
-                    false_negative_scorer=scorer.name,
+                    false_negative_scorer=scorer,
                     suspected_false_negative_rate=rate,
-                    false_negative_same_as_guard=guard is not None and guard == scorer_name,
+                    false_negative_same_as_guard=guarded,
                     false_negative_detail=detail,
                 )
             else:
-                record.update(
-                    independent_false_negative_scorer=scorer.name, independent_false_negative_rate=rate
-                )
+                record.update(independent_false_negative_scorer=scorer, independent_false_negative_rate=rate)
         out[name] = record
     return out
 
@@ -593,22 +836,33 @@ def collect_stats(
         for name, s in stats.items()
         if (name == QUERIES_CONFIG or name in published) and isinstance(s.get("prompt"), dict)
     }
+    if config.false_negative_repair != "none":
+        judge = load_prompt(config.repair_judge_prompt).provenance()
+        prompts[judge["name"]] = judge
     return BuildStats(
         hardneg_version=hardneg.__version__,
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         corpus={
             "source": config.corpus,
             "revision": config.corpus_revision,
+            "commit": inputs.corpus_report.get("commit"),
             "passages_total": len(inputs.corpus),
+            "empty_passages_dropped": inputs.corpus_report.get("empty_dropped", 0),
+            "empty_passage_ids": inputs.corpus_report.get("empty_ids", []),
             "passages_sampled": len(inputs.passages),
             "seed": seed,
         },
-        generator={"model": gen_config.model, "backend": gen_config.backend, "settings": asdict(gen_config)},
+        generator={
+            "model": gen_config.model,
+            "backend": gen_config.backend,
+            "settings": gen_config.recorded(),
+        },
         prompts=prompts,
         build={k: v for k, v in asdict(config).items() if k != "output_dir"},
         configs=configs,
         decontamination=inputs.decontamination,
         paired={"enabled": pairing["enabled"], "query_ids": pairing["query_ids"]},
+        versions=library_versions(),
     )
 
 
@@ -620,10 +874,11 @@ def make_shard(
     out: Path,
     seed: int,
     shard: Shard,
-) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict]] | None:
+) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict], dict[str, str]] | None:
     """Steps 2-3 on this process's contiguous shard of the passage sample, with the shard's own stages and
     cache; the main process then gathers every shard's queries and method tables in rank order (the
-    one-process order) and adds up their stats. Returns None on the other processes."""
+    one-process order) and adds up their stats (returned with a stage key per gathered table, from the
+    shards' keys). Returns None on the other processes."""
     run_id = _key(inputs.key, asdict(config), generator_config.output_settings(), seed, shard.world)
     bind_local_device()
     res.generator_config = shard_generator_config(generator_config, shard)
@@ -650,7 +905,8 @@ def make_shard(
         before = len(queries)
         queries, _ = decontaminate_queries(queries, exclude_queries=inputs.eval_queries)
         inputs.decontamination["removed_queries"] = before - len(queries)
-    return queries, qstats, joined, merged
+    keys = {name: _key([d["keys"][name] for d in done]) for name in joined}  # the gathered tables' stage keys
+    return queries, qstats, joined, merged, keys
 
 
 def build(
@@ -663,11 +919,17 @@ def build(
     """
     seed = generator_config.seed  # one seed for the whole build: sampling, generation, random negatives
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stages, cache_dir = _Stages(out / "stages"), out / "cache"
-    res = _Resources(generator_config, config.scorer_dtype, generator)
+    res = _Resources(
+        generator_config,
+        config.scorer_dtype,
+        generator,
+        judge_model=config.repair_judge_model,
+        labels_file=stages.root / "scorer_names.json",
+    )
 
     inputs = load_inputs(config, seed)
+    out.mkdir(parents=True, exist_ok=True)  # after the inputs are read: a bad corpus leaves nothing behind
     shard = current_shard()
     if (
         shard.world > 1
@@ -675,12 +937,13 @@ def build(
         gathered = make_shard(config, generator_config, inputs, res, out, seed, shard)
         if gathered is None:  # not the main process: its shard is done, the main process writes the folder
             return out / "dataset"
-        queries, qstats, tables, stats = gathered
+        queries, qstats, tables, stats, keys = gathered
     else:
         queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
-        tables, stats, _ = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
+        tables, stats, keys = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
+    stage_of = repair_configs(config, tables, stats, keys, stages, res, cache_dir, seed)
     published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
-    fn = false_negative_stats(config, tables, kept, stats, stages, res)
+    fn = false_negative_stats(config, tables, kept, stats, stage_of, stages, res)
     stats[QUERIES_CONFIG] = qstats
     build_stats = collect_stats(config, generator_config, inputs, seed, stats, published, pairing, fn)
     return save_dataset_folder(

@@ -17,6 +17,7 @@ import importlib.metadata
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,24 @@ CARDS_DIR = _cards_dir()
 DATASET_TEMPLATE = CARDS_DIR / "dataset_card.md"
 MODEL_TEMPLATE = CARDS_DIR / "model_card.md"
 REPO_PLACEHOLDER = "ORG/NAME"
+RECIPES_DIR = "recipes"  # in a dataset folder / repo: the effective recipe of the build
+BUILD_RECIPE_FILE = "build.yaml"
+EXAMPLE_ROWS = 2
+EXAMPLE_CHARS = 160
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# License ids the Hub knows (https://huggingface.co/docs/hub/repositories-licenses); anything else is
+# published as `license: other` with `license_name`.
+HUB_LICENSES = frozenset(
+    "apache-2.0 mit openrail openrail++ bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 "
+    "bigcode-openrail-m afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear "
+    "c-uda cc cc0-1.0 cc-by-2.0 cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 "
+    "cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0 cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 "
+    "cc-by-nc-sa-4.0 cdla-sharing-1.0 cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 "
+    "etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc h-research "
+    "intel-research lppl-1.3c ms-pl apple-ascl apple-amlr mpl-2.0 odc-by odbl openmdw-1.0 "
+    "openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr deepfloyd-if-license "
+    "fair-noncommercial-research-license llama2 llama3 llama3.1 llama3.2 llama3.3 llama4 gemma unknown other".split()
+)
 
 PAPER_BIBTEX = """@article{sinha2025dontretrieve,
   title         = {Don't Retrieve, Generate: Prompting LLMs for Synthetic Training Data in Dense Retrieval},
@@ -126,7 +145,17 @@ class DatasetCardData:
     )
     license: str = field(
         default="other",
-        metadata={"help": "Hub license id; the data derives from the corpus, so follow the corpus' license."},
+        metadata={
+            "help": "Hub license id; the data derives from the corpus, so follow the corpus' license. A license "
+            "the Hub does not know is published as license: other + license_name."
+        },
+    )
+    license_name: str | None = field(
+        default=None,
+        metadata={"help": "Name of a non-standard license (with license: other), e.g. cranfield-terms."},
+    )
+    license_link: str | None = field(
+        default=None, metadata={"help": "Where a non-standard license's text is (URL or a file in the repo)."}
     )
     language: list[str] = field(default_factory=lambda: ["en"], metadata={"help": "ISO 639-1 codes."})
     task_categories: list[str] = field(
@@ -147,7 +176,17 @@ class DatasetCardData:
         metadata={"help": "Hub tags."},
     )
     source_datasets: list[str] | None = field(
-        default=None, metadata={"help": "Source dataset ids; default: the corpus in build_stats.json."}
+        default=None,
+        metadata={
+            "help": "Source Hub dataset ids; default: the corpus in build_stats.json when it is a Hub id (local "
+            "or embedded sources go to the card's provenance field instead)."
+        },
+    )
+    toolkit_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "Link to the hardneg toolkit (default: the installed package's project URL, if any)."
+        },
     )
     summary: str | None = field(default=None, metadata={"help": "One paragraph that opens the card."})
     train_recipe: str = field(
@@ -172,6 +211,9 @@ class ModelCardData:
     dataset_id: str = field(metadata={"help": "Training dataset: Hub id ORG/NAME or local folder."})
     dataset_config: str = field(metadata={"help": "Config of the dataset, e.g. llm_hn."})
     dataset_revision: str | None = field(default=None, metadata={"help": "Dataset revision, e.g. v1.0.0."})
+    dataset_commit: str | None = field(
+        default=None, metadata={"help": "Hub commit sha of the dataset actually loaded (hardneg.revisions)."}
+    )
     loss: str = field(
         default="MultipleNegativesRankingLoss", metadata={"help": "sentence-transformers loss."}
     )
@@ -247,7 +289,7 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
     rows = stats.get("rows")
     if rows is None and splits:
         rows = sum(splits.values())
-    fn_rate = stats.get("suspected_false_negative_rate")
+    fn = _false_negative_view(stats)
     return {
         "name": name,
         "is_triplet": name != QUERIES_CONFIG,
@@ -258,7 +300,8 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
         "skipped": {k: _fmt(v) for k, v in _as_dict(stats.get("skipped")).items()},
         "short": _fmt(stats.get("queries_short_of_negatives")),
         "candidates": _fmt(stats.get("candidates_considered")),
-        "fn_rate": f"{fn_rate:.1%}" if isinstance(fn_rate, (int, float)) else "—",
+        "fn_rate": fn["cell"],
+        "fn_note": fn["note"],
         "score_name": stats.get("score_name"),
         "score_stats": score_stats,
         "params": {
@@ -279,6 +322,47 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
     }
 
 
+def _pct(x: Any) -> str | None:
+    return f"{x:.1%}" if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _false_negative_view(stats: dict) -> dict[str, str]:
+    """The suspected false-negative rate as the card shows it.
+
+    A method whose own guard used the same scorer (``ce_hn`` with the default scorer) is 0% by construction:
+    that is not a measurement, so it is shown as such; an independent judge's figure
+    (``independent_false_negative_rate``, a different scorer) is shown instead when the build has one.
+    """
+    rate, scorer = _pct(stats.get("suspected_false_negative_rate")), stats.get("false_negative_scorer")
+    independent = _pct(stats.get("independent_false_negative_rate"))
+    judge = stats.get("independent_false_negative_scorer")
+    same = stats.get("false_negative_same_as_guard")
+    if same is None:  # builds from before the key: the guard's scorer and margin are in the params
+        params = _as_dict(stats.get("params"))
+        same = bool(scorer) and params.get("scorer") == scorer and params.get("absolute_margin") is not None
+    if independent is not None:
+        note = f"The suspected false-negative rate is {independent}, judged by `{judge}`, a scorer independent of"
+        note += (
+            f" this method's guard (`{scorer}`, {rate} by construction)."
+            if same
+            else f" the build's `{scorer}`."
+        )
+        return {"cell": f"{independent} (independent judge `{judge}`)", "note": note}
+    if same:
+        return {
+            "cell": "not measured (same scorer as its guard: 0% by construction)",
+            "note": f"No false-negative estimate: the method kept only negatives that `{scorer}` scores below the "
+            "positive, so that scorer finds none by construction. Configure an independent judge "
+            "(`false_negative_judge`, a different scorer) to measure it.",
+        }
+    if rate is None:
+        return {"cell": "—", "note": ""}
+    return {
+        "cell": rate,
+        "note": f"The suspected false-negative rate ({rate}) was estimated with `{scorer}`.",
+    }
+
+
 # Stats shown in their own place on the card; anything else small is listed under "other statistics".
 _SHOWN_STATS = {
     "rows",
@@ -292,6 +376,10 @@ _SHOWN_STATS = {
     "queries_short_of_negatives",
     "score_stats",
     "suspected_false_negative_rate",
+    "false_negative_same_as_guard",
+    "independent_false_negative_rate",
+    "independent_false_negative_scorer",
+    "false_negative_detail",
     "params",
     "score_name",
     "prompt",
@@ -344,12 +432,107 @@ def _all_prompts(prompts: dict[str, dict], configs: list[dict]) -> list[dict]:
     return out
 
 
+def toolkit_url() -> str | None:
+    """The toolkit's project URL from the installed package's metadata (``[project.urls]``), if it has one."""
+    try:
+        meta = importlib.metadata.metadata("hardneg")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    urls = [u.split(",", 1)[1].strip() for u in meta.get_all("Project-URL") or [] if "," in u]
+    return next(iter(urls), None) or meta.get("Home-page")
+
+
+def is_hub_id(source: Any) -> bool:
+    """``org/name`` that is not a local path: the only kind of source the Hub's ``source_datasets`` may name."""
+    text = str(source or "")
+    return bool(_HUB_ID_RE.match(text)) and not Path(text).exists() and ":" not in text
+
+
+def hub_license(license: str, name: str | None = None, link: str | None = None) -> dict[str, str]:
+    """The card's license fields: a Hub id as is; anything else as ``other`` + ``license_name`` (+ link)."""
+    license = (license or "other").strip()
+    if license.lower() in HUB_LICENSES and license.lower() != "other":
+        return {"license": license.lower()}
+    slug = name or (license if license.lower() != "other" else "corpus-license")
+    out = {"license": "other", "license_name": re.sub(r"[^a-z0-9.-]+", "-", slug.lower()).strip("-")}
+    if link:
+        out["license_link"] = link
+    return out
+
+
+def _cell(text: Any, limit: int = EXAMPLE_CHARS) -> str:
+    text = " ".join(str(text if text is not None else "").split())
+    text = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def example_rows(folder: str | Path, n: int = EXAMPLE_ROWS) -> dict[str, list[dict[str, str]]]:
+    """The first ``n`` rows of each config's train split in a dataset folder (texts cut for a table)."""
+    import pyarrow.parquet as pq
+
+    out: dict[str, list[dict[str, str]]] = {}
+    for config_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+        files = sorted(config_dir.glob("train-*.parquet")) or sorted(config_dir.glob("*.parquet"))
+        if not files:
+            continue
+        names = pq.ParquetFile(files[0]).schema_arrow.names
+        columns = [c for c in ("anchor", "query", "positive", "negative") if c in names]
+        if not columns:
+            continue
+        table = pq.ParquetFile(files[0]).read_row_group(0, columns=columns).slice(0, n).to_pylist()
+        out[config_dir.name] = [{c: _cell(row.get(c)) for c in columns} for row in table]
+    return out
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"//[^/@\s]+@", "//", str(url))
+
+
+def build_recipe(build_stats: dict) -> str:
+    """The effective recipe of a build (its settings after CLI overrides) as YAML for ``builders/build.py``."""
+    import yaml
+
+    build = dict(_as_dict(_as_dict(build_stats).get("build")))
+    generator = dict(_as_dict(_as_dict(_as_dict(build_stats).get("generator")).get("settings")))
+    if "urls" in generator:
+        generator["urls"] = [_redact_url(u) for u in generator.get("urls") or []]
+    header = (
+        f"# The effective recipe of this build (hardneg {_as_dict(build_stats).get('hardneg_version', '?')}, "
+        f"{_as_dict(build_stats).get('created', '?')}): the build settings, then the generator's.\n"
+        "# Rebuild: python builders/build.py --config recipes/build.yaml --output_dir runs/rebuild\n"
+    )
+    body = yaml.safe_dump(build, sort_keys=False) + "# generator (hardneg.llm.GeneratorConfig)\n"
+    return header + body + yaml.safe_dump(generator, sort_keys=False)
+
+
+def write_build_recipe(folder: str | Path, build_stats: dict) -> Path | None:
+    """Write ``<folder>/recipes/build.yaml`` (uploaded with the dataset; the card's rebuild command uses it).
+    Returns None when ``build_stats`` holds no build settings."""
+    if not _as_dict(_as_dict(build_stats).get("build")):
+        return None
+    path = Path(folder) / RECIPES_DIR / BUILD_RECIPE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(build_recipe(build_stats), encoding="utf-8")
+    return path
+
+
+def dataset_card_extras(folder: str | Path) -> dict[str, Any]:
+    """What a card renders from the dataset folder itself: example rows and whether the recipe is there."""
+    folder = Path(folder)
+    return {
+        "examples": example_rows(folder) if folder.is_dir() else {},
+        "has_recipe": (folder / RECIPES_DIR / BUILD_RECIPE_FILE).is_file(),
+    }
+
+
 def dataset_card_context(
     data: DatasetCardData,
     build_stats: dict,
     *,
     splits: dict[str, dict[str, int]] | None = None,
     default_config: str | None = None,
+    examples: dict[str, list[dict[str, str]]] | None = None,
+    has_recipe: bool | None = None,
 ) -> dict[str, Any]:
     """The template variables of a dataset card (exposed for tests and for other renderers)."""
     build_stats = _as_dict(build_stats)
@@ -399,7 +582,16 @@ def dataset_card_context(
         },
         "created": build_stats.get("created", "—"),
         "built_with": build_stats.get("hardneg_version", "—"),
-        "versions": library_versions(),
+        # the versions the build ran with (recorded in build_stats), never the publishing machine's
+        "versions": _as_dict(build_stats.get("versions")),
+        "examples": examples or {},
+        "has_recipe": bool(build_stats.get("build")) if has_recipe is None else has_recipe,
+        "recipe_path": f"{RECIPES_DIR}/{BUILD_RECIPE_FILE}",
+        "toolkit_url": data.toolkit_url or toolkit_url(),
+        "install": f'pip install "hardneg=={build_stats["hardneg_version"]}"'
+        if build_stats.get("hardneg_version")
+        else "pip install hardneg",
+        "revision_arg": f', revision="{revision}"' if revision else "",
         "changelog": list(data.changelog),
         "paper_bibtex": PAPER_BIBTEX,
         "toolkit_bibtex": TOOLKIT_BIBTEX.format(version=hardneg.__version__),
@@ -416,30 +608,46 @@ def render_dataset_card(
     splits: dict[str, dict[str, int]] | None = None,
     default_config: str | None = None,
     template_path: str | Path | None = None,
+    examples: dict[str, list[dict[str, str]]] | None = None,
+    has_recipe: bool | None = None,
 ) -> str:
     """Render the full README.md (YAML front matter + body) of a dataset repo.
 
     ``card_metadata`` holds the ``configs:`` / ``dataset_info:`` YAML written by ``datasets``;
-    ``splits`` maps config -> {split: rows}.
+    ``splits`` maps config -> {split: rows}; ``examples`` a few rows per config (``example_rows(folder)``);
+    ``has_recipe``: the folder holds ``recipes/build.yaml`` (default: the build recorded its settings).
     """
     splits = splits or {}
     total_rows = sum(sum(s.values()) for s in splits.values()) or sum(
         int(_as_dict(s).get("rows") or 0) for s in _as_dict(_as_dict(build_stats).get("configs")).values()
     )
-    corpus_source = _as_dict(_as_dict(build_stats).get("corpus")).get("source")
-    source_datasets = data.source_datasets or ([str(corpus_source)] if corpus_source else None)
+    corpus = _as_dict(_as_dict(build_stats).get("corpus"))
+    sources = data.source_datasets or ([str(corpus["source"])] if corpus.get("source") else [])
+    source_datasets = [s for s in sources if is_hub_id(s)] or None
+    local = [s for s in sources if not is_hub_id(s)]
+    provenance = (
+        {"corpus": [{"source": s, "revision": corpus.get("revision")} for s in local]} if local else None
+    )
     hub_data = HubDatasetCardData(
         pretty_name=data.pretty_name,
-        license=data.license,
+        **hub_license(data.license, data.license_name, data.license_link),
         language=data.language,
         task_categories=data.task_categories,
         task_ids=data.task_ids,
         size_categories=[size_category(total_rows)],
         source_datasets=source_datasets,
         tags=data.tags,
+        **({"provenance": provenance} if provenance else {}),
         **(card_metadata or {}),
     )
-    context = dataset_card_context(data, build_stats, splits=splits, default_config=default_config)
+    context = dataset_card_context(
+        data,
+        build_stats,
+        splits=splits,
+        default_config=default_config,
+        examples=examples,
+        has_recipe=has_recipe,
+    )
     card = DatasetCard.from_template(
         hub_data, template_path=_template(template_path, DATASET_TEMPLATE), **context
     )
@@ -458,8 +666,85 @@ def _hub_model_id(model_id: str) -> str | None:
     return None if Path(model_id).exists() else model_id
 
 
-def render_model_card(data: ModelCardData, *, template_path: str | Path | None = None) -> str:
-    """Render the full README.md of a fine-tuned retriever (sentence-transformers model folder)."""
+HARDNEG_BLOCK_START = "<!-- hardneg:start"
+HARDNEG_BLOCK_END = "<!-- hardneg:end -->"
+
+
+def _eval_results(rows: list[dict]) -> list:
+    """The card's retrieval results as Hub model-index entries (one per dataset x numeric metric). The
+    held-out triplet check run at the end of training (split ``eval``) is left to sentence-transformers' card,
+    which records it under its own evaluator's name."""
+    from huggingface_hub import EvalResult
+
+    out = []
+    for row in rows:
+        if row.get("split") == "eval":
+            continue
+        dataset = str(row.get("dataset") or "unknown")
+        for metric, value in row.items():
+            if metric in ("model", "dataset", "split") or isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float)) and not math.isnan(float(value)):
+                out.append(
+                    EvalResult(
+                        task_type="retrieval",
+                        dataset_type=dataset,
+                        dataset_name=dataset,
+                        dataset_split=str(row.get("split") or "test"),
+                        metric_type=metric.replace("@", "_at_"),
+                        metric_name=metric,
+                        metric_value=float(value),
+                    )
+                )
+    return out
+
+
+def merge_model_card(base_card: str, hardneg_card: str) -> str:
+    """sentence-transformers' generated card with hardneg's block and metadata added.
+
+    ``base_card`` keeps everything it has (training logs, dataset statistics, loss citation, base model
+    revision); hardneg's block (between the ``hardneg:start``/``hardneg:end`` markers of ``hardneg_card``)
+    replaces an earlier one or goes before the first ``##`` section; tags, datasets, base_model and the
+    model-index entries of ``hardneg_card`` are added to the YAML (existing entries are kept).
+    """
+    base, ours = ModelCard(base_card), ModelCard(hardneg_card)
+    if HARDNEG_BLOCK_START not in ours.text or HARDNEG_BLOCK_END not in ours.text:
+        raise ValueError(
+            "the model card template has no hardneg:start/hardneg:end block; fix: keep the markers of "
+            "cards/model_card.md in a custom template"
+        )
+    block = ours.text[ours.text.index(HARDNEG_BLOCK_START) : ours.text.index(HARDNEG_BLOCK_END)]
+    block += HARDNEG_BLOCK_END
+    text = base.text
+    if HARDNEG_BLOCK_START in text and HARDNEG_BLOCK_END in text:
+        before, rest = text.split(HARDNEG_BLOCK_START, 1)
+        text = before + block + rest.split(HARDNEG_BLOCK_END, 1)[1]
+    else:
+        at = text.find("\n## ")
+        text = text + "\n" + block + "\n" if at < 0 else text[: at + 1] + block + "\n\n" + text[at + 1 :]
+    meta = base.data
+    new = ours.data
+    meta.tags = list(dict.fromkeys([*(meta.tags or []), *(new.tags or [])]))
+    if new.datasets:
+        meta.datasets = list(dict.fromkeys([*(meta.datasets or []), *new.datasets]))
+    meta.base_model = meta.base_model or new.base_model
+    meta.model_name = meta.model_name or new.model_name
+    if new.eval_results:
+        keep = {(r.dataset_name, r.metric_type) for r in new.eval_results}
+        old = [r for r in (meta.eval_results or []) if (r.dataset_name, r.metric_type) not in keep]
+        meta.eval_results = old + list(new.eval_results)
+    return str(ModelCard(f"---\n{meta.to_yaml()}\n---\n{text}"))
+
+
+def render_model_card(
+    data: ModelCardData, *, template_path: str | Path | None = None, base_card: str | None = None
+) -> str:
+    """Render the README.md of a fine-tuned retriever (sentence-transformers model folder).
+
+    ``base_card``: the card sentence-transformers generated when the model was saved; hardneg's block and
+    metadata are added to it (``merge_model_card``), so its training logs and statistics stay. Without it,
+    the card is hardneg's template alone.
+    """
     dataset_link = data.dataset_id if not Path(data.dataset_id).exists() else None
     name = (
         data.model_name
@@ -489,6 +774,7 @@ def render_model_card(data: ModelCardData, *, template_path: str | Path | None =
     metric_names = sorted(
         {k for row in rows for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     )
+    hub_data.eval_results = _eval_results(rows) or None
     revision_arg = f', revision="{data.dataset_revision}"' if data.dataset_revision else ""
     card = ModelCard.from_template(
         hub_data,
@@ -509,7 +795,8 @@ def render_model_card(data: ModelCardData, *, template_path: str | Path | None =
             for row in rows
         ],
         train_seconds=_fmt(float(data.train_seconds), 4),
+        seed=data.hyperparameters.get("seed"),
         paper_bibtex=PAPER_BIBTEX,
         toolkit_bibtex=TOOLKIT_BIBTEX.format(version=hardneg.__version__),
     )
-    return str(card)
+    return merge_model_card(base_card, str(card)) if base_card else str(card)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from datasets import Dataset, DatasetDict, Features, Value, load_dataset
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
@@ -31,38 +32,24 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 from huggingface_hub import DatasetCardData as HubDatasetCardData
 
-from hardneg.cards import DatasetCardData, render_dataset_card
+from hardneg.cards import (
+    RECIPES_DIR,
+    DatasetCardData,
+    dataset_card_extras,
+    render_dataset_card,
+    write_build_recipe,
+)
+from hardneg.config import yaml_error_where
+from hardneg.errors import first_line
+from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS
 
-TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 QUERIES_COLUMNS = ("query", "positive")
-QUERIES_CONFIG = "queries"
 BUILD_STATS_FILE = "build_stats.json"
 CARD_DATA_FILE = "card_data.json"
 README_FILE = "README.md"
 MAX_SHARD_BYTES = 500 * 1024 * 1024  # the shard size datasets' push_to_hub uses
 _CONFIG_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")
-# Column types from docs/design.md: a column that is all None (LLM-written negatives have no id, rank or
-# score) would otherwise be typed `null`, and configs of the same table would disagree on their schema.
-DESIGN_TYPES = {
-    "query_id": "string",
-    "positive_id": "string",
-    "negative_id": "string",
-    "negative_rank": "int64",
-    "positive_score": "float64",
-    "negative_score": "float64",
-    "method": "string",
-    "model": "string",
-    "backend": "string",
-    "prompt_name": "string",
-    "prompt_version": "string",
-    "prompt_hash": "string",
-    "sampling": "string",
-    "seed": "int64",
-    "prompt_tokens": "int64",
-    "completion_tokens": "int64",
-    "latency_s": "float64",
-}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -70,12 +57,16 @@ DESIGN_TYPES = {
 
 
 def _typed_nulls(ds: Dataset) -> Dataset:
-    """Give all-None columns their design.md type instead of ``null``."""
+    """Give all-None columns their registry type (``hardneg.methods.COLUMN_TYPES``) instead of ``null``.
+
+    A column that is all None (LLM-written negatives have no id, rank or score) would otherwise be typed
+    ``null``, and configs of the same table would disagree on their schema.
+    """
     features = ds.features.copy()
     changed = False
     for name, feature in features.items():
-        if isinstance(feature, Value) and feature.dtype == "null" and name in DESIGN_TYPES:
-            features[name] = Value(DESIGN_TYPES[name])
+        if isinstance(feature, Value) and feature.dtype == "null" and name in COLUMN_TYPES:
+            features[name] = Value(COLUMN_TYPES[name])
             changed = True
     return ds.cast(features) if changed else ds
 
@@ -113,7 +104,7 @@ def check_config_schema(name: str, columns: list[str], rows: dict[str, int]) -> 
             raise ValueError(
                 f"config 'queries' lacks column(s) {missing}; fix: follow docs/design.md (query, positive ...)"
             )
-    elif tuple(columns[:3]) != TRIPLET_COLUMNS:
+    elif tuple(columns[:3]) != TRAINING_COLUMNS:
         raise ValueError(
             f"triplet config '{name}' starts with columns {columns[:3]}; fix: put anchor, positive, negative first "
             "(sentence-transformers losses read them in that order)"
@@ -247,12 +238,18 @@ def save_dataset_folder(
         paths = [p for split, ds in dd.items() for p in _write_parquet_shards(ds, folder / name, split)]
         sizes[name] = sum(p.stat().st_size for p in paths)
     _write_text_atomic(folder / BUILD_STATS_FILE, json.dumps(build_stats, indent=2, sort_keys=False) + "\n")
+    write_build_recipe(folder, build_stats)  # recipes/build.yaml: the card's one-line rebuild uses it
     card_data = card_data or load_card_data(folder)  # keep the fields of an earlier save
     _write_text_atomic(folder / CARD_DATA_FILE, card_data_json(card_data))
     metadata = dataset_card_metadata(dicts, default_config=default_config, sizes=sizes)
     splits = {name: {split: len(ds) for split, ds in dd.items()} for name, dd in dicts.items()}
     card = render_dataset_card(
-        card_data, build_stats, card_metadata=metadata, splits=splits, default_config=default_config
+        card_data,
+        build_stats,
+        card_metadata=metadata,
+        splits=splits,
+        default_config=default_config,
+        **dataset_card_extras(folder),
     )
     _write_text_atomic(folder / README_FILE, card)
     return folder
@@ -280,7 +277,13 @@ class FolderReport:
 
 
 def _read_card_metadata(readme: Path) -> tuple[MetadataConfigs, DatasetInfosDict, dict]:
-    card = DatasetCard.load(readme)
+    try:
+        card = DatasetCard.load(readme)
+    except yaml.YAMLError as err:  # the front matter is hand-editable: name the file and line
+        raise ValueError(
+            f"{yaml_error_where(err, readme, first_line=2)} (the card's front matter); fix: correct the YAML "
+            "there, or rebuild the folder"
+        ) from None
     return (
         MetadataConfigs.from_dataset_card_data(card.data),
         DatasetInfosDict.from_dataset_card_data(card.data),
@@ -300,6 +303,21 @@ def _data_file_patterns(config_meta: dict) -> dict[str, list[str]]:
             paths = item["path"] if isinstance(item["path"], list) else [item["path"]]
             out.setdefault(item["split"], []).extend(paths)
     return out
+
+
+# Columns holding text a model reads: none may be empty or whitespace-only in a published config.
+TEXT_COLUMNS = tuple(dict.fromkeys(TRAINING_COLUMNS + QUERIES_COLUMNS))
+
+
+def check_texts(name: str, split: str, ds: Dataset) -> None:
+    """Refuse empty, whitespace-only or null texts in any text column (``TEXT_COLUMNS``)."""
+    for column in (c for c in TEXT_COLUMNS if c in ds.column_names):
+        bad = [i for i, t in enumerate(ds[column]) if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise ValueError(
+                f"config '{name}' split '{split}' has {len(bad)} empty '{column}' text(s), first at row {bad[0]}; "
+                "fix: rebuild with the corpus validated (empty passages are dropped on load) or drop those rows"
+            )
 
 
 def _load_every_config(
@@ -325,11 +343,13 @@ def _load_every_config(
                 dd = load_dataset(str(folder), name, cache_dir=cache_dir)
             except Exception as err:  # datasets raises many types; the user needs the first line
                 raise ValueError(
-                    f"config '{name}' does not load: {str(err).splitlines()[0]}; fix: rebuild the folder"
+                    f"config '{name}' does not load: {first_line(err)}; fix: rebuild the folder"
                 ) from None
             rows = {split: len(ds) for split, ds in dd.items()}
             first = dd[next(iter(dd))]
             check_config_schema(name, first.column_names, rows)
+            for split, ds in dd.items():
+                check_texts(name, split, ds)
             info = infos.get(name)
             if info is not None and info.features is not None and info.features != first.features:
                 raise ValueError(
@@ -388,7 +408,7 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
         if quiet:
             enable_progress_bars()
     triplet_types = {
-        name: {c: str(f[c]) for c in TRIPLET_COLUMNS}
+        name: {c: str(f[c]) for c in TRAINING_COLUMNS}
         for name, f in features.items()
         if name != QUERIES_CONFIG
     }
@@ -399,9 +419,14 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
     default = metadata_configs.get_default_config_name()
     card_data = load_card_data(folder)
     card = render_dataset_card(
-        card_data, build_stats, card_metadata=card_metadata, splits=configs, default_config=default
+        card_data,
+        build_stats,
+        card_metadata=card_metadata,
+        splits=configs,
+        default_config=default,
+        **dataset_card_extras(folder),
     )
-    for path in (readme, stats_path, folder / CARD_DATA_FILE):
+    for path in (readme, stats_path, folder / CARD_DATA_FILE, *sorted((folder / RECIPES_DIR).glob("*.yaml"))):
         if path.is_file():
             files.append(path)
     return FolderReport(folder, configs, features, default, card_metadata, sorted(set(files)), card)

@@ -17,16 +17,13 @@ Usage from a build::
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 
 from datasets import Dataset
 
 from hardneg.beir import load_eval_dataset
-from hardneg.text import normalise_texts
-
-_WORD = re.compile(r"\w+")
+from hardneg.text import normalise_texts, word_set
 
 
 def exclusions_from_beir(source: str, split: str = "test") -> tuple[set[str], list[str]]:
@@ -48,10 +45,6 @@ def decontaminate_corpus(corpus: Dataset, exclude_ids: Iterable[str]) -> tuple[D
     if not keep:
         raise ValueError("decontamination removed every passage of the corpus; fix: check exclude_ids")
     return (corpus.select(keep) if removed else corpus), removed
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(_WORD.findall(text.lower()))
 
 
 def decontaminate_queries(
@@ -79,7 +72,7 @@ def decontaminate_queries(
     if eval_texts:
         eval_norm = set(normalise_texts(eval_texts))
         norm = normalise_texts(texts)
-        eval_sets = [_words(t) for t in eval_texts]
+        eval_sets = [word_set(t) for t in eval_texts]
         postings: dict[str, list[int]] = {}
         for j, ws in enumerate(eval_sets):
             for w in ws:
@@ -91,7 +84,7 @@ def decontaminate_queries(
                 drop[i] = True
                 counts["exact_query_match"] += 1
             elif near_duplicate_threshold is not None:
-                ws = _words(t)
+                ws = word_set(t)
                 shared = Counter(j for w in ws for j in postings.get(w, ()))
                 if any(c / len(ws | eval_sets[j]) >= near_duplicate_threshold for j, c in shared.items()):
                     drop[i] = True

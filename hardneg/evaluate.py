@@ -40,7 +40,9 @@ from hardneg.assets import resolve_dataset, resolve_dtype, resolve_embedder
 from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
 from hardneg.corpus import BeirData, passage_text
 from hardneg.encode import process_state
+from hardneg.errors import first_line
 from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
+from hardneg.revisions import resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -331,8 +333,8 @@ def resolved_revision(spec: DatasetSpec, how: str) -> str | None:
     default branch now (None when the Hub cannot be asked, e.g. offline)."""
     if how == "local":
         return None
-    if how in ("pinned", "given"):
-        return spec.revision
+    if how in ("pinned", "given"):  # a tag is recorded as the commit it named (load_eval_dataset checked it)
+        return resolve_revision(hub_id(spec), spec.revision)
     try:
         from huggingface_hub import HfApi
 
@@ -376,7 +378,7 @@ def load_embedder(spec: ModelSpec, device: str | None = None):
     try:
         model = SentenceTransformer(ref.name_or_path, device=device)
     except Exception as err:  # OSError, ValueError, HF errors: all mean "cannot load this model"
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         raise RuntimeError(
             f"cannot load model '{spec.model}' (method {spec.method}): {first}; fix: check the path or Hub id "
             "(fine-tuned models appear under <run_dir>/models/ after `make train`), or HF_HUB_OFFLINE"

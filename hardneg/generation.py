@@ -31,19 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.llm import Generation, Generator, rate_bar, show_tokens
+from hardneg.llm.bounding import fit_prompts, prompt_budget
 from hardneg.prompts import PromptTemplate
+from hardneg.text import ngram_jaccard, ngram_overlap, words
 
-PROVENANCE_COLUMNS = (
-    "model", "backend", "prompt_name", "prompt_version", "prompt_hash", "sampling", "seed",
-    "prompt_tokens", "completion_tokens", "latency_s",
-)  # fmt: skip
 _LABEL_RE = re.compile(
     r"^\s*(?:[*#>\-]+\s*)?(?:(?:search\s+)?query|question|answer|output|response|"
     r"(?:hard\s+)?negative(?:\s+passage)?|passage(?:\s+that\s+does\s+not\s+answer\s+it)?)\s*\d*\s*[:：]\s*(?:\*+\s*)?",
     re.IGNORECASE,
 )
 _QUOTES = "\"'`“”‘’«»"
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass
@@ -70,28 +67,6 @@ class HygieneConfig:
     reject_truncated: bool = field(
         default=True, metadata={"help": "Reject outputs cut off by the token budget ('too_long')."}
     )
-
-
-def words(text: str) -> list[str]:
-    return _WORD_RE.findall(text.lower())
-
-
-def ngram_overlap(output: str, source: str, n: int = 4) -> float:
-    """Share of the output's word n-grams that also occur in ``source`` (1.0 = copied verbatim)."""
-    out, src = words(output), words(source)
-    n = max(1, min(n, len(out)))
-    grams = [tuple(out[i : i + n]) for i in range(len(out) - n + 1)]
-    if not grams:
-        return 0.0
-    have = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
-    return sum(g in have for g in grams) / len(grams)
-
-
-def ngram_jaccard(a: str, b: str, n: int = 3) -> float:
-    wa, wb = words(a), words(b)
-    ga = {tuple(wa[i : i + n]) for i in range(max(len(wa) - n + 1, 1))}
-    gb = {tuple(wb[i : i + n]) for i in range(max(len(wb) - n + 1, 1))}
-    return len(ga & gb) / len(ga | gb) if ga | gb else 1.0
 
 
 def clean_output(raw: str, prompt_text: str = "") -> str:
@@ -244,7 +219,10 @@ def run_generation(
     info = generator.cache_settings()
     base_temp = generator.config.temperature
     top_p = generator.config.top_p
-    rendered = [prompt.render(**{k: it[k] for k in prompt.inputs}) for it in items]
+    # Prompts bounded in tokens: a passage is cut so that prompt + output fit the model's context.
+    rendered, truncated_prompts = fit_prompts(
+        items, prompt.render, prompt.inputs, prompt_budget(generator, max_new_tokens)
+    )
     results: list[dict | None] = [None] * len(items)
     rejects: Counter[str] = Counter()
     reject_rows: list[dict] = []
@@ -267,8 +245,12 @@ def run_generation(
             if not pending:
                 break
             temperature = base_temp if attempt == 0 else max(base_temp, retry_temperature)
-            sampling = {"temperature": temperature, "top_p": top_p if temperature > 0 else 1.0,
-                        "max_new_tokens": max_new_tokens, "stop": list(prompt.stop)}  # fmt: skip
+            sampling = {
+                "temperature": temperature,
+                "top_p": top_p if temperature > 0 else 1.0,
+                "max_new_tokens": max_new_tokens,
+                "stop": list(prompt.stop),
+            }
             seeds = {
                 i: (seed + attempt) * 1_000_003 + int(_sha(rendered[i])[:8], 16) % 1_000_003 for i in pending
             }
@@ -281,7 +263,7 @@ def run_generation(
                         "sampling": sampling,
                         "seed": seeds[i] if temperature > 0 else None,
                     }
-                )  # fmt: skip
+                )
                 for i in pending
             }
             found = cache.get_many(list(keys.values()))
@@ -331,8 +313,14 @@ def run_generation(
                     rules=rules,
                     finish_reason=out.get("finish_reason", "stop"),
                 )
-                record = {"text": text, "raw": out["text"], "attempt": attempt, "seed": seeds[i],
-                          "sampling": sampling, **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")}}  # fmt: skip
+                record = {
+                    "text": text,
+                    "raw": out["text"],
+                    "attempt": attempt,
+                    "seed": seeds[i],
+                    "sampling": sampling,
+                    **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")},
+                }
                 if reason is None:
                     results[i] = record
                 else:
@@ -360,6 +348,7 @@ def run_generation(
         "reasoning_chars": totals["reasoning_chars"],
         "rejects": dict(sorted(rejects.items())),
         "dropped": len(pending),
+        "truncated_prompts": truncated_prompts,
         "run_wall_seconds": round(time.perf_counter() - started, 3),
         "generated_this_run": totals["generated"],
         "cached_this_run": totals["cached"],
@@ -370,7 +359,7 @@ def run_generation(
             "retry_temperature": retry_temperature,
             "max_new_tokens": max_new_tokens,
             "hygiene": asdict(rules),
-        },  # fmt: skip
+        },
         "prompt": prompt.provenance(),
     }
     return results, stats

@@ -13,11 +13,8 @@ from __future__ import annotations
 from hardneg.dataset_folder import (
     BUILD_STATS_FILE,
     CARD_DATA_FILE,
-    DESIGN_TYPES,
     QUERIES_COLUMNS,
-    QUERIES_CONFIG,
     README_FILE,
-    TRIPLET_COLUMNS,
     FolderReport,
     check_config_schema,
     dataset_card_metadata,
@@ -39,11 +36,8 @@ from hardneg.publish import (
 __all__ = [
     "BUILD_STATS_FILE",
     "CARD_DATA_FILE",
-    "DESIGN_TYPES",
     "QUERIES_COLUMNS",
-    "QUERIES_CONFIG",
     "README_FILE",
-    "TRIPLET_COLUMNS",
     "FolderReport",
     "PublishConfig",
     "PublishResult",

@@ -105,6 +105,7 @@ class MethodContext:
     seed: int
     cache_dir: Path
     inputs: dict[str, Dataset] = field(default_factory=dict)
+    input_stats: dict[str, dict] = field(default_factory=dict)
     batch_size: int = 32  # scoring / encoding batch size (never part of a stage key)
     load_generator: Callable[[], Any] | None = None
     load_scorer: Callable[[str, str | None], Any] | None = None
@@ -251,6 +252,19 @@ register(
 )
 register(
     Method(
+        "llm_perturb_hn",
+        "llm",
+        "The LLM rewrote the positive passage so that it no longer answers the query while staying on the "
+        "same topic (controlled perturbation, CausalNeg arXiv 2606.01304); `perturb_strength` in the stats "
+        "says how much it was told to change.",
+        "hardneg.negatives.llm:run_llm_perturb_hn",
+        options=("llm_perturb_hn_prompt", "perturb_strength", "perturb_max_new_tokens", "reject_retries"),
+        needs=("generator",),
+        prompt_option="llm_perturb_hn_prompt",
+    )
+)
+register(
+    Method(
         "bm25_hn",
         "mined",
         "The hard negative is a corpus passage mined with BM25 for the query (the positive excluded).",
@@ -290,6 +304,33 @@ register(
         features=MINED_FEATURES,
         options=(*_MINING_OPTIONS, "embedder"),
         needs=("pool", "embedder"),
+    )
+)
+
+
+def _hybrid_inputs(options: Mapping[str, Any]) -> list[str]:
+    sources = list(options["hybrid_sources"])
+    kinds = [get_method(s).kind if s in _REGISTRY else None for s in sources]
+    if kinds != ["llm", "mined"]:
+        raise ValueError(
+            f"hybrid_sources {sources} must name an LLM config then a mined config; fix: e.g. [llm_hn, bm25_hn]"
+        )
+    ratio = options["hybrid_llm_ratio"]
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"hybrid_llm_ratio must be in [0, 1], got {ratio}; fix: e.g. 0.5")
+    return sources
+
+
+register(
+    Method(
+        "hybrid_hn",
+        "derived",
+        "Per query, negatives drawn from an LLM config and a mined config of this build in a set ratio "
+        "(SyNeg, arXiv 2412.17250); each row's `source` column names the config it came from.",
+        "hardneg.negatives.hybrid:run_hybrid_hn",
+        features=HYBRID_FEATURES,
+        options=("hybrid_sources", "hybrid_llm_ratio", "num_negatives"),
+        inputs=_hybrid_inputs,
     )
 )
 
@@ -350,6 +391,7 @@ class BuildStats:
     configs: dict[str, ConfigStats]
     decontamination: dict[str, Any]
     paired: dict[str, Any] | None = None
+    versions: dict[str, Any] | None = None  # library versions of the build (cards show these, issue 12)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

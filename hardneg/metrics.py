@@ -252,3 +252,165 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted.tolist()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Seeds x queries: two-level bootstrap, minimum detectable effect
+#
+# A method's scores on one dataset form a matrix X[seed, query] (one row per training seed; one row for
+# models without training seeds such as BM25 and zero-shot). Two sources of randomness stand between a
+# result and a conclusion: which queries the collection happens to hold, and which training seed a run
+# happens to get (Bouthillier et al. 2021, "Accounting for Variance in Machine Learning Benchmarks").
+# The two-level (hierarchical) bootstrap resamples both: seeds with replacement, then queries with
+# replacement (Davison & Hinkley 1997, sect. 3.8; Saravanan et al. 2020). Queries are resampled once per
+# replicate for all methods (the design is paired: every method answers the same queries); seeds are
+# resampled per method (seed 0 of one method has nothing in common with seed 0 of another). With few seeds
+# the plain bootstrap underestimates the seed variance by (S - 1) / S; seed-level residuals are inflated by
+# sqrt(S / (S - 1)) first, so a mean over S seeds gets an unbiased bootstrap variance (Davison & Hinkley
+# 1997, sect. 3.8, adjusted residuals).
+
+
+def resample_counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """``size`` bootstrap resamples of ``n`` items as counts: row b says how often each item was drawn
+    (rows sum to ``n``); ``counts @ x / n`` is the mean of ``x`` over the resample, for every row at once."""
+    idx = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+
+
+def inflate_seed_residuals(scores: np.ndarray) -> np.ndarray:
+    """``scores`` (seeds, queries, ...) with each seed's deviation from the seed mean scaled by
+    sqrt(S / (S - 1)), so that resampling S seeds reproduces the unbiased seed variance; S = 1 unchanged."""
+    s = scores.shape[0]
+    if s < 2:
+        return scores
+    mean = scores.mean(axis=0, keepdims=True)
+    return mean + math.sqrt(s / (s - 1)) * (scores - mean)
+
+
+def two_level_bootstrap(
+    scores: Mapping[str, np.ndarray],
+    *,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    chunk: int = 1000,
+) -> dict[str, np.ndarray]:
+    """Bootstrap replicates of each method's mean score, resampling seeds then queries.
+
+    ``scores[name]``: array (seeds, queries, metrics), the same queries in the same order for every
+    method. Returns ``{name: (n_resamples, metrics)}``; replicate ``b`` of every method used the same
+    query resample (paired), so ``out[a] - out[b]`` are bootstrap replicates of the difference. Seeds are
+    resampled independently per method (after ``inflate_seed_residuals``); a method with one seed row
+    contributes query sampling only. Vectorised: one (chunk x queries) @ (queries x seeds*metrics) product
+    per method and chunk of replicates.
+    """
+    shapes = {name: np.shape(x) for name, x in scores.items()}
+    if not shapes:
+        return {}
+    if any(len(s) != 3 for s in shapes.values()) or len({s[1:] for s in shapes.values()}) != 1:
+        raise ValueError(f"scores must be (seeds, queries, metrics) with equal queries and metrics: {shapes}")
+    n_q, n_m = next(iter(shapes.values()))[1:]
+    if n_q == 0:
+        raise ValueError("no queries to resample; fix: evaluate the methods on common queries")
+    rng = np.random.default_rng(seed)
+    prepared = {
+        name: np.ascontiguousarray(
+            inflate_seed_residuals(np.asarray(x, np.float64)).transpose(1, 0, 2).reshape(n_q, -1)
+        )
+        for name, x in scores.items()
+    }
+    out = {name: np.empty((n_resamples, n_m)) for name in scores}
+    for start in range(0, n_resamples, chunk):
+        b = min(chunk, n_resamples - start)
+        query_weights = resample_counts(rng, n_q, b) / n_q
+        for name, flat in prepared.items():
+            n_s = shapes[name][0]
+            per_seed = (query_weights @ flat).reshape(b, n_s, n_m)  # mean over resampled queries, per seed
+            if n_s == 1:
+                out[name][start : start + b] = per_seed[:, 0, :]
+            else:
+                seed_weights = resample_counts(rng, n_s, b) / n_s
+                out[name][start : start + b] = np.einsum("bs,bsm->bm", seed_weights, per_seed)
+    return out
+
+
+def bootstrap_p_value(replicates: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Two-sided bootstrap p-value of "no difference", per column: the replicates shifted to the null
+    (Hall & Wilson 1991), ``(1 + #{|d*_b - d| >= |d|}) / (1 + B)``; exactly 1 where ``d`` is 0."""
+    observed = np.asarray(observed, np.float64)
+    hits = (np.abs(replicates - observed) >= np.abs(observed) - 1e-12).sum(axis=0)
+    p = (1 + hits) / (1 + replicates.shape[0])
+    return np.where(np.abs(observed) < 1e-12, 1.0, p)
+
+
+@dataclass
+class VarianceComponents:
+    """What one dataset-metric design can detect, from its observed variances (queries x seeds).
+
+    ``seed_sd``: SD of a training run's mean score across seeds, net of query noise (pooled over the methods
+    with >= 2 seeds; None with one seed). ``residual_sd``: per-query seed-to-seed SD. ``query_sd``: SD over
+    queries of the per-query difference between two methods' seed-averaged scores, net of seed noise.
+    ``mde``: the smallest true difference between two methods with ``seeds`` seeds each, on ``queries``
+    queries, that a two-sided test at ``alpha`` detects with probability ``power``:
+    ``(z_{1-alpha/2} + z_power) * sqrt(2 seed_sd^2 / S + query_sd^2 / Q + 2 residual_sd^2 / (S Q))``.
+    """
+
+    queries: int
+    seeds: int
+    seed_sd: float | None
+    residual_sd: float | None
+    query_sd: float
+    alpha: float
+    power: float
+
+    def standard_error(self, seeds: int | None = None, queries: int | None = None) -> float:
+        s, q = seeds or self.seeds, queries or self.queries
+        var = self.query_sd**2 / q
+        if self.seed_sd is not None and self.residual_sd is not None:
+            var += 2 * self.seed_sd**2 / s + 2 * self.residual_sd**2 / (s * q)
+        return math.sqrt(var)
+
+    def mde(self, seeds: int | None = None, queries: int | None = None) -> float:
+        from scipy.stats import norm
+
+        z = norm.ppf(1 - self.alpha / 2) + norm.ppf(self.power)
+        return float(z * self.standard_error(seeds, queries))
+
+
+def variance_components(
+    scores: Mapping[str, np.ndarray], *, alpha: float = 0.05, power: float = 0.8
+) -> VarianceComponents:
+    """Variance components of one (dataset, metric) from ``scores[name]`` = (seeds, queries) arrays on
+    the same queries (see ``VarianceComponents``). Pairs for the query term: the methods with >= 2 seeds
+    (the trained methods being compared) when there are two or more, else every pair."""
+    arrays = {k: np.asarray(v, np.float64) for k, v in scores.items()}
+    if len(arrays) < 2:
+        raise ValueError("variance components need at least two methods on the same queries")
+    n_q = next(iter(arrays.values())).shape[1]
+    seeded = {k: x for k, x in arrays.items() if x.shape[0] >= 2}
+    seed_sd = residual_sd = None
+    residual = {k: 0.0 for k in arrays}
+    if seeded:
+        residual = {
+            k: float(x.var(axis=0, ddof=1).mean()) if x.shape[0] >= 2 else 0.0 for k, x in arrays.items()
+        }
+        between = [max(0.0, float(x.mean(axis=1).var(ddof=1)) - residual[k] / n_q) for k, x in seeded.items()]
+        seed_sd = math.sqrt(float(np.mean(between)))
+        residual_sd = math.sqrt(float(np.mean([residual[k] for k in seeded])))
+    names = list(seeded) if len(seeded) >= 2 else list(arrays)
+    query_vars = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            xa, xb = arrays[a], arrays[b]
+            d = xa.mean(axis=0) - xb.mean(axis=0)
+            noise = residual[a] / xa.shape[0] + residual[b] / xb.shape[0]
+            query_vars.append(max(0.0, float(d.var(ddof=1)) - noise) if n_q > 1 else 0.0)
+    seeds = min((x.shape[0] for x in seeded.values()), default=1)
+    return VarianceComponents(
+        queries=n_q,
+        seeds=seeds,
+        seed_sd=seed_sd,
+        residual_sd=residual_sd,
+        query_sd=math.sqrt(float(np.mean(query_vars))),
+        alpha=alpha,
+        power=power,
+    )

@@ -26,11 +26,13 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCa
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
+    HFValidationError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
 )
+from huggingface_hub.utils import validate_repo_id
 
-from hardneg.cards import ModelCardData, render_dataset_card, render_model_card
+from hardneg.cards import ModelCardData, dataset_card_extras, render_dataset_card, render_model_card
 from hardneg.config import ConfigError
 from hardneg.dataset_folder import (
     BUILD_STATS_FILE,
@@ -41,6 +43,8 @@ from hardneg.dataset_folder import (
     load_card_data,
     validate_dataset_folder,
 )
+from hardneg.errors import first_line
+from hardneg.revisions import offline_variable
 
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -86,11 +90,11 @@ class _Remote:
 
 def normalise_version(version: str) -> str:
     """'1.0.0' or 'v1.0.0' -> '1.0.0'; anything that is not semantic versioning is refused."""
-    version = (version or "").strip()
-    version = version[1:] if version.startswith("v") else version
+    given = (version or "").strip()
+    version = given[1:] if given.startswith("v") else given
     if not _SEMVER_RE.match(version):
         raise ValueError(
-            f"version '{version}' is not a semantic version; fix: use MAJOR.MINOR.PATCH, e.g. 1.0.0"
+            f"version '{given}' is not a semantic version; fix: use MAJOR.MINOR.PATCH, e.g. 1.0.0"
         )
     return version
 
@@ -98,6 +102,12 @@ def normalise_version(version: str) -> str:
 def _check_repo_id(repo_id: str) -> None:
     if not repo_id or not _REPO_ID_RE.match(repo_id):
         raise ValueError(f"repo id '{repo_id}' is not ORG/NAME; fix: pass --repo_id my-org/my-dataset")
+    try:  # the Hub's own rules (no '--' or '..', length, ...): a dry run must refuse what an upload would
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(
+            f"repo id '{repo_id}' is refused by the Hub ({first_line(err)}); fix: pass a valid ORG/NAME"
+        ) from None
 
 
 class _Secret:
@@ -123,7 +133,8 @@ def _connect(api: HfApi | None, token: str | None) -> tuple[HfApi, _Secret]:
         api.whoami(token=token)
     except OfflineModeIsEnabled:
         raise RuntimeError(
-            "HF_HUB_OFFLINE is set, so nothing can be uploaded; fix: unset HF_HUB_OFFLINE"
+            f"{offline_variable() or 'offline mode'} is set, so nothing can be uploaded; "
+            f"fix: unset {offline_variable() or 'HF_HUB_OFFLINE'}"
         ) from None
     except HfHubHTTPError as err:
         status = getattr(getattr(err, "response", None), "status_code", None)
@@ -131,9 +142,7 @@ def _connect(api: HfApi | None, token: str | None) -> tuple[HfApi, _Secret]:
             raise RuntimeError(
                 "the Hugging Face token was rejected (401); fix: `hf auth login` with a write token"
             ) from None
-        raise RuntimeError(
-            f"the Hub refused the token check: {secret.scrub(str(err).splitlines()[0])}"
-        ) from None
+        raise RuntimeError(f"the Hub refused the token check: {secret.scrub(first_line(err))}") from None
     except Exception as err:  # network errors come from httpx/requests/socket
         raise RuntimeError(
             f"cannot reach the Hub at {api.endpoint} ({type(err).__name__}); fix: check the network, HF_ENDPOINT, "
@@ -218,7 +227,7 @@ class _Release:
             self.remote = _remote_state(self.api, self.repo_id, self.repo_type, self.secret.token)
         except Exception as err:
             raise RuntimeError(
-                f"cannot read {self.repo_id} on the Hub: {self.secret.scrub(str(err).splitlines()[0])}"
+                f"cannot read {self.repo_id} on the Hub: {self.secret.scrub(first_line(err))}"
             ) from None
         if self.tag in self.remote.tags:
             raise ValueError(
@@ -285,7 +294,7 @@ class _Release:
             )
         except Exception as err:
             raise RuntimeError(
-                f"upload to {repo_id} failed before tagging ({self.secret.scrub(str(err).splitlines()[0] if str(err) else type(err).__name__)}); "
+                f"upload to {repo_id} failed before tagging ({self.secret.scrub(first_line(err))}); "
                 "earlier releases are untouched; fix: rerun the same command"
             ) from None
         try:
@@ -295,7 +304,7 @@ class _Release:
         except Exception as err:
             raise RuntimeError(
                 f"commit {info.oid} reached {repo_id} but tag {tag} could not be created "
-                f"({self.secret.scrub(str(err).splitlines()[0] if str(err) else type(err).__name__)}); earlier tags are untouched; "
+                f"({self.secret.scrub(first_line(err))}); earlier tags are untouched; "
                 f"fix: `hf repo tag create {repo_id} {tag} --revision {info.oid} --repo-type {repo_type}`"
             ) from None
         return info.oid, getattr(info, "commit_url", None)
@@ -344,6 +353,7 @@ def release_files(
         card_metadata=report.card_metadata,
         splits=report.configs,
         default_config=report.default_config,
+        **dataset_card_extras(report.folder),
     )
     files: dict[str, Path | bytes] = {
         p.relative_to(report.folder).as_posix(): p
@@ -473,7 +483,12 @@ def publish_model(
             f"the card names the local dataset '{card_data.dataset_id}'; pass --dataset_id ORG/NAME "
             "--dataset_revision vX.Y.Z (its published release) so others can reload the training data"
         )
-    card = render_model_card(card_data)
+    readme = (
+        folder / README_FILE
+    )  # sentence-transformers' card from training: hardneg's block is re-rendered in it
+    card = render_model_card(
+        card_data, base_card=readme.read_text(encoding="utf-8") if readme.is_file() else None
+    )
     files[README_FILE] = card.encode("utf-8")
     files[CARD_DATA_FILE] = (json.dumps(card_data.to_dict(), indent=2, default=str) + "\n").encode("utf-8")
     release.connect(api, token)

@@ -29,10 +29,20 @@ from hardneg.prompts import load_prompt
 QUERY_MAX_NEW_TOKENS = 32
 
 
+# A "word" longer than this many characters per allowed word (text without whitespace: CJK, blobs) is cut
+# too, so ``max_passage_words`` bounds the characters as well; the token bound is ``hardneg.llm.bounding``.
+MAX_CHARS_PER_WORD = 12
+
+
 def truncate_words(text: str, max_words: int | None) -> str:
-    """Whitespace-normalised text cut to ``max_words`` words: keeps prompts one line and bounded."""
-    w = text.split()
-    return " ".join(w[:max_words] if max_words else w)
+    """Whitespace-normalised text cut to ``max_words`` words and ``max_words * MAX_CHARS_PER_WORD``
+    characters: keeps prompts one line and bounded even for text without whitespace."""
+    if not max_words:
+        return " ".join(text.split())
+    limit = max_words * MAX_CHARS_PER_WORD
+    # Cut before splitting: a 200k-character passage is never split or joined whole.
+    head = text[: limit * 4] if len(text) > limit * 4 else text
+    return " ".join(head.split()[:max_words])[:limit]
 
 
 def generate_queries(
@@ -88,10 +98,19 @@ def generate_queries(
     ]
     max_new = max_new_tokens or generator.config.max_new_tokens or QUERY_MAX_NEW_TOKENS
     results, stats = run_generation(
-        items, generator=generator, prompt=template, method="queries", cache_dir=cache_dir, seed=seed,
-        max_retries=max_retries, retry_temperature=retry_temperature, max_new_tokens=max_new,
-        rules=hygiene or HygieneConfig(), source_field="passage", progress=progress,
-    )  # fmt: skip
+        items,
+        generator=generator,
+        prompt=template,
+        method="queries",
+        cache_dir=cache_dir,
+        seed=seed,
+        max_retries=max_retries,
+        retry_temperature=retry_temperature,
+        max_new_tokens=max_new,
+        rules=hygiene or HygieneConfig(),
+        source_field="passage",
+        progress=progress,
+    )
     rows = [
         {
             "query_id": f"q-{it['id']}",
@@ -99,7 +118,7 @@ def generate_queries(
             "positive_id": it["id"],
             "positive": it["positive"],
             **provenance_row(generator, template, res),
-        }  # fmt: skip
+        }
         for it, res in zip(items, results, strict=True)
         if res is not None
     ]
@@ -135,9 +154,13 @@ def main(cfg: QueriesConfig, gen_cfg: GeneratorConfig) -> None:
         corpus = corpus.select(range(min(cfg.limit, len(corpus))))
     out = Path(cfg.output_dir)
     queries, stats = generate_queries(
-        corpus, load_generator(gen_cfg), prompt=cfg.prompt, cache_dir=out / "cache", seed=gen_cfg.seed,
+        corpus,
+        load_generator(gen_cfg),
+        prompt=cfg.prompt,
+        cache_dir=out / "cache",
+        seed=gen_cfg.seed,
         max_retries=cfg.reject_retries,
-    )  # fmt: skip
+    )
     queries.to_parquet(str(out / "queries.parquet"))
     (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False))
     print(f"{len(queries)} queries -> {out / 'queries.parquet'}; rejects {stats['rejects']}")

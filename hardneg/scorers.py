@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hardneg.assets import EMBEDDED_LLM
+from hardneg.errors import first_line
 
 EMBEDDED_QL = "embedded:ql"
 # UPR's prompt (Sachan et al. 2022): the passage is the prefix, the query the scored continuation.
@@ -219,7 +220,7 @@ class CrossEncoderScorer(_PairScorer):
                 model = CrossEncoder(model_id, max_length=max_length, device=device)
             except OSError as err:
                 raise RuntimeError(
-                    f"cannot load cross-encoder '{model_id}': {str(err).splitlines()[0]}; fix: check the id and your "
+                    f"cannot load cross-encoder '{model_id}': {first_line(err)}; fix: check the id and your "
                     "network, or use scorer='embedded:ql' offline"
                 ) from None
         self.model = model

@@ -11,18 +11,22 @@ Pieces, each usable on its own:
 - ``load_model``: base model + prompts (E5 needs ``query: `` / ``passage: ``) + max sequence length.
 - ``build_loss``: MultipleNegativesRankingLoss (default), CachedMultipleNegativesRankingLoss (GradCache)
   or GISTEmbedLoss; in-batch negatives gathered across processes in multi-process runs.
-- ``LengthGroupedNoDuplicatesBatchSampler``: no duplicate text inside a batch (in-batch negatives stay
-  true negatives), batches made of similar-length rows so less compute is spent on padding.
+- ``hardneg.samplers.LengthGroupedNoDuplicatesBatchSampler``: no duplicate text inside a batch (in-batch
+  negatives stay true negatives), batches made of similar-length rows so less compute is spent on padding.
 - resume: a rerun of the same command continues from the last complete checkpoint in
-  ``<output_dir>/checkpoints``.
+  ``<output_dir>/checkpoints``; ``training_summary.json`` then covers the whole run (every segment's
+  steps, loss and time), carried across segments in the checkpoint's ``trainer_state.json``.
 - seeds: ``train_seeds`` trains once per seed in ``seeds`` into ``<output_dir>/seed<S>/`` with the same
   budget in optimizer steps (``max_steps``, required then, so methods whose configs differ in size are
   compared at equal compute); a rerun skips finished seeds and resumes an interrupted one.
+- what you can follow: ``report_to`` (tensorboard when installed, trackio, wandb, none) and ``run_name``
+  as in transformers; the final folder keeps ``trainer_state.json`` (log history) after the checkpoints
+  are removed, and sentence-transformers' own model card with hardneg's section added.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
 import json
 import logging
@@ -37,12 +41,15 @@ from typing import Any, Literal
 
 import torch
 from datasets import Dataset, load_dataset
-from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
+from hardneg.errors import first_line
 from hardneg.methods import TRAINING_COLUMNS
+from hardneg.revisions import check_loaded, loaded_commit, resolve_revision
+from hardneg.samplers import SamplerName, batch_sampler
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +62,11 @@ COLUMN_ALIASES = {
 }
 CHECKPOINTS_DIR = "checkpoints"
 SUMMARY_FILE = "training_summary.json"
+TRAINER_STATE_FILE = "trainer_state.json"
+LOGS_DIR = "logs"
+REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
 RANKS_DIR = "ranks"
 LossName = Literal["mnrl", "cached_mnrl", "gist"]
-SamplerName = Literal["length_grouped_no_duplicates", "no_duplicates", "batch_sampler"]
 LOSS_CLASS_NAMES = {
     "mnrl": "MultipleNegativesRankingLoss",
     "cached_mnrl": "CachedMultipleNegativesRankingLoss",
@@ -85,7 +94,7 @@ class TrainConfig:
         default_factory=list,
         metadata={
             "help": "Datasets in other layouts: COLUMN=ROLE pairs, e.g. --columns query=anchor pos=positive "
-            "neg=negative (a dict in a recipe); roles anchor, positive and optional negative (pairs). Default: "
+            "neg=negative (a list in a recipe; a dict through the Python API); roles anchor, positive and optional negative (pairs). Default: "
             "anchor/positive/negative or a recognised alias (query, pos, neg ...)."
         },
     )
@@ -193,9 +202,32 @@ class TrainConfig:
     eval_steps: int | None = field(
         default=None, metadata={"help": "Evaluate every N steps; None: at the end only."}
     )
-    push_to_hub: bool = field(default=False, metadata={"help": "Upload the final model folder to the Hub."})
+    report_to: str = field(
+        default="auto",
+        metadata={
+            "help": "Where training logs go, as in transformers: tensorboard (<output_dir>/logs), trackio, wandb, "
+            "none, or a comma-separated list; auto = tensorboard when installed, else none."
+        },
+    )
+    run_name: str | None = field(
+        default=None,
+        metadata={"help": "Run name for the trackers (default: <dataset_config>-seed<seed>)."},
+    )
+    push_to_hub: bool = field(
+        default=False,
+        metadata={
+            "help": "Publish the final model folder as a tagged release (same path as make publish-model)."
+        },
+    )
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub id ORG/NAME for push_to_hub."})
+    hub_model_version: str | None = field(
+        default=None, metadata={"help": "Release version for push_to_hub, e.g. 1.0.0 (tagged v1.0.0)."}
+    )
     hub_private: bool = field(default=True, metadata={"help": "Create the Hub repo as private."})
+
+    def preflight(self) -> None:
+        """Checks before any process starts work (``run_main``; ``make train`` runs them before accelerate)."""
+        check_dataset_ref(self.dataset, self.dataset_revision)
 
     def __post_init__(self) -> None:
         if self.bf16 and self.fp16:
@@ -215,6 +247,12 @@ class TrainConfig:
             raise ConfigError(
                 "push_to_hub is set but hub_model_id is empty; fix: set --hub_model_id ORG/NAME"
             )
+        if self.push_to_hub and not self.hub_model_version:
+            raise ConfigError(
+                "push_to_hub is set but hub_model_version is empty; fix: set --hub_model_version 1.0.0 "
+                "(releases are tagged, as with make publish-model)"
+            )
+        self.report_to = ",".join(resolve_report_to(self.report_to))
         for name in (
             "per_device_train_batch_size",
             "max_seq_length",
@@ -232,13 +270,47 @@ class TrainConfig:
         return {"query": self.query_prompt, "document": self.passage_prompt}
 
 
+def resolve_report_to(report_to: str | list[str]) -> list[str]:
+    """transformers' ``report_to`` list: ``auto`` is tensorboard when installed, else nothing; a tracker that
+    is not installed is an error that names the package (transformers would fail later, mid-setup)."""
+    import importlib.util
+
+    names = report_to if isinstance(report_to, list) else [n.strip() for n in str(report_to).split(",")]
+    names = [n for n in names if n]
+    if names in ([], ["none"]):
+        return ["none"]
+    if names == ["auto"]:
+        return ["tensorboard"] if importlib.util.find_spec("tensorboard") else ["none"]
+    unknown = [n for n in names if n not in REPORT_TO]
+    if unknown:
+        raise ConfigError(f"unknown report_to {unknown}; fix: use auto or any of {', '.join(REPORT_TO)}")
+    missing = [n for n in names if n != "none" and importlib.util.find_spec(n) is None]
+    if missing:
+        raise ConfigError(f"report_to {missing} is not installed; fix: pip install {' '.join(missing)}")
+    return [n for n in names if n != "none"] or ["none"]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # data
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
+def check_dataset_ref(dataset: str, revision: str | None) -> None:
+    """The checks on ``--dataset`` that need no loading (run up front by ``TrainConfig.preflight`` too)."""
+    local = Path(dataset)
+    if local.exists():
+        if not local.is_dir():
+            raise ConfigError(
+                f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id"
+            )
+        if revision:
+            raise ConfigError(
+                f"dataset_revision '{revision}' was given for the local folder '{dataset}'; "
+                "fix: drop --dataset_revision, or pass the Hub id to train on a published revision"
+            )
+    elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
+        raise FileNotFoundError(
+            f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
+        )
 
 
 def load_triplets(
@@ -263,20 +335,8 @@ def load_triplets(
     process of each machine refreshes; the others wait and read its fresh cache.
     """
     local = Path(dataset)
-    if local.exists():
-        if not local.is_dir():
-            raise ConfigError(
-                f"dataset '{dataset}' is a file; fix: pass the dataset folder (with README.md) or a Hub id"
-            )
-        if revision:
-            raise ConfigError(
-                f"dataset_revision '{revision}' was given for the local folder '{dataset}'; "
-                "fix: drop --dataset_revision, or pass the Hub id to train on a published revision"
-            )
-    elif dataset.startswith((".", "/", "~")) or dataset.count("/") > 1:
-        raise FileNotFoundError(
-            f"dataset folder '{dataset}' does not exist; fix: run `make build` or check the path"
-        )
+    check_dataset_ref(dataset, revision)
+    pinned = None if local.exists() else resolve_revision(dataset, revision)  # a missing revision says so
     try:
         fresh = {}
         if refresh and local.exists():
@@ -284,7 +344,7 @@ def load_triplets(
             fresh = {"download_mode": "force_redownload", "verification_mode": "no_checks"}
         ds = load_dataset(dataset, config, revision=revision, split=split, **fresh)
     except Exception as err:  # datasets raises many types; the user needs one line and a fix
-        message = _first_line(err)
+        message = first_line(err)
         if "offline" in message.lower() or isinstance(err, ConnectionError):
             fix = "connect to the network (unset HF_HUB_OFFLINE) or pass a local dataset folder"
         elif "config" in message.lower() or "BuilderConfig" in message:
@@ -299,6 +359,7 @@ def load_triplets(
         raise RuntimeError(
             f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
         ) from None
+    check_loaded(ds, dataset, revision, pinned)  # never a cached copy of another revision
     ds = map_columns(ds, columns, f"dataset '{dataset}' config '{config}'")
     if len(ds) == 0:
         raise ConfigError(
@@ -353,7 +414,7 @@ def map_columns(ds: Dataset, columns: list[str] | dict[str, str] | None, where: 
             if len(hits) > 1:
                 raise ConfigError(
                     f"{where}: columns {hits} could each be the {role} (has {found}); fix: choose with "
-                    f"--columns {hits[0]}={role} (or a `columns:` mapping in the recipe)"
+                    f"--columns {hits[0]}={role} (or `columns: [{hits[0]}={role}, ...]` in the recipe)"
                 )
             if hits:
                 chosen[role] = hits[0]
@@ -402,115 +463,6 @@ def split_eval(ds: Dataset, *, eval_size: int, seed: int) -> tuple[Dataset, Data
     return parts["train"], parts["test"]
 
 
-class LengthGroupedNoDuplicatesBatchSampler(DefaultBatchSampler):
-    """Batches with no repeated text (across anchor/positive/negative) made of similar-length rows.
-
-    Why: with in-batch negatives (MNRL, GIST) a repeated passage inside a batch becomes a false
-    negative, which sentence-transformers' ``NoDuplicatesBatchSampler`` prevents. Each batch is padded
-    to its longest text, so batches of similar lengths waste less compute on padding (the idea of
-    transformers' ``group_by_length``: sort by length inside shuffled mega-batches).
-
-    The two interact: sorting by length puts identical texts next to each other, which a greedy
-    no-duplicates pass would then have to skip. So rows are first shuffled, cut into groups of
-    ``group_size`` batches, sorted by length inside each group, and batches are filled greedily in that
-    order; a row that would repeat a text waits in the pool for a later batch. The order of the
-    resulting batches is shuffled again, so training does not run from short to long. The length is the
-    character count of the row's longest text (cheap, no tokenisation; it tracks token counts closely).
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        batch_size: int,
-        drop_last: bool,
-        valid_label_columns: list[str] | None = None,
-        generator: torch.Generator | None = None,
-        seed: int = 0,
-        group_size: int = 16,
-    ) -> None:
-        super().__init__(
-            dataset,
-            batch_size=batch_size,
-            drop_last=drop_last,
-            valid_label_columns=valid_label_columns,
-            generator=generator,
-            seed=seed,
-        )
-        self.group_size = group_size
-        columns = [c for c in dataset.column_names if c not in (valid_label_columns or [])]
-        rows = dataset.select_columns(columns).to_dict()
-        self._texts = [tuple(str(rows[c][i]) for c in columns) for i in range(len(dataset))]
-        self._lengths = [max(len(t) for t in texts) for texts in self._texts]
-
-    def _batches(self) -> list[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self._texts), generator=generator).tolist()
-        group = self.batch_size * max(1, self.group_size)
-        batches: list[list[int]] = []
-        pool: list[int] = []
-        for start in range(0, len(order), group):
-            pool = sorted(pool + order[start : start + group], key=lambda i: -self._lengths[i])
-            pool = self._fill(pool, batches, final=start + group >= len(order))
-        batches += self._leftover(pool)
-        if self.drop_last:
-            batches = [b for b in batches if len(b) == self.batch_size]
-        shuffled = torch.randperm(len(batches), generator=generator).tolist()
-        return [batches[i] for i in shuffled]
-
-    def _fill(self, pool: list[int], batches: list[list[int]], *, final: bool) -> list[int]:
-        """Greedily cut full duplicate-free batches from the length-sorted pool; return what is left."""
-        while len(pool) >= self.batch_size:
-            batch, seen, rest = [], set(), []
-            for i in pool:
-                if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
-                    batch.append(i)
-                    seen.update(self._texts[i])
-                else:
-                    rest.append(i)
-            if len(batch) < self.batch_size and not final:
-                return pool  # too many repeats here: wait for more rows from the next group
-            batches.append(batch)
-            pool = rest
-            if len(batch) < self.batch_size:
-                break
-        return pool
-
-    def _leftover(self, pool: list[int]) -> list[list[int]]:
-        """Rows that are left at the end form (smaller) duplicate-free batches."""
-        batches = []
-        while pool:
-            batch, seen, rest = [], set(), []
-            for i in pool:
-                if len(batch) < self.batch_size and seen.isdisjoint(self._texts[i]):
-                    batch.append(i)
-                    seen.update(self._texts[i])
-                else:
-                    rest.append(i)
-            batches.append(batch)
-            pool = rest
-        return batches
-
-    def _epoch_batches(self) -> list[list[int]]:
-        if getattr(self, "_cached_epoch", None) != self.epoch:
-            self._cached, self._cached_epoch = self._batches(), self.epoch
-        return self._cached
-
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self._epoch_batches()
-
-    def __len__(self) -> int:
-        return len(self._epoch_batches())
-
-
-def _sampler(name: SamplerName, group_size: int):
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-
-    if name == "length_grouped_no_duplicates":
-        # a partial (not a subclass made on the fly) so the training arguments stay picklable for checkpoints
-        return functools.partial(LengthGroupedNoDuplicatesBatchSampler, group_size=group_size)
-    return {"no_duplicates": BatchSamplers.NO_DUPLICATES, "batch_sampler": BatchSamplers.BATCH_SAMPLER}[name]
-
-
 # ---------------------------------------------------------------------------------------------------------
 # model and loss
 
@@ -536,9 +488,11 @@ def load_model(
     ref = resolve_embedder(model_id)
     set_seed(seed)  # heads that a plain checkpoint lacks are initialised from the seed
     try:
-        model = SentenceTransformer(ref.name_or_path, revision=revision)
+        # A local folder must never become a Hub lookup (the model card guesses Hub ids from its path).
+        local = Path(ref.name_or_path).is_dir()
+        model = SentenceTransformer(ref.name_or_path, revision=revision, local_files_only=local)
     except Exception as err:  # OSError, HTTP errors, offline errors...
-        message = _first_line(err)
+        message = first_line(err)
         raise RuntimeError(
             f"cannot load model '{model_id}': {message}; fix: check the model id / revision, your network "
             "(HF_HUB_OFFLINE) or use embedded:minilm"
@@ -674,6 +628,82 @@ class _RankRecordCallback(TrainerCallback):
         (self.folder / f"rank{args.process_index}.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
+class _RunTotals(TrainerCallback, ExportableState):
+    """Whole-run totals over resumed segments: optimizer steps, summed loss and training seconds.
+
+    Each checkpoint's ``trainer_state.json`` stores the totals up to that checkpoint (``stateful_callbacks``);
+    a resumed segment starts from the checkpoint's totals (``from_checkpoint``), so the final summary reports
+    the whole run's mean loss and time, not only the last segment's. Time spent after the last checkpoint of
+    an interrupted segment is lost work and is not counted.
+    """
+
+    def __init__(self, steps: int = 0, loss_sum: float = 0.0, seconds: float | None = 0.0, segments: int = 0):
+        self.steps, self.loss_sum, self.seconds, self.segments = steps, loss_sum, seconds, segments
+        self.trainer = None
+        self.start = time.perf_counter()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Path | None) -> _RunTotals:
+        if checkpoint is None:
+            return cls()
+        state = json.loads((checkpoint / TRAINER_STATE_FILE).read_text())
+        saved = (state.get("stateful_callbacks") or {}).get(cls.__name__)
+        if isinstance(saved, list):
+            saved = saved[-1] if saved else None
+        if saved:
+            return cls(**saved["attributes"])
+        # a checkpoint written before the totals existed: the logged losses, time unknown
+        logged = [(h["step"], h["loss"]) for h in state.get("log_history", []) if "loss" in h]
+        prev, loss_sum = 0, 0.0
+        for step, loss in logged:
+            loss_sum, prev = loss_sum + loss * (step - prev), step
+        return cls(steps=prev, loss_sum=loss_sum, seconds=None, segments=1)
+
+    def _segment(self) -> tuple[int, float]:
+        trainer = self.trainer
+        steps = trainer.state.global_step - getattr(trainer, "_initial_global_step", 0)
+        pending = getattr(trainer, "_tr_loss", 0.0)
+        pending = float(pending.item()) if hasattr(pending, "item") else float(pending or 0.0)
+        return steps, float(getattr(trainer, "_total_loss_scalar", 0.0)) + pending
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+        # a checkpoint written before these totals existed has no entry, and transformers would fail at save
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+
+    def state(self) -> dict:
+        """Totals up to now (called when a checkpoint is written)."""
+        steps, loss_sum = self._segment() if self.trainer is not None else (0, 0.0)
+        seconds = None if self.seconds is None else self.seconds + time.perf_counter() - self.start
+        return {
+            "args": {},
+            "attributes": {
+                "steps": self.steps + steps,
+                "loss_sum": self.loss_sum + loss_sum,
+                "seconds": seconds,
+                "segments": self.segments + 1,
+            },
+        }
+
+    def finish(self, train_metrics: dict, train_seconds: float) -> dict[str, Any]:
+        """Whole-run statistics after the last segment (its loss and time from the trainer's own metrics)."""
+        steps = self.trainer.state.global_step - getattr(self.trainer, "_initial_global_step", 0)
+        loss = train_metrics.get("train_loss")
+        total_steps = self.steps + steps
+        loss_sum = self.loss_sum + (loss or 0.0) * steps
+        return {
+            "train_loss": loss_sum / total_steps if total_steps and loss is not None else loss,
+            "train_seconds": None if self.seconds is None else self.seconds + train_seconds,
+            "segments": self.segments + 1,
+            "last_segment": {
+                "steps": steps,
+                "train_loss": loss,
+                "train_seconds": train_seconds,
+                "train_samples_per_second": train_metrics.get("train_samples_per_second"),
+            },
+        }
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the stage
 
@@ -711,14 +741,15 @@ def training_arguments(config: TrainConfig, *, has_eval: bool):
         # then does accelerate set up MULTI_CPU (gloo) instead of N independent single-process runs.
         use_cpu=best_device() == "cpu",
         prompts=prompts or None,
-        batch_sampler=_sampler(config.batch_sampler, config.length_group_size),
+        batch_sampler=batch_sampler(config.batch_sampler, config.length_group_size),
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
         logging_steps=config.logging_steps,
         eval_strategy="steps" if evaluating else "no",
         eval_steps=config.eval_steps if evaluating else None,
-        report_to="none",
+        report_to=resolve_report_to(config.report_to),
+        run_name=config.run_name or f"{config.dataset_config}-seed{config.seed}",
         ddp_find_unused_parameters=False,
         disable_tqdm=False,
     )
@@ -827,8 +858,12 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
         state = json.loads((resume_from / "trainer_state.json").read_text())
         logger.warning("resuming from checkpoint %s (global step %s)", resume_from, state.get("global_step"))
         print(f"resuming from checkpoint {resume_from} (global step {state.get('global_step')})", flush=True)
+    totals = _RunTotals.from_checkpoint(resume_from)
+    totals.trainer = trainer
+    trainer.add_callback(totals)
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with _tensorboard_dir(args, output_dir / LOGS_DIR / args.run_name):
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - start
 
     metrics: list[dict[str, Any]] = []
@@ -847,30 +882,53 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
             trainer,
             config,
             output_dir,
-            result.metrics,
-            train_seconds,
+            totals.finish(result.metrics, train_seconds),
             len(train_ds),
             metrics,
             args.world_size,
+            dataset_commit=loaded_commit(data),
         )
     trainer.accelerator.wait_for_everyone()
     return output_dir
+
+
+@contextlib.contextmanager
+def _tensorboard_dir(args, folder: Path) -> Iterator[None]:
+    """TensorBoard logs go to ``<output_dir>/logs/<run_name>`` (transformers 5 reads TENSORBOARD_LOGGING_DIR;
+    its default sits inside the checkpoints, which are removed). A directory the user set is kept."""
+    if "tensorboard" not in args.report_to or os.environ.get("TENSORBOARD_LOGGING_DIR"):
+        yield
+        return
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
 
 
 def _save(
     trainer,
     config: TrainConfig,
     output_dir: Path,
-    train_metrics: dict,
-    train_seconds: float,
+    run: dict[str, Any],
     train_samples: int,
     metrics: list[dict[str, Any]],
     world_size: int,
+    dataset_commit: str | None = None,
 ) -> None:
-    """Main process: the model, its card (replacing sentence-transformers' auto card), a summary, push."""
+    """Main process: the model with sentence-transformers' card + hardneg's block, the log history
+    (``trainer_state.json``), a whole-run summary, and the tagged release when ``push_to_hub``."""
     from hardneg.cards import ModelCardData, render_model_card
 
-    trainer.model.save(str(output_dir), create_model_card=False)
+    base = config.model.split(":")[-1].split("/")[-1]
+    trainer.model.model_card_data.model_name = (
+        f"{base} fine-tuned on {config.dataset_config} (hardneg, seed {config.seed})"
+    )
+    trainer.model.save(str(output_dir))  # writes sentence-transformers' own README.md (logs, stats, citation)
+    trainer.state.save_to_json(str(output_dir / TRAINER_STATE_FILE))
+    train_seconds = (
+        run["train_seconds"] if run["train_seconds"] is not None else run["last_segment"]["train_seconds"]
+    )
     hyperparameters = {
         k: v
         for k, v in asdict(config).items()
@@ -895,6 +953,7 @@ def _save(
         dataset_id=config.dataset,
         dataset_config=config.dataset_config,
         dataset_revision=config.dataset_revision,
+        dataset_commit=dataset_commit,
         loss=LOSS_CLASS_NAMES[config.loss],
         hyperparameters=hyperparameters,
         hardware=describe_hardware(world_size),
@@ -905,16 +964,20 @@ def _save(
         repo_id=config.hub_model_id,
     )
     card.save(output_dir / "card_data.json")
-    (output_dir / "README.md").write_text(render_model_card(card), encoding="utf-8")
+    readme = output_dir / "README.md"
+    base_card = readme.read_text(encoding="utf-8") if readme.is_file() else None
+    readme.write_text(render_model_card(card, base_card=base_card), encoding="utf-8")
     summary = {
         "global_step": trainer.state.global_step,
         "max_steps": config.max_steps,
         "seed": config.seed,
         "epochs_done": trainer.state.epoch,
         "train_samples": train_samples,
-        "train_seconds": train_seconds,
-        "train_samples_per_second": train_metrics.get("train_samples_per_second"),
-        "train_loss": train_metrics.get("train_loss"),
+        # the whole run, over every resumed segment (None when an old checkpoint did not record its time)
+        "train_seconds": run["train_seconds"],
+        "train_loss": run["train_loss"],
+        "segments": run["segments"],
+        "last_segment": run["last_segment"],
         "world_size": world_size,
         "hardware": card.hardware,
         "metrics": metrics,
@@ -924,27 +987,25 @@ def _save(
     if not config.keep_checkpoints:
         shutil.rmtree(output_dir / CHECKPOINTS_DIR, ignore_errors=True)
     if config.push_to_hub:
-        push_model(output_dir, repo_id=config.hub_model_id, private=config.hub_private)
-
-
-def push_model(folder: str | Path, *, repo_id: str, private: bool = True) -> str:
-    """Upload a saved model folder (without checkpoints) to the Hub; the token comes from the usual
-    ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    try:
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        info = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="model",
-            folder_path=str(folder),
-            ignore_patterns=[f"{CHECKPOINTS_DIR}/*", f"{RANKS_DIR}/*"],
-            commit_message="Upload retriever trained with hardneg",
+        push_model(
+            output_dir,
+            repo_id=config.hub_model_id,
+            version=config.hub_model_version,
+            private=config.hub_private,
         )
+
+
+def push_model(folder: str | Path, *, repo_id: str, version: str, private: bool = True) -> str:
+    """Publish a trained model folder as release ``v<version>`` through the same tagged publish function
+    as ``make publish-model`` (``hardneg.hub.publish_model``: one commit, then the tag; an existing tag is
+    refused). The token comes from ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
+    from hardneg.hub import publish_model
+
+    try:
+        result = publish_model(folder, repo_id, version, private=private, confirm=True)
     except Exception as err:
         raise RuntimeError(
-            f"cannot push '{folder}' to '{repo_id}': {_first_line(err)}; fix: check the repo id, network "
+            f"cannot push '{folder}' to '{repo_id}': {first_line(err)}; fix: check the repo id, version, network "
             "and that HF_TOKEN has write access"
         ) from None
-    return str(info)
+    return str(result.commit_url)

@@ -11,39 +11,11 @@ from pathlib import Path
 
 import pytest
 from datasets import load_dataset
+from scripted_llm import scripted
 
 from hardneg.build import BuildConfig, build
-from hardneg.generation import Generation
 from hardneg.hub import validate_dataset_folder
-from hardneg.llm import Generator, GeneratorConfig
 from hardneg.methods import MINED_FEATURES, Method, MethodContext, register, table, unregister
-
-WORDS = "wing lift drag flow boundary layer pressure shock heat nozzle".split()
-
-
-class ScriptedGenerator(Generator):
-    """Deterministic text from the prompt; counts prompts so a test sees what was (re)generated."""
-
-    def __init__(self, config: GeneratorConfig) -> None:
-        self.config = config
-        self.prompts = 0
-
-    def _generate(self, prompts, *, chat, stop, sampling, progress):
-        self.prompts += len(prompts)
-        outs = []
-        for p in prompts:
-            h = sum(map(ord, p[-60:]))
-            n = 3 if "Query:" in p[-20:] or p.rstrip().endswith("Query:") else 9
-            words = [WORDS[(h + 7 * i) % len(WORDS)] for i in range(n)]
-            outs.append(Generation(" ".join(words), 10, n, 0.001))
-        return outs
-
-    def info(self):
-        return {"model": "scripted", "backend": "scripted"}
-
-    def cache_settings(self):
-        return {"model": "scripted"}
-
 
 TOY_RUNS = []
 
@@ -99,13 +71,8 @@ def _config(tmp_path: Path, **kw) -> BuildConfig:
     return BuildConfig(**(base | kw))
 
 
-def _gen(**kw) -> tuple[GeneratorConfig, ScriptedGenerator]:
-    cfg = GeneratorConfig(model="scripted", **kw)
-    return cfg, ScriptedGenerator(cfg)
-
-
 def test_toy_method_flows_through_build_folder_validation_and_card(tmp_path, toy_method):
-    cfg, gen = _gen()
+    cfg, gen = scripted()
     folder = build(
         _config(tmp_path, method_options={"toy_hn": {"toy_every_other": True}}), cfg, generator=gen
     )
@@ -121,7 +88,7 @@ def test_toy_method_flows_through_build_folder_validation_and_card(tmp_path, toy
 
 
 def test_paired_keeps_common_query_ids_and_counts_drops(tmp_path, toy_method):
-    cfg, gen = _gen()
+    cfg, gen = scripted()
     build_cfg = _config(
         tmp_path, methods=["toy_hn", "bm25_hn"], method_options={"toy_hn": {"toy_every_other": True}}
     )
@@ -134,8 +101,12 @@ def test_paired_keeps_common_query_ids_and_counts_drops(tmp_path, toy_method):
     assert stats["bm25_hn"]["paired"]["dropped_queries"] == n_queries - len(toy) > 0
     assert stats["toy_hn"]["paired"] == {"dropped_rows": 0, "dropped_queries": 0}
 
-    unpaired = _config(tmp_path, methods=["toy_hn", "bm25_hn"], paired=False,
-                       method_options={"toy_hn": {"toy_every_other": True}})  # fmt: skip
+    unpaired = _config(
+        tmp_path,
+        methods=["toy_hn", "bm25_hn"],
+        paired=False,
+        method_options={"toy_hn": {"toy_every_other": True}},
+    )
     folder = build(unpaired, cfg, generator=gen)
     assert len(load_dataset(str(folder), "bm25_hn", split="train")) == n_queries
 
@@ -145,7 +116,7 @@ def _stage_keys(run: Path) -> dict[str, str]:
 
 
 def test_run_only_settings_redo_nothing_and_one_window_redoes_one_method(tmp_path, toy_method):
-    cfg, gen = _gen(backend="http", urls=["http://a:1"])
+    cfg, gen = scripted(backend="http", urls=["http://a:1"])
     build_cfg = _config(tmp_path, methods=["toy_hn", "bm25_hn", "llm_hn"])
     build(build_cfg, cfg, generator=gen)
     keys = _stage_keys(tmp_path / "run")
@@ -153,7 +124,7 @@ def test_run_only_settings_redo_nothing_and_one_window_redoes_one_method(tmp_pat
     generated, toy_runs = gen.prompts, len(TOY_RUNS)
 
     # How the work is run: a server, concurrency, batch sizes, device. Nothing is redone.
-    cfg2, gen2 = _gen(
+    cfg2, gen2 = scripted(
         backend="http", urls=["http://a:1", "http://b:2"], concurrency=3, batch_size=2, device="cpu"
     )
     build(
@@ -180,7 +151,7 @@ def test_run_only_settings_redo_nothing_and_one_window_redoes_one_method(tmp_pat
     assert gen.prompts == generated and len(TOY_RUNS) == toy_runs
 
     # The generator's output settings change what is generated: the queries (and all after them) are redone.
-    cfg3, gen3 = _gen(backend="http", urls=["http://a:1"], temperature=0.7)
+    cfg3, gen3 = scripted(backend="http", urls=["http://a:1"], temperature=0.7)
     build(_config(tmp_path, methods=["toy_hn", "llm_hn"]), cfg3, generator=gen3)
     assert gen3.prompts > 0
 

@@ -41,7 +41,9 @@ def test_dataset_card_yaml_metadata(card_text):
     assert meta["license"] == "cc-by-4.0"
     assert meta["language"] == ["en"]
     assert meta["size_categories"] == ["n<1K"]  # 36 rows
-    assert meta["source_datasets"] == ["embedded:cranfield"]
+    # source_datasets names Hub ids only; the embedded corpus is recorded as provenance
+    assert "source_datasets" not in meta
+    assert meta["provenance"] == {"corpus": [{"source": "embedded:cranfield", "revision": None}]}
     assert "text-retrieval" in meta["task_categories"]
     assert meta["pretty_name"] == "hardneg synthetic hard negatives"
 
@@ -136,6 +138,7 @@ def test_model_card():
         dataset_id="my-org/cranfield-hn",
         dataset_config="bm25_hn",
         dataset_revision="v1.0.0",
+        dataset_commit="0123456789abcdef0123456789abcdef01234567",
         loss="MultipleNegativesRankingLoss",
         hyperparameters={"learning_rate": 2e-5, "per_device_train_batch_size": 32, "seed": 42},
         hardware="2 CPU cores",
@@ -154,7 +157,12 @@ def test_model_card():
     assert meta["datasets"] == ["my-org/cranfield-hn"]
     assert meta["pipeline_tag"] == "sentence-similarity"
     assert "hardneg-bm25_hn" in meta["tags"]
+    results = meta["model-index"][0]["results"]
+    assert {(r["dataset"]["name"], m["type"], m["value"]) for r in results for m in r["metrics"]} >= {
+        ("cranfield", "ndcg_at_10", 0.31234)
+    }
     assert 'load_dataset("my-org/cranfield-hn", "bm25_hn", revision="v1.0.0")' in text
+    assert "(commit `0123456789abcdef0123456789abcdef01234567`, the one actually loaded)" in text
     assert 'SentenceTransformer("my-org/minilm-bm25-hn")' in text
     assert "- `learning_rate`: `2e-05`" in text and "- Training triplets: 150" in text
     assert (
@@ -189,11 +197,17 @@ def test_wheel_ships_the_card_templates(tmp_path):
 
     repo = Path(__file__).resolve().parent.parent
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(repo)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(repo)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next((tmp_path / "dist").glob("hardneg-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     code = (
         "import hardneg.cards as c; from pathlib import Path; "
         "assert Path(c.CARDS_DIR).is_relative_to(Path.cwd()), c.CARDS_DIR; "
@@ -207,3 +221,170 @@ def test_wheel_ships_the_card_templates(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("---")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# cards that reproduce: toolkit + install line, example rows, a plain sentence-transformers snippet, the recipe
+
+
+def _reproducible_card(tmp_path, **card_fields):
+    from datasets import Dataset
+
+    from hardneg.cards import library_versions
+    from hardneg.hub import save_dataset_folder
+
+    stats = make_build_stats()
+    stats["versions"] = {**library_versions(), "transformers": "4.99.0-build"}  # recorded at build time
+    stats["build"] = {"corpus": "embedded:cranfield", "num_passages": 12, "methods": ["llm_hn", "bm25_hn"]}
+    stats["generator"]["settings"] = {
+        "model": "embedded:smollm2",
+        "backend": "http",
+        "seed": 42,
+        "urls": ["http://user:s3cret@gpu-1:8080"],
+    }
+    rows = [
+        {
+            "anchor": f"what is flutter {i}?",
+            "positive": f"Flutter | is an oscillation {i} " + "word " * 60,
+            "negative": f"Buffeting is not flutter {i}.",
+            "method": "llm_hn",
+        }
+        for i in range(6)
+    ]
+    queries = Dataset.from_list([{"query": r["anchor"], "positive": r["positive"]} for r in rows])
+    folder = save_dataset_folder(
+        tmp_path / "dataset",
+        {"queries": queries, "llm_hn": Dataset.from_list(rows), "bm25_hn": Dataset.from_list(rows)},
+        stats,
+        card_data=DatasetCardData(repo_id="my-org/flutter-hn", version="1.0.0", **card_fields),
+    )
+    return folder, stats
+
+
+def test_dataset_card_reproduces(tmp_path):
+    from hardneg.cards import example_rows, write_build_recipe
+
+    folder, stats = _reproducible_card(
+        tmp_path, license="cranfield-terms", toolkit_url="https://example.org/hardneg"
+    )
+    recipe = write_build_recipe(folder, stats)
+    examples = example_rows(folder)
+    assert [r["anchor"] for r in examples["llm_hn"]] == ["what is flutter 0?", "what is flutter 1?"]
+    text = render_dataset_card(
+        DatasetCardData(
+            repo_id="my-org/flutter-hn",
+            version="1.0.0",
+            license="cranfield-terms",
+            toolkit_url="https://example.org/hardneg",
+        ),
+        stats,
+        splits={"queries": {"train": 6}, "llm_hn": {"train": 6}},
+        examples=examples,
+    )
+    meta = DatasetCard(text).data.to_dict()
+    assert meta["license"] == "other" and meta["license_name"] == "cranfield-terms"
+    assert (
+        "Built with [hardneg](https://example.org/hardneg) 0.1.0" in text and 'pip install "hardneg==' in text
+    )
+    # example rows per config, texts cut and table-safe
+    assert (
+        "| anchor | positive | negative |" in text
+        and "| what is flutter 0? | Flutter \\| is an oscillation 0" in text
+    )
+    assert "Buffeting is not flutter 1." in text and "word " * 40 not in text
+    # the plain sentence-transformers snippet and the rebuild command
+    assert 'load_dataset("my-org/flutter-hn", "llm_hn", revision="v1.0.0", split="train")' in text
+    assert "import hardneg" not in text.split("## Train on it")[1].split("```bash")[0]
+    assert (
+        "hf download my-org/flutter-hn recipes/build.yaml --repo-type dataset --revision v1.0.0 --local-dir . && "
+        "python builders/build.py --config recipes/build.yaml --output_dir runs/rebuild"
+    ) in text
+    # library versions are the build's, not this machine's
+    assert "transformers 4.99.0-build" in text
+    written = recipe.read_text()
+    assert "corpus: embedded:cranfield" in written and "num_passages: 12" in written
+    assert "s3cret" not in written and "http://gpu-1:8080" in written
+
+
+def test_recipe_parses_back_into_the_build_configs(tmp_path):
+    from hardneg.build import BuildConfig
+    from hardneg.cards import write_build_recipe
+    from hardneg.config import parse
+    from hardneg.llm import GeneratorConfig
+
+    stats = {
+        "build": {
+            k: v for k, v in vars(BuildConfig(num_passages=7, range_max=9)).items() if k != "output_dir"
+        },
+        "generator": {"settings": vars(GeneratorConfig(model="embedded:smollm2", seed=5))},
+    }
+    path = write_build_recipe(tmp_path, stats)
+    build, generator = parse(BuildConfig, GeneratorConfig, args=["--config", str(path)])
+    assert build.num_passages == 7 and build.range_max == 9 and generator.seed == 5
+
+
+def test_source_datasets_and_standard_license():
+    stats = make_build_stats()
+    stats["corpus"]["source"] = "BeIR/scifact"
+    meta = DatasetCard(render_dataset_card(DatasetCardData(license="CC-BY-4.0"), stats)).data.to_dict()
+    assert meta["source_datasets"] == ["BeIR/scifact"] and "provenance" not in meta
+    assert meta["license"] == "cc-by-4.0" and "license_name" not in meta
+    meta = DatasetCard(render_dataset_card(DatasetCardData(), stats)).data.to_dict()
+    assert meta["license"] == "other" and meta["license_name"] == "corpus-license"
+
+
+def test_false_negative_rate_of_a_self_guarded_method_is_not_a_measurement():
+    stats = make_build_stats()
+    ce = {
+        "rows": 12,
+        "suspected_false_negative_rate": 0.0,
+        "false_negative_scorer": "embedded:ql",
+        "false_negative_same_as_guard": True,
+    }
+    stats["configs"]["ce_hn"] = dict(ce)
+    text = render_dataset_card(DatasetCardData(), stats)
+    row = next(line for line in text.splitlines() if line.startswith("| `ce_hn` | 12 |"))
+    assert "not measured (same scorer as its guard: 0% by construction)" in row and "0.0%" not in row
+    assert "finds none by construction" in text
+    # old builds without the key: the guard's scorer and margin in the params tell the same
+    stats["configs"]["ce_hn"] = {k: v for k, v in ce.items() if k != "false_negative_same_as_guard"}
+    stats["configs"]["ce_hn"]["params"] = {"scorer": "embedded:ql", "absolute_margin": 0.0}
+    assert "not measured (same scorer as its guard" in render_dataset_card(DatasetCardData(), stats)
+    # with an independent judge, its figure is shown instead
+    stats["configs"]["ce_hn"] = {
+        **ce,
+        "independent_false_negative_rate": 0.125,
+        "independent_false_negative_scorer": "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    }
+    text = render_dataset_card(DatasetCardData(), stats)
+    row = next(line for line in text.splitlines() if line.startswith("| `ce_hn` | 12 |"))
+    assert "12.5% (independent judge `cross-encoder/ms-marco-MiniLM-L-6-v2`)" in row
+    # other methods keep their measured rate
+    assert "| `bm25_hn` | 12 | — | 0 | 25.0% |" in text
+
+
+@pytest.mark.slow  # a fresh interpreter imports sentence-transformers and trains one step: ~1-2 min on 2 busy cores
+def test_sentence_transformers_snippet_runs_without_hardneg(tmp_path, embedder_id):
+    """The card's snippet, run as written against the local folder and the embedded MiniLM weights."""
+    import subprocess
+    import sys
+
+    from hardneg.assets import resolve_embedder
+
+    folder, stats = _reproducible_card(tmp_path)
+    text = render_dataset_card(DatasetCardData(repo_id="my-org/flutter-hn"), stats)
+    snippet = text.split("## Train on it")[1].split("```python\n")[1].split("```")[0]
+    snippet = snippet.replace('"my-org/flutter-hn"', repr(str(folder)))
+    snippet = snippet.replace(
+        '"sentence-transformers/all-MiniLM-L6-v2"', repr(resolve_embedder(embedder_id).name_or_path)
+    )
+    snippet = snippet.replace('save_pretrained("', f'save_pretrained("{tmp_path}/')
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(tmp_path / "no-hardneg"))
+    (tmp_path / "no-hardneg" / "hardneg").mkdir(parents=True)
+    (tmp_path / "no-hardneg" / "hardneg" / "__init__.py").write_text("raise ImportError('hardneg used')\n")
+    out = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "retriever-llm_hn" / "model.safetensors").is_file()

@@ -19,8 +19,21 @@ N = 6
 
 
 def _command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "hardneg.queries", "--corpus", "embedded:cranfield", "--limit", str(N),
-            "--batch_size", "1", "--max_new_tokens", "16", "--output_dir", str(out)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "hardneg.queries",
+        "--corpus",
+        "embedded:cranfield",
+        "--limit",
+        str(N),
+        "--batch_size",
+        "1",
+        "--max_new_tokens",
+        "16",
+        "--output_dir",
+        str(out),
+    ]
 
 
 def _env() -> dict:

@@ -46,6 +46,7 @@ def test_layout_and_yaml_written_by_datasets(folder):
         "card_data.json",
         "llm_hn/train-00000-of-00001.parquet",
         "queries/train-00000-of-00001.parquet",
+        "recipes/build.yaml",  # the build's effective recipe (issue 12): the card's rebuild command reads it
     ]
     card = DatasetCard.load(folder / "README.md")
     configs = {c["config_name"]: c for c in card.data.configs}

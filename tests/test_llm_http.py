@@ -103,14 +103,26 @@ def _config(server: Server, **kw) -> GeneratorConfig:
 
 def test_queries_through_an_openai_compatible_server(server, tiny_corpus, tmp_path):
     gen = load_generator(_config(server, concurrency=2))
-    queries, stats = generate_queries(tiny_corpus.select(range(3)), gen, prompt="query_zeroshot", cache_dir=tmp_path,
-                                      max_new_tokens=24, progress=False)  # fmt: skip
+    queries, stats = generate_queries(
+        tiny_corpus.select(range(3)),
+        gen,
+        prompt="query_zeroshot",
+        cache_dir=tmp_path,
+        max_new_tokens=24,
+        progress=False,
+    )
     assert len(queries) + stats["dropped"] == 3 and len(queries) >= 1
     row = queries[0]
     assert row["backend"] == "http" and row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
     assert "EMPTY" not in str(stats["params"]) and server.url in stats["params"]["generator"]["urls"]
-    again, stats2 = generate_queries(tiny_corpus.select(range(3)), gen, prompt="query_zeroshot", cache_dir=tmp_path,
-                                     max_new_tokens=24, progress=False)  # fmt: skip
+    again, stats2 = generate_queries(
+        tiny_corpus.select(range(3)),
+        gen,
+        prompt="query_zeroshot",
+        cache_dir=tmp_path,
+        max_new_tokens=24,
+        progress=False,
+    )
     assert stats2["generated_this_run"] == 0 and again.to_list() == queries.to_list()
 
 
@@ -141,7 +153,10 @@ def test_unreachable_server_fails_after_retries_naming_the_url(tmp_path):
     with socket.socket() as s:  # something listens (so the start-up check passes) but never answers HTTP
         s.bind(("127.0.0.1", port))
         s.listen()
-        gen = load_generator(GeneratorConfig(backend="http", model="m", urls=[f"http://127.0.0.1:{port}"],
-                                             timeout=0.5, max_retries=1))  # fmt: skip
+        gen = load_generator(
+            GeneratorConfig(
+                backend="http", model="m", urls=[f"http://127.0.0.1:{port}"], timeout=0.5, max_retries=1
+            )
+        )
         with pytest.raises(RuntimeError, match=f"LLM server http://127.0.0.1:{port} failed after 2 attempts"):
             gen.generate(["hello"], max_new_tokens=4)

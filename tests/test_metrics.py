@@ -134,3 +134,26 @@ def test_paired_tests_and_holm():
     # Holm: classic worked example
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_two_level_bootstrap_variance_and_pairing():
+    from hardneg.metrics import bootstrap_p_value, two_level_bootstrap
+
+    rng = np.random.default_rng(0)
+    # pure seed effect (every query of a seed moves together): the bootstrap variance of the mean must be
+    # var(seed means) / S, which needs the sqrt(S/(S-1)) inflation with S = 3 (plain: 2/3 of it)
+    shifts = np.array([0.30, 0.34, 0.41])
+    x = np.repeat(shifts[:, None], 50, axis=1)[:, :, None]
+    reps = two_level_bootstrap({"a": x}, n_resamples=20_000, seed=1)["a"][:, 0]
+    assert reps.var() == pytest.approx(shifts.var(ddof=1) / 3, rel=0.05)
+    # one seed row: query sampling only, the classic bootstrap SE of a mean
+    q = rng.uniform(0, 1, 400)[None, :, None]
+    reps = two_level_bootstrap({"q": q}, n_resamples=20_000, seed=2)["q"][:, 0]
+    assert reps.std() == pytest.approx(q.std() / np.sqrt(400), rel=0.05)
+    # the same query resample for every method: a constant offset gives a zero-width difference
+    both = two_level_bootstrap({"a": q, "b": q + 0.1}, n_resamples=1000, seed=3)
+    assert np.allclose(both["b"] - both["a"], 0.1)
+    assert bootstrap_p_value(both["b"] - both["a"], np.array([0.1]))[0] == pytest.approx(1 / 1001)
+    assert bootstrap_p_value(np.zeros((10, 1)), np.array([0.0]))[0] == 1.0
+    with pytest.raises(ValueError, match="equal queries"):
+        two_level_bootstrap({"a": q, "b": q[:, :10]})

@@ -25,8 +25,15 @@ def small(cranfield_corpus, cranfield_dir):
         doc = next((d for d in sorted(judged, key=judged.get, reverse=True) if d in row_of), None)
         if doc is not None:
             r = corpus[row_of[doc]]
-            rows.append({"query_id": qid, "query": beir.queries[qid], "positive_id": doc,
-                         "positive": passage_text(r["title"], r["text"]), "model": "human"})  # fmt: skip
+            rows.append(
+                {
+                    "query_id": qid,
+                    "query": beir.queries[qid],
+                    "positive_id": doc,
+                    "positive": passage_text(r["title"], r["text"]),
+                    "model": "human",
+                }
+            )
     return corpus, Dataset.from_list(rows[:40])
 
 
@@ -68,16 +75,19 @@ def test_known_positives_and_duplicates_never_negatives(small):
     pos = dict(queries[0], query=queries[0]["positive"][:80])  # a query its positive (and copies) answer best
     q = Dataset.from_list([pos] + [queries[i] for i in range(1, 5)])
     # An exact copy (different id, different white space and case) and a near copy of the first positive.
-    extra = Dataset.from_list([
-        {"id": "dup-exact", "title": "", "text": "  " + pos["positive"].upper().replace(" ", "  ")},
-        {"id": "dup-near", "title": "", "text": pos["positive"] + " indeed"},
-    ])  # fmt: skip
+    extra = Dataset.from_list(
+        [
+            {"id": "dup-exact", "title": "", "text": "  " + pos["positive"].upper().replace(" ", "  ")},
+            {"id": "dup-near", "title": "", "text": pos["positive"] + " indeed"},
+        ]
+    )
     from datasets import concatenate_datasets
 
     pool = concatenate_datasets([corpus, extra])
     other = corpus["id"][:3]
-    triplets, stats = _mine(q, pool, method="bm25", num_negatives=5, range_max=30,
-                            extra_positives={pos["query_id"]: set(other)})  # fmt: skip
+    triplets, stats = _mine(
+        q, pool, method="bm25", num_negatives=5, range_max=30, extra_positives={pos["query_id"]: set(other)}
+    )
     negs = set(triplets.filter(lambda r: r["query_id"] == pos["query_id"])["negative_id"])
     assert not negs & {"dup-exact", "dup-near", pos["positive_id"], *other}
     assert stats["skipped"]["duplicate_of_positive"] >= 1
@@ -151,8 +161,16 @@ def test_bad_input(small, tiny_corpus):
     t, s = _mine(odd, corpus, method="bm25")
     assert len(t) == 0 and s["queries_without_candidates"] == 1 and s["queries_short_of_negatives"] == 1
     few = corpus.select(range(4)).map(lambda r: r)
-    q = Dataset.from_list([{"query_id": "q", "query": few[0]["text"][:60], "positive_id": few[0]["id"],
-                            "positive": few[0]["text"]}])  # fmt: skip
+    q = Dataset.from_list(
+        [
+            {
+                "query_id": "q",
+                "query": few[0]["text"][:60],
+                "positive_id": few[0]["id"],
+                "positive": few[0]["text"],
+            }
+        ]
+    )
     t, s = _mine(q, few, method="bm25", num_negatives=5, range_max=10)
     assert len(t) <= 3 and s["queries_short_of_negatives"] == 1
 
@@ -160,8 +178,14 @@ def test_bad_input(small, tiny_corpus):
 def test_decontamination_in_mining(small):
     corpus, queries = small
     banned = set(corpus["id"][:150]) - set(queries["positive_id"])
-    t, s = _mine(queries, corpus, method="bm25", num_negatives=3, exclude_ids=banned,
-                 exclude_queries=[queries[0]["query"].upper()])  # fmt: skip
+    t, s = _mine(
+        queries,
+        corpus,
+        method="bm25",
+        num_negatives=3,
+        exclude_ids=banned,
+        exclude_queries=[queries[0]["query"].upper()],
+    )
     assert not set(t["negative_id"]) & banned
     assert queries[0]["query_id"] not in set(t["query_id"])
     assert s["decontamination"]["passages_removed"] == len(banned)
@@ -182,10 +206,15 @@ class _OverlapScorer:
 
 
 def test_suspected_false_negative_rate_any_table():
-    rows = Dataset.from_dict({
-        "anchor": ["a b c", "a b c", "x y"], "positive": ["a b c", "a", "x"], "negative": ["a", "a b", "q"],
-        "method": ["llm_hn"] * 3, "negative_id": [None] * 3,
-    })  # fmt: skip
+    rows = Dataset.from_dict(
+        {
+            "anchor": ["a b c", "a b c", "x y"],
+            "positive": ["a b c", "a", "x"],
+            "negative": ["a", "a b", "q"],
+            "method": ["llm_hn"] * 3,
+            "negative_id": [None] * 3,
+        }
+    )
     rate, detail = suspected_false_negative_rate(rows, _OverlapScorer())
     assert rate == pytest.approx(1 / 3) and detail["suspected"] == 1 and detail["scorer"] == "overlap"
     empty_rate, _ = suspected_false_negative_rate(rows.select([]), _OverlapScorer())
@@ -197,26 +226,6 @@ def minilm(embedder_id):
     from hardneg.negatives.dense import load_embedder
 
     return load_embedder(embedder_id)
-
-
-def test_dense_same_negatives_as_sentence_transformers(small, minilm):
-    from sentence_transformers.util import mine_hard_negatives as st_mine
-
-    corpus, queries = small
-    corpus = corpus.select(range(120))
-    keep = set(corpus["id"])
-    queries = queries.filter(lambda r: r["positive_id"] in keep).select(range(8))
-    ours, stats = _mine(queries, corpus, method="dense", embedder=minilm, num_negatives=3, range_max=10,
-                        relative_margin=0.05, near_duplicate_threshold=None, batch_size=32)  # fmt: skip
-    texts = [passage_text(t, x) for t, x in zip(corpus["title"], corpus["text"], strict=True)]
-    pairs = Dataset.from_dict(
-        {"query": queries["query"], "answer": [texts[corpus["id"].index(p)] for p in queries["positive_id"]]}
-    )
-    theirs = st_mine(pairs, minilm, corpus=texts, range_max=10, num_negatives=3, relative_margin=0.05,
-                     output_scores=True, verbose=False, batch_size=32)  # fmt: skip
-    assert ours["negative"] == theirs["negative"]
-    np.testing.assert_allclose(ours["negative_score"], [s[1] for s in theirs["scores"]], rtol=1e-4, atol=1e-5)
-    assert stats["score_name"].startswith("cosine")
 
 
 @pytest.mark.parametrize("method", ["lucene", "bm25+"])

@@ -19,7 +19,7 @@ from datasets import load_dataset
 from hardneg.corpus import load_beir_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["llm_hn", "bm25_hn", "ce_hn"]
+METHODS = ["llm_hn", "bm25_hn", "ce_hn", "hybrid_hn"]
 
 
 def _slice_cranfield(cranfield_dir: str, folder: Path, n_docs: int = 300) -> Path:
@@ -55,7 +55,7 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
         + f"decontaminate: {beir}\n"
     )
     (recipes / "train.yaml").write_text(
-        (demo / "train.yaml").read_text() + "\nper_device_train_batch_size: 4\n"
+        (demo / "train.yaml").read_text() + "\nper_device_train_batch_size: 4\nmax_steps: 2\nseeds: [0, 1]\n"
     )
     (recipes / "eval.yaml").write_text(
         (demo / "eval.yaml").read_text().replace("embedded:cranfield", str(beir))
@@ -68,7 +68,7 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,  # under heavy load on 2 cores; quiet: a few minutes
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -83,10 +83,15 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
     card = (folder / "README.md").read_text()
     assert "configs:" in card and "llm_hn" in card
 
-    for m in METHODS:
-        assert (run / "models" / m / "model.safetensors").is_file()
+    for m in METHODS:  # two training seeds per method, each its own model, result file and run file
+        for seed in (0, 1):
+            assert (run / "models" / m / f"seed{seed}" / "model.safetensors").is_file()
+            result = run / "results" / f"all-MiniLM-L6-v2.{m}.seed{seed}__cranfield300.json"
+            assert json.loads(result.read_text())["seed"] == seed
+            assert result.with_name(result.stem + ".trec.gz").is_file()
     rows = json.loads((run / "results.json").read_text())
     assert {r["method"] for r in rows} == {"bm25", "zero-shot", *METHODS}
+    assert {r["method"]: r["seeds"] for r in rows} == {"bm25": 1, "zero-shot": 1, **dict.fromkeys(METHODS, 2)}
     for r in rows:
         assert {"model", "method", "dataset", "ndcg@10", "p@10", "recall@100"} <= set(r)
         assert 0.0 <= r["ndcg@10"] <= 1.0 and 0.0 <= r["recall@100"] <= 1.0
@@ -94,4 +99,5 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
     # Real retrieval on real data: BM25 and the zero-shot MiniLM are far above chance on Cranfield.
     assert by_method["bm25"]["ndcg@10"] > 0.2 and by_method["zero-shot"]["ndcg@10"] > 0.2
     assert (run / "results.md").is_file() and (run / "results.png").stat().st_size > 10_000
+    assert (run / "results_forest.png").is_file() and "Minimum detectable effect" in proc.stdout
     assert "ndcg@10" in proc.stdout.lower()

@@ -171,6 +171,7 @@ def test_first_release_is_one_commit_then_a_tag(folder, hub):
         "card_data.json",
         "llm_hn/train-00000-of-00001.parquet",
         "queries/train-00000-of-00001.parquet",
+        "recipes/build.yaml",  # the build's effective recipe: the card's rebuild command reads it
     ]
     assert hub.calls[4] == ("create_tag", "my-org/cranfield-hn", "v1.0.0", result.commit_oid, "dataset")
     released = hub.files_at("my-org/cranfield-hn", "v1.0.0")

@@ -59,6 +59,8 @@ def test_report_files_rows_and_significance(run, capsys):
     assert len(rows) == 6
     for r in rows:
         assert list(r)[:6] == ["model", "method", "dataset", "ndcg@10", "p@10", "recall@100"]
+        assert r["seeds"] == 1 and r["ndcg@10_seed_sd"] is None
+        assert r["ndcg@10_ci_low"] <= r["ndcg@10"] <= r["ndcg@10_ci_high"]
     assert {(r["model"], r["method"]) for r in rows} >= {("BM25", "bm25"), ("all-MiniLM-L6-v2", "llm_hn")}
     tests = json.loads((run / "significance.json").read_text())
     by_pair = {(t["dataset"], t["metric"], t["a_method"], t["b_method"]): t for t in tests}
@@ -66,27 +68,37 @@ def test_report_files_rows_and_significance(run, capsys):
         by_pair.get(("cranfield", "ndcg@10", "llm_hn", "zero-shot"))
         or by_pair[("cranfield", "ndcg@10", "zero-shot", "llm_hn")]
     )
-    assert real["significant"] and real["p_holm"] >= real["p"]
+    assert real["significant"] and real["p_holm"] >= real["p"] and real["verdict"] == "llm_hn better"
+    assert real["ci_low"] <= real["diff"] <= real["ci_high"]
     noise = [
         t
         for t in tests
         if {t["a_method"], t["b_method"]} == {"bm25_hn", "zero-shot"} and t["metric"] == "ndcg@10"
     ]
-    assert noise and noise[0]["verdict"] == "noise"
-    # same_model: 3 MiniLM rows on cranfield -> 3 pairs; BM25 is another model; x 3 table metrics
-    assert len(tests) == 3 * 3
-    assert all(t["a_model"] == t["b_model"] for t in tests)
-    every = render_report(ReportConfig(run_dir=str(run), n_resamples=200, compare="all"))
-    assert len(json.loads(every["significance_json"].read_text())) == (6 + 1) * 3
+    assert noise and noise[0]["verdict"] == "noise" and noise[0]["ci_low"] < 0 < noise[0]["ci_high"]
+    # every pair: 4 rows on cranfield -> 6 pairs, 2 on scifact -> 1 pair; x 3 table metrics
+    assert len(tests) == (6 + 1) * 3
+    same = render_report(ReportConfig(run_dir=str(run), n_resamples=200, compare="same_model"))
+    same_tests = json.loads(same["significance_json"].read_text())
+    assert len(same_tests) == 3 * 3 and all(t["a_model"] == t["b_model"] for t in same_tests)
+    render_report(ReportConfig(run_dir=str(run), n_resamples=2000))
     md = (run / "results.md").read_text()
-    assert "| all-MiniLM-L6-v2 | llm_hn" in md and "average ndcg@10" in md
+    assert "One training seed per method" in md and "query sampling only" in md
+    assert "| all-MiniLM-L6-v2 | llm_hn" in md and "## All datasets" in md and "Wins / ties / losses" in md
+    letters = {
+        line.split("|")[3].strip(): line.split("|")[1].strip()
+        for line in md.split("## scifact")[0].splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip() in "abcd" and line.split("|")[1].strip()
+    }
     llm_row = next(line for line in md.splitlines() if "| llm_hn" in line)
-    assert "*" in llm_row  # marked better than the zero-shot baseline
+    assert f">{letters['bm25']}" in llm_row or "," + letters["zero-shot"] in llm_row
+    assert letters["zero-shot"] in llm_row.split("|")[5]  # ndcg@10 cell: better than zero-shot
     bm25_hn_row = next(line for line in md.splitlines() if "| bm25_hn" in line)
-    assert "*" not in bm25_hn_row and "-" not in bm25_hn_row.split("|", 3)[3]
+    assert letters["zero-shot"] not in bm25_hn_row.split("|")[5].split(">")[-1]
+    assert "Minimum detectable effect" in md
     assert "are noise" in md and "excluded from the averages" in md
     assert (run / "results.csv").read_text().startswith("model,method,dataset,ndcg@10,p@10,recall@100")
-    for key in ("png", "scatter"):
+    for key in ("png", "scatter", "forest"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "# Retrieval results" in capsys.readouterr().out
 
@@ -115,3 +127,98 @@ def test_report_bad_input(tmp_path):
         ReportConfig(scatter=["llm_hn"])
     with pytest.raises(ValueError, match="unknown test"):
         ReportConfig(test="wilcoxon")
+    with pytest.raises(ValueError, match="power must be in"):
+        ReportConfig(power=1.5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# several training seeds: planted differences are found, seed luck is not mistaken for a method effect
+
+
+def _write_seeds(run: Path, method: str, matrix: np.ndarray, dataset: str = "set") -> None:
+    """One result file per seed row of ``matrix`` (seeds x queries), nDCG@10 = the score."""
+    for seed, row in enumerate(matrix):
+        per_query = {f"q{i}": {"ndcg@10": float(v)} for i, v in enumerate(row)}
+        result = {
+            "model": "m",
+            "method": method,
+            "seed": seed,
+            "model_path": "m",
+            "dataset": dataset,
+            "metrics": {"ndcg@10": float(row.mean())},
+            "per_query": per_query,
+            "counts": {"queries_evaluated": len(row)},
+        }
+        (run / "results").mkdir(parents=True, exist_ok=True)
+        (run / "results" / f"m.{method}.seed{seed}__{dataset}.json").write_text(json.dumps(result))
+
+
+def _seeded(base: np.ndarray, shifts: list[float], rng, noise: float = 0.05) -> np.ndarray:
+    """Seed s scores base + shifts[s] + per-query noise: shifts are the luck of the training seed."""
+    return np.stack([base + s + rng.normal(0, noise, len(base)) for s in shifts])
+
+
+def test_planted_difference_is_better_and_seed_luck_is_noise(tmp_path):
+    rng = np.random.default_rng(7)
+    base = rng.uniform(0.2, 0.7, 300)
+    # identical methods whose seeds happened to be lucky (a) and unlucky (b): 0.027 apart on average
+    _write_seeds(tmp_path, "lucky", _seeded(base, [0.04, 0.0, 0.02], rng))
+    _write_seeds(tmp_path, "unlucky", _seeded(base, [-0.02, 0.01, -0.01], rng))
+    # a real improvement of 0.08, far beyond the seed-to-seed spread
+    _write_seeds(tmp_path, "better", _seeded(base, [0.09, 0.07, 0.08], rng))
+    render_report(ReportConfig(run_dir=str(tmp_path), metrics=["ndcg@10"], n_resamples=4000))
+    tests = {frozenset((t["a"], t["b"])): t for t in json.loads((tmp_path / "significance.json").read_text())}
+    luck = tests[frozenset(("lucky", "unlucky"))]
+    assert luck["verdict"] == "noise" and luck["ci_low"] < 0 < luck["ci_high"], luck
+    assert tests[frozenset(("better", "unlucky"))]["verdict"] == "better better"
+    assert tests[frozenset(("better", "lucky"))]["verdict"] == "better better"
+    # a test over queries alone (seed-averaged scores) mistakes the seed luck for a method effect:
+    # exactly the error the two-level design prevents
+    render_report(
+        ReportConfig(run_dir=str(tmp_path), metrics=["ndcg@10"], n_resamples=4000, test="randomization")
+    )
+    naive = {frozenset((t["a"], t["b"])): t for t in json.loads((tmp_path / "significance.json").read_text())}
+    assert naive[frozenset(("lucky", "unlucky"))]["verdict"] == "lucky better"
+    rows = {r["method"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    assert rows["better"]["seeds"] == 3 and rows["better"]["ndcg@10_seed_sd"] > 0
+    md = (tmp_path / "results.md").read_text()
+    assert "Means over training seeds" in md and "One training seed" not in md
+    assert (tmp_path / "results_per_seed.csv").read_text().count("\n") == 1 + 9
+    # a stale single-seed result of the same method (an older run) is not silently pooled with the seeds
+    stale = json.loads((tmp_path / "results" / "m.better.seed0__set.json").read_text())
+    (tmp_path / "results" / "m.better__set.json").write_text(json.dumps({**stale, "seed": None}))
+    with pytest.raises(ValueError, match=r"remove the stale file\(s\) \['m.better__set.json'\]"):
+        render_report(ReportConfig(run_dir=str(tmp_path), metrics=["ndcg@10"], n_resamples=200))
+
+
+def test_mde_shrinks_with_more_queries_and_seeds(tmp_path):
+    from hardneg.metrics import variance_components
+
+    rng = np.random.default_rng(3)
+
+    def components(n_queries: int, n_seeds: int):
+        base = rng.uniform(0.2, 0.7, n_queries)
+        shifts = lambda: list(rng.normal(0, 0.02, n_seeds))  # noqa: E731
+        return variance_components(
+            {
+                "a": _seeded(base + rng.normal(0, 0.1, n_queries), shifts(), rng),
+                "b": _seeded(base, shifts(), rng),
+            }
+        )
+
+    small, large = components(100, 3), components(1000, 3)
+    assert large.mde() < small.mde()
+    assert small.mde(seeds=10) < small.mde() and small.mde(queries=400) < small.mde()
+    assert 0.005 < small.seed_sd < 0.05  # the planted seed SD 0.02, estimated from 2 x 3 seeds
+    one_seed = variance_components({"a": np.array([[0.1, 0.5, 0.3]]), "b": np.array([[0.2, 0.4, 0.4]])})
+    assert one_seed.seed_sd is None and one_seed.mde() > 0
+    render_report(ReportConfig(run_dir=str(_mde_run(tmp_path, rng)), metrics=["ndcg@10"], n_resamples=500))
+    mde = json.loads((tmp_path / "mde.json").read_text())
+    assert mde[0]["metric"] == "ndcg@10" and mde[0]["seeds"] == 3 and mde[0]["mde"] > 0
+
+
+def _mde_run(run: Path, rng) -> Path:
+    base = rng.uniform(0.2, 0.7, 50)
+    _write_seeds(run, "x", _seeded(base, [0.0, 0.01, -0.01], rng))
+    _write_seeds(run, "y", _seeded(base, [0.02, 0.0, 0.01], rng))
+    return run

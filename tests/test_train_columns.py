@@ -53,7 +53,11 @@ def test_mapping_from_the_command_line_and_a_recipe(foreign, tmp_path):
             {
                 "dataset": str(foreign),
                 "dataset_config": "default",
-                "columns": {"query": "anchor", "pos": "positive", "neg": "negative"},
+                "columns": [
+                    "query=anchor",
+                    "pos=positive",
+                    "neg=negative",
+                ],  # a recipe list (the YAML type check takes lists)
             }
         )
     )

@@ -33,16 +33,25 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("error: this benchmark needs a CUDA GPU; fix: run it on a GPU machine")
     config = Qwen2Config(
-        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-        num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True, rope_theta=1_000_000.0,
-    )  # fmt: skip
+        vocab_size=151936,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        rope_theta=1_000_000.0,
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).cuda().eval()
     n_params = sum(p.numel() for p in model.parameters())
     weight_bytes = n_params * 2
     bound = args.bandwidth_gbs * 1e9 / weight_bytes
-    print(f"{torch.cuda.get_device_name()}: Qwen2-shaped model, {n_params / 1e6:.0f}M params, bf16, "
-          f"{weight_bytes / 1e9:.2f} GB of weights; batch-1 bound ~{bound:.0f} tokens/s at {args.bandwidth_gbs:.0f} GB/s")  # fmt: skip
+    print(
+        f"{torch.cuda.get_device_name()}: Qwen2-shaped model, {n_params / 1e6:.0f}M params, bf16, "
+        f"{weight_bytes / 1e9:.2f} GB of weights; batch-1 bound ~{bound:.0f} tokens/s at {args.bandwidth_gbs:.0f} GB/s"
+    )
     rates = {}
     for b in args.batches:
         ids = torch.randint(100, config.vocab_size - 100, (b, args.prompt_tokens), device="cuda")
@@ -60,8 +69,10 @@ def main() -> None:
             torch.cuda.synchronize()
             secs = time.perf_counter() - t
         rates[b] = b * args.new_tokens / secs
-        print(f"batch {b:4d}: {rates[b]:10.0f} new tokens/s ({secs:.2f} s incl. prefill of {args.prompt_tokens} tokens); "
-              f"batch-1 bandwidth bound x batch = {bound * b:.0f}")  # fmt: skip
+        print(
+            f"batch {b:4d}: {rates[b]:10.0f} new tokens/s ({secs:.2f} s incl. prefill of {args.prompt_tokens} tokens); "
+            f"batch-1 bandwidth bound x batch = {bound * b:.0f}"
+        )
     lo, hi = min(args.batches), max(args.batches)
     print(f"decode tokens/s batch {hi} vs batch {lo}: {rates[hi] / rates[lo]:.2f}x")
 

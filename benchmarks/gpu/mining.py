@@ -35,8 +35,15 @@ def build_model(folder: Path, vocab_size: int, device: str, seed: int = 0):
     vocab = special + words[: vocab_size - len(special)]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                        intermediate_size=1536, max_position_embeddings=512, num_labels=1)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
     torch.manual_seed(seed)
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

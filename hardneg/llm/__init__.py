@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from hardneg.assets import EMBEDDED_LLM
+from hardneg.redact import redact_url
 
 BACKENDS = ("transformers", "http", "vllm", "llamacpp")
 RUN_ONLY_SETTINGS = ("urls", "concurrency", "timeout", "max_retries", "api_key_env", "batch_size", "device")
@@ -124,11 +125,22 @@ class GeneratorConfig:
         default=4096,
         metadata={"help": "backend=llamacpp: context window in tokens; prompt + new tokens must fit."},
     )
+    max_prompt_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Longest prompt in tokens; a longer passage is cut to fit (counted in the stats as "
+            "'truncated_prompts'). Default: the model's context minus the output budget (local backends); "
+            "backend=http: 4096, counted as characters / 2 (see docs/errors.md) since no tokenizer is at hand."
+        },
+    )
 
     def output_settings(self) -> dict[str, Any]:
         """The settings that can change what is generated (a build stage key): everything but how the
         work is run (``RUN_ONLY_SETTINGS``: URLs, concurrency, batch size, device, timeouts, retries, key)."""
-        return {k: v for k, v in asdict(self).items() if k not in RUN_ONLY_SETTINGS}
+        settings = {k: v for k, v in asdict(self).items() if k not in RUN_ONLY_SETTINGS}
+        if settings.get("max_prompt_tokens") is None:  # unset: keys stay those of runs made before the field
+            settings.pop("max_prompt_tokens", None)
+        return settings
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -145,6 +157,28 @@ class GeneratorConfig:
             raise ValueError(
                 "temperature must be >= 0 and 0 < top_p <= 1; fix: correct the sampling settings"
             )
+        if (self.max_new_tokens is not None and self.max_new_tokens < 1) or (
+            self.max_prompt_tokens is not None and self.max_prompt_tokens < 16
+        ):
+            raise ValueError(
+                "max_new_tokens must be >= 1 and max_prompt_tokens >= 16; fix: pass larger values or leave them unset"
+            )
+        if self.timeout <= 0 or self.max_retries < 0:
+            raise ValueError(
+                "timeout must be > 0 and max_retries >= 0; fix: correct --timeout / --max_retries"
+            )
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as written to stats, stage files and cards: server URLs without credentials."""
+        return asdict(self) | {"urls": [redact_url(u) for u in self.urls]}
+
+    def preflight(self) -> None:
+        """Checks run before any model loads or item is generated: every HTTP server answers a connection."""
+        if self.backend == "http":
+            from hardneg.llm.http_backend import check_reachable
+
+            for url in self.urls:
+                check_reachable(url.rstrip("/"), timeout=min(5.0, self.timeout))
 
 
 DEFAULT_MAX_NEW_TOKENS = 64

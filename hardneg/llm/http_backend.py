@@ -32,24 +32,27 @@ from urllib.parse import urlparse
 
 import aiohttp
 
+from hardneg.errors import first_line
 from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, apply_stop
+from hardneg.redact import install_log_redaction, redact, redact_url
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 20.0
 
 
-def _check_reachable(url: str, timeout: float = 5.0) -> None:
-    """Fail fast with a clear line when nothing listens at ``url``."""
+def check_reachable(url: str, timeout: float = 5.0) -> None:
+    """Fail fast with a clear line when nothing listens at ``url`` (the line never shows credentials)."""
     parsed = urlparse(url)
+    shown = redact_url(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError(f"server URL '{url}' is not an http(s) URL; fix: pass e.g. http://127.0.0.1:8080")
+        raise ValueError(f"server URL '{shown}' is not an http(s) URL; fix: pass e.g. http://127.0.0.1:8080")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         socket.create_connection((parsed.hostname, port), timeout=timeout).close()
     except OSError as err:
         raise RuntimeError(
-            f"cannot reach LLM server at {url} ({err.strerror or err}); fix: start the server (TGI, vLLM, "
+            f"cannot reach LLM server at {shown} ({err.strerror or err}); fix: start the server (TGI, vLLM, "
             "transformers serve ...) or correct --urls"
         ) from None
 
@@ -68,8 +71,10 @@ class HttpGenerator(Generator):
     def __init__(self, config: GeneratorConfig):
         self.config = config
         self.urls = [u.rstrip("/") for u in config.urls]
+        install_log_redaction()
+        self.shown_urls = [redact_url(u) for u in self.urls]  # what messages and stats show
         for url in self.urls:
-            _check_reachable(url)
+            check_reachable(url)
         key = os.environ.get(config.api_key_env)
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}  # never logged or recorded
 
@@ -82,8 +87,8 @@ class HttpGenerator(Generator):
         )
 
     def info(self) -> dict[str, Any]:
-        # URLs are recorded (they name the machines used); the API key never is.
-        return self.cache_settings() | {"urls": list(self.urls), "concurrency": self.config.concurrency}
+        # URLs are recorded (they name the machines used) without credentials; the API key never is.
+        return self.cache_settings() | {"urls": list(self.shown_urls), "concurrency": self.config.concurrency}
 
     def _generate(
         self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
@@ -137,8 +142,8 @@ class HttpGenerator(Generator):
                     return gen
                 except _Rejected as err:
                     raise RuntimeError(
-                        f"LLM server {url} rejected a request: {err}; fix: check --model (the name the server "
-                        "serves) and the sampling settings"
+                        f"LLM server {redact_url(url)} rejected a request: {redact(first_line(err))}; fix: check "
+                        "--model (the name the server serves) and the sampling settings"
                     ) from None
                 except _Retryable as err:
                     last = err
@@ -147,8 +152,8 @@ class HttpGenerator(Generator):
             delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))  # full jitter
             await asyncio.sleep(delay)
         raise RuntimeError(
-            f"LLM server {self.urls[(index + self.config.max_retries) % len(self.urls)]} failed after "
-            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {str(last).splitlines()[0] if str(last) else ''}); "
+            f"LLM server {self.shown_urls[(index + self.config.max_retries) % len(self.urls)]} failed after "
+            f"{self.config.max_retries + 1} attempts ({type(last).__name__}: {redact(first_line(last)) if last else ''}); "
             "fix: check that the server is up, or raise --timeout / --max_retries"
         )
 

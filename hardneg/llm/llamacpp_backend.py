@@ -201,7 +201,7 @@ class LlamaCppGenerator(Generator):
                     out["usage"]["completion_tokens"],
                     time.perf_counter() - start,
                     "length" if choice["finish_reason"] == "length" else "stop",
-                )  # fmt: skip
+                )
             )
             if bar is not None:
                 show_tokens(bar, sum(r.completion_tokens for r in results))

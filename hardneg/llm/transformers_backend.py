@@ -336,8 +336,9 @@ class TransformersGenerator(Generator):
                 for r, t, d in zip(live, chosen.tolist(), done, strict=True):
                     new[r].append(t)
                     ended[r] = d or (
-                        bool(stop_strings) and any(x in tok.decode(new[r], skip_special_tokens=True) for x in stop_strings)
-                    )  # fmt: skip
+                        bool(stop_strings)
+                        and any(x in tok.decode(new[r], skip_special_tokens=True) for x in stop_strings)
+                    )
                 keep = [i for i, r in enumerate(live) if not ended[r]]
                 if not keep or step == max_new - 1:
                     break

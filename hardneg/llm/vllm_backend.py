@@ -79,6 +79,6 @@ class VllmGenerator(Generator):
                 len(o.outputs[0].token_ids),
                 per_item,
                 "length" if o.outputs[0].finish_reason == "length" else "stop",
-            )  # fmt: skip
+            )
             for o in outs
         ]

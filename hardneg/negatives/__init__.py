@@ -17,7 +17,7 @@ from datasets import Dataset
 
 from hardneg.corpus import passage_text
 from hardneg.decontaminate import decontaminate
-from hardneg.methods import MINED_FEATURES, MethodContext
+from hardneg.methods import MINED_FEATURES, TRAINING_COLUMNS, MethodContext
 from hardneg.negatives.bm25 import BM25Options, bm25_candidates
 from hardneg.negatives.cross_encoder import rescore_candidates
 from hardneg.negatives.dense import dense_candidates, load_embedder
@@ -25,12 +25,18 @@ from hardneg.negatives.mining import (
     TRIPLET_COLUMNS,
     Candidates,
     MiningParams,
+    OutputFormat,
+    QueryGroups,
+    check_output_format,
     describe,
-    normalise_texts,
+    distinct_texts,
+    group_queries,
     positive_matrix,
     select_negatives,
+    st_output,
 )
 from hardneg.scorers import load_scorer
+from hardneg.text import normalise_texts
 
 logger = logging.getLogger(__name__)
 
@@ -64,30 +70,19 @@ def _check_inputs(queries: Dataset, corpus: Dataset) -> None:
 
 def _known_positives(
     queries: Dataset, row_of: dict[str, int], extra_positives: dict[str, Iterable[str]] | None
-) -> tuple[np.ndarray, list[list[int]], int]:
-    """The row's positive, plus every positive of the same (normalised) query text and extra_positives."""
+) -> QueryGroups:
+    """Rows grouped by (normalised) query text; each query's positives: its rows' and extra_positives."""
     missing = [pid for pid in queries["positive_id"][:] if str(pid) not in row_of]
     if missing:
         raise ValueError(
             f"{len(missing)} positive_id(s) are not in the corpus (e.g. '{missing[0]}'); fix: mine over the corpus "
             "the queries were generated from (after the same decontamination)"
         )
-    positive_rows = np.array([row_of[str(pid)] for pid in queries["positive_id"][:]], dtype=np.int64)
-    by_text: dict[str, set[int]] = {}
-    norm = normalise_texts(queries["query"][:])
-    for t, r in zip(norm, positive_rows, strict=True):
-        by_text.setdefault(t, set()).add(int(r))
-    unknown_extra = 0
-    known = []
-    for qid, t, r in zip(queries["query_id"][:], norm, positive_rows, strict=True):
-        rows = {int(r)} | by_text[t]
-        for doc in (extra_positives or {}).get(qid, ()):
-            if str(doc) in row_of:
-                rows.add(row_of[str(doc)])
-            else:
-                unknown_extra += 1
-        known.append(sorted(rows))
-    return positive_rows, known, unknown_extra
+    positive_rows = [row_of[str(pid)] for pid in queries["positive_id"][:]]
+    query_ids = [str(q) for q in queries["query_id"][:]]
+    return group_queries(
+        normalise_texts(queries["query"][:]), query_ids, positive_rows, row_of, extra_positives
+    )
 
 
 def mine_hard_negatives(
@@ -105,6 +100,7 @@ def mine_hard_negatives(
     max_score: float | None = None,
     min_score: float | None = None,
     output_scores: bool = True,
+    output_format: OutputFormat | None = None,
     near_duplicate_threshold: float | None = 0.9,
     scorer: Any = "embedded:ql",
     candidate_method: Literal["bm25", "dense"] = "bm25",
@@ -137,7 +133,12 @@ def mine_hard_negatives(
         relative_margin: drop ``score > positive_score - |positive_score| * relative_margin`` (0.05 =
             NV-Retriever TopK-PercPos 95%; sign-safe for negative scores such as log-likelihoods).
         max_score, min_score: drop candidates scoring above / below.
-        output_scores: fill ``positive_score``/``negative_score`` (None otherwise; the columns stay).
+        output_scores: fill ``positive_score``/``negative_score`` (None otherwise; the columns stay); with an
+            ``output_format``, add sentence-transformers' ``scores``/``score`` columns instead of labels.
+        output_format: None (default) returns hardneg's triplet table (anchor, positive, negative + provenance
+            columns, docs/design.md); ``triplet``, ``n-tuple``, ``labeled-pair`` or ``labeled-list`` return
+            sentence-transformers' layouts and column names (``hardneg.negatives.mining.st_output``), ready for
+            its losses.
         near_duplicate_threshold: skip candidates whose word-set Jaccard with the positive is >= this
             (None: only exact duplicates, which are always removed).
         scorer: for ``ce``: ``embedded:ql`` (LM query likelihood, offline), ``ql:<causal LM id>``, a
@@ -157,6 +158,7 @@ def mine_hard_negatives(
         raise ValueError(f"unknown method '{method}'; fix: use one of {sorted(METHOD_NAMES)}")
     if candidate_method not in ("bm25", "dense"):
         raise ValueError(f"unknown candidate_method '{candidate_method}'; fix: use bm25 or dense")
+    check_output_format(output_format)
     params = MiningParams(
         range_min=range_min,
         range_max=range_max,
@@ -187,63 +189,108 @@ def mine_hard_negatives(
         )
     titles = corpus["title"][:] if "title" in corpus.column_names else [""] * len(ids)
     passages = [passage_text(t, x) for t, x in zip(titles, corpus["text"][:], strict=True)]
+    keep, merged = distinct_texts(passages)  # two ids with one text are one candidate
+    row_of = {d: int(merged[i]) for d, i in row_of.items()}
+    ids, passages = [ids[r] for r in keep], [passages[r] for r in keep]
     query_texts = queries["query"][:]
     if any(not (q or "").strip() for q in query_texts):
         raise ValueError("some queries are empty; fix: drop empty queries before mining")
-    positive_rows, known, unknown_extra = _known_positives(queries, row_of, extra_positives)
-    k = range_max + max(len(s) for s in known)
+    groups = _known_positives(queries, row_of, extra_positives)
+    known = positive_matrix(groups.known)
+    k = range_max + max(len(s) for s in groups.known)
     first_stage = candidate_method if method == "ce" else method
 
     cands = _candidates(
-        method, query_texts, passages, positive_rows, k=k, scorer=scorer, candidate_method=candidate_method,
-        embedder=embedder, bm25_options=bm25_options, use_faiss=use_faiss, batch_size=batch_size,
-        cache_dir=cache_dir, show_progress=show_progress,
-    )  # fmt: skip
-    sel = select_negatives(
+        method,
+        [query_texts[r] for r in groups.first],
+        passages,
+        known,
+        k=k,
+        scorer=scorer,
+        candidate_method=candidate_method,
+        embedder=embedder,
+        bm25_options=bm25_options,
+        use_faiss=use_faiss,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        show_progress=show_progress,
+    )
+    per_query = select_negatives(
         cands.indices,
         cands.scores,
-        cands.positive_scores,
-        positive_rows,
-        positive_matrix(known),
+        cands.lowest_positive_scores,
+        known[:, 0],
+        known,
         params,
         texts=passages,
     )
+    sel = per_query.per_row(groups.group)
+    positive_scores = groups.own_scores(cands.positive_scores)
     name = METHOD_NAMES[method]
-    table = _rows(queries, ids, passages, cands, sel, name, output_scores)
-    triplets = Dataset.from_dict(table, features=MINED_FEATURES)
+    if output_format is None:
+        table = _rows(queries, ids, passages, positive_scores, sel, name, output_scores)
+        triplets = Dataset.from_dict(table, features=MINED_FEATURES)
+    else:
+        negatives = [[passages[r] for r in rows] for rows in per_query.negatives]
+        table = st_output(
+            output_format,
+            groups,
+            queries["query"][:],
+            queries["positive"][:],
+            positive_scores,
+            negatives,
+            per_query.scores,
+            num_negatives=num_negatives,
+            output_scores=output_scores,
+        )
+        triplets = Dataset.from_dict(table)
     wall = time.perf_counter() - start
     if sel.queries_short_of_negatives:
         logger.warning(
             "%d of %d queries got fewer than %d negatives (not padded); consider a larger range_max or looser "
-            "margins", sel.queries_short_of_negatives, len(queries), num_negatives,
-        )  # fmt: skip
+            "margins",
+            sel.queries_short_of_negatives,
+            len(queries),
+            num_negatives,
+        )
     neg_scores = np.concatenate(sel.scores) if sel.scores else np.zeros(0)
     stats: dict[str, Any] = {
         "method": name,
         "rows": len(triplets),
         "queries": len(queries),
+        "distinct_queries": len(groups.first),
+        "duplicate_passages_merged": len(merged) - len(keep),
         "wall_seconds": round(wall, 3),
         "items_per_second": round(len(queries) / wall, 3) if wall > 0 else None,
         "candidates_considered": sel.candidates_considered,
         "skipped": sel.skipped,
         "queries_short_of_negatives": sel.queries_short_of_negatives,
         "queries_without_candidates": sel.queries_without_candidates,
-        "unknown_extra_positive_ids": unknown_extra,
+        "unknown_extra_positive_ids": groups.unknown_extra,
         "score_name": cands.score_name,
-        "score_stats": {"positive": describe(cands.positive_scores), "negative": describe(neg_scores)},
+        "score_stats": {"positive": describe(positive_scores), "negative": describe(neg_scores)},
         "params": {
             "method": method,
             **{k_: v for k_, v in vars(params).items()},
             "first_stage_k": k,
-            **({"scorer": getattr(scorer, "name", scorer), "candidate_method": candidate_method} if method == "ce" else {}),
+            "output_format": output_format,
+            **(
+                {"scorer": getattr(scorer, "name", scorer), "candidate_method": candidate_method}
+                if method == "ce"
+                else {}
+            ),
             **({"bm25": vars(bm25_options or BM25Options())} if "bm25" in (method, first_stage) else {}),
-            **({"embedder": _name(embedder)} if method == "dense" or (method == "ce" and candidate_method == "dense") else {}),
+            **(
+                {"embedder": _name(embedder)}
+                if method == "dense" or (method == "ce" and candidate_method == "dense")
+                else {}
+            ),
         },
         "decontamination": decontamination,
-    }  # fmt: skip
+    }
     if method == "ce":
         # Same scorer as suspected_false_negative_rate, so this is that estimate, computed for free.
-        per_row = np.repeat(cands.positive_scores, [len(s) for s in sel.scores])
+        per_row = np.repeat(positive_scores, [len(s) for s in sel.scores])
         stats["suspected_false_negative_rate"] = (
             float(np.mean(neg_scores >= per_row)) if len(neg_scores) else None
         )
@@ -257,8 +304,22 @@ def _name(model: Any) -> str:
     return getattr(getattr(model, "model_card_data", None), "base_model", None) or type(model).__name__
 
 
-def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, candidate_method, embedder,
-                bm25_options, use_faiss, batch_size, cache_dir, show_progress) -> Candidates:  # fmt: skip
+def _candidates(
+    method,
+    query_texts,
+    passages,
+    positive_rows,
+    *,
+    k,
+    scorer,
+    candidate_method,
+    embedder,
+    bm25_options,
+    use_faiss,
+    batch_size,
+    cache_dir,
+    show_progress,
+) -> Candidates:
     first = candidate_method if method == "ce" else method
     if first == "bm25":
         cands = bm25_candidates(
@@ -267,19 +328,31 @@ def _candidates(method, query_texts, passages, positive_rows, *, k, scorer, cand
     else:
         model = load_embedder(embedder) if isinstance(embedder, str) else embedder
         cands = dense_candidates(
-            query_texts, passages, positive_rows, k=k, model=model, batch_size=batch_size, use_faiss=use_faiss,
+            query_texts,
+            passages,
+            positive_rows,
+            k=k,
+            model=model,
+            batch_size=batch_size,
+            use_faiss=use_faiss,
             show_progress=show_progress,
-        )  # fmt: skip
+        )
     if method != "ce":
         return cands
     scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
     return rescore_candidates(
-        query_texts, passages, positive_rows, cands, scorer=scorer, batch_size=batch_size, cache_dir=cache_dir,
+        query_texts,
+        passages,
+        positive_rows,
+        cands,
+        scorer=scorer,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
         show_progress=show_progress,
-    )  # fmt: skip
+    )
 
 
-def _rows(queries, ids, passages, cands, sel, name, output_scores) -> dict[str, list]:
+def _rows(queries, ids, passages, positive_scores, sel, name, output_scores) -> dict[str, list]:
     per_query = [len(n) for n in sel.negatives]
     rep = lambda values: [v for v, c in zip(values, per_query, strict=True) for _ in range(c)]  # noqa: E731
     neg_rows = np.concatenate(sel.negatives).tolist() if sel.negatives else []
@@ -292,7 +365,7 @@ def _rows(queries, ids, passages, cands, sel, name, output_scores) -> dict[str, 
         "positive_id": rep([str(p) for p in queries["positive_id"][:]]),
         "negative_id": [str(ids[r]) for r in neg_rows],
         "negative_rank": np.concatenate(sel.ranks).tolist() if n else [],
-        "positive_score": rep(cands.positive_scores.tolist()) if output_scores else [None] * n,
+        "positive_score": rep(positive_scores.tolist()) if output_scores else [None] * n,
         "negative_score": np.concatenate(sel.scores).tolist() if output_scores and n else [None] * n,
         "method": [name] * n,
     }
@@ -302,7 +375,7 @@ def false_negative_scores(
     triplets: Dataset, scorer: Any, *, batch_size: int = 16, show_progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """The scorer's (positive, negative) score of every triplet row (higher = more relevant)."""
-    missing = [c for c in ("anchor", "positive", "negative") if c not in triplets.column_names]
+    missing = [c for c in TRAINING_COLUMNS if c not in triplets.column_names]
     if missing:
         raise ValueError(
             f"triplets lack column(s) {missing}; fix: pass a triplet table (anchor, positive, negative)"
@@ -336,6 +409,9 @@ def false_negative_summary(
         positive=describe(positive),
         negative=describe(negative),
         margin=describe(positive - negative),
+        suspected_rows=np.flatnonzero(
+            negative >= positive
+        ).tolist(),  # row indices: the explorer flags these rows
     )
     return rate, detail
 

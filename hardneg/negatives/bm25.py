@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hardneg.bm25 import BM25Index
-from hardneg.negatives.mining import Candidates
+from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
 
 @dataclass
@@ -38,7 +38,9 @@ def bm25_candidates(
     index: BM25Index | None = None,
     show_progress: bool = True,
 ) -> Candidates:
-    """Top-``k`` BM25 candidates per query and the BM25 score of each query's positive.
+    """Top-``k`` BM25 candidates per query and the BM25 score of each positive.
+
+    ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
 
     ``index``: a prebuilt ``BM25Index`` over exactly ``passages`` (row i = passage i), to share it with
     evaluation or the ``ce`` first stage; built here otherwise.
@@ -64,12 +66,12 @@ def bm25_candidates(
     rows = np.asarray(rows, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float32)
     rows[scores <= 0] = -1
-    # The positive's score: read it from the results when retrieved, score the pair otherwise.
-    hit = rows == positive_rows[:, None]
-    positive_scores = np.where(hit.any(1), np.where(hit, scores, 0).sum(1), np.nan).astype(np.float32)
+    # A positive's score: read it from the results when retrieved, score the pair otherwise.
+    pq, prow = positive_pairs(positive_rows)
+    hit = rows[pq] == prow[:, None]
+    values = np.where(hit.any(1), np.where(hit, scores[pq], 0).sum(1), np.nan).astype(np.float32)
     missing = np.flatnonzero(~hit.any(1))
     if len(missing):
-        positive_scores[missing] = index.score_pairs(
-            [query_texts[i] for i in missing], positive_rows[missing]
-        )
+        values[missing] = index.score_pairs([query_texts[i] for i in pq[missing]], prow[missing])
+    positive_scores = positive_score_array(positive_rows, values)
     return Candidates(rows, scores, positive_scores, "BM25 score (bm25s, lucene; >= 0, unnormalised)")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from hardneg.negatives.mining import Candidates
+from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
 
 def _chunk_key(scorer_name: str, queries: list[str], passages: list[str]) -> str:
@@ -44,11 +44,17 @@ def rescore_candidates(
     cache_dir: str | Path | None = None,
     show_progress: bool = True,
 ) -> Candidates:
-    """Score every (query, candidate) and (query, positive) pair with ``scorer``; keep the first-stage rows."""
+    """Score every (query, candidate) and (query, positive) pair with ``scorer``; keep the first-stage rows.
+
+    ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
+    """
     rows = first_stage.indices
     n, k = rows.shape
     scores = np.full((n, k), -np.inf, dtype=np.float32)
-    positive_scores = np.empty(n, dtype=np.float32)
+    pq, prow = positive_pairs(positive_rows)
+    positives_of = [prow[pq == q] for q in range(n)]
+    values = np.empty(len(prow), dtype=np.float32)
+    first_pair = np.searchsorted(pq, np.arange(n))  # positive_pairs lists each query's positives together
     cache = Path(cache_dir) if cache_dir else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
@@ -63,9 +69,10 @@ def rescore_candidates(
                 qs.append(query_texts[q])
                 ps.append(passages[rows[q, j]])
                 where.append((q, j))
-            qs.append(query_texts[q])
-            ps.append(passages[positive_rows[q]])
-            where.append((q, -1))
+            for i, pos in enumerate(positives_of[q]):
+                qs.append(query_texts[q])
+                ps.append(passages[pos])
+                where.append((q, -1 - first_pair[q] - i))
         path = cache / f"scores-{_chunk_key(scorer.name, qs, ps)}.npy" if cache else None
         if path is not None and path.is_file():
             got = np.load(path)
@@ -77,7 +84,7 @@ def rescore_candidates(
                 tmp.replace(path)
         for (q, j), value in zip(where, got, strict=True):
             if j < 0:
-                positive_scores[q] = value
+                values[-1 - j] = value
             else:
                 scores[q, j] = value
-    return Candidates(rows, scores, positive_scores, scorer.score_name)
+    return Candidates(rows, scores, positive_score_array(positive_rows, values), scorer.score_name)

@@ -13,21 +13,21 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import trange
 
-from hardneg.negatives.mining import Candidates
+from hardneg.assets import resolve_embedder
+from hardneg.errors import first_line
+from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
 
 def load_embedder(embedder: str, device: str | None = None):
     """A SentenceTransformer from an id, a folder or ``embedded:minilm``."""
     from sentence_transformers import SentenceTransformer
 
-    from hardneg.assets import resolve_embedder
-
     ref = resolve_embedder(embedder)
     try:
         return SentenceTransformer(ref.name_or_path, device=device)
     except OSError as err:
         raise RuntimeError(
-            f"cannot load embedder '{embedder}': {str(err).splitlines()[0]}; fix: check the id and your network, "
+            f"cannot load embedder '{embedder}': {first_line(err)}; fix: check the id and your network, "
             "or use embedded:minilm offline"
         ) from None
 
@@ -44,7 +44,10 @@ def dense_candidates(
     use_faiss: bool = False,
     show_progress: bool = True,
 ) -> Candidates:
-    """Top-``k`` passages per query by embedding similarity, and each query's positive similarity."""
+    """Top-``k`` passages per query by embedding similarity, and the similarity of each positive.
+
+    ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
+    """
     import torch
 
     doc = model.encode_document(
@@ -81,10 +84,10 @@ def dense_candidates(
             parts_s.append(s.numpy())
             parts_i.append(r.numpy())
         scores, rows = np.concatenate(parts_s), np.concatenate(parts_i)
-    positive_scores = model.similarity_pairwise(
-        torch.from_numpy(qry), torch.from_numpy(doc[positive_rows])
-    ).numpy()
-    name = f"{model.similarity_fn_name} similarity of normalised embeddings"
-    return Candidates(
-        rows.astype(np.int64), scores.astype(np.float32), positive_scores.astype(np.float32), name
+    pq, prow = positive_pairs(positive_rows)
+    positive_scores = positive_score_array(
+        positive_rows,
+        model.similarity_pairwise(torch.from_numpy(qry[pq]), torch.from_numpy(doc[prow])).numpy(),
     )
+    name = f"{model.similarity_fn_name} similarity of normalised embeddings"
+    return Candidates(rows.astype(np.int64), scores.astype(np.float32), positive_scores, name)

@@ -1,12 +1,17 @@
 """What every mining method shares: known positives, filters, the rank window, sampling, rows and statistics.
 
-A method (bm25, ce, dense) only produces, per query, a list of candidate corpus rows with the method's own
-score (higher = more relevant) and the score of the query's positive. ``select_negatives`` then applies, in
-this order (the order of sentence-transformers' ``util.mine_hard_negatives``):
+As in sentence-transformers' ``util.mine_hard_negatives``, the pool holds each distinct passage text once
+(``distinct_texts``: two ids with the same text are one candidate, the first id names it) and negatives are
+mined once per distinct query (``group_queries``: the rows of the queries table that share a normalised
+query text; every row of the query gets the same negatives). A method (bm25, ce, dense) only produces, per
+query, a list of candidate corpus rows with the method's own score (higher = more relevant) and the score of
+each of the query's known positives. ``select_negatives`` then applies, in this order (the order of
+sentence-transformers' ``util.mine_hard_negatives``):
 
-1. known positives are removed: the row's positive and every other positive of the same query (same
-   normalised query text, or ``extra_positives``);
-2. ``absolute_margin``: drop candidates with ``score > positive_score - absolute_margin``;
+1. known positives are removed: every positive of the query (all rows with the same normalised query text,
+   and ``extra_positives``);
+2. ``absolute_margin``: drop candidates with ``score > pos - absolute_margin``, where ``pos`` is the query's
+   LOWEST known positive score (so no negative scores above any of its positives, as in sentence-transformers);
 3. ``relative_margin`` (NV-Retriever TopK-PercPos, sign-safe): drop ``score > pos - |pos| * relative_margin``;
 4. ``max_score`` / ``min_score``: drop candidates above / below;
 5. the survivors, best first, are cut to the window ``[range_min, range_max)``;
@@ -17,53 +22,28 @@ this order (the order of sentence-transformers' ``util.mine_hard_negatives``):
    nothing on large corpora) and are counted that way;
 7. chosen negatives are returned best first; a query that ends with fewer than ``num_negatives`` is counted
    in ``queries_short_of_negatives`` and never padded.
+
+``st_output`` writes the result in sentence-transformers' ``output_format`` layouts and column names.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from hardneg.text import normalise_texts  # noqa: F401  (re-exported: mining's duplicate key)
+from hardneg.methods import MINED_FEATURES
+from hardneg.text import normalise_text, word_jaccard
 
 SamplingStrategy = Literal["top", "random"]
-TRIPLET_COLUMNS = (
-    "anchor",
-    "positive",
-    "negative",
-    "query_id",
-    "positive_id",
-    "negative_id",
-    "negative_rank",
-    "positive_score",
-    "negative_score",
-    "method",
-)
-_WORD = re.compile(r"\w+")
-
-
-def triplet_features():
-    """The datasets Features of a mined triplet table (columns in contract order)."""
-    from datasets import Features, Value
-
-    types = {"negative_rank": "int64", "positive_score": "float64", "negative_score": "float64"}
-    return Features({c: Value(types.get(c, "string")) for c in TRIPLET_COLUMNS})
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def jaccard(a: str, b: str) -> float:
-    """Jaccard similarity of the lower-cased word sets of two texts."""
-    sa, sb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
-    if not sa and not sb:
-        return 1.0
-    return len(sa & sb) / len(sa | sb)
+OutputFormat = Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"]
+OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list")
+# Part of every mined stage key: bump when the selection rules change, so old runs re-mine.
+# 2: margins against the query's lowest positive, identical corpus texts merged (sentence-transformers' rules).
+MINING_RULES_VERSION = 2
+TRIPLET_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
 
 
 @dataclass
@@ -117,8 +97,28 @@ class Selection:
     ranks: list[np.ndarray]
     candidates_considered: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
-    queries_short_of_negatives: int = 0
-    queries_without_candidates: int = 0
+    short: list[bool] = field(default_factory=list)
+    without_candidates: list[bool] = field(default_factory=list)
+
+    @property
+    def queries_short_of_negatives(self) -> int:
+        return sum(self.short)
+
+    @property
+    def queries_without_candidates(self) -> int:
+        return sum(self.without_candidates)
+
+    def per_row(self, group: np.ndarray) -> Selection:
+        """The selection of each query row (``group``: the row's query), counters counted per row."""
+        return Selection(
+            [self.negatives[g] for g in group],
+            [self.scores[g] for g in group],
+            [self.ranks[g] for g in group],
+            self.candidates_considered,
+            self.skipped,
+            [self.short[g] for g in group],
+            [self.without_candidates[g] for g in group],
+        )
 
 
 def positive_matrix(positive_sets: Sequence[Sequence[int]]) -> np.ndarray:
@@ -142,9 +142,10 @@ def select_negatives(
 ) -> Selection:
     """Apply the shared filters to (n_queries, k) candidate rows/scores (row -1 = no candidate).
 
-    ``positive_rows``: the row's own positive (corpus row); ``known_positives``: (n, m) all known positive rows
-    (from ``positive_matrix``); ``texts``: the corpus passages, for the duplicate checks against the known
-    positives (skipped when None).
+    ``positive_scores``: (n,) the score the margins compare with: the query's lowest known positive score
+    (``Candidates.lowest_positive_scores``); ``positive_rows``: the row's own positive (corpus row, unused by
+    the filters); ``known_positives``: (n, m) all known positive rows (from ``positive_matrix``); ``texts``:
+    the corpus passages, for the duplicate checks against the known positives (skipped when None).
     """
     indices = np.asarray(indices, dtype=np.int64)
     s = np.array(scores, dtype=np.float64, copy=True)
@@ -158,7 +159,7 @@ def select_negatives(
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(1, s.shape[1] + 1)[None, :].repeat(n, 0), axis=1)
     sel = Selection([], [], [], candidates_considered=int(alive.sum()))
-    sel.queries_without_candidates = int((~alive.any(axis=1)).sum())
+    sel.without_candidates = (~alive.any(axis=1)).tolist()
 
     def drop(name: str, mask: np.ndarray) -> None:
         nonlocal alive
@@ -193,18 +194,17 @@ def select_negatives(
         for j in window:
             if check:
                 cand = texts[indices[q, j]]
-                if any(_norm(cand) == _norm(p) for p in pos_texts):
+                if any(normalise_text(cand) == normalise_text(p) for p in pos_texts):
                     exact += 1
                     continue
-                if threshold is not None and any(jaccard(cand, p) >= threshold for p in pos_texts):
+                if threshold is not None and any(word_jaccard(cand, p) >= threshold for p in pos_texts):
                     near += 1
                     continue
             chosen.append(j)
             if len(chosen) == params.num_negatives:
                 break
         chosen_arr = np.array(sorted(chosen, key=lambda j: ranks[q, j]), dtype=np.int64)
-        if len(chosen_arr) < params.num_negatives:
-            sel.queries_short_of_negatives += 1
+        sel.short.append(len(chosen_arr) < params.num_negatives)
         sel.negatives.append(indices[q, chosen_arr])
         sel.scores.append(s[q, chosen_arr])
         sel.ranks.append(ranks[q, chosen_arr])
@@ -234,9 +234,192 @@ def describe(values: Sequence[float] | np.ndarray) -> dict[str, float] | None:
 
 @dataclass
 class Candidates:
-    """A method's output before filtering: (n, k) corpus rows (-1 = none), their scores, the positives' scores."""
+    """A method's output before filtering: (n, k) corpus rows (-1 = none), their scores, the positives' scores.
+
+    ``positive_scores`` has the shape of the ``positive_rows`` the method was given: (n,) one positive per
+    query, or (n, m) every known positive of each query (``positive_matrix``; NaN where the row is padding).
+    """
 
     indices: np.ndarray
     scores: np.ndarray
     positive_scores: np.ndarray
     score_name: str
+
+    @property
+    def lowest_positive_scores(self) -> np.ndarray:
+        """(n,) each query's lowest positive score: what the margins compare with (sentence-transformers' rule)."""
+        p = np.asarray(self.positive_scores, dtype=np.float64)
+        return np.nanmin(p, axis=1) if p.ndim == 2 else p
+
+
+def positive_pairs(positive_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query index, corpus row) of every positive in an (n,) or padded (n, m) ``positive_rows`` array."""
+    p = np.asarray(positive_rows, dtype=np.int64).reshape(len(positive_rows), -1)
+    q, j = np.nonzero(p >= 0)
+    return q, p[q, j]
+
+
+def positive_score_array(positive_rows: np.ndarray, values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Put the scores of ``positive_pairs(positive_rows)`` back in ``positive_rows``' shape (NaN = padding)."""
+    p = np.asarray(positive_rows, dtype=np.int64)
+    out = np.full(p.shape, np.nan, dtype=np.float32)
+    out[p >= 0] = np.asarray(values, dtype=np.float32)
+    return out
+
+
+def distinct_texts(passages: Sequence[str]) -> tuple[list[int], np.ndarray]:
+    """Each distinct passage text once, as sentence-transformers' pool: (first row of each text, row -> its index).
+
+    Two ids with the same text are one candidate (named by the first id), and a passage whose text equals
+    a positive's is that positive.
+    """
+    index: dict[str, int] = {}
+    keep: list[int] = []
+    merged = np.empty(len(passages), dtype=np.int64)
+    for row, text in enumerate(passages):
+        if text not in index:
+            index[text] = len(keep)
+            keep.append(row)
+        merged[row] = index[text]
+    return keep, merged
+
+
+@dataclass
+class QueryGroups:
+    """The rows of a queries table grouped by query: negatives are mined once per query, shared by its rows."""
+
+    group: np.ndarray  # (n_rows,) the query of each row
+    first: np.ndarray  # (n_queries,) the first row of each query
+    known: list[list[int]]  # per query: its positives' corpus rows (rows' positives in order, then extras)
+    own: np.ndarray  # (n_rows,) position of the row's own positive in ``known[group]``
+    unknown_extra: int = 0
+
+    def own_scores(self, positive_scores: np.ndarray) -> np.ndarray:
+        """(n_rows,) each row's own positive score from (n_queries, m) scores of ``known``."""
+        return np.asarray(positive_scores)[self.group, self.own]
+
+
+def group_queries(
+    normalised_queries: Sequence[str],
+    query_ids: Sequence[str],
+    positive_rows: Sequence[int],
+    row_of: Mapping[str, int],
+    extra_positives: Mapping[str, Iterable[str]] | None = None,
+) -> QueryGroups:
+    """Group rows by normalised query text; each query's known positives: its rows' positives + extra_positives.
+
+    ``extra_positives`` maps a query id to other known positive doc ids; ids not in ``row_of`` are counted in
+    ``unknown_extra``.
+    """
+    index: dict[str, int] = {}
+    group = np.array([index.setdefault(t, len(index)) for t in normalised_queries], dtype=np.int64)
+    first = np.full(len(index), -1, dtype=np.int64)
+    known: list[list[int]] = [[] for _ in index]
+    for row, (g, pos) in enumerate(zip(group, positive_rows, strict=True)):
+        if first[g] < 0:
+            first[g] = row
+        if int(pos) not in known[g]:
+            known[g].append(int(pos))
+    own = np.array(
+        [known[g].index(int(p)) for g, p in zip(group, positive_rows, strict=True)], dtype=np.int64
+    )
+    unknown_extra = 0
+    extras: list[set[int]] = [set() for _ in index]
+    for g, qid in zip(group, query_ids, strict=True):
+        for doc in (extra_positives or {}).get(qid, ()):
+            if str(doc) in row_of:
+                extras[g].add(row_of[str(doc)])
+            else:
+                unknown_extra += 1
+    for g, extra in enumerate(extras):
+        known[g] += sorted(extra - set(known[g]))
+    return QueryGroups(group, first, known, own, unknown_extra)
+
+
+def check_output_format(output_format: str | None) -> None:
+    """Refuse an ``output_format`` sentence-transformers does not have (None = hardneg's own table)."""
+    if output_format is not None and output_format not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"unknown output_format '{output_format}'; fix: use one of {', '.join(OUTPUT_FORMATS)} or leave it unset"
+        )
+
+
+def st_output(
+    output_format: OutputFormat,
+    groups: QueryGroups,
+    anchors: Sequence[str],
+    positives: Sequence[str],
+    positive_scores: np.ndarray,
+    negatives: Sequence[Sequence[str]],
+    negative_scores: Sequence[np.ndarray],
+    *,
+    num_negatives: int,
+    output_scores: bool,
+) -> dict[str, list]:
+    """Mined negatives in sentence-transformers' ``output_format`` layout, rows and column names.
+
+    ``anchors``, ``positives``, ``positive_scores``: per query row (its own positive); ``negatives``,
+    ``negative_scores``: per query (``groups``), best first. Rows come query by query (first appearance), each
+    query's distinct positives in order, as ``sentence_transformers.util.mine_hard_negatives`` writes them,
+    with ``anchor``/``positive`` as the anchor and positive column names:
+
+    - ``triplet``: (anchor, positive, negative[, scores=[pos, neg]]), a row per positive and negative;
+    - ``n-tuple``: (anchor, positive, negative_1 ... negative_n[, scores]), positives with all n negatives;
+    - ``labeled-pair``: (anchor, positive, label 1/0 | score), each query's positives then its negatives;
+    - ``labeled-list``: (anchor, positive=[pos, neg...], labels=[1, 0...] | scores), a row per positive.
+    """
+    check_output_format(output_format)
+    rows_of: list[list[int]] = [[] for _ in groups.known]
+    seen: set[tuple[int, int]] = set()
+    for row, (g, own) in enumerate(zip(groups.group, groups.own, strict=True)):
+        if (
+            g,
+            own,
+        ) not in seen:  # a repeated (query, positive) pair is one positive, as in sentence-transformers
+            seen.add((g, own))
+            rows_of[g].append(row)
+    pairs = [(g, row) for g in range(len(rows_of)) for row in rows_of[g]]
+    out: dict[str, list] = {"anchor": [], "positive": []}
+    label = "score" if output_scores else "label"
+    if output_format == "triplet":
+        out |= {"negative": [], **({"scores": []} if output_scores else {})}
+        for g, row in pairs:
+            for text, score in zip(negatives[g], negative_scores[g], strict=True):
+                out["anchor"].append(anchors[row])
+                out["positive"].append(positives[row])
+                out["negative"].append(text)
+                if output_scores:
+                    out["scores"].append([float(positive_scores[row]), float(score)])
+    elif output_format == "n-tuple":
+        full = [(g, row) for g, row in pairs if len(negatives[g]) == num_negatives]
+        out["anchor"] = [anchors[row] for _, row in full]
+        out["positive"] = [positives[row] for _, row in full]
+        for i in range(num_negatives):
+            out[f"negative_{i + 1}"] = [negatives[g][i] for g, _ in full]
+        if output_scores:
+            out["scores"] = [
+                [float(positive_scores[row]), *map(float, negative_scores[g])] for g, row in full
+            ]
+    elif output_format == "labeled-pair":
+        out[label] = []
+        for g, rows in enumerate(rows_of):
+            docs = [(positives[r], positive_scores[r], 1) for r in rows]
+            docs += [(t, s, 0) for t, s in zip(negatives[g], negative_scores[g], strict=True)]
+            for text, score, is_positive in docs:
+                out["anchor"].append(anchors[rows[0]])
+                out["positive"].append(text)
+                out[label].append(float(score) if output_scores else is_positive)
+    else:
+        labels = "scores" if output_scores else "labels"
+        out[labels] = []
+        for g, row in pairs:
+            if len(negatives[g]) == 0:
+                continue
+            out["anchor"].append(anchors[row])
+            out["positive"].append([positives[row], *negatives[g]])
+            out[labels].append(
+                [float(positive_scores[row]), *map(float, negative_scores[g])]
+                if output_scores
+                else [1] + [0] * len(negatives[g])
+            )
+    return out

@@ -6,11 +6,13 @@ Shipped templates (this folder):
 - ``query_zeroshot`` passage -> query, zero-shot chat turn (for larger instruction-tuned models)
 - ``llm_hn``         query -> hard negative passage (the paper's corpus-free method)
 - ``llm_pos_hn``     query + positive -> hard negative passage
+- ``llm_perturb_hn`` query + positive + how much to change -> the positive rewritten so it no longer answers
+- ``fn_judge``       query + passage -> Yes/No: does the passage answer the query (false-negative repair)
 
 Users pass their own file (``prompt="my_prompt.yaml"``) with the same keys. The template text, its
 version and its SHA-256 go into every generated row and into the dataset card.
 
-Placeholders are ``{passage}``, ``{query}`` and ``{positive}``; they are replaced in one pass, so braces
+Placeholders are ``{passage}``, ``{query}``, ``{positive}`` and ``{change}`` (how much a rewrite changes); they are replaced in one pass, so braces
 or placeholder-like text inside a passage are inserted verbatim and never expanded.
 """
 
@@ -25,7 +27,8 @@ from typing import Literal
 import yaml
 
 PROMPTS_DIR = Path(__file__).parent
-PLACEHOLDERS = ("passage", "query", "positive")
+PLACEHOLDERS = ("passage", "query", "positive", "change")
+KINDS = ("query", "negative", "judge")
 _PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _REQUIRED = ("name", "version", "kind", "text")
 
@@ -36,7 +39,7 @@ class PromptTemplate:
 
     name: str
     version: str
-    kind: Literal["query", "negative"]
+    kind: Literal["query", "negative", "judge"]
     text: str
     format: Literal["completion", "chat"] = "completion"
     inputs: tuple[str, ...] = ("passage",)
@@ -82,9 +85,9 @@ def load_prompt(name_or_path: str | Path) -> PromptTemplate:
             f"prompt file '{path}' must be a YAML mapping with keys {list(_REQUIRED)}; fix: add the missing keys"
         )
     kind, fmt = data["kind"], data.get("format", "completion")
-    if kind not in ("query", "negative") or fmt not in ("completion", "chat"):
+    if kind not in KINDS or fmt not in ("completion", "chat"):
         raise ValueError(
-            f"prompt file '{path}': kind must be query|negative and format completion|chat; fix: correct them"
+            f"prompt file '{path}': kind must be {'|'.join(KINDS)} and format completion|chat; fix: correct them"
         )
     text = str(data["text"])
     inputs = tuple(data.get("inputs") or sorted(set(_PLACEHOLDER_RE.findall(text))))

@@ -1,0 +1,418 @@
+"""The explorer: one self-contained static HTML file to read a build (and a run's retrievals) side by side.
+
+    write_explorer("runs/demo/dataset", "runs/demo/explore.html", run_dir="runs/demo")
+
+What it shows (nothing is recomputed; everything comes from what the build and the evaluation wrote):
+
+- per generated query: the positive and every method's negative(s) side by side, with the row's
+  mining rank (BM25 / dense / cross-encoder window rank, ``negative_rank``), the method's own scores of
+  negative vs positive (``negative_score`` / ``positive_score``, named by the config's ``score_name``), the
+  suspected-false-negative flag (from ``false_negative_detail.suspected_rows`` in ``build_stats.json``, or for
+  a method whose own scores come from the false-negative scorer, ``negative_score >= positive_score``), and
+  the generator outputs that were rejected and why (``<run>/cache/rejects/<method>.jsonl``, when the dataset
+  folder sits in its run folder or ``rejects_dir`` is given);
+- with ``run_dir``: per evaluation query, each model's top-10 (from the gzip TREC run file named by each
+  result's ``run_file``) with relevance marks from the evaluation set's qrels, the per-query metric, and the
+  queries where two models (or all models) disagree most.
+
+The page has no server, no CDN and no network access: the data is one gzip-compressed, base64 JSON
+document (columns of integers into one string table) inflated by the browser's ``DecompressionStream``;
+only the current page of rows is rendered, so 100k queries stay usable (docs/explore.md has the figures).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hardneg.corpus import passage_text
+from hardneg.metrics import read_run_file, trec_order
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE = Path(__file__).with_name("explore.html")
+DATA_MARKER = "__HARDNEG_EXPLORER_DATA__"
+TOP_N = 10
+DOC_CHARS = 400  # evaluation passages are shown cut to this many characters
+
+
+@dataclass
+class ExploreConfig:
+    """What to show and where to write it."""
+
+    dataset: str = field(
+        default="runs/demo/dataset", metadata={"help": "The build's dataset folder or its Hub id."}
+    )
+    output: str = field(default="runs/demo/explore.html", metadata={"help": "The HTML file to write."})
+    revision: str | None = field(default=None, metadata={"help": "Hub revision of --dataset."})
+    run_dir: str | None = field(
+        default=None,
+        metadata={"help": "Run folder with results/*.json and their .trec.gz run files (top-10 per model)."},
+    )
+    rejects_dir: str | None = field(
+        default=None,
+        metadata={"help": "The build's cache/rejects folder (default: beside a local dataset folder)."},
+    )
+    metric: str | None = field(
+        default=None, metadata={"help": "Per-query metric shown and ranked by (default nDCG@10)."}
+    )
+    eval_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluation set for query texts, passages and qrels (default: the results' source)."
+        },
+    )
+
+
+class StringTable:
+    """Each distinct string stored once; rows refer to it by index (-1 = missing)."""
+
+    def __init__(self) -> None:
+        self.strings: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def add(self, text: Any) -> int:
+        if text is None:
+            return -1
+        text = str(text)
+        i = self._index.get(text)
+        if i is None:
+            i = self._index[text] = len(self.strings)
+            self.strings.append(text)
+        return i
+
+
+def _round(x: Any, digits: int = 4) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else round(x, digits)
+
+
+def _load_configs(dataset: str, revision: str | None) -> tuple[dict[str, Any], dict, Path | None]:
+    """Every config's train split as column lists, the build statistics, and the local folder (if any)."""
+    from datasets import get_dataset_config_names, load_dataset
+
+    folder = Path(dataset)
+    local = folder.is_dir()
+    if local:
+        stats_path = folder / "build_stats.json"
+        if not stats_path.is_file():
+            raise ValueError(
+                f"'{dataset}' has no build_stats.json; fix: point --dataset at a build's dataset folder "
+                "(e.g. runs/demo/dataset)"
+            )
+        build_stats = json.loads(stats_path.read_text())
+    else:
+        from huggingface_hub import hf_hub_download
+
+        build_stats = json.loads(
+            Path(
+                hf_hub_download(dataset, "build_stats.json", repo_type="dataset", revision=revision)
+            ).read_text()
+        )
+    names = get_dataset_config_names(str(dataset), revision=revision)
+    configs = {}
+    for name in names:
+        ds = load_dataset(str(dataset), name, split="train", revision=revision)
+        configs[name] = ds.to_dict()
+    return configs, build_stats, folder if local else None
+
+
+def _read_rejects(rejects_dir: Path | None) -> dict[str, list[dict]]:
+    if rejects_dir is None or not rejects_dir.is_dir():
+        return {}
+    out = {}
+    for path in sorted(rejects_dir.glob("*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            out[path.stem] = [json.loads(line) for line in f if line.strip()]
+    return out
+
+
+def _flags(method: str, cols: dict[str, list], stats: dict) -> list[int]:
+    """Per row 1 when the false-negative scorer rated the negative at or above the positive."""
+    n = len(cols.get("anchor", []))
+    flags = [0] * n
+    detail = stats.get("false_negative_detail") or {}
+    rows = detail.get("suspected_rows")
+    if rows is not None:
+        for r in rows:
+            if 0 <= r < n:
+                flags[r] = 1
+        return flags
+    own = (stats.get("params") or {}).get("scorer")
+    if own and own == stats.get("false_negative_scorer"):  # the method's own scores are the estimate
+        for i, (p, s) in enumerate(zip(cols["positive_score"], cols["negative_score"], strict=True)):
+            if p is not None and s is not None and s >= p:
+                flags[i] = 1
+    return flags
+
+
+def _stage_fn_scores(
+    stages: Path, method: str, scorer: str | None, cols: dict[str, list]
+) -> tuple[list, list]:
+    """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
+    folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
+    from datasets import load_from_disk
+
+    from hardneg.build import fn_scores_file
+
+    if not scorer or not (stages / method / fn_scores_file(scorer)).is_file():
+        return [], []
+    saved = json.loads((stages / method / fn_scores_file(scorer)).read_text())
+    stage = load_from_disk(str(stages / method / "data")).select_columns(["query_id", "negative"]).to_dict()
+    if len(stage["query_id"]) != len(saved.get("positive", [])):
+        return [], []
+    at = {(str(q), t): i for i, (q, t) in enumerate(zip(stage["query_id"], stage["negative"], strict=True))}
+    rows = [at.get((str(q), t)) for q, t in zip(cols["query_id"], cols["negative"], strict=True)]
+    pos = [None if r is None else _round(saved["positive"][r]) for r in rows]
+    neg = [None if r is None else _round(saved["negative"][r]) for r in rows]
+    return (pos, neg) if any(p is not None for p in pos) else ([], [])
+
+
+def build_payload(
+    dataset: str,
+    *,
+    revision: str | None = None,
+    run_dir: str | Path | None = None,
+    rejects_dir: str | Path | None = None,
+    metric: str | None = None,
+    eval_data: str | None = None,
+) -> dict[str, Any]:
+    """The explorer's data: a string table and integer/float columns (see the module docstring)."""
+    configs, build_stats, folder = _load_configs(dataset, revision)
+    if "queries" not in configs:
+        raise ValueError(f"'{dataset}' has no 'queries' config; fix: point at a hardneg build's dataset")
+    st = StringTable()
+    q = configs["queries"]
+    qrow = {str(qid): i for i, qid in enumerate(q["query_id"])}
+    by_positive = defaultdict(list)
+    for i, pid in enumerate(q["positive_id"]):
+        by_positive[str(pid)].append(i)
+    queries = {
+        "id": [st.add(x) for x in q["query_id"]],
+        "text": [st.add(x) for x in q["query"]],
+        "pos": [st.add(x) for x in q["positive"]],
+        "pos_id": [st.add(x) for x in q["positive_id"]],
+    }
+    config_stats = build_stats.get("configs") or {}
+    methods = {}
+    for name, cols in configs.items():
+        if name == "queries" or "negative" not in cols:
+            continue
+        stats = config_stats.get(name) or {}
+        rows = [qrow.get(str(x), -1) for x in cols["query_id"]]
+        unknown = rows.count(-1)
+        if unknown:
+            logger.warning(
+                "%s: %d rows whose query_id is not in the queries config are left out", name, unknown
+            )
+        keep = [i for i, r in enumerate(rows) if r >= 0]
+        flags = _flags(name, cols, stats)
+        fs_p, fs_n = [], []
+        own = (stats.get("params") or {}).get("scorer")
+        if folder is not None and stats.get("false_negative_scorer") not in (None, own):
+            fs_p, fs_n = _stage_fn_scores(
+                folder.parent / "stages", name, stats["false_negative_scorer"], cols
+            )
+        methods[name] = {
+            "q": [rows[i] for i in keep],
+            "neg": [st.add(cols["negative"][i]) for i in keep],
+            "neg_id": [st.add(cols["negative_id"][i]) for i in keep] if "negative_id" in cols else [],
+            "rank": [cols["negative_rank"][i] for i in keep] if "negative_rank" in cols else [],
+            "ps": [_round(cols["positive_score"][i]) for i in keep] if "positive_score" in cols else [],
+            "ns": [_round(cols["negative_score"][i]) for i in keep] if "negative_score" in cols else [],
+            "flag": [flags[i] for i in keep],
+            "fs_p": [fs_p[i] for i in keep] if fs_p else [],
+            "fs_n": [fs_n[i] for i in keep] if fs_n else [],
+            "fn_score_name": (stats.get("false_negative_detail") or {}).get("score_name"),
+            "score_name": stats.get("score_name"),
+            "fn_rate": stats.get("suspected_false_negative_rate"),
+            "fn_scorer": stats.get("false_negative_scorer"),
+            "fn_same_as_guard": stats.get("false_negative_same_as_guard"),
+            "rejects": stats.get("rejects") or {},
+        }
+    if rejects_dir is None and folder is not None:
+        rejects_dir = folder.parent / "cache" / "rejects"
+    rejects = {}
+    for name, rows in _read_rejects(Path(rejects_dir) if rejects_dir else None).items():
+        is_query = name not in methods  # query generation is keyed by passage id
+        qs, texts, reasons = [], [], []
+        for r in rows:
+            targets = by_positive.get(str(r.get("id")), []) if is_query else [qrow.get(str(r.get("id")), -1)]
+            for t in targets:
+                if t >= 0:
+                    qs.append(t)
+                    texts.append(st.add(r.get("text") or r.get("raw") or ""))
+                    reasons.append(st.add(r.get("reason")))
+        rejects[name] = {"q": qs, "text": texts, "reason": reasons}
+    meta = {
+        "dataset": str(dataset),
+        "revision": revision,
+        "created": build_stats.get("created"),
+        "hardneg_version": build_stats.get("hardneg_version"),
+        "generator": (build_stats.get("generator") or {}).get("model"),
+        "queries": len(q["query_id"]),
+    }
+    payload: dict[str, Any] = {"meta": meta, "queries": queries, "methods": methods, "rejects": rejects}
+    if run_dir is not None:
+        payload["eval"] = build_eval_payload(Path(run_dir), st, metric=metric, eval_data=eval_data)
+    payload["strings"] = st.strings
+    return payload
+
+
+def top_documents(path: str | Path, top_n: int = TOP_N) -> dict[str, list[str]]:
+    """A TREC run file (``hardneg.metrics.read_run_file``) -> {qid: its top_n doc ids in trec_eval's order}."""
+    return {q: trec_order(scores)[:top_n] for q, scores in read_run_file(path).items()}
+
+
+def _pick_metric(results: list[dict], metric: str | None) -> str:
+    names = [m for r in results for pq in r.get("per_query", {}).values() for m in pq][:50]
+    if metric:
+        if metric not in names:
+            raise ValueError(
+                f"metric '{metric}' is not in the per-query results; fix: use one of {sorted(set(names))}"
+            )
+        return metric
+    return next((m for m in names if m.lower().startswith("ndcg@10")), names[0] if names else "")
+
+
+def build_eval_payload(
+    run_dir: Path, st: StringTable, *, metric: str | None = None, eval_data: str | None = None
+) -> dict[str, Any]:
+    """Per evaluation query: each model's top-10 with relevance, and the per-query metric."""
+    paths = sorted((run_dir / "results").glob("*.json"))
+    if not paths:
+        raise ValueError(
+            f"no result files in {run_dir / 'results'}; fix: run `make evaluate RUN_DIR={run_dir}` first"
+        )
+    results = [(p, json.loads(p.read_text())) for p in paths]
+    results = [(p, r) for p, r in results if isinstance(r, dict) and "per_query" in r]
+    metric = _pick_metric([r for _, r in results], metric)
+    sources = sorted(
+        {(r.get("dataset_source") or r.get("dataset"), r.get("split", "test")) for _, r in results}
+    )
+    data = None
+    if eval_data or sources:
+        from hardneg.beir import load_eval_dataset
+
+        src, split = (eval_data, sources[0][1] if sources else "test") if eval_data else sources[0]
+        try:
+            data = load_eval_dataset(src, split=split)
+        except Exception as err:  # the explorer still shows ids and metrics without the texts
+            logger.warning("cannot load evaluation set %s (%s): showing document ids only", src, err)
+    qids = sorted({q for _, r in results for q in r["per_query"]}, key=lambda x: (len(x), x))
+    qindex = {q: i for i, q in enumerate(qids)}
+    docs: dict[str, int] = {}
+    doc_text, doc_id = [], []
+
+    def doc(d: str) -> int:
+        if d not in docs:
+            docs[d] = len(doc_id)
+            doc_id.append(st.add(d))
+            entry = (data.corpus.get(d) if data else None) or {}
+            text = passage_text(entry.get("title"), entry.get("text") or "")
+            doc_text.append(st.add(text[:DOC_CHARS]) if text else -1)
+        return docs[d]
+
+    models = []
+    for path, r in results:
+        per = [None] * len(qids)
+        for q, vals in r["per_query"].items():
+            per[qindex[q]] = _round(vals.get(metric))
+        top: list[list[int]] = [[] for _ in qids]
+        run_file = r.get("run_file")
+        if run_file:
+            rp = path.parent / run_file
+            if rp.is_file():
+                for q, ds in top_documents(rp).items():
+                    if q in qindex:
+                        top[qindex[q]] = [doc(d) for d in ds]
+            else:
+                logger.warning("%s names run file %s, which is missing", path.name, rp)
+        seed = r.get("seed")
+        label = r.get("method") or r.get("model") or path.stem
+        models.append(
+            {
+                "name": f"{label} seed{seed}" if seed is not None else label,
+                "method": r.get("method"),
+                "seed": seed,
+                "dataset": r.get("dataset"),
+                "per": per,
+                "top": top,
+                "has_run": bool(run_file),
+            }
+        )
+    rel: list[list[list[int]]] = [[] for _ in qids]
+    qtext = [-1] * len(qids)
+    if data is not None:
+        for q, i in qindex.items():
+            qtext[i] = st.add(data.queries.get(q))
+            rel[i] = [[doc(d), int(g)] for d, g in sorted((data.qrels.get(q) or {}).items()) if int(g) > 0]
+    return {
+        "metric": metric,
+        "qid": [st.add(q) for q in qids],
+        "qtext": qtext,
+        "rel": rel,
+        "doc_id": doc_id,
+        "doc_text": doc_text,
+        "models": models,
+        "has_qrels": data is not None,
+    }
+
+
+def render_html(payload: dict[str, Any], *, title: str = "hardneg explorer") -> str:
+    """The page: the template with the payload embedded as gzip + base64 (inflated in the browser)."""
+    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    blob = base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+    html = TEMPLATE.read_text(encoding="utf-8")
+    return html.replace("__HARDNEG_TITLE__", _escape(title)).replace(DATA_MARKER, blob)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_explorer(
+    dataset: str,
+    output: str | Path,
+    *,
+    revision: str | None = None,
+    run_dir: str | Path | None = None,
+    rejects_dir: str | Path | None = None,
+    metric: str | None = None,
+    eval_data: str | None = None,
+) -> Path:
+    """Write the explorer of a build's dataset (folder or Hub id) and optionally a run's retrievals.
+
+    Args:
+        dataset: the build's dataset folder (``runs/demo/dataset``) or its Hub id.
+        output: the HTML file to write (opens from disk, works offline).
+        revision: Hub revision of ``dataset``.
+        run_dir: a run folder with ``results/*.json`` (+ their gzip TREC run files) to show top-10 lists.
+        rejects_dir: the build's ``cache/rejects`` folder (default: beside a local dataset folder).
+        metric: per-query metric to show and to rank disagreements by (default nDCG@10).
+        eval_data: evaluation set to read query texts, passages and qrels from (default: the results'
+            ``dataset_source``).
+    """
+    payload = build_payload(
+        dataset,
+        revision=revision,
+        run_dir=run_dir,
+        rejects_dir=rejects_dir,
+        metric=metric,
+        eval_data=eval_data,
+    )
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(".tmp")
+    tmp.write_text(render_html(payload, title=f"hardneg explorer: {dataset}"), encoding="utf-8")
+    tmp.replace(output)
+    return output

@@ -1,0 +1,127 @@
+"""Training you can follow: trackers, the log history kept in the model folder, sentence-transformers' card
+with hardneg's block, whole-run statistics after a resume, and the training-loss plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+from test_train import cranfield_triplets, dataset_dir, tiny_config  # noqa: F401  (fixtures)
+from transformers import TrainerCallback
+
+from hardneg.config import ConfigError
+from hardneg.train import TrainConfig, last_checkpoint, resolve_report_to, train
+
+
+def test_report_to_choices(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "tensorboard" else real(n, *a)
+    )
+    assert resolve_report_to("auto") == ["none"]
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: object() if n == "tensorboard" else real(n, *a)
+    )
+    assert resolve_report_to("auto") == ["tensorboard"]
+    assert resolve_report_to("none") == ["none"]
+    assert resolve_report_to("tensorboard,none") == ["tensorboard"]
+    with pytest.raises(ConfigError, match="unknown report_to .*'mlflowx'.*fix:"):
+        resolve_report_to("mlflowx")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "wandb" else real(n, *a))
+    with pytest.raises(ConfigError, match=r"report_to \['wandb'\] is not installed; fix: pip install wandb"):
+        TrainConfig(report_to="wandb")
+    with pytest.raises(ConfigError, match="hub_model_version"):
+        TrainConfig(push_to_hub=True, hub_model_id="org/name")
+
+
+@pytest.fixture(scope="module")
+def followed(tmp_path_factory, dataset_dir) -> Path:  # noqa: F811
+    out = tmp_path_factory.mktemp("follow") / "models" / "bm25_hn" / "seed0"
+    config = tiny_config(dataset_dir, out, eval_size=4, seed=0, run_name="bm25-demo", report_to="none")
+    return train(config)
+
+
+def test_final_folder_keeps_log_history(followed: Path):
+    assert not (followed / "checkpoints").exists()
+    state = json.loads((followed / "trainer_state.json").read_text())
+    losses = [h for h in state["log_history"] if "loss" in h]
+    assert [h["step"] for h in losses] == [1, 2] and state["global_step"] == 2
+
+
+def test_card_is_sentence_transformers_card_plus_hardneg_block(followed: Path):
+    text = (followed / "README.md").read_text()
+    card = ModelCard(text)
+    meta = card.data.to_dict()
+    # sentence-transformers' own sections stay: training logs, dataset statistics, the loss citation
+    assert "### Training Logs" in text and "### Training Dataset" in text
+    assert "MultipleNegativesRankingLoss" in text and "@inproceedings" in text
+    # hardneg's block: dataset id + config, method, seed, the held-out evaluation as model-index
+    assert text.count("<!-- hardneg:start") == 1 and "## Trained with hardneg" in text
+    assert "method `bm25_hn`, seed 0" in text
+    assert (
+        "hardneg" in meta["tags"]
+        and "hardneg-bm25_hn" in meta["tags"]
+        and "sentence-transformers" in meta["tags"]
+    )
+    names = {r["name"] for m in meta["model-index"] for r in m["results"] for r in [r["dataset"]]}
+    assert names == {"heldout"}  # sentence-transformers' entry for the held-out triplets, not a second copy
+    assert meta["model-index"][0]["name"] == "minilm fine-tuned on bm25_hn (hardneg, seed 0)"
+    # re-rendering (e.g. at publish time) replaces the block instead of adding a second one
+    from hardneg.cards import ModelCardData, render_model_card
+
+    again = render_model_card(ModelCardData.load(followed / "card_data.json"), base_card=text)
+    assert again.count("<!-- hardneg:start") == 1 and "### Training Logs" in again
+
+
+class _StopAfterFirstSave(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt("simulated kill after the first checkpoint")
+
+
+def test_resumed_training_reports_the_whole_run(dataset_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "model"
+    config = tiny_config(
+        dataset_dir, out, max_train_samples=16, max_steps=4, save_steps=2, report_to="none", warmup_ratio=0.0
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[_StopAfterFirstSave()])
+    assert last_checkpoint(out / "checkpoints").name == "checkpoint-2"
+    train(config)
+    summary = json.loads((out / "training_summary.json").read_text())
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    per_step = {h["step"]: h["loss"] for h in history if "loss" in h}
+    assert sorted(per_step) == [1, 2, 3, 4]
+    whole = sum(per_step.values()) / 4
+    last = (per_step[3] + per_step[4]) / 2
+    assert summary["segments"] == 2 and summary["last_segment"]["steps"] == 2
+    assert summary["train_loss"] == pytest.approx(whole, rel=1e-3)
+    assert summary["last_segment"]["train_loss"] == pytest.approx(last, rel=1e-3)
+    assert summary["train_seconds"] > summary["last_segment"]["train_seconds"] > 0
+
+
+def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
+    import hardneg.hub
+    from hardneg.train import push_model
+
+    calls = []
+
+    class _Result:
+        commit_url = "https://hub.example/commit/abc"
+
+    monkeypatch.setattr(hardneg.hub, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
+    assert push_model(tmp_path, repo_id="org/retriever", version="1.2.0", private=False) == _Result.commit_url
+    assert calls == [((tmp_path, "org/retriever", "1.2.0"), {"private": False, "confirm": True})]
+
+
+def test_publish_dry_run_keeps_the_sentence_transformers_card(followed: Path):
+    from hardneg.hub import publish_model
+
+    result = publish_model(followed, "org/minilm-bm25-hn", "1.0.0")  # dry run: nothing is uploaded
+    assert (
+        result.dry_run and "### Training Logs" in result.card and result.card.count("<!-- hardneg:start") == 1
+    )
+    assert 'SentenceTransformer("org/minilm-bm25-hn")' in result.card
