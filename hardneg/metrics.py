@@ -391,7 +391,9 @@ def crossed_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, in
     return m, seed_var, s2e, s - 1
 
 
-def seed_terms(scores: Mapping[str, np.ndarray], trained: Mapping[str, bool] | None = None) -> dict[str, SeedTerm]:
+def seed_terms(
+    scores: Mapping[str, np.ndarray], trained: Mapping[str, bool] | None = None
+) -> dict[str, SeedTerm]:
     """Per method the seed term of the Welch test. ``scores[name]``: (seeds, queries, ...). A method marked
     ``trained`` that has one seed while another method has >= 2 borrows the pooled per-run seed variance
     (df-weighted over the methods with >= 2 seeds, with their pooled df): one training run says nothing
