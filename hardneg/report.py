@@ -5,22 +5,25 @@ Reads every ``<run_dir>/results/*.json`` written by ``hardneg.evaluate`` (one fi
 seed and dataset) and writes
 
 - ``results.json`` / ``results.csv``: one row per (model, method, dataset): ``model, method, dataset`` +
-  each metric's mean over seeds, then ``seeds``, ``queries``, ``queries_excluded`` and per metric
+  each metric's mean over seeds, then ``seeds``, ``queries``, ``queries_dropped``, ``queries_excluded`` and per metric
   ``<m>_seed_sd``, ``<m>_ci_low``, ``<m>_ci_high``; ``results_per_seed.csv``: one row per seed;
 - ``results.md``: per dataset a table (rows: methods with a letter; per metric the mean, the seed SD and
   the 95% interval, and the letters of the rows it is significantly better than), the minimum detectable
   effect of the design, then the multi-dataset summary and every pairwise comparison with its verdict;
 - ``significance.json`` / ``significance.csv``: every pair of methods per (dataset, metric): mean
-  difference, 95% interval, p-value, Holm-adjusted p-value within the (dataset, metric) family, verdict;
+  difference, its SE and Welch df, 95% interval, p-value, Holm-adjusted p-value within the (dataset,
+  metric) family, verdict of a vs b (better / worse / noise);
 - ``mde.json``: the variance components and minimum detectable effect per (dataset, metric);
 - ``results.png`` (bars with intervals), ``results_forest.png`` (differences to a reference method, per
   dataset and metric) and ``results_scatter.png`` (per-query scores of two methods, seed-averaged).
 
-Statistics (docs/evaluation.md): intervals and tests come from one two-level bootstrap per dataset
-(``hardneg.metrics.two_level_bootstrap``: training seeds, then queries, paired across methods), so they
-cover both the luck of the training seed and the sampling of queries. With one seed per method they cover
-queries only, and the report says so. A difference is called real only when its Holm-adjusted p-value is
-below ``alpha``; otherwise the report calls it noise.
+Statistics (docs/evaluation.md): seeds and queries are crossed. Pairs are tested with a studentized
+Welch-Satterthwaite t test over the query and per-method seed variance components
+(``hardneg.metrics.welch_pair``; interval d +- t SE), Holm-corrected within each (dataset, metric); a
+trained method with one seed borrows the pooled seed variance of the others. Per-method intervals come
+from a two-level bootstrap (seeds, then queries, paired across methods). With one seed per method
+everything covers queries only, and the report says so. A difference is called real (better / worse)
+only when its Holm-adjusted p-value is below ``alpha``; otherwise the report calls it noise.
 """
 
 from __future__ import annotations
