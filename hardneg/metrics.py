@@ -452,7 +452,8 @@ def welch_pair(
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se > 0, np.abs(d) / np.where(se > 0, se, 1.0), np.where(d == 0, 0.0, np.inf))
     p = 2 * stats.t.sf(t, df)
-    p = np.where(np.isfinite(d), p, 1.0)
+    informative = q > 1 or ta.df > 0 or tb.df > 0  # one query and no seeds: nothing to test against
+    p = np.where(np.isfinite(d) & informative, p, 1.0)
     half = stats.t.ppf(1 - alpha / 2, df) * se
     return WelchResult(d, se, df, p, d - half, d + half)
 

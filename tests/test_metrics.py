@@ -185,6 +185,9 @@ def test_welch_test_is_calibrated_when_seed_luck_dominates_and_still_has_power()
     # a NaN difference is never a win
     a[0, 0, 0] = np.nan
     assert welch_pair(a, b, t["a"], t["b"]).p[0] == 1.0
+    # one query, no seeds: no variance to test against, never significant
+    zero = seed_terms({"x": np.ones((1, 1, 1))})["x"]
+    assert welch_pair(np.ones((1, 1, 1)), np.zeros((1, 1, 1)), zero, zero).p[0] == 1.0
 
 
 def test_one_seed_trained_method_borrows_pooled_seed_variance():

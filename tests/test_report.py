@@ -88,6 +88,7 @@ def test_report_files_rows_and_significance(run, capsys):
     render_report(ReportConfig(run_dir=str(run), n_resamples=2000))
     md = (run / "results.md").read_text()
     assert "One training seed per method" in md and "query sampling only" in md
+    assert md.count("One training seed per method on this dataset") == 2  # per dataset too
     assert "| all-MiniLM-L6-v2 | llm_hn" in md and "## All datasets" in md and "Wins / ties / losses" in md
     letters = {
         line.split("|")[3].strip(): line.split("|")[1].strip()
