@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -365,11 +365,17 @@ def bootstrap_p_value(replicates: np.ndarray, observed: np.ndarray) -> np.ndarra
 class SeedTerm:
     """One method's seed term on one dataset, per metric: ``var`` the seed variance of its seed-averaged
     mean (the per-run seed variance divided by its seed count), ``df`` its degrees of freedom (S - 1;
-    0 for a deterministic system), ``borrowed`` when it comes from the other methods (a 1-seed run)."""
+    0 for a deterministic system), ``borrowed`` when it comes from the other methods (a 1-seed run).
+    ``sources``: the independent variance estimates it is made of, ``{method: (part of var, df, part of
+    the mean square it was estimated from)}``, so that ``welch_df`` counts an estimate shared by both
+    sides of a pair once (a borrowed term reuses the other methods' estimates) and takes each estimate's
+    variability from its raw mean square (the seed mean square before the query-noise correction; the
+    corrected value understates how much a 2-df estimate varies); None: the term is its own source."""
 
     var: np.ndarray
     df: float
     borrowed: bool = False
+    sources: dict[str, tuple[np.ndarray, float, np.ndarray]] | None = None
 
 
 def crossed_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -399,16 +405,22 @@ def seed_terms(
     (df-weighted over the methods with >= 2 seeds, with their pooled df): one training run says nothing
     about its own seed luck, but it has some."""
     parts = {k: crossed_parts(v) for k, v in scores.items()}
-    seeded = [(p[1], p[3]) for p in parts.values() if p[3] > 0]
-    pooled_df = sum(df for _, df in seeded)
-    pooled = sum(v * df for v, df in seeded) / pooled_df if pooled_df else None
+    ms = {
+        k: np.asarray(v, np.float64).mean(axis=1).var(axis=0, ddof=1)
+        for k, v in scores.items()
+        if parts[k][3]
+    }
+    seeded = {k: (p[1], p[3], ms[k]) for k, p in parts.items() if p[3] > 0}
+    pooled_df = sum(d for _, d, _ in seeded.values())
     out = {}
     for k, (_, var, _, df) in parts.items():
         s = np.shape(scores[k])[0]
         if df > 0:
-            out[k] = SeedTerm(var / s, float(df))
-        elif pooled is not None and (trained or {}).get(k, False):
-            out[k] = SeedTerm(np.asarray(pooled, np.float64), float(pooled_df), borrowed=True)
+            out[k] = SeedTerm(var / s, float(df), sources={k: (var / s, float(df), ms[k] / s)})
+        elif pooled_df and (trained or {}).get(k, False):
+            shares = {j: (v * d / pooled_df, float(d), m * d / pooled_df) for j, (v, d, m) in seeded.items()}
+            pooled = sum(v for v, _, _ in shares.values())
+            out[k] = SeedTerm(np.asarray(pooled, np.float64), float(pooled_df), borrowed=True, sources=shares)
         else:
             out[k] = SeedTerm(np.zeros_like(var), 0.0)
     return out
@@ -427,9 +439,15 @@ class WelchResult:
 
 
 def welch_df(qterm: np.ndarray, q: int, terms: Sequence[SeedTerm]) -> tuple[np.ndarray, np.ndarray]:
-    """(SE^2, Welch-Satterthwaite df) from the query term (df Q - 1) and the seed terms."""
+    """(SE^2, Welch-Satterthwaite df) from the query term (df Q - 1) and the seed terms. Terms built on
+    the same variance estimate (``SeedTerm.sources``: a borrowed pooled variance reuses the other side's)
+    are added before squaring, as Satterthwaite's formula for a sum of independent estimates requires."""
     se2 = qterm + sum(t.var for t in terms)
-    den = qterm**2 / max(q - 1, 1) + sum((t.var**2 / t.df) if t.df > 0 else 0.0 * t.var for t in terms)
+    merged: dict[Any, tuple[Any, float]] = {}
+    for i, t in enumerate(terms):
+        for key, (_, d, m) in (t.sources or {("own", i): (t.var, t.df, t.var)}).items():
+            merged[key] = (merged[key][0] + m if key in merged else m, d)
+    den = qterm**2 / max(q - 1, 1) + sum((m**2 / d) if d > 0 else 0.0 * m for m, d in merged.values())
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.where(den > 0, se2**2 / np.where(den > 0, den, 1.0), max(q - 1, 1))
     return se2, df
@@ -469,7 +487,8 @@ class VarianceComponents:
     ``mde``: the smallest true difference between two methods with ``seeds`` seeds each, on ``queries``
     queries, that the Welch test (``welch_pair``) at ``alpha`` detects with probability ``power``:
     ``(t_{df,1-alpha/2} + t_{df,power}) * SE``, with the test's SE^2 = query_sd^2 / Q + 2 residual_sd^2 /
-    (S Q) + 2 seed_sd^2 / S and its Welch-Satterthwaite df (query term: Q - 1, each seed term: S - 1).
+    (S Q) + 2 seed_sd^2 / S and its Welch-Satterthwaite df (query term: Q - 1, each seed term: S - 1, its
+    variability from the seed mean square seed_sd^2 + residual_sd^2 / Q, as in ``welch_df``).
     """
 
     queries: int
@@ -486,7 +505,13 @@ class VarianceComponents:
         terms: list[SeedTerm] = []
         if self.seed_sd is not None and self.residual_sd is not None and s >= 2:
             qvar += 2 * self.residual_sd**2 / s
-            terms = [SeedTerm(np.asarray(self.seed_sd**2 / s), float(s - 1))] * 2
+            v, ms = self.seed_sd**2 / s, (self.seed_sd**2 + self.residual_sd**2 / q) / s
+            terms = [
+                SeedTerm(
+                    np.asarray(v), float(s - 1), sources={side: (np.asarray(v), float(s - 1), np.asarray(ms))}
+                )
+                for side in ("a", "b")
+            ]
         return welch_df(np.asarray(qvar / q), q, terms)
 
     def standard_error(self, seeds: int | None = None, queries: int | None = None) -> float:

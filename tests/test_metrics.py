@@ -191,10 +191,17 @@ def test_welch_test_is_calibrated_when_seed_luck_dominates_and_still_has_power()
 
 
 def test_one_seed_trained_method_borrows_pooled_seed_variance():
-    from hardneg.metrics import seed_terms
+    from hardneg.metrics import seed_terms, welch_pair
 
     rng = np.random.default_rng(1)
     a, b = _crossed(rng, 4, 100, 3, seed_sd=0.02, noise_sd=0.01)
     terms = seed_terms({"a": a, "b": b[:1], "bm25": b[:1]}, trained={"a": True, "b": True, "bm25": False})
     assert terms["b"].borrowed and terms["b"].df == 2 and np.allclose(terms["b"].var, terms["a"].var * 3)
     assert not terms["bm25"].borrowed and terms["bm25"].df == 0 and np.all(terms["bm25"].var == 0)
+    # null calibration of a 1-seed method against 3 seeds: borrowing keeps seed luck from being a win
+    a, b = _crossed(rng, 300, 200, 3, seed_sd=0.01, noise_sd=0.05)
+    one = b[:1]
+    t = seed_terms({"a": a, "b": one}, trained={"a": True, "b": True})
+    assert np.mean(welch_pair(a, one, t["a"], t["b"]).p < 0.05) <= 0.09
+    t = seed_terms({"a": a, "b": one})  # not borrowed: the lucky single seed is called a win far too often
+    assert np.mean(welch_pair(a, one, t["a"], t["b"]).p < 0.05) > 0.12
