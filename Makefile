@@ -45,8 +45,8 @@ install: $(STAMP) ## create .venv and install hardneg with the offline embedded 
 
 demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield, SmolLM2, MiniLM) -> $(RUN_DIR)
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory build train evaluate report && \
-	echo "demo finished in $$(( $$(date +%s) - start )) s; results in $$RUN_DIR/results.{json,md,png}"
+	$(MAKE) --no-print-directory build train evaluate report explore && \
+	echo "demo finished in $$(( $$(date +%s) - start )) s; results in $$RUN_DIR/results.{json,md,png}, explorer $$RUN_DIR/explore.html"
 
 build: $(STAMP) ## generate queries + hard negatives (llm, bm25, ce) and write the Hub-ready dataset folder
 	$(PY) builders/build.py --config "$$RECIPES/build.yaml" --output_dir "$$RUN_DIR"
