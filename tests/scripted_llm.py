@@ -25,6 +25,8 @@ class ScriptedGenerator(Generator):
             h = sum(map(ord, p[-60:]))
             n = 3 if "Query:" in p[-20:] or p.rstrip().endswith("Query:") else 9
             words = [WORDS[(h + 7 * i) % len(WORDS)] for i in range(n)]
+            if n == 3:  # distinct query texts: rows with one query text share their positives (mining rule)
+                words.append(f"q{h}")
             outs.append(Generation(" ".join(words), 10, n, 0.001))
         return outs
 

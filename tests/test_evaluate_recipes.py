@@ -18,11 +18,18 @@ def test_demo_eval_recipe():
     (config,) = parse(
         EvalConfig, args=["--config", str(RECIPES / "demo" / "eval.yaml"), "--run_dir", "runs/x"]
     )
-    assert [s.method for s in config.model_specs] == ["bm25", "zero-shot", "llm_hn", "bm25_hn", "ce_hn"]
+    assert [s.method for s in config.model_specs] == [
+        "bm25",
+        "zero-shot",
+        "llm_hn",
+        "bm25_hn",
+        "ce_hn",
+        "hybrid_hn",
+    ]
     assert config.model_specs[2].model == "runs/x/models/llm_hn"
     assert [d.source for d in config.dataset_specs] == ["embedded:cranfield"]
     assert {model_key(s) for s in config.model_specs[1:]} == {
-        f"all-MiniLM-L6-v2.{m}" for m in ("zero-shot", "llm_hn", "bm25_hn", "ce_hn")
+        f"all-MiniLM-L6-v2.{m}" for m in ("zero-shot", "llm_hn", "bm25_hn", "ce_hn", "hybrid_hn")
     }
 
 
