@@ -524,6 +524,11 @@ def test_makefile_values_cannot_run_commands(tmp_path):
     # A real run of a harmless target with an injection attempt in every data variable: the stamp file of
     # the install step is taken as up to date (-o), so nothing is installed.
     stamp = f"{venv}/.installed"
+    base = ["make", "-C", str(ROOT), "-o", stamp, f"VENV={venv}"]
+
+    def injected(done: subprocess.CompletedProcess) -> bool:
+        return any(ln.strip() == "INJECTED" for ln in (done.stdout + done.stderr).splitlines())
+
     for target, var in (
         ("report", "RUN_DIR"),
         ("publish", "REPO"),
@@ -532,15 +537,52 @@ def test_makefile_values_cannot_run_commands(tmp_path):
     ):
         value = INJECTION if var != "PYTEST_ARGS" else "--co -q tests/test_metrics.py; echo INJECTED"
         done = subprocess.run(
-            ["make", "-C", str(ROOT), "-o", stamp, f"VENV={venv}", target, "REPO=org/name", "VERSION=1.0.0",
-             f"RUN_DIR={tmp_path}/run", f"{var}={value}"],
-            capture_output=True, text=True, env=env, timeout=120,
-        )  # fmt: skip
-        lines = (done.stdout + done.stderr).splitlines()
-        assert not any(ln.strip() == "INJECTED" for ln in lines), (target, var, done.stdout, done.stderr)
-        dry = subprocess.run(["make", "-n", "-C", str(ROOT), "-o", stamp, f"VENV={venv}", target, f"{var}={value}"],
-                             capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+            [*base, target, "REPO=org/name", "VERSION=1.0.0", f"RUN_DIR={tmp_path}/run", f"{var}={value}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert not injected(done), (target, var, done.stdout, done.stderr)
+        dry = subprocess.run(
+            ["make", "-n", *base[1:], target, f"{var}={value}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert "INJECTED" not in dry.stdout, dry.stdout
+    # A make function in a value: make itself must not expand it, neither where a recipe names the variable
+    # ($(wildcard $(RUN_DIR)/...) in explore) nor when it builds a recipe's environment (every exported variable).
+    make_call = "$(shell echo INJECTED >&2)"
+    for var in (
+        "RUN_DIR",
+        "RECIPES",
+        "METHODS",
+        "SEEDS",
+        "REPO",
+        "VERSION",
+        "CONFIG",
+        "DATASET",
+        "PYTEST_ARGS",
+    ):
+        for target in ("explore", "train", "publish-model", "publish", "report"):
+            dry = subprocess.run(
+                ["make", "-n", *base[1:], target, f"{var}={make_call}"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
+            assert not injected(dry), (target, var, dry.stdout, dry.stderr)
+        done = subprocess.run(
+            [*base, "help", f"{var}={make_call}"], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0 and not injected(done), (var, done.stdout, done.stderr)
+    done = subprocess.run(
+        [*base, "explore", f"RUN_DIR={make_call}"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert not injected(done), (done.stdout, done.stderr)
 
 
 # -- local models stay local ------------------------------------------------------------------------------
