@@ -290,6 +290,8 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
     if rows is None and splits:
         rows = sum(splits.values())
     fn = _false_negative_view(stats)
+    repair = _as_dict(stats.get("repair"))
+    paired = _as_dict(stats.get("paired"))
     return {
         "name": name,
         "is_triplet": name != QUERIES_CONFIG,
@@ -318,8 +320,26 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
             else [p for key, p in prompts.items() if _prompt_used_by(key, name)]
         ),
         "fn_scorer": stats.get("false_negative_scorer"),
+        "repair": {k: _fmt(repair.get(k)) for k in _REPAIR_COUNTS} if repair else {},
+        "repair_judge": repair.get("judge_model"),
+        "paired": ({k: _fmt(paired.get(k)) for k in ("dropped_rows", "dropped_queries")} if paired else {}),
         "other": _other_stats(stats),
     }
+
+
+# What the false-negative repair records per decision (hardneg.negatives.repair), in the card's order.
+_REPAIR_COUNTS = (
+    "mode",
+    "suspected",
+    "judged_false_negative",
+    "judged_true_negative",
+    "undecided",
+    "dropped",
+    "relabelled",
+    "relabelled_without_negative",
+    "rows_before",
+    "rows_after",
+)
 
 
 def _pct(x: Any) -> str | None:
@@ -385,6 +405,8 @@ _SHOWN_STATS = {
     "prompt",
     "false_negative_scorer",
     "method",
+    "repair",
+    "paired",
 }
 
 

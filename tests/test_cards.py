@@ -388,3 +388,33 @@ def test_sentence_transformers_snippet_runs_without_hardneg(tmp_path, embedder_i
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "retriever-llm_hn" / "model.safetensors").is_file()
+
+
+def test_repair_counts_and_pairing_drops_reach_the_card():
+    """The repair record (~460 characters of JSON) used to fall out of "other statistics" (200-character cap)."""
+    stats = make_build_stats()
+    stats["configs"]["llm_hn"]["repair"] = {
+        "mode": "relabel",
+        "suspected": 17,
+        "judged_false_negative": 5,
+        "judged_true_negative": 11,
+        "undecided": 1,
+        "dropped": 0,
+        "relabelled": 4,
+        "relabelled_without_negative": 1,
+        "rows_before": 120,
+        "rows_after": 119,
+        "judge_model": "embedded:smollm2",
+        "prompt": {"name": "fn_judge", "version": "1", "sha256": "d" * 64},
+        "wall_seconds": 12.5,
+        "prompt_tokens": 4096,
+        "completion_tokens": 64,
+    }
+    stats["configs"]["bm25_hn"]["paired"] = {"dropped_rows": 6, "dropped_queries": 2}
+    text = render_dataset_card(DatasetCardData(), stats)
+    line = next(ln for ln in text.splitlines() if ln.startswith("False-negative repair"))
+    assert "(`relabel`, judge `embedded:smollm2`)" in line
+    assert "17 suspected, judged 5 false negative / 11 true negative / 1 undecided" in line
+    assert "0 dropped, 4 relabelled as positives (1 without a negative" in line and "rows 120 -> 119" in line
+    assert "6 rows / 2 queries dropped for pairing" in text
+    assert "repair =" not in text and "paired =" not in text  # shown in their place, not as raw JSON
