@@ -658,6 +658,7 @@ def repair_configs(
                 cache_dir=cache_dir,
                 seed=seed,
                 max_new_tokens=config.repair_max_new_tokens,
+                config=name,
             )
             repair["suspects_from"] = scorer_name or "all rows"
             done = table, {**stats[name], "repair": repair}

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.corpus import passage_text
+from hardneg.methods import QUERIES_CONFIG
 from hardneg.metrics import read_run_file, trec_order
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def _flags(method: str, cols: dict[str, list], stats: dict) -> list[int]:
 
 
 def _stage_fn_scores(
-    stages: Path, method: str, scorer: str | None, cols: dict[str, list]
+    stages: Path, stage_name: str, scorer: str | None, cols: dict[str, list]
 ) -> tuple[list, list]:
     """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
     folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
@@ -164,10 +165,12 @@ def _stage_fn_scores(
 
     from hardneg.build import fn_scores_file
 
-    if not scorer or not (stages / method / fn_scores_file(scorer)).is_file():
+    if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
         return [], []
-    saved = json.loads((stages / method / fn_scores_file(scorer)).read_text())
-    stage = load_from_disk(str(stages / method / "data")).select_columns(["query_id", "negative"]).to_dict()
+    saved = json.loads((stages / stage_name / fn_scores_file(scorer)).read_text())
+    stage = (
+        load_from_disk(str(stages / stage_name / "data")).select_columns(["query_id", "negative"]).to_dict()
+    )
     if len(stage["query_id"]) != len(saved.get("positive", [])):
         return [], []
     at = {(str(q), t): i for i, (q, t) in enumerate(zip(stage["query_id"], stage["negative"], strict=True))}
@@ -218,9 +221,11 @@ def build_payload(
         flags = _flags(name, cols, stats)
         fs_p, fs_n = [], []
         own = (stats.get("params") or {}).get("scorer")
+        # a repaired config's rows (and their scores) live in the stage the build recorded (``<name>.repaired``)
+        stage = (stats.get("false_negative_detail") or {}).get("stage", name)
         if folder is not None and stats.get("false_negative_scorer") not in (None, own):
             fs_p, fs_n = _stage_fn_scores(
-                folder.parent / "stages", name, stats["false_negative_scorer"], cols
+                folder.parent / "stages", stage, stats["false_negative_scorer"], cols
             )
         methods[name] = {
             "q": [rows[i] for i in keep],
@@ -243,7 +248,9 @@ def build_payload(
         rejects_dir = folder.parent / "cache" / "rejects"
     rejects = {}
     for name, rows in _read_rejects(Path(rejects_dir) if rejects_dir else None).items():
-        is_query = name not in methods  # query generation is keyed by passage id
+        is_query = name == QUERIES_CONFIG  # query generation is keyed by passage id
+        if not is_query and name not in methods:
+            continue  # e.g. the false-negative judge's rejects (<config>.fn_judge), keyed by row, not by query
         qs, texts, reasons = [], [], []
         for r in rows:
             targets = by_positive.get(str(r.get("id")), []) if is_query else [qrow.get(str(r.get("id")), -1)]

@@ -110,7 +110,9 @@ def make_demo_like_run(root: Path, n_queries: int = 40) -> tuple[Path, Path]:
                 **bm25_stats,
                 "suspected_false_negative_rate": 0.0,
                 "false_negative_scorer": "embedded:ql",
-                "false_negative_detail": {"suspected_rows": []},
+                # a repaired config: its rows and their scores live in the stage <name>.repaired
+                "false_negative_detail": {"suspected_rows": [], "stage": "bm25_hn.repaired"},
+                "repair": {"mode": "drop", "suspected": 0, "rows_before": len(bm25), "rows_after": len(bm25)},
             },
         },
     }
@@ -126,8 +128,17 @@ def make_demo_like_run(root: Path, n_queries: int = 40) -> tuple[Path, Path]:
         "negative": [1.5 if i in flagged else 0.25 for i in range(len(llm))],
     }
     (stage / fn_scores_file("embedded:ql")).write_text(json.dumps(scores))
+    repaired = run / "stages" / "bm25_hn.repaired"
+    bm25.save_to_disk(str(repaired / "data"))
+    bm25_scores = {"positive": [2.0] * len(bm25), "negative": [0.5] * len(bm25)}
+    (repaired / fn_scores_file("embedded:ql")).write_text(json.dumps(bm25_scores))
     rejects = run / "cache" / "rejects"
     rejects.mkdir(parents=True)
+    # the false-negative judge's rejects: ids are row numbers of the judged suspects, not passage ids
+    with open(rejects / "bm25_hn.fn_judge.jsonl", "w") as f:
+        f.write(
+            json.dumps({"id": queries[0]["positive_id"], "reason": "empty", "text": "JUDGEREJECT"}) + "\n"
+        )
     with open(rejects / "llm_hn.jsonl", "w") as f:
         for i, r in enumerate(queries):
             if i % 4 == 3:
@@ -196,7 +207,8 @@ def test_payload_holds_what_the_build_recorded(demo_run):
     assert llm["rank"] == [None] * len(llm["q"])
     # the false-negative scorer's own scores of negative vs positive, from the build's stage folder
     assert llm["fs_n"][:3] == [1.5, 0.25, 1.5] and llm["fs_p"][0] == 1.0
-    assert bm25["fs_n"] == []  # no saved per-row scores for that stage
+    # a repaired config's scores come from the stage recorded in its false-negative detail
+    assert bm25["fs_n"] == [0.5] * len(bm25["q"]) and bm25["fs_p"] == [2.0] * len(bm25["q"])
     # rejected outputs are attached to their query, with the reason
     rej = p["rejects"]["llm_hn"]
     assert {S[r] for r in rej["reason"]} == {"too_long", "copies_positive"}
@@ -205,6 +217,9 @@ def test_payload_holds_what_the_build_recorded(demo_run):
     pos = p["queries"]["pos_id"]
     assert p["rejects"]["queries"]["q"] == [i for i, x in enumerate(pos) if x == pos[0]]
     assert S[p["rejects"]["queries"]["text"][0]] == "QUERYREJECT x"
+    assert (
+        set(p["rejects"]) == {"llm_hn", "queries"} and "JUDGEREJECT" not in S
+    )  # judge rejects are not queries
     # strings are stored once: the positive text of a query is not repeated per method
     assert len(S) == len(set(S))
     ev = p["eval"]

@@ -140,8 +140,12 @@ def test_repair_drops_or_relabels_judged_false_negatives(tmp_path, mode):
     data = _two_negatives_per_query()
     suspected = np.array([True, True, True, False, True, True])  # row 3 (query 1, negative 1) not suspected
     judge = ScriptedJudge(GeneratorConfig(model="scripted"))
-    out, stats = repair_false_negatives(data, suspected, judge, mode=mode, cache_dir=tmp_path)
+    out, stats = repair_false_negatives(
+        data, suspected, judge, mode=mode, cache_dir=tmp_path, config="bm25_hn"
+    )
     assert judge.prompts == 5
+    # the judge's rejects are the judged config's own file, never filed as query-generation rejects
+    assert sorted(p.name for p in (tmp_path / "rejects").iterdir()) == ["bm25_hn.fn_judge.jsonl"]
     assert (stats["suspected"], stats["judged_false_negative"], stats["judged_true_negative"]) == (5, 4, 1)
     assert all("ANSWER" not in n for n in out["negative"])
     if mode == "drop":
