@@ -30,7 +30,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hardneg.corpus import passage_text
 from hardneg.methods import QUERIES_CONFIG
@@ -47,6 +47,10 @@ DOC_CHARS = 400  # evaluation passages are shown cut to this many characters
 @dataclass
 class ExploreConfig:
     """What to show and where to write it."""
+
+    # --run_dir is read, not written: the only output is the HTML file (config.preflight checks its folder).
+    OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = ()
+    OUTPUT_FILES: ClassVar[tuple[str, ...]] = ("output",)
 
     dataset: str = field(
         default="runs/demo/dataset", metadata={"help": "The build's dataset folder or its Hub id."}

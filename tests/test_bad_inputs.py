@@ -296,6 +296,46 @@ def test_ctrl_c_in_process_is_one_line(tmp_path, monkeypatch, capsys):
     )
 
 
+def test_explorer_checks_its_output_file_not_its_input_run_dir(tmp_path, monkeypatch, capsys):
+    """The explorer reads --run_dir and writes --output: pre-flight and Ctrl-C are about the output file."""
+    from hardneg.explore import ExploreConfig
+
+    ran = []
+    read_only = tmp_path / "afile"  # an input run folder that could not be written: fine, it is only read
+    read_only.write_text("x")
+    args = ["--dataset", str(tmp_path / "ds"), "--run_dir", str(read_only)]
+    code, _, err = run_stage(
+        monkeypatch,
+        capsys,
+        ran.append,
+        (ExploreConfig,),
+        [*args, "--output", str(tmp_path / "out" / "e.html")],
+    )
+    assert (code, len(ran), err) == (0, 1, "")
+    code, _, err = run_stage(
+        monkeypatch, capsys, ran.append, (ExploreConfig,), [*args, "--output", str(read_only / "e.html")]
+    )
+    assert (
+        code == 2
+        and err.startswith("error: --output ")
+        and "is a file, not a folder" in err
+        and len(ran) == 1
+    )
+    code, _, err = run_stage(
+        monkeypatch, capsys, ran.append, (ExploreConfig,), [*args, "--output", str(tmp_path)]
+    )
+    assert code == 2 and "is a folder; fix: name the file to write" in err
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "e.html"
+    code, _, err = run_stage(
+        monkeypatch, capsys, interrupted, (ExploreConfig,), [*args, "--output", str(out)]
+    )
+    assert (code, err.strip()) == (130, f"interrupted; {out} was not written; rerun the same command")
+
+
 @pytest.mark.integration
 def test_ctrl_c_during_a_build_subprocess(tmp_path, fake_llm):
     """SIGINT while the build waits on the LLM server: one line, exit 130, no traceback."""
