@@ -312,6 +312,18 @@ class BuildConfig:
             raise ValueError(
                 "repair_scope 'suspected' needs a false_negative_scorer; fix: set one or use repair_scope all"
             )
+        judge = self.false_negative_judge
+        if judge and str(judge).lower() != "none":
+            guards = {self._fn_scorer_name(), self.ce_scorer}
+            for name in self.methods:
+                method = get_method(name)
+                if method.guard_scorer:
+                    guards.add(method.guard_scorer(self.options_of(method)))
+            if judge in guards:
+                raise ValueError(
+                    f"false_negative_judge '{judge}' is the build's false-negative scorer or a method's guard, so "
+                    "its rate would not be independent; fix: choose a scorer of another model"
+                )
         if self.sampling_strategy not in ("top", "random"):
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:

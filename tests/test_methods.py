@@ -253,6 +253,22 @@ def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, ti
     assert stats2["generated_this_run"] == 0 and again["negative"] == first["negative"]
 
 
+def test_an_independent_judge_must_not_be_the_guard_or_the_main_scorer(tmp_path):
+    """The judge used to be accepted and reuse ce_hn's own columns: a 0% "independent" rate."""
+    common = dict(output_dir=str(tmp_path / "run"), methods=["bm25_hn", "ce_hn"], range_max=4)
+    for judge, extra in (
+        ("overlap-a", {"ce_scorer": "overlap-a"}),  # ce_hn's guard and (same) the main scorer
+        ("overlap-c", {"ce_scorer": "overlap-a", "false_negative_scorer": "overlap-c"}),  # the main scorer
+        ("overlap-d", {"method_options": {"ce_hn": {"ce_scorer": "overlap-d"}}}),  # ce_hn's own guard
+    ):
+        with pytest.raises(
+            ValueError, match=r"would not be independent; fix: choose a scorer of another model"
+        ):
+            BuildConfig(**common, **extra, false_negative_judge=judge)
+    BuildConfig(**common, ce_scorer="overlap-a", false_negative_judge="overlap-b")
+    BuildConfig(**common, ce_scorer="overlap-a", false_negative_judge="none")
+
+
 def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_path, monkeypatch):
     patch_scorers(monkeypatch)
     cfg, gen = scripted()
