@@ -28,6 +28,7 @@ from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
 from hardneg.methods import QUERIES_CONFIG, config_description
+from hardneg.redact import redact_url
 
 
 def _cards_dir() -> Path:
@@ -506,10 +507,6 @@ def example_rows(folder: str | Path, n: int = EXAMPLE_ROWS) -> dict[str, list[di
     return out
 
 
-def _redact_url(url: str) -> str:
-    return re.sub(r"//[^/@\s]+@", "//", str(url))
-
-
 def build_recipe(build_stats: dict) -> str:
     """The effective recipe of a build (its settings after CLI overrides) as YAML for ``builders/build.py``."""
     import yaml
@@ -517,7 +514,7 @@ def build_recipe(build_stats: dict) -> str:
     build = dict(_as_dict(_as_dict(build_stats).get("build")))
     generator = dict(_as_dict(_as_dict(_as_dict(build_stats).get("generator")).get("settings")))
     if "urls" in generator:
-        generator["urls"] = [_redact_url(u) for u in generator.get("urls") or []]
+        generator["urls"] = [redact_url(str(u)) for u in generator.get("urls") or []]
     header = (
         f"# The effective recipe of this build (hardneg {_as_dict(build_stats).get('hardneg_version', '?')}, "
         f"{_as_dict(build_stats).get('created', '?')}): the build settings, then the generator's.\n"

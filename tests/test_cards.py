@@ -240,7 +240,7 @@ def _reproducible_card(tmp_path, **card_fields):
         "model": "embedded:smollm2",
         "backend": "http",
         "seed": 42,
-        "urls": ["http://user:s3cret@gpu-1:8080"],
+        "urls": ["http://user:s3cret@gpu-1:8080/v1?api_key=t0ken&x=1"],
     }
     rows = [
         {
@@ -303,7 +303,12 @@ def test_dataset_card_reproduces(tmp_path):
     assert "transformers 4.99.0-build" in text
     written = recipe.read_text()
     assert "corpus: embedded:cranfield" in written and "num_passages: 12" in written
-    assert "s3cret" not in written and "http://gpu-1:8080" in written
+    # one redactor (hardneg.redact.redact_url): userinfo and token-like query parameters
+    assert (
+        "s3cret" not in written
+        and "t0ken" not in written
+        and "http://***@gpu-1:8080/v1?api_key=***&x=1" in written
+    )
 
 
 def test_recipe_parses_back_into_the_build_configs(tmp_path):
