@@ -136,6 +136,7 @@ class Method:
     prompt_option: str | None = None  # the option naming its prompt template
     key_options: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None  # prune options from the key
     guard_scorer: Callable[[Mapping[str, Any]], str | None] | None = None  # scorer used as its own guard
+    mining: str | None = None  # a mined method: its ``mine_hard_negatives(method=...)`` (bm25, ce, dense)
 
     def __post_init__(self) -> None:
         unknown = [n for n in self.needs if n not in NEEDS]
@@ -272,6 +273,7 @@ register(
         features=MINED_FEATURES,
         options=_MINING_OPTIONS,
         needs=("pool",),
+        mining="bm25",
     )
 )
 register(
@@ -293,6 +295,7 @@ register(
         needs=("pool", "scorer"),
         key_options=_ce_key,
         guard_scorer=_ce_guard,
+        mining="ce",
     )
 )
 register(
@@ -304,6 +307,7 @@ register(
         features=MINED_FEATURES,
         options=(*_MINING_OPTIONS, "embedder"),
         needs=("pool", "embedder"),
+        mining="dense",
     )
 )
 

@@ -46,6 +46,7 @@ from transformers.trainer_callback import ExportableState
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
+from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.revisions import check_loaded, loaded_commit, resolve_revision
@@ -56,7 +57,6 @@ logger = logging.getLogger(__name__)
 TRIPLET_COLUMNS = TRAINING_COLUMNS
 CHECKPOINTS_DIR = "checkpoints"
 SUMMARY_FILE = "training_summary.json"
-TRAINER_STATE_FILE = "trainer_state.json"
 LOGS_DIR = "logs"
 REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
 RANKS_DIR = "ranks"
