@@ -24,7 +24,6 @@ stages, and LLM generation resumes item by item from its own cache, so a crash l
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import shutil
@@ -49,6 +48,8 @@ from hardneg.methods import (
     ConfigStats,
     Method,
     MethodContext,
+    content_key,
+    fn_scores_file,
     get_method,
     method_names,
 )
@@ -343,10 +344,6 @@ class BuildConfig:
         return values | dict((self.method_options or {}).get(method.name) or {})
 
 
-def _key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class _Stages:
     """Finished stages on disk: ``stages/<name>/{data,stats.json}`` valid only for the same key."""
 
@@ -473,7 +470,7 @@ def load_inputs(config: BuildConfig, seed: int) -> _Inputs:
         if config.exclude_eval_docs:
             pool, decon["excluded_doc_ids"] = decontaminate_corpus(corpus, judged)
     passages = sample_passages(pool, config.num_passages, seed)
-    key = _key(
+    key = content_key(
         config.corpus,
         config.corpus_revision,
         config.corpus_text_column,
@@ -490,7 +487,7 @@ def make_queries(
     config: BuildConfig, inputs: _Inputs, stages: _Stages, res: _Resources, cache_dir: Path, seed: int
 ) -> tuple[Dataset, dict, str]:
     """Step 2: one LLM query per sampled passage, minus the evaluation set's queries; returns its stage key."""
-    key = _key(
+    key = content_key(
         "queries",
         inputs.key,
         inputs.passages["id"],
@@ -533,7 +530,7 @@ def method_stage_key(
 ) -> str:
     """A method's stage key: the queries, its own options, and only what it declares it needs."""
     prompt = load_prompt(options[method.prompt_option]).sha256 if method.prompt_option else None
-    return _key(
+    return content_key(
         method.name,
         queries_key,
         method.stage_options(options),
@@ -633,7 +630,7 @@ def repair_configs(
     prompt = load_prompt(config.repair_judge_prompt)
     for name in config.repair_configs or config.methods:
         stage = f"{name}.repaired"
-        key = _key(
+        key = content_key(
             "repair",
             keys[name],
             config.false_negative_repair,
@@ -705,11 +702,6 @@ def pair_configs(
         }
     summary = {"enabled": paired, "query_ids": len(common), "dropped": dropped}
     return out, kept, summary
-
-
-def fn_scores_file(scorer_name: str) -> str:
-    """File (in the stage folder) with every row's (positive, negative) score by that false-negative scorer."""
-    return f"fn_scores_{_key(scorer_name)}.json"
 
 
 def _row_scores(

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from hardneg.beir import load_eval_dataset
 from hardneg.corpus import passage_text
-from hardneg.methods import QUERIES_CONFIG
+from hardneg.methods import QUERIES_CONFIG, fn_scores_file
 from hardneg.metrics import read_run_file, trec_order
 
 logger = logging.getLogger(__name__)
@@ -166,8 +167,6 @@ def _stage_fn_scores(
     """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
     folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
     from datasets import load_from_disk
-
-    from hardneg.build import fn_scores_file
 
     if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
         return [], []
@@ -312,8 +311,6 @@ def build_eval_payload(
     )
     data = None
     if eval_data or sources:
-        from hardneg.beir import load_eval_dataset
-
         src, split = (eval_data, sources[0][1] if sources else "test") if eval_data else sources[0]
         try:
             data = load_eval_dataset(src, split=split)

@@ -21,13 +21,28 @@ A new method is one ``register(Method(...))`` plus its function ``run(ctx) -> (D
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from datasets import Dataset, Features, Value
+
+# -- file names of the data contract ----------------------------------------------------------------------
+
+
+def content_key(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (stage keys, file names keyed by a setting)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fn_scores_file(scorer_name: str) -> str:
+    """File (in the stage folder) with every row's (positive, negative) score by that false-negative scorer."""
+    return f"fn_scores_{content_key(scorer_name)}.json"
+
 
 # -- features ---------------------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
 from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
+from hardneg.hub import publish_model
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.revisions import check_loaded, loaded_commit, resolve_revision
 from hardneg.samplers import SamplerName, batch_sampler
@@ -929,8 +930,6 @@ def push_model(folder: str | Path, *, repo_id: str, version: str, private: bool 
     """Publish a trained model folder as release ``v<version>`` through the same tagged publish function
     as ``make publish-model`` (``hardneg.hub.publish_model``: one commit, then the tag; an existing tag is
     refused). The token comes from ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
-    from hardneg.hub import publish_model
-
     try:
         result = publish_model(folder, repo_id, version, private=private, confirm=True)
     except Exception as err:

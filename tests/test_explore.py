@@ -23,10 +23,10 @@ import pytest
 from datasets import Dataset
 
 from hardneg.beir import load_eval_dataset
-from hardneg.build import fn_scores_file
 from hardneg.evaluate import search_bm25
 from hardneg.explore import build_payload, top_documents, write_explorer
 from hardneg.hub import save_dataset_folder
+from hardneg.methods import fn_scores_file
 from hardneg.metrics import evaluate_run
 from hardneg.negatives import mine_hard_negatives
 
@@ -120,7 +120,7 @@ def make_demo_like_run(root: Path, n_queries: int = 40) -> tuple[Path, Path]:
     folder = save_dataset_folder(
         run / "dataset", {"queries": queries, "llm_hn": llm, "bm25_hn": bm25}, build_stats
     )
-    # the build keeps the false-negative scorer's per-row scores with the stage (hardneg.build.fn_scores_file)
+    # the build keeps the false-negative scorer's per-row scores with the stage (hardneg.methods.fn_scores_file)
     stage = run / "stages" / "llm_hn"
     llm.save_to_disk(str(stage / "data"))
     scores = {

@@ -104,7 +104,7 @@ def test_resumed_training_reports_the_whole_run(dataset_dir, tmp_path):  # noqa:
 
 
 def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
-    import hardneg.hub
+    import hardneg.train
     from hardneg.train import push_model
 
     calls = []
@@ -112,7 +112,7 @@ def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
     class _Result:
         commit_url = "https://hub.example/commit/abc"
 
-    monkeypatch.setattr(hardneg.hub, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
+    monkeypatch.setattr(hardneg.train, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
     assert push_model(tmp_path, repo_id="org/retriever", version="1.2.0", private=False) == _Result.commit_url
     assert calls == [((tmp_path, "org/retriever", "1.2.0"), {"private": False, "confirm": True})]
 
