@@ -61,7 +61,7 @@ train: $(STAMP) ## fine-tune the embedder on each method's config once per seed 
 	  HARDNEG_CHECK_ONLY=1 $(PY) training/train.py --config "$$RECIPES/train.yaml" --dataset "$$RUN_DIR/dataset" \
 	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit $$?; \
 	  $(LAUNCH) training/train.py --config "$$RECIPES/train.yaml" --dataset "$$RUN_DIR/dataset" \
-	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit 1; \
+	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit $$?; \
 	done
 
 evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@10, P@10, R@100)

@@ -142,7 +142,7 @@ def _read_rejects(rejects_dir: Path | None) -> dict[str, list[dict]]:
     return out
 
 
-def _flags(method: str, cols: dict[str, list], stats: dict) -> list[int]:
+def _flags(cols: dict[str, list], stats: dict) -> list[int]:
     """Per row 1 when the false-negative scorer rated the negative at or above the positive."""
     n = len(cols.get("anchor", []))
     flags = [0] * n
@@ -221,7 +221,7 @@ def build_payload(
                 "%s: %d rows whose query_id is not in the queries config are left out", name, unknown
             )
         keep = [i for i, r in enumerate(rows) if r >= 0]
-        flags = _flags(name, cols, stats)
+        flags = _flags(cols, stats)
         fs_p, fs_n = [], []
         own = (stats.get("params") or {}).get("scorer")
         # a repaired config's rows (and their scores) live in the stage the build recorded (``<name>.repaired``)
@@ -245,6 +245,10 @@ def build_payload(
             "fn_rate": stats.get("suspected_false_negative_rate"),
             "fn_scorer": stats.get("false_negative_scorer"),
             "fn_same_as_guard": stats.get("false_negative_same_as_guard"),
+            "ind_rate": stats.get("independent_false_negative_rate"),
+            "ind_scorer": stats.get("independent_false_negative_scorer"),
+            # hybrid_hn: the config each row's negative was drawn from
+            "source": [st.add(cols["source"][i]) for i in keep] if "source" in cols else [],
             "rejects": stats.get("rejects") or {},
         }
     if rejects_dir is None and folder is not None:

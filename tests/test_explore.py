@@ -382,3 +382,31 @@ def test_false_negative_detail_names_the_rows_the_explorer_flags():
     )
     rate, detail = suspected_false_negative_rate(rows, _OverlapScorer(), show_progress=False)
     assert detail["suspected_rows"] == [1] and rate == pytest.approx(1 / 3)
+
+
+def test_payload_has_the_independent_rate_and_hybrid_sources(tmp_path):
+    from hardneg.methods import HYBRID_FEATURES, table
+
+    query = {"query_id": "q1", "query": "what is lift", "positive_id": "d1", "positive": "Lift is a force."}
+    rows = [
+        {**query, "anchor": query["query"], "negative": neg, "method": "hybrid_hn", "source": source}
+        for neg, source in (("Drag opposes motion.", "llm_hn"), ("Thrust moves it forward.", "bm25_hn"))
+    ]
+    stats = {
+        "configs": {
+            "queries": {"rows": 1},
+            "hybrid_hn": {
+                "rows": 2,
+                "suspected_false_negative_rate": 0.5,
+                "false_negative_scorer": "scorer-a",
+                "independent_false_negative_rate": 0.25,
+                "independent_false_negative_scorer": "scorer-b",
+            },
+        }
+    }
+    configs = {"queries": Dataset.from_list([query]), "hybrid_hn": table(rows, HYBRID_FEATURES)}
+    folder = save_dataset_folder(tmp_path / "dataset", configs, stats)
+    p = build_payload(str(folder))
+    hybrid = p["methods"]["hybrid_hn"]
+    assert [p["strings"][i] for i in hybrid["source"]] == ["llm_hn", "bm25_hn"]
+    assert (hybrid["ind_rate"], hybrid["ind_scorer"]) == (0.25, "scorer-b")

@@ -75,6 +75,10 @@ def test_card_is_sentence_transformers_card_plus_hardneg_block(followed: Path):
 
     again = render_model_card(ModelCardData.load(followed / "card_data.json"), base_card=text)
     assert again.count("<!-- hardneg:start") == 1 and "### Training Logs" in again
+    # tracking and publishing settings are not hyperparameters of the model
+    hyperparameters = ModelCardData.load(followed / "card_data.json").hyperparameters
+    assert "learning_rate" in hyperparameters
+    assert not {"run_name", "report_to", "hub_model_version", "push_to_hub"} & set(hyperparameters)
 
 
 class _StopAfterFirstSave(TrainerCallback):
