@@ -3,9 +3,10 @@
 Synthetic result files (no model needed): 5 methods x 5 training seeds x 1,000 queries x 3 metrics x
 3 datasets (75 files), with per-method effects, seed effects and per-query noise. In one run:
 
-- ``render_report`` end to end (load, two-level bootstrap with the default 10,000 replicates, all-pairs
-  tests with Holm, MDE, Markdown/CSV/JSON, bar, forest and scatter plots); goal: < 30 s on 2 cores;
-- the bootstrap alone (``hardneg.metrics.two_level_bootstrap``, all datasets) vs the straightforward
+- ``render_report`` end to end (load, two-level bootstrap with the default 10,000 replicates for the
+  per-method intervals, all-pairs Welch-Satterthwaite tests (the default pair test) with Holm, MDE,
+  Markdown/CSV/JSON, bar, forest and scatter plots); goal: < 30 s on 2 cores;
+- the bootstrap alone (it still runs in every report, for the per-method intervals) (``hardneg.metrics.two_level_bootstrap``, all datasets) vs the straightforward
   implementation: a Python loop over replicates that draws seed and query indices and averages
   ``X[seeds][:, queries]`` per method (numpy fancy indexing inside the loop). The loop runs on a subset
   of replicates (``--baseline_resamples``) and is scaled linearly to the full count (it is linear in the

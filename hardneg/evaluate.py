@@ -352,9 +352,13 @@ def source_stamp(spec: ModelSpec) -> str:
     return h.hexdigest()[:20]
 
 
-def _is_current(path: Path, spec: ModelSpec, dtype: str | None = None) -> bool:
+def _is_current(
+    path: Path, spec: ModelSpec, dtype: str | None = None, expect: dict[str, Any] | None = None
+) -> bool:
     """An existing result file is reused only if it was computed from the same model files (and, for a
-    dense model, in the same ``dtype`` when one is given) and its run file is there."""
+    dense model, in the same ``dtype`` when one is given), its run file is there, and every key of
+    ``expect`` (``scoring_settings``: max_queries, top_k, the identical-ids rule, the metric list, the
+    requested dataset revision) has the same value in it."""
     if not path.is_file() or not run_file_path(path).is_file():
         return False
     try:
@@ -362,7 +366,22 @@ def _is_current(path: Path, spec: ModelSpec, dtype: str | None = None) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     same_dtype = dtype is None or spec.is_bm25 or old.get("dtype") == dtype
-    return old.get("source_stamp") == source_stamp(spec) and same_dtype
+    old_settings = {"metric_list": sorted(old.get("metrics", {})), **old}  # older files: the metric keys
+    same_settings = all(old_settings.get(k) == v for k, v in (expect or {}).items())
+    return old.get("source_stamp") == source_stamp(spec) and same_dtype and same_settings
+
+
+def scoring_settings(config: EvalConfig, dspec: DatasetSpec, pin: tuple[DatasetSpec, str]) -> dict[str, Any]:
+    """What else decides a result's numbers besides the model: compared by ``_is_current``, written into
+    every result file."""
+    pinned, how = pin
+    return {
+        "max_queries": config.max_queries,
+        "top_k": config.top_k,
+        "ignore_identical_ids": ignores_identical_ids(config.ignore_identical_ids, dspec.name),
+        "metric_list": sorted(config.metrics),
+        "dataset_request": {"revision": pinned.revision, "how": how},
+    }
 
 
 def load_embedder(spec: ModelSpec, device: str | None = None):
@@ -625,7 +644,10 @@ def evaluate(config: EvalConfig) -> list[Path]:
         todo = [
             d
             for d in config.dataset_specs
-            if config.overwrite or not _is_current(result_path(config.run_dir, spec, d.name), spec, dtype)
+            if config.overwrite
+            or not _is_current(
+                result_path(config.run_dir, spec, d.name), spec, dtype, scoring_settings(config, d, pins[d])
+            )
         ]
         written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
         if not todo:
@@ -645,6 +667,7 @@ def evaluate(config: EvalConfig) -> list[Path]:
             )
             path = result_path(config.run_dir, spec, dspec.name)
             if state.is_main_process:
+                result.update(scoring_settings(config, dspec, pins[dspec]))
                 result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(result, indent=1))

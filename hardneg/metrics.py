@@ -22,12 +22,13 @@ mention scores 0 on every metric (trec_eval ``-c``) and is counted too.
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -335,23 +336,159 @@ def two_level_bootstrap(
 
 def bootstrap_p_value(replicates: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Two-sided bootstrap p-value of "no difference", per column: the replicates shifted to the null
-    (Hall & Wilson 1991), ``(1 + #{|d*_b - d| >= |d|}) / (1 + B)``; exactly 1 where ``d`` is 0."""
+    (Hall & Wilson 1991), ``(1 + #{|d*_b - d| >= |d|}) / (1 + B)``; exactly 1 where ``d`` is 0 or not finite."""
     observed = np.asarray(observed, np.float64)
-    hits = (np.abs(replicates - observed) >= np.abs(observed) - 1e-12).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        hits = (np.abs(replicates - observed) >= np.abs(observed) - 1e-12).sum(axis=0)
     p = (1 + hits) / (1 + replicates.shape[0])
-    return np.where(np.abs(observed) < 1e-12, 1.0, p)
+    return np.where((np.abs(observed) < 1e-12) | ~np.isfinite(observed), 1.0, p)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Seeds x queries, crossed: studentized Welch-Satterthwaite test (the default pairwise test)
+#
+# Seeds and queries are crossed, not nested: every seed of a method answers every query. A method's
+# seed-averaged mean then varies through (1) the query sample, shared by every method and cancelling
+# partly in a paired difference, and (2) the seed main effects, independent per method, estimated from
+# S - 1 degrees of freedom. The seed x query interaction enters the per-query difference of seed-averaged
+# scores and is counted there once. The variance of a difference d = mean_A - mean_B is estimated as
+#   SE^2 = var_q(mA_q - mB_q) / Q + seed_A + seed_B,
+#   seed_X = max(0, var_s(row means of X) - s2e_X / Q) / S_X   (s2e: double-centred residual variance),
+# and d / SE is referred to a t distribution with Welch-Satterthwaite degrees of freedom (Welch 1947;
+# Satterthwaite 1946), because the seed terms come from very few seeds. Resampling seeds and queries
+# together instead (a two-level bootstrap) counts the interaction about three times and treats the seed
+# variance as known (Owen 2007 "the pigeonhole bootstrap"; McCullagh 2000), which is why the bootstrap is
+# kept for per-method intervals but is not the default test.
+
+
+@dataclass
+class SeedTerm:
+    """One method's seed term on one dataset, per metric: ``var`` the seed variance of its seed-averaged
+    mean (the per-run seed variance divided by its seed count), ``df`` its degrees of freedom (S - 1;
+    0 for a deterministic system), ``borrowed`` when it comes from the other methods (a 1-seed run).
+    ``sources``: the independent variance estimates it is made of, ``{method: (part of var, df, part of
+    the mean square it was estimated from)}``, so that ``welch_df`` counts an estimate shared by both
+    sides of a pair once (a borrowed term reuses the other methods' estimates) and takes each estimate's
+    variability from its raw mean square (the seed mean square before the query-noise correction; the
+    corrected value understates how much a 2-df estimate varies); None: the term is its own source."""
+
+    var: np.ndarray
+    df: float
+    borrowed: bool = False
+    sources: dict[str, tuple[np.ndarray, float, np.ndarray]] | None = None
+
+
+def crossed_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``x``: (seeds, queries, ...) one method's scores. Returns (per-query seed means (Q, ...), the
+    per-run seed variance component sigma_seed^2 (...), the double-centred residual variance (...), df);
+    with one seed the variances are 0 and df 0."""
+    x = np.asarray(x, np.float64)
+    s, q = x.shape[:2]
+    m = x.mean(axis=0)
+    zero = np.zeros(x.shape[2:])
+    if s < 2:
+        return m, zero, zero, 0
+    rows = x.mean(axis=1, keepdims=True)
+    grand = x.mean(axis=(0, 1), keepdims=True)
+    e = x - m[None] - rows + grand
+    s2e = (e**2).sum(axis=(0, 1)) / ((s - 1) * max(q - 1, 1))
+    g = rows[:, 0] - grand[:, 0]
+    seed_var = np.maximum(0.0, (g**2).sum(axis=0) / (s - 1) - s2e / q)
+    return m, seed_var, s2e, s - 1
+
+
+def seed_terms(
+    scores: Mapping[str, np.ndarray], trained: Mapping[str, bool] | None = None
+) -> dict[str, SeedTerm]:
+    """Per method the seed term of the Welch test. ``scores[name]``: (seeds, queries, ...). A method marked
+    ``trained`` that has one seed while another method has >= 2 borrows the pooled per-run seed variance
+    (df-weighted over the methods with >= 2 seeds, with their pooled df): one training run says nothing
+    about its own seed luck, but it has some."""
+    parts = {k: crossed_parts(v) for k, v in scores.items()}
+    ms = {
+        k: np.asarray(v, np.float64).mean(axis=1).var(axis=0, ddof=1)
+        for k, v in scores.items()
+        if parts[k][3]
+    }
+    seeded = {k: (p[1], p[3], ms[k]) for k, p in parts.items() if p[3] > 0}
+    pooled_df = sum(d for _, d, _ in seeded.values())
+    out = {}
+    for k, (_, var, _, df) in parts.items():
+        s = np.shape(scores[k])[0]
+        if df > 0:
+            out[k] = SeedTerm(var / s, float(df), sources={k: (var / s, float(df), ms[k] / s)})
+        elif pooled_df and (trained or {}).get(k, False):
+            shares = {j: (v * d / pooled_df, float(d), m * d / pooled_df) for j, (v, d, m) in seeded.items()}
+            pooled = sum(v for v, _, _ in shares.values())
+            out[k] = SeedTerm(np.asarray(pooled, np.float64), float(pooled_df), borrowed=True, sources=shares)
+        else:
+            out[k] = SeedTerm(np.zeros_like(var), 0.0)
+    return out
+
+
+@dataclass
+class WelchResult:
+    """Per metric: difference, standard error, Welch-Satterthwaite df, two-sided p, interval."""
+
+    diff: np.ndarray
+    se: np.ndarray
+    df: np.ndarray
+    p: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+
+
+def welch_df(qterm: np.ndarray, q: int, terms: Sequence[SeedTerm]) -> tuple[np.ndarray, np.ndarray]:
+    """(SE^2, Welch-Satterthwaite df) from the query term (df Q - 1) and the seed terms. Terms built on
+    the same variance estimate (``SeedTerm.sources``: a borrowed pooled variance reuses the other side's)
+    are added before squaring, as Satterthwaite's formula for a sum of independent estimates requires."""
+    se2 = qterm + sum(t.var for t in terms)
+    merged: dict[Any, tuple[Any, float]] = {}
+    for i, t in enumerate(terms):
+        for key, (_, d, m) in (t.sources or {("own", i): (t.var, t.df, t.var)}).items():
+            merged[key] = (merged[key][0] + m if key in merged else m, d)
+    den = qterm**2 / max(q - 1, 1) + sum((m**2 / d) if d > 0 else 0.0 * m for m, d in merged.values())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(den > 0, se2**2 / np.where(den > 0, den, 1.0), max(q - 1, 1))
+    return se2, df
+
+
+def welch_pair(
+    xa: np.ndarray, xb: np.ndarray, ta: SeedTerm, tb: SeedTerm, *, alpha: float = 0.05
+) -> WelchResult:
+    """Studentized Welch-Satterthwaite test of mean(xa) - mean(xb): ``xa``, ``xb`` (seeds, queries, ...)
+    on the same queries; ``ta``/``tb`` their seed terms (``seed_terms``). Vectorised over trailing axes."""
+    from scipy import stats
+
+    xa, xb = np.asarray(xa, np.float64), np.asarray(xb, np.float64)
+    q = xa.shape[1]
+    d = xa.mean(axis=(0, 1)) - xb.mean(axis=(0, 1))
+    per_query = xa.mean(axis=0) - xb.mean(axis=0)
+    qterm = per_query.var(axis=0, ddof=1) / q if q > 1 else np.zeros_like(d)
+    se2, df = welch_df(qterm, q, (ta, tb))
+    se = np.sqrt(se2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se > 0, np.abs(d) / np.where(se > 0, se, 1.0), np.where(d == 0, 0.0, np.inf))
+    p = 2 * stats.t.sf(t, df)
+    informative = q > 1 or ta.df > 0 or tb.df > 0  # one query and no seeds: nothing to test against
+    p = np.where(np.isfinite(d) & informative, p, 1.0)
+    half = stats.t.ppf(1 - alpha / 2, df) * se
+    return WelchResult(d, se, df, p, d - half, d + half)
 
 
 @dataclass
 class VarianceComponents:
-    """What one dataset-metric design can detect, from its observed variances (queries x seeds).
+    """What one dataset-metric design can detect, from its observed variances (seeds x queries, crossed).
 
-    ``seed_sd``: SD of a training run's mean score across seeds, net of query noise (pooled over the methods
-    with >= 2 seeds; None with one seed). ``residual_sd``: per-query seed-to-seed SD. ``query_sd``: SD over
+    ``seed_sd``: SD of a training run's mean score across seeds, net of query noise (per-run seed variance
+    pooled over the methods with >= 2 seeds, weighted by their df; None with one seed). ``residual_sd``:
+    SD of the seed x query interaction (double-centred residual, pooled likewise). ``query_sd``: SD over
     queries of the per-query difference between two methods' seed-averaged scores, net of seed noise.
     ``mde``: the smallest true difference between two methods with ``seeds`` seeds each, on ``queries``
-    queries, that a two-sided test at ``alpha`` detects with probability ``power``:
-    ``(z_{1-alpha/2} + z_power) * sqrt(2 seed_sd^2 / S + query_sd^2 / Q + 2 residual_sd^2 / (S Q))``.
+    queries, that the Welch test (``welch_pair``) at ``alpha`` detects with probability ``power``:
+    ``(t_{df,1-alpha/2} + t_{df,power}) * SE``, with the test's SE^2 = query_sd^2 / Q + 2 residual_sd^2 /
+    (S Q) + 2 seed_sd^2 / S and its Welch-Satterthwaite df (query term: Q - 1, each seed term: S - 1, its
+    variability from the seed mean square seed_sd^2 + residual_sd^2 / Q, as in ``welch_df``).
     """
 
     queries: int
@@ -362,49 +499,67 @@ class VarianceComponents:
     alpha: float
     power: float
 
-    def standard_error(self, seeds: int | None = None, queries: int | None = None) -> float:
+    def _terms(self, seeds: int | None, queries: int | None) -> tuple[np.ndarray, np.ndarray]:
         s, q = seeds or self.seeds, queries or self.queries
-        var = self.query_sd**2 / q
-        if self.seed_sd is not None and self.residual_sd is not None:
-            var += 2 * self.seed_sd**2 / s + 2 * self.residual_sd**2 / (s * q)
-        return math.sqrt(var)
+        qvar = self.query_sd**2
+        terms: list[SeedTerm] = []
+        if self.seed_sd is not None and self.residual_sd is not None and s >= 2:
+            qvar += 2 * self.residual_sd**2 / s
+            v, ms = self.seed_sd**2 / s, (self.seed_sd**2 + self.residual_sd**2 / q) / s
+            terms = [
+                SeedTerm(
+                    np.asarray(v), float(s - 1), sources={side: (np.asarray(v), float(s - 1), np.asarray(ms))}
+                )
+                for side in ("a", "b")
+            ]
+        return welch_df(np.asarray(qvar / q), q, terms)
+
+    def standard_error(self, seeds: int | None = None, queries: int | None = None) -> float:
+        return float(math.sqrt(float(self._terms(seeds, queries)[0])))
+
+    def df(self, seeds: int | None = None, queries: int | None = None) -> float:
+        return float(self._terms(seeds, queries)[1])
 
     def mde(self, seeds: int | None = None, queries: int | None = None) -> float:
-        from scipy.stats import norm
+        from scipy.stats import t
 
-        z = norm.ppf(1 - self.alpha / 2) + norm.ppf(self.power)
-        return float(z * self.standard_error(seeds, queries))
+        se2, df = self._terms(seeds, queries)
+        mult = t.ppf(1 - self.alpha / 2, df) + t.ppf(self.power, df)
+        return float(mult * math.sqrt(float(se2)))
 
 
 def variance_components(
     scores: Mapping[str, np.ndarray], *, alpha: float = 0.05, power: float = 0.8
 ) -> VarianceComponents:
     """Variance components of one (dataset, metric) from ``scores[name]`` = (seeds, queries) arrays on
-    the same queries (see ``VarianceComponents``). Pairs for the query term: the methods with >= 2 seeds
-    (the trained methods being compared) when there are two or more, else every pair."""
+    the same queries (see ``VarianceComponents``). Pairs for the query term: the pairs of methods with
+    >= 2 seeds (the trained methods being compared) when there are two or more; with one such method its
+    pairs with the others (not the pairs among deterministic baselines, which say nothing about it); with
+    none, every pair."""
     arrays = {k: np.asarray(v, np.float64) for k, v in scores.items()}
     if len(arrays) < 2:
         raise ValueError("variance components need at least two methods on the same queries")
     n_q = next(iter(arrays.values())).shape[1]
-    seeded = {k: x for k, x in arrays.items() if x.shape[0] >= 2}
+    parts = {k: crossed_parts(x) for k, x in arrays.items()}
+    seeded = [k for k, p in parts.items() if p[3] > 0]
     seed_sd = residual_sd = None
-    residual = {k: 0.0 for k in arrays}
     if seeded:
-        residual = {
-            k: float(x.var(axis=0, ddof=1).mean()) if x.shape[0] >= 2 else 0.0 for k, x in arrays.items()
-        }
-        between = [max(0.0, float(x.mean(axis=1).var(ddof=1)) - residual[k] / n_q) for k, x in seeded.items()]
-        seed_sd = math.sqrt(float(np.mean(between)))
-        residual_sd = math.sqrt(float(np.mean([residual[k] for k in seeded])))
-    names = list(seeded) if len(seeded) >= 2 else list(arrays)
+        total_df = sum(parts[k][3] for k in seeded)
+        seed_sd = math.sqrt(sum(float(parts[k][1]) * parts[k][3] for k in seeded) / total_df)
+        residual_sd = math.sqrt(sum(float(parts[k][2]) * parts[k][3] for k in seeded) / total_df)
+    names = list(arrays)
+    pairs = list(itertools.combinations(names, 2))
+    if len(seeded) >= 2:
+        pairs = list(itertools.combinations(seeded, 2))
+    elif len(seeded) == 1:
+        pairs = [(a, b) for a, b in pairs if seeded[0] in (a, b)]
     query_vars = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            xa, xb = arrays[a], arrays[b]
-            d = xa.mean(axis=0) - xb.mean(axis=0)
-            noise = residual[a] / xa.shape[0] + residual[b] / xb.shape[0]
-            query_vars.append(max(0.0, float(d.var(ddof=1)) - noise) if n_q > 1 else 0.0)
-    seeds = min((x.shape[0] for x in seeded.values()), default=1)
+    for a, b in pairs:
+        xa, xb = arrays[a], arrays[b]
+        d = xa.mean(axis=0) - xb.mean(axis=0)
+        noise = float(parts[a][2]) / xa.shape[0] + float(parts[b][2]) / xb.shape[0]
+        query_vars.append(max(0.0, float(d.var(ddof=1)) - noise) if n_q > 1 else 0.0)
+    seeds = min((arrays[k].shape[0] for k in seeded), default=1)
     return VarianceComponents(
         queries=n_q,
         seeds=seeds,

@@ -5,22 +5,25 @@ Reads every ``<run_dir>/results/*.json`` written by ``hardneg.evaluate`` (one fi
 seed and dataset) and writes
 
 - ``results.json`` / ``results.csv``: one row per (model, method, dataset): ``model, method, dataset`` +
-  each metric's mean over seeds, then ``seeds``, ``queries``, ``queries_excluded`` and per metric
+  each metric's mean over seeds, then ``seeds``, ``queries``, ``queries_dropped``, ``queries_excluded`` and per metric
   ``<m>_seed_sd``, ``<m>_ci_low``, ``<m>_ci_high``; ``results_per_seed.csv``: one row per seed;
 - ``results.md``: per dataset a table (rows: methods with a letter; per metric the mean, the seed SD and
   the 95% interval, and the letters of the rows it is significantly better than), the minimum detectable
   effect of the design, then the multi-dataset summary and every pairwise comparison with its verdict;
 - ``significance.json`` / ``significance.csv``: every pair of methods per (dataset, metric): mean
-  difference, 95% interval, p-value, Holm-adjusted p-value within the (dataset, metric) family, verdict;
+  difference, its SE and Welch df, 95% interval, p-value, Holm-adjusted p-value within the (dataset,
+  metric) family, verdict of a vs b (better / worse / noise);
 - ``mde.json``: the variance components and minimum detectable effect per (dataset, metric);
 - ``results.png`` (bars with intervals), ``results_forest.png`` (differences to a reference method, per
   dataset and metric) and ``results_scatter.png`` (per-query scores of two methods, seed-averaged).
 
-Statistics (docs/evaluation.md): intervals and tests come from one two-level bootstrap per dataset
-(``hardneg.metrics.two_level_bootstrap``: training seeds, then queries, paired across methods), so they
-cover both the luck of the training seed and the sampling of queries. With one seed per method they cover
-queries only, and the report says so. A difference is called real only when its Holm-adjusted p-value is
-below ``alpha``; otherwise the report calls it noise.
+Statistics (docs/evaluation.md): seeds and queries are crossed. Pairs are tested with a studentized
+Welch-Satterthwaite t test over the query and per-method seed variance components
+(``hardneg.metrics.welch_pair``; interval d +- t SE), Holm-corrected within each (dataset, metric); a
+trained method with one seed borrows the pooled seed variance of the others. Per-method intervals come
+from a two-level bootstrap (seeds, then queries, paired across methods). With one seed per method
+everything covers queries only, and the report says so. A difference is called real (better / worse)
+only when its Holm-adjusted p-value is below ``alpha``; otherwise the report calls it noise.
 """
 
 from __future__ import annotations
@@ -42,12 +45,14 @@ from hardneg.metrics import (
     bootstrap_p_value,
     holm,
     paired_test,
+    seed_terms,
     two_level_bootstrap,
     variance_components,
+    welch_pair,
 )
 
 TABLE_METRICS = ("ndcg@10", "p@10", "recall@100")
-TESTS = ("bootstrap", "randomization", "t-test")
+TESTS = ("welch", "bootstrap", "randomization", "t-test")
 
 
 @dataclass
@@ -59,10 +64,11 @@ class ReportConfig:
         default_factory=lambda: list(TABLE_METRICS), metadata={"help": "Metrics in the table and the tests."}
     )
     test: str = field(
-        default="bootstrap",
+        default="welch",
         metadata={
-            "help": "p-values: bootstrap (two-level: seeds and queries; default), or randomization / t-test "
-            "over queries on seed-averaged scores (these ignore seed variance)."
+            "help": "pair test: welch (studentized Welch-Satterthwaite over the crossed seed and query "
+            "variance; default), bootstrap (two-level: seeds and queries; over-covers the seed x query noise), "
+            "or randomization / t-test over queries on seed-averaged scores (these ignore seed variance)."
         },
     )
     n_resamples: int = field(
@@ -191,10 +197,25 @@ def common_queries(systems: list[System]) -> list[str]:
 
 
 def score_array(system: System, queries: list[str], metrics: list[str]) -> np.ndarray:
-    """(seeds, queries, metrics) per-query scores of a system."""
-    return np.array(
+    """(seeds, queries, metrics) per-query scores of a system; a non-finite score is an error naming the
+    file, metric and query (a NaN would otherwise count as a significant difference)."""
+    x = np.array(
         [[[r["per_query"][q][m] for m in metrics] for q in queries] for r in system.results], dtype=np.float64
     )
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        i, q, m = bad[0]
+        raise ValueError(
+            f"{system.results[i]['_file']}: non-finite per-query {metrics[m]} for {queries[q]} "
+            f"({len(bad)} non-finite scores in all); fix: re-evaluate it (overwrite=true)"
+        )
+    return x
+
+
+def dropped_queries(systems: list[System], queries: list[str]) -> dict[str, int]:
+    """Per system label: queries some of its result files scored that are not in the common ``queries``."""
+    keep = set(queries)
+    return {s.label: max(len(set(r["per_query"]) - keep) for r in s.results) for s in systems}
 
 
 @dataclass
@@ -209,6 +230,8 @@ class DatasetAnalysis:
     pairs: list[dict[str, Any]]
     components: dict[str, dict[str, Any]]
     multi_seed: bool
+    dropped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def analyse_dataset(
@@ -222,6 +245,36 @@ def analyse_dataset(
     arrays = {s.label: score_array(s, queries, metrics) for s in systems}
     reps = two_level_bootstrap(arrays, n_resamples=config.n_resamples, seed=config.seed)
     multi_seed = any(len(s.results) > 1 for s in systems)
+    trained = {s.label: any(x is not None for x in s.seeds) for s in systems}
+    terms = seed_terms(arrays, trained)
+    notes = []
+    rng = np.random.default_rng(config.seed + 1)
+    for s in systems:
+        if terms[s.label].borrowed:  # one training run: its replicates get the pooled seed luck too
+            sd = np.sqrt(terms[s.label].var)
+            reps[s.label] = reps[s.label] + rng.normal(0.0, 1.0, reps[s.label].shape) * sd
+            notes.append(
+                f"{s.label}: 1 training seed; seed variance borrowed from the other methods "
+                f"(pooled, {terms[s.label].df:.0f} df)."
+            )
+    counts = {len(s.results) for s in systems if trained[s.label]}
+    if len(counts) > 1:
+        detail = ", ".join(f"{s.label}: {len(s.results)}" for s in systems if trained[s.label])
+        notes.append(
+            f"Training seed counts differ between methods ({detail}); each test uses each method's own."
+        )
+    if not multi_seed:
+        notes.append(
+            "One training seed per method on this dataset: intervals and tests cover query sampling only."
+        )
+    dropped = dropped_queries(systems, queries)
+    if any(dropped.values()):
+        detail = ", ".join(f"{k}: {n}" for k, n in dropped.items() if n)
+        union = set().union(*(r["per_query"] for s in systems for r in s.results))
+        notes.append(
+            f"{len(union) - len(queries)} queries scored by only some methods are left out (paired design; "
+            f"per method: {detail})."
+        )
     summary = []
     for s in systems:
         x = arrays[s.label]
@@ -252,7 +305,10 @@ def analyse_dataset(
         observed = arrays[a.label].mean(axis=(0, 1)) - arrays[b.label].mean(axis=(0, 1))
         diff_reps = reps[a.label] - reps[b.label]
         lo, hi = np.percentile(diff_reps, [2.5, 97.5], axis=0)
-        if config.test == "bootstrap":
+        welch = welch_pair(arrays[a.label], arrays[b.label], terms[a.label], terms[b.label], alpha=0.05)
+        if config.test == "welch":
+            p, lo, hi = welch.p, welch.ci_low, welch.ci_high
+        elif config.test == "bootstrap":
             p = bootstrap_p_value(diff_reps, observed)
         else:
             avg_a, avg_b = arrays[a.label].mean(axis=0), arrays[b.label].mean(axis=0)
@@ -281,6 +337,8 @@ def analyse_dataset(
                     "seeds_a": len(a.results),
                     "seeds_b": len(b.results),
                     "queries": len(queries),
+                    "se": float(welch.se[j]),
+                    "df": float(welch.df[j]),
                     "test": config.test,
                     "p": float(p[j]),
                 }
@@ -290,8 +348,7 @@ def analyse_dataset(
         for t, p_adj in zip(family, holm([t["p"] for t in family]), strict=True):
             t["p_holm"] = p_adj
             t["significant"] = bool(p_adj < config.alpha)
-            winner = t["a"] if t["diff"] > 0 else t["b"]
-            t["verdict"] = f"{winner} better" if t["significant"] else "noise"
+            t["verdict"] = ("better" if t["diff"] > 0 else "worse") if t["significant"] else "noise"
     components = {}
     if len(systems) >= 2:
         for j, m in enumerate(metrics):
@@ -302,11 +359,14 @@ def analyse_dataset(
                 "dataset": dataset,
                 "metric": m,
                 **asdict(vc),
+                "df": vc.df(),
                 "mde": vc.mde(),
                 "mde_10_seeds": vc.mde(seeds=10) if vc.seed_sd is not None else None,
                 "mde_4x_queries": vc.mde(queries=4 * vc.queries),
             }
-    return DatasetAnalysis(dataset, systems, queries, metrics, summary, pairs, components, multi_seed)
+    return DatasetAnalysis(
+        dataset, systems, queries, metrics, summary, pairs, components, multi_seed, dropped, notes
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -326,6 +386,7 @@ def result_rows(analyses: list[DatasetAnalysis], results: list[dict[str, Any]]) 
                 {
                     "seeds": len(s.results),
                     "queries": len(an.queries),
+                    "queries_dropped": an.dropped.get(s.label, 0),
                     "queries_excluded": c.get("queries_without_judgements", 0)
                     + c.get("queries_without_relevant", 0),
                 }
@@ -615,13 +676,24 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _markdown(analyses: list[DatasetAnalysis], results: list[dict], config: ReportConfig) -> str:
+def _markdown(
+    analyses: list[DatasetAnalysis],
+    results: list[dict],
+    config: ReportConfig,
+    dropped_metrics: list[str] | None = None,
+) -> str:
     multi_seed = any(an.multi_seed for an in analyses)
     lines = ["# Retrieval results", ""]
+    if dropped_metrics:
+        lines += [
+            f"**Metrics left out** (missing from some result files): {', '.join(dropped_metrics)}; "
+            "re-evaluate with them to include them.",
+            "",
+        ]
     if multi_seed:
         lines.append(
-            "Means over training seeds; seed SD: standard deviation of a run's mean across seeds; 95% CI: "
-            f"two-level bootstrap (training seeds, then queries; {config.n_resamples} replicates)."
+            "Means over training seeds; seed SD: standard deviation of a run's mean across seeds; a method's "
+            f"95% CI: two-level bootstrap (training seeds, then queries; {config.n_resamples} replicates)."
         )
     else:
         lines.append(
@@ -630,6 +702,7 @@ def _markdown(analyses: list[DatasetAnalysis], results: list[dict], config: Repo
             '`make train SEEDS="0 1 2"`).'
         )
     test_name = {
+        "welch": "Welch-Satterthwaite t test over the crossed seed and query variance",
         "bootstrap": "two-level bootstrap test",
         "randomization": "randomisation test over queries on seed-averaged scores",
         "t-test": "paired t-test over queries on seed-averaged scores",
@@ -638,7 +711,7 @@ def _markdown(analyses: list[DatasetAnalysis], results: list[dict], config: Repo
         f"`>b,c`: significantly better than rows b and c on that metric ({test_name}, Holm-corrected within "
         f"each dataset and metric, alpha {config.alpha}). Differences not marked are noise. Intervals are "
         "per comparison (not multiplicity-adjusted): a pair's interval may exclude 0 while its Holm verdict "
-        "is noise.",
+        "is noise. Pair verdicts read a vs b: better, worse, or noise.",
         "",
     ]
     budgets = training_budgets(results)
@@ -656,9 +729,12 @@ def _markdown(analyses: list[DatasetAnalysis], results: list[dict], config: Repo
         lines += [f"## {an.dataset} ({len(an.queries)} queries)", ""]
         lines.append(dataset_table(an).to_markdown(index=False, disable_numparse=True))
         lines.append("")
+        if an.notes:
+            lines += [f"- {n}" for n in an.notes] + [""]
         if an.components:
             lines += [
-                f"Minimum detectable effect (80% power at alpha {config.alpha}, two-sided; a method pair "
+                f"Minimum detectable effect ({config.power:.0%} power at alpha {config.alpha}, two-sided Welch "
+                "test, t quantiles at its Welch-Satterthwaite df; a method pair "
                 f"with {next(iter(an.components.values()))['seeds']} seed(s) each on these "
                 f"{len(an.queries)} queries, from the observed variances):",
                 "",
@@ -706,7 +782,8 @@ def _markdown(analyses: list[DatasetAnalysis], results: list[dict], config: Repo
     if tests:
         df = pd.DataFrame(tests)
         df["95% CI"] = [f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(df["ci_low"], df["ci_high"], strict=True)]
-        df = df[["dataset", "metric", "a", "b", "diff", "95% CI", "p", "p_holm", "verdict"]]
+        df = df.rename(columns={"verdict": "a vs b"})
+        df = df[["dataset", "metric", "a", "b", "diff", "95% CI", "p", "p_holm", "a vs b"]]
         lines.append(df.to_markdown(index=False, floatfmt=".4f"))
         noise = [t for t in tests if not t["significant"]]
         lines += [
@@ -726,6 +803,11 @@ def render_report(config: ReportConfig) -> dict[str, Path]:
     metrics = [m for m in config.metrics if all(m in r["metrics"] for r in results)]
     if not metrics:
         raise ValueError(f"no result file has all of {config.metrics}; fix: evaluate with these metrics")
+    dropped_metrics = [
+        f"{m} (missing from {sum(m not in r['metrics'] for r in results)} of {len(results)} files)"
+        for m in config.metrics
+        if m not in metrics
+    ]
     grouped = group_systems(results)
     analyses = [analyse_dataset(ds, systems, metrics, config) for ds, systems in sorted(grouped.items())]
     rows = result_rows(analyses, results)
@@ -747,7 +829,7 @@ def render_report(config: ReportConfig) -> dict[str, Path]:
     paths["significance_json"].write_text(json.dumps(tests, indent=1))
     pd.DataFrame(tests).to_csv(paths["significance_csv"], index=False)
     paths["mde_json"].write_text(json.dumps([c for an in analyses for c in an.components.values()], indent=1))
-    markdown = _markdown(analyses, results, config)
+    markdown = _markdown(analyses, results, config, dropped_metrics)
     paths["md"].write_text(markdown)
     plot_bars(analyses, paths["png"])
     plot_forest(analyses, config.reference, paths["forest"])

@@ -712,7 +712,15 @@ def train_seeds(config: TrainConfig, *, callbacks: list[TrainerCallback] | None 
         folder = seed_dir(config.output_dir, seed)
         summary = folder / SUMMARY_FILE
         if summary.is_file():
-            steps = json.loads(summary.read_text()).get("global_step")
+            done = json.loads(summary.read_text())
+            steps = done.get("global_step")
+            budget = done.get("max_steps", steps)
+            if budget != config.max_steps:
+                raise ValueError(
+                    f"{folder} holds a finished seed trained with max_steps {budget}, but the config asks for "
+                    f"{config.max_steps}: its results would not be comparable; fix: delete {folder} to retrain "
+                    f"it, or set max_steps {budget}"
+                )
             print(f"{folder}: already trained ({steps} steps), skipped", flush=True)
         else:
             train(replace(config, seed=seed, seeds=[], output_dir=str(folder)), callbacks=callbacks)

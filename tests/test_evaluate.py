@@ -216,6 +216,13 @@ def test_results_are_reused_only_for_the_same_model_files(tmp_path):
     _os.utime(folder / "model.safetensors", ns=(1, 1))
     assert not _is_current(result, spec)
     assert source_stamp(ModelSpec(method="bm25")) == "bm25"
+    # same model, other scoring settings (max_queries, top_k, metrics, rule, revision): recompute
+    bm25 = ModelSpec(method="bm25")
+    settings = {"max_queries": 50, "top_k": 100, "metric_list": ["ndcg@10"], "ignore_identical_ids": False}
+    result.write_text(_json.dumps({"source_stamp": "bm25", **settings, "metrics": {"ndcg@10": 0.5}}))
+    assert _is_current(result, bm25, expect=settings)
+    assert not _is_current(result, bm25, expect={**settings, "max_queries": 0})
+    assert not _is_current(result, bm25, expect={**settings, "metric_list": ["ndcg@10", "p@10"]})
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -155,5 +155,53 @@ def test_two_level_bootstrap_variance_and_pairing():
     assert np.allclose(both["b"] - both["a"], 0.1)
     assert bootstrap_p_value(both["b"] - both["a"], np.array([0.1]))[0] == pytest.approx(1 / 1001)
     assert bootstrap_p_value(np.zeros((10, 1)), np.array([0.0]))[0] == 1.0
+    assert bootstrap_p_value(np.zeros((10, 1)), np.array([np.nan]))[0] == 1.0
     with pytest.raises(ValueError, match="equal queries"):
         two_level_bootstrap({"a": q, "b": q[:, :10]})
+
+
+def _crossed(rng, n: int, q: int, s: int, seed_sd: float, noise_sd: float, delta: float = 0.0):
+    """``n`` experiments at once (last axis): two methods, ``s`` seeds each, crossed with ``q`` queries."""
+    base = rng.normal(0.4, 0.25, (q, n))
+    a = base[None] + delta + rng.normal(0, seed_sd, (s, 1, n)) + rng.normal(0, noise_sd, (s, q, n))
+    b = base[None] + rng.normal(0, seed_sd, (s, 1, n)) + rng.normal(0, noise_sd, (s, q, n))
+    return a, b
+
+
+def test_welch_test_is_calibrated_when_seed_luck_dominates_and_still_has_power():
+    from hardneg.metrics import seed_terms, welch_pair
+
+    rng = np.random.default_rng(0)
+    # 300 null experiments, S = 3, seed effect dominating: the bootstrap rejected 12.5% here at alpha .05
+    a, b = _crossed(rng, 300, 200, 3, seed_sd=0.01, noise_sd=0.01)
+    t = seed_terms({"a": a, "b": b})
+    null = welch_pair(a, b, t["a"], t["b"])
+    assert np.mean(null.p < 0.05) <= 0.08
+    assert np.mean((null.ci_low < 0) & (0 < null.ci_high)) >= 0.92  # the interval agrees with the test
+    # a planted difference of 5 seed SDs is found in most experiments
+    a, b = _crossed(rng, 300, 200, 3, seed_sd=0.01, noise_sd=0.01, delta=0.05)
+    t = seed_terms({"a": a, "b": b})
+    assert np.mean(welch_pair(a, b, t["a"], t["b"]).p < 0.05) >= 0.8
+    # a NaN difference is never a win
+    a[0, 0, 0] = np.nan
+    assert welch_pair(a, b, t["a"], t["b"]).p[0] == 1.0
+    # one query, no seeds: no variance to test against, never significant
+    zero = seed_terms({"x": np.ones((1, 1, 1))})["x"]
+    assert welch_pair(np.ones((1, 1, 1)), np.zeros((1, 1, 1)), zero, zero).p[0] == 1.0
+
+
+def test_one_seed_trained_method_borrows_pooled_seed_variance():
+    from hardneg.metrics import seed_terms, welch_pair
+
+    rng = np.random.default_rng(1)
+    a, b = _crossed(rng, 4, 100, 3, seed_sd=0.02, noise_sd=0.01)
+    terms = seed_terms({"a": a, "b": b[:1], "bm25": b[:1]}, trained={"a": True, "b": True, "bm25": False})
+    assert terms["b"].borrowed and terms["b"].df == 2 and np.allclose(terms["b"].var, terms["a"].var * 3)
+    assert not terms["bm25"].borrowed and terms["bm25"].df == 0 and np.all(terms["bm25"].var == 0)
+    # null calibration of a 1-seed method against 3 seeds: borrowing keeps seed luck from being a win
+    a, b = _crossed(rng, 300, 200, 3, seed_sd=0.01, noise_sd=0.05)
+    one = b[:1]
+    t = seed_terms({"a": a, "b": one}, trained={"a": True, "b": True})
+    assert np.mean(welch_pair(a, one, t["a"], t["b"]).p < 0.05) <= 0.09
+    t = seed_terms({"a": a, "b": one})  # not borrowed: the lucky single seed is called a win far too often
+    assert np.mean(welch_pair(a, one, t["a"], t["b"]).p < 0.05) > 0.12

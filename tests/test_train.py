@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -432,3 +433,5 @@ def test_train_seeds_one_folder_per_seed(dataset_dir, tmp_path, capsys):
     assert train_seeds(config) == folders
     assert (folders[0] / "training_summary.json").stat().st_mtime_ns == mtime
     assert "already trained (3 steps), skipped" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="trained with max_steps 3, but the config asks for 5"):
+        train_seeds(replace(config, max_steps=5))  # a finished seed of another budget is not reused
