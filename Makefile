@@ -19,7 +19,11 @@ PYTEST_ARGS ?=
 # Values of these variables reach recipes only as environment variables, quoted ("$$RUN_DIR"): no value can
 # run a command (`make publish REPO='a/b" ; echo x; "'` passes that string as the repo id, nothing else).
 # PY, VENV, LAUNCH and TORCH are commands or install specs by design.
-export RUN_DIR RECIPES METHODS SEEDS REPO VERSION CONFIG DATASET DATASET_REVISION PRIVATE CONFIRM PYTEST_ARGS
+# Keep each value literally: `override V := $(value V)` stops make from expanding `$(shell ...)` in a value,
+# both where a recipe names the variable and when make builds a recipe's environment.
+DATA_VARS := RUN_DIR RECIPES METHODS SEEDS REPO VERSION CONFIG DATASET DATASET_REVISION PRIVATE CONFIRM PYTEST_ARGS
+$(foreach v,$(DATA_VARS),$(eval override $(v) := $$(value $(v))))
+export $(DATA_VARS)
 export TOKENIZERS_PARALLELISM ?= false
 # Idle OpenMP threads sleep instead of spinning: batched CPU matmuls run far faster on a shared machine.
 export OMP_WAIT_POLICY ?= PASSIVE
@@ -57,7 +61,7 @@ train: $(STAMP) ## fine-tune the embedder on each method's config once per seed 
 	  HARDNEG_CHECK_ONLY=1 $(PY) training/train.py --config "$$RECIPES/train.yaml" --dataset "$$RUN_DIR/dataset" \
 	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit $$?; \
 	  $(LAUNCH) training/train.py --config "$$RECIPES/train.yaml" --dataset "$$RUN_DIR/dataset" \
-	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit 1; \
+	    --dataset_config "$$m" --output_dir "$$RUN_DIR/models/$$m" $${SEEDS:+--seeds $$SEEDS} || exit $$?; \
 	done
 
 evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@10, P@10, R@100)

@@ -24,7 +24,6 @@ stages, and LLM generation resumes item by item from its own cache, so a crash l
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import shutil
@@ -60,6 +59,8 @@ from hardneg.methods import (
     ConfigStats,
     Method,
     MethodContext,
+    content_key,
+    fn_scores_file,
     get_method,
     method_names,
 )
@@ -327,6 +328,18 @@ class BuildConfig:
             raise ValueError(
                 "repair_scope 'suspected' needs a false_negative_scorer; fix: set one or use repair_scope all"
             )
+        judge = self.false_negative_judge
+        if judge and str(judge).lower() != "none":
+            guards = {self._fn_scorer_name(), self.ce_scorer}
+            for name in self.methods:
+                method = get_method(name)
+                if method.guard_scorer:
+                    guards.add(method.guard_scorer(self.options_of(method)))
+            if judge in guards:
+                raise ValueError(
+                    f"false_negative_judge '{judge}' is the build's false-negative scorer or a method's guard, so "
+                    "its rate would not be independent; fix: choose a scorer of another model"
+                )
         if self.sampling_strategy not in ("top", "random"):
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:
@@ -344,10 +357,6 @@ class BuildConfig:
         """A method's own options: its registry fields from this config, then its ``method_options``."""
         values = {k: getattr(self, k) for k in method.options if hasattr(self, k)}
         return values | dict((self.method_options or {}).get(method.name) or {})
-
-
-def _key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _load_data(path: Path) -> Dataset:
@@ -489,7 +498,7 @@ def load_inputs(config: BuildConfig, seed: int) -> _Inputs:
         if config.exclude_eval_docs:
             pool, decon["excluded_doc_ids"] = decontaminate_corpus(corpus, judged)
     passages = sample_passages(pool, config.num_passages, seed)
-    key = _key(
+    key = content_key(
         config.corpus,
         config.corpus_revision,
         config.corpus_text_column,
@@ -506,7 +515,7 @@ def make_queries(
     config: BuildConfig, inputs: _Inputs, stages: _Stages, res: _Resources, cache_dir: Path, seed: int
 ) -> tuple[Dataset, dict, str]:
     """Step 2: one LLM query per sampled passage, minus the evaluation set's queries; returns its stage key."""
-    key = _key(
+    key = content_key(
         "queries",
         inputs.key,
         inputs.passages["id"],
@@ -549,7 +558,7 @@ def method_stage_key(
 ) -> str:
     """A method's stage key: the queries, its own options, and only what it declares it needs."""
     prompt = load_prompt(options[method.prompt_option]).sha256 if method.prompt_option else None
-    return _key(
+    return content_key(
         method.name,
         queries_key,
         method.stage_options(options),
@@ -649,7 +658,7 @@ def repair_configs(
     prompt = load_prompt(config.repair_judge_prompt)
     for name in config.repair_configs or config.methods:
         stage = f"{name}.repaired"
-        key = _key(
+        key = content_key(
             "repair",
             keys[name],
             config.false_negative_repair,
@@ -686,6 +695,7 @@ def repair_configs(
                 cache_dir=cache_dir,
                 seed=seed,
                 max_new_tokens=config.repair_max_new_tokens,
+                config=name,
             )
             repair["suspects_from"] = scorer_name or "all rows"
             done = table, {**stats[name], "repair": repair}
@@ -720,11 +730,6 @@ def pair_configs(
         }
     summary = {"enabled": paired, "query_ids": len(common), "dropped": dropped}
     return out, kept, summary
-
-
-def fn_scores_file(scorer_name: str) -> str:
-    """File (in the stage folder) with every row's (positive, negative) score by that false-negative scorer."""
-    return f"fn_scores_{_key(scorer_name)}.json"
 
 
 def _row_scores(
@@ -879,7 +884,7 @@ def make_shard(
     cache; the main process then gathers every shard's queries and method tables in rank order (the
     one-process order) and adds up their stats (returned with a stage key per gathered table, from the
     shards' keys). Returns None on the other processes."""
-    run_id = _key(inputs.key, asdict(config), generator_config.output_settings(), seed, shard.world)
+    run_id = content_key(inputs.key, asdict(config), generator_config.output_settings(), seed, shard.world)
     bind_local_device()
     res.generator_config = shard_generator_config(generator_config, shard)
     mine = replace(inputs, passages=shard_rows(inputs.passages, shard), decontamination={})
@@ -905,7 +910,9 @@ def make_shard(
         before = len(queries)
         queries, _ = decontaminate_queries(queries, exclude_queries=inputs.eval_queries)
         inputs.decontamination["removed_queries"] = before - len(queries)
-    keys = {name: _key([d["keys"][name] for d in done]) for name in joined}  # the gathered tables' stage keys
+    keys = {
+        name: content_key([d["keys"][name] for d in done]) for name in joined
+    }  # the gathered tables' stage keys
     return queries, qstats, joined, merged, keys
 
 

@@ -28,6 +28,7 @@ from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
 from hardneg.methods import QUERIES_CONFIG, config_description
+from hardneg.redact import redact_url
 
 
 def _cards_dir() -> Path:
@@ -290,6 +291,8 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
     if rows is None and splits:
         rows = sum(splits.values())
     fn = _false_negative_view(stats)
+    repair = _as_dict(stats.get("repair"))
+    paired = _as_dict(stats.get("paired"))
     return {
         "name": name,
         "is_triplet": name != QUERIES_CONFIG,
@@ -318,8 +321,26 @@ def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[s
             else [p for key, p in prompts.items() if _prompt_used_by(key, name)]
         ),
         "fn_scorer": stats.get("false_negative_scorer"),
+        "repair": {k: _fmt(repair.get(k)) for k in _REPAIR_COUNTS} if repair else {},
+        "repair_judge": repair.get("judge_model"),
+        "paired": ({k: _fmt(paired.get(k)) for k in ("dropped_rows", "dropped_queries")} if paired else {}),
         "other": _other_stats(stats),
     }
+
+
+# What the false-negative repair records per decision (hardneg.negatives.repair), in the card's order.
+_REPAIR_COUNTS = (
+    "mode",
+    "suspected",
+    "judged_false_negative",
+    "judged_true_negative",
+    "undecided",
+    "dropped",
+    "relabelled",
+    "relabelled_without_negative",
+    "rows_before",
+    "rows_after",
+)
 
 
 def _pct(x: Any) -> str | None:
@@ -385,6 +406,8 @@ _SHOWN_STATS = {
     "prompt",
     "false_negative_scorer",
     "method",
+    "repair",
+    "paired",
 }
 
 
@@ -484,10 +507,6 @@ def example_rows(folder: str | Path, n: int = EXAMPLE_ROWS) -> dict[str, list[di
     return out
 
 
-def _redact_url(url: str) -> str:
-    return re.sub(r"//[^/@\s]+@", "//", str(url))
-
-
 def build_recipe(build_stats: dict) -> str:
     """The effective recipe of a build (its settings after CLI overrides) as YAML for ``builders/build.py``."""
     import yaml
@@ -495,7 +514,7 @@ def build_recipe(build_stats: dict) -> str:
     build = dict(_as_dict(_as_dict(build_stats).get("build")))
     generator = dict(_as_dict(_as_dict(_as_dict(build_stats).get("generator")).get("settings")))
     if "urls" in generator:
-        generator["urls"] = [_redact_url(u) for u in generator.get("urls") or []]
+        generator["urls"] = [redact_url(str(u)) for u in generator.get("urls") or []]
     header = (
         f"# The effective recipe of this build (hardneg {_as_dict(build_stats).get('hardneg_version', '?')}, "
         f"{_as_dict(build_stats).get('created', '?')}): the build settings, then the generator's.\n"

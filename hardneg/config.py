@@ -28,8 +28,16 @@ from transformers import HfArgumentParser
 
 from hardneg.redact import install_log_redaction, redact
 
-# Config fields naming a folder the stage writes into: checked for writability before any work starts.
+# Config fields naming a folder the stage writes into (and keeps its finished work in): checked for writability
+# before any work starts. A config class whose outputs differ declares its own ``OUTPUT_FIELDS``; fields naming a
+# single file it writes go in ``OUTPUT_FILES`` (the file's folder is checked; no work is kept to resume).
 OUTPUT_FIELDS = ("output_dir", "run_dir")
+
+
+def _fields(cfg: Any, attr: str, default: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(field, value) of the config's declared output fields that are set."""
+    names = getattr(type(cfg), attr, default)
+    return [(n, v) for n in names if isinstance(v := getattr(cfg, n, None), str) and v]
 
 
 class ConfigError(ValueError):
@@ -199,10 +207,12 @@ def check_writable(folder: str | Path, option: str = "output_dir") -> None:
 def preflight(configs: tuple[Any, ...]) -> None:
     """Checks that need no model: output folders writable, then each config's own ``preflight()``."""
     for cfg in configs:
-        for name in OUTPUT_FIELDS:
-            value = getattr(cfg, name, None)
-            if isinstance(value, str) and value:
-                check_writable(value, name)
+        for name, value in _fields(cfg, "OUTPUT_FIELDS", OUTPUT_FIELDS):
+            check_writable(value, name)
+        for name, value in _fields(cfg, "OUTPUT_FILES"):
+            if Path(value).is_dir():
+                raise ConfigError(f"--{name} '{value}' is a folder; fix: name the file to write")
+            check_writable(Path(value).absolute().parent, name)
     for cfg in configs:
         check = getattr(cfg, "preflight", None)
         if callable(check):
@@ -211,9 +221,7 @@ def preflight(configs: tuple[Any, ...]) -> None:
 
 def work_folder(configs: tuple[Any, ...]) -> str | None:
     """The folder a stage keeps its finished work in (named in the Ctrl-C line)."""
-    return next(
-        (getattr(c, n) for c in configs for n in OUTPUT_FIELDS if isinstance(getattr(c, n, None), str)), None
-    )
+    return next((v for c in configs for _, v in _fields(c, "OUTPUT_FIELDS", OUTPUT_FIELDS)), None)
 
 
 def is_main_process() -> bool:
@@ -251,8 +259,14 @@ def run_main(main, *dataclass_types: type) -> None:
             raise
         if is_main_process():
             folder = work_folder(configs)
-            kept = f"work so far is kept in {folder}" if folder else "work so far is kept"
-            print(f"interrupted; {kept}; rerun the same command to resume", file=sys.stderr)
+            files = [v for c in configs for _, v in _fields(c, "OUTPUT_FILES")]
+            if folder:
+                line = f"interrupted; work so far is kept in {folder}; rerun the same command to resume"
+            elif files:  # a stage that writes one file at the end (the explorer): nothing to resume from
+                line = f"interrupted; {files[0]} was not written; rerun the same command"
+            else:
+                line = "interrupted; work so far is kept; rerun the same command to resume"
+            print(line, file=sys.stderr)
         sys.exit(130)
     except (ConfigError, OSError, RuntimeError, ValueError) as err:
         # One clear line for bad input; tracebacks are for bugs, set HARDNEG_DEBUG=1 to see them.

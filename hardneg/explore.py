@@ -30,9 +30,11 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from hardneg.beir import load_eval_dataset
 from hardneg.corpus import passage_text
+from hardneg.methods import QUERIES_CONFIG, fn_scores_file
 from hardneg.metrics import read_run_file, trec_order
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ DOC_CHARS = 400  # evaluation passages are shown cut to this many characters
 @dataclass
 class ExploreConfig:
     """What to show and where to write it."""
+
+    # --run_dir is read, not written: the only output is the HTML file (config.preflight checks its folder).
+    OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = ()
+    OUTPUT_FILES: ClassVar[tuple[str, ...]] = ("output",)
 
     dataset: str = field(
         default="runs/demo/dataset", metadata={"help": "The build's dataset folder or its Hub id."}
@@ -136,7 +142,7 @@ def _read_rejects(rejects_dir: Path | None) -> dict[str, list[dict]]:
     return out
 
 
-def _flags(method: str, cols: dict[str, list], stats: dict) -> list[int]:
+def _flags(cols: dict[str, list], stats: dict) -> list[int]:
     """Per row 1 when the false-negative scorer rated the negative at or above the positive."""
     n = len(cols.get("anchor", []))
     flags = [0] * n
@@ -156,18 +162,18 @@ def _flags(method: str, cols: dict[str, list], stats: dict) -> list[int]:
 
 
 def _stage_fn_scores(
-    stages: Path, method: str, scorer: str | None, cols: dict[str, list]
+    stages: Path, stage_name: str, scorer: str | None, cols: dict[str, list]
 ) -> tuple[list, list]:
     """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
     folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
     from datasets import load_from_disk
 
-    from hardneg.build import fn_scores_file
-
-    if not scorer or not (stages / method / fn_scores_file(scorer)).is_file():
+    if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
         return [], []
-    saved = json.loads((stages / method / fn_scores_file(scorer)).read_text())
-    stage = load_from_disk(str(stages / method / "data")).select_columns(["query_id", "negative"]).to_dict()
+    saved = json.loads((stages / stage_name / fn_scores_file(scorer)).read_text())
+    stage = (
+        load_from_disk(str(stages / stage_name / "data")).select_columns(["query_id", "negative"]).to_dict()
+    )
     if len(stage["query_id"]) != len(saved.get("positive", [])):
         return [], []
     at = {(str(q), t): i for i, (q, t) in enumerate(zip(stage["query_id"], stage["negative"], strict=True))}
@@ -215,12 +221,14 @@ def build_payload(
                 "%s: %d rows whose query_id is not in the queries config are left out", name, unknown
             )
         keep = [i for i, r in enumerate(rows) if r >= 0]
-        flags = _flags(name, cols, stats)
+        flags = _flags(cols, stats)
         fs_p, fs_n = [], []
         own = (stats.get("params") or {}).get("scorer")
+        # a repaired config's rows (and their scores) live in the stage the build recorded (``<name>.repaired``)
+        stage = (stats.get("false_negative_detail") or {}).get("stage", name)
         if folder is not None and stats.get("false_negative_scorer") not in (None, own):
             fs_p, fs_n = _stage_fn_scores(
-                folder.parent / "stages", name, stats["false_negative_scorer"], cols
+                folder.parent / "stages", stage, stats["false_negative_scorer"], cols
             )
         methods[name] = {
             "q": [rows[i] for i in keep],
@@ -237,13 +245,19 @@ def build_payload(
             "fn_rate": stats.get("suspected_false_negative_rate"),
             "fn_scorer": stats.get("false_negative_scorer"),
             "fn_same_as_guard": stats.get("false_negative_same_as_guard"),
+            "ind_rate": stats.get("independent_false_negative_rate"),
+            "ind_scorer": stats.get("independent_false_negative_scorer"),
+            # hybrid_hn: the config each row's negative was drawn from
+            "source": [st.add(cols["source"][i]) for i in keep] if "source" in cols else [],
             "rejects": stats.get("rejects") or {},
         }
     if rejects_dir is None and folder is not None:
         rejects_dir = folder.parent / "cache" / "rejects"
     rejects = {}
     for name, rows in _read_rejects(Path(rejects_dir) if rejects_dir else None).items():
-        is_query = name not in methods  # query generation is keyed by passage id
+        is_query = name == QUERIES_CONFIG  # query generation is keyed by passage id
+        if not is_query and name not in methods:
+            continue  # e.g. the false-negative judge's rejects (<config>.fn_judge), keyed by row, not by query
         qs, texts, reasons = [], [], []
         for r in rows:
             targets = by_positive.get(str(r.get("id")), []) if is_query else [qrow.get(str(r.get("id")), -1)]
@@ -301,8 +315,6 @@ def build_eval_payload(
     )
     data = None
     if eval_data or sources:
-        from hardneg.beir import load_eval_dataset
-
         src, split = (eval_data, sources[0][1] if sources else "test") if eval_data else sources[0]
         try:
             data = load_eval_dataset(src, split=split)

@@ -21,13 +21,28 @@ A new method is one ``register(Method(...))`` plus its function ``run(ctx) -> (D
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from datasets import Dataset, Features, Value
+
+# -- file names of the data contract ----------------------------------------------------------------------
+
+
+def content_key(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (stage keys, file names keyed by a setting)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fn_scores_file(scorer_name: str) -> str:
+    """File (in the stage folder) with every row's (positive, negative) score by that false-negative scorer."""
+    return f"fn_scores_{content_key(scorer_name)}.json"
+
 
 # -- features ---------------------------------------------------------------------------------------------
 
@@ -136,6 +151,7 @@ class Method:
     prompt_option: str | None = None  # the option naming its prompt template
     key_options: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None  # prune options from the key
     guard_scorer: Callable[[Mapping[str, Any]], str | None] | None = None  # scorer used as its own guard
+    mining: str | None = None  # a mined method: its ``mine_hard_negatives(method=...)`` (bm25, ce, dense)
 
     def __post_init__(self) -> None:
         unknown = [n for n in self.needs if n not in NEEDS]
@@ -272,6 +288,7 @@ register(
         features=MINED_FEATURES,
         options=_MINING_OPTIONS,
         needs=("pool",),
+        mining="bm25",
     )
 )
 register(
@@ -293,6 +310,7 @@ register(
         needs=("pool", "scorer"),
         key_options=_ce_key,
         guard_scorer=_ce_guard,
+        mining="ce",
     )
 )
 register(
@@ -304,6 +322,7 @@ register(
         features=MINED_FEATURES,
         options=(*_MINING_OPTIONS, "embedder"),
         needs=("pool", "embedder"),
+        mining="dense",
     )
 )
 

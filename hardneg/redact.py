@@ -18,11 +18,29 @@ MASK = "***"
 # Query parameters that hold secrets in the APIs hardneg talks to (and in signed URLs).
 SECRET_PARAMS = frozenset(
     {
-        "token", "access_token", "api_key", "apikey", "api-key", "key", "sig", "signature", "password",
-        "passwd", "pwd", "secret", "client_secret", "auth", "authorization", "x-amz-signature",
-        "x-amz-credential", "x-amz-security-token", "hf_token", "private_token", "refresh_token",
+        "token",
+        "access_token",
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "sig",
+        "signature",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "auth",
+        "authorization",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "hf_token",
+        "private_token",
+        "refresh_token",
     }
-)  # fmt: skip
+)
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>,;)\]}]+")
 
 

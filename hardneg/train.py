@@ -46,7 +46,9 @@ from transformers.trainer_callback import ExportableState
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.config import ConfigError
+from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
+from hardneg.hub import publish_model
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.revisions import check_loaded, loaded_commit, resolve_revision
 from hardneg.samplers import SamplerName, batch_sampler
@@ -62,7 +64,6 @@ COLUMN_ALIASES = {
 }
 CHECKPOINTS_DIR = "checkpoints"
 SUMMARY_FILE = "training_summary.json"
-TRAINER_STATE_FILE = "trainer_state.json"
 LOGS_DIR = "logs"
 REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
 RANKS_DIR = "ranks"
@@ -211,7 +212,10 @@ class TrainConfig:
     )
     run_name: str | None = field(
         default=None,
-        metadata={"help": "Run name for the trackers (default: <dataset_config>-seed<seed>)."},
+        metadata={
+            "help": "Run name for the trackers (default: <dataset_config>-seed<seed>; a name you set gets "
+            "-seed<S> appended for each seed of seeds)."
+        },
     )
     push_to_hub: bool = field(
         default=False,
@@ -246,6 +250,11 @@ class TrainConfig:
         if self.push_to_hub and not self.hub_model_id:
             raise ConfigError(
                 "push_to_hub is set but hub_model_id is empty; fix: set --hub_model_id ORG/NAME"
+            )
+        if self.push_to_hub and len(self.seeds) > 1:
+            raise ConfigError(
+                f"push_to_hub with seeds {self.seeds} would publish one version per seed; fix: train one seed with "
+                "push_to_hub, or publish each seed folder with make publish-model"
             )
         if self.push_to_hub and not self.hub_model_version:
             raise ConfigError(
@@ -749,10 +758,20 @@ def training_arguments(config: TrainConfig, *, has_eval: bool):
         eval_strategy="steps" if evaluating else "no",
         eval_steps=config.eval_steps if evaluating else None,
         report_to=resolve_report_to(config.report_to),
-        run_name=config.run_name or f"{config.dataset_config}-seed{config.seed}",
+        run_name=run_name(config),
         ddp_find_unused_parameters=False,
         disable_tqdm=False,
     )
+
+
+def run_name(config: TrainConfig) -> str:
+    """The trackers' run name: ``<dataset_config>-seed<S>`` by default. A user-set name gets ``-seed<S>``
+    when the model goes to a seed folder (``train_seeds``), so the seeds of one run do not share a name."""
+    if not config.run_name:
+        return f"{config.dataset_config}-seed{config.seed}"
+    if Path(config.output_dir).name == seed_dir("", config.seed).name:
+        return f"{config.run_name}-seed{config.seed}"
+    return config.run_name
 
 
 def _check_batch(n_rows: int, batch_size: int, world_size: int) -> None:
@@ -949,7 +968,10 @@ def _save(
             "output_dir",
             "push_to_hub",
             "hub_model_id",
+            "hub_model_version",
             "hub_private",
+            "report_to",
+            "run_name",
             "resume",
             "keep_checkpoints",
             "seeds",
@@ -1007,8 +1029,6 @@ def push_model(folder: str | Path, *, repo_id: str, version: str, private: bool 
     """Publish a trained model folder as release ``v<version>`` through the same tagged publish function
     as ``make publish-model`` (``hardneg.hub.publish_model``: one commit, then the tag; an existing tag is
     refused). The token comes from ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
-    from hardneg.hub import publish_model
-
     try:
         result = publish_model(folder, repo_id, version, private=private, confirm=True)
     except Exception as err:

@@ -8,9 +8,6 @@ from hardneg.llm import Generator, GeneratorConfig
 WORDS = "wing lift drag flow boundary layer pressure shock heat nozzle".split()
 
 
-WORDS = "wing lift drag flow boundary layer pressure shock heat nozzle".split()
-
-
 class ScriptedGenerator(Generator):
     """Deterministic text from the prompt; counts prompts so a test sees what was (re)generated."""
 

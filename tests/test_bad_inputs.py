@@ -206,8 +206,16 @@ def _case_files(tmp: Path, case: str) -> list[str]:
     if case == "float_for_int_cli":
         return ["--corpus", str(corpus), "--num_passages", "2.5"]
     if case == "unreachable_server":
-        return ["--corpus", str(corpus), "--methods", "llm_hn", "--backend", "http",
-                "--urls", f"http://user:hunter2@127.0.0.1:{_free_port()}"]  # fmt: skip
+        return [
+            "--corpus",
+            str(corpus),
+            "--methods",
+            "llm_hn",
+            "--backend",
+            "http",
+            "--urls",
+            f"http://user:hunter2@127.0.0.1:{_free_port()}",
+        ]
     if case == "http_without_urls":
         return ["--corpus", str(corpus), "--methods", "llm_hn", "--backend", "http"]
     if case == "unknown_method":
@@ -277,8 +285,13 @@ def test_only_the_main_process_prints(tmp_path, monkeypatch, capsys):
 def test_check_only_validates_without_running(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HARDNEG_CHECK_ONLY", "1")
     ran = []
-    code, _, err = run_stage(monkeypatch, capsys, lambda c, g: ran.append(1), (BuildConfig, GeneratorConfig),
-                             ["--output_dir", str(tmp_path / "run")])  # fmt: skip
+    code, _, err = run_stage(
+        monkeypatch,
+        capsys,
+        lambda c, g: ran.append(1),
+        (BuildConfig, GeneratorConfig),
+        ["--output_dir", str(tmp_path / "run")],
+    )
     assert (code, ran, err) == (0, [], "") and not (tmp_path / "run").exists()
     code, _, err = run_stage(monkeypatch, capsys, *BUILD, ["--range_max", "1", "--num_negatives", "2"])
     assert code == 2 and "num_negatives (2)" in err
@@ -288,12 +301,57 @@ def test_ctrl_c_in_process_is_one_line(tmp_path, monkeypatch, capsys):
     def interrupted(config, generator):
         raise KeyboardInterrupt
 
-    code, _, err = run_stage(monkeypatch, capsys, interrupted, (BuildConfig, GeneratorConfig),
-                             ["--output_dir", str(tmp_path / "run")])  # fmt: skip
+    code, _, err = run_stage(
+        monkeypatch,
+        capsys,
+        interrupted,
+        (BuildConfig, GeneratorConfig),
+        ["--output_dir", str(tmp_path / "run")],
+    )
     assert code == 130
     assert err.strip() == (
         f"interrupted; work so far is kept in {tmp_path / 'run'}; rerun the same command to resume"
     )
+
+
+def test_explorer_checks_its_output_file_not_its_input_run_dir(tmp_path, monkeypatch, capsys):
+    """The explorer reads --run_dir and writes --output: pre-flight and Ctrl-C are about the output file."""
+    from hardneg.explore import ExploreConfig
+
+    ran = []
+    read_only = tmp_path / "afile"  # an input run folder that could not be written: fine, it is only read
+    read_only.write_text("x")
+    args = ["--dataset", str(tmp_path / "ds"), "--run_dir", str(read_only)]
+    code, _, err = run_stage(
+        monkeypatch,
+        capsys,
+        ran.append,
+        (ExploreConfig,),
+        [*args, "--output", str(tmp_path / "out" / "e.html")],
+    )
+    assert (code, len(ran), err) == (0, 1, "")
+    code, _, err = run_stage(
+        monkeypatch, capsys, ran.append, (ExploreConfig,), [*args, "--output", str(read_only / "e.html")]
+    )
+    assert (
+        code == 2
+        and err.startswith("error: --output ")
+        and "is a file, not a folder" in err
+        and len(ran) == 1
+    )
+    code, _, err = run_stage(
+        monkeypatch, capsys, ran.append, (ExploreConfig,), [*args, "--output", str(tmp_path)]
+    )
+    assert code == 2 and "is a folder; fix: name the file to write" in err
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "e.html"
+    code, _, err = run_stage(
+        monkeypatch, capsys, interrupted, (ExploreConfig,), [*args, "--output", str(out)]
+    )
+    assert (code, err.strip()) == (130, f"interrupted; {out} was not written; rerun the same command")
 
 
 @pytest.mark.integration
@@ -303,11 +361,31 @@ def test_ctrl_c_during_a_build_subprocess(tmp_path, fake_llm):
     corpus = _write_corpus(tmp_path / "c.jsonl")
     env = os.environ | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "0"}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "builders" / "build.py"), "--corpus", str(corpus), "--output_dir",
-         str(tmp_path / "run"), "--methods", "llm_hn", "--false_negative_scorer", "none", "--backend", "http",
-         "--urls", server.url, "--timeout", "60", "--num_passages", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "builders" / "build.py"),
+            "--corpus",
+            str(corpus),
+            "--output_dir",
+            str(tmp_path / "run"),
+            "--methods",
+            "llm_hn",
+            "--false_negative_scorer",
+            "none",
+            "--backend",
+            "http",
+            "--urls",
+            server.url,
+            "--timeout",
+            "60",
+            "--num_passages",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 90
     while not server.bodies and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -332,9 +410,25 @@ def test_faulty_servers_one_line(mode, kw, fragment, fake_llm, tmp_path, monkeyp
     server = fake_llm(mode)
     corpus = _write_corpus(tmp_path / "c.jsonl")
     extra = [f"--{k}={v}" for k, v in kw.items()]
-    args = ["--corpus", str(corpus), "--output_dir", str(tmp_path / "run"), "--methods", "llm_hn",
-            "--false_negative_scorer", "none", "--backend", "http", "--urls", server.url, "--num_passages", "2",
-            "--max_retries", "0", *extra]  # fmt: skip
+    args = [
+        "--corpus",
+        str(corpus),
+        "--output_dir",
+        str(tmp_path / "run"),
+        "--methods",
+        "llm_hn",
+        "--false_negative_scorer",
+        "none",
+        "--backend",
+        "http",
+        "--urls",
+        server.url,
+        "--num_passages",
+        "2",
+        "--max_retries",
+        "0",
+        *extra,
+    ]
     start = time.perf_counter()
     code, _, err = run_stage(monkeypatch, capsys, *BUILD, args)
     assert code == 2 and fragment in err and "Traceback" not in err, err
@@ -449,8 +543,9 @@ def test_http_prompt_bound_and_truncation_count(fake_llm, tmp_path):
     server = fake_llm("ok")
     gen = load_generator(GeneratorConfig(backend="http", model="m", urls=[server.url], max_prompt_tokens=512))
     corpus = Dataset.from_dict({"id": ["long", "short"], "title": ["", ""], "text": [LONG, PASSAGES[0]]})
-    _, stats = generate_queries(corpus, gen, prompt="query_zeroshot", cache_dir=tmp_path, max_passage_words=None,
-                                progress=False)  # fmt: skip
+    _, stats = generate_queries(
+        corpus, gen, prompt="query_zeroshot", cache_dir=tmp_path, max_passage_words=None, progress=False
+    )
     assert stats["truncated_prompts"] == 1
     sent = [json.loads(b)["messages"][0]["content"] for b in server.bodies]
     assert max(len(s) for s in sent) <= 512 * 2
@@ -489,10 +584,27 @@ def test_no_secret_in_any_file_or_log_of_a_build_and_publish_dry_run(
     out = tmp_path / "run"
     caplog.set_level(logging.INFO)
     code, stdout, stderr = run_stage(
-        monkeypatch, capsys, *BUILD,
-        ["--corpus", str(corpus), "--output_dir", str(out), "--methods", "llm_hn", "bm25_hn",
-         "--false_negative_scorer", "none", "--backend", "http", "--urls", url, "--num_passages", "3"],
-    )  # fmt: skip
+        monkeypatch,
+        capsys,
+        *BUILD,
+        [
+            "--corpus",
+            str(corpus),
+            "--output_dir",
+            str(out),
+            "--methods",
+            "llm_hn",
+            "bm25_hn",
+            "--false_negative_scorer",
+            "none",
+            "--backend",
+            "http",
+            "--urls",
+            url,
+            "--num_passages",
+            "3",
+        ],
+    )
     assert code == 0, stderr
     assert server.bodies, "the fake server was never called"
     result = publish_dataset(out / "dataset", "org/name", "1.0.0")
@@ -524,6 +636,11 @@ def test_makefile_values_cannot_run_commands(tmp_path):
     # A real run of a harmless target with an injection attempt in every data variable: the stamp file of
     # the install step is taken as up to date (-o), so nothing is installed.
     stamp = f"{venv}/.installed"
+    base = ["make", "-C", str(ROOT), "-o", stamp, f"VENV={venv}"]
+
+    def injected(done: subprocess.CompletedProcess) -> bool:
+        return any(ln.strip() == "INJECTED" for ln in (done.stdout + done.stderr).splitlines())
+
     for target, var in (
         ("report", "RUN_DIR"),
         ("publish", "REPO"),
@@ -532,15 +649,52 @@ def test_makefile_values_cannot_run_commands(tmp_path):
     ):
         value = INJECTION if var != "PYTEST_ARGS" else "--co -q tests/test_metrics.py; echo INJECTED"
         done = subprocess.run(
-            ["make", "-C", str(ROOT), "-o", stamp, f"VENV={venv}", target, "REPO=org/name", "VERSION=1.0.0",
-             f"RUN_DIR={tmp_path}/run", f"{var}={value}"],
-            capture_output=True, text=True, env=env, timeout=120,
-        )  # fmt: skip
-        lines = (done.stdout + done.stderr).splitlines()
-        assert not any(ln.strip() == "INJECTED" for ln in lines), (target, var, done.stdout, done.stderr)
-        dry = subprocess.run(["make", "-n", "-C", str(ROOT), "-o", stamp, f"VENV={venv}", target, f"{var}={value}"],
-                             capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+            [*base, target, "REPO=org/name", "VERSION=1.0.0", f"RUN_DIR={tmp_path}/run", f"{var}={value}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert not injected(done), (target, var, done.stdout, done.stderr)
+        dry = subprocess.run(
+            ["make", "-n", *base[1:], target, f"{var}={value}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert "INJECTED" not in dry.stdout, dry.stdout
+    # A make function in a value: make itself must not expand it, neither where a recipe names the variable
+    # ($(wildcard $(RUN_DIR)/...) in explore) nor when it builds a recipe's environment (every exported variable).
+    make_call = "$(shell echo INJECTED >&2)"
+    for var in (
+        "RUN_DIR",
+        "RECIPES",
+        "METHODS",
+        "SEEDS",
+        "REPO",
+        "VERSION",
+        "CONFIG",
+        "DATASET",
+        "PYTEST_ARGS",
+    ):
+        for target in ("explore", "train", "publish-model", "publish", "report"):
+            dry = subprocess.run(
+                ["make", "-n", *base[1:], target, f"{var}={make_call}"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
+            assert not injected(dry), (target, var, dry.stdout, dry.stderr)
+        done = subprocess.run(
+            [*base, "help", f"{var}={make_call}"], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0 and not injected(done), (var, done.stdout, done.stderr)
+    done = subprocess.run(
+        [*base, "explore", f"RUN_DIR={make_call}"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert not injected(done), (done.stdout, done.stderr)
 
 
 # -- local models stay local ------------------------------------------------------------------------------
@@ -598,13 +752,23 @@ def test_pinned_revision_is_enforced_against_the_cache(tmp_path, cranfield_dir, 
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))
         }
-        env.update(HF_ENDPOINT=hub, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
-                   HF_HUB_DISABLE_XET="1", PYTHONPATH=str(ROOT))  # fmt: skip
+        env.update(
+            HF_ENDPOINT=hub,
+            HF_HOME=str(tmp_path / "hf-home"),
+            HF_HUB_DISABLE_TELEMETRY="1",
+            HF_HUB_DISABLE_XET="1",
+            PYTHONPATH=str(ROOT),
+        )
         if offline:
             env["HF_HUB_OFFLINE"] = "1"
         out = tmp_path / f"out-{offline}.json"
-        done = subprocess.run([sys.executable, "-c", PINNED_LOADER, REPO_ID, str(out), *revisions], env=env,
-                              capture_output=True, text=True, timeout=180)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", PINNED_LOADER, REPO_ID, str(out), *revisions],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(out.read_text())
 
@@ -679,8 +843,9 @@ def test_publish_refuses_empty_texts(tmp_path, cranfield_dir, monkeypatch, capsy
     from hardneg.hub import save_dataset_folder
 
     configs = make_configs(cranfield_dir, 4)
-    configs["bm25_hn"] = configs["bm25_hn"].map(lambda r, i: {"negative": "  " if i == 2 else r["negative"]},
-                                                with_indices=True)  # fmt: skip
+    configs["bm25_hn"] = configs["bm25_hn"].map(
+        lambda r, i: {"negative": "  " if i == 2 else r["negative"]}, with_indices=True
+    )
     folder = save_dataset_folder(tmp_path / "dataset", configs, make_build_stats(4))
     args = ["--folder", str(folder), "--repo_id", "org/name", "--version", "1.0.0"]
     code, _, err = run_stage(monkeypatch, capsys, *_publish_main(), args)
@@ -694,8 +859,9 @@ def test_truncated_result_json_names_the_file(tmp_path, monkeypatch, capsys):
 
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "m.bm25__cranfield.json").write_text('{"model": "m", "per_query": {"1": ')
-    code, _, err = run_stage(monkeypatch, capsys, lambda c: render_report(c), (ReportConfig,),
-                             ["--run_dir", str(tmp_path)])  # fmt: skip
+    code, _, err = run_stage(
+        monkeypatch, capsys, lambda c: render_report(c), (ReportConfig,), ["--run_dir", str(tmp_path)]
+    )
     assert code == 2 and "m.bm25__cranfield.json:1 is not valid JSON" in err and "Traceback" not in err, err
 
 
@@ -726,8 +892,13 @@ def test_embedded_default_corpus_builds_whole_with_num_passages_0(tmp_path):
     """Before: `--num_passages 0` on the default corpus stopped at "corpus row '471' has an empty text"."""
     from test_build import ScriptedGenerator
 
-    config = BuildConfig(output_dir=str(tmp_path / "run"), num_passages=0, methods=["bm25_hn"],
-                         false_negative_scorer=None, reject_retries=0)  # fmt: skip
+    config = BuildConfig(
+        output_dir=str(tmp_path / "run"),
+        num_passages=0,
+        methods=["bm25_hn"],
+        false_negative_scorer=None,
+        reject_retries=0,
+    )
     gen_config = GeneratorConfig()
     folder = build(config, gen_config, generator=ScriptedGenerator(gen_config))
     stats = json.loads((folder / "build_stats.json").read_text())

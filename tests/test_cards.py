@@ -240,7 +240,7 @@ def _reproducible_card(tmp_path, **card_fields):
         "model": "embedded:smollm2",
         "backend": "http",
         "seed": 42,
-        "urls": ["http://user:s3cret@gpu-1:8080"],
+        "urls": ["http://user:s3cret@gpu-1:8080/v1?api_key=t0ken&x=1"],
     }
     rows = [
         {
@@ -303,7 +303,12 @@ def test_dataset_card_reproduces(tmp_path):
     assert "transformers 4.99.0-build" in text
     written = recipe.read_text()
     assert "corpus: embedded:cranfield" in written and "num_passages: 12" in written
-    assert "s3cret" not in written and "http://gpu-1:8080" in written
+    # one redactor (hardneg.redact.redact_url): userinfo and token-like query parameters
+    assert (
+        "s3cret" not in written
+        and "t0ken" not in written
+        and "http://***@gpu-1:8080/v1?api_key=***&x=1" in written
+    )
 
 
 def test_recipe_parses_back_into_the_build_configs(tmp_path):
@@ -388,3 +393,33 @@ def test_sentence_transformers_snippet_runs_without_hardneg(tmp_path, embedder_i
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "retriever-llm_hn" / "model.safetensors").is_file()
+
+
+def test_repair_counts_and_pairing_drops_reach_the_card():
+    """The repair record (~460 characters of JSON) used to fall out of "other statistics" (200-character cap)."""
+    stats = make_build_stats()
+    stats["configs"]["llm_hn"]["repair"] = {
+        "mode": "relabel",
+        "suspected": 17,
+        "judged_false_negative": 5,
+        "judged_true_negative": 11,
+        "undecided": 1,
+        "dropped": 0,
+        "relabelled": 4,
+        "relabelled_without_negative": 1,
+        "rows_before": 120,
+        "rows_after": 119,
+        "judge_model": "embedded:smollm2",
+        "prompt": {"name": "fn_judge", "version": "1", "sha256": "d" * 64},
+        "wall_seconds": 12.5,
+        "prompt_tokens": 4096,
+        "completion_tokens": 64,
+    }
+    stats["configs"]["bm25_hn"]["paired"] = {"dropped_rows": 6, "dropped_queries": 2}
+    text = render_dataset_card(DatasetCardData(), stats)
+    line = next(ln for ln in text.splitlines() if ln.startswith("False-negative repair"))
+    assert "(`relabel`, judge `embedded:smollm2`)" in line
+    assert "17 suspected, judged 5 false negative / 11 true negative / 1 undecided" in line
+    assert "0 dropped, 4 relabelled as positives (1 without a negative" in line and "rows 120 -> 119" in line
+    assert "6 rows / 2 queries dropped for pairing" in text
+    assert "repair =" not in text and "paired =" not in text  # shown in their place, not as raw JSON

@@ -23,10 +23,10 @@ import pytest
 from datasets import Dataset
 
 from hardneg.beir import load_eval_dataset
-from hardneg.build import fn_scores_file
 from hardneg.evaluate import search_bm25
 from hardneg.explore import build_payload, top_documents, write_explorer
 from hardneg.hub import save_dataset_folder
+from hardneg.methods import fn_scores_file
 from hardneg.metrics import evaluate_run
 from hardneg.negatives import mine_hard_negatives
 
@@ -110,7 +110,9 @@ def make_demo_like_run(root: Path, n_queries: int = 40) -> tuple[Path, Path]:
                 **bm25_stats,
                 "suspected_false_negative_rate": 0.0,
                 "false_negative_scorer": "embedded:ql",
-                "false_negative_detail": {"suspected_rows": []},
+                # a repaired config: its rows and their scores live in the stage <name>.repaired
+                "false_negative_detail": {"suspected_rows": [], "stage": "bm25_hn.repaired"},
+                "repair": {"mode": "drop", "suspected": 0, "rows_before": len(bm25), "rows_after": len(bm25)},
             },
         },
     }
@@ -118,7 +120,7 @@ def make_demo_like_run(root: Path, n_queries: int = 40) -> tuple[Path, Path]:
     folder = save_dataset_folder(
         run / "dataset", {"queries": queries, "llm_hn": llm, "bm25_hn": bm25}, build_stats
     )
-    # the build keeps the false-negative scorer's per-row scores with the stage (hardneg.build.fn_scores_file)
+    # the build keeps the false-negative scorer's per-row scores with the stage (hardneg.methods.fn_scores_file)
     stage = run / "stages" / "llm_hn"
     llm.save_to_disk(str(stage / "data"))
     scores = {
@@ -126,8 +128,17 @@ def make_demo_like_run(root: Path, n_queries: int = 40) -> tuple[Path, Path]:
         "negative": [1.5 if i in flagged else 0.25 for i in range(len(llm))],
     }
     (stage / fn_scores_file("embedded:ql")).write_text(json.dumps(scores))
+    repaired = run / "stages" / "bm25_hn.repaired"
+    bm25.save_to_disk(str(repaired / "data"))
+    bm25_scores = {"positive": [2.0] * len(bm25), "negative": [0.5] * len(bm25)}
+    (repaired / fn_scores_file("embedded:ql")).write_text(json.dumps(bm25_scores))
     rejects = run / "cache" / "rejects"
     rejects.mkdir(parents=True)
+    # the false-negative judge's rejects: ids are row numbers of the judged suspects, not passage ids
+    with open(rejects / "bm25_hn.fn_judge.jsonl", "w") as f:
+        f.write(
+            json.dumps({"id": queries[0]["positive_id"], "reason": "empty", "text": "JUDGEREJECT"}) + "\n"
+        )
     with open(rejects / "llm_hn.jsonl", "w") as f:
         for i, r in enumerate(queries):
             if i % 4 == 3:
@@ -196,7 +207,8 @@ def test_payload_holds_what_the_build_recorded(demo_run):
     assert llm["rank"] == [None] * len(llm["q"])
     # the false-negative scorer's own scores of negative vs positive, from the build's stage folder
     assert llm["fs_n"][:3] == [1.5, 0.25, 1.5] and llm["fs_p"][0] == 1.0
-    assert bm25["fs_n"] == []  # no saved per-row scores for that stage
+    # a repaired config's scores come from the stage recorded in its false-negative detail
+    assert bm25["fs_n"] == [0.5] * len(bm25["q"]) and bm25["fs_p"] == [2.0] * len(bm25["q"])
     # rejected outputs are attached to their query, with the reason
     rej = p["rejects"]["llm_hn"]
     assert {S[r] for r in rej["reason"]} == {"too_long", "copies_positive"}
@@ -205,6 +217,9 @@ def test_payload_holds_what_the_build_recorded(demo_run):
     pos = p["queries"]["pos_id"]
     assert p["rejects"]["queries"]["q"] == [i for i, x in enumerate(pos) if x == pos[0]]
     assert S[p["rejects"]["queries"]["text"][0]] == "QUERYREJECT x"
+    assert (
+        set(p["rejects"]) == {"llm_hn", "queries"} and "JUDGEREJECT" not in S
+    )  # judge rejects are not queries
     # strings are stored once: the positive text of a query is not repeated per method
     assert len(S) == len(set(S))
     ev = p["eval"]
@@ -367,3 +382,31 @@ def test_false_negative_detail_names_the_rows_the_explorer_flags():
     )
     rate, detail = suspected_false_negative_rate(rows, _OverlapScorer(), show_progress=False)
     assert detail["suspected_rows"] == [1] and rate == pytest.approx(1 / 3)
+
+
+def test_payload_has_the_independent_rate_and_hybrid_sources(tmp_path):
+    from hardneg.methods import HYBRID_FEATURES, table
+
+    query = {"query_id": "q1", "query": "what is lift", "positive_id": "d1", "positive": "Lift is a force."}
+    rows = [
+        {**query, "anchor": query["query"], "negative": neg, "method": "hybrid_hn", "source": source}
+        for neg, source in (("Drag opposes motion.", "llm_hn"), ("Thrust moves it forward.", "bm25_hn"))
+    ]
+    stats = {
+        "configs": {
+            "queries": {"rows": 1},
+            "hybrid_hn": {
+                "rows": 2,
+                "suspected_false_negative_rate": 0.5,
+                "false_negative_scorer": "scorer-a",
+                "independent_false_negative_rate": 0.25,
+                "independent_false_negative_scorer": "scorer-b",
+            },
+        }
+    }
+    configs = {"queries": Dataset.from_list([query]), "hybrid_hn": table(rows, HYBRID_FEATURES)}
+    folder = save_dataset_folder(tmp_path / "dataset", configs, stats)
+    p = build_payload(str(folder))
+    hybrid = p["methods"]["hybrid_hn"]
+    assert [p["strings"][i] for i in hybrid["source"]] == ["llm_hn", "bm25_hn"]
+    assert (hybrid["ind_rate"], hybrid["ind_scorer"]) == (0.25, "scorer-b")

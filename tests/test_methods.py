@@ -140,8 +140,12 @@ def test_repair_drops_or_relabels_judged_false_negatives(tmp_path, mode):
     data = _two_negatives_per_query()
     suspected = np.array([True, True, True, False, True, True])  # row 3 (query 1, negative 1) not suspected
     judge = ScriptedJudge(GeneratorConfig(model="scripted"))
-    out, stats = repair_false_negatives(data, suspected, judge, mode=mode, cache_dir=tmp_path)
+    out, stats = repair_false_negatives(
+        data, suspected, judge, mode=mode, cache_dir=tmp_path, config="bm25_hn"
+    )
     assert judge.prompts == 5
+    # the judge's rejects are the judged config's own file, never filed as query-generation rejects
+    assert sorted(p.name for p in (tmp_path / "rejects").iterdir()) == ["bm25_hn.fn_judge.jsonl"]
     assert (stats["suspected"], stats["judged_false_negative"], stats["judged_true_negative"]) == (5, 4, 1)
     assert all("ANSWER" not in n for n in out["negative"])
     if mode == "drop":
@@ -247,6 +251,22 @@ def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, ti
         progress=False,
     )
     assert stats2["generated_this_run"] == 0 and again["negative"] == first["negative"]
+
+
+def test_an_independent_judge_must_not_be_the_guard_or_the_main_scorer(tmp_path):
+    """The judge used to be accepted and reuse ce_hn's own columns: a 0% "independent" rate."""
+    common = dict(output_dir=str(tmp_path / "run"), methods=["bm25_hn", "ce_hn"], range_max=4)
+    for judge, extra in (
+        ("overlap-a", {"ce_scorer": "overlap-a"}),  # ce_hn's guard and (same) the main scorer
+        ("overlap-c", {"ce_scorer": "overlap-a", "false_negative_scorer": "overlap-c"}),  # the main scorer
+        ("overlap-d", {"method_options": {"ce_hn": {"ce_scorer": "overlap-d"}}}),  # ce_hn's own guard
+    ):
+        with pytest.raises(
+            ValueError, match=r"would not be independent; fix: choose a scorer of another model"
+        ):
+            BuildConfig(**common, **extra, false_negative_judge=judge)
+    BuildConfig(**common, ce_scorer="overlap-a", false_negative_judge="overlap-b")
+    BuildConfig(**common, ce_scorer="overlap-a", false_negative_judge="none")
 
 
 def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_path, monkeypatch):

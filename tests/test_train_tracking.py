@@ -75,6 +75,10 @@ def test_card_is_sentence_transformers_card_plus_hardneg_block(followed: Path):
 
     again = render_model_card(ModelCardData.load(followed / "card_data.json"), base_card=text)
     assert again.count("<!-- hardneg:start") == 1 and "### Training Logs" in again
+    # tracking and publishing settings are not hyperparameters of the model
+    hyperparameters = ModelCardData.load(followed / "card_data.json").hyperparameters
+    assert "learning_rate" in hyperparameters
+    assert not {"run_name", "report_to", "hub_model_version", "push_to_hub"} & set(hyperparameters)
 
 
 class _StopAfterFirstSave(TrainerCallback):
@@ -104,7 +108,7 @@ def test_resumed_training_reports_the_whole_run(dataset_dir, tmp_path):  # noqa:
 
 
 def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
-    import hardneg.hub
+    import hardneg.train
     from hardneg.train import push_model
 
     calls = []
@@ -112,7 +116,7 @@ def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
     class _Result:
         commit_url = "https://hub.example/commit/abc"
 
-    monkeypatch.setattr(hardneg.hub, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
+    monkeypatch.setattr(hardneg.train, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
     assert push_model(tmp_path, repo_id="org/retriever", version="1.2.0", private=False) == _Result.commit_url
     assert calls == [((tmp_path, "org/retriever", "1.2.0"), {"private": False, "confirm": True})]
 
@@ -125,3 +129,27 @@ def test_publish_dry_run_keeps_the_sentence_transformers_card(followed: Path):
         result.dry_run and "### Training Logs" in result.card and result.card.count("<!-- hardneg:start") == 1
     )
     assert 'SentenceTransformer("org/minilm-bm25-hn")' in result.card
+
+
+def test_push_to_hub_with_several_seeds_is_refused_up_front():
+    """Every seed would publish the same hub_model_id + version: the second tag was refused after training."""
+    with pytest.raises(
+        ConfigError, match=r"push_to_hub with seeds \[0, 1\] would publish one version per seed; fix:"
+    ):
+        TrainConfig(
+            push_to_hub=True, hub_model_id="org/name", hub_model_version="1.0.0", seeds=[0, 1], max_steps=2
+        )
+    TrainConfig(push_to_hub=True, hub_model_id="org/name", hub_model_version="1.0.0", seeds=[3], max_steps=2)
+
+
+def test_user_run_name_is_suffixed_per_seed(tmp_path):
+    from hardneg.train import run_name, seed_dir, training_arguments
+
+    one = TrainConfig(run_name="exp", seed=3, output_dir=str(seed_dir(tmp_path, 3)), report_to="none")
+    assert run_name(one) == "exp-seed3" and training_arguments(one, has_eval=False).run_name == "exp-seed3"
+    assert (
+        run_name(TrainConfig(run_name="exp", seed=3, output_dir=str(tmp_path / "m"), report_to="none"))
+        == "exp"
+    )
+    default = TrainConfig(dataset_config="bm25_hn", seed=2, output_dir=str(tmp_path), report_to="none")
+    assert run_name(default) == "bm25_hn-seed2"

@@ -17,7 +17,14 @@ from datasets import Dataset
 
 from hardneg.corpus import passage_text
 from hardneg.decontaminate import decontaminate
-from hardneg.methods import MINED_FEATURES, TRAINING_COLUMNS, MethodContext
+from hardneg.methods import (
+    MINED_FEATURES,
+    QUERY_INPUT_COLUMNS,
+    TRAINING_COLUMNS,
+    MethodContext,
+    get_method,
+    method_names,
+)
 from hardneg.negatives.bm25 import BM25Options, bm25_candidates
 from hardneg.negatives.cross_encoder import rescore_candidates
 from hardneg.negatives.dense import dense_candidates, load_embedder
@@ -48,16 +55,16 @@ __all__ = [
     "METHOD_NAMES",
 ]
 
-METHOD_NAMES = {"bm25": "bm25_hn", "ce": "ce_hn", "dense": "dense_hn"}
+# mining method (mine_hard_negatives' ``method``) <-> config name, from the registry's ``mining`` entries
+METHOD_NAMES = {m.mining: m.name for m in map(get_method, method_names("mined")) if m.mining}
 MINING_OF = {config: method for method, config in METHOD_NAMES.items()}
-QUERY_COLUMNS = ("query_id", "query", "positive_id", "positive")
 
 
 def _check_inputs(queries: Dataset, corpus: Dataset) -> None:
-    missing = [c for c in QUERY_COLUMNS if c not in queries.column_names]
+    missing = [c for c in QUERY_INPUT_COLUMNS if c not in queries.column_names]
     if missing:
         raise ValueError(
-            f"queries lack column(s) {missing}; fix: pass the queries table ({', '.join(QUERY_COLUMNS)})"
+            f"queries lack column(s) {missing}; fix: pass the queries table ({', '.join(QUERY_INPUT_COLUMNS)})"
         )
     missing = [c for c in ("id", "text") if c not in corpus.column_names]
     if missing:

@@ -22,7 +22,7 @@ from datasets import Dataset
 
 from hardneg.generation import HygieneConfig, provenance_row, run_generation, validate_texts
 from hardneg.llm import Generator
-from hardneg.methods import LLM_FEATURES, MethodContext, table
+from hardneg.methods import LLM_FEATURES, QUERY_INPUT_COLUMNS, MethodContext, table
 from hardneg.prompts import load_prompt
 from hardneg.queries import truncate_words
 
@@ -92,13 +92,12 @@ def generate_negatives(
             f"unknown variant '{variant}'; fix: use 'query' (llm_hn), 'query_positive' (llm_pos_hn) or 'perturb'"
         )
     method, default_prompt = VARIANTS[variant]
-    need = ["query_id", "query", "positive_id", "positive"]
-    missing = [c for c in need if c not in queries.column_names]
+    missing = [c for c in QUERY_INPUT_COLUMNS if c not in queries.column_names]
     if missing:
         raise ValueError(
             f"queries lack column(s) {missing} (has {queries.column_names}); fix: pass the output of generate_queries"
         )
-    columns = (queries[c][:] for c in ("query_id", "query", "positive_id", "positive"))
+    columns = (queries[c][:] for c in QUERY_INPUT_COLUMNS)
     rows = [
         {"id": q, "query": a, "positive_id": p_id, "positive": p}
         for q, a, p_id, p in zip(*columns, strict=True)

@@ -52,8 +52,12 @@ def judge_passages(
     seed: int = 42,
     max_new_tokens: int = 4,
     progress: bool = True,
+    config: str | None = None,
 ) -> tuple[list[bool | None], dict[str, Any]]:
-    """The judge's label for each (query, passage): True = answers the query; returns (labels, generation stats)."""
+    """The judge's label for each (query, passage): True = answers the query; returns (labels, generation stats).
+
+    ``config`` names the judged config: the judge's rejects go to ``<cache_dir>/rejects/<config>.fn_judge.jsonl``
+    (one file per config; their ids are row numbers of that config's suspects, not query or passage ids)."""
     template = load_prompt(prompt)
     if template.kind != "judge" or set(template.inputs) != {"query", "passage"}:
         raise ValueError(
@@ -67,7 +71,7 @@ def judge_passages(
         items,
         generator=generator,
         prompt=template,
-        method="fn_judge",
+        method=f"{config}.fn_judge" if config else "fn_judge",
         cache_dir=cache_dir,
         seed=seed,
         max_retries=0,
@@ -90,6 +94,7 @@ def repair_false_negatives(
     seed: int = 42,
     max_new_tokens: int = 4,
     progress: bool = True,
+    config: str | None = None,
 ) -> tuple[Dataset, dict[str, Any]]:
     """Judge the rows flagged in ``suspected`` and drop or relabel the false negatives; returns (table, stats)."""
     if mode not in ("drop", "relabel"):
@@ -109,6 +114,7 @@ def repair_false_negatives(
         seed=seed,
         max_new_tokens=max_new_tokens,
         progress=progress,
+        config=config,
     )
     false_negative = {i for i, label in zip(todo, labels, strict=True) if label is True}
     kept = [r for i, r in enumerate(rows) if i not in false_negative]
