@@ -215,6 +215,10 @@ class ModelCardData:
     dataset_commit: str | None = field(
         default=None, metadata={"help": "Hub commit sha of the dataset actually loaded (hardneg.revisions)."}
     )
+    base_model_commit: str | None = field(
+        default=None,
+        metadata={"help": "Hub commit of the base model's weights actually loaded (None: local)."},
+    )
     loss: str = field(
         default="MultipleNegativesRankingLoss", metadata={"help": "sentence-transformers loss."}
     )

@@ -42,7 +42,7 @@ from hardneg.corpus import BeirData, passage_text
 from hardneg.encode import process_state
 from hardneg.errors import first_line
 from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
-from hardneg.revisions import resolve_revision
+from hardneg.revisions import model_commit, resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -463,7 +463,11 @@ def search_dense(
     doc_ids = list(data.corpus)
     texts = [passage_text(d["title"], d["text"]) for d in data.corpus.values()]
     dtype = str(resolve_dtype(dtype, str(model.device))).replace("torch.", "")
-    info: dict[str, Any] = {"similarity": model.similarity_fn_name or "cosine", "dtype": dtype}
+    info: dict[str, Any] = {
+        "similarity": model.similarity_fn_name or "cosine",
+        "dtype": dtype,
+        "model_commit": model_commit(model),  # the Hub commit of the weights evaluated (None: local folder)
+    }
     key = None
     if cache_dir:
         info["model_fingerprint"] = fingerprint_model(model)
@@ -611,6 +615,7 @@ def evaluate_model_on_dataset(
         "fingerprints": {k: v for k, v in info.items() if k.endswith("_fingerprint")},
         "similarity": info.get("similarity", "bm25"),
         "dtype": info.get("dtype"),
+        "model_commit": info.get("model_commit"),  # Hub commit of the weights (None: local folder or BM25)
         "processes": process_state().num_processes,
         "hardneg_version": getattr(hardneg, "__version__", "0"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

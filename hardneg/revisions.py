@@ -114,6 +114,31 @@ def loaded_commit(ds) -> str | None:
     return None
 
 
+def model_commit(model) -> str | None:
+    """The Hub commit a loaded SentenceTransformer / CrossEncoder's weights came from (transformers records it
+    on the config as ``_commit_hash``), or None for a local folder."""
+    for module in model if hasattr(model, "__iter__") else [model]:
+        auto = getattr(module, "auto_model", None) or getattr(module, "model", None)
+        commit = getattr(getattr(auto, "config", None), "_commit_hash", None)
+        if commit and _SHA_RE.match(commit):
+            return commit
+    return None
+
+
+def check_model_loaded(model, repo_id: str, revision: str | None) -> str | None:
+    """Refuse a model whose loaded commit is not the pinned ``revision`` (a cached copy of another revision);
+    returns the commit loaded (None for a local folder)."""
+    loaded = model_commit(model)
+    if revision and loaded:
+        pinned = resolve_revision(repo_id, revision, "model")
+        if pinned and loaded != pinned:
+            raise ValueError(
+                f"model {repo_id}@{revision} is commit {pinned[:12]} but the copy loaded is commit {loaded[:12]}; "
+                "fix: connect to the Hub so the pinned revision can be downloaded, or pin the revision that is cached"
+            )
+    return loaded
+
+
 def check_loaded(ds, repo_id: str, revision: str | None, pinned: str | None) -> str | None:
     """Refuse ``ds`` when it is not the pinned commit; returns the commit loaded (None if unknown)."""
     loaded = loaded_commit(ds)

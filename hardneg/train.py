@@ -50,7 +50,7 @@ from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
 from hardneg.hub import publish_model
 from hardneg.methods import TRAINING_COLUMNS
-from hardneg.revisions import check_loaded, loaded_commit, resolve_revision
+from hardneg.revisions import check_loaded, check_model_loaded, loaded_commit, model_commit, resolve_revision
 from hardneg.samplers import SamplerName, batch_sampler
 
 logger = logging.getLogger(__name__)
@@ -506,6 +506,8 @@ def load_model(
             f"cannot load model '{model_id}': {message}; fix: check the model id / revision, your network "
             "(HF_HUB_OFFLINE) or use embedded:minilm"
         ) from None
+    if not local:
+        check_model_loaded(model, ref.name_or_path, revision)  # never a cached copy of another revision
     model.max_seq_length = max_seq_length
     model.prompts = {k: v for k, v in (prompts or {}).items() if v}
     model.default_prompt_name = None
@@ -914,6 +916,7 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
             metrics,
             args.world_size,
             dataset_commit=loaded_commit(data),
+            base_model_commit=model_commit(model),
         )
     trainer.accelerator.wait_for_everyone()
     return output_dir
@@ -942,6 +945,7 @@ def _save(
     metrics: list[dict[str, Any]],
     world_size: int,
     dataset_commit: str | None = None,
+    base_model_commit: str | None = None,
 ) -> None:
     """Main process: the model with sentence-transformers' card + hardneg's block, the log history
     (``trainer_state.json``), a whole-run summary, and the tagged release when ``push_to_hub``."""
@@ -984,6 +988,7 @@ def _save(
         dataset_config=config.dataset_config,
         dataset_revision=config.dataset_revision,
         dataset_commit=dataset_commit,
+        base_model_commit=base_model_commit,
         loss=LOSS_CLASS_NAMES[config.loss],
         hyperparameters=hyperparameters,
         hardware=describe_hardware(world_size),
@@ -1012,6 +1017,8 @@ def _save(
         "hardware": card.hardware,
         "metrics": metrics,
         "final_fingerprint": weights_fingerprint(trainer.model),
+        "base_model_commit": base_model_commit,
+        "dataset_commit": dataset_commit,
     }
     (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     if not config.keep_checkpoints:
