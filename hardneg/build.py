@@ -30,7 +30,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from datasets import Dataset, Features, load_from_disk
@@ -78,6 +78,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class BuildConfig:
     """What to build. Generator settings live in ``hardneg.llm.GeneratorConfig`` (same recipe file)."""
+
+    ONE_OR_LIST: ClassVar[tuple[str, ...]] = ("decontaminate",)  # one set may be given as a string
 
     output_dir: str = field(
         default="runs/demo", metadata={"help": "Run folder; the dataset goes to <output_dir>/dataset."}

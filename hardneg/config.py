@@ -117,9 +117,14 @@ def check_yaml_values(
     hints: dict[str, Any] = {}
     for t in dataclass_types:
         hints.update(typing.get_type_hints(t))
+    # list fields whose single string is unambiguous (a config's ONE_OR_LIST): `decontaminate: scifact`
+    one_or_list = {name for t in dataclass_types for name in getattr(t, "ONE_OR_LIST", ())}
     out = dict(values)
     for key, value in values.items():
         tp = hints.get(key, Any)
+        if isinstance(value, str) and key in one_or_list:
+            out[key] = [value]
+            continue
         if _matches(value, tp):
             if tp is str and not isinstance(value, str):
                 out[key] = str(value)

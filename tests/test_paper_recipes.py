@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hardneg.build import BuildConfig, load_inputs
-from hardneg.config import parse
+from hardneg.config import ConfigError, parse
 from hardneg.llm import GeneratorConfig
 from hardneg.prompts import load_prompt
 
@@ -52,3 +52,13 @@ def test_decontaminate_takes_a_list(tmp_path, cranfield_dir):
         and len(one.eval_queries) > 200
     )
     assert both.key != one.key
+
+
+def test_one_evaluation_set_may_be_a_string_but_methods_must_be_a_list(tmp_path):
+    recipe = tmp_path / "build.yaml"
+    recipe.write_text("decontaminate: embedded:cranfield\nmethods: [bm25_hn]\n")
+    build, _ = parse(BuildConfig, GeneratorConfig, args=["--config", str(recipe)])
+    assert build.decontaminate == ["embedded:cranfield"]
+    recipe.write_text("methods: bm25_hn\n")  # a string here is a mistake (it was read as 'b','m','2',...)
+    with pytest.raises(ConfigError, match="must be a list; fix: write methods: \\[bm25_hn\\]"):
+        parse(BuildConfig, GeneratorConfig, args=["--config", str(recipe)])
