@@ -58,7 +58,16 @@ def plot_training_loss(run_dir: str | Path, path: str | Path) -> Path | None:
     for (method, seed), points in histories.items():
         steps, losses = zip(*points, strict=True)
         label = method if seed is None else f"{method} seed{seed}"
-        ax.plot(steps, losses, color=colours(methods.index(method) % 10), alpha=0.85, lw=1.4, label=label)
+        ax.plot(
+            steps,
+            losses,
+            color=colours(methods.index(method) % 10),
+            alpha=0.85,
+            lw=1.4,
+            marker="o",
+            ms=3,
+            label=label,
+        )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     ax.set_title("Training loss per method and seed")
