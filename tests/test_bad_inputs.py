@@ -893,7 +893,7 @@ def test_train_preflight_fails_before_any_process_starts(tmp_path, monkeypatch, 
 @pytest.mark.slow  # 1398 scripted queries + BM25 mining: ~45 s of CPU
 def test_embedded_default_corpus_builds_whole_with_num_passages_0(tmp_path):
     """Before: `--num_passages 0` on the default corpus stopped at "corpus row '471' has an empty text"."""
-    from test_build import ScriptedGenerator
+    from scripted_llm import ScriptedGenerator
 
     config = BuildConfig(
         output_dir=str(tmp_path / "run"),

@@ -174,14 +174,23 @@ def test_repair_with_the_embedded_lm_judge_in_a_build(tmp_path):
         repair_judge_model="embedded:smollm2",
         range_max=4,
     )
-    folder = build(config, cfg, generator=gen)
-    stats = json.loads((folder / "build_stats.json").read_text())
-    repair = stats["configs"]["bm25_hn"]["repair"]
+    try:
+        folder = build(config, cfg, generator=gen)
+    except ValueError as err:
+        # The 135M judge may call every row a false negative: all dropped, nothing left to publish, and the
+        # build says so in one line; the repaired stage still records what the judge decided.
+        assert "no query id is in every config" in str(err) and "'bm25_hn': 0" in str(err)
+        saved = json.loads((tmp_path / "run" / "stages" / "bm25_hn.repaired" / "stats.json").read_text())
+        repair, rows = saved["stats"]["repair"], 0
+    else:
+        stats = json.loads((folder / "build_stats.json").read_text())
+        repair, rows = stats["configs"]["bm25_hn"]["repair"], stats["configs"]["bm25_hn"]["rows"]
+        assert stats["prompts"]["fn_judge"]["version"] == "1.0"
     assert repair["judge_model"] != "scripted" and repair["suspects_from"] == "all rows"
     assert repair["suspected"] == repair["rows_before"] == 3
     assert repair["judged_false_negative"] + repair["judged_true_negative"] + repair["undecided"] == 3
-    assert repair["rows_after"] == 3 - repair["dropped"] == stats["configs"]["bm25_hn"]["rows"]
-    assert repair["completion_tokens"] > 0 and stats["prompts"]["fn_judge"]["version"] == "1.0"
+    assert repair["rows_after"] == 3 - repair["dropped"] == rows
+    assert repair["completion_tokens"] > 0 and repair["prompt"]["name"] == "fn_judge"
 
 
 def test_llm_perturb_hn_names_the_change_and_is_keyed_by_it(tmp_path):
