@@ -164,7 +164,9 @@ def test_model_card():
     }
     assert 'load_dataset("my-org/cranfield-hn", "bm25_hn", revision="v1.0.0")' in text
     assert "(commit `0123456789abcdef0123456789abcdef01234567`, the one actually loaded)" in text
-    assert "`sentence-transformers/all-MiniLM-L6-v2` (commit `fedcba9876543210fedcba9876543210fedcba98`)" in text
+    assert (
+        "`sentence-transformers/all-MiniLM-L6-v2` (commit `fedcba9876543210fedcba9876543210fedcba98`)" in text
+    )
     assert 'SentenceTransformer("my-org/minilm-bm25-hn")' in text
     assert "- `learning_rate`: `2e-05`" in text and "- Training triplets: 150" in text
     assert (
