@@ -38,7 +38,7 @@ from datasets import Dataset, Features, load_from_disk
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
 from hardneg.cards import library_versions
-from hardneg.corpus import load_corpus
+from hardneg.corpus import EMPTY_PASSAGES, load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import (
     Shard,
@@ -60,6 +60,7 @@ from hardneg.methods import (
     Method,
     MethodContext,
     content_key,
+    empty_table,
     fn_scores_file,
     get_method,
     method_names,
@@ -346,9 +347,10 @@ class BuildConfig:
             raise ValueError(f"sampling_strategy '{self.sampling_strategy}' is not top or random")
         if self.num_passages < 0:
             raise ValueError("num_passages must be >= 0 (0 = all)")
-        if self.empty_passages not in ("drop", "error"):
+        if self.empty_passages not in EMPTY_PASSAGES:
             raise ValueError(
-                f"empty_passages '{self.empty_passages}' is not drop or error; fix: use drop or error"
+                f"empty_passages '{self.empty_passages}' is not {' or '.join(EMPTY_PASSAGES)}; "
+                f"fix: use {' or '.join(EMPTY_PASSAGES)}"
             )
 
     def _fn_scorer_name(self) -> str | None:
@@ -366,7 +368,7 @@ def _load_data(path: Path) -> Dataset:
     fails to read it back; a shard of a sharded build can end up empty)."""
     if not json.loads((path / "state.json").read_text()).get("_data_files"):
         features = Features.from_dict(json.loads((path / "dataset_info.json").read_text())["features"])
-        return Dataset.from_dict({name: [] for name in features}, features=features)
+        return empty_table(features)
     return load_from_disk(str(path))
 
 

@@ -33,9 +33,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from hardneg.beir import load_eval_dataset
+from hardneg.config import read_json
 from hardneg.corpus import passage_text
+from hardneg.errors import first_line
 from hardneg.methods import QUERIES_CONFIG, fn_scores_file
 from hardneg.metrics import read_run_file, trec_order
+from hardneg.report import load_results
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +118,11 @@ def _load_configs(dataset: str, revision: str | None) -> tuple[dict[str, Any], d
                 f"'{dataset}' has no build_stats.json; fix: point --dataset at a build's dataset folder "
                 "(e.g. runs/demo/dataset)"
             )
-        build_stats = json.loads(stats_path.read_text())
+        build_stats = read_json(stats_path, "rebuild the dataset folder (make build)")
+    elif folder.exists() or dataset.startswith((".", "/", "~")) or dataset.count("/") != 1:
+        raise ValueError(
+            f"'{dataset}' is neither a dataset folder nor a Hub id (org/name); fix: e.g. --dataset runs/demo/dataset"
+        )
     else:
         from huggingface_hub import hf_hub_download
 
@@ -302,13 +309,8 @@ def build_eval_payload(
     run_dir: Path, st: StringTable, *, metric: str | None = None, eval_data: str | None = None
 ) -> dict[str, Any]:
     """Per evaluation query: each model's top-10 with relevance, and the per-query metric."""
-    paths = sorted((run_dir / "results").glob("*.json"))
-    if not paths:
-        raise ValueError(
-            f"no result files in {run_dir / 'results'}; fix: run `make evaluate RUN_DIR={run_dir}` first"
-        )
-    results = [(p, json.loads(p.read_text())) for p in paths]
-    results = [(p, r) for p, r in results if isinstance(r, dict) and "per_query" in r]
+    # the report's reader: one-line errors for a missing folder or a truncated file
+    results = [(run_dir / "results" / r["_file"], r) for r in load_results(run_dir) if "per_query" in r]
     metric = _pick_metric([r for _, r in results], metric)
     sources = sorted(
         {(r.get("dataset_source") or r.get("dataset"), r.get("split", "test")) for _, r in results}
@@ -319,6 +321,10 @@ def build_eval_payload(
         try:
             data = load_eval_dataset(src, split=split)
         except Exception as err:  # the explorer still shows ids and metrics without the texts
+            if eval_data:  # a set the user named must load
+                raise ValueError(
+                    f"cannot load --eval_data {eval_data}: {first_line(err)}; fix: check it"
+                ) from None
             logger.warning("cannot load evaluation set %s (%s): showing document ids only", src, err)
     qids = sorted({q for _, r in results for q in r["per_query"]}, key=lambda x: (len(x), x))
     qindex = {q: i for i, q in enumerate(qids)}

@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hardneg.errors import first_line
+
 DEFAULT_METRICS = ("ndcg@10", "p@10", "recall@100", "map@100", "mrr@10")
 # metric family -> (pytrec_eval measure, result key pattern)
 _TREC = {
@@ -78,8 +80,8 @@ def drop_identical_ids(run: Run, k: int | None = None) -> tuple[dict[str, dict[s
     for qid, scores in run.items():
         kept = {d: float(s) for d, s in scores.items() if d != qid}
         dropped += len(scores) - len(kept)
-        out[qid] = {d: kept[d] for d in trec_order(kept)[:k]} if k is not None else kept
-    return out, dropped
+        out[qid] = kept
+    return (cut_run(out, k) if k is not None else out), dropped
 
 
 def write_run_file(path: str | Path, run: Run, tag: str) -> Path:
@@ -106,17 +108,23 @@ def read_run_file(path: str | Path) -> dict[str, dict[str, float]]:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     run: dict[str, dict[str, float]] = {}
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise ValueError(
-                    f"{path} line {n} has {len(parts)} fields, not 6 (qid Q0 docid rank score tag); "
-                    "fix: pass a TREC run file"
-                )
-            run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+    fix = "fix: pass a TREC run file, or delete it and rerun evaluation/evaluate.py"
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != 6:
+                    raise ValueError(
+                        f"{path} line {n} has {len(parts)} fields, not 6 (qid Q0 docid rank score tag); {fix}"
+                    )
+                try:
+                    run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+                except ValueError:
+                    raise ValueError(f"{path} line {n}: score {parts[4]!r} is not a number; {fix}") from None
+    except (OSError, EOFError, UnicodeDecodeError) as err:  # not gzip, truncated, not text
+        raise ValueError(f"{path} is not a readable TREC run file ({first_line(err)}); {fix}") from None
     return run
 
 

@@ -32,7 +32,7 @@ import itertools
 import json
 import math
 import string
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -809,6 +809,12 @@ def render_report(config: ReportConfig) -> dict[str, Path]:
         if m not in metrics
     ]
     grouped = group_systems(results)
+    known = {n for systems in grouped.values() for s in systems for n in (s.method, s.label)}
+    default_reference = next(f.default for f in fields(ReportConfig) if f.name == "reference")
+    if config.reference not in known and config.reference != default_reference:  # a typo: say so
+        raise ValueError(
+            f"reference '{config.reference}' is not a method in the results; fix: use one of {', '.join(sorted(known))}"
+        )
     analyses = [analyse_dataset(ds, systems, metrics, config) for ds, systems in sorted(grouped.items())]
     rows = result_rows(analyses, results)
     tests = [t for an in analyses for t in an.pairs]

@@ -236,6 +236,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.bf16 and self.fp16:
             raise ConfigError("bf16 and fp16 are both set; fix: choose one mixed-precision mode")
+        parse_column_map(self.columns)  # a malformed --columns fails now, not after the dataset download
+        if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name in (".", "..")):
+            raise ConfigError(
+                f"run_name '{self.run_name}' must be a plain name (it names a logs folder); fix: drop '/' and '..'"
+            )
         if self.loss == "gist" and not self.guide_model:
             raise ConfigError("loss=gist needs a guide model; fix: set --guide_model (e.g. embedded:minilm)")
         if self.loss not in LOSS_CLASS_NAMES:
@@ -866,11 +871,12 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
     )
     evaluator = None
     if eval_ds is not None:
+        # TripletEvaluator embeds with encode_query / encode_document, which add the model's stored prompts
         evaluator = TripletEvaluator(
-            anchors=[config.query_prompt + t for t in eval_ds["anchor"]],
-            positives=[config.passage_prompt + t for t in eval_ds["positive"]],
+            anchors=list(eval_ds["anchor"]),
+            positives=list(eval_ds["positive"]),
             # pairs: the next row's positive stands in for the missing hard negative
-            negatives=[config.passage_prompt + t for t in _negatives_or_next_positive(eval_ds)],
+            negatives=list(_negatives_or_next_positive(eval_ds)),
             name="heldout",
         )
     trainer = SentenceTransformerTrainer(

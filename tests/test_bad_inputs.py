@@ -52,6 +52,15 @@ def _write_corpus(path: Path, rows: list[dict] | None = None) -> Path:
     return path
 
 
+def _http_build_args(tmp_path, url: str, *extra: str, methods: tuple[str, ...] = ("llm_hn",)) -> list[str]:
+    """Build arguments for a tiny corpus and an LLM server at ``url`` (no false-negative scorer)."""
+    corpus = _write_corpus(tmp_path / "c.jsonl")
+    return [
+        *("--corpus", str(corpus), "--output_dir", str(tmp_path / "run"), "--methods", *methods),
+        *("--false_negative_scorer", "none", "--backend", "http", "--urls", url, *extra),
+    ]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -358,28 +367,12 @@ def test_explorer_checks_its_output_file_not_its_input_run_dir(tmp_path, monkeyp
 def test_ctrl_c_during_a_build_subprocess(tmp_path, fake_llm):
     """SIGINT while the build waits on the LLM server: one line, exit 130, no traceback."""
     server = fake_llm("hang")
-    corpus = _write_corpus(tmp_path / "c.jsonl")
     env = os.environ | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "0"}
     proc = subprocess.Popen(
         [
             sys.executable,
             str(ROOT / "builders" / "build.py"),
-            "--corpus",
-            str(corpus),
-            "--output_dir",
-            str(tmp_path / "run"),
-            "--methods",
-            "llm_hn",
-            "--false_negative_scorer",
-            "none",
-            "--backend",
-            "http",
-            "--urls",
-            server.url,
-            "--timeout",
-            "60",
-            "--num_passages",
-            "2",
+            *_http_build_args(tmp_path, server.url, "--timeout", "60", "--num_passages", "2"),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -408,27 +401,8 @@ def test_ctrl_c_during_a_build_subprocess(tmp_path, fake_llm):
 )
 def test_faulty_servers_one_line(mode, kw, fragment, fake_llm, tmp_path, monkeypatch, capsys):
     server = fake_llm(mode)
-    corpus = _write_corpus(tmp_path / "c.jsonl")
     extra = [f"--{k}={v}" for k, v in kw.items()]
-    args = [
-        "--corpus",
-        str(corpus),
-        "--output_dir",
-        str(tmp_path / "run"),
-        "--methods",
-        "llm_hn",
-        "--false_negative_scorer",
-        "none",
-        "--backend",
-        "http",
-        "--urls",
-        server.url,
-        "--num_passages",
-        "2",
-        "--max_retries",
-        "0",
-        *extra,
-    ]
+    args = _http_build_args(tmp_path, server.url, "--num_passages", "2", "--max_retries", "0", *extra)
     start = time.perf_counter()
     code, _, err = run_stage(monkeypatch, capsys, *BUILD, args)
     assert code == 2 and fragment in err and "Traceback" not in err, err
@@ -580,31 +554,10 @@ def test_no_secret_in_any_file_or_log_of_a_build_and_publish_dry_run(
 
     server = fake_llm("ok")
     url = f"http://bob:{SECRETS[0]}@127.0.0.1:{server.port}/?api_key={SECRETS[1]}"
-    corpus = _write_corpus(tmp_path / "c.jsonl")
     out = tmp_path / "run"
     caplog.set_level(logging.INFO)
-    code, stdout, stderr = run_stage(
-        monkeypatch,
-        capsys,
-        *BUILD,
-        [
-            "--corpus",
-            str(corpus),
-            "--output_dir",
-            str(out),
-            "--methods",
-            "llm_hn",
-            "bm25_hn",
-            "--false_negative_scorer",
-            "none",
-            "--backend",
-            "http",
-            "--urls",
-            url,
-            "--num_passages",
-            "3",
-        ],
-    )
+    args = _http_build_args(tmp_path, url, "--num_passages", "3", methods=("llm_hn", "bm25_hn"))
+    code, stdout, stderr = run_stage(monkeypatch, capsys, *BUILD, args)
     assert code == 0, stderr
     assert server.bodies, "the fake server was never called"
     result = publish_dataset(out / "dataset", "org/name", "1.0.0")

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from hardneg.llm import Generation, Generator, GeneratorConfig, strip_reasoning
+from hardneg.llm.bounding import prompt_budget
 
 
 @pytest.mark.parametrize(
@@ -145,3 +146,18 @@ def test_thinking_model_behind_a_real_server(thinking_server, tiny_corpus, tmp_p
         [f"Write a search query for: {t}" for t in passages["text"]], chat=True, max_new_tokens=16
     )
     assert all(o.reasoning_chars == 0 and "think>" not in o.text and o.completion_tokens > 0 for o in outs)
+
+
+def test_thinking_budget_counts_against_the_context_and_must_not_be_negative():
+    with pytest.raises(ValueError, match="thinking_tokens must be >= 0"):
+        GeneratorConfig(model="m", thinking_tokens=-1)
+
+    class Local:  # a local model of 2,048 tokens of context (the transformers backend's shape)
+        def __init__(self, **kw):
+            self.config = GeneratorConfig(model="m", backend="transformers", **kw)
+            self.tokenizer = object()
+            self.model = type("M", (), {"config": type("C", (), {"max_position_embeddings": 2048})()})()
+
+    plain = prompt_budget(Local(), 64).max_tokens
+    thinking = prompt_budget(Local(enable_thinking=True, thinking_tokens=512), 64).max_tokens
+    assert plain - thinking == 512

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hardneg.metrics import read_run_file
 from hardneg.report import ReportConfig, load_results, render_report
 
 METRICS = ("ndcg@10", "p@10", "recall@100", "map@100", "mrr@10")
@@ -265,3 +266,24 @@ def test_non_finite_scores_and_dropped_queries_and_metrics(tmp_path):
         ValueError, match=r"m.b.seed1__set.json: non-finite per-query ndcg@10 for q3.*fix: re-eval"
     ):
         render_report(ReportConfig(run_dir=str(tmp_path), metrics=["ndcg@10"], n_resamples=200))
+
+
+def test_unknown_reference_and_corrupt_run_file_are_one_line(tmp_path):
+    rng = np.random.default_rng(0)
+    _write_seeds(tmp_path, "llm_hn", rng.uniform(0, 1, (2, 20)))
+    _write_seeds(tmp_path, "bm25_hn", rng.uniform(0, 1, (2, 20)))
+    with pytest.raises(
+        ValueError, match="reference 'bm25-hn' is not a method in the results; fix: use one of"
+    ):
+        render_report(ReportConfig(run_dir=str(tmp_path), reference="bm25-hn", n_resamples=1000))
+    render_report(
+        ReportConfig(run_dir=str(tmp_path), n_resamples=1000)
+    )  # the default reference may be absent
+    bad = tmp_path / "x.trec.gz"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="x.trec.gz is not a readable TREC run file"):
+        read_run_file(bad)
+    text = tmp_path / "y.trec"
+    text.write_text("q1 Q0 d1 1 high run\n")
+    with pytest.raises(ValueError, match="y.trec line 1: score 'high' is not a number"):
+        read_run_file(text)

@@ -123,3 +123,10 @@ def test_training_on_a_foreign_pair_layout(foreign, tmp_path):
     out = train(config)
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["global_step"] == 1 and 0.0 <= summary["metrics"][0]["heldout_cosine_accuracy"] <= 1.0
+
+
+def test_bad_columns_and_run_name_fail_before_any_loading():
+    with pytest.raises(ConfigError, match="run_name 'a/../b' must be a plain name"):
+        TrainConfig(dataset="org/name", dataset_config="llm_hn", run_name="a/../b")
+    with pytest.raises(ConfigError):
+        TrainConfig(dataset="org/name", dataset_config="llm_hn", columns=["query"])

@@ -163,6 +163,8 @@ class GeneratorConfig:
             raise ValueError(
                 "max_new_tokens must be >= 1 and max_prompt_tokens >= 16; fix: pass larger values or leave them unset"
             )
+        if self.thinking_tokens < 0:
+            raise ValueError("thinking_tokens must be >= 0; fix: pass 0 or more (--thinking_tokens)")
         if self.timeout <= 0 or self.max_retries < 0:
             raise ValueError(
                 "timeout must be > 0 and max_retries >= 0; fix: correct --timeout / --max_retries"

@@ -93,6 +93,10 @@ def _context_tokens(generator: Any, kind: str) -> int:
 def prompt_budget(generator: Any, max_new_tokens: int) -> PromptBudget:
     """The prompt budget of ``generator`` when each output may take ``max_new_tokens`` (module docstring)."""
     c = generator.config
+    if (
+        c.enable_thinking
+    ):  # the reasoning block is generated inside the same context (generate_without_reasoning)
+        max_new_tokens += c.thinking_tokens
     kind = _kind(generator)
     if kind == "chars":  # the server holds the context; max_prompt_tokens is the whole prompt budget
         limit = int(c.max_prompt_tokens or HTTP_DEFAULT_PROMPT_TOKENS)

@@ -52,9 +52,10 @@ def rescore_candidates(
     n, k = rows.shape
     scores = np.full((n, k), -np.inf, dtype=np.float32)
     pq, prow = positive_pairs(positive_rows)
-    positives_of = [prow[pq == q] for q in range(n)]
+    bounds = np.searchsorted(pq, np.arange(n + 1))  # positive_pairs lists each query's positives together
+    first_pair = bounds[:-1]
+    positives_of = [prow[bounds[q] : bounds[q + 1]] for q in range(n)]
     values = np.empty(len(prow), dtype=np.float32)
-    first_pair = np.searchsorted(pq, np.arange(n))  # positive_pairs lists each query's positives together
     cache = Path(cache_dir) if cache_dir else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)

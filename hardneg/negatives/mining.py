@@ -191,10 +191,11 @@ def select_negatives(
             window = window[rng.permutation(len(window))]
         chosen: list[int] = []
         pos_texts = [texts[r] for r in known_positives[q] if r >= 0] if check else []
+        pos_norm = {normalise_text(p) for p in pos_texts}  # once per query, not per candidate
         for j in window:
             if check:
                 cand = texts[indices[q, j]]
-                if any(normalise_text(cand) == normalise_text(p) for p in pos_texts):
+                if normalise_text(cand) in pos_norm:
                     exact += 1
                     continue
                 if threshold is not None and any(word_jaccard(cand, p) >= threshold for p in pos_texts):
