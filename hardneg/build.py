@@ -54,6 +54,7 @@ from hardneg.distributed import (
 from hardneg.hub import save_dataset_folder
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import (
+    FN_SCORES_GLOB,
     QUERIES_CONFIG,
     BuildStats,
     ConfigStats,
@@ -405,6 +406,9 @@ class _Stages:
     def put_extra(self, name: str, file: str, value: Any) -> None:
         """A value derived from a finished stage (e.g. its rows' false-negative scores); goes with the stage."""
         path = self.root / name / file
+        path.parent.mkdir(
+            parents=True, exist_ok=True
+        )  # a gathered stage of a sharded build has no folder yet
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(value))
         tmp.replace(path)
@@ -443,22 +447,30 @@ class _Resources:
         key = (name, dtype or self.scorer_dtype)
         if key not in self.scorers:
             self.scorers[key] = load_scorer(name, dtype=key[1])
-            if self.labels_file is not None:  # remember its full name, so a rebuild need not load it
-                labels = self._labels() | {"|".join(key): self.scorers[key].name}
-                self.labels_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.labels_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps(labels, indent=1))
-                tmp.replace(self.labels_file)
+            self.remember({"|".join(key): self.scorers[key].name})  # so a rebuild need not load it
         return self.scorers[key]
 
-    def _labels(self) -> dict[str, str]:
-        if self.labels_file is None or not self.labels_file.is_file():
-            return {}
-        return json.loads(self.labels_file.read_text())
+    def remember(self, labels: dict[str, str]) -> None:
+        """Add scorer id -> full name entries to the labels file."""
+        if self.labels_file is None or not labels:
+            return
+        merged = _read_labels(self.labels_file) | labels
+        self.labels_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.labels_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(merged, indent=1))
+        tmp.replace(self.labels_file)
 
     def scorer_label(self, name: str, dtype: str | None = None) -> str | None:
         """The full name (``scorer.name``) a scorer id loaded as in this run folder, without loading it."""
-        return self._labels().get(f"{name}|{dtype or self.scorer_dtype}")
+        labels = _read_labels(self.labels_file) if self.labels_file else {}
+        return labels.get(f"{name}|{dtype or self.scorer_dtype}")
+
+
+LABELS_FILE = "scorer_names.json"
+
+
+def _read_labels(path: Path) -> dict[str, str]:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @dataclass
@@ -470,6 +482,9 @@ class _Inputs:
     decontamination: dict[str, Any]
     key: str  # what the pool and the passage sample depend on
     corpus_report: dict[str, Any] = field(default_factory=dict)  # load_corpus: empty passages dropped, commit
+    removed_query_ids: list[str] = field(
+        default_factory=list
+    )  # make_queries: queries decontamination dropped
 
 
 def sample_passages(corpus: Dataset, n: int, seed: int) -> Dataset:
@@ -545,9 +560,11 @@ def make_queries(
     else:
         queries, stats = done
     if inputs.eval_queries:
-        before = len(queries)
+        before = queries["query_id"][:]
         queries, _ = decontaminate_queries(queries, exclude_queries=inputs.eval_queries)
-        inputs.decontamination["removed_queries"] = before - len(queries)
+        kept = set(queries["query_id"][:])
+        inputs.removed_query_ids = [q for q in before if q not in kept]
+        inputs.decontamination["removed_queries"] = len(inputs.removed_query_ids)
     return queries, stats, key
 
 
@@ -582,6 +599,7 @@ def make_methods(
     stages: _Stages,
     res: _Resources,
     cache_dir: Path,
+    shared_cache_dir: Path,
     seed: int,
 ) -> tuple[dict[str, Dataset], dict[str, dict], dict[str, str]]:
     """Step 3: every asked method (and the configs they read), each a stage of its own."""
@@ -613,6 +631,7 @@ def make_methods(
             batch_size=config.score_batch_size,
             load_generator=res.get_generator if "generator" in method.needs else None,
             load_scorer=res.get_scorer if "scorer" in method.needs else None,
+            shared_cache_dir=shared_cache_dir,
         )
         start = time.perf_counter()
         table, mstats = method.function()(ctx)
@@ -653,7 +672,8 @@ def repair_configs(
     """Step 3b: an LLM judge drops or relabels suspected false negatives (RLHN); returns each config's stage.
 
     A repaired config is a stage of its own (``<config>.repaired``), keyed by the method's stage, the repair
-    settings, the judge's output settings and prompt hash, and the scorer that picks the suspects.
+    settings, the judge's output settings and prompt hash, and the scorer that picks the suspects; its key is
+    added to ``keys``.
     """
     stage_of = {name: name for name in config.methods}
     if config.false_negative_repair == "none":
@@ -706,6 +726,7 @@ def repair_configs(
             stages.put(stage, key, *done)
         tables[name], stats[name] = done
         stage_of[name] = stage
+        keys[stage] = key
     return stage_of
 
 
@@ -777,6 +798,37 @@ def _guarded_by(config: BuildConfig, name: str, scorer_name: str) -> bool:
     return guard == scorer_name and options.get("scorer_dtype", config.scorer_dtype) == config.scorer_dtype
 
 
+def _fn_scorers(config: BuildConfig) -> list[tuple[str, str]]:
+    """(role, scorer id) of the false-negative scorer and the independent judge, those that are set."""
+    named = (("main", config._fn_scorer_name()), ("judge", config.false_negative_judge))
+    return [(role, name) for role, name in named if name and str(name).lower() != "none"]
+
+
+def score_rows(
+    config: BuildConfig,
+    tables: dict[str, Dataset],
+    stats: dict[str, dict],
+    stage_of: dict[str, str],
+    stages: _Stages,
+    res: _Resources,
+) -> None:
+    """Step 3c: every row of each published config scored by the false-negative scorer and judge, saved with
+    its stage (``_row_scores``), so a sharded build scores each shard in its own process."""
+    for name in config.methods:
+        for _, scorer_name in _fn_scorers(config):
+            guarded = _guarded_by(config, name, scorer_name)
+            _row_scores(
+                stage_of[name],
+                tables[name],
+                stats[name],
+                scorer_name,
+                guarded,
+                res,
+                stages,
+                config.score_batch_size,
+            )
+
+
 def false_negative_stats(
     config: BuildConfig,
     full: dict[str, Dataset],
@@ -786,15 +838,12 @@ def false_negative_stats(
     stages: _Stages,
     res: _Resources,
 ) -> dict[str, dict]:
-    """Step 5: the suspected-false-negative rate of each published config by one scorer (+ optional judge)."""
-    main = config._fn_scorer_name()
-    judge = config.false_negative_judge
+    """Step 5: the suspected-false-negative rate of each published config by one scorer (+ optional judge),
+    from the scores ``score_rows`` saved."""
     out: dict[str, dict] = {}
     for name, rows in kept.items():
         record: dict[str, Any] = {}
-        for role, scorer_name in (("main", main), ("judge", judge)):
-            if not scorer_name or str(scorer_name).lower() == "none":
-                continue
+        for role, scorer_name in _fn_scorers(config):
             guarded = _guarded_by(config, name, scorer_name)
             pos, neg, scorer, score_name = _row_scores(
                 stage_of[name],
@@ -875,6 +924,39 @@ def collect_stats(
     )
 
 
+def make_configs(
+    config: BuildConfig,
+    inputs: _Inputs,
+    stages: _Stages,
+    res: _Resources,
+    cache_dir: Path,
+    shared_cache_dir: Path,
+    seed: int,
+) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict], dict[str, str], dict[str, str]]:
+    """Steps 2-3c on one process's passages: queries, methods, repair, the rows' false-negative scores.
+
+    Returns (queries, their stats, tables, stats, the stage each published config ends in, each stage's key)."""
+    queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
+    tables, stats, keys = make_methods(
+        config, inputs, queries, qkey, stages, res, cache_dir, shared_cache_dir, seed
+    )
+    stage_of = repair_configs(config, tables, stats, keys, stages, res, cache_dir, seed)
+    score_rows(config, tables, stats, stage_of, stages, res)
+    return queries, qstats, tables, stats, stage_of, {QUERIES_CONFIG: qkey, **keys}
+
+
+def _gather_extras(parts: list[_Stages], main: _Stages, stage: str, rows: list[int]) -> None:
+    """The shards' false-negative scores of a stage, joined in rank order into the main stages folder (where
+    ``false_negative_stats`` and the explorer read them); only files every shard wrote for all its rows."""
+    first = parts[0].root / stage
+    for file in sorted(p.name for p in first.glob(FN_SCORES_GLOB)):
+        saved = [part.get_extra(stage, file) for part in parts]
+        if any(v is None or len(v["positive"]) != n for v, n in zip(saved, rows, strict=True)):
+            continue
+        joined = {k: [x for v in saved for x in v[k]] for k in ("positive", "negative")}
+        main.put_extra(stage, file, {**saved[0], **joined})
+
+
 def make_shard(
     config: BuildConfig,
     generator_config: GeneratorConfig,
@@ -884,40 +966,57 @@ def make_shard(
     seed: int,
     shard: Shard,
 ) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict], dict[str, str]] | None:
-    """Steps 2-3 on this process's contiguous shard of the passage sample, with the shard's own stages and
-    cache; the main process then gathers every shard's queries and method tables in rank order (the
-    one-process order) and adds up their stats (returned with a stage key per gathered table, from the
-    shards' keys). Returns None on the other processes."""
+    """Steps 2-3c on this process's contiguous shard of the passage sample, with the shard's own stages and
+    cache (the dense pool embeddings are shared out, ``hardneg.negatives.dense.encode_corpus``); the main
+    process then gathers every shard's queries, published tables and false-negative scores in rank order (the
+    one-process order) and adds up their stats. Returns None on the other processes."""
     run_id = content_key(inputs.key, asdict(config), generator_config.output_settings(), seed, shard.world)
     bind_local_device()
     res.generator_config = shard_generator_config(generator_config, shard)
     mine = replace(inputs, passages=shard_rows(inputs.passages, shard), decontamination={})
     stages = _Stages(out / "stages" / shard.name)
-    queries, qstats, qkey = make_queries(config, mine, stages, res, out / "cache" / shard.name, seed)
-    tables, stats, keys = make_methods(
-        config, mine, queries, qkey, stages, res, out / "cache" / shard.name, seed
+    main_labels, res.labels_file = res.labels_file, stages.root / LABELS_FILE  # each process writes its own
+    queries, _, _, _, stage_of, keys = make_configs(
+        config, mine, stages, res, out / "cache" / shard.name, out / "cache", seed
     )
-    write_done(stages.root, run_id, {"keys": {QUERIES_CONFIG: qkey, **keys}})
+    wanted = [QUERIES_CONFIG, *dict.fromkeys(stage_of.values())]
+    write_done(
+        stages.root,
+        run_id,
+        {
+            "keys": {stage: keys[stage] for stage in wanted},
+            "stage_of": stage_of,
+            "removed_query_ids": mine.removed_query_ids,
+        },
+    )
     if not shard.is_main:
         return None
     shards = [Shard(r, shard.world) for r in range(shard.world)]
     done = wait_for_shards([out / "stages" / s.name for s in shards], run_id)
-    parts = []
-    for s, marker in zip(shards, done, strict=True):
-        part_stages = _Stages(out / "stages" / s.name)
-        parts.append({name: part_stages.get(name, key) for name, key in marker["keys"].items()})
-    names = list(done[0]["keys"])
-    joined = {name: concat_shards([p[name][0] for p in parts]) for name in names}
-    merged = {name: merge_stats([p[name][1] for p in parts]) for name in names}
-    queries, qstats = joined.pop(QUERIES_CONFIG), merged.pop(QUERIES_CONFIG)
-    if inputs.eval_queries:  # the stages hold the queries before decontamination, as in make_queries
-        before = len(queries)
-        queries, _ = decontaminate_queries(queries, exclude_queries=inputs.eval_queries)
-        inputs.decontamination["removed_queries"] = before - len(queries)
-    keys = {
-        name: content_key([d["keys"][name] for d in done]) for name in joined
-    }  # the gathered tables' stage keys
-    return queries, qstats, joined, merged, keys
+    part_stages = [_Stages(out / "stages" / s.name) for s in shards]
+    parts = [
+        {stage: p.get(stage, key) for stage, key in marker["keys"].items()}
+        for p, marker in zip(part_stages, done, strict=True)
+    ]
+    joined = {stage: concat_shards([p[stage][0] for p in parts]) for stage in wanted}
+    merged = {stage: merge_stats([p[stage][1] for p in parts]) for stage in wanted}
+    labels: dict[str, str] = {}
+    for p in part_stages:
+        labels |= _read_labels(p.root / LABELS_FILE)
+    res.labels_file = main_labels
+    res.remember(labels)
+    main = _Stages(out / "stages")
+    for stage in wanted[1:]:
+        _gather_extras(part_stages, main, stage, [len(p[stage][0]) for p in parts])
+    queries = joined[QUERIES_CONFIG]  # the stages hold the queries before decontamination
+    removed = {q for marker in done for q in marker["removed_query_ids"]}
+    if removed:
+        queries = queries.select([i for i, q in enumerate(queries["query_id"][:]) if q not in removed])
+    if inputs.eval_queries:
+        inputs.decontamination["removed_queries"] = len(removed)
+    tables = {name: joined[stage] for name, stage in stage_of.items()}
+    stats = {name: merged[stage] for name, stage in stage_of.items()}
+    return queries, merged[QUERIES_CONFIG], tables, stats, stage_of
 
 
 def build(
@@ -936,7 +1035,7 @@ def build(
         config.scorer_dtype,
         generator,
         judge_model=config.repair_judge_model,
-        labels_file=stages.root / "scorer_names.json",
+        labels_file=stages.root / LABELS_FILE,
     )
 
     inputs = load_inputs(config, seed)
@@ -948,11 +1047,11 @@ def build(
         gathered = make_shard(config, generator_config, inputs, res, out, seed, shard)
         if gathered is None:  # not the main process: its shard is done, the main process writes the folder
             return out / "dataset"
-        queries, qstats, tables, stats, keys = gathered
+        queries, qstats, tables, stats, stage_of = gathered
     else:
-        queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
-        tables, stats, keys = make_methods(config, inputs, queries, qkey, stages, res, cache_dir, seed)
-    stage_of = repair_configs(config, tables, stats, keys, stages, res, cache_dir, seed)
+        queries, qstats, tables, stats, stage_of, _ = make_configs(
+            config, inputs, stages, res, cache_dir, cache_dir, seed
+        )
     published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
     fn = false_negative_stats(config, tables, kept, stats, stage_of, stages, res)
     stats[QUERIES_CONFIG] = qstats

@@ -24,11 +24,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from datasets import Dataset, concatenate_datasets
 
@@ -98,12 +99,36 @@ def write_done(folder: Path, run_id: str, value: dict[str, Any]) -> None:
     tmp.replace(folder / DONE_FILE)
 
 
+def _wait(
+    read: Callable[[], list[Any]], names: list[str], what: str, poll_s: float, timeout_s: float | None
+) -> list[Any]:
+    """Poll ``read`` (one value per name, None while not ready) until every value is ready; log every minute."""
+    start, last_log = time.monotonic(), 0.0
+    while True:
+        values = read()
+        if all(v is not None for v in values):
+            return values
+        waited = time.monotonic() - start
+        if timeout_s is not None and waited > timeout_s:
+            missing = [n for n, v in zip(names, values, strict=True) if v is None]
+            raise RuntimeError(
+                f"{what} {missing} did not finish within {timeout_s:.0f} s; fix: check those processes' logs and "
+                "rerun the same command (finished work is reused)"
+            )
+        if waited - last_log > 60:
+            last_log = waited
+            logger.info(
+                "waiting for %s: %d of %d finished", what, sum(v is not None for v in values), len(values)
+            )
+        time.sleep(poll_s)
+
+
 def wait_for_shards(
     folders: list[Path], run_id: str, poll_s: float = 2.0, timeout_s: float | None = None
 ) -> list[dict]:
     """Block until every shard folder holds a ``done.json`` of this run; returns them in rank order."""
-    start, last_log = time.monotonic(), 0.0
-    while True:
+
+    def read() -> list[dict | None]:
         done = []
         for folder in folders:
             path = folder / DONE_FILE
@@ -112,21 +137,64 @@ def wait_for_shards(
             except ValueError:  # being replaced right now
                 value = None
             done.append(value if value and value.get("run_id") == run_id else None)
-        if all(done):
-            return done  # type: ignore[return-value]
-        waited = time.monotonic() - start
-        if timeout_s is not None and waited > timeout_s:
-            missing = [f.name for f, d in zip(folders, done, strict=True) if d is None]
-            raise RuntimeError(
-                f"shards {missing} did not finish within {timeout_s:.0f} s; fix: check those processes' logs and "
-                "rerun the same command (finished shards are reused)"
-            )
-        if waited - last_log > 60:
-            last_log = waited
-            logger.info(
-                "waiting for shards: %d of %d finished", sum(d is not None for d in done), len(folders)
-            )
-        time.sleep(poll_s)
+        return done
+
+    return _wait(read, [f.name for f in folders], "shards", poll_s, timeout_s)
+
+
+def balanced_bounds(lengths: Sequence[int], world: int) -> list[int]:
+    """Cut points ``[0, c1, ..., n]`` of ``world`` contiguous parts holding about equal total length (the
+    work of encoding a part grows with its tokens, not its row count)."""
+    total = np.cumsum(np.asarray(lengths, dtype=np.int64))
+    if not len(total):
+        return [0] * (world + 1)
+    targets = total[-1] * np.arange(1, world) / world
+    cuts = np.searchsorted(total, targets, side="left") + 1
+    return [0, *np.minimum(cuts, len(total)).tolist(), len(total)]
+
+
+def shared_array(
+    folder: Path,
+    stem: str,
+    n: int,
+    compute: Callable[[int, int], np.ndarray],
+    shard: Shard,
+    *,
+    lengths: Sequence[int] | None = None,
+    poll_s: float = 1.0,
+    timeout_s: float | None = None,
+) -> np.ndarray:
+    """An array of ``n`` rows that every process needs, computed once across the processes and kept on disk.
+
+    One process (``world == 1``) computes ``compute(0, n)`` into ``<stem>.npy``. Under a launcher each process
+    computes its contiguous part (``balanced_bounds`` of ``lengths``, rows otherwise) into
+    ``<stem>.part-RR-of-WW.npy``, then waits for the other parts in the shared ``folder`` and returns them
+    joined in row order. Files are written atomically and reused: a rerun, or a later step asking for the same
+    ``stem``, computes nothing, and a killed process recomputes only its own part.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    if shard.world == 1:
+        paths = [folder / f"{stem}.npy"]
+        bounds = [0, n]
+    else:
+        paths = [folder / f"{stem}.part-{r:02d}-of-{shard.world:02d}.npy" for r in range(shard.world)]
+        bounds = (
+            balanced_bounds(lengths, shard.world)
+            if lengths is not None
+            else [shard_bounds(n, Shard(r, shard.world))[0] for r in range(shard.world)] + [n]
+        )
+    mine = paths[shard.rank]
+    if not mine.is_file():
+        start, stop = bounds[shard.rank], bounds[shard.rank + 1]
+        value = np.asarray(compute(start, stop))
+        tmp = mine.with_name(f".{mine.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            np.save(f, value)
+        tmp.replace(mine)
+    parts = _wait(
+        lambda: [p if p.is_file() else None for p in paths], [p.name for p in paths], stem, poll_s, timeout_s
+    )
+    return np.concatenate([np.load(p) for p in parts]) if len(parts) > 1 else np.load(parts[0])
 
 
 def _add(a: Any, b: Any) -> Any:

@@ -44,6 +44,9 @@ def fn_scores_file(scorer_name: str) -> str:
     return f"fn_scores_{content_key(scorer_name)}.json"
 
 
+FN_SCORES_GLOB = "fn_scores_*.json"  # every fn_scores_file
+
+
 # -- features ---------------------------------------------------------------------------------------------
 
 QUERIES_CONFIG = "queries"
@@ -118,12 +121,13 @@ class MethodContext:
     pool: Dataset
     options: dict[str, Any]
     seed: int
-    cache_dir: Path
+    cache_dir: Path  # this process's cache (its shard's, in a sharded build)
     inputs: dict[str, Dataset] = field(default_factory=dict)
     input_stats: dict[str, dict] = field(default_factory=dict)
     batch_size: int = 32  # scoring / encoding batch size (never part of a stage key)
     load_generator: Callable[[], Any] | None = None
     load_scorer: Callable[[str, str | None], Any] | None = None
+    shared_cache_dir: Path | None = None  # the run's cache, read by every process (pool embeddings)
 
     def generator(self):
         if self.load_generator is None:

@@ -119,6 +119,7 @@ def mine_hard_negatives(
     exclude_queries: Iterable[str] | None = None,
     batch_size: int = 16,
     cache_dir: str | Path | None = None,
+    cache_folder: str | Path | None = None,
     show_progress: bool = True,
 ) -> tuple[Dataset, dict[str, Any]]:
     """Mine hard negatives for generated (query, positive) pairs; returns (triplets, stats).
@@ -159,6 +160,10 @@ def mine_hard_negatives(
             pool (and queries whose positive is one), evaluation query texts leave the queries; counted in stats.
         batch_size: encoder / scorer batch size.
         cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
+        cache_folder: ``dense`` (and a dense first stage): keep the pool's embeddings there
+            (``corpus_embeddings_<hash>.npy``, as sentence-transformers does); under ``accelerate launch`` /
+            ``torchrun`` a folder every process shares lets each encode only its part of the pool
+            (``hardneg.negatives.dense.encode_corpus``).
         show_progress: tqdm progress bars.
     """
     if method not in METHOD_NAMES:
@@ -220,6 +225,7 @@ def mine_hard_negatives(
         use_faiss=use_faiss,
         batch_size=batch_size,
         cache_dir=cache_dir,
+        cache_folder=cache_folder,
         show_progress=show_progress,
     )
     per_query = select_negatives(
@@ -325,6 +331,7 @@ def _candidates(
     use_faiss,
     batch_size,
     cache_dir,
+    cache_folder,
     show_progress,
 ) -> Candidates:
     first = candidate_method if method == "ce" else method
@@ -343,6 +350,8 @@ def _candidates(
             batch_size=batch_size,
             use_faiss=use_faiss,
             show_progress=show_progress,
+            cache_folder=cache_folder,
+            model_id=embedder if isinstance(embedder, str) else None,
         )
     if method != "ce":
         return cands
@@ -460,4 +469,5 @@ def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
         embedder=o.get("embedder"),
         batch_size=ctx.batch_size,
         cache_dir=ctx.cache_dir / "ce_scores" if method == "ce" else None,
+        cache_folder=ctx.shared_cache_dir / "embeddings" if ctx.shared_cache_dir else None,
     )

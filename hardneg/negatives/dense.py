@@ -4,16 +4,27 @@ Score used by the margins and ``max_score``/``min_score``: the model's similarit
 (cosine for ``embedded:minilm``), in [-1, 1]. Queries go through ``encode_query`` and passages through
 ``encode_document`` (so models with prompts get them), exactly as sentence-transformers'
 ``util.mine_hard_negatives`` does; ``use_faiss=True`` searches with a faiss flat inner-product index.
+
+``cache_folder`` keeps the pool's embeddings as ``corpus_embeddings_<hash>.npy`` (sentence-transformers' name;
+the hash covers the model, its prompts and the passages), so a rerun and every later method with the same
+embedder encode nothing. Under ``accelerate launch`` / ``torchrun`` with a ``cache_folder`` every process
+can read (the build's ``cache/``, on a filesystem the nodes share), each process encodes only its part of the
+pool, balanced by tokens, and reads the others' parts (``hardneg.distributed.shared_array``); each
+process then searches with its own queries.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import trange
 
 from hardneg.assets import resolve_embedder
+from hardneg.distributed import Shard, current_shard, shared_array
+from hardneg.encode import token_lengths
 from hardneg.errors import first_line
 from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
@@ -32,6 +43,54 @@ def load_embedder(embedder: str, device: str | None = None):
         ) from None
 
 
+def model_name(model) -> str | None:
+    """The id a loaded SentenceTransformer came from (None when it does not say)."""
+    return getattr(getattr(model, "model_card_data", None), "base_model", None)
+
+
+def encode_corpus(
+    passages: Sequence[str],
+    model,
+    *,
+    batch_size: int = 32,
+    cache_folder: str | Path | None = None,
+    model_id: str | None = None,
+    shard: Shard | None = None,
+    show_progress: bool = True,
+) -> np.ndarray:
+    """Normalised ``encode_document`` embeddings of ``passages``, cached and split across processes when a
+    ``cache_folder`` is given (see the module docstring). ``model_id`` names the model in the cache key
+    (default: the id it was loaded from; a model that names none is never cached)."""
+
+    def encode(start: int, stop: int) -> np.ndarray:
+        if start == stop:
+            return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+        return model.encode_document(
+            list(passages[start:stop]),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+
+    name = model_id or model_name(model)
+    if cache_folder is None or not name:
+        return encode(0, len(passages))
+    digest = hashlib.sha256(repr((name, model.prompts, model.default_prompt_name)).encode())
+    for text in passages:
+        digest.update(text.encode())
+        digest.update(b"\0")
+    shard = shard or current_shard()
+    return shared_array(
+        Path(cache_folder),
+        f"corpus_embeddings_{digest.hexdigest()[:24]}",
+        len(passages),
+        encode,
+        shard,
+        lengths=token_lengths(model, passages) if shard.world > 1 else None,
+    )
+
+
 def dense_candidates(
     query_texts: Sequence[str],
     passages: Sequence[str],
@@ -43,19 +102,24 @@ def dense_candidates(
     search_batch_size: int = 4096,
     use_faiss: bool = False,
     show_progress: bool = True,
+    cache_folder: str | Path | None = None,
+    model_id: str | None = None,
 ) -> Candidates:
     """Top-``k`` passages per query by embedding similarity, and the similarity of each positive.
 
     ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
+    ``cache_folder`` / ``model_id``: keep (and, under a launcher, share out) the pool's embeddings
+    (``encode_corpus``).
     """
     import torch
 
-    doc = model.encode_document(
-        list(passages),
+    doc = encode_corpus(
+        passages,
+        model,
         batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=show_progress,
+        cache_folder=cache_folder,
+        model_id=model_id,
+        show_progress=show_progress,
     )
     qry = model.encode_query(
         list(query_texts),
