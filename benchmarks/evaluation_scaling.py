@@ -60,7 +60,9 @@ def worker(out: str) -> None:
     )
 
 
-def side(processes: int, threads: int, out: Path) -> dict:
+def side(processes: int, threads: int, out: Path, script: str = __file__) -> dict:
+    """Run ``script --worker out`` in ``processes`` processes of ``threads`` threads (accelerate launch for
+    more than one); returns the JSON the main process wrote to ``out``."""
     env = os.environ | {
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
@@ -69,7 +71,7 @@ def side(processes: int, threads: int, out: Path) -> dict:
         "PYTHONPATH": str(ROOT),
         "OMP_WAIT_POLICY": "PASSIVE",
     }
-    script = [str(Path(__file__).resolve()), "--worker", str(out)]
+    script = [str(Path(script).resolve()), "--worker", str(out)]
     if processes == 1:
         cmd = [sys.executable, *script]
     else:

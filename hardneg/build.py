@@ -757,6 +757,26 @@ def pair_configs(
     return out, kept, summary
 
 
+def _scores_at_hand(
+    stage: str, table: Dataset, stats: dict, known: str | None, reuse_columns: bool, stages: _Stages
+) -> tuple[np.ndarray, np.ndarray, str, str | None] | None:
+    """A stage's row scores that need no scoring: ce_hn's own columns (mined with this very scorer) or the
+    file saved by an earlier call; None when neither is there."""
+    if reuse_columns and "repair" not in stats and stats.get("false_negative_scorer"):
+        pos = np.asarray(table["positive_score"][:], float)
+        neg = np.asarray(table["negative_score"][:], float)
+        return pos, neg, stats["false_negative_scorer"], stats.get("score_name")
+    saved = stages.get_extra(stage, fn_scores_file(known)) if known else None
+    if saved is None or len(saved["positive"]) != len(table):
+        return None
+    pos, neg = np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
+    return pos, neg, saved.get("name", known), saved.get("score_name")  # files of older builds lack names
+
+
+def _row_key(table: Dataset) -> list[tuple[str, str, str]]:
+    return list(zip(table["anchor"][:], table["positive"][:], table["negative"][:], strict=True))
+
+
 def _row_scores(
     stage: str,
     table: Dataset,
@@ -766,28 +786,33 @@ def _row_scores(
     res: _Resources,
     stages: _Stages,
     batch_size: int,
+    source: tuple[str, Dataset, dict] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str, str | None]:
     """Every row's (positive, negative) score by a scorer, computed once per stage and scorer (the scorer is
-    loaded only when they are not saved yet); returns (positive, negative, scorer name, score name)."""
-    if reuse_columns and "repair" not in stats and stats.get("false_negative_scorer"):
-        # ce_hn scored its rows with this very scorer while mining: reuse those scores.
-        pos = np.asarray(table["positive_score"][:], float)
-        neg = np.asarray(table["negative_score"][:], float)
-        return pos, neg, stats["false_negative_scorer"], stats.get("score_name")
+    loaded only when they are not saved yet); returns (positive, negative, scorer name, score name).
+
+    ``source``: the (stage, table, stats) a repaired stage came from; its rows' scores, when at hand, are
+    reused for the rows the repair kept as they were, so only relabelled rows are scored."""
     known = res.scorer_label(scorer_name)
-    saved = stages.get_extra(stage, fn_scores_file(known)) if known else None
-    if saved is None or len(saved["positive"]) != len(table):
+    have = _scores_at_hand(stage, table, stats, known, reuse_columns, stages)
+    if have is not None:
+        return have
+    pos, neg = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    name, score_name = None, None
+    prev = _scores_at_hand(*source, known, reuse_columns, stages) if source else None
+    if prev is not None:
+        scores = dict(zip(_row_key(source[1]), zip(prev[0], prev[1], strict=True), strict=True))
+        for i, key in enumerate(_row_key(table)):
+            pos[i], neg[i] = scores.get(key, (np.nan, np.nan))
+        name, score_name = prev[2], prev[3]
+    todo = np.flatnonzero(np.isnan(pos) | np.isnan(neg))
+    if len(todo) or name is None:
         scorer = res.get_scorer(scorer_name)
-        pos, neg = false_negative_scores(table, scorer, batch_size=batch_size)
-        saved = {
-            "positive": pos.tolist(),
-            "negative": neg.tolist(),
-            "name": scorer.name,
-            "score_name": scorer.score_name,
-        }
-        stages.put_extra(stage, fn_scores_file(scorer.name), saved)
-    pos, neg = np.asarray(saved["positive"], float), np.asarray(saved["negative"], float)
-    return pos, neg, saved.get("name", known), saved.get("score_name")  # files of older builds lack names
+        pos[todo], neg[todo] = false_negative_scores(table.select(todo), scorer, batch_size=batch_size)
+        name, score_name = scorer.name, scorer.score_name
+    saved = {"positive": pos.tolist(), "negative": neg.tolist(), "name": name, "score_name": score_name}
+    stages.put_extra(stage, fn_scores_file(name), saved)
+    return pos, neg, name, score_name
 
 
 def _guarded_by(config: BuildConfig, name: str, scorer_name: str) -> bool:
@@ -811,10 +836,13 @@ def score_rows(
     stage_of: dict[str, str],
     stages: _Stages,
     res: _Resources,
+    sources: dict[str, tuple[Dataset, dict]],
 ) -> None:
     """Step 3c: every row of each published config scored by the false-negative scorer and judge, saved with
-    its stage (``_row_scores``), so a sharded build scores each shard in its own process."""
+    its stage (``_row_scores``), so a sharded build scores each shard in its own process. ``sources``: each
+    config's (table, stats) before repair, whose scores a repaired config reuses."""
     for name in config.methods:
+        repaired = stage_of[name] != name
         for _, scorer_name in _fn_scorers(config):
             guarded = _guarded_by(config, name, scorer_name)
             _row_scores(
@@ -826,6 +854,7 @@ def score_rows(
                 res,
                 stages,
                 config.score_batch_size,
+                source=(name, *sources[name]) if repaired else None,
             )
 
 
@@ -940,8 +969,9 @@ def make_configs(
     tables, stats, keys = make_methods(
         config, inputs, queries, qkey, stages, res, cache_dir, shared_cache_dir, seed
     )
+    sources = {name: (tables[name], stats[name]) for name in config.methods}
     stage_of = repair_configs(config, tables, stats, keys, stages, res, cache_dir, seed)
-    score_rows(config, tables, stats, stage_of, stages, res)
+    score_rows(config, tables, stats, stage_of, stages, res, sources)
     return queries, qstats, tables, stats, stage_of, {QUERIES_CONFIG: qkey, **keys}
 
 
@@ -967,7 +997,7 @@ def make_shard(
     shard: Shard,
 ) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict], dict[str, str]] | None:
     """Steps 2-3c on this process's contiguous shard of the passage sample, with the shard's own stages and
-    cache (the dense pool embeddings are shared out, ``hardneg.negatives.dense.encode_corpus``); the main
+    cache (the dense pool embeddings are shared out, ``hardneg.negatives.dense.encode_pool``); the main
     process then gathers every shard's queries, published tables and false-negative scores in rank order (the
     one-process order) and adds up their stats. Returns None on the other processes."""
     run_id = content_key(inputs.key, asdict(config), generator_config.output_settings(), seed, shard.world)

@@ -1,5 +1,6 @@
 """A build under torchrun with two CPU processes writes exactly the rows of a one-process build; each shard
-keeps its own stages and cache, so a rerun reuses every shard."""
+keeps its own stages and cache, so a rerun reuses every shard; the dense pool embeddings are encoded once
+across the processes (a part each); repair and false-negative scoring run in the shards."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -20,7 +22,7 @@ TORCHRUN = Path(sys.executable).parent / "torchrun"
 RECIPE = """
 corpus: embedded:cranfield
 num_passages: 5
-methods: [llm_hn, bm25_hn]
+methods: [llm_hn, bm25_hn, dense_hn]
 model: embedded:smollm2
 backend: transformers
 batch_size: 1
@@ -31,7 +33,10 @@ query_max_new_tokens: 16
 negative_max_new_tokens: 24
 reject_retries: 0
 range_max: 6
-false_negative_scorer: none
+false_negative_scorer: embedded:ql
+false_negative_repair: drop
+repair_scope: all
+repair_configs: [llm_hn]
 paired: false
 """
 
@@ -69,12 +74,17 @@ def test_shards_are_contiguous_and_cover_every_row():
     }
 
 
+SCORES = ("positive_score", "negative_score")
+
+
 def _rows(folder: Path) -> dict[str, list[dict]]:
-    """Every config's rows, without the columns that measure time (latency)."""
+    """Every config's rows, without the columns that measure time (latency); scores rounded to 5 decimals
+    (a passage embedded in another batch differs in the 7th: the same rows, the same order)."""
     out = {}
     for config in sorted(p for p in (folder / "dataset").iterdir() if any(p.glob("*.parquet"))):
         frame = pd.concat(pd.read_parquet(f) for f in sorted(config.glob("*.parquet")))
-        frame = frame.drop(columns=[c for c in frame.columns if c == "latency_s"]).astype(object)
+        frame = frame.drop(columns=[c for c in frame.columns if c == "latency_s"])
+        frame = frame.round({c: 5 for c in SCORES if c in frame.columns}).astype(object)
         out[config.name] = frame.where(frame.notna(), None).to_dict("records")  # NaN != NaN
     return out
 
@@ -109,14 +119,33 @@ def test_two_process_build_writes_the_rows_of_a_one_process_build(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows_one, rows_two = _rows(one), _rows(two)
-    assert set(rows_one) == {"queries", "llm_hn", "bm25_hn"} and rows_one == rows_two
-    assert len(rows_one["queries"]) >= 3 and len(rows_one["bm25_hn"]) >= 3
+    assert set(rows_one) == {"queries", "llm_hn", "bm25_hn", "dense_hn"} and rows_one == rows_two
+    assert len(rows_one["queries"]) >= 3 and len(rows_one["bm25_hn"]) >= 3 and rows_one["dense_hn"]
     for shard in ("shard-00-of-02", "shard-01-of-02"):  # per-shard stages and caches, each marked done
         assert (two / "stages" / shard / "done.json").is_file()
         assert (two / "cache" / shard / "generation.sqlite").is_file()
+        assert (two / "stages" / shard / "llm_hn.repaired").is_dir()  # repaired in the shard
+    # The pool (1,398 distinct passages) is encoded once: a part per process, joined by each; one file in one process.
+    [whole] = (one / "cache" / "embeddings").glob("corpus_embeddings_*.npy")
+    parts = sorted((two / "cache" / "embeddings").glob("corpus_embeddings_*.npy"))
+    assert [p.name for p in parts] == [f"{whole.stem}.part-0{r}-of-02.npy" for r in (0, 1)]
+    assert sum(np.load(p).shape[0] for p in parts) == np.load(whole).shape[0] > 1000
     stats = [json.loads((f / "dataset" / "build_stats.json").read_text()) for f in (one, two)]
-    for name in ("queries", "llm_hn", "bm25_hn"):
+    for name in ("queries", "llm_hn", "bm25_hn", "dense_hn"):
         assert stats[0]["configs"][name]["rows"] == stats[1]["configs"][name]["rows"]
+    for name in (
+        "llm_hn",
+        "bm25_hn",
+        "dense_hn",
+    ):  # scored in the shards, the scores joined by the main process
+        a, b = stats[0]["configs"][name], stats[1]["configs"][name]
+        assert a["suspected_false_negative_rate"] == b["suspected_false_negative_rate"] is not None
+        stage = a["false_negative_detail"]["stage"]
+        assert list((two / "stages" / stage).glob("fn_scores_*.json")), stage
+    repair = [s["configs"]["llm_hn"]["repair"] for s in stats]
+    assert {k: repair[0][k] for k in ("suspected", "dropped", "rows_after")} == {
+        k: repair[1][k] for k in ("suspected", "dropped", "rows_after")
+    }
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and _rows(two) == rows_two
     assert "reusing finished stage" in again.stderr

@@ -64,19 +64,19 @@ def test_one_process_caches_the_whole_array_and_a_missing_part_times_out(tmp_pat
 
 
 def test_encode_corpus_equals_encode_document_and_reuses_its_cache(tmp_path, tiny_corpus, embedder_id):
-    from hardneg.negatives.dense import encode_corpus, load_embedder
+    from hardneg.negatives.dense import encode_pool, load_embedder
 
     model = load_embedder(embedder_id, device="cpu")
     texts = tiny_corpus["text"][:]
     plain = model.encode_document(texts, normalize_embeddings=True, convert_to_numpy=True)
-    cached = encode_corpus(texts, model, cache_folder=tmp_path, model_id=embedder_id, show_progress=False)
+    cached = encode_pool(texts, model, cache_folder=tmp_path, model_id=embedder_id, show_progress=False)
     np.testing.assert_allclose(cached, plain, atol=1e-6)
     [saved] = list(tmp_path.glob("corpus_embeddings_*.npy"))
 
     halves: dict[int, np.ndarray] = {}
 
     def process(rank: int) -> None:
-        halves[rank] = encode_corpus(
+        halves[rank] = encode_pool(
             texts,
             model,
             cache_folder=tmp_path / "two",
@@ -95,9 +95,9 @@ def test_encode_corpus_equals_encode_document_and_reuses_its_cache(tmp_path, tin
     assert len(list((tmp_path / "two").glob("corpus_embeddings_*.part-0[01]-of-02.npy"))) == 2
 
     model.encode_document = None  # a second call must not encode
-    again = encode_corpus(texts, model, cache_folder=tmp_path, model_id=embedder_id, show_progress=False)
+    again = encode_pool(texts, model, cache_folder=tmp_path, model_id=embedder_id, show_progress=False)
     np.testing.assert_array_equal(again, cached)
-    other = encode_corpus(
+    other = encode_pool(
         texts[:5],
         load_embedder(embedder_id, device="cpu"),
         cache_folder=tmp_path,

@@ -161,6 +161,30 @@ def test_repair_drops_or_relabels_judged_false_negatives(tmp_path, mode):
     assert stats["rows_after"] == len(out) and stats["prompt"]["name"] == "fn_judge"
 
 
+def test_repaired_config_reuses_the_scores_of_the_rows_it_kept(tmp_path, monkeypatch):
+    scorers = patch_scorers(monkeypatch)
+    cfg, gen = scripted()  # as the judge it leaves every suspect undecided: the repair keeps every row
+    config = BuildConfig(
+        output_dir=str(tmp_path / "run"),
+        num_passages=6,
+        methods=["bm25_hn"],
+        false_negative_scorer="overlap-a",
+        false_negative_repair="drop",
+        repair_scope="suspected",
+        range_max=4,
+    )
+    folder = build(config, cfg, generator=gen)
+    stats = json.loads((folder / "build_stats.json").read_text())["configs"]["bm25_hn"]
+    rows = stats["repair"]["rows_before"]
+    assert rows > 0 and stats["repair"]["rows_after"] == rows == stats["rows"]
+    # one (positive, negative) pair per row to pick the suspects; the repaired stage reuses them
+    assert scorers["overlap-a"].calls == 2 * rows
+    ds = load_dataset(str(folder), "bm25_hn", split="train")
+    s = scorers["overlap-a"]
+    expected = float((s.score(ds["anchor"], ds["negative"]) >= s.score(ds["anchor"], ds["positive"])).mean())
+    assert stats["suspected_false_negative_rate"] == pytest.approx(expected)
+
+
 @pytest.mark.slow  # loads the embedded LM: 50-80 s on the shared 2-core machine under load (~30 s of CPU)
 def test_repair_with_the_embedded_lm_judge_in_a_build(tmp_path):
     cfg, gen = scripted()

@@ -163,7 +163,7 @@ def mine_hard_negatives(
         cache_folder: ``dense`` (and a dense first stage): keep the pool's embeddings there
             (``corpus_embeddings_<hash>.npy``, as sentence-transformers does); under ``accelerate launch`` /
             ``torchrun`` a folder every process shares lets each encode only its part of the pool
-            (``hardneg.negatives.dense.encode_corpus``).
+            (``hardneg.negatives.dense.encode_pool``).
         show_progress: tqdm progress bars.
     """
     if method not in METHOD_NAMES:

@@ -48,7 +48,7 @@ def model_name(model) -> str | None:
     return getattr(getattr(model, "model_card_data", None), "base_model", None)
 
 
-def encode_corpus(
+def encode_pool(
     passages: Sequence[str],
     model,
     *,
@@ -60,7 +60,11 @@ def encode_corpus(
 ) -> np.ndarray:
     """Normalised ``encode_document`` embeddings of ``passages``, cached and split across processes when a
     ``cache_folder`` is given (see the module docstring). ``model_id`` names the model in the cache key
-    (default: the id it was loaded from; a model that names none is never cached)."""
+    (default: the id it was loaded from; a model that names none is never cached).
+
+    Unlike evaluation's ``hardneg.encode.encode_corpus`` this needs no process group: the build's shards
+    finish their LLM stages hours apart on real runs, longer than a collective's timeout, so they meet
+    through files."""
 
     def encode(start: int, stop: int) -> np.ndarray:
         if start == stop:
@@ -109,11 +113,11 @@ def dense_candidates(
 
     ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
     ``cache_folder`` / ``model_id``: keep (and, under a launcher, share out) the pool's embeddings
-    (``encode_corpus``).
+    (``encode_pool``).
     """
     import torch
 
-    doc = encode_corpus(
+    doc = encode_pool(
         passages,
         model,
         batch_size=batch_size,
