@@ -52,6 +52,54 @@ def test_stop_strings_never_cut_a_reply_to_think(enable_thinking):
     assert gen.calls == expected
 
 
+def test_switch_can_be_left_out_of_every_chat_template():
+    """``send_chat_template_kwargs=False``: the local template gets no enable_thinking variable (HTTP: no
+    field, tests/test_bad_inputs.py); stage keys of builds that keep the default do not change."""
+    from hardneg.llm.transformers_backend import TransformersGenerator
+
+    class Tokenizer:  # records the variables the chat template is given
+        def __init__(self):
+            self.variables: list[dict] = []
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt, **variables):
+            self.variables.append(variables)
+            return messages[0]["content"]
+
+        def __call__(self, text, add_special_tokens):
+            return {"input_ids": [ord(c) for c in text]}
+
+    for send, expected in [(True, {"enable_thinking": False}), (False, {})]:
+        gen = object.__new__(TransformersGenerator)  # no model: only the template call is under test
+        gen.config, gen.tokenizer = GeneratorConfig(send_chat_template_kwargs=send), Tokenizer()
+        assert gen._encode(["ab"], chat=True) == [[97, 98]] and gen.tokenizer.variables == [expected]
+
+    default, omitted = GeneratorConfig(), GeneratorConfig(send_chat_template_kwargs=False)
+    assert "send_chat_template_kwargs" not in default.output_settings()  # keys of existing builds unchanged
+    assert omitted.output_settings() == default.output_settings() | {"send_chat_template_kwargs": False}
+    assert omitted.recorded()["send_chat_template_kwargs"] is False
+    # The generation cache key changes too (the model may now think), and only then.
+    assert _IgnoresSwitch().thinking_settings() == {}
+    assert _IgnoresSwitch(send_chat_template_kwargs=False).thinking_settings() == {
+        "send_chat_template_kwargs": False
+    }
+    # Reasoning is still stripped and counted when the switch is not sent.
+    gen = _IgnoresSwitch(send_chat_template_kwargs=False, thinking_tokens=100)
+    out = gen.generate(["p"], chat=True, stop=["\n"], max_new_tokens=8)
+    assert out[0].text == "wing flutter" and out[0].reasoning_chars > 0
+
+
+def test_switch_option_parses_from_cli_and_yaml(tmp_path):
+    from hardneg.config import parse
+
+    assert parse(GeneratorConfig, args=[])[0].send_chat_template_kwargs is True
+    for args in (["--send_chat_template_kwargs", "false"], ["--no_send_chat_template_kwargs"]):
+        assert parse(GeneratorConfig, args=args)[0].send_chat_template_kwargs is False
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("send_chat_template_kwargs: false\nenable_thinking: true\n")
+    (cfg,) = parse(GeneratorConfig, args=["--config", str(recipe)])
+    assert cfg.send_chat_template_kwargs is False and cfg.enable_thinking is True
+
+
 # Qwen3's switch on SmolLM2's format. Thinking on (the default, as in Qwen3): three demonstrations whose replies
 # start with a reasoning block, and the generation prompt opens one (`<think>\n`), so even a 135M model writes
 # reasoning first. Off: Qwen3's empty block, and no demonstrations.

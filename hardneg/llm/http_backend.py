@@ -141,9 +141,14 @@ class HttpGenerator(Generator):
                     gen.latency_s = time.perf_counter() - start
                     return gen
                 except _Rejected as err:
+                    why = redact(first_line(err))
+                    fix = (
+                        "pass --send_chat_template_kwargs false (the server does not accept that field)"
+                        if "chat_template_kwargs" in why
+                        else "check --model (the name the server serves) and the sampling settings"
+                    )
                     raise RuntimeError(
-                        f"LLM server {redact_url(url)} rejected a request: {redact(first_line(err))}; fix: check "
-                        "--model (the name the server serves) and the sampling settings"
+                        f"LLM server {redact_url(url)} rejected a request: {why}; fix: {fix}"
                     ) from None
                 except _Retryable as err:
                     last = err
@@ -180,8 +185,9 @@ class HttpGenerator(Generator):
                 "max_tokens": params["max_new_tokens"],
                 "temperature": 0.0 if greedy else params["temperature"],
                 "seed": seed,
-                "chat_template_kwargs": self.chat_template_kwargs(),
             }
+            if template_kwargs := self.chat_template_kwargs():  # none: hosted APIs reject unknown fields
+                body["chat_template_kwargs"] = template_kwargs
             if not greedy:
                 body["top_p"] = params["top_p"]
             if params["stop"]:

@@ -67,7 +67,7 @@ class VllmGenerator(Generator):
                 [[{"role": "user", "content": p}] for p in prompts],
                 params,
                 use_tqdm=progress,
-                chat_template_kwargs=self.chat_template_kwargs(),
+                chat_template_kwargs=self.chat_template_kwargs() or None,
             )
         else:
             outs = self.llm.generate(prompts, params, use_tqdm=progress)
