@@ -44,10 +44,9 @@ from hardneg.dataset_folder import (
     validate_dataset_folder,
 )
 from hardneg.errors import first_line
-from hardneg.revisions import offline_variable
+from hardneg.revisions import HUB_ID_RE, is_hub_id, offline_variable
 
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MODEL_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 
@@ -100,7 +99,7 @@ def normalise_version(version: str) -> str:
 
 
 def _check_repo_id(repo_id: str) -> None:
-    if not repo_id or not _REPO_ID_RE.match(repo_id):
+    if not repo_id or not HUB_ID_RE.match(repo_id):
         raise ValueError(f"repo id '{repo_id}' is not ORG/NAME; fix: pass --repo_id my-org/my-dataset")
     try:  # the Hub's own rules (no '--' or '..', length, ...): a dry run must refuse what an upload would
         validate_repo_id(repo_id)
@@ -478,7 +477,7 @@ def publish_model(
         _with_card_updates(card_data, card_updates, "model card"), repo_id=repo_id
     )
     local_note = None
-    if Path(card_data.dataset_id).exists() or not _REPO_ID_RE.match(card_data.dataset_id):
+    if not is_hub_id(card_data.dataset_id):
         local_note = (
             f"the card names the local dataset '{card_data.dataset_id}'; pass --dataset_id ORG/NAME "
             "--dataset_revision vX.Y.Z (its published release) so others can reload the training data"

@@ -271,6 +271,36 @@ def test_bad_repo_id_or_version(folder, hub, repo_id, version, message):
     assert hub.calls == []
 
 
+@pytest.mark.parametrize(
+    ("text", "hub_id"),
+    [
+        ("my-org/cranfield-hn", True),
+        ("BeIR/scifact.v2", True),
+        ("cranfield-hn", False),
+        ("a/b/c", False),
+        ("-org/name", False),
+        ("embedded:cranfield", False),
+        ("http://host/a", False),
+        ("", False),
+    ],
+)
+def test_one_hub_id_rule_for_cards_and_publishing(text, hub_id, tmp_path, monkeypatch):
+    """The card's source_datasets, the model card's dataset note and the repo id check share one rule."""
+    from hardneg.cards import is_hub_id as cards_rule
+    from hardneg.publish import _check_repo_id
+    from hardneg.revisions import is_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    assert is_hub_id(text) is hub_id and cards_rule is is_hub_id
+    if hub_id:
+        _check_repo_id(text)
+        (tmp_path / text).mkdir(parents=True)  # a local folder of that name is not a Hub id
+        assert not is_hub_id(text)
+    else:
+        with pytest.raises(ValueError, match="is not ORG/NAME"):
+            _check_repo_id(text)
+
+
 def test_no_token(folder, hub, monkeypatch, tmp_path):
     import huggingface_hub
 
