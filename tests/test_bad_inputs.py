@@ -568,6 +568,35 @@ def test_chat_template_kwargs_default_and_omitted(fake_llm):
         assert gen.chat_template_kwargs() == (expected or {})
 
 
+def test_each_server_is_probed_once_per_process(fake_llm, tmp_path, monkeypatch, capsys):
+    """The pre-flight check reaches the server; the backend, and a judge on the same server, do not probe it
+    again. An unreachable server is still one line."""
+    from dataclasses import replace
+
+    from hardneg.llm import http_backend
+
+    server = fake_llm("ok")
+    probes: list[tuple] = []
+    connect = socket.create_connection
+    monkeypatch.setattr(
+        http_backend.socket,
+        "create_connection",
+        lambda address, timeout: probes.append(address) or connect(address, timeout=timeout),
+    )
+    args = _http_build_args(tmp_path, server.url, "--num_passages", "2", "--max_retries", "0")
+    code, _, err = run_stage(monkeypatch, capsys, *BUILD, args)
+    assert code == 0 and server.bodies, err
+    assert probes == [("127.0.0.1", server.port)]
+    config = GeneratorConfig(backend="http", model="m", urls=[server.url + "/"])
+    load_generator(config).generate(["p"], max_new_tokens=4)
+    load_generator(replace(config, model="judge"))
+    assert len(probes) == 1
+    closed = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(RuntimeError, match=f"cannot reach LLM server at {closed}"):
+        load_generator(GeneratorConfig(backend="http", model="m", urls=[closed]))
+    assert len(probes) == 2
+
+
 def test_template_without_room_is_one_line():
     budget = PromptBudget(16, len, lambda t, n: t[:n])
     with pytest.raises(ValueError, match="without any passage text"):

@@ -189,7 +189,8 @@ class GeneratorConfig:
         return asdict(self) | {"urls": [redact_url(u) for u in self.urls]}
 
     def preflight(self) -> None:
-        """Checks run before any model loads or item is generated: every HTTP server answers a connection."""
+        """Checks run before any model loads or item is generated: every HTTP server answers a connection
+        (probed once per process: the HTTP backend calls this too and finds the servers already reached)."""
         if self.backend == "http":
             from hardneg.llm.http_backend import check_reachable
 
