@@ -7,6 +7,7 @@ Offline, no-network and rejected-token cases use the real ``HfApi`` against loop
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -397,6 +398,28 @@ def model_folder(tmp_path):
         train_seconds=3.5,
     ).save(target / "card_data.json")
     return target
+
+
+def test_publish_model_uploads_the_card_training_rendered(model_folder, hub, monkeypatch):
+    import hardneg.publish
+
+    data = dataclasses.replace(ModelCardData.load(model_folder / "card_data.json"), repo_id="my-org/m")
+    with pytest.raises(ValueError, match="rendered_card needs the card_data it was rendered from"):
+        publish_model(model_folder, "my-org/other", "1.0.0", card_data=data, rendered_card="# card\n")
+    monkeypatch.setattr(hardneg.publish, "render_model_card", lambda *a, **k: pytest.fail("rendered again"))
+    card = "# card\n"
+    publish_model(
+        model_folder,
+        "my-org/m",
+        "1.0.0",
+        card_data=data,
+        rendered_card=card,
+        api=hub,
+        token=TOKEN,
+        confirm=True,
+    )
+    files = hub.files_at("my-org/m", "v1.0.0")
+    assert files["README.md"] == b"# card\n" and json.loads(files["card_data.json"])["repo_id"] == "my-org/m"
 
 
 def test_publish_model(model_folder, hub):
