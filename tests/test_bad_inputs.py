@@ -29,7 +29,7 @@ from hardneg.build import BuildConfig, build
 from hardneg.config import run_main
 from hardneg.corpus import load_beir_folder, load_corpus
 from hardneg.llm import GeneratorConfig, load_generator
-from hardneg.llm.bounding import PromptBudget, _tokenizer_budget, fit_prompts
+from hardneg.llm.bounding import PromptBudget, chars_budget, fit_prompts, token_budget
 from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries, truncate_words
 from hardneg.redact import redact, redact_url
@@ -508,11 +508,12 @@ def test_token_budget_cuts_only_the_passage_with_a_real_tokenizer():
     from transformers import AutoTokenizer
 
     from hardneg.assets import resolve_llm
-    from hardneg.llm.transformers_backend import dequantised_gguf_folder
+    from hardneg.llm.transformers_backend import TransformersGenerator, dequantised_gguf_folder
 
     ref = resolve_llm("embedded:smollm2")
-    tokenizer = AutoTokenizer.from_pretrained(dequantised_gguf_folder(ref.name_or_path, ref.gguf_file))
-    budget = _tokenizer_budget(tokenizer, 300)
+    gen = object.__new__(TransformersGenerator)  # the backend's own tokenize / detokenize, no weights loaded
+    gen.tokenizer = AutoTokenizer.from_pretrained(dequantised_gguf_folder(ref.name_or_path, ref.gguf_file))
+    budget = token_budget(300, gen.tokenize, gen.detokenize)
     template = load_prompt("query_zeroshot")
     items = [{"id": "long", "passage": LONG}, {"id": "short", "passage": PASSAGES[0]}]
     tracemalloc.start()
@@ -597,8 +598,30 @@ def test_each_server_is_probed_once_per_process(fake_llm, tmp_path, monkeypatch,
     assert len(probes) == 2
 
 
+def test_cut_field_is_tokenized_once_per_round():
+    """Counting the prompt, then cutting the passage, tokenizes the passage once (not once to count it and once
+    more to cut it); the cut is the one the budget asks for."""
+    calls: list[str] = []
+
+    def tokenize(text: str) -> list[str]:
+        calls.append(text)
+        return text.split()
+
+    budget = token_budget(50, tokenize, " ".join)
+    passage = " ".join(f"w{i}" for i in range(200))
+    prompts, truncated = fit_prompts(
+        [{"id": "1", "passage": passage}], lambda passage: "Passage: " + passage, ("passage",), budget
+    )
+    # 201 tokens -> drop 201 - 50 + 8 = 159 of the passage's 200: 41 words kept, 42 tokens in the prompt.
+    assert truncated == 1 and prompts == ["Passage: " + " ".join(f"w{i}" for i in range(41))]
+    assert calls == ["Passage: " + passage, passage, prompts[0]]
+    # The character estimate (HTTP) cuts the same way: 2 characters per token.
+    chars = chars_budget(20)
+    assert chars.count("x" * 41) == 21 and chars.cut("x" * 41, 5) == "x" * 32
+
+
 def test_template_without_room_is_one_line():
-    budget = PromptBudget(16, len, lambda t, n: t[:n])
+    budget = PromptBudget(16, len, lambda t, drop: t[: len(t) - drop])
     with pytest.raises(ValueError, match="without any passage text"):
         fit_prompts(
             [{"id": "1", "passage": "x" * 100}], lambda passage: "y" * 50 + passage, ("passage",), budget

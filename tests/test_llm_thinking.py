@@ -9,7 +9,7 @@ import json
 import pytest
 
 from hardneg.llm import Generation, Generator, GeneratorConfig, strip_reasoning
-from hardneg.llm.bounding import prompt_budget
+from hardneg.llm.bounding import TEMPLATE_MARGIN_TOKENS
 
 
 @pytest.mark.parametrize(
@@ -200,12 +200,15 @@ def test_thinking_budget_counts_against_the_context_and_must_not_be_negative():
     with pytest.raises(ValueError, match="thinking_tokens must be >= 0"):
         GeneratorConfig(model="m", thinking_tokens=-1)
 
-    class Local:  # a local model of 2,048 tokens of context (the transformers backend's shape)
-        def __init__(self, **kw):
-            self.config = GeneratorConfig(model="m", backend="transformers", **kw)
-            self.tokenizer = object()
-            self.model = type("M", (), {"config": type("C", (), {"max_position_embeddings": 2048})()})()
+    from hardneg.llm.transformers_backend import TransformersGenerator
 
-    plain = prompt_budget(Local(), 64).max_tokens
-    thinking = prompt_budget(Local(enable_thinking=True, thinking_tokens=512), 64).max_tokens
-    assert plain - thinking == 512
+    def local(**kw):  # a local model of 2,048 tokens of context (no weights: only the budget is under test)
+        gen = object.__new__(TransformersGenerator)
+        gen.config = GeneratorConfig(model="m", backend="transformers", **kw)
+        gen.tokenizer = object()
+        gen.model = type("M", (), {"config": type("C", (), {"max_position_embeddings": 2048})()})()
+        return gen
+
+    plain = local().prompt_budget(64).max_tokens
+    thinking = local(enable_thinking=True, thinking_tokens=512).prompt_budget(64).max_tokens
+    assert plain == 2048 - 64 - TEMPLATE_MARGIN_TOKENS and plain - thinking == 512

@@ -7,6 +7,8 @@
 - ``info() -> dict``: model id, backend and the settings recorded as provenance
 - ``cache_settings() -> dict``: the settings that change outputs (the generation cache key); batch size,
   concurrency, URLs and timeouts are left out because they do not change what is generated.
+- ``prompt_budget(max_new_tokens) -> PromptBudget``: how long a prompt may be, in the model's tokens where the
+  backend has them (``max_model_len``, ``tokenize``, ``detokenize``; ``hardneg.llm.bounding``).
 
 Backends:
 
@@ -33,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from hardneg.assets import EMBEDDED_LLM
+from hardneg.llm.bounding import PromptBudget, chars_budget, prompt_limit, token_budget
 from hardneg.redact import redact_url
 
 BACKENDS = ("transformers", "http", "vllm", "llamacpp")
@@ -360,6 +363,29 @@ class Generator:
         c = self.config
         on = {"enable_thinking": True, "thinking_tokens": c.thinking_tokens} if c.enable_thinking else {}
         return on | ({} if c.send_chat_template_kwargs else {"send_chat_template_kwargs": False})
+
+    def prompt_budget(self, max_new_tokens: int) -> PromptBudget:
+        """How long a prompt may be when each output may take ``max_new_tokens`` (``hardneg.llm.bounding``):
+        counted in the model's tokens when the backend knows its context window, else estimated from
+        characters."""
+        context = self.max_model_len()
+        limit = prompt_limit(self.config, max_new_tokens, context)
+        if context is None:
+            return chars_budget(limit)
+        return token_budget(limit, self.tokenize, self.detokenize)
+
+    def max_model_len(self) -> int | None:
+        """The model's context window in tokens (vLLM's name); None when the backend does not hold the model
+        (an HTTP server). Backends that return a number also implement ``tokenize`` and ``detokenize``."""
+        return None
+
+    def tokenize(self, text: str) -> list[int]:
+        """The model's token ids for ``text``, without special tokens."""
+        raise NotImplementedError(f"{type(self).__name__} has no tokenizer")
+
+    def detokenize(self, ids: list[int]) -> str:
+        """The text of token ids (special tokens skipped)."""
+        raise NotImplementedError(f"{type(self).__name__} has no tokenizer")
 
     def _generate(
         self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
