@@ -194,6 +194,13 @@ def test_thinking_model_behind_a_real_server(thinking_server, tiny_corpus, tmp_p
         [f"Write a search query for: {t}" for t in passages["text"]], chat=True, max_new_tokens=16
     )
     assert all(o.reasoning_chars == 0 and "think>" not in o.text and o.completion_tokens > 0 for o in outs)
+    # Switch not sent (hosted APIs that reject chat_template_kwargs): the template's own default decides, and
+    # this one thinks (as Qwen3 does); the reasoning is still stripped and counted.
+    omitted = load_generator(config(send_chat_template_kwargs=False))
+    outs = omitted.generate(
+        [f"Write a search query for: {t}" for t in passages["text"]], chat=True, max_new_tokens=48
+    )
+    assert all(o.reasoning_chars > 0 and "think>" not in o.text for o in outs)
 
 
 def test_thinking_budget_counts_against_the_context_and_must_not_be_negative():
