@@ -29,6 +29,7 @@ from huggingface_hub import ModelCardData as HubModelCardData
 import hardneg
 from hardneg.methods import QUERIES_CONFIG, config_description
 from hardneg.redact import redact_url
+from hardneg.revisions import is_hub_id
 
 
 def _cards_dir() -> Path:
@@ -48,7 +49,6 @@ RECIPES_DIR = "recipes"  # in a dataset folder / repo: the effective recipe of t
 BUILD_RECIPE_FILE = "build.yaml"
 EXAMPLE_ROWS = 2
 EXAMPLE_CHARS = 160
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # License ids the Hub knows (https://huggingface.co/docs/hub/repositories-licenses); anything else is
 # published as `license: other` with `license_name`.
 HUB_LICENSES = frozenset(
@@ -467,12 +467,6 @@ def toolkit_url() -> str | None:
         return None
     urls = [u.split(",", 1)[1].strip() for u in meta.get_all("Project-URL") or [] if "," in u]
     return next(iter(urls), None) or meta.get("Home-page")
-
-
-def is_hub_id(source: Any) -> bool:
-    """``org/name`` that is not a local path: the only kind of source the Hub's ``source_datasets`` may name."""
-    text = str(source or "")
-    return bool(_HUB_ID_RE.match(text)) and not Path(text).exists() and ":" not in text
 
 
 def hub_license(license: str, name: str | None = None, link: str | None = None) -> dict[str, str]:

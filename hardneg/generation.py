@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.llm import Generation, Generator, rate_bar, show_tokens
-from hardneg.llm.bounding import fit_prompts, prompt_budget
+from hardneg.llm.bounding import fit_prompts
 from hardneg.prompts import PromptTemplate
 from hardneg.text import ngram_jaccard, ngram_overlap, words
 
@@ -221,7 +221,7 @@ def run_generation(
     top_p = generator.config.top_p
     # Prompts bounded in tokens: a passage is cut so that prompt + output fit the model's context.
     rendered, truncated_prompts = fit_prompts(
-        items, prompt.render, prompt.inputs, prompt_budget(generator, max_new_tokens)
+        items, prompt.render, prompt.inputs, generator.prompt_budget(max_new_tokens)
     )
     results: list[dict | None] = [None] * len(items)
     rejects: Counter[str] = Counter()

@@ -44,10 +44,9 @@ from hardneg.dataset_folder import (
     validate_dataset_folder,
 )
 from hardneg.errors import first_line
-from hardneg.revisions import offline_variable
+from hardneg.revisions import HUB_ID_RE, is_hub_id, offline_variable
 
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MODEL_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 
@@ -100,7 +99,7 @@ def normalise_version(version: str) -> str:
 
 
 def _check_repo_id(repo_id: str) -> None:
-    if not repo_id or not _REPO_ID_RE.match(repo_id):
+    if not repo_id or not HUB_ID_RE.match(repo_id):
         raise ValueError(f"repo id '{repo_id}' is not ORG/NAME; fix: pass --repo_id my-org/my-dataset")
     try:  # the Hub's own rules (no '--' or '..', length, ...): a dry run must refuse what an upload would
         validate_repo_id(repo_id)
@@ -450,6 +449,7 @@ def publish_model(
     *,
     card_data: ModelCardData | None = None,
     card_updates: dict[str, Any] | None = None,
+    rendered_card: str | None = None,
     private: bool = False,
     confirm: bool = False,
     notes: str | None = None,
@@ -461,9 +461,15 @@ def publish_model(
     The model card is rendered from ``card_data`` (or the folder's ``card_data.json`` written by training)
     with the repo id filled in; it records the dataset id, config and revision. ``card_updates`` overrides
     card fields, e.g. ``{"dataset_id": "my-org/cranfield-hn", "dataset_revision": "v1.0.0"}`` for a model
-    trained on a local folder that was published since. Dry run by default; with
-    ``confirm=True``: one commit, then tag ``v<version>`` (an existing tag is refused).
+    trained on a local folder that was published since. ``rendered_card``: the card the caller has just
+    rendered from ``card_data`` for this ``repo_id`` (training's ``push_to_hub``), uploaded as is. Dry run by
+    default; with ``confirm=True``: one commit, then tag ``v<version>`` (an existing tag is refused).
     """
+    if rendered_card is not None and (card_data is None or card_updates or card_data.repo_id != repo_id):
+        raise ValueError(
+            "rendered_card needs the card_data it was rendered from, with repo_id set to the repo published "
+            "to and no card_updates; fix: pass both, or leave rendered_card out to render the card here"
+        )
     release = _Release.start(repo_id, "model", version, confirm)
     folder = Path(folder)
     files: dict[str, Path | bytes] = dict(validate_model_folder(folder))
@@ -478,17 +484,17 @@ def publish_model(
         _with_card_updates(card_data, card_updates, "model card"), repo_id=repo_id
     )
     local_note = None
-    if Path(card_data.dataset_id).exists() or not _REPO_ID_RE.match(card_data.dataset_id):
+    if not is_hub_id(card_data.dataset_id):
         local_note = (
             f"the card names the local dataset '{card_data.dataset_id}'; pass --dataset_id ORG/NAME "
             "--dataset_revision vX.Y.Z (its published release) so others can reload the training data"
         )
-    readme = (
-        folder / README_FILE
-    )  # sentence-transformers' card from training: hardneg's block is re-rendered in it
-    card = render_model_card(
-        card_data, base_card=readme.read_text(encoding="utf-8") if readme.is_file() else None
-    )
+    card = rendered_card
+    if card is None:  # sentence-transformers' card from training: hardneg's block is re-rendered in it
+        readme = folder / README_FILE
+        card = render_model_card(
+            card_data, base_card=readme.read_text(encoding="utf-8") if readme.is_file() else None
+        )
     files[README_FILE] = card.encode("utf-8")
     files[CARD_DATA_FILE] = (json.dumps(card_data.to_dict(), indent=2, default=str) + "\n").encode("utf-8")
     release.connect(api, token)

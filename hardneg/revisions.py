@@ -12,6 +12,8 @@ So every Hub load site does:
 2. ``check_loaded(ds, ...)`` after loading: the commit of the copy ``datasets`` loaded (the last folder of
    its Arrow cache path is the commit sha) must equal the pin's, else one line refuses it.
 3. ``loaded_commit(ds)`` is recorded in cards and result files.
+
+``HUB_ID_RE`` / ``is_hub_id`` are the one definition of a Hub repo id (``org/name``) for the whole project.
 """
 
 from __future__ import annotations
@@ -19,10 +21,19 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 RepoType = Literal["dataset", "model"]
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+# A Hub repo id: ``org/name``, each part starting with a letter or digit (huggingface_hub's
+# ``validate_repo_id`` adds the Hub's finer rules: no '--' or '..', length).
+HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def is_hub_id(source: Any) -> bool:
+    """``org/name`` that is not a local path (a folder ``org/name`` next to the run is local)."""
+    text = str(source or "")
+    return bool(HUB_ID_RE.match(text)) and not Path(text).exists()
 
 
 def offline_variable() -> str | None:

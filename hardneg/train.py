@@ -45,6 +45,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from hardneg.assets import best_device, resolve_embedder
+from hardneg.cards import ModelCardData, render_model_card
 from hardneg.config import ConfigError
 from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
@@ -912,8 +913,9 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
                 **{k: float(v) for k, v in scores.items()},
             }
         )
+    release: tuple[ModelCardData, str] | None = None
     if trainer.is_world_process_zero():
-        _save(
+        release = _save(
             trainer,
             config,
             output_dir,
@@ -925,6 +927,16 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
             base_model_commit=model_commit(model),
         )
     trainer.accelerator.wait_for_everyone()
+    if config.push_to_hub and release is not None:  # the main process, once every rank has finished
+        card_data, card = release
+        push_model(
+            output_dir,
+            repo_id=config.hub_model_id,
+            version=config.hub_model_version,
+            private=config.hub_private,
+            card_data=card_data,
+            rendered_card=card,
+        )
     return output_dir
 
 
@@ -952,10 +964,10 @@ def _save(
     world_size: int,
     dataset_commit: str | None = None,
     base_model_commit: str | None = None,
-) -> None:
+) -> tuple[ModelCardData, str]:
     """Main process: the model with sentence-transformers' card + hardneg's block, the log history
-    (``trainer_state.json``), a whole-run summary, and the tagged release when ``push_to_hub``."""
-    from hardneg.cards import ModelCardData, render_model_card
+    (``trainer_state.json``) and a whole-run summary. Returns the card data and the rendered card (what
+    ``push_to_hub`` uploads once every rank has finished)."""
 
     base = config.model.split(":")[-1].split("/")[-1]
     trainer.model.model_card_data.model_name = (
@@ -1007,7 +1019,8 @@ def _save(
     card.save(output_dir / "card_data.json")
     readme = output_dir / "README.md"
     base_card = readme.read_text(encoding="utf-8") if readme.is_file() else None
-    readme.write_text(render_model_card(card, base_card=base_card), encoding="utf-8")
+    rendered = render_model_card(card, base_card=base_card)
+    readme.write_text(rendered, encoding="utf-8")
     summary = {
         "global_step": trainer.state.global_step,
         "max_steps": config.max_steps,
@@ -1029,21 +1042,32 @@ def _save(
     (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     if not config.keep_checkpoints:
         shutil.rmtree(output_dir / CHECKPOINTS_DIR, ignore_errors=True)
-    if config.push_to_hub:
-        push_model(
-            output_dir,
-            repo_id=config.hub_model_id,
-            version=config.hub_model_version,
-            private=config.hub_private,
-        )
+    return card, rendered
 
 
-def push_model(folder: str | Path, *, repo_id: str, version: str, private: bool = True) -> str:
+def push_model(
+    folder: str | Path,
+    *,
+    repo_id: str,
+    version: str,
+    private: bool = True,
+    card_data: ModelCardData | None = None,
+    rendered_card: str | None = None,
+) -> str:
     """Publish a trained model folder as release ``v<version>`` through the same tagged publish function
     as ``make publish-model`` (``hardneg.hub.publish_model``: one commit, then the tag; an existing tag is
-    refused). The token comes from ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
+    refused); ``card_data`` + ``rendered_card``: the card training just wrote, uploaded without rendering it
+    again. The token comes from ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
     try:
-        result = publish_model(folder, repo_id, version, private=private, confirm=True)
+        result = publish_model(
+            folder,
+            repo_id,
+            version,
+            card_data=card_data,
+            rendered_card=rendered_card,
+            private=private,
+            confirm=True,
+        )
     except Exception as err:
         raise RuntimeError(
             f"cannot push '{folder}' to '{repo_id}': {first_line(err)}; fix: check the repo id, version, network "

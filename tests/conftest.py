@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -19,6 +20,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from hardneg.assets import EMBEDDED_DATASET, EMBEDDED_EMBEDDER, EMBEDDED_LLM, resolve_dataset  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _llm_servers_probed_afresh():
+    """The HTTP backend probes each server once per process; in tests, once per test (a port that served an
+    earlier test's fake server may be closed now)."""
+    yield
+    http_backend = sys.modules.get("hardneg.llm.http_backend")
+    if http_backend is not None:
+        http_backend._REACHED.clear()
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from hardneg.build import BuildConfig, build
 from hardneg.config import run_main
 from hardneg.corpus import load_beir_folder, load_corpus
 from hardneg.llm import GeneratorConfig, load_generator
-from hardneg.llm.bounding import PromptBudget, _tokenizer_budget, fit_prompts
+from hardneg.llm.bounding import PromptBudget, chars_budget, fit_prompts, token_budget
 from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries, truncate_words
 from hardneg.redact import redact, redact_url
@@ -69,7 +69,8 @@ def _free_port() -> int:
 
 class FakeLLM:
     """A tiny OpenAI-compatible server on 127.0.0.1: ``mode`` ok (varied one-line answers), garbage
-    (200 with a non-JSON body) or hang (never answers until stopped). Keeps every request body."""
+    (200 with a non-JSON body), hang (never answers until stopped) or strict (ok, but 400 to a request with a
+    field a hosted API does not know: ``chat_template_kwargs``). Keeps every request body."""
 
     def __init__(self, mode: str = "ok"):
         self.mode, self.bodies, self.release = mode, [], threading.Event()
@@ -85,7 +86,13 @@ class FakeLLM:
                 if fake.mode == "hang":
                     fake.release.wait(60)
                     return
-                if fake.mode == "garbage":
+                status = 200
+                if fake.mode == "strict" and "chat_template_kwargs" in json.loads(body):
+                    status = 400
+                    payload = json.dumps(
+                        {"error": {"message": "Unrecognized request argument supplied: chat_template_kwargs"}}
+                    ).encode()
+                elif fake.mode == "garbage":
                     payload = b"<html>not json</html>"
                 else:
                     n = len(fake.bodies)
@@ -108,13 +115,20 @@ class FakeLLM:
                             "usage": {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22},
                         }
                     ).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                # A client that gave up (its build stopped at the first rejected reply) is expected: without
+                # this, socketserver prints the BrokenPipe traceback into the stderr the tests read.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -397,6 +411,7 @@ def test_ctrl_c_during_a_build_subprocess(tmp_path, fake_llm):
     [
         ("garbage", {}, "rejected a request"),
         ("hang", {"timeout": 0.5, "max_retries": 0}, "failed after 1 attempts"),
+        ("strict", {}, "fix: pass --send_chat_template_kwargs false"),
     ],
 )
 def test_faulty_servers_one_line(mode, kw, fragment, fake_llm, tmp_path, monkeypatch, capsys):
@@ -493,11 +508,12 @@ def test_token_budget_cuts_only_the_passage_with_a_real_tokenizer():
     from transformers import AutoTokenizer
 
     from hardneg.assets import resolve_llm
-    from hardneg.llm.transformers_backend import dequantised_gguf_folder
+    from hardneg.llm.transformers_backend import TransformersGenerator, dequantised_gguf_folder
 
     ref = resolve_llm("embedded:smollm2")
-    tokenizer = AutoTokenizer.from_pretrained(dequantised_gguf_folder(ref.name_or_path, ref.gguf_file))
-    budget = _tokenizer_budget(tokenizer, 300)
+    gen = object.__new__(TransformersGenerator)  # the backend's own tokenize / detokenize, no weights loaded
+    gen.tokenizer = AutoTokenizer.from_pretrained(dequantised_gguf_folder(ref.name_or_path, ref.gguf_file))
+    budget = token_budget(300, gen.tokenize, gen.detokenize)
     template = load_prompt("query_zeroshot")
     items = [{"id": "long", "passage": LONG}, {"id": "short", "passage": PASSAGES[0]}]
     tracemalloc.start()
@@ -525,8 +541,87 @@ def test_http_prompt_bound_and_truncation_count(fake_llm, tmp_path):
     assert max(len(s) for s in sent) <= 512 * 2
 
 
+@pytest.mark.parametrize("flag", ["--send_chat_template_kwargs=false", "--no_send_chat_template_kwargs"])
+def test_hosted_api_without_chat_template_kwargs(flag, fake_llm, tmp_path, monkeypatch, capsys):
+    """A hosted API that answers 400 to unknown request fields: with the switch off, no request carries
+    ``chat_template_kwargs`` and the build completes; the build's settings record the choice."""
+    server = fake_llm("strict")
+    args = _http_build_args(tmp_path, server.url, "--num_passages", "2", "--max_retries", "0", flag)
+    code, _, err = run_stage(monkeypatch, capsys, *BUILD, args)
+    assert code == 0, err
+    sent = [json.loads(b) for b in server.bodies]
+    assert sent and all("chat_template_kwargs" not in b for b in sent)
+    stats = json.loads((tmp_path / "run" / "dataset" / "build_stats.json").read_text())
+    assert stats["generator"]["settings"]["send_chat_template_kwargs"] is False
+
+
+def test_chat_template_kwargs_default_and_omitted(fake_llm):
+    """By default every chat request carries the thinking switch; without it, none does (and the local backends'
+    template variables are empty)."""
+    server = fake_llm("ok")
+    for send, expected in [(True, {"enable_thinking": False}), (False, None)]:
+        config = GeneratorConfig(backend="http", model="m", urls=[server.url], send_chat_template_kwargs=send)
+        gen = load_generator(config)
+        server.bodies.clear()
+        out = gen.generate(["p1", "p2"], chat=True, max_new_tokens=8)
+        assert len(out) == 2 and all(o.text for o in out)
+        assert [json.loads(b).get("chat_template_kwargs") for b in server.bodies] == [expected] * 2
+        assert gen.chat_template_kwargs() == (expected or {})
+
+
+def test_each_server_is_probed_once_per_process(fake_llm, tmp_path, monkeypatch, capsys):
+    """The pre-flight check reaches the server; the backend, and a judge on the same server, do not probe it
+    again. An unreachable server is still one line."""
+    from dataclasses import replace
+
+    from hardneg.llm import http_backend
+
+    server = fake_llm("ok")
+    probes: list[tuple] = []
+    connect = socket.create_connection
+    monkeypatch.setattr(
+        http_backend.socket,
+        "create_connection",
+        lambda address, timeout: probes.append(address) or connect(address, timeout=timeout),
+    )
+    args = _http_build_args(tmp_path, server.url, "--num_passages", "2", "--max_retries", "0")
+    code, _, err = run_stage(monkeypatch, capsys, *BUILD, args)
+    assert code == 0 and server.bodies, err
+    assert probes == [("127.0.0.1", server.port)]
+    config = GeneratorConfig(backend="http", model="m", urls=[server.url + "/"])
+    load_generator(config).generate(["p"], max_new_tokens=4)
+    load_generator(replace(config, model="judge"))
+    assert len(probes) == 1
+    closed = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(RuntimeError, match=f"cannot reach LLM server at {closed}"):
+        load_generator(GeneratorConfig(backend="http", model="m", urls=[closed]))
+    assert len(probes) == 2
+
+
+def test_cut_field_is_tokenized_once_per_round():
+    """Counting the prompt, then cutting the passage, tokenizes the passage once (not once to count it and once
+    more to cut it); the cut is the one the budget asks for."""
+    calls: list[str] = []
+
+    def tokenize(text: str) -> list[str]:
+        calls.append(text)
+        return text.split()
+
+    budget = token_budget(50, tokenize, " ".join)
+    passage = " ".join(f"w{i}" for i in range(200))
+    prompts, truncated = fit_prompts(
+        [{"id": "1", "passage": passage}], lambda passage: "Passage: " + passage, ("passage",), budget
+    )
+    # 201 tokens -> drop 201 - 50 + 8 = 159 of the passage's 200: 41 words kept, 42 tokens in the prompt.
+    assert truncated == 1 and prompts == ["Passage: " + " ".join(f"w{i}" for i in range(41))]
+    assert calls == ["Passage: " + passage, passage, prompts[0]]
+    # The character estimate (HTTP) cuts the same way: 2 characters per token.
+    chars = chars_budget(20)
+    assert chars.count("x" * 41) == 21 and chars.cut("x" * 41, 5) == "x" * 32
+
+
 def test_template_without_room_is_one_line():
-    budget = PromptBudget(16, len, lambda t, n: t[:n])
+    budget = PromptBudget(16, len, lambda t, drop: t[: len(t) - drop])
     with pytest.raises(ValueError, match="without any passage text"):
         fit_prompts(
             [{"id": "1", "passage": "x" * 100}], lambda passage: "y" * 50 + passage, ("passage",), budget

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from hardneg.llm import Generation, Generator, GeneratorConfig, strip_reasoning
-from hardneg.llm.bounding import prompt_budget
+from hardneg.llm.bounding import TEMPLATE_MARGIN_TOKENS
 
 
 @pytest.mark.parametrize(
@@ -50,6 +50,54 @@ def test_stop_strings_never_cut_a_reply_to_think(enable_thinking):
     # Off: one call with the stop, then the cut rows again without it; on: one call without stops.
     expected = [([], 108)] if enable_thinking else [(["\n"], 8), ([], 108)]
     assert gen.calls == expected
+
+
+def test_switch_can_be_left_out_of_every_chat_template():
+    """``send_chat_template_kwargs=False``: the local template gets no enable_thinking variable (HTTP: no
+    field, tests/test_bad_inputs.py); stage keys of builds that keep the default do not change."""
+    from hardneg.llm.transformers_backend import TransformersGenerator
+
+    class Tokenizer:  # records the variables the chat template is given
+        def __init__(self):
+            self.variables: list[dict] = []
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt, **variables):
+            self.variables.append(variables)
+            return messages[0]["content"]
+
+        def __call__(self, text, add_special_tokens):
+            return {"input_ids": [ord(c) for c in text]}
+
+    for send, expected in [(True, {"enable_thinking": False}), (False, {})]:
+        gen = object.__new__(TransformersGenerator)  # no model: only the template call is under test
+        gen.config, gen.tokenizer = GeneratorConfig(send_chat_template_kwargs=send), Tokenizer()
+        assert gen._encode(["ab"], chat=True) == [[97, 98]] and gen.tokenizer.variables == [expected]
+
+    default, omitted = GeneratorConfig(), GeneratorConfig(send_chat_template_kwargs=False)
+    assert "send_chat_template_kwargs" not in default.output_settings()  # keys of existing builds unchanged
+    assert omitted.output_settings() == default.output_settings() | {"send_chat_template_kwargs": False}
+    assert omitted.recorded()["send_chat_template_kwargs"] is False
+    # The generation cache key changes too (the model may now think), and only then.
+    assert _IgnoresSwitch().thinking_settings() == {}
+    assert _IgnoresSwitch(send_chat_template_kwargs=False).thinking_settings() == {
+        "send_chat_template_kwargs": False
+    }
+    # Reasoning is still stripped and counted when the switch is not sent.
+    gen = _IgnoresSwitch(send_chat_template_kwargs=False, thinking_tokens=100)
+    out = gen.generate(["p"], chat=True, stop=["\n"], max_new_tokens=8)
+    assert out[0].text == "wing flutter" and out[0].reasoning_chars > 0
+
+
+def test_switch_option_parses_from_cli_and_yaml(tmp_path):
+    from hardneg.config import parse
+
+    assert parse(GeneratorConfig, args=[])[0].send_chat_template_kwargs is True
+    for args in (["--send_chat_template_kwargs", "false"], ["--no_send_chat_template_kwargs"]):
+        assert parse(GeneratorConfig, args=args)[0].send_chat_template_kwargs is False
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("send_chat_template_kwargs: false\nenable_thinking: true\n")
+    (cfg,) = parse(GeneratorConfig, args=["--config", str(recipe)])
+    assert cfg.send_chat_template_kwargs is False and cfg.enable_thinking is True
 
 
 # Qwen3's switch on SmolLM2's format. Thinking on (the default, as in Qwen3): three demonstrations whose replies
@@ -146,18 +194,28 @@ def test_thinking_model_behind_a_real_server(thinking_server, tiny_corpus, tmp_p
         [f"Write a search query for: {t}" for t in passages["text"]], chat=True, max_new_tokens=16
     )
     assert all(o.reasoning_chars == 0 and "think>" not in o.text and o.completion_tokens > 0 for o in outs)
+    # Switch not sent (hosted APIs that reject chat_template_kwargs): the template's own default decides, and
+    # this one thinks (as Qwen3 does); the reasoning is still stripped and counted.
+    omitted = load_generator(config(send_chat_template_kwargs=False))
+    outs = omitted.generate(
+        [f"Write a search query for: {t}" for t in passages["text"]], chat=True, max_new_tokens=48
+    )
+    assert all(o.reasoning_chars > 0 and "think>" not in o.text for o in outs)
 
 
 def test_thinking_budget_counts_against_the_context_and_must_not_be_negative():
     with pytest.raises(ValueError, match="thinking_tokens must be >= 0"):
         GeneratorConfig(model="m", thinking_tokens=-1)
 
-    class Local:  # a local model of 2,048 tokens of context (the transformers backend's shape)
-        def __init__(self, **kw):
-            self.config = GeneratorConfig(model="m", backend="transformers", **kw)
-            self.tokenizer = object()
-            self.model = type("M", (), {"config": type("C", (), {"max_position_embeddings": 2048})()})()
+    from hardneg.llm.transformers_backend import TransformersGenerator
 
-    plain = prompt_budget(Local(), 64).max_tokens
-    thinking = prompt_budget(Local(enable_thinking=True, thinking_tokens=512), 64).max_tokens
-    assert plain - thinking == 512
+    def local(**kw):  # a local model of 2,048 tokens of context (no weights: only the budget is under test)
+        gen = object.__new__(TransformersGenerator)
+        gen.config = GeneratorConfig(model="m", backend="transformers", **kw)
+        gen.tokenizer = object()
+        gen.model = type("M", (), {"config": type("C", (), {"max_position_embeddings": 2048})()})()
+        return gen
+
+    plain = local().prompt_budget(64).max_tokens
+    thinking = local(enable_thinking=True, thinking_tokens=512).prompt_budget(64).max_tokens
+    assert plain == 2048 - 64 - TEMPLATE_MARGIN_TOKENS and plain - thinking == 512

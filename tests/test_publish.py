@@ -7,6 +7,7 @@ Offline, no-network and rejected-token cases use the real ``HfApi`` against loop
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -271,6 +272,36 @@ def test_bad_repo_id_or_version(folder, hub, repo_id, version, message):
     assert hub.calls == []
 
 
+@pytest.mark.parametrize(
+    ("text", "hub_id"),
+    [
+        ("my-org/cranfield-hn", True),
+        ("BeIR/scifact.v2", True),
+        ("cranfield-hn", False),
+        ("a/b/c", False),
+        ("-org/name", False),
+        ("embedded:cranfield", False),
+        ("http://host/a", False),
+        ("", False),
+    ],
+)
+def test_one_hub_id_rule_for_cards_and_publishing(text, hub_id, tmp_path, monkeypatch):
+    """The card's source_datasets, the model card's dataset note and the repo id check share one rule."""
+    from hardneg.cards import is_hub_id as cards_rule
+    from hardneg.publish import _check_repo_id
+    from hardneg.revisions import is_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    assert is_hub_id(text) is hub_id and cards_rule is is_hub_id
+    if hub_id:
+        _check_repo_id(text)
+        (tmp_path / text).mkdir(parents=True)  # a local folder of that name is not a Hub id
+        assert not is_hub_id(text)
+    else:
+        with pytest.raises(ValueError, match="is not ORG/NAME"):
+            _check_repo_id(text)
+
+
 def test_no_token(folder, hub, monkeypatch, tmp_path):
     import huggingface_hub
 
@@ -367,6 +398,28 @@ def model_folder(tmp_path):
         train_seconds=3.5,
     ).save(target / "card_data.json")
     return target
+
+
+def test_publish_model_uploads_the_card_training_rendered(model_folder, hub, monkeypatch):
+    import hardneg.publish
+
+    data = dataclasses.replace(ModelCardData.load(model_folder / "card_data.json"), repo_id="my-org/m")
+    with pytest.raises(ValueError, match="rendered_card needs the card_data it was rendered from"):
+        publish_model(model_folder, "my-org/other", "1.0.0", card_data=data, rendered_card="# card\n")
+    monkeypatch.setattr(hardneg.publish, "render_model_card", lambda *a, **k: pytest.fail("rendered again"))
+    card = "# card\n"
+    publish_model(
+        model_folder,
+        "my-org/m",
+        "1.0.0",
+        card_data=data,
+        rendered_card=card,
+        api=hub,
+        token=TOKEN,
+        confirm=True,
+    )
+    files = hub.files_at("my-org/m", "v1.0.0")
+    assert files["README.md"] == b"# card\n" and json.loads(files["card_data.json"])["repo_id"] == "my-org/m"
 
 
 def test_publish_model(model_folder, hub):

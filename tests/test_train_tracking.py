@@ -118,7 +118,47 @@ def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
 
     monkeypatch.setattr(hardneg.train, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
     assert push_model(tmp_path, repo_id="org/retriever", version="1.2.0", private=False) == _Result.commit_url
-    assert calls == [((tmp_path, "org/retriever", "1.2.0"), {"private": False, "confirm": True})]
+    assert calls == [
+        (
+            (tmp_path, "org/retriever", "1.2.0"),
+            {"card_data": None, "rendered_card": None, "private": False, "confirm": True},
+        )
+    ]
+
+
+def test_push_after_the_final_barrier_renders_the_card_once(dataset_dir, tmp_path, monkeypatch):  # noqa: F811
+    """The upload waits for the final barrier (the other ranks would wait at it for the whole upload), and
+    uploads the card ``_save`` rendered and wrote, without rendering it again."""
+    import accelerate
+
+    import hardneg.cards
+    import hardneg.train
+
+    events: list[str] = []
+    barrier = accelerate.Accelerator.wait_for_everyone
+    monkeypatch.setattr(
+        accelerate.Accelerator, "wait_for_everyone", lambda self: events.append("barrier") or barrier(self)
+    )
+    render = hardneg.cards.render_model_card
+    monkeypatch.setattr(
+        hardneg.train, "render_model_card", lambda *a, **k: events.append("render") or render(*a, **k)
+    )
+    pushed: list[dict] = []
+    monkeypatch.setattr(
+        hardneg.train,
+        "push_model",
+        lambda folder, **kw: events.append("push") or pushed.append(kw | {"folder": folder}),
+    )
+    out = tmp_path / "model"
+    config = tiny_config(
+        dataset_dir, out, max_steps=1, push_to_hub=True, hub_model_id="org/m", hub_model_version="1.0.0"
+    )
+    train(config)
+    assert events.count("render") == 1 and events[-2:] == ["barrier", "push"]
+    (kw,) = pushed
+    assert kw["folder"] == out and kw["repo_id"] == "org/m" and kw["version"] == "1.0.0"
+    assert kw["rendered_card"] == (out / "README.md").read_text(encoding="utf-8")
+    assert kw["card_data"].repo_id == "org/m"
 
 
 def test_publish_dry_run_keeps_the_sentence_transformers_card(followed: Path):

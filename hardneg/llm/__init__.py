@@ -7,6 +7,8 @@
 - ``info() -> dict``: model id, backend and the settings recorded as provenance
 - ``cache_settings() -> dict``: the settings that change outputs (the generation cache key); batch size,
   concurrency, URLs and timeouts are left out because they do not change what is generated.
+- ``prompt_budget(max_new_tokens) -> PromptBudget``: how long a prompt may be, in the model's tokens where the
+  backend has them (``max_model_len``, ``tokenize``, ``detokenize``; ``hardneg.llm.bounding``).
 
 Backends:
 
@@ -19,8 +21,9 @@ Backends:
   per-request timeout, retries with exponential backoff and jitter, several URLs used round-robin.
 - ``vllm``: vLLM's offline engine (``pip install hardneg[vllm]``), imported only when chosen.
 - Reasoning models: every backend sends the chat template the Qwen3-style switch ``enable_thinking``
-  (off unless ``enable_thinking=True``) and strips any ``<think>`` block before the output reaches hygiene,
-  recording the characters removed in ``Generation.reasoning_chars`` (``strip_reasoning``).
+  (off unless ``enable_thinking=True``; not sent at all with ``send_chat_template_kwargs=False``, for hosted
+  APIs that reject unknown request fields) and strips any ``<think>`` block before the output reaches
+  hygiene, recording the characters removed in ``Generation.reasoning_chars`` (``strip_reasoning``).
 - ``llamacpp``: llama.cpp on the GGUF itself (``pip install hardneg[llamacpp]``), imported only when chosen:
   quantised CPU kernels, one prompt at a time with the shared few-shot prefix kept in the KV cache.
 """
@@ -32,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from hardneg.assets import EMBEDDED_LLM
+from hardneg.llm.bounding import PromptBudget, chars_budget, prompt_limit, token_budget
 from hardneg.redact import redact_url
 
 BACKENDS = ("transformers", "http", "vllm", "llamacpp")
@@ -113,6 +117,16 @@ class GeneratorConfig:
             "block that still appears is stripped before hygiene either way."
         },
     )
+    send_chat_template_kwargs: bool = field(
+        default=True,
+        metadata={
+            "help": "Send the thinking switch to the chat template (HTTP: the request field chat_template_kwargs; "
+            "local backends: the template variable enable_thinking). false (--no_send_chat_template_kwargs) "
+            "sends nothing, for hosted APIs that answer 400 to unknown request fields: the model's own default "
+            "decides whether it thinks, enable_thinking then only sets the budget and when stop strings apply, "
+            "and reasoning blocks are still stripped and counted."
+        },
+    )
     thinking_tokens: int = field(
         default=1024,
         metadata={
@@ -138,8 +152,11 @@ class GeneratorConfig:
         """The settings that can change what is generated (a build stage key): everything but how the
         work is run (``RUN_ONLY_SETTINGS``: URLs, concurrency, batch size, device, timeouts, retries, key)."""
         settings = {k: v for k, v in asdict(self).items() if k not in RUN_ONLY_SETTINGS}
-        if settings.get("max_prompt_tokens") is None:  # unset: keys stay those of runs made before the field
+        # Fields at their default are left out: keys stay those of runs made before the fields existed.
+        if settings.get("max_prompt_tokens") is None:
             settings.pop("max_prompt_tokens", None)
+        if settings.get("send_chat_template_kwargs", True):
+            settings.pop("send_chat_template_kwargs", None)
         return settings
 
     def __post_init__(self) -> None:
@@ -175,7 +192,8 @@ class GeneratorConfig:
         return asdict(self) | {"urls": [redact_url(u) for u in self.urls]}
 
     def preflight(self) -> None:
-        """Checks run before any model loads or item is generated: every HTTP server answers a connection."""
+        """Checks run before any model loads or item is generated: every HTTP server answers a connection
+        (probed once per process: the HTTP backend calls this too and finds the servers already reached)."""
         if self.backend == "http":
             from hardneg.llm.http_backend import check_reachable
 
@@ -334,14 +352,40 @@ class Generator:
 
     def chat_template_kwargs(self) -> dict[str, Any]:
         """Extra variables for the chat template: the Qwen3-style thinking switch (templates that do not read
-        it ignore it)."""
+        it ignore it); empty with ``send_chat_template_kwargs=False`` (HTTP then sends no such field)."""
+        if not self.config.send_chat_template_kwargs:
+            return {}
         return {"enable_thinking": self.config.enable_thinking}
 
     def thinking_settings(self) -> dict[str, Any]:
         """The reasoning settings that change outputs, for ``cache_settings`` (empty by default, so caches
         written before the switch existed stay valid)."""
         c = self.config
-        return {"enable_thinking": True, "thinking_tokens": c.thinking_tokens} if c.enable_thinking else {}
+        on = {"enable_thinking": True, "thinking_tokens": c.thinking_tokens} if c.enable_thinking else {}
+        return on | ({} if c.send_chat_template_kwargs else {"send_chat_template_kwargs": False})
+
+    def prompt_budget(self, max_new_tokens: int) -> PromptBudget:
+        """How long a prompt may be when each output may take ``max_new_tokens`` (``hardneg.llm.bounding``):
+        counted in the model's tokens when the backend knows its context window, else estimated from
+        characters."""
+        context = self.max_model_len()
+        limit = prompt_limit(self.config, max_new_tokens, context)
+        if context is None:
+            return chars_budget(limit)
+        return token_budget(limit, self.tokenize, self.detokenize)
+
+    def max_model_len(self) -> int | None:
+        """The model's context window in tokens (vLLM's name); None when the backend does not hold the model
+        (an HTTP server). Backends that return a number also implement ``tokenize`` and ``detokenize``."""
+        return None
+
+    def tokenize(self, text: str) -> list[int]:
+        """The model's token ids for ``text``, without special tokens."""
+        raise NotImplementedError(f"{type(self).__name__} has no tokenizer")
+
+    def detokenize(self, ids: list[int]) -> str:
+        """The text of token ids (special tokens skipped)."""
+        raise NotImplementedError(f"{type(self).__name__} has no tokenizer")
 
     def _generate(
         self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool

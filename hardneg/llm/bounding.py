@@ -7,16 +7,17 @@ each prompt, counts its tokens and, when it is over the budget, cuts the longest
 (``passage`` / ``positive``) by tokens and renders again. Truncations are counted and reported
 (``truncated_prompts`` in the generation stats).
 
-The budget (``prompt_budget``) comes from the backend:
+The budget is ``Generator.prompt_budget(max_new_tokens)``; the backend gives the context window
+(``max_model_len()``, vLLM's name) and its tokenizer (``tokenize`` / ``detokenize``):
 
 - ``transformers``: the model's tokenizer; context ``max_position_embeddings`` (else the tokenizer's
   ``model_max_length``, else 2048);
 - ``llamacpp``: the GGUF's own tokenizer; context ``n_ctx``;
 - ``vllm``: the engine's tokenizer; context ``max_model_len``;
-- ``http`` (and any generator without one of these tokenizers): no tokenizer is at hand, so tokens are estimated as characters / ``HTTP_CHARS_PER_TOKEN``
-  (2: English BPE averages ~4 characters per token, so this leaves room; CJK text is ~1 character per
-  token or less, so set ``max_prompt_tokens`` to about half the server's context for such corpora);
-  context ``max_prompt_tokens`` (default ``HTTP_DEFAULT_PROMPT_TOKENS``).
+- ``http`` (and any generator whose ``max_model_len()`` is None): no tokenizer is at hand, so tokens are
+  estimated as characters / ``HTTP_CHARS_PER_TOKEN`` (2: English BPE averages ~4 characters per token, so
+  this leaves room; CJK text is ~1 character per token or less, so set ``max_prompt_tokens`` to about half
+  the server's context for such corpora); context ``max_prompt_tokens`` (default ``HTTP_DEFAULT_PROMPT_TOKENS``).
 
 In every case ``max_prompt_tokens``, when set, caps the budget, and room is left for ``max_new_tokens``
 plus ``TEMPLATE_MARGIN_TOKENS`` (a chat template adds role markers around the prompt).
@@ -38,7 +39,8 @@ CUTTABLE_INPUTS = ("passage", "positive")
 
 @dataclass
 class PromptBudget:
-    """The longest prompt allowed (``max_tokens``) and how to count and cut text in the backend's tokens."""
+    """The longest prompt allowed (``max_tokens``) and how to count and cut text in the backend's tokens:
+    ``cut(text, drop)`` is ``text`` without its last ``drop`` tokens (the text is tokenized once)."""
 
     max_tokens: int
     count: Callable[[str], int]
@@ -46,79 +48,48 @@ class PromptBudget:
     unit: str = "tokens"
 
 
-def _tokenizer_budget(tokenizer: Any, limit: int) -> PromptBudget:
+def token_budget(
+    max_tokens: int, tokenize: Callable[[str], Sequence[int]], detokenize: Callable[[Sequence[int]], str]
+) -> PromptBudget:
+    """A budget counted in a real tokenizer's tokens (``Generator.tokenize`` / ``detokenize``)."""
+
+    def cut(text: str, drop: int) -> str:
+        ids = tokenize(text)
+        return detokenize(ids[: max(len(ids) - drop, 0)])
+
+    return PromptBudget(max_tokens, lambda text: len(tokenize(text)), cut)
+
+
+def chars_budget(max_tokens: int) -> PromptBudget:
+    """A budget for backends without a tokenizer: a token is estimated as ``HTTP_CHARS_PER_TOKEN`` characters."""
+    ratio = HTTP_CHARS_PER_TOKEN
+
     def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return -(-len(text) // ratio)
 
-    def cut(text: str, n: int) -> str:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max(n, 0)]
-        return tokenizer.decode(ids, skip_special_tokens=True)
+    def cut(text: str, drop: int) -> str:
+        return text[: max(count(text) - drop, 0) * ratio]
 
-    return PromptBudget(limit, count, cut)
-
-
-def _llamacpp_budget(llm: Any, limit: int) -> PromptBudget:
-    def tokens(text: str) -> list[int]:
-        return llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-
-    def cut(text: str, n: int) -> str:
-        return llm.detokenize(tokens(text)[: max(n, 0)]).decode("utf-8", errors="ignore")
-
-    return PromptBudget(limit, lambda t: len(tokens(t)), cut)
+    return PromptBudget(max_tokens, count, cut, unit=f"tokens (chars / {ratio})")
 
 
-def _kind(generator: Any) -> str:
-    """Which tokenizer the loaded generator offers: its backend's, or none (HTTP servers, custom generators)."""
-    backend = generator.config.backend
-    if backend in ("llamacpp", "vllm") and hasattr(generator, "llm"):
-        return backend
-    if backend == "transformers" and hasattr(generator, "tokenizer") and hasattr(generator, "model"):
-        return backend
-    return "chars"
-
-
-def _context_tokens(generator: Any, kind: str) -> int:
-    """The model's context window in tokens, from what the loaded backend knows."""
-    if kind == "llamacpp":
-        return int(generator.config.n_ctx)
-    if kind == "vllm":
-        return int(generator.llm.llm_engine.model_config.max_model_len)
-    n = getattr(generator.model.config, "max_position_embeddings", None)
-    if not n:
-        n = getattr(generator.tokenizer, "model_max_length", None)
-        n = n if n and n < 10**7 else DEFAULT_CONTEXT_TOKENS  # "no limit" is stored as a huge int
-    return int(n)
-
-
-def prompt_budget(generator: Any, max_new_tokens: int) -> PromptBudget:
-    """The prompt budget of ``generator`` when each output may take ``max_new_tokens`` (module docstring)."""
-    c = generator.config
-    if (
-        c.enable_thinking
-    ):  # the reasoning block is generated inside the same context (generate_without_reasoning)
-        max_new_tokens += c.thinking_tokens
-    kind = _kind(generator)
-    if kind == "chars":  # the server holds the context; max_prompt_tokens is the whole prompt budget
-        limit = int(c.max_prompt_tokens or HTTP_DEFAULT_PROMPT_TOKENS)
+def prompt_limit(config: Any, max_new_tokens: int, max_model_len: int | None) -> int:
+    """The longest prompt in tokens for a ``GeneratorConfig`` when each output may take ``max_new_tokens`` and
+    the model's context is ``max_model_len`` (None: unknown, the server holds it; module docstring)."""
+    if config.enable_thinking:  # the reasoning block is generated inside the same context
+        max_new_tokens += config.thinking_tokens
+    if max_model_len is None:  # the server holds the context; max_prompt_tokens is the whole prompt budget
+        limit = int(config.max_prompt_tokens or HTTP_DEFAULT_PROMPT_TOKENS)
     else:
-        limit = _context_tokens(generator, kind) - max_new_tokens - TEMPLATE_MARGIN_TOKENS
-        if c.max_prompt_tokens:
-            limit = min(limit, int(c.max_prompt_tokens))
+        limit = max_model_len - max_new_tokens - TEMPLATE_MARGIN_TOKENS
+        if config.max_prompt_tokens:
+            limit = min(limit, int(config.max_prompt_tokens))
     if limit < 16:
         raise ValueError(
             f"no room for a prompt: the context leaves {limit} tokens after max_new_tokens={max_new_tokens}; "
             "fix: lower max_new_tokens or raise max_prompt_tokens / n_ctx"
         )
-    if kind == "transformers":
-        return _tokenizer_budget(generator.tokenizer, limit)
-    if kind == "vllm":
-        return _tokenizer_budget(generator.llm.get_tokenizer(), limit)
-    if kind == "llamacpp":
-        return _llamacpp_budget(generator.llm, limit)
-    ratio = HTTP_CHARS_PER_TOKEN
-    return PromptBudget(
-        limit, lambda t: -(-len(t) // ratio), lambda t, n: t[: max(n, 0) * ratio], unit="tokens (chars / 2)"
-    )
+    return limit
 
 
 def fit_prompts(
@@ -155,8 +126,7 @@ def fit_prompts(
                     f"prompt for item '{item.get('id')}' has {n} {budget.unit} without any passage text, over the "
                     f"budget of {budget.max_tokens}; fix: shorten the prompt template or raise max_prompt_tokens"
                 )
-            have = budget.count(values[field])
-            values[field] = budget.cut(values[field], have - (n - budget.max_tokens) - 8)
+            values[field] = budget.cut(values[field], n - budget.max_tokens + 8)
             text = render(**values)
             n = budget.count(text)
             cut_any = True

@@ -41,8 +41,16 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 20.0
 
 
+# Server URLs that answered a connection in this process: each is probed once (the pre-flight check, then
+# the backend and any judge on the same servers find it here).
+_REACHED: set[str] = set()
+
+
 def check_reachable(url: str, timeout: float = 5.0) -> None:
-    """Fail fast with a clear line when nothing listens at ``url`` (the line never shows credentials)."""
+    """Fail fast with a clear line when nothing listens at ``url`` (the line never shows credentials).
+    A URL that answered once in this process is not probed again."""
+    if url in _REACHED:
+        return
     parsed = urlparse(url)
     shown = redact_url(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -55,6 +63,7 @@ def check_reachable(url: str, timeout: float = 5.0) -> None:
             f"cannot reach LLM server at {shown} ({err.strerror or err}); fix: start the server (TGI, vLLM, "
             "transformers serve ...) or correct --urls"
         ) from None
+    _REACHED.add(url)
 
 
 class _Retryable(Exception):
@@ -73,8 +82,7 @@ class HttpGenerator(Generator):
         self.urls = [u.rstrip("/") for u in config.urls]
         install_log_redaction()
         self.shown_urls = [redact_url(u) for u in self.urls]  # what messages and stats show
-        for url in self.urls:
-            check_reachable(url)
+        config.preflight()  # a no-op for servers the pre-flight check already reached in this process
         key = os.environ.get(config.api_key_env)
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}  # never logged or recorded
 
@@ -141,9 +149,14 @@ class HttpGenerator(Generator):
                     gen.latency_s = time.perf_counter() - start
                     return gen
                 except _Rejected as err:
+                    why = redact(first_line(err))
+                    fix = (
+                        "pass --send_chat_template_kwargs false (the server does not accept that field)"
+                        if "chat_template_kwargs" in why
+                        else "check --model (the name the server serves) and the sampling settings"
+                    )
                     raise RuntimeError(
-                        f"LLM server {redact_url(url)} rejected a request: {redact(first_line(err))}; fix: check "
-                        "--model (the name the server serves) and the sampling settings"
+                        f"LLM server {redact_url(url)} rejected a request: {why}; fix: {fix}"
                     ) from None
                 except _Retryable as err:
                     last = err
@@ -180,8 +193,9 @@ class HttpGenerator(Generator):
                 "max_tokens": params["max_new_tokens"],
                 "temperature": 0.0 if greedy else params["temperature"],
                 "seed": seed,
-                "chat_template_kwargs": self.chat_template_kwargs(),
             }
+            if template_kwargs := self.chat_template_kwargs():  # none: hosted APIs reject unknown fields
+                body["chat_template_kwargs"] = template_kwargs
             if not greedy:
                 body["top_p"] = params["top_p"]
             if params["stop"]:

@@ -115,6 +115,16 @@ class LlamaCppGenerator(Generator):
     def info(self) -> dict[str, Any]:
         return self.cache_settings() | {"n_ctx": self.config.n_ctx, "n_threads": self.n_threads}
 
+    # -- prompt bounding ----------------------------------------------------------------------------
+    def max_model_len(self) -> int:
+        return int(self.config.n_ctx)
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.llm.detokenize(ids).decode("utf-8", errors="ignore")
+
     # -- generation ---------------------------------------------------------------------------------
     def _encode(self, prompts: list[str], chat: bool) -> list[list[int]]:
         if not chat:  # completion prompts: text is never parsed for special tokens (no injection)

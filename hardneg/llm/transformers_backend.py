@@ -37,6 +37,7 @@ import torch
 
 from hardneg.assets import best_device, load_causal_lm, resolve_llm
 from hardneg.llm import Generation, Generator, GeneratorConfig, Sampling, common_prefix, rate_bar, show_tokens
+from hardneg.llm.bounding import DEFAULT_CONTEXT_TOKENS
 
 
 def cache_root() -> Path:
@@ -180,6 +181,20 @@ class TransformersGenerator(Generator):
 
     def info(self) -> dict[str, Any]:
         return self.cache_settings() | {"batch_size": self.config.batch_size, "device": self.device}
+
+    # -- prompt bounding ----------------------------------------------------------------------------
+    def max_model_len(self) -> int:
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        if not n:
+            n = getattr(self.tokenizer, "model_max_length", None)
+            n = n if n and n < 10**7 else DEFAULT_CONTEXT_TOKENS  # "no limit" is stored as a huge int
+        return int(n)
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # -- generation ---------------------------------------------------------------------------------
     def _encode(self, prompts: list[str], chat: bool) -> list[list[int]]:

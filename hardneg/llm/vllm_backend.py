@@ -45,6 +45,15 @@ class VllmGenerator(Generator):
 
         return self.cache_settings() | {"vllm_version": vllm.__version__}
 
+    def max_model_len(self) -> int:
+        return int(self.llm.llm_engine.model_config.max_model_len)
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.get_tokenizer()(text, add_special_tokens=False)["input_ids"]
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.llm.get_tokenizer().decode(ids, skip_special_tokens=True)
+
     def _generate(
         self, prompts: list[str], *, chat: bool, stop: list[str], sampling: Sampling, progress: bool
     ) -> list[Generation]:
@@ -67,7 +76,7 @@ class VllmGenerator(Generator):
                 [[{"role": "user", "content": p}] for p in prompts],
                 params,
                 use_tqdm=progress,
-                chat_template_kwargs=self.chat_template_kwargs(),
+                chat_template_kwargs=self.chat_template_kwargs() or None,
             )
         else:
             outs = self.llm.generate(prompts, params, use_tqdm=progress)
