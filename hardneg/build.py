@@ -1004,6 +1004,11 @@ def make_shard(
     bind_local_device()
     res.generator_config = shard_generator_config(generator_config, shard)
     mine = replace(inputs, passages=shard_rows(inputs.passages, shard), decontamination={})
+    if len(mine.passages) == 0:
+        raise ValueError(
+            f"{len(inputs.passages)} sampled passages leave process {shard.rank} of {shard.world} none; "
+            "fix: sample more passages (num_passages) or start fewer processes"
+        )
     stages = _Stages(out / "stages" / shard.name)
     main_labels, res.labels_file = res.labels_file, stages.root / LABELS_FILE  # each process writes its own
     queries, _, _, _, stage_of, keys = make_configs(

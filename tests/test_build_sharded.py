@@ -149,3 +149,16 @@ def test_two_process_build_writes_the_rows_of_a_one_process_build(tmp_path):
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and _rows(two) == rows_two
     assert "reusing finished stage" in again.stderr
+
+
+def test_more_processes_than_passages_is_one_clear_error(tmp_path, monkeypatch):
+    from scripted_llm import scripted
+
+    from hardneg.build import BuildConfig, build
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    cfg, gen = scripted()
+    config = BuildConfig(output_dir=str(tmp_path / "run"), num_passages=3, methods=["bm25_hn"])
+    with pytest.raises(ValueError, match=r"3 sampled passages leave process 0 of 4 none; fix: sample more"):
+        build(config, cfg, generator=gen)
