@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,8 +97,11 @@ def side(processes: int, threads: int, out: Path, script: str = __file__) -> dic
     return json.loads(out.read_text())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def scaling_main(script: str, worker: Callable[[str], None], what: str, agree=None) -> None:
+    """The command line both scaling benchmarks share: run each side ``--repeats`` times, alternating, keep
+    the best; print every run, whether the outputs agree (nDCG@10 to 1e-6, and ``agree(one, many)``), the load
+    average, and the headline ratio last."""
+    ap = argparse.ArgumentParser(description=(sys.modules["__main__"].__doc__ or "").split("\n")[0])
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="threads per process, the same on both sides")
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each side; the best is kept")
@@ -109,9 +113,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for n in (1, args.processes):
-                res = side(n, args.threads, Path(tmp) / f"{n}-{r}.json")
+                res = side(n, args.threads, Path(tmp) / f"{n}-{r}.json", script=script)
                 print(
-                    f"{n} process(es) x {args.threads} thread(s): encode {res['seconds']:.2f} s, "
+                    f"{n} process(es) x {args.threads} thread(s): {what} {res['seconds']:.2f} s, "
                     f"nDCG@10 {res['metrics']['ndcg@10']:.6f}",
                     flush=True,
                 )
@@ -119,14 +123,14 @@ def main() -> None:
                     best[n] = res
     one, many = best[1], best[args.processes]
     same = abs(one["metrics"]["ndcg@10"] - many["metrics"]["ndcg@10"]) < 1e-6
-    print(f"identical metrics: {same}", flush=True)
+    print("; ".join([f"identical metrics: {same}", *([agree(one, many)] if agree else [])]), flush=True)
     one_min, five_min, _ = os.getloadavg()
     print(f"machine load average {one_min:.1f} (1 min) / {five_min:.1f} (5 min) on {os.cpu_count()} CPUs")
     print(
-        f"evaluation encode {args.processes} processes x {args.threads} thread(s) vs 1 process x {args.threads} "
+        f"{what} {args.processes} processes x {args.threads} thread(s) vs 1 process x {args.threads} "
         f"thread(s): {one['seconds'] / many['seconds']:.2f}x"
     )
 
 
 if __name__ == "__main__":
-    main()
+    scaling_main(__file__, worker, "evaluation encode")

@@ -16,16 +16,13 @@ for 2 x 1 on 2 free cores); the machine's load average is printed with it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluation_scaling import side  # noqa: E402
+from evaluation_scaling import scaling_main  # noqa: E402
 
 
 def _barrier(folder: Path, rank: int, world: int) -> None:
@@ -73,41 +70,10 @@ def worker(out: str) -> None:
     )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1, help="threads per process, the same on both sides")
-    ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each side; the best is kept")
-    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.worker:
-        return worker(args.worker)
-    best: dict[int, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeats):
-            for n in (1, args.processes):
-                res = side(n, args.threads, Path(tmp) / f"{n}-{r}.json", script=__file__)
-                print(
-                    f"{n} process(es) x {args.threads} thread(s): pool encode {res['seconds']:.2f} s "
-                    f"({res['rows']} passages), nDCG@10 {res['metrics']['ndcg@10']:.6f}",
-                    flush=True,
-                )
-                if n not in best or res["seconds"] < best[n]["seconds"]:
-                    best[n] = res
-    one, many = best[1], best[args.processes]
-    same_top = sum(a == b for a, b in zip(one["top10"], many["top10"], strict=True))
-    same = abs(one["metrics"]["ndcg@10"] - many["metrics"]["ndcg@10"]) < 1e-6
-    print(
-        f"identical top-10 for {same_top} of {len(one['top10'])} queries; identical metrics: {same}",
-        flush=True,
-    )
-    one_min, five_min, _ = os.getloadavg()
-    print(f"machine load average {one_min:.1f} (1 min) / {five_min:.1f} (5 min) on {os.cpu_count()} CPUs")
-    print(
-        f"build pool encode {args.processes} processes x {args.threads} thread(s) vs 1 process x {args.threads} "
-        f"thread(s): {one['seconds'] / many['seconds']:.2f}x"
-    )
+def same_top10(one: dict, many: dict) -> str:
+    same = sum(a == b for a, b in zip(one["top10"], many["top10"], strict=True))
+    return f"identical top-10 for {same} of {len(one['top10'])} queries ({one['rows']} passages)"
 
 
 if __name__ == "__main__":
-    main()
+    scaling_main(__file__, worker, "build pool encode", agree=same_top10)
