@@ -696,16 +696,8 @@ def repair_configs(
         done = stages.get(stage, key)
         if done is None:
             if scorer_name:
-                guarded = _guarded_by(config, name, scorer_name)
                 pos, neg, _, _ = _row_scores(
-                    name,
-                    tables[name],
-                    stats[name],
-                    scorer_name,
-                    guarded,
-                    res,
-                    stages,
-                    config.score_batch_size,
+                    config, name, name, tables[name], stats[name], scorer_name, res, stages
                 )
                 suspected = neg >= pos
             else:
@@ -778,21 +770,23 @@ def _row_key(table: Dataset) -> list[tuple[str, str, str]]:
 
 
 def _row_scores(
+    config: BuildConfig,
+    name: str,
     stage: str,
     table: Dataset,
     stats: dict,
     scorer_name: str,
-    reuse_columns: bool,
     res: _Resources,
     stages: _Stages,
-    batch_size: int,
     source: tuple[str, Dataset, dict] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str, str | None]:
     """Every row's (positive, negative) score by a scorer, computed once per stage and scorer (the scorer is
     loaded only when they are not saved yet); returns (positive, negative, scorer name, score name).
+    ``name``: the config, ``stage``: where its table is saved (``<config>.repaired`` after a repair).
 
     ``source``: the (stage, table, stats) a repaired stage came from; its rows' scores, when at hand, are
     reused for the rows the repair kept as they were, so only relabelled rows are scored."""
+    reuse_columns = _guarded_by(config, name, scorer_name)
     known = res.scorer_label(scorer_name)
     have = _scores_at_hand(stage, table, stats, known, reuse_columns, stages)
     if have is not None:
@@ -808,7 +802,9 @@ def _row_scores(
     todo = np.flatnonzero(np.isnan(pos) | np.isnan(neg))
     if len(todo) or name is None:
         scorer = res.get_scorer(scorer_name)
-        pos[todo], neg[todo] = false_negative_scores(table.select(todo), scorer, batch_size=batch_size)
+        pos[todo], neg[todo] = false_negative_scores(
+            table.select(todo), scorer, batch_size=config.score_batch_size
+        )
         name, score_name = scorer.name, scorer.score_name
     saved = {"positive": pos.tolist(), "negative": neg.tolist(), "name": name, "score_name": score_name}
     stages.put_extra(stage, fn_scores_file(name), saved)
@@ -842,19 +838,10 @@ def score_rows(
     its stage (``_row_scores``), so a sharded build scores each shard in its own process. ``sources``: each
     config's (table, stats) before repair, whose scores a repaired config reuses."""
     for name in config.methods:
-        repaired = stage_of[name] != name
+        source = (name, *sources[name]) if stage_of[name] != name else None
         for _, scorer_name in _fn_scorers(config):
-            guarded = _guarded_by(config, name, scorer_name)
             _row_scores(
-                stage_of[name],
-                tables[name],
-                stats[name],
-                scorer_name,
-                guarded,
-                res,
-                stages,
-                config.score_batch_size,
-                source=(name, *sources[name]) if repaired else None,
+                config, name, stage_of[name], tables[name], stats[name], scorer_name, res, stages, source
             )
 
 
@@ -875,14 +862,7 @@ def false_negative_stats(
         for role, scorer_name in _fn_scorers(config):
             guarded = _guarded_by(config, name, scorer_name)
             pos, neg, scorer, score_name = _row_scores(
-                stage_of[name],
-                full[name],
-                stats[name],
-                scorer_name,
-                guarded,
-                res,
-                stages,
-                config.score_batch_size,
+                config, name, stage_of[name], full[name], stats[name], scorer_name, res, stages
             )
             rate, detail = false_negative_summary(pos[rows], neg[rows], scorer, score_name)
             detail["stage"] = stage_of[
