@@ -126,8 +126,8 @@ def test_two_process_build_writes_the_rows_of_a_one_process_build(tmp_path):
         assert (two / "cache" / shard / "generation.sqlite").is_file()
         assert (two / "stages" / shard / "llm_hn.repaired").is_dir()  # repaired in the shard
     # The pool (1,398 distinct passages) is encoded once: a part per process, joined by each; one file in one process.
-    [whole] = (one / "cache" / "embeddings").glob("corpus_embeddings_*.npy")
-    parts = sorted((two / "cache" / "embeddings").glob("corpus_embeddings_*.npy"))
+    [whole] = (one / "cache" / "pool_embeddings").glob("corpus_embeddings_*.npy")
+    parts = sorted((two / "cache" / "pool_embeddings").glob("corpus_embeddings_*.npy"))
     assert [p.name for p in parts] == [f"{whole.stem}.part-0{r}-of-02.npy" for r in (0, 1)]
     assert sum(np.load(p).shape[0] for p in parts) == np.load(whole).shape[0] > 1000
     stats = [json.loads((f / "dataset" / "build_stats.json").read_text()) for f in (one, two)]

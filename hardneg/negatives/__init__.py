@@ -469,5 +469,5 @@ def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
         embedder=o.get("embedder"),
         batch_size=ctx.batch_size,
         cache_dir=ctx.cache_dir / "ce_scores" if method == "ce" else None,
-        cache_folder=ctx.shared_cache_dir / "embeddings" if ctx.shared_cache_dir else None,
+        cache_folder=ctx.shared_cache_dir / "pool_embeddings" if ctx.shared_cache_dir else None,
     )
