@@ -5,8 +5,8 @@ threads per process, the same pool.
     python benchmarks/pool_scaling.py --processes 4 --threads 2 --repeats 2
 
 Each side calls ``hardneg.negatives.dense.encode_pool`` (what ``dense_hn`` and ``ce_candidates: dense`` run in
-a build) for the embedded all-MiniLM-L6-v2 on the 1,398 distinct Cranfield passages, with a fresh shared cache
-folder; under ``accelerate launch`` each process encodes its token-balanced part and reads the others' parts
+a build) for the embedded all-MiniLM-L6-v2 on the build's pool of Cranfield (``pool_passages``: 1,398 distinct
+passages), with a fresh shared cache folder; under ``accelerate launch`` each process encodes its token-balanced part and reads the others' parts
 from the folder (no process group). Timed on the main process from a file barrier after the model is loaded
 to the joined embeddings (it waits for the slowest part). Both sides must give the same dense top-10 for the
 225 Cranfield queries and the same nDCG@10 (to 1e-6).
@@ -35,19 +35,16 @@ def worker(out: str) -> None:
     import numpy as np
 
     from hardneg.beir import load_eval_dataset
-    from hardneg.corpus import passage_text
+    from hardneg.corpus import load_corpus
     from hardneg.distributed import current_shard
     from hardneg.encode import search_topk
     from hardneg.metrics import evaluate_run
+    from hardneg.negatives import pool_passages
     from hardneg.negatives.dense import encode_pool, load_embedder
-    from hardneg.negatives.mining import distinct_texts
 
     shard = current_shard()
     data = load_eval_dataset("embedded:cranfield")
-    ids = list(data.corpus)
-    texts = [passage_text(data.corpus[i]["title"], data.corpus[i]["text"]) for i in ids]
-    keep, _ = distinct_texts(texts)  # the build's pool: one candidate per distinct text
-    ids, texts = [ids[r] for r in keep], [texts[r] for r in keep]
+    ids, texts, _ = pool_passages(load_corpus("embedded:cranfield"))  # the build's pool, as dense_hn mines it
     model = load_embedder("embedded:minilm", device="cpu")
     folder = Path(out).parent / f"cache-{shard.world}-{Path(out).stem}"
     folder.mkdir(exist_ok=True)

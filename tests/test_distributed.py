@@ -106,3 +106,46 @@ def test_encode_corpus_equals_encode_document_and_reuses_its_cache(tmp_path, tin
     )
     assert other.shape == (5, plain.shape[1]) and len(list(tmp_path.glob("corpus_embeddings_*.npy"))) == 2
     assert saved.is_file()
+
+
+def test_a_shard_without_queries_still_encodes_its_part_of_the_pool(tmp_path, tiny_corpus, monkeypatch):
+    """Every query of process 1 was rejected: it mines nothing, but process 0 waits for its part."""
+    from hardneg.build import BuildConfig
+    from hardneg.methods import QUERY_FEATURES, MethodContext, empty_table, get_method
+    from hardneg.negatives import pool_passages, run_mined
+    from hardneg.negatives.dense import encode_pool, load_embedder
+
+    options = BuildConfig(methods=["dense_hn"]).options_of(get_method("dense_hn"))
+    texts = pool_passages(tiny_corpus)[1]
+    folder = tmp_path / "cache" / "pool_embeddings"
+    whole: dict[str, np.ndarray] = {}
+
+    def process_0() -> None:
+        model = load_embedder(options["embedder"], device="cpu")
+        whole["emb"] = encode_pool(
+            texts,
+            model,
+            cache_folder=folder,
+            model_id=options["embedder"],
+            shard=Shard(0, 2),
+            show_progress=False,
+        )
+
+    thread = threading.Thread(target=process_0, daemon=True)  # never left waiting if run_mined fails
+    thread.start()
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    ctx = MethodContext(
+        name="dense_hn",
+        queries=empty_table(QUERY_FEATURES),
+        pool=tiny_corpus,
+        options=options,
+        seed=0,
+        cache_dir=tmp_path / "cache" / "shard-01-of-02",
+        shared_cache_dir=tmp_path / "cache",
+    )
+    table, stats = run_mined(ctx)
+    thread.join(timeout=120)
+    assert len(table) == 0 and stats == {"rows": 0, "method": "dense_hn"}
+    assert whole["emb"].shape[0] == len(texts)
+    assert len(list(folder.glob("corpus_embeddings_*.part-0[01]-of-02.npy"))) == 2

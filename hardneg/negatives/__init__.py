@@ -22,12 +22,13 @@ from hardneg.methods import (
     QUERY_INPUT_COLUMNS,
     TRAINING_COLUMNS,
     MethodContext,
+    empty_table,
     get_method,
     method_names,
 )
 from hardneg.negatives.bm25 import BM25Options, bm25_candidates
 from hardneg.negatives.cross_encoder import rescore_candidates
-from hardneg.negatives.dense import dense_candidates, load_embedder
+from hardneg.negatives.dense import dense_candidates, encode_pool, load_embedder
 from hardneg.negatives.mining import (
     TRIPLET_COLUMNS,
     Candidates,
@@ -90,6 +91,22 @@ def _known_positives(
     return group_queries(
         normalise_texts(queries["query"][:]), query_ids, positive_rows, row_of, extra_positives
     )
+
+
+def pool_passages(corpus: Dataset) -> tuple[list, list[str], dict[str, int]]:
+    """The pool as mining candidates: (ids, texts, candidate row of every id); texts are title + text, and
+    two ids with one text are one candidate."""
+    ids = corpus["id"][:]
+    row_of = {str(d): i for i, d in enumerate(ids)}
+    if len(row_of) != len(ids):
+        raise ValueError(
+            "the corpus has duplicate ids; fix: make passage ids unique (load_corpus checks this)"
+        )
+    titles = corpus["title"][:] if "title" in corpus.column_names else [""] * len(ids)
+    passages = [passage_text(t, x) for t, x in zip(titles, corpus["text"][:], strict=True)]
+    keep, merged = distinct_texts(passages)
+    row_of = {d: int(merged[i]) for d, i in row_of.items()}
+    return [ids[r] for r in keep], [passages[r] for r in keep], row_of
 
 
 def mine_hard_negatives(
@@ -193,17 +210,7 @@ def mine_hard_negatives(
         if len(queries) == 0:
             raise ValueError("decontamination removed every query; fix: check exclude_ids / exclude_queries")
 
-    ids = corpus["id"][:]
-    row_of = {str(d): i for i, d in enumerate(ids)}
-    if len(row_of) != len(ids):
-        raise ValueError(
-            "the corpus has duplicate ids; fix: make passage ids unique (load_corpus checks this)"
-        )
-    titles = corpus["title"][:] if "title" in corpus.column_names else [""] * len(ids)
-    passages = [passage_text(t, x) for t, x in zip(titles, corpus["text"][:], strict=True)]
-    keep, merged = distinct_texts(passages)  # two ids with one text are one candidate
-    row_of = {d: int(merged[i]) for d, i in row_of.items()}
-    ids, passages = [ids[r] for r in keep], [passages[r] for r in keep]
+    ids, passages, row_of = pool_passages(corpus)
     query_texts = queries["query"][:]
     if any(not (q or "").strip() for q in query_texts):
         raise ValueError("some queries are empty; fix: drop empty queries before mining")
@@ -272,7 +279,7 @@ def mine_hard_negatives(
         "rows": len(triplets),
         "queries": len(queries),
         "distinct_queries": len(groups.first),
-        "duplicate_passages_merged": len(merged) - len(keep),
+        "duplicate_passages_merged": len(corpus) - len(ids),
         "wall_seconds": round(wall, 3),
         "items_per_second": round(len(queries) / wall, 3) if wall > 0 else None,
         "candidates_considered": sel.candidates_considered,
@@ -457,6 +464,22 @@ def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
     filters = {k: o[k] for k in ("absolute_margin", "relative_margin", "max_score", "min_score")}
     if method == "ce" and o.get("ce_absolute_margin") is not None:
         filters["absolute_margin"] = o["ce_absolute_margin"]  # ce_hn's false-negative guard
+    cache_folder = ctx.shared_cache_dir / "pool_embeddings" if ctx.shared_cache_dir else None
+    if len(ctx.queries) == 0:
+        # Every query of this shard was rejected or decontaminated: no rows, but the other processes of a
+        # sharded build wait for this one's part of the pool's embeddings.
+        if cache_folder is not None and "dense" in (
+            method,
+            o.get("ce_candidates") if method == "ce" else None,
+        ):
+            encode_pool(
+                pool_passages(ctx.pool)[1],
+                load_embedder(o["embedder"]),
+                batch_size=ctx.batch_size,
+                cache_folder=cache_folder,
+                model_id=o["embedder"],
+            )
+        return empty_table(MINED_FEATURES), {"rows": 0, "method": ctx.name}
     return mine_hard_negatives(
         ctx.queries,
         ctx.pool,
@@ -469,5 +492,5 @@ def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
         embedder=o.get("embedder"),
         batch_size=ctx.batch_size,
         cache_dir=ctx.cache_dir / "ce_scores" if method == "ce" else None,
-        cache_folder=ctx.shared_cache_dir / "pool_embeddings" if ctx.shared_cache_dir else None,
+        cache_folder=cache_folder,
     )
