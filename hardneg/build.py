@@ -41,6 +41,7 @@ from hardneg.cards import library_versions
 from hardneg.corpus import EMPTY_PASSAGES, load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import (
+    ONE_PROCESS,
     Shard,
     bind_local_device,
     concat_shards,
@@ -66,7 +67,14 @@ from hardneg.methods import (
     get_method,
     method_names,
 )
-from hardneg.negatives import false_negative_scores, false_negative_summary
+from hardneg.negatives import (
+    dense_embedder,
+    false_negative_scores,
+    false_negative_summary,
+    pool_cache,
+    pool_passages,
+)
+from hardneg.negatives.dense import encode_pool, load_embedder
 from hardneg.negatives.llm import PERTURB_STRENGTHS
 from hardneg.negatives.mining import MINING_RULES_VERSION
 from hardneg.negatives.repair import JUDGE_PROMPT, REPAIR_MODES, REPAIR_SCOPES, repair_false_negatives
@@ -447,7 +455,7 @@ class _Resources:
         key = (name, dtype or self.scorer_dtype)
         if key not in self.scorers:
             self.scorers[key] = load_scorer(name, dtype=key[1])
-            self.remember({"|".join(key): self.scorers[key].name})  # so a rebuild need not load it
+            self.remember({self.label_key(*key): self.scorers[key].name})  # so a rebuild need not load it
         return self.scorers[key]
 
     def remember(self, labels: dict[str, str]) -> None:
@@ -463,7 +471,10 @@ class _Resources:
     def scorer_label(self, name: str, dtype: str | None = None) -> str | None:
         """The full name (``scorer.name``) a scorer id loaded as in this run folder, without loading it."""
         labels = _read_labels(self.labels_file) if self.labels_file else {}
-        return labels.get(f"{name}|{dtype or self.scorer_dtype}")
+        return labels.get(self.label_key(name, dtype))
+
+    def label_key(self, name: str, dtype: str | None = None) -> str:
+        return f"{name}|{dtype or self.scorer_dtype}"
 
 
 LABELS_FILE = "scorer_names.json"
@@ -601,6 +612,7 @@ def make_methods(
     cache_dir: Path,
     shared_cache_dir: Path,
     seed: int,
+    shard: Shard = ONE_PROCESS,
 ) -> tuple[dict[str, Dataset], dict[str, dict], dict[str, str]]:
     """Step 3: every asked method (and the configs they read), each a stage of its own."""
     options = {n: config.options_of(get_method(n)) for n in method_names()}
@@ -632,6 +644,7 @@ def make_methods(
             load_generator=res.get_generator if "generator" in method.needs else None,
             load_scorer=res.get_scorer if "scorer" in method.needs else None,
             shared_cache_dir=shared_cache_dir,
+            shard=shard,
         )
         start = time.perf_counter()
         table, mstats = method.function()(ctx)
@@ -808,6 +821,7 @@ def _row_scores(
         name, score_name = scorer.name, scorer.score_name
     saved = {"positive": pos.tolist(), "negative": neg.tolist(), "name": name, "score_name": score_name}
     stages.put_extra(stage, fn_scores_file(name), saved)
+    res.remember({res.label_key(scorer_name): name})  # found again without loading the scorer
     return pos, neg, name, score_name
 
 
@@ -941,13 +955,14 @@ def make_configs(
     cache_dir: Path,
     shared_cache_dir: Path,
     seed: int,
+    shard: Shard = ONE_PROCESS,
 ) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict], dict[str, str], dict[str, str]]:
     """Steps 2-3c on one process's passages: queries, methods, repair, the rows' false-negative scores.
 
     Returns (queries, their stats, tables, stats, the stage each published config ends in, each stage's key)."""
     queries, qstats, qkey = make_queries(config, inputs, stages, res, cache_dir, seed)
     tables, stats, keys = make_methods(
-        config, inputs, queries, qkey, stages, res, cache_dir, shared_cache_dir, seed
+        config, inputs, queries, qkey, stages, res, cache_dir, shared_cache_dir, seed, shard
     )
     sources = {name: (tables[name], stats[name]) for name in config.methods}
     stage_of = repair_configs(config, tables, stats, keys, stages, res, cache_dir, seed)
@@ -967,6 +982,43 @@ def _gather_extras(parts: list[_Stages], main: _Stages, stage: str, rows: list[i
         main.put_extra(stage, file, {**saved[0], **joined})
 
 
+DONE_FORMAT = 2  # what a shard's done.json holds (2: stage_of, removed_query_ids); part of the run id
+
+
+def share_pool(config: BuildConfig, pool: Dataset, shared_cache_dir: Path, shard: Shard) -> None:
+    """Before the methods, in every process of a sharded build: the pool's embeddings under each embedder a
+    dense method uses, a part per process (``hardneg.negatives.dense.encode_pool``). Every process makes this
+    call on every run, also when its own dense stages are finished, so no process waits for a part that a
+    process reusing its stage would never write; the methods then find the whole pool on disk."""
+    options = {n: config.options_of(get_method(n)) for n in method_names()}
+    embedders = {dense_embedder(get_method(n), options[n]) for n in _order(config.methods, options)} - {None}
+    if not embedders:
+        return
+    texts = pool_passages(pool)[1]
+    for embedder in sorted(embedders):
+        encode_pool(
+            texts,
+            load_embedder(embedder),
+            batch_size=config.score_batch_size,
+            cache_folder=pool_cache(shared_cache_dir),
+            model_id=embedder,
+            shard=shard,
+        )
+
+
+def _gather_rejects(folders: list[Path], out: Path) -> None:
+    """The shards' rejected outputs (``<config>.jsonl`` per shard), joined in rank order into the run's
+    ``cache/rejects/``, where a one-process build keeps them (the explorer reads them there)."""
+    names = sorted({p.name for folder in folders for p in folder.glob("*.jsonl")})
+    if names:
+        out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        text = "".join((f / name).read_text() for f in folders if (f / name).is_file())
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / name)
+
+
 def make_shard(
     config: BuildConfig,
     generator_config: GeneratorConfig,
@@ -980,7 +1032,9 @@ def make_shard(
     cache (the dense pool embeddings are shared out, ``hardneg.negatives.dense.encode_pool``); the main
     process then gathers every shard's queries, published tables and false-negative scores in rank order (the
     one-process order) and adds up their stats. Returns None on the other processes."""
-    run_id = content_key(inputs.key, asdict(config), generator_config.output_settings(), seed, shard.world)
+    run_id = content_key(
+        DONE_FORMAT, inputs.key, asdict(config), generator_config.output_settings(), seed, shard.world
+    )
     bind_local_device()
     res.generator_config = shard_generator_config(generator_config, shard)
     mine = replace(inputs, passages=shard_rows(inputs.passages, shard), decontamination={})
@@ -991,8 +1045,9 @@ def make_shard(
         )
     stages = _Stages(out / "stages" / shard.name)
     main_labels, res.labels_file = res.labels_file, stages.root / LABELS_FILE  # each process writes its own
+    share_pool(config, inputs.pool, out / "cache", shard)
     queries, _, _, _, stage_of, keys = make_configs(
-        config, mine, stages, res, out / "cache" / shard.name, out / "cache", seed
+        config, mine, stages, res, out / "cache" / shard.name, out / "cache", seed, shard
     )
     wanted = [QUERIES_CONFIG, *dict.fromkeys(stage_of.values())]
     write_done(
@@ -1021,8 +1076,10 @@ def make_shard(
     res.labels_file = main_labels
     res.remember(labels)
     main = _Stages(out / "stages")
-    for stage in wanted[1:]:
+    for stage in wanted[1:]:  # the gathered table and its scores, where the explorer reads them
+        main.put(stage, content_key([d["keys"][stage] for d in done]), joined[stage], merged[stage])
         _gather_extras(part_stages, main, stage, [len(p[stage][0]) for p in parts])
+    _gather_rejects([out / "cache" / s.name / "rejects" for s in shards], out / "cache" / "rejects")
     queries = joined[QUERIES_CONFIG]  # the stages hold the queries before decontamination
     removed = {q for marker in done for q in marker["removed_query_ids"]}
     if removed:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from datasets import Dataset, concatenate_datasets
 
 logger = logging.getLogger(__name__)
@@ -52,6 +51,9 @@ class Shard:
         return f"shard-{self.rank:02d}-of-{self.world:02d}"
 
 
+ONE_PROCESS = Shard()
+
+
 def current_shard() -> Shard:
     """This process's shard from the launcher's environment (one process: ``Shard(0, 1)``)."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -65,6 +67,8 @@ def current_shard() -> Shard:
 
 def bind_local_device() -> None:
     """One GPU per process: make ``cuda`` mean this process's GPU (``LOCAL_RANK``), for generator and scorers."""
+    import torch
+
     if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
 
@@ -73,6 +77,8 @@ def shard_generator_config(config, shard: Shard):
     """The generator settings of one shard: with at least as many server URLs as processes, each process
     sends to its own share of them (``urls[rank::world]``); a local model goes on the process's GPU. URLs and
     devices are run-only settings, so stage keys and caches are the same as in a one-process build."""
+    import torch
+
     changes: dict[str, Any] = {}
     if config.backend == "http" and len(config.urls) >= shard.world:
         changes["urls"] = config.urls[shard.rank :: shard.world]
@@ -160,33 +166,33 @@ def shared_array(
     compute: Callable[[int, int], np.ndarray],
     shard: Shard,
     *,
-    lengths: Sequence[int] | None = None,
+    lengths: Callable[[], Sequence[int]] | None = None,
     poll_s: float = 1.0,
     timeout_s: float | None = None,
 ) -> np.ndarray:
     """An array of ``n`` rows that every process needs, computed once across the processes and kept on disk.
 
     One process (``world == 1``) computes ``compute(0, n)`` into ``<stem>.npy``. Under a launcher each process
-    computes its contiguous part (``balanced_bounds`` of ``lengths``, rows otherwise) into
-    ``<stem>.part-RR-of-WW.npy``, then waits for the other parts in the shared ``folder`` and returns them
-    joined in row order. Files are written atomically and reused: a rerun, or a later step asking for the same
-    ``stem``, computes nothing, and a killed process recomputes only its own part.
+    computes its contiguous part (``balanced_bounds`` of ``lengths()``, called only when the part is missing;
+    rows otherwise) into ``<stem>.part-RR-of-WW.npy``, then waits for the other parts in the shared ``folder``
+    and returns them joined in row order. Every process must call it (each writes one part). Files are written
+    atomically and reused: a rerun, or a later step asking for the same ``stem``, computes nothing, and a
+    killed process recomputes only its own part. Parts that do not add up to ``n`` rows are an error.
     """
     folder.mkdir(parents=True, exist_ok=True)
     if shard.world == 1:
         paths = [folder / f"{stem}.npy"]
-        bounds = [0, n]
     else:
         paths = [folder / f"{stem}.part-{r:02d}-of-{shard.world:02d}.npy" for r in range(shard.world)]
-        bounds = (
-            balanced_bounds(lengths, shard.world)
-            if lengths is not None
-            else [shard_bounds(n, Shard(r, shard.world))[0] for r in range(shard.world)] + [n]
-        )
     mine = paths[shard.rank]
     if not mine.is_file():
-        start, stop = bounds[shard.rank], bounds[shard.rank + 1]
-        value = np.asarray(compute(start, stop))
+        if shard.world == 1:
+            bounds = [0, n]
+        elif lengths is not None:
+            bounds = balanced_bounds(lengths(), shard.world)
+        else:
+            bounds = [shard_bounds(n, Shard(r, shard.world))[0] for r in range(shard.world)] + [n]
+        value = np.asarray(compute(bounds[shard.rank], bounds[shard.rank + 1]))
         tmp = mine.with_name(f".{mine.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as f:
             np.save(f, value)
@@ -194,7 +200,13 @@ def shared_array(
     parts = _wait(
         lambda: [p if p.is_file() else None for p in paths], [p.name for p in paths], stem, poll_s, timeout_s
     )
-    return np.concatenate([np.load(p) for p in parts]) if len(parts) > 1 else np.load(parts[0])
+    joined = np.concatenate([np.load(p) for p in parts]) if len(parts) > 1 else np.load(parts[0])
+    if len(joined) != n:
+        raise RuntimeError(
+            f"the parts of {stem} in {folder} hold {len(joined)} rows, not {n}; fix: delete {folder / stem}* "
+            "and rerun (they were written for other inputs)"
+        )
+    return joined
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -241,8 +253,10 @@ def merge_stats(parts: Iterable[dict]) -> dict:
     rows = [p.get("rows") if isinstance(p.get("rows"), (int, float)) else 0 for p in parts]
     for key in merged:
         values = [p.get(key) for p in parts]
-        if key.endswith("_rate") and all(isinstance(v, (int, float)) for v in values) and sum(rows):
-            merged[key] = sum(v * r for v, r in zip(values, rows, strict=True)) / sum(rows)  # row-weighted
+        rated = [(v, r) for v, r in zip(values, rows, strict=True) if isinstance(v, (int, float))]
+        if key.endswith("_rate") and rated and sum(r for _, r in rated):
+            # row-weighted over the shards that have one (an empty shard has no rate)
+            merged[key] = sum(v * r for v, r in rated) / sum(r for _, r in rated)
         elif key in PER_SHARD_KEYS:
             merged[key] = {"per_shard": values}  # summaries of a distribution do not add up
     for rate, (num, den) in _RATES.items():

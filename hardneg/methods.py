@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 from datasets import Dataset, Features, Value
 
+from hardneg.distributed import ONE_PROCESS, Shard
+
 # -- file names of the data contract ----------------------------------------------------------------------
 
 
@@ -128,6 +130,7 @@ class MethodContext:
     load_generator: Callable[[], Any] | None = None
     load_scorer: Callable[[str, str | None], Any] | None = None
     shared_cache_dir: Path | None = None  # the run's cache, read by every process (pool embeddings)
+    shard: Shard = ONE_PROCESS  # this process of a sharded build (one process: Shard())
 
     def generator(self):
         if self.load_generator is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,10 +143,27 @@ def test_two_process_build_writes_the_rows_of_a_one_process_build(tmp_path):
         assert a["suspected_false_negative_rate"] == b["suspected_false_negative_rate"] is not None
         stage = a["false_negative_detail"]["stage"]
         assert list((two / "stages" / stage).glob("fn_scores_*.json")), stage
+    for name in ("llm_hn", "bm25_hn", "dense_hn"):  # the same rows flagged, not only the same share
+        a, b = (s["configs"][name]["false_negative_detail"] for s in stats)
+        assert a["suspected_rows"] == b["suspected_rows"]
+    # The explorer reads the gathered stages, scores and rejects like those of a one-process build.
+    from hardneg.explore import build_payload
+
+    payloads = [build_payload(str(f / "dataset")) for f in (one, two)]
+    for name in ("llm_hn", "bm25_hn", "dense_hn"):
+        fs = [
+            [round(x, 3) for x in p["methods"][name]["fs_p"] + p["methods"][name]["fs_n"]] for p in payloads
+        ]
+        assert fs[0] and fs[0] == fs[1], name
+    assert payloads[1]["rejects"].keys() == payloads[0]["rejects"].keys()
     repair = [s["configs"]["llm_hn"]["repair"] for s in stats]
     assert {k: repair[0][k] for k in ("suspected", "dropped", "rows_after")} == {
         k: repair[1][k] for k in ("suspected", "dropped", "rows_after")
     }
+    # Resume where process 0 reuses its finished dense stage and process 1 redoes its own, with the pool's
+    # parts gone: every process shares out the pool before its methods, so nobody waits for a missing part.
+    shutil.rmtree(two / "cache" / "pool_embeddings")
+    shutil.rmtree(two / "stages" / "shard-01-of-02" / "dense_hn")
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and _rows(two) == rows_two
     assert "reusing finished stage" in again.stderr

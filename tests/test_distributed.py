@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from hardneg.distributed import Shard, balanced_bounds, shared_array
+from hardneg.distributed import Shard, balanced_bounds, merge_stats, shared_array
 
 
 def test_balanced_bounds_split_by_length_not_rows():
@@ -35,7 +35,7 @@ def test_two_processes_each_compute_their_part_and_read_the_other(tmp_path):
             return _rows(start, stop)
 
         out[rank] = shared_array(
-            tmp_path, "emb", 10, compute, Shard(rank, 2), lengths=lengths, poll_s=0.01, timeout_s=30
+            tmp_path, "emb", 10, compute, Shard(rank, 2), lengths=lambda: lengths, poll_s=0.01, timeout_s=30
         )
 
     threads = [threading.Thread(target=process, args=(r,)) for r in (0, 1)]
@@ -51,7 +51,7 @@ def test_two_processes_each_compute_their_part_and_read_the_other(tmp_path):
     def never(start: int, stop: int) -> np.ndarray:
         raise AssertionError("a finished part is computed again")
 
-    again = shared_array(tmp_path, "emb", 10, never, Shard(1, 2), lengths=lengths, poll_s=0.01)
+    again = shared_array(tmp_path, "emb", 10, never, Shard(1, 2), lengths=None, poll_s=0.01)
     np.testing.assert_array_equal(again, _rows(0, 10))
 
 
@@ -108,33 +108,34 @@ def test_encode_corpus_equals_encode_document_and_reuses_its_cache(tmp_path, tin
     assert saved.is_file()
 
 
-def test_a_shard_without_queries_still_encodes_its_part_of_the_pool(tmp_path, tiny_corpus, monkeypatch):
-    """Every query of process 1 was rejected: it mines nothing, but process 0 waits for its part."""
-    from hardneg.build import BuildConfig
+def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_corpus, monkeypatch):
+    """share_pool runs in every process before the methods, also in one that will reuse its finished dense
+    stage, so no process waits for a part never written; a shard without queries then mines nothing."""
+    from hardneg.build import BuildConfig, share_pool
     from hardneg.methods import QUERY_FEATURES, MethodContext, empty_table, get_method
     from hardneg.negatives import pool_passages, run_mined
     from hardneg.negatives.dense import encode_pool, load_embedder
 
-    options = BuildConfig(methods=["dense_hn"]).options_of(get_method("dense_hn"))
-    texts = pool_passages(tiny_corpus)[1]
+    config = BuildConfig(methods=["bm25_hn", "dense_hn"], score_batch_size=8)
     folder = tmp_path / "cache" / "pool_embeddings"
-    whole: dict[str, np.ndarray] = {}
-
-    def process_0() -> None:
-        model = load_embedder(options["embedder"], device="cpu")
-        whole["emb"] = encode_pool(
-            texts,
-            model,
-            cache_folder=folder,
-            model_id=options["embedder"],
-            shard=Shard(0, 2),
-            show_progress=False,
+    threads = [
+        threading.Thread(
+            target=share_pool, args=(config, tiny_corpus, tmp_path / "cache", Shard(r, 2)), daemon=True
         )
+        for r in (0, 1)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(list(folder.glob("corpus_embeddings_*.part-0[01]-of-02.npy"))) == 2
 
-    thread = threading.Thread(target=process_0, daemon=True)  # never left waiting if run_mined fails
-    thread.start()
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    options = config.options_of(get_method("dense_hn"))
+    model = load_embedder(options["embedder"], device="cpu")
+    model.encode_document = None  # the methods read the parts: encoding again would fail
+    texts = pool_passages(tiny_corpus)[1]
+    joined = encode_pool(texts, model, cache_folder=folder, model_id=options["embedder"], shard=Shard(1, 2))
+    assert joined.shape[0] == len(texts)
     ctx = MethodContext(
         name="dense_hn",
         queries=empty_table(QUERY_FEATURES),
@@ -143,9 +144,14 @@ def test_a_shard_without_queries_still_encodes_its_part_of_the_pool(tmp_path, ti
         seed=0,
         cache_dir=tmp_path / "cache" / "shard-01-of-02",
         shared_cache_dir=tmp_path / "cache",
+        shard=Shard(1, 2),
     )
-    table, stats = run_mined(ctx)
-    thread.join(timeout=120)
+    table, stats = run_mined(ctx)  # every query of process 1 was rejected
     assert len(table) == 0 and stats == {"rows": 0, "method": "dense_hn"}
-    assert whole["emb"].shape[0] == len(texts)
-    assert len(list(folder.glob("corpus_embeddings_*.part-0[01]-of-02.npy"))) == 2
+    assert share_pool(BuildConfig(methods=["bm25_hn"]), tiny_corpus, tmp_path / "none", Shard(0, 2)) is None
+    assert not (tmp_path / "none").exists()  # no dense method: nothing to share, nobody waits
+
+
+def test_rates_merge_over_the_shards_that_have_one():
+    merged = merge_stats([{"rows": 0}, {"rows": 2, "x_rate": 0.5}, {"rows": 2, "x_rate": 0.1}])
+    assert merged["rows"] == 4 and merged["x_rate"] == pytest.approx(0.3)

@@ -158,6 +158,8 @@ def test_repair_drops_or_relabels_judged_false_negatives(tmp_path, mode):
             ("0", "n0.0", "n0.1"),
             ("1", "n1.0", "n1.1"),
         }
+        # each in its false negative's place (not appended): the order a sharded build reproduces
+        assert out["query_id"] == ["0", "0", "1", "1"] and out[0]["positive_id"] == "n0.0"
     assert stats["rows_after"] == len(out) and stats["prompt"]["name"] == "fn_judge"
 
 

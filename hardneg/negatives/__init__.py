@@ -17,10 +17,12 @@ from datasets import Dataset
 
 from hardneg.corpus import passage_text
 from hardneg.decontaminate import decontaminate
+from hardneg.distributed import Shard
 from hardneg.methods import (
     MINED_FEATURES,
     QUERY_INPUT_COLUMNS,
     TRAINING_COLUMNS,
+    Method,
     MethodContext,
     empty_table,
     get_method,
@@ -28,7 +30,7 @@ from hardneg.methods import (
 )
 from hardneg.negatives.bm25 import BM25Options, bm25_candidates
 from hardneg.negatives.cross_encoder import rescore_candidates
-from hardneg.negatives.dense import dense_candidates, encode_pool, load_embedder
+from hardneg.negatives.dense import dense_candidates, load_embedder
 from hardneg.negatives.mining import (
     TRIPLET_COLUMNS,
     Candidates,
@@ -137,6 +139,7 @@ def mine_hard_negatives(
     batch_size: int = 16,
     cache_dir: str | Path | None = None,
     cache_folder: str | Path | None = None,
+    shard: Shard | None = None,
     show_progress: bool = True,
 ) -> tuple[Dataset, dict[str, Any]]:
     """Mine hard negatives for generated (query, positive) pairs; returns (triplets, stats).
@@ -178,9 +181,10 @@ def mine_hard_negatives(
         batch_size: encoder / scorer batch size.
         cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
         cache_folder: ``dense`` (and a dense first stage): keep the pool's embeddings there
-            (``corpus_embeddings_<hash>.npy``, as sentence-transformers does); under ``accelerate launch`` /
-            ``torchrun`` a folder every process shares lets each encode only its part of the pool
-            (``hardneg.negatives.dense.encode_pool``).
+            (``corpus_embeddings_<hash>.npy``, as sentence-transformers does).
+        shard: with ``cache_folder`` on a filesystem every process shares, this process of ``accelerate launch``
+            / ``torchrun`` (``hardneg.distributed.current_shard()``): each process encodes only its part of the
+            pool and every process must make the same call (``hardneg.negatives.dense.encode_pool``).
         show_progress: tqdm progress bars.
     """
     if method not in METHOD_NAMES:
@@ -233,6 +237,7 @@ def mine_hard_negatives(
         batch_size=batch_size,
         cache_dir=cache_dir,
         cache_folder=cache_folder,
+        shard=shard,
         show_progress=show_progress,
     )
     per_query = select_negatives(
@@ -339,6 +344,7 @@ def _candidates(
     batch_size,
     cache_dir,
     cache_folder,
+    shard,
     show_progress,
 ) -> Candidates:
     first = candidate_method if method == "ce" else method
@@ -359,6 +365,7 @@ def _candidates(
             show_progress=show_progress,
             cache_folder=cache_folder,
             model_id=embedder if isinstance(embedder, str) else None,
+            shard=shard,
         )
     if method != "ce":
         return cands
@@ -456,6 +463,19 @@ def suspected_false_negative_rate(
     return false_negative_summary(pos, neg, scorer.name, scorer.score_name)
 
 
+def pool_cache(shared_cache_dir: Path | None) -> Path | None:
+    """Where a build keeps its pool embeddings (``cache/pool_embeddings``; evaluation's are ``cache/embeddings``)."""
+    return shared_cache_dir / "pool_embeddings" if shared_cache_dir else None
+
+
+def dense_embedder(method: Method, options: dict[str, Any]) -> str | None:
+    """The bi-encoder a mined method encodes the pool with (dense_hn, ce_hn with dense candidates), else None."""
+    mining = method.mining
+    if mining == "dense" or (mining == "ce" and options.get("ce_candidates") == "dense"):
+        return options["embedder"]
+    return None
+
+
 def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
     """The build's entry for the mined configs (bm25_hn, ce_hn, dense_hn): options from the registry."""
     o = ctx.options
@@ -464,21 +484,9 @@ def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
     filters = {k: o[k] for k in ("absolute_margin", "relative_margin", "max_score", "min_score")}
     if method == "ce" and o.get("ce_absolute_margin") is not None:
         filters["absolute_margin"] = o["ce_absolute_margin"]  # ce_hn's false-negative guard
-    cache_folder = ctx.shared_cache_dir / "pool_embeddings" if ctx.shared_cache_dir else None
-    if len(ctx.queries) == 0:
-        # Every query of this shard was rejected or decontaminated: no rows, but the other processes of a
-        # sharded build wait for this one's part of the pool's embeddings.
-        if cache_folder is not None and "dense" in (
-            method,
-            o.get("ce_candidates") if method == "ce" else None,
-        ):
-            encode_pool(
-                pool_passages(ctx.pool)[1],
-                load_embedder(o["embedder"]),
-                batch_size=ctx.batch_size,
-                cache_folder=cache_folder,
-                model_id=o["embedder"],
-            )
+    if len(ctx.queries) == 0 and ctx.shard.world > 1:
+        # Every query of this shard was rejected or decontaminated (a one-process build says so instead); its
+        # part of the pool's embeddings was written before the methods ran (``hardneg.build.share_pool``).
         return empty_table(MINED_FEATURES), {"rows": 0, "method": ctx.name}
     return mine_hard_negatives(
         ctx.queries,
@@ -492,5 +500,6 @@ def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
         embedder=o.get("embedder"),
         batch_size=ctx.batch_size,
         cache_dir=ctx.cache_dir / "ce_scores" if method == "ce" else None,
-        cache_folder=cache_folder,
+        cache_folder=pool_cache(ctx.shared_cache_dir),
+        shard=ctx.shard,
     )

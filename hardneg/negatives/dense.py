@@ -6,11 +6,12 @@ Score used by the margins and ``max_score``/``min_score``: the model's similarit
 ``util.mine_hard_negatives`` does; ``use_faiss=True`` searches with a faiss flat inner-product index.
 
 ``cache_folder`` keeps the pool's embeddings as ``corpus_embeddings_<hash>.npy`` (sentence-transformers' name;
-the hash covers the model, its prompts and the passages), so a rerun and every later method with the same
-embedder encode nothing. Under ``accelerate launch`` / ``torchrun`` with a ``cache_folder`` every process
-can read (the build's ``cache/``, on a filesystem the nodes share), each process encodes only its part of the
-pool, balanced by tokens, and reads the others' parts (``hardneg.distributed.shared_array``); each
-process then searches with its own queries.
+the hash covers the model, its prompts, its maximum sequence length and the passages), so a rerun and every
+later method with the same embedder encode nothing. Given a ``shard`` (``hardneg.distributed.Shard``: this
+process of an ``accelerate launch`` / ``torchrun``) and a ``cache_folder`` every process can read (the build's
+``cache/``, on a filesystem the nodes share), each process encodes only its part of the pool, balanced by
+tokens, and reads the others' parts (``hardneg.distributed.shared_array``): every process must then make the
+same call. The sharded build does this once per embedder before its methods run.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from tqdm.auto import trange
 
 from hardneg.assets import resolve_embedder
-from hardneg.distributed import Shard, current_shard, shared_array
+from hardneg.distributed import Shard, shared_array
 from hardneg.encode import token_lengths
 from hardneg.errors import first_line
 from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
@@ -58,9 +59,9 @@ def encode_pool(
     shard: Shard | None = None,
     show_progress: bool = True,
 ) -> np.ndarray:
-    """Normalised ``encode_document`` embeddings of ``passages``, cached and split across processes when a
-    ``cache_folder`` is given (see the module docstring). ``model_id`` names the model in the cache key
-    (default: the id it was loaded from; a model that names none is never cached).
+    """Normalised ``encode_document`` embeddings of ``passages``, cached in ``cache_folder`` and split across
+    processes by ``shard`` (default: one process; see the module docstring). ``model_id`` names the model in
+    the cache key (default: the id it was loaded from; a model that names none is never cached).
 
     Unlike evaluation's ``hardneg.encode.encode_corpus`` this needs no process group: the build's shards
     finish their LLM stages hours apart on real runs, longer than a collective's timeout, so they meet
@@ -80,18 +81,19 @@ def encode_pool(
     name = model_id or model_name(model)
     if cache_folder is None or not name:
         return encode(0, len(passages))
-    digest = hashlib.sha256(repr((name, model.prompts, model.default_prompt_name)).encode())
+    digest = hashlib.sha256(
+        repr((name, model.prompts, model.default_prompt_name, model.max_seq_length)).encode()
+    )
     for text in passages:
         digest.update(text.encode())
         digest.update(b"\0")
-    shard = shard or current_shard()
     return shared_array(
         Path(cache_folder),
         f"corpus_embeddings_{digest.hexdigest()[:24]}",
         len(passages),
         encode,
-        shard,
-        lengths=token_lengths(model, passages) if shard.world > 1 else None,
+        shard or Shard(),
+        lengths=lambda: token_lengths(model, passages),
     )
 
 
@@ -108,11 +110,12 @@ def dense_candidates(
     show_progress: bool = True,
     cache_folder: str | Path | None = None,
     model_id: str | None = None,
+    shard: Shard | None = None,
 ) -> Candidates:
     """Top-``k`` passages per query by embedding similarity, and the similarity of each positive.
 
     ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
-    ``cache_folder`` / ``model_id``: keep (and, under a launcher, share out) the pool's embeddings
+    ``cache_folder`` / ``model_id`` / ``shard``: keep (and share out across processes) the pool's embeddings
     (``encode_pool``).
     """
     import torch
@@ -123,6 +126,7 @@ def dense_candidates(
         batch_size=batch_size,
         cache_folder=cache_folder,
         model_id=model_id,
+        shard=shard,
         show_progress=show_progress,
     )
     qry = model.encode_query(

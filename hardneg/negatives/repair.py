@@ -10,7 +10,8 @@ generated):
    ``fn_judge`` (Yes = the passage answers the query) for each suspect; outputs go through the same
    generation cache as every LLM method, so an interrupted repair resumes;
 3. ``mode="drop"``: judged false negatives leave the table; ``mode="relabel"``: the passage becomes an
-   extra positive of its query, paired with one of the query's kept negatives (a new row); when the
+   extra positive of its query, paired with one of the query's kept negatives (a new row, in the judged
+   row's place, so a table's order does not depend on how a sharded build split it); when the
    query has no other negative (one negative per query) the pair cannot form a triplet and is counted
    as ``relabelled_without_negative``. A suspect the judge leaves undecided is kept.
 
@@ -133,10 +134,13 @@ def repair_false_negatives(
         others: dict[str, list[dict]] = {}
         for r in kept:
             others.setdefault(r["query_id"], []).append(r)
-        for i in sorted(false_negative):
-            fn = rows[i]
+        kept = []
+        for i, row in enumerate(rows):
+            if i not in false_negative:
+                kept.append(row)
+                continue
             partner = next(
-                (r for r in others.get(fn["query_id"], []) if r["negative"] != fn["negative"]), None
+                (r for r in others.get(row["query_id"], []) if r["negative"] != row["negative"]), None
             )
             if partner is None:
                 counts["relabelled_without_negative"] += 1
@@ -145,8 +149,8 @@ def repair_false_negatives(
             kept.append(
                 {
                     **partner,
-                    "positive": fn["negative"],
-                    "positive_id": fn["negative_id"],
+                    "positive": row["negative"],
+                    "positive_id": row["negative_id"],
                     "positive_score": None,
                 }
             )
