@@ -99,8 +99,8 @@ def side(processes: int, threads: int, out: Path, script: str = __file__) -> dic
 
 def scaling_main(script: str, worker: Callable[[str], None], what: str, agree=None) -> None:
     """The command line both scaling benchmarks share: run each side ``--repeats`` times, alternating, keep
-    the best; print every run, whether the outputs agree (nDCG@10 to 1e-6, and ``agree(one, many)``), the load
-    average, and the headline ratio last."""
+    the best; print every run, whether the outputs agree (nDCG@10 to 1e-6, and ``agree(one, many)`` ->
+    (message, agreed)), the load average, and the headline ratio last; exit 1 when the outputs disagree."""
     ap = argparse.ArgumentParser(description=(sys.modules["__main__"].__doc__ or "").split("\n")[0])
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="threads per process, the same on both sides")
@@ -123,13 +123,16 @@ def scaling_main(script: str, worker: Callable[[str], None], what: str, agree=No
                     best[n] = res
     one, many = best[1], best[args.processes]
     same = abs(one["metrics"]["ndcg@10"] - many["metrics"]["ndcg@10"]) < 1e-6
-    print("; ".join([f"identical metrics: {same}", *([agree(one, many)] if agree else [])]), flush=True)
+    agreed = agree(one, many) if agree else None  # (message, whether they agree)
+    print("; ".join([f"identical metrics: {same}", *([agreed[0]] if agreed else [])]), flush=True)
     one_min, five_min, _ = os.getloadavg()
     print(f"machine load average {one_min:.1f} (1 min) / {five_min:.1f} (5 min) on {os.cpu_count()} CPUs")
     print(
         f"{what} {args.processes} processes x {args.threads} thread(s) vs 1 process x {args.threads} "
         f"thread(s): {one['seconds'] / many['seconds']:.2f}x"
     )
+    if not same or (agreed and not agreed[1]):
+        sys.exit("the two sides disagree: the ratio above compares different work")
 
 
 if __name__ == "__main__":

@@ -67,9 +67,10 @@ def worker(out: str) -> None:
     )
 
 
-def same_top10(one: dict, many: dict) -> str:
+def same_top10(one: dict, many: dict) -> tuple[str, bool]:
     same = sum(a == b for a, b in zip(one["top10"], many["top10"], strict=True))
-    return f"identical top-10 for {same} of {len(one['top10'])} queries ({one['rows']} passages)"
+    n = len(one["top10"])
+    return f"identical top-10 for {same} of {n} queries ({one['rows']} passages)", same == n
 
 
 if __name__ == "__main__":
