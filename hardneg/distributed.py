@@ -229,6 +229,7 @@ SETTINGS_KEYS = {
     "scorer",
     "seed",
     "false_negative_scorer",
+    "duplicate_passages_merged",  # of the pool, which every shard mines
 }
 # Distribution summaries (mean, quantiles): kept per shard.
 PER_SHARD_KEYS = {"score_stats"}

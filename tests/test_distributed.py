@@ -153,5 +153,7 @@ def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_cor
 
 
 def test_rates_merge_over_the_shards_that_have_one():
-    merged = merge_stats([{"rows": 0}, {"rows": 2, "x_rate": 0.5}, {"rows": 2, "x_rate": 0.1}])
+    parts = [{"rows": 2, "x_rate": 0.5, "duplicate_passages_merged": 2}, {"rows": 2, "x_rate": 0.1}]
+    merged = merge_stats([{"rows": 0}, *parts])
     assert merged["rows"] == 4 and merged["x_rate"] == pytest.approx(0.3)
+    assert merge_stats([parts[0], parts[0]])["duplicate_passages_merged"] == 2  # the pool's, not per shard
