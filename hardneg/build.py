@@ -41,6 +41,7 @@ from hardneg.cards import library_versions
 from hardneg.corpus import EMPTY_PASSAGES, load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import (
+    DONE_FILE,
     ONE_PROCESS,
     Shard,
     bind_local_device,
@@ -386,6 +387,14 @@ class _Stages:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def has(self, name: str, key: str) -> bool:
+        """Whether the stage is finished with this key (without loading it)."""
+        meta = self.root / name / "stats.json"
+        try:
+            return meta.is_file() and json.loads(meta.read_text()).get("key") == key
+        except ValueError:  # being written
+            return False
 
     def get(self, name: str, key: str) -> tuple[Dataset, dict] | None:
         folder = self.root / name
@@ -1044,6 +1053,7 @@ def make_shard(
             "fix: sample more passages (num_passages) or start fewer processes"
         )
     stages = _Stages(out / "stages" / shard.name)
+    (stages.root / DONE_FILE).unlink(missing_ok=True)  # an earlier run's marker: this run may redo stages
     main_labels, res.labels_file = res.labels_file, stages.root / LABELS_FILE  # each process writes its own
     share_pool(config, inputs.pool, out / "cache", shard)
     queries, _, _, _, stage_of, keys = make_configs(
@@ -1062,7 +1072,11 @@ def make_shard(
     if not shard.is_main:
         return None
     shards = [Shard(r, shard.world) for r in range(shard.world)]
-    done = wait_for_shards([out / "stages" / s.name for s in shards], run_id)
+    done = wait_for_shards(
+        [out / "stages" / s.name for s in shards],
+        run_id,
+        ready=lambda folder, marker: all(_Stages(folder).has(n, k) for n, k in marker["keys"].items()),
+    )
     part_stages = [_Stages(out / "stages" / s.name) for s in shards]
     parts = [
         {stage: p.get(stage, key) for stage, key in marker["keys"].items()}

@@ -130,9 +130,15 @@ def _wait(
 
 
 def wait_for_shards(
-    folders: list[Path], run_id: str, poll_s: float = 2.0, timeout_s: float | None = None
+    folders: list[Path],
+    run_id: str,
+    poll_s: float = 2.0,
+    timeout_s: float | None = None,
+    ready: Callable[[Path, dict], bool] | None = None,
 ) -> list[dict]:
-    """Block until every shard folder holds a ``done.json`` of this run; returns them in rank order."""
+    """Block until every shard folder holds a ``done.json`` of this run for which ``ready(folder, marker)``
+    holds (a marker left by an earlier run of the same command may name work the shard is redoing right now);
+    returns them in rank order."""
 
     def read() -> list[dict | None]:
         done = []
@@ -142,7 +148,8 @@ def wait_for_shards(
                 value = json.loads(path.read_text()) if path.is_file() else None
             except ValueError:  # being replaced right now
                 value = None
-            done.append(value if value and value.get("run_id") == run_id else None)
+            ok = value and value.get("run_id") == run_id and (ready is None or ready(folder, value))
+            done.append(value if ok else None)
         return done
 
     return _wait(read, [f.name for f in folders], "shards", poll_s, timeout_s)

@@ -165,7 +165,8 @@ def test_two_process_build_writes_the_rows_of_a_one_process_build(tmp_path):
     shutil.rmtree(two / "cache" / "pool_embeddings")
     shutil.rmtree(two / "stages" / "shard-01-of-02" / "dense_hn")
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0 and _rows(two) == rows_two
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _rows(two) == rows_two
     assert "reusing finished stage" in again.stderr
 
 

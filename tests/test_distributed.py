@@ -157,3 +157,15 @@ def test_rates_merge_over_the_shards_that_have_one():
     merged = merge_stats([{"rows": 0}, *parts])
     assert merged["rows"] == 4 and merged["x_rate"] == pytest.approx(0.3)
     assert merge_stats([parts[0], parts[0]])["duplicate_passages_merged"] == 2  # the pool's, not per shard
+
+
+def test_a_marker_naming_stages_being_redone_is_waited_for(tmp_path):
+    """A rerun of the same command finds the last run's done.json; the main process waits until the stages it
+    names are finished again (the resume in the two-process build test hit this race on a slower machine)."""
+    from hardneg.distributed import wait_for_shards, write_done
+
+    write_done(tmp_path / "s0", "run", {"keys": {"dense_hn": "k"}})
+    with pytest.raises(RuntimeError, match=r"did not finish within 0 s"):
+        wait_for_shards([tmp_path / "s0"], "run", poll_s=0.01, timeout_s=0.05, ready=lambda f, m: False)
+    [marker] = wait_for_shards([tmp_path / "s0"], "run", ready=lambda f, m: m["keys"] == {"dense_hn": "k"})
+    assert marker["run_id"] == "run"
