@@ -111,6 +111,7 @@ def test_encode_corpus_equals_encode_document_and_reuses_its_cache(tmp_path, tin
 def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_corpus, monkeypatch):
     """share_pool runs in every process before the methods, also in one that will reuse its finished dense
     stage, so no process waits for a part never written; a shard without queries then mines nothing."""
+    import hardneg.build
     from hardneg.build import BuildConfig, share_pool
     from hardneg.methods import QUERY_FEATURES, MethodContext, empty_table, get_method
     from hardneg.negatives import pool_passages, run_mined
@@ -118,6 +119,10 @@ def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_cor
 
     config = BuildConfig(methods=["bm25_hn", "dense_hn"], score_batch_size=8)
     folder = tmp_path / "cache" / "pool_embeddings"
+    # One model for both "processes": loading models in two threads at once races on transformers' global
+    # patches (no_tie_weights) and leaves later loads in this test process untied.
+    shared = load_embedder(config.embedder, device="cpu")
+    monkeypatch.setattr(hardneg.build, "load_embedder", lambda name: shared)
     threads = [
         threading.Thread(
             target=share_pool, args=(config, tiny_corpus, tmp_path / "cache", Shard(r, 2)), daemon=True
@@ -131,7 +136,7 @@ def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_cor
     assert len(list(folder.glob("corpus_embeddings_*.part-0[01]-of-02.npy"))) == 2
 
     options = config.options_of(get_method("dense_hn"))
-    model = load_embedder(options["embedder"], device="cpu")
+    model = shared
     model.encode_document = None  # the methods read the parts: encoding again would fail
     texts = pool_passages(tiny_corpus)[1]
     joined = encode_pool(texts, model, cache_folder=folder, model_id=options["embedder"], shard=Shard(1, 2))
