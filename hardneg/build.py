@@ -28,6 +28,8 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,6 +86,14 @@ from hardneg.queries import generate_queries
 from hardneg.scorers import load_scorer
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """Log a named step's wall time (``step <name>: N s``; benchmarks/scale.py reads these lines)."""
+    start = time.perf_counter()
+    yield
+    logger.info("step %s: %.1f s", name, time.perf_counter() - start)
 
 
 @dataclass
@@ -567,7 +577,8 @@ def make_queries(
     )
     done = stages.get(QUERIES_CONFIG, key)
     if done is None:
-        queries, stats = generate_queries(
+        with step(QUERIES_CONFIG):
+            queries, stats = generate_queries(
             inputs.passages,
             res.get_generator(),
             prompt=config.query_prompt,
@@ -575,7 +586,7 @@ def make_queries(
             seed=seed,
             max_new_tokens=config.query_max_new_tokens,
             max_retries=config.reject_retries,
-        )
+            )
         stages.put(QUERIES_CONFIG, key, queries, stats)
     else:
         queries, stats = done
@@ -656,7 +667,8 @@ def make_methods(
             shard=shard,
         )
         start = time.perf_counter()
-        table, mstats = method.function()(ctx)
+        with step(name):
+            table, mstats = method.function()(ctx)
         mstats.setdefault("method", name)
         mstats.setdefault("wall_seconds", round(time.perf_counter() - start, 3))
         stages.put(name, key, table, mstats)
@@ -1124,7 +1136,8 @@ def build(
         labels_file=stages.root / LABELS_FILE,
     )
 
-    inputs = load_inputs(config, seed)
+    with step("load_inputs"):
+        inputs = load_inputs(config, seed)
     out.mkdir(parents=True, exist_ok=True)  # after the inputs are read: a bad corpus leaves nothing behind
     shard = current_shard()
     if (
@@ -1138,13 +1151,15 @@ def build(
         queries, qstats, tables, stats, stage_of, _ = make_configs(
             config, inputs, stages, res, cache_dir, cache_dir, seed
         )
-    published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
+    with step("pair_configs"):
+        published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
     fn = false_negative_stats(config, tables, kept, stats, stage_of, stages, res)
     stats[QUERIES_CONFIG] = qstats
     build_stats = collect_stats(config, generator_config, inputs, seed, stats, published, pairing, fn)
-    return save_dataset_folder(
-        out / "dataset",
-        {QUERIES_CONFIG: queries, **published},
-        build_stats.to_dict(),
-        default_config="queries",
-    )
+    with step("save_dataset_folder"):
+        return save_dataset_folder(
+            out / "dataset",
+            {QUERIES_CONFIG: queries, **published},
+            build_stats.to_dict(),
+            default_config="queries",
+        )

@@ -1,0 +1,243 @@
+"""A whole build on synthetic corpora of 10x steps: time per stage, peak RSS and rows/s, and the four goals
+of issue 24 against bm25s alone, in one run.
+
+    python benchmarks/scale.py --passages 100000 1000000     # the issue's sizes (1M: tens of minutes)
+    python benchmarks/scale.py --passages 10000              # a quick look
+
+For each size, a seeded synthetic corpus (Zipf vocabulary of 50k pseudo-words, 60-120 words per passage) is
+written once as ``corpus.jsonl`` under ``--workdir``; an instant local OpenAI-compatible server
+(``benchmarks/generation_http.py``'s, replying with words of each prompt, so every query differs) stands in
+for the LLM, so hardneg's own cost is what is measured. Then, each in its own process (peak RSS from
+``wait4``):
+
+1. the build, ``builders/build.py --num_passages 0 --methods llm_hn bm25_hn --false_negative_scorer none``:
+   every passage is sampled; per-stage times come from the build's own ``step ...`` log lines;
+2. the same command again (nothing to do: the cached rerun);
+3. bm25s alone indexing the pool (the same texts, stemmer and stop words as the build), then
+   ``hardneg.bm25.BM25Index`` searching ``--search_queries`` queries with 1 thread and with 2 (same results
+   required).
+
+The last four lines, the issue's goals (printed last the first):
+``cached rerun at 1M: N s`` (<= 60), ``BM25 search 2 threads vs 1: N.NNx`` (>= 1.7), ``build time per passage
+outside retrieval, 1M vs 100k: N.NNx`` (<= 1.1), ``build peak RSS vs bm25s indexing the pool alone at 1M
+passages: N.NNx`` (<= 1.15). With other sizes the lines name the largest and smallest size run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from generation_http import _free_port, load_note, wait_healthy  # noqa: E402
+
+STEP_RE = re.compile(r"step (\S+): ([0-9.]+) s")
+BM25_RE = re.compile(r"BM25 (index|search) of (\d+) \S+: ([0-9.]+) s")
+
+
+def human(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def write_corpus(path: Path, n: int, seed: int = 0, vocab: int = 50_000) -> None:
+    """``n`` passages of 60-120 Zipf-distributed pseudo-words, written as BEIR-style jsonl (seeded)."""
+    if path.is_file():
+        return
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    words = np.array(["".join(rng.choice(letters, size=rng.integers(3, 10))) for _ in range(vocab)])
+    p = 1.0 / np.arange(1, vocab + 1) ** 1.05
+    p /= p.sum()
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for start in range(0, n, 100_000):
+            m = min(100_000, n - start)
+            lengths = rng.integers(60, 121, size=m)
+            flat = words[rng.choice(vocab, size=int(lengths.sum()), p=p)]
+            bounds = np.concatenate([[0], np.cumsum(lengths)])
+            for i in range(m):
+                text = " ".join(flat[bounds[i] : bounds[i + 1]])
+                f.write(json.dumps({"_id": f"d{start + i}", "title": "", "text": text}) + "\n")
+    tmp.rename(path)
+
+
+def run_child(cmd: list[str], log: Path) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in GB, output) of one child process."""
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    text = log.read_text()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"error: {' '.join(cmd[:3])} failed (see {log}):\n{text[-3000:]}")
+    return wall, usage.ru_maxrss / 1e6, text  # ru_maxrss is in KiB on Linux: /1e6 = GB (~)
+
+
+def build_command(corpus: Path, out: Path, url: str, concurrency: int) -> list[str]:
+    return [
+        sys.executable,
+        "builders/build.py",
+        "--corpus",
+        str(corpus),
+        "--num_passages",
+        "0",
+        "--methods",
+        "llm_hn",
+        "bm25_hn",
+        "--false_negative_scorer",
+        "none",
+        "--query_prompt",
+        "query_zeroshot",
+        "--backend",
+        "http",
+        "--model",
+        "instant",
+        "--urls",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--output_dir",
+        str(out),
+    ]
+
+
+def bm25_child(corpus: str, n_queries: int) -> None:
+    """bm25s alone indexing the pool (peak RSS after indexing), then hardneg's index searched with 1 and 2
+    threads. Prints one JSON line."""
+    import bm25s
+    import Stemmer
+
+    from hardneg.bm25 import BM25Index
+
+    texts = []
+    with open(corpus, encoding="utf-8") as f:
+        for line in f:
+            texts.append(json.loads(line)["text"])
+    start = time.perf_counter()
+    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False)
+    bm25s.BM25(backend="numba").index(tokens, show_progress=False)
+    index_s = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    del tokens
+    rng = np.random.default_rng(1)
+    rows = rng.choice(len(texts), size=n_queries, replace=n_queries > len(texts))
+    queries = [" ".join(rng.choice(texts[i].split(), size=5)) for i in rows]
+    index = BM25Index(texts, [str(i) for i in range(len(texts))], show_progress=False)
+    index.search_indices(queries[:1000], k=20, n_threads=1)  # compile numba's kernels outside the timing
+    timing = {}
+    results = {}
+    for threads in (1, 2, 1, 2):  # alternating, best of two: the machine is shared
+        start = time.perf_counter()
+        results[threads] = index.search_indices(queries, k=20, n_threads=threads)
+        timing[threads] = min(timing.get(threads, 1e9), time.perf_counter() - start)
+    same = bool(np.array_equal(results[1][0], results[2][0]))
+    print(json.dumps({"index_s": index_s, "peak_gb": peak, "search": timing, "same": same, "queries": n_queries}))
+
+
+def one_size(n: int, args, url: str) -> dict:
+    work = Path(args.workdir) / human(n)
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / "corpus.jsonl"
+    t = time.perf_counter()
+    write_corpus(corpus, n)
+    print(f"[{human(n)}] corpus {corpus} ({corpus.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t:.0f} s)", flush=True)
+    out = work / "run"
+    if args.fresh:
+        shutil.rmtree(out, ignore_errors=True)
+    cmd = build_command(corpus, out, url, args.concurrency)
+    wall, rss, log = run_child(cmd, work / "build.log")
+    steps = {m[1]: float(m[2]) for m in STEP_RE.finditer(log)}
+    bm25 = {m[1]: float(m[3]) for m in BM25_RE.finditer(log)}
+    rows = json.loads((out / "dataset" / "build_stats.json").read_text())["configs"]
+    print(f"[{human(n)}] build: {wall:.1f} s, peak RSS {rss:.2f} GB; steps {steps}; bm25 {bm25}", flush=True)
+    for name, s in rows.items():
+        print(f"[{human(n)}]   {name}: {s.get('rows')} rows", flush=True)
+    rerun_wall, rerun_rss, _ = run_child(cmd, work / "rerun.log")
+    print(f"[{human(n)}] cached rerun: {rerun_wall:.1f} s, peak RSS {rerun_rss:.2f} GB", flush=True)
+    _, alone_rss, alone = run_child(
+        [sys.executable, __file__, "--bm25_child", str(corpus), str(min(args.search_queries, n))],
+        work / "bm25.log",
+    )
+    alone = json.loads(alone.strip().splitlines()[-1])
+    print(
+        f"[{human(n)}] bm25s alone: index {alone['index_s']:.1f} s, peak RSS {alone['peak_gb']:.2f} GB; "
+        f"search of {alone['queries']} queries: 1 thread {alone['search']['1']:.1f} s, 2 threads "
+        f"{alone['search']['2']:.1f} s, same results: {alone['same']}",
+        flush=True,
+    )
+    retrieval = bm25.get("search", 0.0)
+    return {
+        "n": n,
+        "wall": wall,
+        "rss": rss,
+        "steps": steps,
+        "bm25": bm25,
+        "rerun": rerun_wall,
+        "rerun_rss": rerun_rss,
+        "alone": alone,
+        "outside_retrieval_per_passage": (wall - retrieval) / n,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--passages", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--workdir", default="/tmp/hardneg-scale")
+    ap.add_argument("--concurrency", type=int, default=64, help="requests in flight to the instant server")
+    ap.add_argument("--search_queries", type=int, default=100_000, help="queries of the thread comparison")
+    ap.add_argument("--fresh", action="store_true", default=True, help="remove an earlier run folder first")
+    ap.add_argument("--keep", dest="fresh", action="store_false", help="keep an earlier run folder")
+    ap.add_argument("--bm25_child", nargs=2, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bm25_child:
+        return bm25_child(args.bm25_child[0], int(args.bm25_child[1]))
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "generation_http.py"), "--serve_instant", str(port), "--varied"]
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server, path="/")
+        results = [one_size(n, args, url) for n in sorted(args.passages)]
+    finally:
+        server.kill()
+        server.wait()
+    print(load_note())
+    print("| passages | whole build | generation (queries) | BM25 index | BM25 search | save dataset folder | peak RSS | rows/s | cached rerun |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        s = r["steps"]
+        print(
+            f"| {human(r['n'])} | {r['wall']:.1f} s | {s.get('queries', 0):.1f} s | {r['bm25'].get('index', 0):.1f} s | "
+            f"{r['bm25'].get('search', 0):.1f} s | {s.get('save_dataset_folder', 0):.1f} s | {r['rss']:.2f} GB | "
+            f"{r['n'] / r['wall']:,.0f} | {r['rerun']:.1f} s ({r['rerun_rss']:.2f} GB) |"
+        )
+    big, small = results[-1], results[0]
+    search = big["alone"]["search"]
+    print(f"cached rerun at {human(big['n'])}: {big['rerun']:.0f} s")
+    print(f"BM25 search 2 threads vs 1: {search['1'] / search['2']:.2f}x")
+    print(
+        f"build time per passage outside retrieval, {human(big['n'])} vs {human(small['n'])}: "
+        f"{big['outside_retrieval_per_passage'] / small['outside_retrieval_per_passage']:.2f}x"
+    )
+    print(
+        f"build peak RSS vs bm25s indexing the pool alone at {human(big['n'])} passages: "
+        f"{big['rss'] / big['alone']['peak_gb']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
