@@ -144,7 +144,11 @@ def bm25_child(corpus: str, n_queries: int) -> None:
         results[threads] = index.search_indices(queries, k=20, n_threads=threads)
         timing[threads] = min(timing.get(threads, 1e9), time.perf_counter() - start)
     same = bool(np.array_equal(results[1][0], results[2][0]))
-    print(json.dumps({"index_s": index_s, "peak_gb": peak, "search": timing, "same": same, "queries": n_queries}))
+    print(
+        json.dumps(
+            {"index_s": index_s, "peak_gb": peak, "search": timing, "same": same, "queries": n_queries}
+        )
+    )
 
 
 def one_size(n: int, args, url: str) -> dict:
@@ -153,7 +157,10 @@ def one_size(n: int, args, url: str) -> dict:
     corpus = work / "corpus.jsonl"
     t = time.perf_counter()
     write_corpus(corpus, n)
-    print(f"[{human(n)}] corpus {corpus} ({corpus.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t:.0f} s)", flush=True)
+    print(
+        f"[{human(n)}] corpus {corpus} ({corpus.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t:.0f} s)",
+        flush=True,
+    )
     out = work / "run"
     if args.fresh:
         shutil.rmtree(out, ignore_errors=True)
@@ -216,7 +223,9 @@ def main() -> None:
         server.kill()
         server.wait()
     print(load_note())
-    print("| passages | whole build | generation (queries) | BM25 index | BM25 search | save dataset folder | peak RSS | rows/s | cached rerun |")
+    print(
+        "| passages | whole build | generation (queries) | BM25 index | BM25 search | save dataset folder | peak RSS | rows/s | cached rerun |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["steps"]

@@ -96,7 +96,10 @@ class BM25Index:
         threads = available_threads() if n_threads is None else n_threads
         found = self._bm25.retrieve(tokens, k=k, show_progress=self.show_progress, n_threads=threads)
         logger.info(
-            "BM25 search of %d queries: %.1f s (%d thread(s))", len(queries), time.perf_counter() - start, threads
+            "BM25 search of %d queries: %.1f s (%d thread(s))",
+            len(queries),
+            time.perf_counter() - start,
+            threads,
         )
         return found
 

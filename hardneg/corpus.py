@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,7 +191,9 @@ def _load_hub_table(source: str, split: str, revision: str | None) -> _Table:
             ds = load_dataset(source, revision=revision, split=split)
     except Exception as err:  # datasets raises many types; one line is what the user needs
         raise ValueError(f"cannot load corpus '{source}': {first_line(err)}") from None
-    table = _Table(source, ds.flatten_indices().data.table if ds._indices else ds.data.table, _rows_where(source))
+    table = _Table(
+        source, ds.flatten_indices().data.table if ds._indices else ds.data.table, _rows_where(source)
+    )
     table.commit = check_loaded(ds, source, revision, pinned)
     return table
 
@@ -361,6 +363,51 @@ def _require(row: dict, key: str, where: str, what: str) -> Any:
     return row[key]
 
 
+def _text_field(row: dict, key: str, where: str, what: str) -> str:
+    """A text field of an evaluation row: a string (or missing: empty); invisible-only text is empty."""
+    value = row.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{where}: the {what}'s '{key}' is not a string (a JSON {type(value).__name__}: {str(value)[:40]}); "
+            f"fix: store every '{key}' as a string"
+        )
+    return "" if is_blank(value) else value
+
+
+def _row_id(row: dict, where: str, what: str) -> str:
+    value = _require(row, "_id", where, what)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(
+            f"{where}: the {what}'s '_id' is a JSON {type(value).__name__}, not a string; fix: use string ids"
+        )
+    return str(value)
+
+
+def _query_text(row: dict, where: str) -> str:
+    _require(row, "text", where, "query")
+    text = _text_field(row, "text", where, "query")
+    if not text:
+        raise ValueError(
+            f"{where}: the query's text is empty or invisible; fix: write the query or remove it"
+        )
+    return text
+
+
+def unique_rows(pairs: Iterable[tuple[str, Any, str]], what: str, fix: str) -> dict[str, Any]:
+    """``{id: value}`` from ``(id, value, where)``; a repeated id is refused naming both places (a dict would
+    keep the last one silently)."""
+    out: dict[str, Any] = {}
+    first: dict[str, str] = {}
+    for key, value, where in pairs:
+        if key in out:
+            raise ValueError(f"{where}: {what} id '{key}' repeats the one at {first[key]}; fix: {fix}")
+        out[key] = value
+        first[key] = where
+    return out
+
+
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     """``qrels[qid][doc_id] = grade`` from a BEIR ``qrels/<split>.tsv`` (query-id, corpus-id, score)."""
     path = Path(path)
@@ -399,18 +446,32 @@ def load_beir_folder(folder: str | Path, split: str = "test", name: str | None =
                 f"BEIR folder '{folder}' lacks {need}; fix: use the BEIR layout (corpus.jsonl, queries.jsonl, qrels/{split}.tsv)"
             )
     corpus_file, queries_file = folder / "corpus.jsonl", folder / "queries.jsonl"
-    corpus = {
-        str(_require(r, "_id", f"{corpus_file}:{n}", "corpus row")): {
-            "title": r.get("title") or "",
-            "text": r.get("text") or "",
-        }
-        for n, r in read_jsonl(corpus_file, allow_empty=True)
-    }
-    queries = {
-        str(_require(r, "_id", f"{queries_file}:{n}", "query")): str(
-            _require(r, "text", f"{queries_file}:{n}", "query")
-        )
-        for n, r in read_jsonl(queries_file, allow_empty=True)
-    }
+    corpus = unique_rows(
+        (
+            (
+                _row_id(r, f"{corpus_file}:{n}", "corpus row"),
+                {
+                    "title": _text_field(r, "title", f"{corpus_file}:{n}", "corpus row"),
+                    "text": _text_field(r, "text", f"{corpus_file}:{n}", "corpus row"),
+                },
+                f"{corpus_file}:{n}",
+            )
+            for n, r in read_jsonl(corpus_file, allow_empty=True)
+        ),
+        "document",
+        "give every document its own id",
+    )
+    queries = unique_rows(
+        (
+            (
+                _row_id(r, f"{queries_file}:{n}", "query"),
+                _query_text(r, f"{queries_file}:{n}"),
+                f"{queries_file}:{n}",
+            )
+            for n, r in read_jsonl(queries_file, allow_empty=True)
+        ),
+        "query",
+        "give every query its own id",
+    )
     qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
     return BeirData(name or folder.name, corpus, queries, qrels)

@@ -289,9 +289,12 @@ def build_payload(
     return payload
 
 
-def top_documents(path: str | Path, top_n: int = TOP_N) -> dict[str, list[str]]:
-    """A TREC run file (``hardneg.metrics.read_run_file``) -> {qid: its top_n doc ids in trec_eval's order}."""
-    return {q: trec_order(scores)[:top_n] for q, scores in read_run_file(path).items()}
+def top_documents(
+    path: str | Path, top_n: int = TOP_N, expected_queries: int | None = None
+) -> dict[str, list[str]]:
+    """A TREC run file (``hardneg.metrics.read_run_file``, refusing a cut one) -> {qid: its top_n doc ids in
+    trec_eval's order}."""
+    return {q: trec_order(scores)[:top_n] for q, scores in read_run_file(path, expected_queries).items()}
 
 
 def _pick_metric(results: list[dict], metric: str | None) -> str:
@@ -350,7 +353,7 @@ def build_eval_payload(
         if run_file:
             rp = path.parent / run_file
             if rp.is_file():
-                for q, ds in top_documents(rp).items():
+                for q, ds in top_documents(rp, expected_queries=r.get("run_file_queries")).items():
                     if q in qindex:
                         top[qindex[q]] = [doc(d) for d in ds]
             else:
