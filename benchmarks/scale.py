@@ -151,6 +151,26 @@ def bm25_child(corpus: str, n_queries: int) -> None:
     )
 
 
+def summarise(path: Path, top: int = 25) -> None:
+    """Share of samples per function (inclusive: anywhere on the stack) and per leaf (exclusive)."""
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " (" + f.split("(")[-1].split(":")[0].split("/")[-1] + ")" for f in stack.split(";")]
+        n = int(count)
+        total += n
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
+    print(f"{total} samples")
+    for title, table in (("inclusive", inclusive), ("leaf", leaf)):
+        print(f"-- {title}")
+        for f, n in sorted(table.items(), key=lambda x: -x[1])[:top]:
+            print(f"{100 * n / total:5.1f}%  {f}")
+
+
 def one_size(n: int, args, url: str) -> dict:
     work = Path(args.workdir) / human(n)
     work.mkdir(parents=True, exist_ok=True)
@@ -165,7 +185,11 @@ def one_size(n: int, args, url: str) -> dict:
     if args.fresh:
         shutil.rmtree(out, ignore_errors=True)
     cmd = build_command(corpus, out, url, args.concurrency)
-    wall, rss, log = run_child(cmd, work / "build.log")
+    profiled = cmd
+    if args.profile:  # py-spy samples the build (collapsed stacks; summarise with --summarise FILE)
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        profiled = [spy, "record", "-r", "20", "-f", "raw", "-o", str(work / "build.pyspy.txt"), "--", *cmd]
+    wall, rss, log = run_child(profiled, work / "build.log")
     steps = {m[1]: float(m[2]) for m in STEP_RE.finditer(log)}
     bm25 = {m[1]: float(m[3]) for m in BM25_RE.finditer(log)}
     rows = json.loads((out / "dataset" / "build_stats.json").read_text())["configs"]
@@ -207,10 +231,14 @@ def main() -> None:
     ap.add_argument("--search_queries", type=int, default=100_000, help="queries of the thread comparison")
     ap.add_argument("--fresh", action="store_true", default=True, help="remove an earlier run folder first")
     ap.add_argument("--keep", dest="fresh", action="store_false", help="keep an earlier run folder")
+    ap.add_argument("--profile", action="store_true", help="sample the build with py-spy (<workdir>/<n>/build.pyspy.txt)")
+    ap.add_argument("--summarise", default=None, help="print the top functions of a py-spy raw file and exit")
     ap.add_argument("--bm25_child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bm25_child:
         return bm25_child(args.bm25_child[0], int(args.bm25_child[1]))
+    if args.summarise:
+        return summarise(Path(args.summarise))
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, str(HERE / "generation_http.py"), "--serve_instant", str(port), "--varied"]
