@@ -158,7 +158,10 @@ def summarise(path: Path, top: int = 25) -> None:
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [f.split(" (")[0] + " (" + f.split("(")[-1].split(":")[0].split("/")[-1] + ")" for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split("(")[-1].split(":")[0].split("/")[-1] + ")"
+            for f in stack.split(";")
+        ]
         n = int(count)
         total += n
         for f in set(frames):
@@ -231,7 +234,9 @@ def main() -> None:
     ap.add_argument("--search_queries", type=int, default=100_000, help="queries of the thread comparison")
     ap.add_argument("--fresh", action="store_true", default=True, help="remove an earlier run folder first")
     ap.add_argument("--keep", dest="fresh", action="store_false", help="keep an earlier run folder")
-    ap.add_argument("--profile", action="store_true", help="sample the build with py-spy (<workdir>/<n>/build.pyspy.txt)")
+    ap.add_argument(
+        "--profile", action="store_true", help="sample the build with py-spy (<workdir>/<n>/build.pyspy.txt)"
+    )
     ap.add_argument("--summarise", default=None, help="print the top functions of a py-spy raw file and exit")
     ap.add_argument("--bm25_child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

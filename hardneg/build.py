@@ -67,6 +67,7 @@ from hardneg.methods import (
     ConfigStats,
     Method,
     MethodContext,
+    arrow_table,
     content_key,
     empty_table,
     fn_scores_file,
@@ -760,19 +761,12 @@ def repair_configs(
     return stage_of
 
 
-def _query_ids(table: Dataset) -> pa.ChunkedArray:
-    """A table's ``query_id`` column as Arrow (no Python string per row)."""
-    if table._indices is None:
-        return table.data.column("query_id")
-    return pa.chunked_array([table.data.column("query_id").take(table._indices.column(0))])
-
-
 def pair_configs(
     tables: dict[str, Dataset], names: list[str], paired: bool
 ) -> tuple[dict[str, Dataset], dict[str, np.ndarray], dict[str, Any]]:
     """Step 4: keep only query ids present in every config (when ``paired``); returns the kept row indices.
     Vectorised over the Arrow ``query_id`` columns (``pyarrow.compute.is_in``)."""
-    ids = {n: _query_ids(tables[n]) for n in names}
+    ids = {n: arrow_table(tables[n], ["query_id"]).column(0) for n in names}
     unique = {n: pc.unique(v) for n, v in ids.items()}
     common = unique[names[0]] if names else pa.array([], pa.string())
     for n in names[1:]:

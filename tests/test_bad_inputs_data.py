@@ -91,7 +91,7 @@ def test_non_string_column_on_the_arrow_reader_names_its_row(tmp_path):
 
 def test_ids_and_texts_that_arrow_would_retype_stay_strings(tmp_path):
     """Date-like ids (Arrow infers timestamps), integer ids and blank lines read as the row reader reads them."""
-    rows = [{"_id": "2020-01-0%d" % (i + 1), "text": f"text {i} here"} for i in range(3)]
+    rows = [{"_id": f"2020-01-0{i + 1}", "text": f"text {i} here"} for i in range(3)]
     path = tmp_path / "c.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n  \n", encoding="utf-8")
     assert load_corpus(str(path))["id"] == ["2020-01-01", "2020-01-02", "2020-01-03"]
