@@ -9,8 +9,12 @@ PY := $(VENV)/bin/python
 LOCK := requirements/lock-cpu.txt
 LOCK_INPUTS := pyproject.toml requirements/cpu.in
 LOCK_EXTRAS := --extra embedded --extra dev --extra mteb --extra croissant
-UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
-  --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --no-emit-find-links
+# The lock's platform; the CPU torch wheel comes from LOCK_FIND_LINKS (this project's machines keep it in
+# /opt/wheels) or, elsewhere, LOCK_FIND_LINKS=https://download.pytorch.org/whl/cpu/torch/
+LOCK_PYTHON ?= 3.11
+LOCK_FIND_LINKS ?= $(wildcard /opt/wheels)
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version $(LOCK_PYTHON) \
+  --python-platform x86_64-manylinux_2_28 $(if $(LOCK_FIND_LINKS),--find-links $(LOCK_FIND_LINKS)) --no-emit-find-links
 # torch: empty = the lock's CPU build. GPU users name their own build and get the rest of the lock:
 # `make install TORCH="torch --index-url https://download.pytorch.org/whl/cu128"`, or TORCH=keep to keep the
 # torch already installed in $(VENV).
