@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -47,7 +45,7 @@ from hardneg.cards import (
 )
 from hardneg.config import yaml_error_where
 from hardneg.errors import first_line
-from hardneg.files import no_space_error, write_atomic
+from hardneg.files import replace_folder, write_atomic
 from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS, arrow_table
 
 QUERIES_COLUMNS = ("query", "positive")
@@ -252,11 +250,8 @@ def save_dataset_folder(
             f"build_stats is not JSON-serialisable ({err}); fix: use plain numbers, strings, lists, dicts"
         ) from None
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    recover_folder(folder)
     card_data = card_data or load_card_data(folder)  # keep the fields of an earlier save
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
-    try:
+    with replace_folder(folder, rewritten=set(dicts), what="the dataset folder") as staging:
         sizes = {}
         for name, dd in dicts.items():
             paths = [p for split, ds in dd.items() for p in _write_parquet_shards(ds, staging / name, split)]
@@ -275,62 +270,8 @@ def save_dataset_folder(
             **dataset_card_extras(staging),
         )
         write_atomic(staging / README_FILE, card)
-        if folder.is_dir():
-            _carry_over(folder, staging, set(dicts))
         _check_written(staging, splits)
-        _swap_in(staging, folder)
-    except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise no_space_error(err, f"the dataset folder {folder} (written beside the old one)") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
-
-
-# ---------------------------------------------------------------------------------------------------------
-# publishing a folder atomically: written beside, checked, then swapped in
-
-
-def _old_name(folder: Path) -> str:
-    return f".{folder.name}.old-"
-
-
-def recover_folder(folder: str | Path) -> None:
-    """Put back the previous folder when a swap stopped between its two renames (the folder is missing and
-    its ``.<name>.old-*`` sibling is there), and remove staging folders that a killed save left beside it."""
-    folder = Path(folder)
-    olds = sorted(folder.parent.glob(_old_name(folder) + "*"), key=lambda p: p.stat().st_mtime)
-    if olds and not folder.exists():
-        os.rename(olds.pop(), folder)
-    for stale in [*olds, *folder.parent.glob(f".{folder.name}.new-*")]:
-        if not _alive(stale):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(path: Path) -> bool:
-    """Whether a staging folder may still be in use: one written in the last hour (another process's save)."""
-    import time
-
-    try:
-        return time.time() - path.stat().st_mtime < 3600
-    except OSError:
-        return False
-
-
-def _carry_over(old: Path, new: Path, rewritten: set[str]) -> None:
-    """Files of the previous folder that this save does not write (other configs, a hand-added file), linked
-    into the new one, so that the swap keeps them as the old in-place write did."""
-    for path in sorted(old.rglob("*")):
-        rel = path.relative_to(old)
-        target = new / rel
-        if rel.parts[0] in rewritten or path.is_dir() or target.exists() or target.is_symlink():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copy2(path, target)
 
 
 def _check_written(folder: Path, splits: dict[str, dict[str, int]]) -> None:
@@ -343,24 +284,6 @@ def _check_written(folder: Path, splits: dict[str, dict[str, int]]) -> None:
                 raise OSError(f"config '{name}' split '{split}' wrote {found} rows, not {n}")
     if not (folder / README_FILE).is_file():
         raise OSError(f"the card {folder / README_FILE} was not written")
-
-
-def _swap_in(new: Path, folder: Path) -> None:
-    """Replace ``folder`` by ``new``: the old one is renamed aside, the new one renamed in, the old removed.
-    A crash between the renames leaves the old folder under ``.<name>.old-*``, which ``recover_folder`` (run
-    by the next save) puts back."""
-    if not folder.exists():
-        os.rename(new, folder)
-        return
-    old = Path(tempfile.mkdtemp(prefix=_old_name(folder), dir=folder.parent))
-    os.rmdir(old)
-    os.rename(folder, old)
-    try:
-        os.rename(new, folder)
-    except OSError:
-        os.rename(old, folder)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -100,8 +100,9 @@ def generate_queries(
 
     def block(start: int, end: int, later: bool) -> tuple[Dataset, dict]:
         part = corpus.select(range(start, end)) if end - start < len(corpus) else corpus
-        titles = part["title"] if "title" in part.column_names else [""] * len(part)
-        raw = [{"id": str(i), "text": t} for i, t in zip(part["id"], part["text"], strict=True)]
+        # ``[:]``: a whole column at once (iterating ``part["id"]`` formats one row at a time)
+        titles = part["title"][:] if "title" in part.column_names else [""] * len(part)
+        raw = [{"id": str(i), "text": t} for i, t in zip(part["id"][:], part["text"][:], strict=True)]
         validate_texts(raw, ["text"], "corpus")
         positives = [passage_text(t, r["text"]) for t, r in zip(titles, raw, strict=True)]
         items = [

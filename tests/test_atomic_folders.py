@@ -16,7 +16,8 @@ from datasets import Dataset, load_dataset
 from test_hub_fixtures import make_build_stats, make_configs
 
 import hardneg.dataset_folder as dataset_folder
-from hardneg.dataset_folder import recover_folder, save_dataset_folder, validate_dataset_folder
+from hardneg.dataset_folder import save_dataset_folder, validate_dataset_folder
+from hardneg.files import recover_folder
 
 
 def _rows(folder: Path) -> dict[str, int]:
