@@ -42,8 +42,10 @@ from hardneg.prompts import PromptTemplate
 from hardneg.text import is_blank, ngram_jaccard, ngram_overlap, words
 
 # Items generated per block (``generate_in_blocks``): the Python objects of one block (prompts, cache rows,
-# results) are all a build holds at once, whatever the corpus size; its rows go to an Arrow table at once.
-GENERATION_BLOCK = 100_000
+# results: ~4.6 KB per item) are all a build holds at once, whatever the corpus size; its rows go to an Arrow
+# table at once. 50k queries in one block peaked 229 MB above the corpus, in blocks of 10k not above it, in the
+# same time (/tmp measurement, 2026-12-06; see benchmarks/README.md).
+GENERATION_BLOCK = 10_000
 
 _LABEL_RE = re.compile(
     r"^\s*(?:[*#>\-]+\s*)?(?:(?:search\s+)?query|question|answer|output|response|"
