@@ -42,6 +42,7 @@ from datasets import Dataset, Features, load_from_disk
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
 from hardneg.cards import library_versions
+from hardneg.config import check_replaceable
 from hardneg.corpus import EMPTY_PASSAGES, load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import (
@@ -57,7 +58,7 @@ from hardneg.distributed import (
     wait_for_shards,
     write_done,
 )
-from hardneg.files import write_atomic
+from hardneg.files import recover_folder, write_atomic
 from hardneg.hub import save_dataset_folder
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import (
@@ -286,6 +287,10 @@ class BuildConfig:
     score_batch_size: int = field(
         default=32, metadata={"help": "Batch size for cross-encoder scoring and encoding."}
     )
+
+    def preflight(self) -> None:
+        """Checks before any work (``run_main``): the dataset folder can be swapped in at the end."""
+        check_replaceable(Path(self.output_dir) / "dataset")
 
     def __post_init__(self) -> None:
         if isinstance(self.decontaminate, str):  # one set, as recipes wrote it before lists
@@ -1172,6 +1177,7 @@ def build(
     build_stats = collect_stats(config, generator_config, inputs, seed, stats, published, pairing, fn)
     record = build_stats.to_dict()
     folder = out / "dataset"
+    recover_folder(folder)  # a save killed mid-swap: the previous folder back before it is compared
     folder_key = content_key(
         FOLDER_FORMAT,
         {name: keys[stage] for name, stage in {QUERIES_CONFIG: QUERIES_CONFIG, **stage_of}.items()},

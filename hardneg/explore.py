@@ -40,6 +40,7 @@ from hardneg.beir import load_eval_dataset
 from hardneg.config import read_json
 from hardneg.corpus import passage_text
 from hardneg.errors import first_line
+from hardneg.files import recover_folder
 from hardneg.methods import QUERIES_CONFIG, fn_scores_file
 from hardneg.metrics import read_run_file, trec_order
 from hardneg.report import load_results
@@ -127,6 +128,7 @@ def _load_configs(
     from datasets import get_dataset_config_names, load_dataset
 
     folder = Path(dataset)
+    recover_folder(folder)  # a save killed mid-swap: the previous folder back before it is read
     local = folder.is_dir()
     if local:
         stats_path = folder / "build_stats.json"

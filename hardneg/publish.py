@@ -44,6 +44,7 @@ from hardneg.dataset_folder import (
     validate_dataset_folder,
 )
 from hardneg.errors import first_line
+from hardneg.files import recover_folder
 from hardneg.revisions import HUB_ID_RE, is_hub_id, offline_variable
 
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -394,6 +395,7 @@ def publish_dataset(
         api: an ``HfApi`` (default: a new one on ``HF_ENDPOINT``).
     """
     release = _Release.start(repo_id, "dataset", version, confirm)
+    recover_folder(folder)  # a save killed mid-swap: publish the previous folder, not nothing
     report = validate_dataset_folder(folder)
     release.connect(api, token)
     if confirm and not allow_schema_change:
@@ -472,6 +474,7 @@ def publish_model(
         )
     release = _Release.start(repo_id, "model", version, confirm)
     folder = Path(folder)
+    recover_folder(folder)
     files: dict[str, Path | bytes] = dict(validate_model_folder(folder))
     if card_data is None:
         if not (folder / CARD_DATA_FILE).is_file():

@@ -45,10 +45,10 @@ from transformers.trainer_callback import ExportableState
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.cards import ModelCardData, render_model_card
-from hardneg.config import ConfigError
+from hardneg.config import ConfigError, check_replaceable
 from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
-from hardneg.files import replace_folder
+from hardneg.files import recover_folder, replace_folder
 from hardneg.hub import publish_model
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.revisions import check_loaded, check_model_loaded, loaded_commit, model_commit, resolve_revision
@@ -233,6 +233,8 @@ class TrainConfig:
     def preflight(self) -> None:
         """Checks before any process starts work (``run_main``; ``make train`` runs them before accelerate)."""
         check_dataset_ref(self.dataset, self.dataset_revision)
+        for folder in [seed_dir(self.output_dir, seed) for seed in self.seeds] or [self.output_dir]:
+            check_replaceable(folder)  # the model folder is swapped in after training
 
     def __post_init__(self) -> None:
         if self.bf16 and self.fp16:
@@ -835,6 +837,7 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
     from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
 
     output_dir = Path(config.output_dir)
+    recover_folder(output_dir)  # a save killed mid-swap: put the previous model back before anything reads it
     args = training_arguments(config, has_eval=config.eval_size > 0)
     with args.main_process_first(local=True, desc="load the dataset"):
         data = load_triplets(
