@@ -5,6 +5,9 @@ streaming loads and a sampled explorer. benchmarks/scale.py measures the sizes; 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,7 +16,7 @@ from datasets import Dataset, load_dataset
 from scripted_llm import scripted
 
 import hardneg.generation as generation
-from hardneg.bm25 import BM25Index
+from hardneg.bm25 import BM25Index, available_threads
 from hardneg.build import BuildConfig, build
 from hardneg.corpus import load_corpus
 from hardneg.dataset_folder import parquet_layout, save_dataset_folder
@@ -97,3 +100,23 @@ def test_explorer_samples_queries_of_a_large_build(tmp_path, sample):
     assert payload["meta"]["sampled_from"] == (queries if sample else None)
     for method in payload["methods"].values():
         assert method["q"] and max(method["q"]) < shown  # every row points at a shown query
+
+
+def test_bm25_default_threads_respect_numba_and_the_launcher(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("one core: NUMBA_NUM_THREADS=1 is the core count here, the cap cannot be exercised")
+    search = (
+        "from hardneg.bm25 import BM25Index\n"
+        "index = BM25Index(['apple pear', 'pear plum', 'plum fig'], ['1', '2', '3'], show_progress=False)\n"
+        "print(index.search_indices(['pear'], k=2)[0].tolist())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", search],
+        env={**os.environ, "NUMBA_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))  # one process per core under accelerate / torchrun
+    assert available_threads() == 1
