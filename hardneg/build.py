@@ -1129,6 +1129,7 @@ def make_shard(
     removed = {q for marker in done for q in marker["removed_query_ids"]}
     if removed:
         queries = queries.select([i for i, q in enumerate(queries["query_id"][:]) if q not in removed])
+    inputs.removed_query_ids = sorted(removed)
     if inputs.eval_queries:
         inputs.decontamination["removed_queries"] = len(removed)
     tables = {name: joined[stage] for name, stage in stage_of.items()}
@@ -1182,6 +1183,8 @@ def build(
         FOLDER_FORMAT,
         {name: keys[stage] for name, stage in {QUERIES_CONFIG: QUERIES_CONFIG, **stage_of}.items()},
         {k: v for k, v in record.items() if k != "created"},
+        sorted(inputs.removed_query_ids),  # which queries and documents decontamination removed, not only
+        sorted(inputs.decontamination.get("excluded_doc_ids", [])),  # how many (the stats hold counts)
     )
     if folder_unchanged(folder, stages.root / FOLDER_RECORD, folder_key):
         logger.info("dataset folder %s is up to date (same stages and statistics): left untouched", folder)

@@ -120,3 +120,26 @@ def test_bm25_default_threads_respect_numba_and_the_launcher(monkeypatch):
     assert done.returncode == 0, done.stderr[-2000:]
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))  # one process per core under accelerate / torchrun
     assert available_threads() == 1
+
+
+def test_rerun_rewrites_the_folder_when_decontamination_removes_other_queries(tmp_path, monkeypatch):
+    """The same number of queries removed, but other ones: the folder key sees which, not only how many."""
+    import hardneg.build as build_module
+
+    gen_config, gen = scripted()
+    config = BuildConfig(output_dir=str(tmp_path / "run"), decontaminate=["eval"], **BUILD)
+    monkeypatch.setattr(
+        build_module, "exclusions_from_beir", lambda source, split: (set(), ["an eval query"])
+    )
+    for drop in (0, 1):  # the first build drops the first query, the rerun the second
+
+        def decontaminate(queries, exclude_queries, drop=drop):
+            return queries.select([i for i in range(len(queries)) if i != drop]), {}
+
+        monkeypatch.setattr(build_module, "decontaminate_queries", decontaminate)
+        folder = build(config, gen_config, generator=gen)
+        ids = list(load_dataset(str(folder), "queries", split="train")["query_id"])
+        assert len(ids) == len(set(ids))
+        if drop == 0:
+            first = ids
+    assert ids != first and len(ids) == len(first)
