@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hardneg.beir import load_eval_dataset
-from hardneg.config import read_json
+from hardneg.config import ConfigError, read_json
 from hardneg.corpus import passage_text
 from hardneg.errors import first_line
 from hardneg.files import recover_folder
@@ -93,6 +93,12 @@ class ExploreConfig:
             "build would be ~400 MB); 0 = all."
         },
     )
+
+    def __post_init__(self) -> None:
+        if self.sample_queries < 0:
+            raise ConfigError(
+                f"--sample_queries {self.sample_queries} is negative; fix: give a number of queries, or 0 for all"
+            )
 
 
 class StringTable:
