@@ -281,9 +281,15 @@ def _check_written(folder: Path, splits: dict[str, dict[str, int]]) -> None:
             files = sorted((folder / name).glob(f"{split}-*.parquet"))
             found = sum(pq.read_metadata(f).num_rows for f in files)
             if found != n:
-                raise OSError(f"config '{name}' split '{split}' wrote {found} rows, not {n}")
+                raise ValueError(
+                    f"config '{name}' split '{split}' read back {found} rows, not the {n} written; the previous "
+                    "folder is unchanged; fix: check the disk (df, dmesg) and rerun the same command"
+                )
     if not (folder / README_FILE).is_file():
-        raise OSError(f"the card {folder / README_FILE} was not written")
+        raise ValueError(
+            f"the card {folder / README_FILE} was not written; the previous folder is unchanged; fix: check the "
+            "disk (df, dmesg) and rerun the same command"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------

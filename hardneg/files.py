@@ -89,7 +89,13 @@ def replace_folder(
             _carry_over(folder, staging, rewritten)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
-        raise no_space_error(err, f"{what or folder} (written beside the old one)") from None
+        where = f"{what or folder} (written beside the old one)"
+        if err.errno in NO_SPACE:
+            raise no_space_error(err, where) from None
+        raise ValueError(
+            f"writing {where} failed ({first_line(err)}); the previous version is unchanged; fix: check that you "
+            "can write there and that the disk is healthy, then rerun the same command"
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -235,3 +235,28 @@ def test_publish_puts_back_a_folder_left_aside_by_a_killed_save(tmp_path, cranfi
     os.rename(folder, folder.parent / f".dataset.old-{1:020d}-1")
     publish_dataset(folder, "org/name", "1.0.0")  # dry run: validates the folder, contacts nothing
     assert folder.is_dir()
+
+
+@pytest.mark.parametrize("fault", ["short", "unreadable"])
+def test_a_bad_write_is_one_line_with_a_fix_and_keeps_the_previous_folder(
+    tmp_path, cranfield_dir, monkeypatch, fault
+):
+    configs = make_configs(cranfield_dir)
+    folder = save_dataset_folder(tmp_path / "dataset", configs, make_build_stats())
+    before = _rows(folder)
+    real = dataset_folder._write_parquet_shards
+
+    def faulty(ds, target_dir, split):
+        if fault == "unreadable":
+            raise PermissionError(errno.EACCES, "Permission denied", str(target_dir))
+        result = real(ds, target_dir, split)
+        for path in target_dir.glob(f"{split}-*.parquet"):  # a file lost on the way: fewer rows read back
+            path.unlink()
+        return result
+
+    monkeypatch.setattr(dataset_folder, "_write_parquet_shards", faulty)
+    with pytest.raises(ValueError, match="previous .*unchanged; fix: ") as err:
+        save_dataset_folder(folder, configs, make_build_stats())
+    assert len(str(err.value).splitlines()) == 1
+    assert _rows(folder) == before
+    _no_temporaries(folder)
