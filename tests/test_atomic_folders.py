@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,15 +77,13 @@ def test_a_swap_stopped_between_its_renames_is_put_back(tmp_path, cranfield_dir)
     assert _rows(folder) == before and not aside.exists()
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 20 MB tmpfs (root only); skipped with the reason where it cannot be mounted."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
+def _tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``mount`` (root only); the test is skipped with the reason otherwise."""
+    mount.mkdir(parents=True)
     if shutil.which("mount") is None:
-        pytest.skip("no mount command: a small tmpfs cannot be made here")
+        pytest.skip("no mount command: a tmpfs cannot be mounted here")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'})")
@@ -92,6 +91,12 @@ def small_disk(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 20 MB tmpfs: a disk that fills up."""
+    yield from _tmpfs(tmp_path / "disk", "20m")
 
 
 def test_disk_full_rebuild_leaves_the_previous_dataset_loadable(small_disk, cranfield_dir, capsys):
@@ -122,18 +127,8 @@ def test_disk_full_rebuild_leaves_the_previous_dataset_loadable(small_disk, cran
 
 @pytest.fixture
 def mount_point(tmp_path):
-    """A 1 MB tmpfs mounted on ``tmp_path/run/dataset`` (root only); skipped with the reason otherwise."""
-    mount = tmp_path / "run" / "dataset"
-    mount.mkdir(parents=True)
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command: a mount point cannot be made here")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'})")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+    """A 1 MB tmpfs mounted on ``tmp_path/run/dataset``: a folder that cannot be renamed."""
+    yield from _tmpfs(tmp_path / "run" / "dataset", "1m")
 
 
 def test_a_mount_point_is_refused_before_any_work(mount_point):
