@@ -44,6 +44,10 @@ def no_space_error(err: OSError, what: str | Path) -> ValueError | OSError:
 
 
 def _umask() -> int:
+    """The process's umask: read from /proc where it can be (setting it to read it races other threads)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -187,5 +191,8 @@ def _swap_in(new: Path, folder: Path) -> None:
         if not swapped:  # any failure or interruption (Ctrl-C) between the renames: the old folder goes back
             os.rename(old, folder)
     trash = folder.parent / f".{folder.name}.trash-{stamp}"
-    os.rename(old, trash)
+    try:
+        os.rename(old, trash)
+    except OSError:  # the new folder is in place; recover_folder removes the backup after an hour
+        return
     shutil.rmtree(trash, ignore_errors=True)
