@@ -244,6 +244,19 @@ class ModelCardData:
     versions: dict[str, str | None] = field(
         default_factory=library_versions, metadata={"help": "Filled in automatically: library versions."}
     )
+    training_corpora: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Corpora whose passages generated the training queries (the build's corpus source)."
+        },
+    )
+    not_zero_shot_on: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "MTEB tasks whose corpus generated the training queries: listed in model_meta.json's "
+            "training_datasets, so MTEB marks the model not zero-shot on them."
+        },
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

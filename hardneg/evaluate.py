@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from hardneg import mteb_results
 from hardneg.assets import resolve_dataset, resolve_dtype, resolve_embedder
 from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
 from hardneg.corpus import BeirData
 from hardneg.encode import process_state
 from hardneg.errors import first_line
 from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
-from hardneg import mteb_results
 from hardneg.mteb_results import PASSAGE_FORMATS, format_passage, parse_task_names
 from hardneg.revisions import model_commit, resolve_revision
 

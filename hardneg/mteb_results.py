@@ -29,8 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hardneg.beir import BEIR_NAMES, DatasetSpec
+from hardneg.cards import _hub_model_id, toolkit_url
 from hardneg.config import ConfigError
 from hardneg.corpus import BeirData, passage_text
+from hardneg.dataset_folder import BUILD_STATS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,12 @@ MODEL_META_FILE = "model_meta.json"
 CUSTOM_PREFIX = "hardneg/"  # organisation of models MTEB does not know
 CUSTOM_TASK_PREFIX = "hardneg-"  # custom task names (a task name is a file name: no slash)
 # hardneg metric name -> MTEB score key (``make_score_dict``): ndcg@10 -> ndcg_at_10 ...
-_MTEB_METRIC = {"ndcg": "ndcg_at_{k}", "recall": "recall_at_{k}", "p": "precision_at_{k}", "map": "map_at_{k}"}
+_MTEB_METRIC = {
+    "ndcg": "ndcg_at_{k}",
+    "recall": "recall_at_{k}",
+    "p": "precision_at_{k}",
+    "map": "map_at_{k}",
+}
 _MTEB_MRR = "mrr_at_{k}"
 PASSAGE_FORMATS = ("hardneg", "mteb")
 
@@ -243,7 +251,9 @@ def task_scores(task, qrels: dict, run: dict[str, dict[str, float]]) -> dict[str
     return scores
 
 
-def task_result(task, split: str, scores: dict[str, Any], evaluation_time: float, date: _dt.datetime | None = None):
+def task_result(
+    task, split: str, scores: dict[str, Any], evaluation_time: float, date: _dt.datetime | None = None
+):
     """A ``mteb.TaskResult`` for one split's scores (subset ``default``)."""
     from mteb import TaskResult
 
@@ -338,22 +348,49 @@ def write_evaluation(
 
 
 def training_task_names(corpus_sources: Iterable[str]) -> list[str]:
-    """MTEB task names of the evaluation sets whose corpus generated the training queries: a BEIR name or
-    ``mteb/<name>`` MTEB knows (``BeIR/<name>`` maps to ``mteb/<name>``)."""
-    from hardneg.beir import BEIR_NAMES
-
+    """MTEB task names of the evaluation sets whose corpus generated the training queries: MTEB's task for a
+    BEIR name or Hub set it knows (``BeIR/<name>`` maps to ``mteb/<name>``), and for a local folder or
+    embedded set the custom task hardneg files its results under (``hardneg-<name>``)."""
     names = []
     for source in corpus_sources:
-        src = str(source).split("@", 1)[0].rstrip("/")
-        short = src.split("/")[-1].lower()
+        spec = DatasetSpec.parse(str(source))
+        src = spec.source.rstrip("/")
         if src.startswith("embedded:") or Path(src).exists():
+            names.append(f"{CUSTOM_TASK_PREFIX}{spec.name}")
             continue
+        short = src.split("/")[-1].lower()
         if "/" not in src and short not in BEIR_NAMES:
             continue
         task = registered_task_for(f"mteb/{short}")
         if task is not None:
             names.append(task.metadata.name)
-    return names
+    return list(dict.fromkeys(names))
+
+
+def build_stats_of(dataset: str, revision: str | None = None) -> dict[str, Any]:
+    """The ``build_stats.json`` of a hardneg dataset (local folder or Hub id; ``{}`` when it has none)."""
+    path = Path(dataset) / BUILD_STATS_FILE
+    if not Path(dataset).exists():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(dataset, BUILD_STATS_FILE, repo_type="dataset", revision=revision))
+        except Exception as err:  # not a hardneg dataset, offline: the card says nothing about the corpus
+            logger.warning(
+                "%s: no %s (%s); training corpora unknown", dataset, BUILD_STATS_FILE, type(err).__name__
+            )
+            return {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def training_provenance(dataset: str, revision: str | None = None) -> tuple[list[str], list[str]]:
+    """``(corpora, MTEB tasks)`` of a training dataset: the corpus sources its build recorded, and the MTEB
+    task names of those corpora (empty without mteb)."""
+    corpus = (build_stats_of(dataset, revision).get("corpus") or {}).get("source")
+    corpora = [str(corpus)] if corpus else []
+    if not corpora or not mteb_enabled("auto"):
+        return corpora, []
+    return corpora, training_task_names(corpora)
 
 
 def model_meta(
@@ -364,6 +401,7 @@ def model_meta(
     base_model: str | None,
     training_datasets: Iterable[str],
     license: str | None = None,
+    training_code: str | None = None,
 ):
     """The ``ModelMeta`` of a fine-tuned model: from the sentence-transformers model, with the training
     datasets (MTEB task names and the hardneg dataset), the base model it was adapted from and its
@@ -380,7 +418,7 @@ def model_meta(
             "training_datasets": set(training_datasets),
             "license": license,
             "open_weights": True,
-            "public_training_code": "https://github.com/hardneg/hardneg",
+            "public_training_code": training_code,
             "languages": ["eng-Latn"],
             "release_date": _dt.date.today().isoformat(),
             "n_parameters": sum(p.numel() for p in model.parameters()),
@@ -402,3 +440,21 @@ def load_model_meta(path: str | Path):
     from mteb.models import ModelMeta
 
     return ModelMeta.model_validate_json_resolved(Path(path).read_text(encoding="utf-8"))
+
+
+def write_trained_model_meta(folder: str | Path, model, card) -> Path | None:
+    """``model_meta.json`` of a fine-tuned model (``hardneg.cards.ModelCardData`` ``card``): training datasets
+    = the MTEB tasks its queries came from + the hardneg dataset; None without mteb."""
+    if not mteb_enabled("auto"):
+        return None
+    dataset = [card.dataset_id] if not Path(card.dataset_id).exists() else []
+    meta = model_meta(
+        model,
+        name=card.repo_id or f"{card.base_model.split(':')[-1].split('/')[-1]}.{card.dataset_config}",
+        revision=None,
+        base_model=_hub_model_id(card.base_model),
+        training_datasets=[*card.not_zero_shot_on, *dataset],
+        license=card.license,
+        training_code=toolkit_url(),
+    )
+    return write_model_meta(folder, meta)

@@ -51,6 +51,7 @@ from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
 from hardneg.hub import publish_model
 from hardneg.methods import TRAINING_COLUMNS
+from hardneg.mteb_results import training_provenance, write_trained_model_meta
 from hardneg.revisions import check_loaded, check_model_loaded, loaded_commit, model_commit, resolve_revision
 from hardneg.samplers import SamplerName, batch_sampler
 
@@ -1016,6 +1017,10 @@ def _save(
         metrics=metrics,
         repo_id=config.hub_model_id,
     )
+    card.training_corpora, card.not_zero_shot_on = training_provenance(
+        config.dataset, config.dataset_revision
+    )
+    write_trained_model_meta(output_dir, trainer.model, card)  # MTEB's ModelMeta: the training datasets
     card.save(output_dir / "card_data.json")
     readme = output_dir / "README.md"
     base_card = readme.read_text(encoding="utf-8") if readme.is_file() else None
