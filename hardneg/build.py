@@ -54,6 +54,7 @@ from hardneg.distributed import (
     write_done,
 )
 from hardneg.hub import save_dataset_folder
+from hardneg.id_layout import LAYOUTS, layout_configs
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import (
     FN_SCORES_GLOB,
@@ -272,11 +273,23 @@ class BuildConfig:
     score_batch_size: int = field(
         default=32, metadata={"help": "Batch size for cross-encoder scoring and encoding."}
     )
+    layout: str = field(
+        default="text",
+        metadata={
+            "help": "Published layout: text (triplets with their texts), ids (a corpus config + the queries "
+            "config + per method a config of ids, sentence-transformers' resolve_ids layout) or both (text "
+            "configs + corpus + <method>_ids); docs/publishing.md."
+        },
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.decontaminate, str):  # one set, as recipes wrote it before lists
             self.decontaminate = [self.decontaminate]
         self.decontaminate = list(self.decontaminate or [])
+        if self.layout not in LAYOUTS:
+            raise ValueError(
+                f"layout '{self.layout}' is not one of {', '.join(LAYOUTS)}; fix: use text, ids or both"
+            )
         if isinstance(self.methods, str):
             raise ValueError(
                 f"methods is the string '{self.methods}', not a list; fix: write methods: [{self.methods}]"
@@ -1144,7 +1157,7 @@ def build(
     build_stats = collect_stats(config, generator_config, inputs, seed, stats, published, pairing, fn)
     return save_dataset_folder(
         out / "dataset",
-        {QUERIES_CONFIG: queries, **published},
+        layout_configs({QUERIES_CONFIG: queries, **published}, config.layout),
         build_stats.to_dict(),
         default_config="queries",
     )

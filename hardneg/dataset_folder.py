@@ -41,6 +41,7 @@ from hardneg.cards import (
 )
 from hardneg.config import yaml_error_where
 from hardneg.errors import first_line
+from hardneg.id_layout import CORPUS_CONFIG, check_id_layout_schema, is_id_config
 from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS
 
 QUERIES_COLUMNS = ("query", "positive")
@@ -104,6 +105,8 @@ def check_config_schema(name: str, columns: list[str], rows: dict[str, int]) -> 
             raise ValueError(
                 f"config 'queries' lacks column(s) {missing}; fix: follow docs/design.md (query, positive ...)"
             )
+    elif name == CORPUS_CONFIG or is_id_config(columns):  # the id layout (hardneg.id_layout)
+        check_id_layout_schema(name, columns)
     elif tuple(columns[:3]) != TRAINING_COLUMNS:
         raise ValueError(
             f"triplet config '{name}' starts with columns {columns[:3]}; fix: put anchor, positive, negative first "
@@ -410,7 +413,7 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
     triplet_types = {
         name: {c: str(f[c]) for c in TRAINING_COLUMNS}
         for name, f in features.items()
-        if name != QUERIES_CONFIG
+        if name != QUERIES_CONFIG and set(TRAINING_COLUMNS) <= set(f)  # not the id layout's configs
     }
     if len({json.dumps(t, sort_keys=True) for t in triplet_types.values()}) > 1:
         raise ValueError(

@@ -50,6 +50,7 @@ from hardneg.config import ConfigError
 from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
 from hardneg.hub import publish_model
+from hardneg.id_layout import is_id_config, resolve_id_config
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.mteb_results import training_provenance, write_trained_model_meta
 from hardneg.revisions import check_loaded, check_model_loaded, loaded_commit, model_commit, resolve_revision
@@ -376,6 +377,12 @@ def load_triplets(
             f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
         ) from None
     check_loaded(ds, dataset, revision, pinned)  # never a cached copy of another revision
+    if is_id_config(ds.column_names) and not columns:  # the id layout: texts from its queries and corpus
+        ds = resolve_id_config(
+            ds,
+            lambda name: load_dataset(dataset, name, revision=revision, split="train", **fresh),
+            f"dataset '{dataset}' config '{config}'",
+        )
     ds = map_columns(ds, columns, f"dataset '{dataset}' config '{config}'")
     if len(ds) == 0:
         raise ConfigError(
