@@ -40,6 +40,8 @@ from hardneg.cards import (
     write_build_recipe,
 )
 from hardneg.config import yaml_error_where
+from hardneg.croissant import CROISSANT_FILE, validate_croissant, write_croissant
+from hardneg.croissant import available as croissant_available
 from hardneg.errors import first_line
 from hardneg.id_layout import CORPUS_CONFIG, check_id_layout_schema, is_id_config
 from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS
@@ -255,6 +257,9 @@ def save_dataset_folder(
         **dataset_card_extras(folder),
     )
     _write_text_atomic(folder / README_FILE, card)
+    write_croissant(
+        folder, {n: next(iter(dd.values())).features for n, dd in dicts.items()}, build_stats, card_data
+    )
     return folder
 
 
@@ -429,7 +434,15 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
         default_config=default,
         **dataset_card_extras(folder),
     )
-    for path in (readme, stats_path, folder / CARD_DATA_FILE, *sorted((folder / RECIPES_DIR).glob("*.yaml"))):
+    if (folder / CROISSANT_FILE).is_file() and croissant_available():
+        validate_croissant(folder / CROISSANT_FILE)
+    for path in (
+        readme,
+        stats_path,
+        folder / CARD_DATA_FILE,
+        folder / CROISSANT_FILE,
+        *sorted((folder / RECIPES_DIR).glob("*.yaml")),
+    ):
         if path.is_file():
             files.append(path)
     return FolderReport(folder, configs, features, default, card_metadata, sorted(set(files)), card)
