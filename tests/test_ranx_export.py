@@ -43,7 +43,9 @@ def test_raw_t_test_equals_ranx_student(run):  # noqa: F811
                     0.01,
                 )
                 assert cran[a]["comparisons"][b][rm] == pytest.approx(p, rel=1e-9, abs=1e-300)
-    assert cran["table"].startswith("#    Model") and any(c in cran["table"] for c in "ᵃᵇᶜᵈ")  # ranx's superscripts
+    assert cran["table"].startswith("#    Model") and any(
+        c in cran["table"] for c in "ᵃᵇᶜᵈ"
+    )  # ranx's superscripts
 
 
 def test_holm_stays_the_default(run):  # noqa: F811
