@@ -717,6 +717,12 @@ def evaluate(config: EvalConfig) -> list[Path]:
             or not _is_current(
                 result_path(config.run_dir, spec, d.name), spec, dtype, scoring_settings(config, d, pins[d])
             )
+            or (
+                write_mteb
+                and not mteb_results.has_task_result(
+                    config.run_dir, result_path(config.run_dir, spec, d.name)
+                )
+            )
         ]
         written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
         if not todo:

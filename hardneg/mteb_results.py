@@ -347,6 +347,16 @@ def write_evaluation(
     return write_task_result(run_dir, result, model)
 
 
+def has_task_result(run_dir: str | Path, result_file: str | Path) -> bool:
+    """Whether a hardneg result file names an MTEB result file that exists (a result computed before mteb
+    was installed is computed again, so that every evaluation has both)."""
+    try:
+        name = json.loads(Path(result_file).read_text()).get("mteb_result")
+    except (OSError, json.JSONDecodeError):
+        return False
+    return bool(name) and (Path(run_dir) / name).is_file()
+
+
 def training_task_names(corpus_sources: Iterable[str]) -> list[str]:
     """MTEB task names of the evaluation sets whose corpus generated the training queries: MTEB's task for a
     BEIR name or Hub set it knows (``BeIR/<name>`` maps to ``mteb/<name>``), and for a local folder or

@@ -168,3 +168,27 @@ def test_trained_model_has_model_meta_and_card_naming_its_training_corpora(tmp_p
     card = (out / "README.md").read_text()
     assert "Queries generated from the passages of: `embedded:cranfield`" in card
     assert "Not zero-shot on the MTEB task(s) `hardneg-cranfield`" in card
+
+
+def test_rerun_keeps_results_and_writes_a_missing_mteb_file(tmp_path, small_set):
+    config = EvalConfig(
+        run_dir=str(tmp_path), datasets=[str(small_set)], models=["bm25=bm25"], show_progress=False
+    )
+    (path,) = evaluate(config)
+    mteb_file = tmp_path / json.loads(path.read_text())["mteb_result"]
+    stamp = path.stat().st_mtime_ns
+    evaluate(config)
+    assert path.stat().st_mtime_ns == stamp  # both files there: nothing recomputed
+    mteb_file.unlink()  # e.g. a result computed before mteb was installed
+    evaluate(config)
+    assert mteb_file.is_file() and path.stat().st_mtime_ns != stamp
+    without = EvalConfig(
+        run_dir=str(tmp_path),
+        datasets=[str(small_set)],
+        models=["bm25=bm25"],
+        show_progress=False,
+        mteb_results="false",
+    )
+    mteb_file.unlink()
+    evaluate(without)
+    assert not mteb_file.exists()
