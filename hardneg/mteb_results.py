@@ -3,9 +3,9 @@
 - ``mteb_task(data, ...)``: the MTEB task of an evaluation set. A BEIR set MTEB knows is MTEB's own task
   (found in mteb's registry by its Hub path, ``mteb/<name>``); any other set (a local BEIR folder,
   ``embedded:cranfield``) becomes a custom ``AbsTaskRetrieval`` built offline from the loaded data, named
-  ``hardneg-<dataset>``, its revision the corpus+qrels fingerprint. ``mteb_task_name`` maps a dataset
-  to a registered task by name instead (an unknown name is one error line).
-- ``task_result(...)``: a ``mteb.TaskResult`` scored from hardneg's own run with mteb's scorer
+  ``hardneg-<dataset>``, its revision the corpus+qrels fingerprint. The evaluation option ``mteb_tasks``
+  (``DATASET=TASK``) names a registered task instead (an unknown name is one error line).
+- ``write_evaluation(...)``: a ``mteb.TaskResult`` scored from hardneg's own run with mteb's scorer
   (``calculate_retrieval_scores`` + ``make_score_dict``: every MTEB retrieval score, ``main_score`` =
   the task's main score), written by ``write_task_result`` in MTEB's results layout
   ``<run_dir>/mteb_results/results/<model name as path>/<revision>/<TaskName>.json`` with ``model_meta.json``
@@ -14,8 +14,9 @@
 - ``model_meta(...)`` / ``write_model_meta``: a model's ``ModelMeta`` with ``training_datasets``: the MTEB
   tasks whose corpus generated the training queries (so MTEB marks them not zero-shot) and the hardneg
   dataset itself; ``model_meta.json`` beside the model.
-- ``crosscheck(...)``: evaluates a model on a task through ``mteb.evaluate`` (no cache, no Hub) and
-  returns MTEB's scores next to hardneg's for the same data (docs/evaluation.md, "Agreement with MTEB").
+- ``mteb_scores(model, task)``: MTEB's own evaluation (``mteb.evaluate``, no cache, nothing downloaded for
+  a custom task), the other side of the cross-check in tests/test_mteb_results.py (docs/evaluation.md,
+  "Agreement with MTEB"); ``format_passage`` is the one place hardneg's and MTEB's title joining differ.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ _MTEB_METRIC = {
     "recall": "recall_at_{k}",
     "p": "precision_at_{k}",
     "map": "map_at_{k}",
+    "mrr": "mrr_at_{k}",
 }
-_MTEB_MRR = "mrr_at_{k}"
 PASSAGE_FORMATS = ("hardneg", "mteb")
 
 
@@ -82,7 +83,7 @@ def mteb_enabled(option: str) -> bool:
 def mteb_metric(metric: str) -> str:
     """hardneg's ``ndcg@10`` as MTEB's score key ``ndcg_at_10``."""
     name, _, k = metric.partition("@")
-    return (_MTEB_METRIC.get(name) or _MTEB_MRR).format(k=k)
+    return _MTEB_METRIC[name].format(k=k)
 
 
 def parse_task_names(entries: Iterable[str]) -> dict[str, str]:
