@@ -60,6 +60,7 @@ from hardneg.distributed import (
 )
 from hardneg.files import recover_folder, write_atomic
 from hardneg.hub import save_dataset_folder
+from hardneg.id_layout import LAYOUTS, layout_configs
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import (
     FN_SCORES_GLOB,
@@ -287,6 +288,14 @@ class BuildConfig:
     score_batch_size: int = field(
         default=32, metadata={"help": "Batch size for cross-encoder scoring and encoding."}
     )
+    layout: str = field(
+        default="text",
+        metadata={
+            "help": "Published layout: text (triplets with their texts), ids (a corpus config + the queries "
+            "config + per method a config of ids, sentence-transformers' resolve_ids layout) or both (text "
+            "configs + corpus + <method>_ids); docs/publishing.md."
+        },
+    )
 
     def preflight(self) -> None:
         """Checks before any work (``run_main``): the dataset folder can be swapped in at the end."""
@@ -296,6 +305,10 @@ class BuildConfig:
         if isinstance(self.decontaminate, str):  # one set, as recipes wrote it before lists
             self.decontaminate = [self.decontaminate]
         self.decontaminate = list(self.decontaminate or [])
+        if self.layout not in LAYOUTS:
+            raise ValueError(
+                f"layout '{self.layout}' is not one of {', '.join(LAYOUTS)}; fix: use text, ids or both"
+            )
         if isinstance(self.methods, str):
             raise ValueError(
                 f"methods is the string '{self.methods}', not a list; fix: write methods: [{self.methods}]"
@@ -1190,7 +1203,8 @@ def build(
         logger.info("dataset folder %s is up to date (same stages and statistics): left untouched", folder)
         return folder
     with step("save_dataset_folder"):
-        save_dataset_folder(folder, {QUERIES_CONFIG: queries, **published}, record, default_config="queries")
+        configs = layout_configs({QUERIES_CONFIG: queries, **published}, config.layout)
+        save_dataset_folder(folder, configs, record, default_config="queries")
     remember_folder(folder, stages.root / FOLDER_RECORD, folder_key)
     return folder
 

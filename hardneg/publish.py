@@ -34,6 +34,8 @@ from huggingface_hub.utils import validate_repo_id
 
 from hardneg.cards import ModelCardData, dataset_card_extras, render_dataset_card, render_model_card
 from hardneg.config import ConfigError
+from hardneg.croissant import CROISSANT_FILE, croissant_json
+from hardneg.croissant import available as croissant_available
 from hardneg.dataset_folder import (
     BUILD_STATS_FILE,
     CARD_DATA_FILE,
@@ -358,10 +360,12 @@ def release_files(
     files: dict[str, Path | bytes] = {
         p.relative_to(report.folder).as_posix(): p
         for p in report.files
-        if p.name not in (README_FILE, CARD_DATA_FILE)
+        if p.name not in (README_FILE, CARD_DATA_FILE, CROISSANT_FILE)
     }
     files[README_FILE] = card.encode("utf-8")
     files[CARD_DATA_FILE] = card_data_json(card_data).encode("utf-8")
+    if croissant_available():  # names this release's repo and version, as the card does
+        files[CROISSANT_FILE] = croissant_json(report.features, build_stats, card_data).encode("utf-8")
     return files, card
 
 

@@ -50,7 +50,9 @@ from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
 from hardneg.files import recover_folder, replace_folder
 from hardneg.hub import publish_model
+from hardneg.id_layout import is_id_config, resolve_id_config
 from hardneg.methods import TRAINING_COLUMNS
+from hardneg.mteb_results import training_provenance, write_trained_model_meta
 from hardneg.revisions import check_loaded, check_model_loaded, loaded_commit, model_commit, resolve_revision
 from hardneg.samplers import SamplerName, batch_sampler
 
@@ -377,6 +379,12 @@ def load_triplets(
             f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
         ) from None
     check_loaded(ds, dataset, revision, pinned)  # never a cached copy of another revision
+    if is_id_config(ds.column_names) and not columns:  # the id layout: texts from its queries and corpus
+        ds = resolve_id_config(
+            ds,
+            lambda name: load_dataset(dataset, name, revision=revision, split="train", **fresh),
+            f"dataset '{dataset}' config '{config}'",
+        )
     ds = map_columns(ds, columns, f"dataset '{dataset}' config '{config}'")
     if len(ds) == 0:
         raise ConfigError(
@@ -1028,6 +1036,10 @@ def _save_into(
         metrics=metrics,
         repo_id=config.hub_model_id,
     )
+    card.training_corpora, card.not_zero_shot_on = training_provenance(
+        config.dataset, config.dataset_revision
+    )
+    write_trained_model_meta(output_dir, trainer.model, card)  # MTEB's ModelMeta: the training datasets
     card.save(output_dir / "card_data.json")
     readme = output_dir / "README.md"
     base_card = readme.read_text(encoding="utf-8") if readme.is_file() else None
