@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from hardneg.files import REPLACE_FIX, replace_problem
 from hardneg.redact import install_log_redaction, redact
 
 # Config fields naming a folder the stage writes into (and keeps its finished work in): checked for writability
@@ -206,6 +207,16 @@ def check_writable(folder: str | Path, option: str = "output_dir") -> None:
         raise ConfigError(
             f"--{option} '{folder}' is not writable (no permission on '{existing}'); "
             f"fix: choose a folder you can write to"
+        )
+
+
+def check_replaceable(folder: str | Path, option: str = "output_dir") -> None:
+    """Fail now when ``folder`` is written whole and swapped in at the end (``hardneg.files.replace_folder``)
+    but cannot be renamed: a mount point, the current directory, a parent that is not writable."""
+    problem = replace_problem(folder)
+    if problem:
+        raise ConfigError(
+            f"--{option} '{folder}' cannot be replaced at the end of the run: it {problem}; fix: {REPLACE_FIX}"
         )
 
 
