@@ -91,6 +91,8 @@ class BuildConfig:
     """What to build. Generator settings live in ``hardneg.llm.GeneratorConfig`` (same recipe file)."""
 
     ONE_OR_LIST: ClassVar[tuple[str, ...]] = ("decontaminate",)  # one set may be given as a string
+    OUTPUT_KIND: ClassVar[str] = "run"  # hardneg.config.check_outputs
+    INPUT_FIELDS: ClassVar[tuple[str, ...]] = ("corpus",)
 
     output_dir: str = field(
         default="runs/demo", metadata={"help": "Run folder; the dataset goes to <output_dir>/dataset."}
@@ -159,11 +161,14 @@ class BuildConfig:
         metadata={"help": "llm_perturb_hn: how much of the positive to change: light | medium | heavy."},
     )
     perturb_max_new_tokens: int = field(
-        default=192, metadata={"help": "llm_perturb_hn: token budget of a rewritten passage."}
+        default=192,
+        metadata={"bounds": (1, None), "help": "llm_perturb_hn: token budget of a rewritten passage."},
     )
-    query_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of a generated query."})
+    query_max_new_tokens: int = field(
+        default=32, metadata={"bounds": (1, None), "help": "Token budget of a generated query."}
+    )
     negative_max_new_tokens: int = field(
-        default=96, metadata={"help": "Token budget of a generated negative passage."}
+        default=96, metadata={"bounds": (1, None), "help": "Token budget of a generated negative passage."}
     )
     reject_retries: int = field(
         default=2, metadata={"help": "Retries (new seed) for an LLM output rejected by the hygiene filters."}
@@ -172,9 +177,12 @@ class BuildConfig:
         default=0, metadata={"help": "Skip the first range_min candidates of the ranking (mined methods)."}
     )
     range_max: int = field(
-        default=20, metadata={"help": "Consider only the top range_max candidates (mined methods)."}
+        default=20,
+        metadata={"bounds": (1, None), "help": "Consider only the top range_max candidates (mined methods)."},
     )
-    num_negatives: int = field(default=1, metadata={"help": "Negatives per query (one triplet row each)."})
+    num_negatives: int = field(
+        default=1, metadata={"bounds": (1, None), "help": "Negatives per query (one triplet row each)."}
+    )
     sampling_strategy: str = field(
         default="top", metadata={"help": "top | random (seeded) among the kept candidates."}
     )
@@ -218,7 +226,11 @@ class BuildConfig:
         metadata={"help": "hybrid_hn: the LLM config and the mined config it draws negatives from."},
     )
     hybrid_llm_ratio: float = field(
-        default=0.5, metadata={"help": "hybrid_hn: share of all negatives taken from the LLM config (0-1)."}
+        default=0.5,
+        metadata={
+            "bounds": (0, 1),
+            "help": "hybrid_hn: share of all negatives taken from the LLM config (0-1).",
+        },
     )
     false_negative_scorer: str | None = field(
         default="same",
@@ -256,7 +268,9 @@ class BuildConfig:
         default=None,
         metadata={"help": "Judge LM with the generator's backend settings (default: the generator itself)."},
     )
-    repair_max_new_tokens: int = field(default=4, metadata={"help": "Token budget of a judge answer."})
+    repair_max_new_tokens: int = field(
+        default=4, metadata={"bounds": (1, None), "help": "Token budget of a judge answer."}
+    )
     decontaminate: list[str] = field(
         default_factory=list,
         metadata={
@@ -270,7 +284,8 @@ class BuildConfig:
         metadata={"help": "Also remove the evaluation set's judged documents from passages and mining pool."},
     )
     score_batch_size: int = field(
-        default=32, metadata={"help": "Batch size for cross-encoder scoring and encoding."}
+        default=32,
+        metadata={"bounds": (1, None), "help": "Batch size for cross-encoder scoring and encoding."},
     )
 
     def __post_init__(self) -> None:

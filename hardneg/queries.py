@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 from datasets import Dataset
@@ -130,6 +131,9 @@ def generate_queries(
 @dataclass
 class QueriesConfig:
     """``python -m hardneg.queries``: generate queries for a corpus into a resumable output folder."""
+
+    OUTPUT_KIND: ClassVar[str] = "queries"  # hardneg.config.check_outputs
+    INPUT_FIELDS: ClassVar[tuple[str, ...]] = ("corpus",)
 
     corpus: str = field(
         default="embedded:cranfield",
