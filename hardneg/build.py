@@ -397,6 +397,21 @@ def _load_data(path: Path) -> Dataset:
     return load_from_disk(str(path))
 
 
+def check_stage_result(name: str, table: Dataset, stats: dict, n_inputs: int, cache_dir: Path) -> None:
+    """A stage is finished only when its result is valid: one that kept no row of a non-empty input is not
+    saved as finished (a rerun would reuse it and fail further on with a misleading line); the error says
+    what removed the rows. Generation faults stop a stage earlier (``hardneg.generation.GenerationFault``)."""
+    if len(table) or not n_inputs:
+        return
+    why = {**(stats.get("rejects") or {}), **(stats.get("skipped") or {})}
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(why.items()) if v) or "no reason recorded"
+    raise ValueError(
+        f"stage '{name}' kept no row of its {n_inputs} input(s) (removed: {reasons}); nothing was saved as "
+        f"finished; fix: read the rejected outputs in {cache_dir / 'rejects'} or loosen the filters that removed "
+        "the rows (prompt, model, hygiene, margins), then rerun"
+    )
+
+
 class _Stages:
     """Finished stages on disk: ``stages/<name>/{data,stats.json}`` valid only for the same key."""
 
@@ -591,6 +606,7 @@ def make_queries(
             max_new_tokens=config.query_max_new_tokens,
             max_retries=config.reject_retries,
         )
+        check_stage_result(QUERIES_CONFIG, queries, stats, len(inputs.passages), cache_dir)
         stages.put(QUERIES_CONFIG, key, queries, stats)
     else:
         queries, stats = done
@@ -674,6 +690,7 @@ def make_methods(
         table, mstats = method.function()(ctx)
         mstats.setdefault("method", name)
         mstats.setdefault("wall_seconds", round(time.perf_counter() - start, 3))
+        check_stage_result(name, table, mstats, len(queries), cache_dir)
         stages.put(name, key, table, mstats)
         tables[name], stats[name] = table, mstats
     return tables, stats, keys

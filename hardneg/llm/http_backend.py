@@ -232,7 +232,9 @@ class HttpGenerator(Generator):
         headers = None
         if server.credentials and "Authorization" not in self._headers:
             headers = {"Authorization": aiohttp.encode_basic_auth(*server.credentials)}
-        async with session.post(URL(server.endpoint(route), encoded=True), json=body, headers=headers) as resp:
+        async with session.post(
+            URL(server.endpoint(route), encoded=True), json=body, headers=headers
+        ) as resp:
             if resp.status in RETRY_STATUS:
                 raise _Retryable(f"HTTP {resp.status} from {server.shown}", resp.headers.get("Retry-After"))
             text = await _read_bounded(resp)
