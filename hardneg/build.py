@@ -38,6 +38,7 @@ from datasets import Dataset, Features, load_from_disk
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
 from hardneg.cards import library_versions
+from hardneg.config import ConfigError
 from hardneg.corpus import EMPTY_PASSAGES, load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import (
@@ -304,7 +305,11 @@ class BuildConfig:
             self.method_options = {}
         if isinstance(self.method_options, str):
             try:
-                self.method_options = json.loads(self.method_options) if self.method_options.strip() else {}
+                self.method_options = (
+                    json.loads(self.method_options, parse_constant=_refuse_constant)
+                    if self.method_options.strip()
+                    else {}
+                )
             except json.JSONDecodeError:
                 raise ValueError(
                     'method_options is not JSON; fix: pass e.g. \'{"bm25_hn": {"range_max": 10}}\''
@@ -386,6 +391,11 @@ class BuildConfig:
         """A method's own options: its registry fields from this config, then its ``method_options``."""
         values = {k: getattr(self, k) for k in method.options if hasattr(self, k)}
         return values | dict((self.method_options or {}).get(method.name) or {})
+
+
+def _refuse_constant(name: str) -> None:
+    """json.loads hook: JSON's NaN / Infinity are not numbers an option can mean (hardneg.config's rule)."""
+    raise ConfigError(f"method_options holds {name}, not a finite number; fix: give a finite number")
 
 
 def _load_data(path: Path) -> Dataset:
