@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -234,16 +235,23 @@ def check_value(f: dataclasses.Field, tp: Any, value: Any) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue  # a type error, reported by the type check
         if not math.isfinite(v):
+            default = f" (default {f.default})" if f.default is not dataclasses.MISSING else ""
             raise ConfigError(
-                f"--{f.name} {v} is not a finite number; fix: give --{f.name} a number (default {f.default})"
+                f"--{f.name} {v} is not a finite number; fix: give --{f.name} a number{default}"
             )
-        lo = low if low is not None else (INT64[0] if kind is int else None)
-        hi = high if high is not None else (INT64[1] if kind is int else None)
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            shown = v if len(str(v)) <= 24 else f"{str(v)[:12]}...({len(str(v))} digits)"
-            span = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+        shown = v if len(str(v)) <= 20 else f"{str(v)[:12]}...({len(str(v).lstrip('-'))} digits)"
+        if low is not None and high is not None and not low <= v <= high:
             raise ConfigError(
-                f"--{f.name} {shown} is out of its range {span}; fix: give --{f.name} a value in {span}"
+                f"--{f.name} {shown} is out of its range {low}..{high}; fix: give --{f.name} a value from {low} "
+                f"to {high}"
+            )
+        if low is not None and v < low:
+            raise ConfigError(f"--{f.name} {shown} is below {low}; fix: give --{f.name} a value >= {low}")
+        if high is not None and v > high:
+            raise ConfigError(f"--{f.name} {shown} is above {high}; fix: give --{f.name} a value <= {high}")
+        if kind is int and not INT64[0] <= v <= INT64[1]:
+            raise ConfigError(
+                f"--{f.name} {shown} does not fit 64 bits; fix: give --{f.name} a value of at most 19 digits"
             )
 
 
@@ -365,7 +373,7 @@ def check_outputs(cfg: Any) -> None:
     for name, value in outputs:
         path = Path(value).absolute()
         for input_name, source in inputs:
-            if path == source or (source.is_dir() and path.is_relative_to(source) and folder_kind(source)):
+            if path == source:
                 raise ConfigError(
                     f"--{name} '{value}' would overwrite --{input_name} '{source}', an input of this stage; "
                     f"fix: choose another --{name}"
@@ -419,7 +427,10 @@ def error_line(err: BaseException) -> str:
     text = str(err) or type(err).__name__
     if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and "fix:" not in text:
         what = f"cannot write '{err.filename}'" if err.filename else "an operating-system call failed"
-        text = f"{what} ({err.strerror or type(err).__name__}); fix: check the path and its permissions, or choose another folder"
+        fix = "check the path and its permissions, or choose another folder"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # disk full: the one line says so, never a traceback
+            fix = "free disk space on that drive (or choose a folder on another one) and rerun: finished work is kept"
+        text = f"{what} ({err.strerror or type(err).__name__}); fix: {fix}"
     return redact(" ".join(text.split()))
 
 

@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import re
+import shutil
 import sqlite3
 import time
 from collections import Counter
@@ -53,6 +54,7 @@ _LABEL_RE = re.compile(
 _QUOTES = "\"'`“”‘’«»"
 REJECT_TEXT_CHARS = 4000  # a rejected output is logged up to this many characters (text and raw each)
 REJECT_LOG_BYTES = 32 * 2**20  # the rejects file of one stage holds at most this many bytes
+LOW_DISK_BYTES = 4 * 2**20  # an sqlite write error with less free space than this is a full disk
 
 
 class GenerationFault(RuntimeError):
@@ -152,7 +154,8 @@ def _cache_errors(path: Path) -> Iterator[None]:
         yield
     except sqlite3.Error as err:
         what = first_line(err)
-        if "full" in what.lower():
+        if "full" in what.lower() or shutil.disk_usage(path.parent).free < LOW_DISK_BYTES:
+            what = f"{what}; the drive holding it has {shutil.disk_usage(path.parent).free} bytes free"
             fix = "free disk space on that drive (or move the run folder) and rerun: every completion committed is kept"
         elif "not a database" in what.lower() or "malformed" in what.lower():
             fix = f"delete {path} (its completions are generated again) and rerun"

@@ -12,10 +12,10 @@ The rules, deny by default:
 - a query value is kept only for the known harmless parameters in ``SAFE_PARAMS`` (``model``,
   ``api-version``, ...); every other value is ``***``, and a bare token without ``=`` is ``***`` itself;
 - a fragment is ``***`` (fragments carry OAuth tokens);
-- ``redact(text)`` passes every URL found in a text through the same rules, then replaces every secret any
-  parsed URL carried (and the API key read from ``api_key_env``, ``register_secret``), in its raw,
-  percent-decoded and percent-encoded forms, wherever it still appears (a library's error message that
-  quotes part of a URL, a URL broken by a space in its password).
+- ``redact(text)`` replaces every secret any parsed URL carried (and the API key read from ``api_key_env``,
+  ``register_secret``), in its raw, percent-decoded and percent-encoded forms, wherever it appears (a
+  library's error message that quotes part of a URL, a URL broken by a space in its password), then passes
+  every URL found in the text through the same rules.
 
 ``install_log_redaction`` makes every log record pass through ``redact`` (the HTTP libraries log each
 request URL at INFO level). Stats, cards, stage files and error lines hold ``redact``'d text only.
@@ -196,11 +196,11 @@ def _redact_match(match: re.Match) -> str:
 
 def redact(text: str) -> str:
     """``text`` with every URL in it shown as ``Url.shown`` and every remembered secret replaced by ``***``."""
-    if "://" in text:
-        text = _URL_IN_TEXT_RE.sub(_redact_match, text)
-    for secret in sorted(_SECRETS, key=len, reverse=True):
+    for secret in sorted(_SECRETS, key=len, reverse=True):  # first: a URL pass could split a known secret
         if secret in text:
             text = text.replace(secret, MASK)
+    if "://" in text:
+        text = _URL_IN_TEXT_RE.sub(_redact_match, text)
     return text
 
 

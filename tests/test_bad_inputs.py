@@ -71,7 +71,8 @@ class FakeLLM:
     """A tiny OpenAI-compatible server on 127.0.0.1: ``mode`` ok (varied one-line answers), garbage
     (200 with a non-JSON body), hang (never answers until stopped), strict (ok, but 400 to a request with a
     field a hosted API does not know: ``chat_template_kwargs``), empty (200 with empty content), flaky (empty
-    content to the first ``flaky_count`` requests), huge (a reply of ``huge_bytes``) or busy (429 with ``Retry-After:
+    content to the first ``flaky_count`` requests), oneword (answers one word, which hygiene rejects), huge
+    (a reply of ``huge_bytes``; huge_stream: without Content-Length) or busy (429 with ``Retry-After:
     retry_after`` to the first request, then ok). Keeps every request body, path and Authorization header;
     ``mode`` may be changed while it runs (a server that is fixed)."""
 
@@ -107,10 +108,16 @@ class FakeLLM:
                     return
                 if fake.mode == "busy" and len(fake.bodies) == 1:
                     return self._send(429, b'{"error": "slow down"}', {"Retry-After": fake.retry_after})
-                if fake.mode == "huge":
-                    return self._send(
-                        200, b'{"choices": [{"message": {"content": "' + b"x" * fake.huge_bytes + b'"}}]}'
-                    )
+                if fake.mode in ("huge", "huge_stream"):
+                    payload = b'{"choices": [{"message": {"content": "' + b"x" * fake.huge_bytes + b'"}}]}'
+                    if fake.mode == "huge":
+                        return self._send(200, payload)
+                    self.send_response(200)  # no Content-Length: the body ends when the connection closes
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    for i in range(0, len(payload), 2**16):
+                        self.wfile.write(payload[i : i + 2**16])
+                    return
                 status = 200
                 if fake.mode == "strict" and "chat_template_kwargs" in json.loads(body):
                     status = 400
@@ -126,6 +133,8 @@ class FakeLLM:
                     )
                     if fake.mode == "empty" or (fake.mode == "flaky" and n <= fake.flaky_count):
                         text = ""
+                    elif fake.mode == "oneword":
+                        text = "drag"
                     payload = json.dumps(
                         {
                             "id": "x",

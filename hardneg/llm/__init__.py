@@ -36,7 +36,7 @@ from typing import Any, Literal, NamedTuple
 
 from hardneg.assets import EMBEDDED_LLM
 from hardneg.llm.bounding import PromptBudget, chars_budget, prompt_limit, token_budget
-from hardneg.redact import UrlError, parse_url, redact, redact_url
+from hardneg.redact import UrlError, parse_url, redact_url
 
 BACKENDS = ("transformers", "http", "vllm", "llamacpp")
 RUN_ONLY_SETTINGS = ("urls", "concurrency", "timeout", "max_retries", "api_key_env", "batch_size", "device")
@@ -181,12 +181,12 @@ class GeneratorConfig:
             raise ValueError(f"unknown backend '{self.backend}'; fix: use one of {', '.join(BACKENDS)}")
         if self.backend == "http" and not self.urls:
             raise ValueError("backend=http needs at least one server URL; fix: pass --urls http://HOST:PORT")
-        for url in self.urls:  # parsed once, now: its secrets are scrubbed from everything shown from here on
+        for n, url in enumerate(self.urls, 1):  # parsed once, now: its secrets are scrubbed from all output
             try:
                 parse_url(url)
-            except UrlError as err:
+            except UrlError as err:  # not shown: what cannot be parsed cannot be redacted
                 raise ValueError(
-                    f"--urls '{redact(url)}' is not a server URL ({err}); fix: pass e.g. http://127.0.0.1:8080"
+                    f"--urls entry {n} is not a server URL ({err}); fix: pass e.g. http://127.0.0.1:8080"
                 ) from None
         if self.api not in ("chat", "tgi"):
             raise ValueError(f"unknown api '{self.api}'; fix: use chat or tgi")

@@ -73,9 +73,7 @@ def server_url(url: str):
     try:
         parsed = parse_url(url)
     except UrlError as err:
-        raise ValueError(
-            f"server URL '{redact(url)}' is not a URL ({err}); fix: pass e.g. http://127.0.0.1:8080"
-        ) from None
+        raise ValueError(f"a server URL is not a URL ({err}); fix: pass e.g. http://127.0.0.1:8080") from None
     if parsed.scheme not in ("http", "https"):
         raise ValueError(
             f"server URL '{parsed.shown}' is not an http(s) URL; fix: pass e.g. http://127.0.0.1:8080"
