@@ -872,7 +872,15 @@ def training_record(config: TrainConfig, data: Dataset) -> dict[str, Any]:
 
 
 def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    first = ["max_steps", "dataset", "dataset_config", "dataset_split", "dataset_revision", "columns", "model"]
+    first = [
+        "max_steps",
+        "dataset",
+        "dataset_config",
+        "dataset_split",
+        "dataset_revision",
+        "columns",
+        "model",
+    ]
     keys = first + sorted(set(saved) | set(wanted))  # what names the run first, the fingerprint after
     return [
         f"trained with {k} {saved.get(k)}, but the config asks for {wanted.get(k)}"

@@ -297,6 +297,18 @@ def test_output_that_overwrites_an_input_or_another_tools_folder(
     assert {p: p.stat().st_mtime_ns for p in dataset_folder.rglob("*")} == before
 
 
+def test_folder_markers_are_the_files_the_tools_write(tmp_path, cranfield_triplets):
+    """FOLDER_KINDS names the files the build, training and sentence-transformers write (one definition each)."""
+    from hardneg.config import FOLDER_KINDS, folder_kind
+    from hardneg.dataset_folder import BUILD_STATS_FILE
+    from hardneg.train import SUMMARY_FILE
+
+    assert FOLDER_KINDS["dataset"] == (BUILD_STATS_FILE,) and SUMMARY_FILE in FOLDER_KINDS["model"]
+    for config_cls in (BuildConfig, TrainConfig, EvalConfig, ReportConfig, QueriesConfig):
+        assert getattr(config_cls, "OUTPUT_KIND", None), config_cls  # every folder-writing stage declares it
+    assert folder_kind(tmp_path) is None
+
+
 def test_outputs_beside_their_inputs_still_run(dataset_folder, tmp_path, monkeypatch, capsys):
     """The usual layouts pass: models and results inside a run folder, the explorer's page in its run folder."""
     run = _run_folder(tmp_path)

@@ -21,6 +21,7 @@ logged or recorded.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
@@ -229,7 +230,8 @@ class HttpGenerator(Generator):
         # (unless an API key is set: a server takes one Authorization header).
         headers = None
         if server.credentials and "Authorization" not in self._headers:
-            headers = {"Authorization": aiohttp.encode_basic_auth(*server.credentials)}
+            token = base64.b64encode(":".join(server.credentials).encode("utf-8")).decode("ascii")
+            headers = {"Authorization": f"Basic {token}"}
         async with session.post(
             URL(server.endpoint(route), encoded=True), json=body, headers=headers
         ) as resp:
