@@ -69,6 +69,7 @@ COLUMN_ALIASES = {
 }
 CHECKPOINTS_DIR = "checkpoints"
 SUMMARY_FILE = "training_summary.json"
+TRAINED_ON_FILE = "trained_on.json"  # in <output_dir>/checkpoints: what its checkpoints were trained on
 LOGS_DIR = "logs"
 REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
 RANKS_DIR = "ranks"
@@ -891,6 +892,21 @@ def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     ]
 
 
+def _check_same(folder: Path, what: str, saved: dict[str, Any] | None, record: dict[str, Any]) -> None:
+    """Refuse work in ``folder`` (a finished seed, checkpoints) that was trained on anything but ``record``."""
+    fix = f"fix: delete {folder} to train it again, or choose another --output_dir"
+    if saved is None:
+        raise ConfigError(
+            f"{folder} holds {what} that does not record what it was trained on (an older hardneg); {fix}"
+        )
+    diff = _differences(saved, json.loads(json.dumps(record, default=str)))
+    if diff:
+        more = f" (and {len(diff) - 1} more difference(s))" if len(diff) > 1 else ""
+        raise ConfigError(
+            f"{folder} holds {what} {diff[0]}{more}: its results would not be comparable; {fix}"
+        )
+
+
 def check_finished(folder: Path, record: dict[str, Any]) -> bool:
     """Whether ``folder`` holds a finished model trained as ``record`` says (then it is reused); a finished
     model trained on anything else is refused with one line, never reused under the new name."""
@@ -898,22 +914,26 @@ def check_finished(folder: Path, record: dict[str, Any]) -> bool:
     if not summary.is_file():
         return False
     done = json.loads(summary.read_text())
-    saved = done.get("trained_on")
-    if saved is None:
-        raise ConfigError(
-            f"{folder} holds a finished model that does not record what it was trained on (an older hardneg); "
-            f"fix: delete {folder} to train it again, or choose another --output_dir"
-        )
-    diff = _differences(saved, json.loads(json.dumps(record, default=str)))
-    if diff:
-        raise ConfigError(
-            f"{folder} holds a finished seed {diff[0]}"
-            + (f" (and {len(diff) - 1} more difference(s))" if len(diff) > 1 else "")
-            + f": its results would not be comparable; fix: delete {folder} to train it again, or choose another "
-            "--output_dir"
-        )
+    _check_same(folder, "a finished seed", done.get("trained_on"), record)
     print(f"{folder}: already trained ({done.get('global_step')} steps), skipped", flush=True)
     return True
+
+
+def check_checkpoints(folder: Path, record: dict[str, Any]) -> None:
+    """Checkpoints are resumed only for the training they belong to (``TRAINED_ON_FILE`` beside them)."""
+    marker = folder / TRAINED_ON_FILE
+    if last_checkpoint(folder) is not None:
+        _check_same(
+            folder, "checkpoints", json.loads(marker.read_text()) if marker.is_file() else None, record
+        )
+
+
+def write_trained_on(folder: Path, record: dict[str, Any]) -> None:
+    """Record what the checkpoints in ``folder`` are trained on (main process, before the first one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{TRAINED_ON_FILE}.tmp"
+    tmp.write_text(json.dumps(record, default=str))
+    tmp.replace(folder / TRAINED_ON_FILE)
 
 
 def train_seeds(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None) -> list[Path]:
@@ -1011,6 +1031,10 @@ def train(
     for callback in callbacks or []:
         trainer.add_callback(callback)
 
+    if config.resume:  # a checkpoint of other data or options is refused, never resumed under this name
+        check_checkpoints(Path(args.output_dir), record)
+    if trainer.is_world_process_zero():
+        write_trained_on(Path(args.output_dir), record)
     resume_from = last_checkpoint(args.output_dir) if config.resume else None
     if resume_from is not None and trainer.is_world_process_zero():
         state = json.loads((resume_from / "trainer_state.json").read_text())

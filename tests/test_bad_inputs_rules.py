@@ -149,7 +149,7 @@ def test_a_stage_that_keeps_no_row_is_not_saved(fake_llm, tmp_path, monkeypatch,
 def test_finished_seed_is_reused_only_for_what_it_was_trained_on(tmp_path, cranfield_triplets, capsys):
     """Before: a rerun with another --dataset_config or a rebuilt --dataset said 'already trained, skipped'
     and the old model was evaluated under the new name."""
-    from hardneg.train import SUMMARY_FILE, seed_dir, train_seeds
+    from hardneg.train import SUMMARY_FILE, seed_dir, train, train_seeds
 
     data = tmp_path / "dataset"
     reversed_rows = cranfield_triplets.select(range(len(cranfield_triplets) - 1, -1, -1))
@@ -175,6 +175,11 @@ def test_finished_seed_is_reused_only_for_what_it_was_trained_on(tmp_path, cranf
     summary.write_text(json.dumps(legacy))
     with pytest.raises(ConfigError, match="does not record what it was trained on"):
         train_seeds(config)
+    # kept checkpoints are resumed only for the training they belong to
+    one = replace(config, seeds=[], output_dir=str(tmp_path / "k"), keep_checkpoints=True, save_steps=1)
+    train(one)
+    with pytest.raises(ConfigError, match="holds checkpoints trained with dataset_config bm25_hn"):
+        train(replace(one, dataset_config="llm_hn"))
 
 
 @pytest.mark.parametrize(
