@@ -35,16 +35,25 @@ import shutil
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset, concatenate_datasets
+
+from hardneg.distributed import merge_stats
 from hardneg.errors import first_line
 from hardneg.llm import Generation, Generator, rate_bar, show_tokens
 from hardneg.llm.bounding import fit_prompts
 from hardneg.prompts import PromptTemplate
-from hardneg.text import ngram_jaccard, ngram_overlap, words
+from hardneg.text import is_blank, ngram_jaccard, ngram_overlap, words
+
+# Items generated per block (``generate_in_blocks``): the Python objects of one block (prompts, cache rows,
+# results) are all a build holds at once, whatever the corpus size; its rows go to an Arrow table at once.
+GENERATION_BLOCK = 100_000
 
 _LABEL_RE = re.compile(
     r"^\s*(?:[*#>\-]+\s*)?(?:(?:search\s+)?query|question|answer|output|response|"
@@ -174,6 +183,10 @@ class GenerationCache:
         with _cache_errors(path):
             self.db = sqlite3.connect(str(path), timeout=60)
             self.db.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed batch survives the process
+            # being killed (it is in the WAL file); only an OS crash or power loss can lose the last batches.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: the key index of millions of rows
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
@@ -189,11 +202,10 @@ class GenerationCache:
         return found
 
     def put_many(self, items: dict[str, dict]) -> None:
-        with _cache_errors(self.path), self.db:  # one transaction
-            self.db.executemany(
-                "INSERT OR REPLACE INTO generations (key, value) VALUES (?, ?)",
-                [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()],
-            )
+        """One transaction per batch, rows in key order (neighbouring B-tree pages: ~15% fewer page writes)."""
+        rows = sorted((k, json.dumps(v, ensure_ascii=False)) for k, v in items.items())
+        with _cache_errors(self.path), self.db:
+            self.db.executemany("INSERT OR REPLACE INTO generations (key, value) VALUES (?, ?)", rows)
 
     def __len__(self) -> int:
         with _cache_errors(self.path):
@@ -207,16 +219,26 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def check_unique_ids(ids: Dataset | pa.Array | pa.ChunkedArray | list, what: str, column: str = "id") -> None:
+    """Refuse ids with a duplicate: a list, an Arrow column, or a table's ``column`` (vectorised: one pass over
+    the Arrow column, no Python object per row)."""
+    if isinstance(ids, Dataset):
+        ids = ids.data.column(column) if ids._indices is None else pa.array(ids[column][:])
+    elif not isinstance(ids, (pa.Array, pa.ChunkedArray)):
+        ids = pa.array(ids)
+    if pc.count_distinct(ids).as_py() != len(ids):
+        counts = pc.value_counts(ids)
+        dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))[0].as_py()
+        raise ValueError(f"{what} has duplicate ids (e.g. '{dup}'); fix: make ids unique")
+
+
 def validate_texts(rows: list[dict], fields: list[str], what: str) -> None:
     """Refuse unusable inputs before anything is generated or cached: one clear line."""
-    ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i, n in Counter(ids).items() if n > 1)
-        raise ValueError(f"{what} has duplicate ids (e.g. '{dup}'); fix: make ids unique")
+    check_unique_ids([r["id"] for r in rows], what)
     for r in rows:
         for f in fields:
             value = r.get(f)
-            if not isinstance(value, str) or not value.strip():
+            if is_blank(value):
                 raise ValueError(f"{what} row '{r['id']}' has an empty {f}; fix: drop or fill empty rows")
             try:
                 value.encode("utf-8")
@@ -242,6 +264,7 @@ def run_generation(
     source_field: str = "passage",
     chunk_size: int | None = None,
     progress: bool = True,
+    append_rejects: bool = False,
 ) -> tuple[list[dict | None], dict]:
     """Generate one accepted output per item; see the module docstring.
 
@@ -249,7 +272,8 @@ def run_generation(
     Attempt 0 uses the generator's own sampling settings (greedy by default); retry ``k`` samples at
     ``max(temperature, retry_temperature)`` with seed ``seed + k`` mixed with the item's input hash.
     Returns ``(results, stats)``: results[i] is a dict (text, raw, attempt, seed, sampling, tokens,
-    latency) or None when every attempt was rejected.
+    latency) or None when every attempt was rejected. ``append_rejects``: add to the method's rejects file
+    (a later block of ``generate_in_blocks``) instead of starting it anew.
     """
     rules = rules or HygieneConfig()
     cfg = generator.config
@@ -385,7 +409,7 @@ def run_generation(
         if bar is not None:
             bar.close()
         cache.close()
-    not_logged = write_rejects(cache_dir / "rejects" / f"{method}.jsonl", reject_rows)
+    not_logged = write_rejects(cache_dir / "rejects" / f"{method}.jsonl", reject_rows, append=append_rejects)
     lost = [i for i in pending if i not in answered]
     if lost:
         raise GenerationFault(fault_line(method, generator, len(items), lost, faults, totals["generated"]))
@@ -420,13 +444,13 @@ def run_generation(
     return results, stats
 
 
-def write_rejects(path: Path, rows: list[dict]) -> int:
-    """Write the rejected outputs, each text cut to ``REJECT_TEXT_CHARS``, the file to ``REJECT_LOG_BYTES``;
-    returns the number of rows left out."""
+def write_rejects(path: Path, rows: list[dict], *, append: bool = False) -> int:
+    """Write the rejected outputs, each text cut to ``REJECT_TEXT_CHARS``, the file (with what an earlier
+    block wrote, ``append``) to ``REJECT_LOG_BYTES``; returns the number of rows left out."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    written = path.stat().st_size if append and path.is_file() else 0
+    left_out = 0
+    with open(path, "a" if append else "w", encoding="utf-8") as f:
         for n, row in enumerate(rows):
             row = {k: v[:REJECT_TEXT_CHARS] if isinstance(v, str) else v for k, v in row.items()}
             line = json.dumps(row, ensure_ascii=False) + "\n"
@@ -435,9 +459,6 @@ def write_rejects(path: Path, rows: list[dict]) -> int:
                 left_out = len(rows) - n
                 break
             f.write(line)
-        else:
-            left_out = 0
-    tmp.replace(path)
     return left_out
 
 
@@ -454,6 +475,23 @@ def fault_line(
         f"without content); nothing was saved as finished and every good completion is cached; fix: check the "
         f"server (its logs, that it serves --model {info.get('model')}) and rerun the same command"
     )
+
+
+def generate_in_blocks(
+    n: int, make_block: Callable[[int, int, bool], tuple[Dataset, dict]]
+) -> tuple[Dataset, dict]:
+    """Generate ``n`` items in blocks of ``GENERATION_BLOCK``: ``make_block(start, end, later)`` turns items
+    ``start:end`` into a table and its stats (``later``: not the first block, so its rejects are appended).
+    Returns the tables concatenated in order and the stats added up (``hardneg.distributed.merge_stats``); one
+    block gives exactly what one call would."""
+    tables, stats = [], []
+    for start in range(0, max(n, 1), GENERATION_BLOCK):
+        table, block_stats = make_block(start, min(n, start + GENERATION_BLOCK), start > 0)
+        tables.append(table)
+        stats.append(block_stats)
+    if len(tables) == 1:
+        return tables[0], stats[0]
+    return concatenate_datasets(tables), merge_stats(stats)
 
 
 def provenance_row(generator: Generator, prompt: PromptTemplate, result: dict) -> dict:
