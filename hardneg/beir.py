@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardneg.assets import resolve_dataset
-from hardneg.corpus import BeirData, load_beir_folder, unique_rows
+from hardneg.corpus import BeirData, load_beir_folder, query_text, unique_rows
 from hardneg.errors import first_line
 from hardneg.revisions import check_loaded, resolve_revision
 from hardneg.text import is_blank
@@ -149,7 +149,7 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
     qid = _id_column(queries_ds)
     queries = unique_rows(
         (
-            (str(i), x, f"{src} queries row {n}")
+            (str(i), query_text({"text": x}, f"{src} queries row {n}"), f"{src} queries row {n}")
             for n, (i, x) in enumerate(zip(queries_ds[qid], queries_ds["text"], strict=True))
         ),
         "query",

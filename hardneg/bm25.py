@@ -17,11 +17,21 @@ logger = logging.getLogger(__name__)
 
 
 def available_threads() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. one shard's share under a launcher)."""
+    """The cores this process may run on (its CPU affinity), shared with the other processes of a launcher on
+    this machine (``LOCAL_WORLD_SIZE`` of accelerate / torchrun), at most numba's ``NUMBA_NUM_THREADS``."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    local_world = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    cores //= max(1, int(local_world)) if local_world.isdigit() else 1
+    try:
+        import numba
+
+        cores = min(cores, numba.config.NUMBA_NUM_THREADS)
+    except ImportError:  # bm25s without numba: no numba threads to cap
+        pass
+    return max(1, cores)
 
 
 class BM25Index:

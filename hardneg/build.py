@@ -42,7 +42,7 @@ from datasets import Dataset, Features, load_from_disk
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
 from hardneg.cards import library_versions
-from hardneg.config import ConfigError
+from hardneg.config import ConfigError, check_replaceable
 from hardneg.corpus import EMPTY_PASSAGES, load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import (
@@ -58,8 +58,9 @@ from hardneg.distributed import (
     wait_for_shards,
     write_done,
 )
-from hardneg.files import write_atomic
+from hardneg.files import recover_folder, write_atomic
 from hardneg.hub import save_dataset_folder
+from hardneg.id_layout import LAYOUTS, layout_configs
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import (
     FN_SCORES_GLOB,
@@ -302,11 +303,27 @@ class BuildConfig:
         default=32,
         metadata={"bounds": (1, None), "help": "Batch size for cross-encoder scoring and encoding."},
     )
+    layout: str = field(
+        default="text",
+        metadata={
+            "help": "Published layout: text (triplets with their texts), ids (a corpus config + the queries "
+            "config + per method a config of ids, sentence-transformers' resolve_ids layout) or both (text "
+            "configs + corpus + <method>_ids); docs/publishing.md."
+        },
+    )
+
+    def preflight(self) -> None:
+        """Checks before any work (``run_main``): the dataset folder can be swapped in at the end."""
+        check_replaceable(Path(self.output_dir) / "dataset")
 
     def __post_init__(self) -> None:
         if isinstance(self.decontaminate, str):  # one set, as recipes wrote it before lists
             self.decontaminate = [self.decontaminate]
         self.decontaminate = list(self.decontaminate or [])
+        if self.layout not in LAYOUTS:
+            raise ValueError(
+                f"layout '{self.layout}' is not one of {', '.join(LAYOUTS)}; fix: use text, ids or both"
+            )
         if isinstance(self.methods, str):
             raise ValueError(
                 f"methods is the string '{self.methods}', not a list; fix: write methods: [{self.methods}]"
@@ -1166,6 +1183,7 @@ def make_shard(
     removed = {q for marker in done for q in marker["removed_query_ids"]}
     if removed:
         queries = queries.select([i for i, q in enumerate(queries["query_id"][:]) if q not in removed])
+    inputs.removed_query_ids = sorted(removed)
     if inputs.eval_queries:
         inputs.decontamination["removed_queries"] = len(removed)
     tables = {name: joined[stage] for name, stage in stage_of.items()}
@@ -1214,16 +1232,20 @@ def build(
     build_stats = collect_stats(config, generator_config, inputs, seed, stats, published, pairing, fn)
     record = build_stats.to_dict()
     folder = out / "dataset"
+    recover_folder(folder)  # a save killed mid-swap: the previous folder back before it is compared
     folder_key = content_key(
         FOLDER_FORMAT,
         {name: keys[stage] for name, stage in {QUERIES_CONFIG: QUERIES_CONFIG, **stage_of}.items()},
         {k: v for k, v in record.items() if k != "created"},
+        sorted(inputs.removed_query_ids),  # which queries and documents decontamination removed, not only
+        sorted(inputs.decontamination.get("excluded_doc_ids", [])),  # how many (the stats hold counts)
     )
     if folder_unchanged(folder, stages.root / FOLDER_RECORD, folder_key):
         logger.info("dataset folder %s is up to date (same stages and statistics): left untouched", folder)
         return folder
     with step("save_dataset_folder"):
-        save_dataset_folder(folder, {QUERIES_CONFIG: queries, **published}, record, default_config="queries")
+        configs = layout_configs({QUERIES_CONFIG: queries, **published}, config.layout)
+        save_dataset_folder(folder, configs, record, default_config="queries")
     remember_folder(folder, stages.root / FOLDER_RECORD, folder_key)
     return folder
 

@@ -28,6 +28,7 @@ from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
 from hardneg.environment import lock_provenance
+from hardneg.id_layout import CORPUS_CONFIG, IDS_SUFFIX, layout_description
 from hardneg.methods import QUERIES_CONFIG, config_description
 from hardneg.redact import redact_url
 from hardneg.revisions import is_hub_id
@@ -246,6 +247,19 @@ class ModelCardData:
     language: list[str] = field(default_factory=lambda: ["en"], metadata={"help": "ISO 639-1 codes."})
     versions: dict[str, str | None] = field(
         default_factory=library_versions, metadata={"help": "Filled in automatically: library versions."}
+    )
+    training_corpora: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Corpora whose passages generated the training queries (the build's corpus source)."
+        },
+    )
+    not_zero_shot_on: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "MTEB tasks whose corpus generated the training queries: listed in model_meta.json's "
+            "training_datasets, so MTEB marks the model not zero-shot on them."
+        },
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -563,6 +577,10 @@ def dataset_card_context(
     names = sorted(names, key=lambda n: (n != "queries", n))
     prompts = _prompt_views(build_stats.get("prompts"))
     configs = [_config_view(n, stats_by_config.get(n, {}), splits.get(n, {}), prompts) for n in names]
+    layout = str(_as_dict(build_stats.get("build")).get("layout") or "text")
+    for c in configs:  # the id layout's configs (hardneg.id_layout)
+        c["description"] = layout_description(c["name"], layout) or c["description"]
+        c["is_triplet"] = c["is_triplet"] and c["name"] != CORPUS_CONFIG
     generator = _as_dict(build_stats.get("generator"))
     sampling = generator.get("sampling", generator.get("settings"))
     corpus = _as_dict(build_stats.get("corpus"))
@@ -617,6 +635,8 @@ def dataset_card_context(
         "toolkit_bibtex": TOOLKIT_BIBTEX.format(version=hardneg.__version__),
         "extra_citation": data.citation,
         "train_recipe": data.train_recipe,
+        "layout": layout,
+        "ids_suffix": IDS_SUFFIX if layout == "both" else "",
     }
 
 

@@ -38,6 +38,7 @@ import filelock
 import yaml
 from transformers import HfArgumentParser
 
+from hardneg.files import REPLACE_FIX, replace_problem
 from hardneg.redact import install_log_redaction, redact
 
 # Config fields naming a folder the stage writes into (and keeps its finished work in): checked for writability
@@ -391,6 +392,16 @@ def check_outputs(cfg: Any) -> None:
                     f"--{name} '{value}' is inside the {found[0]} folder '{parent}' (it holds {found[1]}), which "
                     f"is published as a whole; fix: choose a --{name} outside it"
                 )
+
+
+def check_replaceable(folder: str | Path, option: str = "output_dir") -> None:
+    """Fail now when ``folder`` is written whole and swapped in at the end (``hardneg.files.replace_folder``)
+    but cannot be renamed: a mount point, the current directory, a parent that is not writable."""
+    problem = replace_problem(folder)
+    if problem:
+        raise ConfigError(
+            f"--{option} '{folder}' cannot be replaced at the end of the run: it {problem}; fix: {REPLACE_FIX}"
+        )
 
 
 def preflight(configs: tuple[Any, ...]) -> None:

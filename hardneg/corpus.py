@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,19 @@ def read_jsonl(path: str | Path, *, allow_empty: bool = False) -> list[tuple[int
             raise ValueError(
                 f"{path}:{n} is a JSON {type(row).__name__}, not an object; fix: one object per line"
             )
+    if _SURROGATE_ESCAPE.search(text):  # a "\ud800" escape decodes to a lone surrogate, which no UTF-8 holds
+        for n, row in numbered:
+            try:
+                json.dumps(row, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise ValueError(
+                    f"{path}:{n} holds a lone UTF-16 surrogate ({err.object[err.start]!r}), not a character; "
+                    "fix: remove it or write the pair it belongs to"
+                ) from None
     return numbered
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass
@@ -246,7 +259,7 @@ def _string_column(table: _Table, name: str, *, integers: bool = False) -> pa.Ch
     """A column as strings (ids may be integers); any other type is refused naming its first row."""
     column = table.table.column(name)
     kind = column.type
-    if pa.types.is_null(kind):
+    if pa.types.is_null(kind) or column.null_count == len(column):  # all null, whatever its type
         return pa.chunked_array([pa.nulls(len(column), pa.string())])
     if integers and pa.types.is_integer(kind):
         return pc.cast(column, pa.string())
@@ -385,7 +398,8 @@ def _row_id(row: dict, where: str, what: str) -> str:
     return str(value)
 
 
-def _query_text(row: dict, where: str) -> str:
+def query_text(row: dict, where: str) -> str:
+    """An evaluation query's text (BEIR folder and Hub loaders): a string that shows something, else one line."""
     _require(row, "text", where, "query")
     text = _text_field(row, "text", where, "query")
     if not text:
@@ -465,7 +479,7 @@ def load_beir_folder(folder: str | Path, split: str = "test", name: str | None =
         (
             (
                 _row_id(r, f"{queries_file}:{n}", "query"),
-                _query_text(r, f"{queries_file}:{n}"),
+                query_text(r, f"{queries_file}:{n}"),
                 f"{queries_file}:{n}",
             )
             for n, r in read_jsonl(queries_file, allow_empty=True)

@@ -23,7 +23,8 @@ def training_histories(run_dir: str | Path) -> dict[tuple[str, int | None], list
     out: dict[tuple[str, int | None], list[tuple[int, float]]] = {}
     if not models.is_dir():
         return out
-    for method_dir in sorted(p for p in models.iterdir() if p.is_dir()):
+    # dot names are no methods: a save's staging or backup folder (.<method>.new-*, .<method>.old-*) beside it
+    for method_dir in sorted(p for p in models.iterdir() if p.is_dir() and not p.name.startswith(".")):
         candidates = [(None, method_dir / TRAINER_STATE_FILE)]
         for seed_dir in method_dir.iterdir():
             m = _SEED_DIR.match(seed_dir.name)

@@ -44,8 +44,11 @@ from hardneg.cards import (
     write_build_recipe,
 )
 from hardneg.config import yaml_error_where
+from hardneg.croissant import CROISSANT_FILE, validate_croissant, write_croissant
+from hardneg.croissant import available as croissant_available
 from hardneg.errors import first_line
 from hardneg.files import replace_folder, write_atomic
+from hardneg.id_layout import CORPUS_CONFIG, check_id_layout_schema, is_id_config
 from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS, arrow_table
 
 QUERIES_COLUMNS = ("query", "positive")
@@ -109,6 +112,8 @@ def check_config_schema(name: str, columns: list[str], rows: dict[str, int]) -> 
             raise ValueError(
                 f"config 'queries' lacks column(s) {missing}; fix: follow docs/design.md (query, positive ...)"
             )
+    elif name == CORPUS_CONFIG or is_id_config(columns):  # the id layout (hardneg.id_layout)
+        check_id_layout_schema(name, columns)
     elif tuple(columns[:3]) != TRAINING_COLUMNS:
         raise ValueError(
             f"triplet config '{name}' starts with columns {columns[:3]}; fix: put anchor, positive, negative first "
@@ -270,6 +275,9 @@ def save_dataset_folder(
             **dataset_card_extras(staging),
         )
         write_atomic(staging / README_FILE, card)
+        write_croissant(
+            staging, {n: next(iter(dd.values())).features for n, dd in dicts.items()}, build_stats, card_data
+        )
         _check_written(staging, splits)
     return folder
 
@@ -281,9 +289,15 @@ def _check_written(folder: Path, splits: dict[str, dict[str, int]]) -> None:
             files = sorted((folder / name).glob(f"{split}-*.parquet"))
             found = sum(pq.read_metadata(f).num_rows for f in files)
             if found != n:
-                raise OSError(f"config '{name}' split '{split}' wrote {found} rows, not {n}")
+                raise ValueError(
+                    f"config '{name}' split '{split}' read back {found} rows, not the {n} written; the previous "
+                    "folder is unchanged; fix: check the disk (df, dmesg) and rerun the same command"
+                )
     if not (folder / README_FILE).is_file():
-        raise OSError(f"the card {folder / README_FILE} was not written")
+        raise ValueError(
+            f"the card {folder / README_FILE} was not written; the previous folder is unchanged; fix: check the "
+            "disk (df, dmesg) and rerun the same command"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -441,7 +455,7 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
     triplet_types = {
         name: {c: str(f[c]) for c in TRAINING_COLUMNS}
         for name, f in features.items()
-        if name != QUERIES_CONFIG
+        if name != QUERIES_CONFIG and set(TRAINING_COLUMNS) <= set(f)  # not the id layout's configs
     }
     if len({json.dumps(t, sort_keys=True) for t in triplet_types.values()}) > 1:
         raise ValueError(
@@ -457,7 +471,15 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
         default_config=default,
         **dataset_card_extras(folder),
     )
-    for path in (readme, stats_path, folder / CARD_DATA_FILE, *sorted((folder / RECIPES_DIR).glob("*.yaml"))):
+    if (folder / CROISSANT_FILE).is_file() and croissant_available():
+        validate_croissant(folder / CROISSANT_FILE)
+    for path in (
+        readme,
+        stats_path,
+        folder / CARD_DATA_FILE,
+        folder / CROISSANT_FILE,
+        *sorted((folder / RECIPES_DIR).glob("*.yaml")),
+    ):
         if path.is_file():
             files.append(path)
     return FolderReport(folder, configs, features, default, card_metadata, sorted(set(files)), card)

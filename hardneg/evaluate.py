@@ -36,13 +36,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hardneg import mteb_results
 from hardneg.assets import resolve_dataset, resolve_dtype, resolve_embedder
 from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
-from hardneg.corpus import BeirData, passage_text
+from hardneg.corpus import BeirData
 from hardneg.encode import process_state
 from hardneg.errors import first_line
 from hardneg.files import write_atomic
 from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
+from hardneg.mteb_results import PASSAGE_FORMATS, format_passage, parse_task_names
 from hardneg.revisions import model_commit, resolve_revision
 
 logger = logging.getLogger(__name__)
@@ -211,6 +213,27 @@ class EvalConfig:
             "auto (ArguAna and Quora, by dataset name), true (every dataset) or false."
         },
     )
+    passage_format: str = field(
+        default="hardneg",
+        metadata={
+            "help": "How a passage's title joins its text: hardneg ('title. text', the title left out when the "
+            "text starts with it) or mteb (MTEB's 'title text'); docs/evaluation.md, Agreement with MTEB."
+        },
+    )
+    mteb_results: str = field(
+        default="auto",
+        metadata={
+            "help": "Also write MTEB TaskResult files (<run_dir>/mteb_results/results/<model>/<revision>/<task>.json): "
+            "auto (when mteb is installed), true or false."
+        },
+    )
+    mteb_tasks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "DATASET=TASK pairs filing a dataset's MTEB results under an MTEB task name (default: MTEB's "
+            "task for a BEIR set it knows, else a custom task hardneg-<dataset>)."
+        },
+    )
     overwrite: bool = field(default=False, metadata={"help": "Recompute result files that already exist."})
     show_progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
@@ -224,6 +247,15 @@ class EvalConfig:
                 f"ignore_identical_ids '{self.ignore_identical_ids}' is not auto, true or false; "
                 "fix: use auto (ArguAna and Quora), true or false"
             )
+        if self.passage_format not in PASSAGE_FORMATS:
+            raise ValueError(
+                f"passage_format '{self.passage_format}' is not one of {', '.join(PASSAGE_FORMATS)}; fix: use hardneg or mteb"
+            )
+        if self.mteb_results not in ("auto", "true", "false"):
+            raise ValueError(
+                f"mteb_results '{self.mteb_results}' is not auto, true or false; fix: use auto, true or false"
+            )
+        parse_task_names(self.mteb_tasks)
         specs = [ModelSpec.parse(m, self.run_dir) for m in self.models]
         self.model_specs = [s for spec in specs for s in expand_seeds(spec, self.seeds)]
         self.dataset_specs = [DatasetSpec.parse(d, self.split) for d in self.datasets]
@@ -382,9 +414,21 @@ def _is_current(
     except (OSError, json.JSONDecodeError):
         return False
     same_dtype = dtype is None or spec.is_bm25 or old.get("dtype") == dtype
-    old_settings = {"metric_list": sorted(old.get("metrics", {})), **old}  # older files: the metric keys
+    # older files: the metric keys, and the one passage format there was
+    old_settings = {"metric_list": sorted(old.get("metrics", {})), "passage_format": "hardneg", **old}
     same_settings = all(old_settings.get(k) == v for k, v in (expect or {}).items())
     return old.get("source_stamp") == source_stamp(spec) and same_dtype and same_settings
+
+
+def mteb_model(spec: ModelSpec, result: dict[str, Any], model=None) -> mteb_results.ModelInfo:
+    """The model an MTEB result is filed under: a Hub or embedded model by its Hub id and commit; a local
+    folder (fine-tuned) as ``hardneg/<model key>`` at its files' stamp, with the ``model_meta.json`` saved
+    beside it by training; BM25 as ``hardneg/<model key>``."""
+    folder = None if spec.is_bm25 else Path(resolve_embedder(spec.model).name_or_path)
+    if folder is not None and folder.is_dir() and not spec.model.startswith("embedded:"):
+        return mteb_results.model_info(model_key(spec), result["source_stamp"], folder, model)
+    name = model_key(spec) if spec.is_bm25 else resolve_embedder(spec.model).name
+    return mteb_results.model_info(name, result.get("model_commit"), None, model)
 
 
 def scoring_settings(config: EvalConfig, dspec: DatasetSpec, pin: tuple[DatasetSpec, str]) -> dict[str, Any]:
@@ -397,6 +441,7 @@ def scoring_settings(config: EvalConfig, dspec: DatasetSpec, pin: tuple[DatasetS
         "ignore_identical_ids": ignores_identical_ids(config.ignore_identical_ids, dspec.name),
         "metric_list": sorted(config.metrics),
         "dataset_request": {"revision": pinned.revision, "how": how},
+        "passage_format": config.passage_format,
     }
 
 
@@ -438,12 +483,18 @@ def _run_from_topk(
     }
 
 
-def search_bm25(data: BeirData, query_ids: list[str], top_k: int, show_progress: bool = True) -> dict:
+def search_bm25(
+    data: BeirData,
+    query_ids: list[str],
+    top_k: int,
+    show_progress: bool = True,
+    passage_format: str = "hardneg",
+) -> dict:
     """BM25 (bm25s, Lucene variant, English stemming + stop words) top-k run over ``data``."""
     from hardneg.bm25 import BM25Index
 
     doc_ids = list(data.corpus)
-    texts = [passage_text(d["title"], d["text"]) for d in data.corpus.values()]
+    texts = [format_passage(d, passage_format) for d in data.corpus.values()]
     index = BM25Index(texts, doc_ids, show_progress=show_progress)
     idx, scores = index.search_indices([data.queries[q] for q in query_ids], top_k)
     return _run_from_topk(query_ids, doc_ids, np.asarray(idx), np.asarray(scores))
@@ -463,6 +514,7 @@ def search_dense(
     cache_dir: str | Path | None = None,
     dtype: str = "float32",
     show_progress: bool = True,
+    passage_format: str = "hardneg",
 ) -> tuple[dict, dict[str, Any]]:
     """Encode corpus (cached, sharded) and queries, exact top-k search; returns (run, info).
 
@@ -472,7 +524,7 @@ def search_dense(
     from hardneg.encode import encode_corpus, fingerprint_model, fingerprint_texts, search_topk
 
     doc_ids = list(data.corpus)
-    texts = [passage_text(d["title"], d["text"]) for d in data.corpus.values()]
+    texts = [format_passage(d, passage_format) for d in data.corpus.values()]
     dtype = str(resolve_dtype(dtype, str(model.device))).replace("torch.", "")
     info: dict[str, Any] = {
         "similarity": model.similarity_fn_name or "cosine",
@@ -562,7 +614,9 @@ def evaluate_model_on_dataset(
     # one more document per query, so that top_k remain once a query's own id is dropped (as BEIR does)
     depth = config.top_k + 1 if ignore_identical else config.top_k
     if spec.is_bm25:
-        run = search_bm25(data, query_ids, depth, show_progress=config.show_progress)
+        run = search_bm25(
+            data, query_ids, depth, show_progress=config.show_progress, passage_format=config.passage_format
+        )
     else:
         prompts = resolve_prompts(model, spec)
         cache = config.cache_dir.replace("{run_dir}", config.run_dir) if config.cache_dir else None
@@ -579,6 +633,7 @@ def evaluate_model_on_dataset(
             cache_dir=cache,
             dtype=config.dtype,
             show_progress=config.show_progress,
+            passage_format=config.passage_format,
         )
     dropped = 0
     if ignore_identical:
@@ -660,6 +715,10 @@ def evaluate(config: EvalConfig) -> list[Path]:
     dtype = str(resolve_dtype(config.dtype, device)).replace("torch.", "")
     pins = {d: pin_revision(d) for d in config.dataset_specs}
     revisions: dict[DatasetSpec, dict[str, Any]] = {}
+    write_mteb = mteb_results.mteb_enabled(config.mteb_results)
+    mteb_names = parse_task_names(config.mteb_tasks)
+    for name in mteb_names.values() if write_mteb else ():
+        mteb_results.get_registered_task(name)  # an unknown task name fails now, not after the encoding
     for spec in config.model_specs:
         state.wait_for_everyone()  # every process decides what is left from the same files
         todo = [
@@ -668,6 +727,12 @@ def evaluate(config: EvalConfig) -> list[Path]:
             if config.overwrite
             or not _is_current(
                 result_path(config.run_dir, spec, d.name), spec, dtype, scoring_settings(config, d, pins[d])
+            )
+            or (
+                write_mteb
+                and not mteb_results.has_task_result(
+                    config.run_dir, result_path(config.run_dir, spec, d.name)
+                )
             )
         ]
         written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
@@ -690,6 +755,21 @@ def evaluate(config: EvalConfig) -> list[Path]:
             if state.is_main_process:
                 result.update(scoring_settings(config, dspec, pins[dspec]))
                 result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
+                if write_mteb:
+                    mteb_path = mteb_results.write_evaluation(
+                        config.run_dir,
+                        data=data,
+                        run=run,
+                        split=config.split,
+                        hub_path=hub_id(pinned),
+                        revision=revisions[dspec]["revision"],
+                        task_name=mteb_names.get(dspec.name),
+                        model=mteb_model(spec, result, model),
+                        evaluation_time=result["timing"]["wall_s"],
+                        passage_format=config.passage_format,
+                        ignore_identical_ids=result["ignore_identical_ids"],
+                    )
+                    result["mteb_result"] = str(mteb_path.relative_to(config.run_dir))
                 result["run_file_queries"] = sum(1 for ranked in run.values() if ranked)  # checked on reading
                 write_atomic(path, json.dumps(result, indent=1))
                 m = result["metrics"]

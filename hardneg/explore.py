@@ -37,9 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hardneg.beir import load_eval_dataset
-from hardneg.config import read_json
+from hardneg.config import ConfigError, read_json
 from hardneg.corpus import passage_text
 from hardneg.errors import first_line
+from hardneg.files import recover_folder
 from hardneg.methods import QUERIES_CONFIG, fn_scores_file
 from hardneg.metrics import read_run_file, trec_order
 from hardneg.report import load_results
@@ -94,6 +95,12 @@ class ExploreConfig:
         },
     )
 
+    def __post_init__(self) -> None:
+        if self.sample_queries < 0:
+            raise ConfigError(
+                f"--sample_queries {self.sample_queries} is negative; fix: give a number of queries, or 0 for all"
+            )
+
 
 class StringTable:
     """Each distinct string stored once; rows refer to it by index (-1 = missing)."""
@@ -128,6 +135,7 @@ def _load_configs(
     from datasets import get_dataset_config_names, load_dataset
 
     folder = Path(dataset)
+    recover_folder(folder)  # a save killed mid-swap: the previous folder back before it is read
     local = folder.is_dir()
     if local:
         stats_path = folder / "build_stats.json"

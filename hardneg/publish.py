@@ -34,6 +34,8 @@ from huggingface_hub.utils import validate_repo_id
 
 from hardneg.cards import ModelCardData, dataset_card_extras, render_dataset_card, render_model_card
 from hardneg.config import ConfigError
+from hardneg.croissant import CROISSANT_FILE, croissant_json
+from hardneg.croissant import available as croissant_available
 from hardneg.dataset_folder import (
     BUILD_STATS_FILE,
     CARD_DATA_FILE,
@@ -44,6 +46,7 @@ from hardneg.dataset_folder import (
     validate_dataset_folder,
 )
 from hardneg.errors import first_line
+from hardneg.files import recover_folder
 from hardneg.revisions import HUB_ID_RE, is_hub_id, offline_variable
 
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -357,10 +360,12 @@ def release_files(
     files: dict[str, Path | bytes] = {
         p.relative_to(report.folder).as_posix(): p
         for p in report.files
-        if p.name not in (README_FILE, CARD_DATA_FILE)
+        if p.name not in (README_FILE, CARD_DATA_FILE, CROISSANT_FILE)
     }
     files[README_FILE] = card.encode("utf-8")
     files[CARD_DATA_FILE] = card_data_json(card_data).encode("utf-8")
+    if croissant_available():  # names this release's repo and version, as the card does
+        files[CROISSANT_FILE] = croissant_json(report.features, build_stats, card_data).encode("utf-8")
     return files, card
 
 
@@ -394,6 +399,7 @@ def publish_dataset(
         api: an ``HfApi`` (default: a new one on ``HF_ENDPOINT``).
     """
     release = _Release.start(repo_id, "dataset", version, confirm)
+    recover_folder(folder)  # a save killed mid-swap: publish the previous folder, not nothing
     report = validate_dataset_folder(folder)
     release.connect(api, token)
     if confirm and not allow_schema_change:
@@ -472,6 +478,7 @@ def publish_model(
         )
     release = _Release.start(repo_id, "model", version, confirm)
     folder = Path(folder)
+    recover_folder(folder)
     files: dict[str, Path | bytes] = dict(validate_model_folder(folder))
     if card_data is None:
         if not (folder / CARD_DATA_FILE).is_file():

@@ -50,6 +50,7 @@ from hardneg.metrics import (
     variance_components,
     welch_pair,
 )
+from hardneg.ranx_export import P_ADJUSTMENTS, RANX_FILE, ranx_export, write_ranx_export
 
 TABLE_METRICS = ("ndcg@10", "p@10", "recall@100")
 TESTS = ("welch", "bootstrap", "randomization", "t-test")
@@ -107,6 +108,19 @@ class ReportConfig:
         default=False,
         metadata={"help": "Write each local model folder's results into its README model-index metadata."},
     )
+    ranx: bool = field(
+        default=False,
+        metadata={
+            "help": "Also write significance_ranx.json: each dataset's comparison as a ranx compare Report "
+            "(ranx test names, max_p = alpha, its table); hardneg.ranx_export."
+        },
+    )
+    ranx_p_adjustment: str = field(
+        default="holm",
+        metadata={
+            "help": "p-values in the ranx export: holm (hardneg's verdicts) or none (raw, as ranx reports)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.test not in TESTS:
@@ -121,6 +135,10 @@ class ReportConfig:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}; fix: e.g. --alpha 0.05")
         if not 0 < self.power < 1:
             raise ValueError(f"power must be in (0, 1), got {self.power}; fix: e.g. --power 0.8")
+        if self.ranx_p_adjustment not in P_ADJUSTMENTS:
+            raise ValueError(
+                f"ranx_p_adjustment '{self.ranx_p_adjustment}' is not holm or none; fix: use holm (default) or none"
+            )
         if self.n_resamples < 100:
             raise ValueError(f"n_resamples {self.n_resamples} is too few; fix: use >= 1000")
 
@@ -857,6 +875,15 @@ def render_report(config: ReportConfig) -> dict[str, Path]:
         )
     if plot_training_loss(run, run / "training_loss.png"):  # models' trainer_state.json, per method and seed
         paths["training_loss"] = run / "training_loss.png"
+    if config.ranx:
+        arrays = {
+            an.dataset: {s.label: score_array(s, an.queries, an.metrics) for s in an.systems}
+            for an in analyses
+        }
+        export = ranx_export(
+            analyses, arrays, test=config.test, alpha=config.alpha, p_adjustment=config.ranx_p_adjustment
+        )
+        paths["ranx"] = write_ranx_export(run / RANX_FILE, export)
     if config.model_index:
         write_model_index(results, metrics)
     print(markdown)

@@ -6,7 +6,8 @@
 - ``word_jaccard``: Jaccard similarity of two texts' word sets (near-duplicates);
 - ``ngram_jaccard`` / ``ngram_overlap``: word n-gram similarity and copy share (generation hygiene);
 - ``is_blank`` / ``blank_rows``: a text with nothing visible (empty, white space, zero-width and other format
-  or control characters) is empty, for one string or a whole Arrow column.
+  or control characters, Hangul fillers, the blank Braille pattern) is empty, for one string or a whole Arrow
+  column.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ import pyarrow.compute as pc
 _WORD = re.compile(r"\w+")
 # Invisible: white space (Z*, and Python's/RE2's \s), format characters (Cf: zero-width space/joiners, BOM,
 # soft hyphen, word joiner) and control characters (Cc).
+# Also blank: the Hangul fillers and the blank Braille pattern, letters/symbols that render as nothing.
 _INVISIBLE_CATEGORIES = frozenset(("Zs", "Zl", "Zp", "Cf", "Cc"))
-_VISIBLE_RE2 = r"[^\s\p{Z}\p{Cf}\p{Cc}]"  # one visible character, in Arrow's RE2 syntax
+_BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_VISIBLE_RE2 = (  # one visible character, in Arrow's RE2 syntax
+    r"[^\s\p{Z}\p{Cf}\p{Cc}" + "".join(f"\\x{{{ord(c):04X}}}" for c in sorted(_BLANK_CHARACTERS)) + "]"
+)
 
 
 def is_blank(text: object) -> bool:
@@ -31,7 +36,10 @@ def is_blank(text: object) -> bool:
     (zero-width spaces, joiners, BOM, soft hyphens, control characters). Same rule as ``blank_rows``."""
     if not isinstance(text, str):
         return True
-    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
+    return all(
+        c.isspace() or c in _BLANK_CHARACTERS or unicodedata.category(c) in _INVISIBLE_CATEGORIES
+        for c in text
+    )
 
 
 def blank_rows(column: pa.Array | pa.ChunkedArray) -> np.ndarray:

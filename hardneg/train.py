@@ -49,12 +49,14 @@ from transformers.trainer_callback import ExportableState
 
 from hardneg.assets import best_device, resolve_embedder
 from hardneg.cards import ModelCardData, render_model_card
-from hardneg.config import ConfigError
+from hardneg.config import ConfigError, check_replaceable
 from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
-from hardneg.files import replace_folder
+from hardneg.files import recover_folder, replace_folder
 from hardneg.hub import publish_model
+from hardneg.id_layout import is_id_config, resolve_id_config
 from hardneg.methods import TRAINING_COLUMNS
+from hardneg.mteb_results import training_provenance, write_trained_model_meta
 from hardneg.revisions import check_loaded, check_model_loaded, loaded_commit, model_commit, resolve_revision
 from hardneg.samplers import SamplerName, batch_sampler
 
@@ -262,6 +264,8 @@ class TrainConfig:
     def preflight(self) -> None:
         """Checks before any process starts work (``run_main``; ``make train`` runs them before accelerate)."""
         check_dataset_ref(self.dataset, self.dataset_revision)
+        for folder in [seed_dir(self.output_dir, seed) for seed in self.seeds] or [self.output_dir]:
+            check_replaceable(folder)  # the model folder is swapped in after training
 
     def __post_init__(self) -> None:
         if self.bf16 and self.fp16:
@@ -414,6 +418,12 @@ def load_triplets(
             f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
         ) from None
     check_loaded(ds, dataset, revision, pinned)  # never a cached copy of another revision
+    if is_id_config(ds.column_names) and not columns:  # the id layout: texts from its queries and corpus
+        ds = resolve_id_config(
+            ds,
+            lambda name: load_dataset(dataset, name, revision=revision, split="train", **fresh),
+            f"dataset '{dataset}' config '{config}'",
+        )
     ds = map_columns(ds, columns, f"dataset '{dataset}' config '{config}'")
     if len(ds) == 0:
         raise ConfigError(
@@ -982,6 +992,7 @@ def train(
     from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
 
     output_dir = Path(config.output_dir)
+    recover_folder(output_dir)  # a save killed mid-swap: put the previous model back before anything reads it
     args = training_arguments(config, has_eval=config.eval_size > 0)
     if data is None:
         with args.main_process_first(local=True, desc="load the dataset"):
@@ -1173,6 +1184,10 @@ def _save_into(
         metrics=metrics,
         repo_id=config.hub_model_id,
     )
+    card.training_corpora, card.not_zero_shot_on = training_provenance(
+        config.dataset, config.dataset_revision
+    )
+    write_trained_model_meta(output_dir, trainer.model, card)  # MTEB's ModelMeta: the training datasets
     card.save(output_dir / "card_data.json")
     readme = output_dir / "README.md"
     base_card = readme.read_text(encoding="utf-8") if readme.is_file() else None

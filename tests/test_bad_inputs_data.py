@@ -25,6 +25,7 @@ from hardneg.metrics import read_run_file, write_run_file
 from hardneg.text import blank_rows, is_blank
 
 INVISIBLE = ["", " ", "\u200b", "\u200b\u200c\u200d", "\ufeff", "\u00ad", "\u2060 \t\n", "\u3000", "\x00\x07"]
+INVISIBLE += ["\u3164", "\u115f\u1160", "\uffa0 ", "\u2800"]  # Hangul fillers, the blank Braille pattern
 VISIBLE = ["a", " x ", "\u200bword", "é", "中", "1"]
 
 
@@ -86,6 +87,24 @@ def test_non_string_column_on_the_arrow_reader_names_its_row(tmp_path):
 
     pq.write_table(pa.table({"_id": ["a", "b"], "text": ["x y", "z w"], "title": [[1], [2]]}), path)
     with pytest.raises(ValueError, match=r"c.parquet row 0: 'title' is not a string"):
+        load_corpus(str(path))
+
+
+@pytest.mark.parametrize("kind", [pa.int64(), pa.float64()], ids=str)
+def test_an_all_null_column_of_any_type_is_a_missing_column(tmp_path, kind):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c.parquet"
+    titles = pa.nulls(2, kind)
+    pq.write_table(pa.table({"_id": ["a", "b"], "text": ["x y", "z w"], "title": titles}), path)
+    assert load_corpus(str(path))["title"] == ["", ""]
+
+
+def test_a_lone_surrogate_is_refused_with_file_and_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    lines = [json.dumps(r) for r in _good_rows()] + ['{"_id": "x", "text": "bad \\ud800 text"}']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"c.jsonl:5 holds a lone UTF-16 surrogate .*; fix: "):
         load_corpus(str(path))
 
 

@@ -20,6 +20,8 @@ def test_plot_training_loss(tmp_path):
     _state(run / "models" / "llm_hn" / "seed1", [2.1, 1.4])
     _state(run / "models" / "bm25_hn", [1.9, 1.7])  # a run from before per-seed folders
     (run / "models" / "ce_hn").mkdir()  # not trained yet: no log history
+    _state(run / "models" / ".llm_hn.old-00000000000000000001-1", [3.0])  # a killed save's backup: no method
+    _state(run / "models" / ".bm25_hn.new-abc", [3.0])  # a save in progress
     histories = training_histories(run)
     assert histories == {
         ("bm25_hn", None): [(1, 1.9), (2, 1.7)],

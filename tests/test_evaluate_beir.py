@@ -116,3 +116,18 @@ def test_bad_datasets(tmp_path):
         load_eval_dataset(str(empty))
     with pytest.raises(FileNotFoundError, match="lacks qrels/dev.tsv"):
         load_eval_dataset(str(empty), split="dev")
+
+
+@pytest.mark.parametrize("text", ["", "\u200b \u3164"], ids=["empty", "invisible"])
+def test_beir_hub_layout_refuses_an_invisible_query_as_the_folder_loader_does(tmp_path, mini, text):
+    corpus, queries, qrels = mini
+    queries = {**queries, next(iter(queries)): text}
+    folder = tmp_path / "BeIR" / f"cranblank{len(text)}"  # a name of its own: datasets caches by folder name
+    _corpus_queries(folder, corpus, queries)
+    (folder.parent / f"{folder.name}-qrels").mkdir()
+    lines = ["query-id\tcorpus-id\tscore"] + [
+        f"{r['query-id']}\t{r['corpus-id']}\t{r['score']}" for r in _qrels_rows(qrels)
+    ]
+    (folder.parent / f"{folder.name}-qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"queries row 0: the query's text is empty or invisible; fix: "):
+        load_eval_dataset(str(folder))

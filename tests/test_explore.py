@@ -255,7 +255,8 @@ def test_page_is_self_contained(demo_run, tmp_path):
         assert bad not in html, bad
 
 
-def test_script_error_is_one_line(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--sample_queries", "-1"]], ids=["no_build_stats", "negative_sample"])
+def test_script_error_is_one_line(tmp_path, extra):
     out = subprocess.run(
         [
             sys.executable,
@@ -264,6 +265,7 @@ def test_script_error_is_one_line(tmp_path):
             str(tmp_path),
             "--output",
             str(tmp_path / "x.html"),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -275,6 +277,7 @@ def test_script_error_is_one_line(tmp_path):
         and "fix:" in out.stderr
         and len(out.stderr.strip().splitlines()) == 1
     )
+    assert not extra or "--sample_queries" in out.stderr
 
 
 def _chromium() -> str | None:

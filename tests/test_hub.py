@@ -44,6 +44,7 @@ def test_layout_and_yaml_written_by_datasets(folder):
         "bm25_hn/train-00000-of-00001.parquet",
         "build_stats.json",
         "card_data.json",
+        "croissant.json",  # Croissant with the build's RAI fields (hardneg.croissant)
         "llm_hn/train-00000-of-00001.parquet",
         "queries/train-00000-of-00001.parquet",
         "recipes/build.yaml",  # the build's effective recipe (issue 12): the card's rebuild command reads it

@@ -8,6 +8,7 @@ so that the run fits in a couple of minutes on 2 cores.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import yaml
 from datasets import load_dataset
 
 from hardneg.corpus import load_beir_folder
+from hardneg.mteb_results import load_model_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["llm_hn", "bm25_hn", "ce_hn", "hybrid_hn"]
@@ -85,6 +87,15 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
             assert all(r["negative"] != r["positive"] for r in ds)
     card = (folder / "README.md").read_text()
     assert "configs:" in card and "llm_hn" in card
+    # the demo publishes both layouts (layout: both), and the card explains them
+    assert "holds both layouts" in card and "resolve_ids" in card
+    for m in METHODS:
+        assert load_dataset(str(folder), f"{m}_ids", split="train").column_names[:3] == [
+            "query_id",
+            "positive_id",
+            "negative_id",
+        ]
+    assert (folder / "croissant.json").is_file() == (importlib.util.find_spec("mlcroissant") is not None)
 
     for m in METHODS:  # two training seeds per method, each its own model, result file and run file
         for seed in (0, 1):
@@ -104,3 +115,18 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
     assert (run / "results.md").is_file() and (run / "results.png").stat().st_size > 10_000
     assert (run / "results_forest.png").is_file() and "Minimum detectable effect" in proc.stdout
     assert "ndcg@10" in proc.stdout.lower()
+
+    # MTEB results next to hardneg's, in MTEB's layout, loaded back by mteb; trained models are not zero-shot
+    # on the set whose passages generated their queries
+    mteb = pytest.importorskip("mteb")
+    for result_file in (run / "results").glob("*.json"):
+        result = json.loads(result_file.read_text())
+        task_result = mteb.TaskResult.from_disk(run / result["mteb_result"])
+        assert task_result.task_name == "hardneg-cranfield300"
+        assert task_result.scores["test"][0]["ndcg_at_10"] == pytest.approx(
+            result["metrics"]["ndcg@10"], abs=1e-4
+        )
+    cached = mteb.ResultCache(cache_path=run / "mteb_results").get_cache_paths(require_model_meta=True)
+    assert len(cached) == len(list((run / "results").glob("*.json")))
+    meta = load_model_meta(run / "models" / "llm_hn" / "seed0" / "model_meta.json")
+    assert meta.is_zero_shot_on(["hardneg-cranfield300"]) is False

@@ -170,6 +170,7 @@ def test_first_release_is_one_commit_then_a_tag(folder, hub):
         "bm25_hn/train-00000-of-00001.parquet",
         "build_stats.json",
         "card_data.json",
+        "croissant.json",  # Croissant with the RAI fields, naming this release (hardneg[croissant])
         "llm_hn/train-00000-of-00001.parquet",
         "queries/train-00000-of-00001.parquet",
         "recipes/build.yaml",  # the build's effective recipe: the card's rebuild command reads it

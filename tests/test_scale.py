@@ -5,6 +5,9 @@ streaming loads and a sampled explorer. benchmarks/scale.py measures the sizes; 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,7 +16,7 @@ from datasets import Dataset, load_dataset
 from scripted_llm import scripted
 
 import hardneg.generation as generation
-from hardneg.bm25 import BM25Index
+from hardneg.bm25 import BM25Index, available_threads
 from hardneg.build import BuildConfig, build
 from hardneg.corpus import load_corpus
 from hardneg.dataset_folder import parquet_layout, save_dataset_folder
@@ -97,3 +100,46 @@ def test_explorer_samples_queries_of_a_large_build(tmp_path, sample):
     assert payload["meta"]["sampled_from"] == (queries if sample else None)
     for method in payload["methods"].values():
         assert method["q"] and max(method["q"]) < shown  # every row points at a shown query
+
+
+def test_bm25_default_threads_respect_numba_and_the_launcher(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("one core: NUMBA_NUM_THREADS=1 is the core count here, the cap cannot be exercised")
+    search = (
+        "from hardneg.bm25 import BM25Index\n"
+        "index = BM25Index(['apple pear', 'pear plum', 'plum fig'], ['1', '2', '3'], show_progress=False)\n"
+        "print(index.search_indices(['pear'], k=2)[0].tolist())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", search],
+        env={**os.environ, "NUMBA_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))  # one process per core under accelerate / torchrun
+    assert available_threads() == 1
+
+
+def test_rerun_rewrites_the_folder_when_decontamination_removes_other_queries(tmp_path, monkeypatch):
+    """The same number of queries removed, but other ones: the folder key sees which, not only how many."""
+    import hardneg.build as build_module
+
+    gen_config, gen = scripted()
+    config = BuildConfig(output_dir=str(tmp_path / "run"), decontaminate=["eval"], **BUILD)
+    monkeypatch.setattr(
+        build_module, "exclusions_from_beir", lambda source, split: (set(), ["an eval query"])
+    )
+    for drop in (0, 1):  # the first build drops the first query, the rerun the second
+
+        def decontaminate(queries, exclude_queries, drop=drop):
+            return queries.select([i for i in range(len(queries)) if i != drop]), {}
+
+        monkeypatch.setattr(build_module, "decontaminate_queries", decontaminate)
+        folder = build(config, gen_config, generator=gen)
+        ids = list(load_dataset(str(folder), "queries", split="train")["query_id"])
+        assert len(ids) == len(set(ids))
+        if drop == 0:
+            first = ids
+    assert ids != first and len(ids) == len(first)

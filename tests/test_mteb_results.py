@@ -1,0 +1,194 @@
+"""MTEB's formats: TaskResult files beside hardneg's results (loaded back by mteb), custom tasks built
+offline, the ModelMeta's training datasets, and the cross-check of hardneg's metrics against
+``mteb.evaluate`` on the same model and data (docs/evaluation.md, "Agreement with MTEB")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+mteb = pytest.importorskip("mteb")  # the optional extra hardneg[mteb]; make install installs it
+
+from test_train import cranfield_triplets, tiny_config, write_dataset_folder  # noqa: E402,F401 (fixture)
+
+from hardneg import mteb_results  # noqa: E402
+from hardneg.beir import load_eval_dataset  # noqa: E402
+from hardneg.corpus import load_beir_folder  # noqa: E402
+from hardneg.evaluate import EvalConfig, ModelSpec, evaluate, evaluate_model_on_dataset, load_embedder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+AGREE = 1e-4  # MTEB rounds its means to 5 decimals
+
+
+def _subset(
+    cranfield_dir: str, folder: Path, n_queries: int, n_docs: int, *, zero_grade: bool = False
+) -> Path:
+    """A BEIR folder: the first ``n_queries`` judged Cranfield queries, their judged documents + filler."""
+    data = load_beir_folder(cranfield_dir, "test")
+    qids = list(data.qrels)[:n_queries]
+    docs = list(dict.fromkeys([d for q in qids for d in data.qrels[q]] + list(data.corpus)))[:n_docs]
+    (folder / "qrels").mkdir(parents=True)
+    with open(folder / "corpus.jsonl", "w") as f:
+        for d in docs:
+            f.write(json.dumps({"_id": d, **data.corpus[d]}) + "\n")
+    with open(folder / "queries.jsonl", "w") as f:
+        for q in qids:
+            f.write(json.dumps({"_id": q, "text": data.queries[q]}) + "\n")
+    lines = ["query-id\tcorpus-id\tscore"]
+    lines += [f"{q}\t{d}\t{g}" for q in qids for d, g in data.qrels[q].items() if d in docs]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_set(cranfield_dir, tmp_path_factory) -> Path:
+    return _subset(cranfield_dir, tmp_path_factory.mktemp("mteb") / "cranfield_small", 12, 150)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    model = load_embedder(ModelSpec("zero-shot", "embedded:minilm", max_seq_length=128), "cpu")
+    return model
+
+
+def test_evaluation_writes_mteb_results_that_mteb_loads(tmp_path, small_set):
+    config = EvalConfig(
+        run_dir=str(tmp_path),
+        datasets=[str(small_set)],
+        models=[{"method": "bm25", "model": "bm25"}, {"method": "zero-shot", "model": "embedded:minilm"}],
+        show_progress=False,
+        cache_dir="",
+    )
+    paths = evaluate(config)
+    cache = mteb.ResultCache(cache_path=tmp_path / mteb_results.MTEB_DIR)
+    for path in paths:
+        result = json.loads(path.read_text())
+        mteb_file = tmp_path / result["mteb_result"]
+        assert (
+            mteb_file.parts[-5:-3] == ("mteb_results", "results")
+            and mteb_file.name == "hardneg-cranfield_small.json"
+        )
+        assert (mteb_file.parent / "model_meta.json").is_file()
+        loaded = mteb.TaskResult.from_disk(mteb_file)
+        assert loaded.task_name == "hardneg-cranfield_small" and loaded.mteb_version == mteb.__version__
+        scores = loaded.scores["test"][0]
+        assert scores["hf_subset"] == "default" and scores["main_score"] == scores["ndcg_at_10"]
+        for metric in ("ndcg@10", "recall@100", "map@100", "p@10"):
+            assert scores[mteb_results.mteb_metric(metric)] == pytest.approx(
+                result["metrics"][metric], abs=AGREE
+            )
+    # MTEB's own reader finds both models' files in its folder layout
+    models = {p.parent.parent.name for p in cache.get_cache_paths(require_model_meta=True)}
+    assert models == {"hardneg__BM25.bm25", "sentence-transformers__all-MiniLM-L6-v2"}
+
+
+def test_unknown_mteb_task_is_one_line(tmp_path, small_set):
+    cmd = [sys.executable, str(ROOT / "evaluation" / "evaluate.py"), "--run_dir", str(tmp_path)]
+    cmd += [
+        "--datasets",
+        str(small_set),
+        "--models",
+        "bm25=bm25",
+        "--mteb_tasks",
+        "cranfield_small=NoSuchTask",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2, out.stderr
+    assert (
+        out.stderr.strip().splitlines()[-1].startswith("error: mteb task 'NoSuchTask' does not exist; fix:")
+    )
+    assert "Traceback" not in out.stderr
+    with pytest.raises(ValueError, match="not DATASET=TASK"):
+        EvalConfig(mteb_tasks=["SciFact"])
+
+
+def test_known_beir_sets_are_mteb_tasks():
+    assert mteb_results.registered_task_for("mteb/scifact").metadata.name == "SciFact"
+    assert mteb_results.registered_task_for("mteb/arguana").ignore_identical_ids
+    assert mteb_results.registered_task_for("local/none") is None
+    names = ["scifact", "mteb/nfcorpus", "BeIR/fiqa@abc", "embedded:cranfield", "unknown-corpus"]
+    assert mteb_results.training_task_names(names) == ["SciFact", "NFCorpus", "FiQA2018", "hardneg-cranfield"]
+
+
+def test_model_meta_lists_training_datasets(tmp_path, minilm):
+    meta = mteb_results.model_meta(
+        minilm,
+        name="all-MiniLM-L6-v2.llm_hn",
+        revision=None,
+        base_model="sentence-transformers/all-MiniLM-L6-v2",
+        training_datasets=["SciFact", "org/hardneg-scifact"],
+    )
+    path = mteb_results.write_model_meta(tmp_path, meta)
+    loaded = mteb_results.load_model_meta(path)
+    assert loaded.training_datasets == {"SciFact", "org/hardneg-scifact"}
+    assert loaded.is_zero_shot_on(["SciFact"]) is False and loaded.is_zero_shot_on(["NFCorpus"]) is True
+    assert loaded.name == "hardneg/all-MiniLM-L6-v2.llm_hn" and loaded.embed_dim == 384
+
+
+def _crosscheck(model, data, **config) -> tuple[dict, dict]:
+    """hardneg's metrics and MTEB's scores for the same model and data."""
+    cfg = EvalConfig(cache_dir="", show_progress=False, metrics=["ndcg@10", "recall@100"], **config)
+    spec = ModelSpec("zero-shot", "embedded:minilm", max_seq_length=128)
+    result, _ = evaluate_model_on_dataset(spec, data, cfg, model)
+    task = mteb_results.custom_task(data, passage_format=cfg.passage_format)
+    return result["metrics"], mteb_results.mteb_scores(model, task)
+
+
+@pytest.mark.parametrize("passage_format", ["hardneg", "mteb"])
+def test_metrics_agree_with_mteb_evaluate(small_set, minilm, passage_format):
+    ours, theirs = _crosscheck(minilm, load_eval_dataset(str(small_set)), passage_format=passage_format)
+    assert ours["ndcg@10"] == pytest.approx(theirs["ndcg_at_10"], abs=AGREE)
+    assert ours["recall@100"] == pytest.approx(theirs["recall_at_100"], abs=AGREE)
+
+
+@pytest.mark.slow
+def test_metrics_agree_with_mteb_evaluate_on_cranfield(minilm):
+    ours, theirs = _crosscheck(minilm, load_eval_dataset("embedded:cranfield"))
+    print(
+        f"cranfield hardneg {ours} mteb ndcg@10 {theirs['ndcg_at_10']} recall@100 {theirs['recall_at_100']}"
+    )
+    assert ours["ndcg@10"] == pytest.approx(theirs["ndcg_at_10"], abs=AGREE)
+    assert ours["recall@100"] == pytest.approx(theirs["recall_at_100"], abs=AGREE)
+
+
+def test_trained_model_has_model_meta_and_card_naming_its_training_corpora(tmp_path, cranfield_triplets):  # noqa: F811
+    from hardneg.train import train
+
+    folder = write_dataset_folder(tmp_path / "meta_triplets", {"bm25_hn": cranfield_triplets})
+    (folder / "build_stats.json").write_text(json.dumps({"corpus": {"source": "embedded:cranfield"}}))
+    out = train(tiny_config(folder, tmp_path / "model"))
+    meta = mteb_results.load_model_meta(out / mteb_results.MODEL_META_FILE)
+    assert meta.training_datasets == {"hardneg-cranfield"}  # the custom task evaluation files it under
+    assert meta.is_zero_shot_on(["hardneg-cranfield"]) is False
+    assert meta.adapted_from == "sentence-transformers/all-MiniLM-L6-v2"
+    card = (out / "README.md").read_text()
+    assert "Queries generated from the passages of: `embedded:cranfield`" in card
+    assert "Not zero-shot on the MTEB task(s) `hardneg-cranfield`" in card
+
+
+def test_rerun_keeps_results_and_writes_a_missing_mteb_file(tmp_path, small_set):
+    config = EvalConfig(
+        run_dir=str(tmp_path), datasets=[str(small_set)], models=["bm25=bm25"], show_progress=False
+    )
+    (path,) = evaluate(config)
+    mteb_file = tmp_path / json.loads(path.read_text())["mteb_result"]
+    stamp = path.stat().st_mtime_ns
+    evaluate(config)
+    assert path.stat().st_mtime_ns == stamp  # both files there: nothing recomputed
+    mteb_file.unlink()  # e.g. a result computed before mteb was installed
+    evaluate(config)
+    assert mteb_file.is_file() and path.stat().st_mtime_ns != stamp
+    without = EvalConfig(
+        run_dir=str(tmp_path),
+        datasets=[str(small_set)],
+        models=["bm25=bm25"],
+        show_progress=False,
+        mteb_results="false",
+    )
+    mteb_file.unlink()
+    evaluate(without)
+    assert not mteb_file.exists()
