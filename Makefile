@@ -24,8 +24,10 @@ RECIPES ?= recipes/demo
 METHODS ?= llm_hn bm25_hn ce_hn hybrid_hn
 # Training seeds (default: the train recipe's `seeds:`), e.g. SEEDS="0 1 2 3 4"; evaluate/report pick them up.
 SEEDS ?=
-# Training launcher: plain accelerate (one process here); e.g. LAUNCH="$(VENV)/bin/accelerate launch --config_file recipes/accelerate/ddp.yaml"
-LAUNCH ?= $(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
+# Training launcher: accelerate launch through hardneg.launch (same arguments; a failed process ends the launch with
+# its own one-line error and exit code, no launcher traceback); one process here, e.g.
+# LAUNCH="$(PY) -m hardneg.launch --config_file recipes/accelerate/ddp.yaml"
+LAUNCH ?= $(PY) -m hardneg.launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
 PYTEST_ARGS ?=
 # Values of these variables reach recipes only as environment variables, quoted ("$$RUN_DIR"): no value can
 # run a command (`make publish REPO='a/b" ; echo x; "'` passes that string as the repo id, nothing else).

@@ -42,7 +42,7 @@ from datasets import Dataset, Features, load_from_disk
 import hardneg
 from hardneg.assets import EMBEDDED_EMBEDDER
 from hardneg.cards import library_versions
-from hardneg.config import check_replaceable
+from hardneg.config import ConfigError, check_replaceable
 from hardneg.corpus import EMPTY_PASSAGES, load_corpus
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import (
@@ -107,6 +107,8 @@ class BuildConfig:
     """What to build. Generator settings live in ``hardneg.llm.GeneratorConfig`` (same recipe file)."""
 
     ONE_OR_LIST: ClassVar[tuple[str, ...]] = ("decontaminate",)  # one set may be given as a string
+    OUTPUT_KIND: ClassVar[str] = "run"  # hardneg.config.check_outputs
+    INPUT_FIELDS: ClassVar[tuple[str, ...]] = ("corpus",)
 
     output_dir: str = field(
         default="runs/demo", metadata={"help": "Run folder; the dataset goes to <output_dir>/dataset."}
@@ -175,11 +177,14 @@ class BuildConfig:
         metadata={"help": "llm_perturb_hn: how much of the positive to change: light | medium | heavy."},
     )
     perturb_max_new_tokens: int = field(
-        default=192, metadata={"help": "llm_perturb_hn: token budget of a rewritten passage."}
+        default=192,
+        metadata={"bounds": (1, None), "help": "llm_perturb_hn: token budget of a rewritten passage."},
     )
-    query_max_new_tokens: int = field(default=32, metadata={"help": "Token budget of a generated query."})
+    query_max_new_tokens: int = field(
+        default=32, metadata={"bounds": (1, None), "help": "Token budget of a generated query."}
+    )
     negative_max_new_tokens: int = field(
-        default=96, metadata={"help": "Token budget of a generated negative passage."}
+        default=96, metadata={"bounds": (1, None), "help": "Token budget of a generated negative passage."}
     )
     reject_retries: int = field(
         default=2, metadata={"help": "Retries (new seed) for an LLM output rejected by the hygiene filters."}
@@ -188,9 +193,12 @@ class BuildConfig:
         default=0, metadata={"help": "Skip the first range_min candidates of the ranking (mined methods)."}
     )
     range_max: int = field(
-        default=20, metadata={"help": "Consider only the top range_max candidates (mined methods)."}
+        default=20,
+        metadata={"bounds": (1, None), "help": "Consider only the top range_max candidates (mined methods)."},
     )
-    num_negatives: int = field(default=1, metadata={"help": "Negatives per query (one triplet row each)."})
+    num_negatives: int = field(
+        default=1, metadata={"bounds": (1, None), "help": "Negatives per query (one triplet row each)."}
+    )
     sampling_strategy: str = field(
         default="top", metadata={"help": "top | random (seeded) among the kept candidates."}
     )
@@ -234,7 +242,11 @@ class BuildConfig:
         metadata={"help": "hybrid_hn: the LLM config and the mined config it draws negatives from."},
     )
     hybrid_llm_ratio: float = field(
-        default=0.5, metadata={"help": "hybrid_hn: share of all negatives taken from the LLM config (0-1)."}
+        default=0.5,
+        metadata={
+            "bounds": (0, 1),
+            "help": "hybrid_hn: share of all negatives taken from the LLM config (0-1).",
+        },
     )
     false_negative_scorer: str | None = field(
         default="same",
@@ -272,7 +284,9 @@ class BuildConfig:
         default=None,
         metadata={"help": "Judge LM with the generator's backend settings (default: the generator itself)."},
     )
-    repair_max_new_tokens: int = field(default=4, metadata={"help": "Token budget of a judge answer."})
+    repair_max_new_tokens: int = field(
+        default=4, metadata={"bounds": (1, None), "help": "Token budget of a judge answer."}
+    )
     decontaminate: list[str] = field(
         default_factory=list,
         metadata={
@@ -286,7 +300,8 @@ class BuildConfig:
         metadata={"help": "Also remove the evaluation set's judged documents from passages and mining pool."},
     )
     score_batch_size: int = field(
-        default=32, metadata={"help": "Batch size for cross-encoder scoring and encoding."}
+        default=32,
+        metadata={"bounds": (1, None), "help": "Batch size for cross-encoder scoring and encoding."},
     )
     layout: str = field(
         default="text",
@@ -321,7 +336,11 @@ class BuildConfig:
             self.method_options = {}
         if isinstance(self.method_options, str):
             try:
-                self.method_options = json.loads(self.method_options) if self.method_options.strip() else {}
+                self.method_options = (
+                    json.loads(self.method_options, parse_constant=_refuse_constant)
+                    if self.method_options.strip()
+                    else {}
+                )
             except json.JSONDecodeError:
                 raise ValueError(
                     'method_options is not JSON; fix: pass e.g. \'{"bm25_hn": {"range_max": 10}}\''
@@ -405,6 +424,11 @@ class BuildConfig:
         return values | dict((self.method_options or {}).get(method.name) or {})
 
 
+def _refuse_constant(name: str) -> None:
+    """json.loads hook: JSON's NaN / Infinity are not numbers an option can mean (hardneg.config's rule)."""
+    raise ConfigError(f"method_options holds {name}, not a finite number; fix: give a finite number")
+
+
 def _load_data(path: Path) -> Dataset:
     """``load_from_disk``, also for a saved table of 0 rows (datasets writes no data file for it and then
     fails to read it back; a shard of a sharded build can end up empty)."""
@@ -412,6 +436,21 @@ def _load_data(path: Path) -> Dataset:
         features = Features.from_dict(json.loads((path / "dataset_info.json").read_text())["features"])
         return empty_table(features)
     return load_from_disk(str(path))
+
+
+def check_stage_result(name: str, table: Dataset, stats: dict, n_inputs: int, cache_dir: Path) -> None:
+    """A stage is finished only when its result is valid: one that kept no row of a non-empty input is not
+    saved as finished (a rerun would reuse it and fail further on with a misleading line); the error says
+    what removed the rows. Generation faults stop a stage earlier (``hardneg.generation.GenerationFault``)."""
+    if len(table) or not n_inputs:
+        return
+    why = {**(stats.get("rejects") or {}), **(stats.get("skipped") or {})}
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(why.items()) if v) or "no reason recorded"
+    raise ValueError(
+        f"stage '{name}' kept no row of its {n_inputs} input(s) (removed: {reasons}); nothing was saved as "
+        f"finished; fix: read the rejected outputs in {cache_dir / 'rejects'} or loosen the filters that removed "
+        "the rows (prompt, model, hygiene, margins), then rerun"
+    )
 
 
 class _Stages:
@@ -611,6 +650,7 @@ def make_queries(
                 max_new_tokens=config.query_max_new_tokens,
                 max_retries=config.reject_retries,
             )
+        check_stage_result(QUERIES_CONFIG, queries, stats, len(inputs.passages), cache_dir)
         queries = stages.put(QUERIES_CONFIG, key, queries, stats)
     else:
         queries, stats = done
@@ -695,6 +735,7 @@ def make_methods(
             table, mstats = method.function()(ctx)
         mstats.setdefault("method", name)
         mstats.setdefault("wall_seconds", round(time.perf_counter() - start, 3))
+        check_stage_result(name, table, mstats, len(queries), cache_dir)
         tables[name], stats[name] = stages.put(name, key, table, mstats), mstats
     return tables, stats, keys
 

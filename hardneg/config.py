@@ -6,6 +6,12 @@ recipe must not be silently ignored), and so is a YAML value of the wrong type (
 ``methods: bm25_hn`` where a list is expected, ``temperature: null``): YAML values bypass argparse's
 type conversion, so ``check_yaml_values`` checks them against the dataclass field types.
 
+Every value is checked when it is parsed, by rules taken from the field types so that every current and
+future option is covered (``check_value``): numbers are finite (``nan``/``inf`` refused), integers are
+>= 0 and fit 64 bits (seeds: numpy's 0..2**32-1), and a field's ``metadata["bounds"] = (low, high)``
+narrows (or, with a negative low, widens) its range; a recipe that names a key twice is refused
+(``load_yaml``). Cross-field checks stay in each config's ``__post_init__``.
+
 ``run_main`` is the entry point of every script: it parses, runs the pre-flight checks (output folders
 writable, each config's ``preflight()`` such as server reachability) before anything heavy starts, calls
 ``main`` and turns every known failure into one line ``error: ...; fix: ...`` with exit code 2 (Ctrl-C:
@@ -14,15 +20,21 @@ one line, exit code 130). docs/errors.md lists the messages.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
+import errno
 import json
+import math
 import os
 import sys
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
 import yaml
 from transformers import HfArgumentParser
 
@@ -33,6 +45,17 @@ from hardneg.redact import install_log_redaction, redact
 # before any work starts. A config class whose outputs differ declares its own ``OUTPUT_FIELDS``; fields naming a
 # single file it writes go in ``OUTPUT_FILES`` (the file's folder is checked; no work is kept to resume).
 OUTPUT_FIELDS = ("output_dir", "run_dir")
+# What each tool leaves in the folder it writes: a folder holding one of these markers is that tool's. A stage
+# writes only into a folder of its own kind (``OUTPUT_KIND``) and never into a dataset or model folder (they are
+# published as a whole), nor over any of its inputs (``INPUT_FIELDS``): ``check_outputs``. The names are those
+# of hardneg.dataset_folder.BUILD_STATS_FILE, hardneg.train.SUMMARY_FILE, sentence-transformers' modules.json
+# and hardneg.build's stages folder (tests/test_bad_inputs_rules.py checks them).
+FOLDER_KINDS: dict[str, tuple[str, ...]] = {
+    "dataset": ("build_stats.json",),
+    "model": ("training_summary.json", "modules.json"),
+    "run": ("stages",),
+}
+PUBLISHED_KINDS = ("dataset", "model")
 
 
 def _fields(cfg: Any, attr: str, default: tuple[str, ...] = ()) -> list[tuple[str, str]]:
@@ -45,6 +68,24 @@ class ConfigError(ValueError):
     """A recipe or command line that cannot be used; the message names the problem and the fix."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping naming a key twice (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise ConfigError(
+                    f"'{key}' is given twice in '{self.name}' (lines {seen[key]} and {line}); "
+                    "fix: keep one of them"
+                )
+            if isinstance(key, typing.Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -52,7 +93,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             f"config file '{path}' not found; fix: pass an existing recipe, e.g. recipes/demo/build.yaml"
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loader = _UniqueKeyLoader(path.read_text(encoding="utf-8"))
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data() or {}
+        finally:
+            loader.dispose()
     except UnicodeDecodeError as err:
         raise ConfigError(
             f"config file '{path}' is not UTF-8 text ({err.reason}); fix: save it as UTF-8"
@@ -143,10 +189,100 @@ def check_yaml_values(
     return out
 
 
+INT64 = (-(2**63), 2**63 - 1)
+SEED_BOUNDS = (0, 2**32 - 1)  # numpy's seeds (datasets' shuffle, samplers); torch and the LLMs accept them
+
+
+def field_bounds(f: dataclasses.Field, kind: type) -> tuple[float | None, float | None]:
+    """(low, high) of a numeric field, inclusive: ``metadata["bounds"]`` if given, else >= 0 for integers
+    (counts, sizes, budgets) and any finite value for numbers; seeds within numpy's 0..2**32-1."""
+    if "bounds" in f.metadata:
+        return f.metadata["bounds"]
+    if "seed" in f.name:
+        return SEED_BOUNDS
+    return (0, None) if kind is int else (None, None)
+
+
+def _numeric(tp: Any) -> type | None:
+    """int or float when the field holds numbers (``int``, ``float | None``, ``list[int]``), else None."""
+    args = [t for t in typing.get_args(tp) if t is not type(None)] if typing.get_origin(tp) else [tp]
+    if typing.get_origin(tp) in (list, tuple):
+        args = list(typing.get_args(tp)[:1])
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _numeric(args[0])
+    return args[0] if len(args) == 1 and args[0] in (int, float) else None
+
+
+def _finite(value: Any, where: str) -> None:
+    """Every number inside a nested value (a dict option such as method_options) is finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} holds {value}, not a finite number; fix: give a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _finite(v, where)
+
+
+def check_value(f: dataclasses.Field, tp: Any, value: Any) -> None:
+    """Refuse a value that no option can mean: nan/inf, an integer out of its bounds (64 bits at most)."""
+    kind = _numeric(tp)
+    if kind is None or value is None:
+        _finite(value, f"--{f.name}")
+        return
+    low, high = field_bounds(f, kind)
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue  # a type error, reported by the type check
+        if not math.isfinite(v):
+            default = f" (default {f.default})" if f.default is not dataclasses.MISSING else ""
+            raise ConfigError(
+                f"--{f.name} {v} is not a finite number; fix: give --{f.name} a number{default}"
+            )
+        shown = v if len(str(v)) <= 20 else f"{str(v)[:12]}...({len(str(v).lstrip('-'))} digits)"
+        if low is not None and high is not None and not low <= v <= high:
+            raise ConfigError(
+                f"--{f.name} {shown} is out of its range {low}..{high}; fix: give --{f.name} a value from {low} "
+                f"to {high}"
+            )
+        if low is not None and v < low:
+            raise ConfigError(f"--{f.name} {shown} is below {low}; fix: give --{f.name} a value >= {low}")
+        if high is not None and v > high:
+            raise ConfigError(f"--{f.name} {shown} is above {high}; fix: give --{f.name} a value <= {high}")
+        if kind is int and not INT64[0] <= v <= INT64[1]:
+            raise ConfigError(
+                f"--{f.name} {shown} does not fit 64 bits; fix: give --{f.name} a value of at most 19 digits"
+            )
+
+
+def check_values(values: dict[str, Any], dataclass_types: tuple[type, ...]) -> None:
+    """``check_value`` for every field of ``values`` (parsed from the command line and the recipe)."""
+    for t in dataclass_types:
+        hints = typing.get_type_hints(t)
+        for f in dataclasses.fields(t):
+            if f.name in values:
+                check_value(f, hints[f.name], values[f.name])
+
+
+class _Parser(HfArgumentParser):
+    """HfArgumentParser that keeps hardneg's own field metadata (``bounds``) out of argparse."""
+
+    @staticmethod
+    def _parse_dataclass_field(parser, field: dataclasses.Field):
+        if "bounds" in field.metadata:
+            field = copy.copy(field)
+            field.metadata = types.MappingProxyType(
+                {k: v for k, v in field.metadata.items() if k != "bounds"}
+            )
+        HfArgumentParser._parse_dataclass_field(parser, field)
+
+
 def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple[Any, ...]:
-    """Parse ``--config FILE`` plus CLI overrides into one instance of each dataclass type."""
+    """Parse ``--config FILE`` plus CLI overrides into one instance of each dataclass type; every value is
+    checked (``check_values``) before any config is built."""
     args = list(sys.argv[1:] if args is None else args)
-    parser = HfArgumentParser(dataclass_types)
+    parser = _Parser(dataclass_types)
     parser.add_argument("--config", default=None, help="YAML recipe; command-line flags override its values")
 
     def refuse(message: str) -> typing.NoReturn:  # argparse would print usage + message and exit 2
@@ -172,8 +308,12 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple[Any, .
             )
         parser.set_defaults(**check_yaml_values(values, dataclass_types, config_path))
     try:
-        parsed = parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)
-        return tuple(parsed[: len(dataclass_types)])
+        values = vars(parser.parse_args(args=args))
+        check_values(values, dataclass_types)
+        return tuple(
+            t(**{f.name: values[f.name] for f in dataclasses.fields(t) if f.init and f.name in values})
+            for t in dataclass_types
+        )
     except (TypeError, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
@@ -210,6 +350,50 @@ def check_writable(folder: str | Path, option: str = "output_dir") -> None:
         )
 
 
+def folder_kind(folder: Path) -> tuple[str, str] | None:
+    """(kind, marker) of a tool's folder (``FOLDER_KINDS``), None for any other folder."""
+    for kind, markers in FOLDER_KINDS.items():
+        for marker in markers:
+            if (folder / marker).exists():
+                return kind, marker
+    return None
+
+
+def _paths(value: Any) -> list[Path]:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [Path(v).absolute() for v in values if isinstance(v, str) and v and Path(v).exists()]
+
+
+def check_outputs(cfg: Any) -> None:
+    """Refuse, before anything runs, an output that would overwrite an input or another tool's folder:
+    an output equal to an input, a folder of another kind (a dataset folder as a model's --output_dir), or a
+    path inside a dataset or model folder (which is published as a whole)."""
+    own = getattr(type(cfg), "OUTPUT_KIND", None)
+    inputs = [(n, p) for n in getattr(type(cfg), "INPUT_FIELDS", ()) for p in _paths(getattr(cfg, n, None))]
+    outputs = _fields(cfg, "OUTPUT_FIELDS", OUTPUT_FIELDS) + _fields(cfg, "OUTPUT_FILES")
+    for name, value in outputs:
+        path = Path(value).absolute()
+        for input_name, source in inputs:
+            if path == source:
+                raise ConfigError(
+                    f"--{name} '{value}' would overwrite --{input_name} '{source}', an input of this stage; "
+                    f"fix: choose another --{name}"
+                )
+        found = folder_kind(path) if path.is_dir() else None
+        if found and found[0] != own:
+            raise ConfigError(
+                f"--{name} '{value}' is a {found[0]} folder (it holds {found[1]}), which this stage would write "
+                f"over; fix: choose another --{name}"
+            )
+        for parent in path.parents:
+            found = folder_kind(parent)
+            if found and found[0] in PUBLISHED_KINDS:
+                raise ConfigError(
+                    f"--{name} '{value}' is inside the {found[0]} folder '{parent}' (it holds {found[1]}), which "
+                    f"is published as a whole; fix: choose a --{name} outside it"
+                )
+
+
 def check_replaceable(folder: str | Path, option: str = "output_dir") -> None:
     """Fail now when ``folder`` is written whole and swapped in at the end (``hardneg.files.replace_folder``)
     but cannot be renamed: a mount point, the current directory, a parent that is not writable."""
@@ -221,7 +405,10 @@ def check_replaceable(folder: str | Path, option: str = "output_dir") -> None:
 
 
 def preflight(configs: tuple[Any, ...]) -> None:
-    """Checks that need no model: output folders writable, then each config's own ``preflight()``."""
+    """Checks that need no model: outputs that overwrite nothing and are writable, then each config's own
+    ``preflight()``."""
+    for cfg in configs:
+        check_outputs(cfg)
     for cfg in configs:
         for name, value in _fields(cfg, "OUTPUT_FIELDS", OUTPUT_FIELDS):
             check_writable(value, name)
@@ -237,7 +424,7 @@ def preflight(configs: tuple[Any, ...]) -> None:
 
 def work_folder(configs: tuple[Any, ...]) -> str | None:
     """The folder a stage keeps its finished work in (named in the Ctrl-C line)."""
-    return next((v for c in configs for _, v in _fields(c, "OUTPUT_FIELDS", OUTPUT_FIELDS)), None)
+    return next((v for _, v in _fields_of(configs)), None)
 
 
 def is_main_process() -> bool:
@@ -251,8 +438,38 @@ def error_line(err: BaseException) -> str:
     text = str(err) or type(err).__name__
     if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and "fix:" not in text:
         what = f"cannot write '{err.filename}'" if err.filename else "an operating-system call failed"
-        text = f"{what} ({err.strerror or type(err).__name__}); fix: check the path and its permissions, or choose another folder"
+        fix = "check the path and its permissions, or choose another folder"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # disk full: the one line says so, never a traceback
+            fix = "free disk space on that drive (or choose a folder on another one) and rerun: finished work is kept"
+        text = f"{what} ({err.strerror or type(err).__name__}); fix: {fix}"
     return redact(" ".join(text.split()))
+
+
+@contextlib.contextmanager
+def output_locks(configs: tuple[Any, ...]) -> Iterator[None]:
+    """Hold an exclusive lock on every output folder while the stage runs: a second run into the same
+    folder stops at once with one line instead of racing the first. The lock file sits beside the folder
+    (``<parent>/.<name>.lock``), so a run that fails early leaves no folder behind. Only the main process
+    locks (the other processes of a launch write into the same folder by design)."""
+    with contextlib.ExitStack() as stack:
+        if is_main_process():
+            for name, value in _fields_of(configs):
+                folder = Path(value).absolute()
+                lock_path = folder.parent / f".{folder.name}.lock"
+                lock_path.parent.mkdir(parents=True, exist_ok=True)
+                lock = filelock.FileLock(str(lock_path), timeout=0)
+                try:
+                    stack.enter_context(lock)
+                except filelock.Timeout:
+                    raise ConfigError(
+                        f"another run is writing into --{name} '{value}' (it holds {lock_path}); fix: wait for "
+                        f"it to finish, or choose another --{name}"
+                    ) from None
+        yield
+
+
+def _fields_of(configs: tuple[Any, ...]) -> list[tuple[str, str]]:
+    return [nv for c in configs for nv in _fields(c, "OUTPUT_FIELDS", OUTPUT_FIELDS)]
 
 
 def run_main(main, *dataclass_types: type) -> None:
@@ -269,7 +486,8 @@ def run_main(main, *dataclass_types: type) -> None:
         preflight(configs)
         if os.environ.get("HARDNEG_CHECK_ONLY"):
             return
-        main(*configs)
+        with output_locks(configs):
+            main(*configs)
     except KeyboardInterrupt:
         if os.environ.get("HARDNEG_DEBUG"):
             raise

@@ -32,7 +32,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -132,6 +132,9 @@ class ModelSpec:
 class EvalConfig:
     """Models x datasets to evaluate (``recipes/*/eval.yaml``)."""
 
+    OUTPUT_KIND: ClassVar[str] = "run"  # hardneg.config.check_outputs
+    INPUT_FIELDS: ClassVar[tuple[str, ...]] = ("datasets",)
+
     run_dir: str = field(
         default="runs/demo", metadata={"help": "Run folder; results go to <run_dir>/results/."}
     )
@@ -159,9 +162,13 @@ class EvalConfig:
         default_factory=lambda: list(DEFAULT_METRICS),
         metadata={"help": "Metrics as <name>@<k>, name in ndcg, p, recall, map, mrr."},
     )
-    top_k: int = field(default=100, metadata={"help": "Documents retrieved per query (>= every metric's k)."})
+    top_k: int = field(
+        default=100,
+        metadata={"bounds": (1, None), "help": "Documents retrieved per query (>= every metric's k)."},
+    )
     batch_size: int = field(
-        default=32, metadata={"help": "Encoding batch size (per model override: batch_size)."}
+        default=32,
+        metadata={"bounds": (1, None), "help": "Encoding batch size (per model override: batch_size)."},
     )
     dtype: str = field(
         default="auto",
@@ -173,10 +180,13 @@ class EvalConfig:
     part_size: int | None = field(
         default=None,
         metadata={
-            "help": "Passages per cached / sharded encoding part; default: from corpus size and processes."
+            "bounds": (1, None),
+            "help": "Passages per cached / sharded encoding part; default: from corpus size and processes.",
         },
     )
-    corpus_chunk_size: int = field(default=50_000, metadata={"help": "Corpus rows scored at once in search."})
+    corpus_chunk_size: int = field(
+        default=50_000, metadata={"bounds": (1, None), "help": "Corpus rows scored at once in search."}
+    )
     cache_dir: str = field(
         default="{run_dir}/cache/embeddings",
         metadata={

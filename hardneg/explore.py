@@ -63,6 +63,7 @@ class ExploreConfig:
     # --run_dir is read, not written: the only output is the HTML file (config.preflight checks its folder).
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = ()
     OUTPUT_FILES: ClassVar[tuple[str, ...]] = ("output",)
+    INPUT_FIELDS: ClassVar[tuple[str, ...]] = ("dataset", "run_dir", "rejects_dir")
 
     dataset: str = field(
         default="runs/demo/dataset", metadata={"help": "The build's dataset folder or its Hub id."}

@@ -12,7 +12,14 @@ prompts, and returns one accepted output per item (or None when every attempt wa
   whitespace; reject empty, over-long, passage-copying (word n-gram overlap) and, for negatives,
   positive-copying or query-echoing outputs. Rejected items are retried with a new seed (sampling at
   ``retry_temperature``) up to ``max_retries`` times.
-- Every reject is counted by reason; the raw outputs go to ``<cache_dir>/rejects/<method>.jsonl``.
+- Every reject is counted by reason; the raw outputs go to ``<cache_dir>/rejects/<method>.jsonl``, each
+  text cut to ``REJECT_TEXT_CHARS`` and the file to ``REJECT_LOG_BYTES`` (rows past it are counted in the
+  stats as ``rejects_not_logged``).
+- Faults are not results: a reply the backend marks as a fault (``Generation.fault``: an HTTP server that
+  answered 200 with no content) is never cached and is asked again with a new seed; an item whose every
+  attempt was a fault stops the stage with one line that names the fault and how many requests had it
+  (``GenerationFault``), so no stage is saved as finished with work missing because of a fault, and a
+  rerun after the server is fixed asks only for what is missing.
 - Provenance per row and cost totals per call: tokens, ``wall_seconds`` (the generation wall time of
   every completion used, including ones cached by an earlier interrupted run, so a resumed build
   reports the full cost) and items/s.
@@ -20,13 +27,15 @@ prompts, and returns one accepted output per item (or None when every attempt wa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import shutil
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, concatenate_datasets
 
 from hardneg.distributed import merge_stats
+from hardneg.errors import first_line
 from hardneg.llm import Generation, Generator, rate_bar, show_tokens
 from hardneg.llm.bounding import fit_prompts
 from hardneg.prompts import PromptTemplate
@@ -53,6 +63,13 @@ _LABEL_RE = re.compile(
     re.IGNORECASE,
 )
 _QUOTES = "\"'`“”‘’«»"
+REJECT_TEXT_CHARS = 4000  # a rejected output is logged up to this many characters (text and raw each)
+REJECT_LOG_BYTES = 32 * 2**20  # the rejects file of one stage holds at most this many bytes
+LOW_DISK_BYTES = 4 * 2**20  # an sqlite write error with less free space than this is a full disk
+
+
+class GenerationFault(RuntimeError):
+    """Items got no answer because the generator faulted (not because the model's answers were rejected)."""
 
 
 @dataclass
@@ -137,37 +154,64 @@ def check_output(
     return None
 
 
+class CacheError(OSError):
+    """The generation cache cannot be read or written (disk full, I/O error, a damaged file): one line."""
+
+
+@contextlib.contextmanager
+def _cache_errors(path: Path) -> Iterator[None]:
+    """sqlite's errors as one line that names the cache file and the fix (disk full first of all)."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        what = first_line(err)
+        if "full" in what.lower() or shutil.disk_usage(path.parent).free < LOW_DISK_BYTES:
+            what = f"{what}; the drive holding it has {shutil.disk_usage(path.parent).free} bytes free"
+            fix = "free disk space on that drive (or move the run folder) and rerun: every completion committed is kept"
+        elif "not a database" in what.lower() or "malformed" in what.lower():
+            fix = f"delete {path} (its completions are generated again) and rerun"
+        else:
+            fix = "check the drive and its permissions, then rerun: every completion committed is kept"
+        raise CacheError(f"cannot use the generation cache {path} ({what}); fix: {fix}") from None
+
+
 class GenerationCache:
-    """Append-only SQLite store of raw completions; one transaction per batch survives SIGKILL."""
+    """Append-only SQLite store of raw completions; one transaction per batch survives SIGKILL. Every sqlite
+    error (disk full, I/O error, a damaged file) becomes one ``CacheError`` line."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(str(path), timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed batch survives the process
-        # being killed (it is in the WAL file); only an OS crash or power loss can lose the last batches.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: the key index of millions of rows
-        self.db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self.db.commit()
+        with _cache_errors(path):
+            self.db = sqlite3.connect(str(path), timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed batch survives the process
+            # being killed (it is in the WAL file); only an OS crash or power loss can lose the last batches.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: the key index of millions of rows
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            self.db.commit()
 
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            q = f"SELECT key, value FROM generations WHERE key IN ({','.join('?' * len(chunk))})"
-            found.update({k: json.loads(v) for k, v in self.db.execute(q, chunk)})
+        with _cache_errors(self.path):
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                q = f"SELECT key, value FROM generations WHERE key IN ({','.join('?' * len(chunk))})"
+                found.update({k: json.loads(v) for k, v in self.db.execute(q, chunk)})
         return found
 
     def put_many(self, items: dict[str, dict]) -> None:
         """One transaction per batch, rows in key order (neighbouring B-tree pages: ~15% fewer page writes)."""
         rows = sorted((k, json.dumps(v, ensure_ascii=False)) for k, v in items.items())
-        with self.db:
+        with _cache_errors(self.path), self.db:
             self.db.executemany("INSERT OR REPLACE INTO generations (key, value) VALUES (?, ?)", rows)
 
     def __len__(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+        with _cache_errors(self.path):
+            return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
@@ -252,6 +296,8 @@ def run_generation(
     )
     results: list[dict | None] = [None] * len(items)
     rejects: Counter[str] = Counter()
+    faults: Counter[str] = Counter()
+    answered: set[int] = set()  # items with at least one attempt that was not a fault
     reject_rows: list[dict] = []
     totals = {
         "prompt_tokens": 0,
@@ -315,7 +361,8 @@ def run_generation(
                     chunk
                 )  # wall time per item (concurrency-aware)
                 new = {keys[i]: o.to_dict() | {"wall_s": share} for i, o in zip(chunk, outs, strict=True)}
-                cache.put_many(new)  # committed before anything else happens: a kill loses at most this chunk
+                # committed before anything else happens: a kill loses at most this chunk; faults never are
+                cache.put_many({k: v for k, v in new.items() if not v.get("fault")})
                 found.update(new)
                 totals["generated"] += len(chunk)
                 if bar is not None:
@@ -325,6 +372,11 @@ def run_generation(
             next_pending = []
             for i in pending:
                 out = found[keys[i]]
+                if out.get("fault"):
+                    faults[out["fault"]] += 1
+                    next_pending.append(i)
+                    continue
+                answered.add(i)
                 totals["prompt_tokens"] += out["prompt_tokens"] or 0
                 totals["completion_tokens"] += out["completion_tokens"] or 0
                 totals["reasoning_stripped"] += bool(out.get("reasoning_chars"))
@@ -359,12 +411,10 @@ def run_generation(
         if bar is not None:
             bar.close()
         cache.close()
-    (cache_dir / "rejects").mkdir(parents=True, exist_ok=True)
-    with open(
-        cache_dir / "rejects" / f"{method}.jsonl", "a" if append_rejects else "w", encoding="utf-8"
-    ) as f:
-        for row in reject_rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    not_logged = write_rejects(cache_dir / "rejects" / f"{method}.jsonl", reject_rows, append=append_rejects)
+    lost = [i for i in pending if i not in answered]
+    if lost:
+        raise GenerationFault(fault_line(method, generator, len(items), lost, faults, totals["generated"]))
     rows = sum(r is not None for r in results)
     gen_s = totals["generation_seconds"]
     stats = {
@@ -376,6 +426,8 @@ def run_generation(
         "reasoning_stripped": totals["reasoning_stripped"],  # outputs whose <think> block was removed
         "reasoning_chars": totals["reasoning_chars"],
         "rejects": dict(sorted(rejects.items())),
+        "rejects_not_logged": not_logged,
+        "faults": dict(sorted(faults.items())),  # faulted attempts that a retry answered
         "dropped": len(pending),
         "truncated_prompts": truncated_prompts,
         "run_wall_seconds": round(time.perf_counter() - started, 3),
@@ -392,6 +444,39 @@ def run_generation(
         "prompt": prompt.provenance(),
     }
     return results, stats
+
+
+def write_rejects(path: Path, rows: list[dict], *, append: bool = False) -> int:
+    """Write the rejected outputs, each text cut to ``REJECT_TEXT_CHARS``, the file (with what an earlier
+    block wrote, ``append``) to ``REJECT_LOG_BYTES``; returns the number of rows left out."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = path.stat().st_size if append and path.is_file() else 0
+    left_out = 0
+    with open(path, "a" if append else "w", encoding="utf-8") as f:
+        for n, row in enumerate(rows):
+            row = {k: v[:REJECT_TEXT_CHARS] if isinstance(v, str) else v for k, v in row.items()}
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            written += len(line.encode("utf-8"))
+            if written > REJECT_LOG_BYTES:
+                left_out = len(rows) - n
+                break
+            f.write(line)
+    return left_out
+
+
+def fault_line(
+    method: str, generator: Generator, n_items: int, lost: list[int], faults: Counter, requests: int
+) -> str:
+    """The one line of a stage stopped by faults: which fault, how many requests had it, what is kept."""
+    info = generator.info()
+    where = ", ".join(info.get("urls") or []) or f"{info.get('backend')} model {info.get('model')}"
+    what = ", ".join(f"{n} x {fault}" for fault, n in sorted(faults.items()))
+    return (
+        f"{method}: {len(lost)} of {n_items} items got no answer because the generator faulted: {what} "
+        f"({sum(faults.values())} of the {requests} requests sent this run; the server at {where} answered "
+        f"without content); nothing was saved as finished and every good completion is cached; fix: check the "
+        f"server (its logs, that it serves --model {info.get('model')}) and rerun the same command"
+    )
 
 
 def generate_in_blocks(

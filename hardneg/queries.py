@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from datasets import Dataset
 
@@ -144,6 +145,9 @@ def generate_queries(
 @dataclass
 class QueriesConfig:
     """``python -m hardneg.queries``: generate queries for a corpus into a resumable output folder."""
+
+    OUTPUT_KIND: ClassVar[str] = "queries"  # hardneg.config.check_outputs
+    INPUT_FIELDS: ClassVar[tuple[str, ...]] = ("corpus",)
 
     corpus: str = field(
         default="embedded:cranfield",

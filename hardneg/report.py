@@ -34,7 +34,7 @@ import math
 import string
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,8 @@ TESTS = ("welch", "bootstrap", "randomization", "t-test")
 class ReportConfig:
     """What to render from a run folder."""
 
+    OUTPUT_KIND: ClassVar[str] = "run"  # hardneg.config.check_outputs
+
     run_dir: str = field(default="runs/demo", metadata={"help": "Run folder holding results/*.json."})
     metrics: list[str] = field(
         default_factory=lambda: list(TABLE_METRICS), metadata={"help": "Metrics in the table and the tests."}
@@ -73,10 +75,18 @@ class ReportConfig:
         },
     )
     n_resamples: int = field(
-        default=10_000, metadata={"help": "Bootstrap replicates (and sign flips of the randomisation test)."}
+        default=10_000,
+        metadata={
+            "bounds": (1, None),
+            "help": "Bootstrap replicates (and sign flips of the randomisation test).",
+        },
     )
-    alpha: float = field(default=0.05, metadata={"help": "Significance level after Holm correction."})
-    power: float = field(default=0.8, metadata={"help": "Power for the minimum detectable effect."})
+    alpha: float = field(
+        default=0.05, metadata={"bounds": (0, 1), "help": "Significance level after Holm correction."}
+    )
+    power: float = field(
+        default=0.8, metadata={"bounds": (0, 1), "help": "Power for the minimum detectable effect."}
+    )
     reference: str = field(
         default="zero-shot",
         metadata={"help": "Method the forest plot and the scatter compare against (default zero-shot)."},

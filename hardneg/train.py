@@ -19,6 +19,10 @@ Pieces, each usable on its own:
 - seeds: ``train_seeds`` trains once per seed in ``seeds`` into ``<output_dir>/seed<S>/`` with the same
   budget in optimizer steps (``max_steps``, required then, so methods whose configs differ in size are
   compared at equal compute); a rerun skips finished seeds and resumes an interrupted one.
+- reuse is keyed on what was trained, never on the folder name: ``training_summary.json`` records
+  ``trained_on`` (``training_record``: dataset, config, split, revision, the commit and a fingerprint of the
+  rows loaded, every option that changes the model, the seed); a finished seed is skipped only when that
+  record equals the one of the command, and otherwise refused with one line that names what differs.
 - what you can follow: ``report_to`` (tensorboard when installed, trackio, wandb, none) and ``run_name``
   as in transformers; the final folder keeps ``trainer_state.json`` (log history) after the checkpoints
   are removed, and sentence-transformers' own model card with hardneg's section added.
@@ -36,7 +40,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from datasets import Dataset, load_dataset
@@ -67,6 +71,7 @@ COLUMN_ALIASES = {
 }
 CHECKPOINTS_DIR = "checkpoints"
 SUMMARY_FILE = "training_summary.json"
+TRAINED_ON_FILE = "trained_on.json"  # in <output_dir>/checkpoints: what its checkpoints were trained on
 LOGS_DIR = "logs"
 REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
 RANKS_DIR = "ranks"
@@ -81,6 +86,9 @@ LOSS_CLASS_NAMES = {
 @dataclass
 class TrainConfig:
     """One training run: which data, which base model, how long, and where the model goes."""
+
+    OUTPUT_KIND: ClassVar[str] = "model"  # hardneg.config.check_outputs
+    INPUT_FIELDS: ClassVar[tuple[str, ...]] = ("dataset", "model", "guide_model")
 
     dataset: str = field(
         default="runs/demo/dataset",
@@ -122,7 +130,9 @@ class TrainConfig:
         default="",
         metadata={"help": "Text put before every passage (positive, negative), e.g. 'passage: ' for E5."},
     )
-    max_seq_length: int = field(default=256, metadata={"help": "Longer inputs are truncated (tokens)."})
+    max_seq_length: int = field(
+        default=256, metadata={"bounds": (1, None), "help": "Longer inputs are truncated (tokens)."}
+    )
     loss: LossName = field(
         default="mnrl",
         metadata={
@@ -131,13 +141,14 @@ class TrainConfig:
         },
     )
     mini_batch_size: int = field(
-        default=32, metadata={"help": "cached_mnrl: texts encoded per forward pass."}
+        default=32, metadata={"bounds": (1, None), "help": "cached_mnrl: texts encoded per forward pass."}
     )
     guide_model: str | None = field(
         default=None, metadata={"help": "gist: the guide model (Hub id, folder or embedded:minilm)."}
     )
     scale: float = field(
-        default=20.0, metadata={"help": "mnrl/cached_mnrl: similarity scale (1/temperature)."}
+        default=20.0,
+        metadata={"bounds": (0, None), "help": "mnrl/cached_mnrl: similarity scale (1/temperature)."},
     )
     gather_across_devices: bool = field(
         default=True,
@@ -155,20 +166,33 @@ class TrainConfig:
     length_group_size: int = field(
         default=16,
         metadata={
-            "help": "length_grouped_no_duplicates: rows are sorted by length within groups of this many batches."
+            "bounds": (1, None),
+            "help": "length_grouped_no_duplicates: rows are sorted by length within groups of this many batches.",
         },
     )
-    per_device_train_batch_size: int = field(default=32, metadata={"help": "Triplets per batch per process."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
+    per_device_train_batch_size: int = field(
+        default=32, metadata={"bounds": (1, None), "help": "Triplets per batch per process."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"bounds": (1, None), "help": "Batches per optimizer step."}
+    )
     num_train_epochs: float = field(
-        default=1.0, metadata={"help": "Passes over the data (ignored if max_steps>0)."}
+        default=1.0, metadata={"bounds": (0, None), "help": "Passes over the data (ignored if max_steps>0)."}
     )
     max_steps: int = field(
-        default=-1, metadata={"help": "Stop after this many optimizer steps; -1: use epochs."}
+        default=-1,
+        metadata={
+            "help": "Stop after this many optimizer steps (>= 1); -1: use epochs.",
+            "bounds": (-1, None),
+        },
     )
-    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of the steps with linear warmup."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    learning_rate: float = field(
+        default=2e-5, metadata={"bounds": (0, None), "help": "Peak learning rate (AdamW, linear decay)."}
+    )
+    warmup_ratio: float = field(
+        default=0.1, metadata={"bounds": (0, 1), "help": "Fraction of the steps with linear warmup."}
+    )
+    weight_decay: float = field(default=0.01, metadata={"bounds": (0, None), "help": "AdamW weight decay."})
     optim: str = field(
         default="adamw_torch", metadata={"help": "transformers optimizer name, e.g. adamw_torch_fused."}
     )
@@ -186,9 +210,12 @@ class TrainConfig:
     torch_compile: bool = field(default=False, metadata={"help": "torch.compile the model (GPU speed-up)."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Worker processes for batching."})
     save_steps: int = field(
-        default=500, metadata={"help": "Write a checkpoint every N steps (and at the end)."}
+        default=500,
+        metadata={"bounds": (1, None), "help": "Write a checkpoint every N steps (and at the end)."},
     )
-    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
+    save_total_limit: int | None = field(
+        default=2, metadata={"bounds": (1, None), "help": "Keep at most this many checkpoints."}
+    )
     keep_checkpoints: bool = field(
         default=False, metadata={"help": "Keep <output_dir>/checkpoints after the final model is saved."}
     )
@@ -196,7 +223,9 @@ class TrainConfig:
         default=True,
         metadata={"help": "Continue from the last complete checkpoint in <output_dir>/checkpoints."},
     )
-    logging_steps: int = field(default=10, metadata={"help": "Log the training loss every N steps."})
+    logging_steps: int = field(
+        default=10, metadata={"bounds": (1, None), "help": "Log the training loss every N steps."}
+    )
     eval_size: int = field(
         default=0,
         metadata={
@@ -204,7 +233,7 @@ class TrainConfig:
         },
     )
     eval_steps: int | None = field(
-        default=None, metadata={"help": "Evaluate every N steps; None: at the end only."}
+        default=None, metadata={"bounds": (1, None), "help": "Evaluate every N steps; None: at the end only."}
     )
     report_to: str = field(
         default="auto",
@@ -250,6 +279,16 @@ class TrainConfig:
             raise ConfigError("loss=gist needs a guide model; fix: set --guide_model (e.g. embedded:minilm)")
         if self.loss not in LOSS_CLASS_NAMES:
             raise ConfigError(f"unknown loss '{self.loss}'; fix: use one of {sorted(LOSS_CLASS_NAMES)}")
+        if self.max_steps == 0:
+            raise ConfigError(
+                "max_steps 0 would train nothing (transformers then trains by epochs); fix: set --max_steps to a "
+                "number of optimizer steps >= 1, or -1 to train for num_train_epochs"
+            )
+        if self.num_train_epochs <= 0 and self.max_steps < 0:
+            raise ConfigError(
+                f"num_train_epochs {self.num_train_epochs} would train nothing; fix: set --num_train_epochs > 0 or "
+                "--max_steps >= 1"
+            )
         if self.seeds and self.max_steps <= 0:
             raise ConfigError(
                 f"seeds {self.seeds} need a budget in optimizer steps; fix: set --max_steps (the same for "
@@ -805,41 +844,149 @@ def seed_dir(output_dir: str | Path, seed: int) -> Path:
     return Path(output_dir) / f"seed{seed}"
 
 
+# Options that do not change the model: left out of ``training_record`` (a rerun may change them freely).
+RUN_ONLY_OPTIONS = (
+    "output_dir",
+    "seeds",
+    "resume",
+    "keep_checkpoints",
+    "report_to",
+    "run_name",
+    "push_to_hub",
+    "hub_model_id",
+    "hub_model_version",
+    "hub_private",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "dataloader_num_workers",
+)
+
+
+def data_fingerprint(ds: Dataset, batch_size: int = 10_000) -> str:
+    """SHA-256 of the rows (column names and values, in order): a rebuilt dataset folder with other rows has
+    another fingerprint, whatever its name."""
+    digest = hashlib.sha256(json.dumps(ds.column_names).encode())
+    for batch in ds.iter(batch_size=batch_size):
+        digest.update(json.dumps(batch, ensure_ascii=False, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def training_record(config: TrainConfig, data: Dataset) -> dict[str, Any]:
+    """What a model is trained on and how: the reuse key of a finished seed (see the module docstring)."""
+    options = {k: v for k, v in asdict(config).items() if k not in RUN_ONLY_OPTIONS}
+    return {
+        "dataset_commit": loaded_commit(data),
+        "data_fingerprint": data_fingerprint(data),
+        **options,
+    }
+
+
+def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    first = [
+        "max_steps",
+        "dataset",
+        "dataset_config",
+        "dataset_split",
+        "dataset_revision",
+        "columns",
+        "model",
+    ]
+    keys = first + sorted(set(saved) | set(wanted))  # what names the run first, the fingerprint after
+    return [
+        f"trained with {k} {saved.get(k)}, but the config asks for {wanted.get(k)}"
+        if k != "data_fingerprint"
+        else f"trained on rows with fingerprint {str(saved.get(k))[:12]}, but the dataset now has {str(wanted.get(k))[:12]}"
+        for k in dict.fromkeys(keys)
+        if saved.get(k) != wanted.get(k)
+    ]
+
+
+def _check_same(folder: Path, what: str, saved: dict[str, Any] | None, record: dict[str, Any]) -> None:
+    """Refuse work in ``folder`` (a finished seed, checkpoints) that was trained on anything but ``record``."""
+    fix = f"fix: delete {folder} to train it again, or choose another --output_dir"
+    if saved is None:
+        raise ConfigError(
+            f"{folder} holds {what} that does not record what it was trained on (an older hardneg); {fix}"
+        )
+    diff = _differences(saved, json.loads(json.dumps(record, default=str)))
+    if diff:
+        more = f" (and {len(diff) - 1} more difference(s))" if len(diff) > 1 else ""
+        raise ConfigError(
+            f"{folder} holds {what} {diff[0]}{more}: its results would not be comparable; {fix}"
+        )
+
+
+def check_finished(folder: Path, record: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds a finished model trained as ``record`` says (then it is reused); a finished
+    model trained on anything else is refused with one line, never reused under the new name."""
+    summary = folder / SUMMARY_FILE
+    if not summary.is_file():
+        return False
+    done = json.loads(summary.read_text())
+    _check_same(folder, "a finished seed", done.get("trained_on"), record)
+    print(f"{folder}: already trained ({done.get('global_step')} steps), skipped", flush=True)
+    return True
+
+
+def check_checkpoints(folder: Path, record: dict[str, Any]) -> None:
+    """Checkpoints are resumed only for the training they belong to (``TRAINED_ON_FILE`` beside them)."""
+    marker = folder / TRAINED_ON_FILE
+    if last_checkpoint(folder) is not None:
+        _check_same(
+            folder, "checkpoints", json.loads(marker.read_text()) if marker.is_file() else None, record
+        )
+
+
+def write_trained_on(folder: Path, record: dict[str, Any]) -> None:
+    """Record what the checkpoints in ``folder`` are trained on (main process, before the first one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{TRAINED_ON_FILE}.tmp"
+    tmp.write_text(json.dumps(record, default=str))
+    tmp.replace(folder / TRAINED_ON_FILE)
+
+
 def train_seeds(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None) -> list[Path]:
     """Train once per seed of ``config.seeds`` into ``seed_dir(output_dir, seed)`` (or once, as ``train``,
-    when ``seeds`` is empty). A seed whose folder already holds a finished model (its training summary)
-    is skipped; an interrupted one resumes from its checkpoints. Returns the model folders."""
+    when ``seeds`` is empty). A seed whose folder already holds a model trained on the same data with the same
+    options (``check_finished``) is skipped; an interrupted one resumes from its checkpoints. Returns the
+    model folders."""
     if not config.seeds:
         return [train(config, callbacks=callbacks)]
+    args = training_arguments(config, has_eval=False)  # sets up the processes as train() does
+    with args.main_process_first(local=True, desc="load the dataset"):
+        data = _load(config, refresh=args.local_process_index == 0)
     folders = []
     for seed in config.seeds:
         folder = seed_dir(config.output_dir, seed)
-        summary = folder / SUMMARY_FILE
-        if summary.is_file():
-            done = json.loads(summary.read_text())
-            steps = done.get("global_step")
-            budget = done.get("max_steps", steps)
-            if budget != config.max_steps:
-                raise ValueError(
-                    f"{folder} holds a finished seed trained with max_steps {budget}, but the config asks for "
-                    f"{config.max_steps}: its results would not be comparable; fix: delete {folder} to retrain "
-                    f"it, or set max_steps {budget}"
-                )
-            print(f"{folder}: already trained ({steps} steps), skipped", flush=True)
-        else:
-            train(replace(config, seed=seed, seeds=[], output_dir=str(folder)), callbacks=callbacks)
+        one = replace(config, seed=seed, seeds=[], output_dir=str(folder))
+        if not check_finished(folder, training_record(one, data)):
+            train(one, callbacks=callbacks, data=data)
         folders.append(folder)
     return folders
 
 
-def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None) -> Path:
+def _load(config: TrainConfig, *, refresh: bool) -> Dataset:
+    return load_triplets(
+        config.dataset,
+        config=config.dataset_config,
+        revision=config.dataset_revision,
+        split=config.dataset_split,
+        refresh=refresh,
+        columns=config.columns,
+    )
+
+
+def train(
+    config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None, data: Dataset | None = None
+) -> Path:
     """Train on ``config.dataset`` / ``config.dataset_config`` and save the model to ``config.output_dir``.
 
     Everything that can be wrong with the input is checked before the first step. A rerun of the same
     command resumes from the last complete checkpoint (``config.resume``). Returns the model folder,
     which holds the sentence-transformers model, ``README.md`` (hardneg model card), ``card_data.json``,
     ``training_summary.json`` and ``ranks/rank<N>.json``. ``callbacks`` are extra transformers
-    ``TrainerCallback`` objects (timers, loggers).
+    ``TrainerCallback`` objects (timers, loggers); ``data``: the triplets, already loaded by ``train_seeds``.
     """
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
@@ -847,15 +994,10 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
     output_dir = Path(config.output_dir)
     recover_folder(output_dir)  # a save killed mid-swap: put the previous model back before anything reads it
     args = training_arguments(config, has_eval=config.eval_size > 0)
-    with args.main_process_first(local=True, desc="load the dataset"):
-        data = load_triplets(
-            config.dataset,
-            config=config.dataset_config,
-            revision=config.dataset_revision,
-            split=config.dataset_split,
-            refresh=args.local_process_index == 0,
-            columns=config.columns,
-        )
+    if data is None:
+        with args.main_process_first(local=True, desc="load the dataset"):
+            data = _load(config, refresh=args.local_process_index == 0)
+    record = training_record(config, data)
     train_ds, eval_ds = split_eval(data, eval_size=config.eval_size, seed=config.seed)
     if config.max_train_samples:
         train_ds = train_ds.select(range(min(config.max_train_samples, len(train_ds))))
@@ -900,6 +1042,10 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
     for callback in callbacks or []:
         trainer.add_callback(callback)
 
+    if config.resume:  # a checkpoint of other data or options is refused, never resumed under this name
+        check_checkpoints(Path(args.output_dir), record)
+    if trainer.is_world_process_zero():
+        write_trained_on(Path(args.output_dir), record)
     resume_from = last_checkpoint(args.output_dir) if config.resume else None
     if resume_from is not None and trainer.is_world_process_zero():
         state = json.loads((resume_from / "trainer_state.json").read_text())
@@ -936,6 +1082,7 @@ def train(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None
             args.world_size,
             dataset_commit=loaded_commit(data),
             base_model_commit=model_commit(model),
+            trained_on=record,
         )
     trainer.accelerator.wait_for_everyone()
     if config.push_to_hub and release is not None:  # the main process, once every rank has finished
@@ -984,6 +1131,7 @@ def _save_into(
     world_size: int,
     dataset_commit: str | None = None,
     base_model_commit: str | None = None,
+    trained_on: dict[str, Any] | None = None,
 ) -> tuple[ModelCardData, str]:
     """Main process: the model with sentence-transformers' card + hardneg's block, the log history
     (``trainer_state.json``) and a whole-run summary. Returns the card data and the rendered card (what
@@ -1047,7 +1195,8 @@ def _save_into(
     readme.write_text(rendered, encoding="utf-8")
     summary = {
         "global_step": trainer.state.global_step,
-        "max_steps": config.max_steps,
+        # the budget in effect: max_steps when set, else the steps the epochs came to
+        "max_steps": config.max_steps if config.max_steps > 0 else trainer.state.max_steps,
         "seed": config.seed,
         "epochs_done": trainer.state.epoch,
         "train_samples": train_samples,
@@ -1062,6 +1211,7 @@ def _save_into(
         "final_fingerprint": weights_fingerprint(trainer.model),
         "base_model_commit": base_model_commit,
         "dataset_commit": dataset_commit,
+        "trained_on": trained_on,  # the reuse key (check_finished)
     }
     (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return card, rendered

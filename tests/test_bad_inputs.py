@@ -69,22 +69,54 @@ def _free_port() -> int:
 
 class FakeLLM:
     """A tiny OpenAI-compatible server on 127.0.0.1: ``mode`` ok (varied one-line answers), garbage
-    (200 with a non-JSON body), hang (never answers until stopped) or strict (ok, but 400 to a request with a
-    field a hosted API does not know: ``chat_template_kwargs``). Keeps every request body."""
+    (200 with a non-JSON body), hang (never answers until stopped), strict (ok, but 400 to a request with a
+    field a hosted API does not know: ``chat_template_kwargs``), empty (200 with empty content), flaky (empty
+    content to the first ``flaky_count`` requests), oneword (answers one word, which hygiene rejects), huge
+    (a reply of ``huge_bytes``; huge_stream: without Content-Length) or busy (429 with ``Retry-After:
+    retry_after`` to the first request, then ok). Keeps every request body, path and Authorization header;
+    ``mode`` may be changed while it runs (a server that is fixed)."""
 
     def __init__(self, mode: str = "ok"):
         self.mode, self.bodies, self.release = mode, [], threading.Event()
+        self.paths: list[str] = []
+        self.auth: list[str | None] = []
+        self.times: list[float] = []
+        self.huge_bytes, self.retry_after, self.flaky_count = 40 * 2**20, "1", 2
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output clean
                 pass
 
+            def _send(self, status: int, payload: bytes, headers: dict | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
                 fake.bodies.append(body)
+                fake.paths.append(self.path)
+                fake.auth.append(self.headers.get("Authorization"))
+                fake.times.append(time.monotonic())
                 if fake.mode == "hang":
                     fake.release.wait(60)
+                    return
+                if fake.mode == "busy" and len(fake.bodies) == 1:
+                    return self._send(429, b'{"error": "slow down"}', {"Retry-After": fake.retry_after})
+                if fake.mode in ("huge", "huge_stream"):
+                    payload = b'{"choices": [{"message": {"content": "' + b"x" * fake.huge_bytes + b'"}}]}'
+                    if fake.mode == "huge":
+                        return self._send(200, payload)
+                    self.send_response(200)  # no Content-Length: the body ends when the connection closes
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    for i in range(0, len(payload), 2**16):
+                        self.wfile.write(payload[i : i + 2**16])
                     return
                 status = 200
                 if fake.mode == "strict" and "chat_template_kwargs" in json.loads(body):
@@ -99,6 +131,10 @@ class FakeLLM:
                     text = (
                         f"which design reduces drag on swept wings in regime number {n} of the tunnel tests"
                     )
+                    if fake.mode == "empty" or (fake.mode == "flaky" and n <= fake.flaky_count):
+                        text = ""
+                    elif fake.mode == "oneword":
+                        text = "drag"
                     payload = json.dumps(
                         {
                             "id": "x",
@@ -115,11 +151,7 @@ class FakeLLM:
                             "usage": {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22},
                         }
                     ).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self._send(status, payload)
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request, client_address):

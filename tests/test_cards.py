@@ -244,7 +244,7 @@ def _reproducible_card(tmp_path, **card_fields):
         "model": "embedded:smollm2",
         "backend": "http",
         "seed": 42,
-        "urls": ["http://user:s3cret@gpu-1:8080/v1?api_key=t0ken&x=1"],
+        "urls": ["http://user:s3cret@gpu-1:8080/v1?api_key=t0ken&model=m&x=1"],
     }
     rows = [
         {
@@ -311,7 +311,7 @@ def test_dataset_card_reproduces(tmp_path):
     assert (
         "s3cret" not in written
         and "t0ken" not in written
-        and "http://***@gpu-1:8080/v1?api_key=***&x=1" in written
+        and "http://***@gpu-1:8080/v1?api_key=***&model=m&x=***" in written
     )
 
 

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from datasets import load_dataset
 
 from hardneg.corpus import load_beir_folder
@@ -50,15 +51,17 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
     recipes = tmp_path / "recipes"
     recipes.mkdir()
     demo = ROOT / "recipes" / "demo"
-    # The demo recipes, shrunk: same code path, fewer passages, tokens and steps.
-    (recipes / "build.yaml").write_text(
-        (demo / "build.yaml").read_text()
-        + f"\ncorpus: {beir}\nnum_passages: 6\nrange_max: 5\nquery_max_new_tokens: 24\nnegative_max_new_tokens: 40\n"
-        + f"decontaminate: {beir}\n"
-    )
-    (recipes / "train.yaml").write_text(
-        (demo / "train.yaml").read_text() + "\nper_device_train_batch_size: 4\nmax_steps: 2\nseeds: [0, 1]\n"
-    )
+    # The demo recipes, shrunk: same code path, fewer passages, tokens and steps (a recipe may name a key once).
+    shrink = {
+        "build.yaml": dict(
+            corpus=str(beir), num_passages=6, range_max=5, query_max_new_tokens=24, negative_max_new_tokens=40,
+            decontaminate=str(beir),
+        ),
+        "train.yaml": dict(per_device_train_batch_size=4, max_steps=2, seeds=[0, 1]),
+    }  # fmt: skip
+    for name, overrides in shrink.items():
+        recipe = yaml.safe_load((demo / name).read_text()) | overrides
+        (recipes / name).write_text(yaml.safe_dump(recipe, sort_keys=False))
     (recipes / "eval.yaml").write_text(
         (demo / "eval.yaml").read_text().replace("embedded:cranfield", str(beir))
     )

@@ -36,7 +36,7 @@ from typing import Any, Literal, NamedTuple
 
 from hardneg.assets import EMBEDDED_LLM
 from hardneg.llm.bounding import PromptBudget, chars_budget, prompt_limit, token_budget
-from hardneg.redact import redact_url
+from hardneg.redact import UrlError, parse_url, redact_url
 
 BACKENDS = ("transformers", "http", "vllm", "llamacpp")
 RUN_ONLY_SETTINGS = ("urls", "concurrency", "timeout", "max_retries", "api_key_env", "batch_size", "device")
@@ -86,23 +86,36 @@ class GeneratorConfig:
     device: str | None = field(
         default=None, metadata={"help": "cpu, cuda, cuda:1, mps; default: best available."}
     )
-    batch_size: int = field(default=16, metadata={"help": "Local backends: prompts per forward batch."})
+    batch_size: int = field(
+        default=16, metadata={"bounds": (1, None), "help": "Local backends: prompts per forward batch."}
+    )
     max_new_tokens: int | None = field(
         default=None,
-        metadata={"help": "Token budget per output; default: the task's (queries 32, negatives 96)."},
+        metadata={
+            "bounds": (1, None),
+            "help": "Token budget per output; default: the task's (queries 32, negatives 96).",
+        },
     )
     temperature: float = field(
-        default=0.0, metadata={"help": "0 = greedy decoding; > 0 samples with a per-item seed."}
+        default=0.0,
+        metadata={"bounds": (0, None), "help": "0 = greedy decoding; > 0 samples with a per-item seed."},
     )
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass when temperature > 0."})
+    top_p: float = field(
+        default=1.0, metadata={"bounds": (0, 1), "help": "Nucleus sampling mass when temperature > 0."}
+    )
     seed: int = field(
         default=42, metadata={"help": "Base seed; every item gets its own seed derived from it."}
     )
     concurrency: int = field(
-        default=8, metadata={"help": "backend=http: requests in flight at once (all URLs together)."}
+        default=8,
+        metadata={
+            "bounds": (1, None),
+            "help": "backend=http: requests in flight at once (all URLs together).",
+        },
     )
     timeout: float = field(
-        default=120.0, metadata={"help": "backend=http: seconds per request before it is retried."}
+        default=120.0,
+        metadata={"bounds": (0, None), "help": "backend=http: seconds per request before it is retried."},
     )
     max_retries: int = field(
         default=5,
@@ -137,14 +150,18 @@ class GeneratorConfig:
 
     n_ctx: int = field(
         default=4096,
-        metadata={"help": "backend=llamacpp: context window in tokens; prompt + new tokens must fit."},
+        metadata={
+            "bounds": (16, None),
+            "help": "backend=llamacpp: context window in tokens; prompt + new tokens must fit.",
+        },
     )
     max_prompt_tokens: int | None = field(
         default=None,
         metadata={
+            "bounds": (16, None),
             "help": "Longest prompt in tokens; a longer passage is cut to fit (counted in the stats as "
             "'truncated_prompts'). Default: the model's context minus the output budget (local backends); "
-            "backend=http: 4096, counted as characters / 2 (see docs/errors.md) since no tokenizer is at hand."
+            "backend=http: 4096, counted as characters / 2 (see docs/errors.md) since no tokenizer is at hand.",
         },
     )
 
@@ -164,6 +181,13 @@ class GeneratorConfig:
             raise ValueError(f"unknown backend '{self.backend}'; fix: use one of {', '.join(BACKENDS)}")
         if self.backend == "http" and not self.urls:
             raise ValueError("backend=http needs at least one server URL; fix: pass --urls http://HOST:PORT")
+        for n, url in enumerate(self.urls, 1):  # parsed once, now: its secrets are scrubbed from all output
+            try:
+                parse_url(url)
+            except UrlError as err:  # not shown: what cannot be parsed cannot be redacted
+                raise ValueError(
+                    f"--urls entry {n} is not a server URL ({err}); fix: pass e.g. http://127.0.0.1:8080"
+                ) from None
         if self.api not in ("chat", "tgi"):
             raise ValueError(f"unknown api '{self.api}'; fix: use chat or tgi")
         if self.batch_size < 1 or self.concurrency < 1 or self.n_ctx < 16:
@@ -202,6 +226,7 @@ class GeneratorConfig:
 
 
 DEFAULT_MAX_NEW_TOKENS = 64
+EMPTY_REPLY = "empty reply"  # Generation.fault: the server answered 200 with no content
 
 
 def common_prefix(ids: list[list[int]], min_suffix: int = 1) -> list[int]:
@@ -273,6 +298,9 @@ class Generation:
     latency_s: float
     finish_reason: str = "stop"
     reasoning_chars: int = 0  # characters of reasoning (<think> blocks) stripped from the raw reply
+    # A reply that is a fault of the server, not the model's answer (EMPTY_REPLY: HTTP 200 with no content
+    # that was not cut by the budget); never cached, see hardneg.generation.
+    fault: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -422,6 +450,7 @@ def load_generator(config: GeneratorConfig) -> Generator:
 
 __all__ = [
     "BACKENDS",
+    "EMPTY_REPLY",
     "Generation",
     "Generator",
     "GeneratorConfig",
