@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from datasets import Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import Dataset, DatasetDict, Features, Value, get_dataset_config_names, load_dataset
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
@@ -39,7 +39,8 @@ from hardneg.cards import (
     render_dataset_card,
     write_build_recipe,
 )
-from hardneg.config import yaml_error_where
+from hardneg.config import read_json, yaml_error_where
+from hardneg.diagnose.record import DIAGNOSTICS_FILE
 from hardneg.errors import first_line
 from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS
 
@@ -426,7 +427,45 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
         default_config=default,
         **dataset_card_extras(folder),
     )
-    for path in (readme, stats_path, folder / CARD_DATA_FILE, *sorted((folder / RECIPES_DIR).glob("*.yaml"))):
+    for path in (
+        readme,
+        stats_path,
+        folder / CARD_DATA_FILE,
+        folder / DIAGNOSTICS_FILE,
+        *sorted((folder / RECIPES_DIR).glob("*.yaml")),
+    ):
         if path.is_file():
             files.append(path)
     return FolderReport(folder, configs, features, default, card_metadata, sorted(set(files)), card)
+
+
+def load_build(dataset: str, revision: str | None) -> tuple[dict[str, Any], dict, Path | None]:
+    """Every config's train split as column lists, the build statistics, and the local folder (if any)."""
+    folder = Path(dataset)
+    local = folder.is_dir()
+    if local:
+        stats_path = folder / "build_stats.json"
+        if not stats_path.is_file():
+            raise ValueError(
+                f"'{dataset}' has no build_stats.json; fix: point --dataset at a build's dataset folder "
+                "(e.g. runs/demo/dataset)"
+            )
+        build_stats = read_json(stats_path, "rebuild the dataset folder (make build)")
+    elif folder.exists() or dataset.startswith((".", "/", "~")) or dataset.count("/") != 1:
+        raise ValueError(
+            f"'{dataset}' is neither a dataset folder nor a Hub id (org/name); fix: e.g. --dataset runs/demo/dataset"
+        )
+    else:
+        from huggingface_hub import hf_hub_download
+
+        build_stats = json.loads(
+            Path(
+                hf_hub_download(dataset, "build_stats.json", repo_type="dataset", revision=revision)
+            ).read_text()
+        )
+    names = get_dataset_config_names(str(dataset), revision=revision)
+    configs = {}
+    for name in names:
+        ds = load_dataset(str(dataset), name, split="train", revision=revision)
+        configs[name] = ds.to_dict()
+    return configs, build_stats, folder if local else None

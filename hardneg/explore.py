@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from hardneg.beir import load_eval_dataset
-from hardneg.config import read_json
 from hardneg.corpus import passage_text
+from hardneg.dataset_folder import load_build
 from hardneg.errors import first_line
-from hardneg.methods import QUERIES_CONFIG, fn_scores_file
+from hardneg.methods import QUERIES_CONFIG, stage_fn_scores
 from hardneg.metrics import read_run_file, trec_order
 from hardneg.report import load_results
 
@@ -105,40 +105,6 @@ def _round(x: Any, digits: int = 4) -> float | None:
     return None if math.isnan(x) else round(x, digits)
 
 
-def _load_configs(dataset: str, revision: str | None) -> tuple[dict[str, Any], dict, Path | None]:
-    """Every config's train split as column lists, the build statistics, and the local folder (if any)."""
-    from datasets import get_dataset_config_names, load_dataset
-
-    folder = Path(dataset)
-    local = folder.is_dir()
-    if local:
-        stats_path = folder / "build_stats.json"
-        if not stats_path.is_file():
-            raise ValueError(
-                f"'{dataset}' has no build_stats.json; fix: point --dataset at a build's dataset folder "
-                "(e.g. runs/demo/dataset)"
-            )
-        build_stats = read_json(stats_path, "rebuild the dataset folder (make build)")
-    elif folder.exists() or dataset.startswith((".", "/", "~")) or dataset.count("/") != 1:
-        raise ValueError(
-            f"'{dataset}' is neither a dataset folder nor a Hub id (org/name); fix: e.g. --dataset runs/demo/dataset"
-        )
-    else:
-        from huggingface_hub import hf_hub_download
-
-        build_stats = json.loads(
-            Path(
-                hf_hub_download(dataset, "build_stats.json", repo_type="dataset", revision=revision)
-            ).read_text()
-        )
-    names = get_dataset_config_names(str(dataset), revision=revision)
-    configs = {}
-    for name in names:
-        ds = load_dataset(str(dataset), name, split="train", revision=revision)
-        configs[name] = ds.to_dict()
-    return configs, build_stats, folder if local else None
-
-
 def _read_rejects(rejects_dir: Path | None) -> dict[str, list[dict]]:
     if rejects_dir is None or not rejects_dir.is_dir():
         return {}
@@ -168,28 +134,6 @@ def _flags(cols: dict[str, list], stats: dict) -> list[int]:
     return flags
 
 
-def _stage_fn_scores(
-    stages: Path, stage_name: str, scorer: str | None, cols: dict[str, list]
-) -> tuple[list, list]:
-    """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
-    folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
-    from datasets import load_from_disk
-
-    if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
-        return [], []
-    saved = json.loads((stages / stage_name / fn_scores_file(scorer)).read_text())
-    stage = (
-        load_from_disk(str(stages / stage_name / "data")).select_columns(["query_id", "negative"]).to_dict()
-    )
-    if len(stage["query_id"]) != len(saved.get("positive", [])):
-        return [], []
-    at = {(str(q), t): i for i, (q, t) in enumerate(zip(stage["query_id"], stage["negative"], strict=True))}
-    rows = [at.get((str(q), t)) for q, t in zip(cols["query_id"], cols["negative"], strict=True)]
-    pos = [None if r is None else _round(saved["positive"][r]) for r in rows]
-    neg = [None if r is None else _round(saved["negative"][r]) for r in rows]
-    return (pos, neg) if any(p is not None for p in pos) else ([], [])
-
-
 def build_payload(
     dataset: str,
     *,
@@ -200,7 +144,7 @@ def build_payload(
     eval_data: str | None = None,
 ) -> dict[str, Any]:
     """The explorer's data: a string table and integer/float columns (see the module docstring)."""
-    configs, build_stats, folder = _load_configs(dataset, revision)
+    configs, build_stats, folder = load_build(dataset, revision)
     if "queries" not in configs:
         raise ValueError(f"'{dataset}' has no 'queries' config; fix: point at a hardneg build's dataset")
     st = StringTable()
@@ -234,9 +178,10 @@ def build_payload(
         # a repaired config's rows (and their scores) live in the stage the build recorded (``<name>.repaired``)
         stage = (stats.get("false_negative_detail") or {}).get("stage", name)
         if folder is not None and stats.get("false_negative_scorer") not in (None, own):
-            fs_p, fs_n = _stage_fn_scores(
+            fs_p, fs_n = stage_fn_scores(
                 folder.parent / "stages", stage, stats["false_negative_scorer"], cols
             )
+            fs_p, fs_n = [_round(x) for x in fs_p], [_round(x) for x in fs_n]
         methods[name] = {
             "q": [rows[i] for i in keep],
             "neg": [st.add(cols["negative"][i]) for i in keep],
