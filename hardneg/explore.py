@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from hardneg.beir import load_eval_dataset
 from hardneg.corpus import passage_text
 from hardneg.dataset_folder import load_build
+from hardneg.diagnose.record import Diagnostics
 from hardneg.errors import first_line
 from hardneg.methods import QUERIES_CONFIG, stage_fn_scores
 from hardneg.metrics import read_run_file, trec_order
@@ -134,6 +135,20 @@ def _flags(cols: dict[str, list], stats: dict) -> list[int]:
     return flags
 
 
+def diagnostics_columns(diag: Diagnostics | None, name: str, keep: list[int]) -> dict[str, list]:
+    """Per shown row of a config, its hardness (the target encoder's ``s(q, n) - s(q, p)``) and the source
+    probe's out-of-fold P(LLM-written) from ``diagnostics.json`` (None for rows the diagnosis did not sample)."""
+    config = diag.configs.get(name) if diag else None
+    if config is None or not config.per_row.get("index"):
+        return {"hard": [], "probe": []}
+    at = {int(i): k for k, i in enumerate(config.per_row["index"])}
+    margin, probe = config.per_row.get("margin", []), config.per_row.get("probe", [])
+    return {
+        "hard": [margin[at[i]] if i in at else None for i in keep],
+        "probe": [probe[at[i]] if i in at and probe else None for i in keep],
+    }
+
+
 def build_payload(
     dataset: str,
     *,
@@ -160,6 +175,7 @@ def build_payload(
         "pos_id": [st.add(x) for x in q["positive_id"]],
     }
     config_stats = build_stats.get("configs") or {}
+    diag = Diagnostics.find(run_dir, folder.parent if folder is not None else None)
     methods = {}
     for name, cols in configs.items():
         if name == "queries" or "negative" not in cols:
@@ -202,6 +218,7 @@ def build_payload(
             # hybrid_hn: the config each row's negative was drawn from
             "source": [st.add(cols["source"][i]) for i in keep] if "source" in cols else [],
             "rejects": stats.get("rejects") or {},
+            **diagnostics_columns(diag, name, keep),
         }
     if rejects_dir is None and folder is not None:
         rejects_dir = folder.parent / "cache" / "rejects"
@@ -220,6 +237,7 @@ def build_payload(
                     reasons.append(st.add(r.get("reason")))
         rejects[name] = {"q": qs, "text": texts, "reason": reasons}
     meta = {
+        "diag_encoder": diag.target_encoder if diag else None,
         "dataset": str(dataset),
         "revision": revision,
         "created": build_stats.get("created"),

@@ -19,7 +19,7 @@ from hardneg.diagnose import NO_LLM_NEGATIVES, Diagnostics, diagnostics_path
 from hardneg.diagnose.against import against_results, smallest_p
 from hardneg.diagnose.embed import EncodeCost, embed_texts
 from hardneg.diagnose.measures import eci, eci_sem, hardness
-from hardneg.diagnose.probe import source_probe
+from hardneg.diagnose.probe import auc_interval, source_probe
 from hardneg.diagnose.run import DiagnoseConfig, diagnose, triplet_configs
 from hardneg.encode import cache_key, encode_corpus, fingerprint_model, fingerprint_texts
 
@@ -62,7 +62,9 @@ def test_eci_sem_logdet_is_the_same_on_either_side():
     )  # 10 dims > 6 rows: the m x m side, same residuals
     assert small["eci_sem"] == pytest.approx(big["eci_sem"], abs=1e-4)
     assert small["eci_sem"] > 0 and small["residuality"] == pytest.approx(2 / 3, abs=1e-4)
-    same = eci_sem(q, p, n, texts, texts, sample=6)  # negatives that only repeat the positive's words: nothing
+    same = eci_sem(
+        q, p, n, texts, texts, sample=6
+    )  # negatives that only repeat the positive's words: nothing
     assert same["eci_sem"] == 0.0
 
 
@@ -71,6 +73,22 @@ def test_hardness_share_and_interval():
     assert h["at_or_above"] == 0.5
     lo, hi = h["at_or_above_ci"]
     assert 0 <= lo <= 0.5 <= hi <= 1
+
+
+def test_delong_interval_matches_the_brute_force_definition():
+    from scipy.stats import norm
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(30), np.zeros(45)].astype(int)
+    s = np.round(rng.normal(size=75) + 0.8 * y, 1)  # rounded: ties count half
+    pos, neg = s[y == 1], s[y == 0]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])  # DeLong et al. 1988
+    auc = psi.mean()
+    se = np.sqrt(psi.mean(axis=1).var(ddof=1) / len(pos) + psi.mean(axis=0).var(ddof=1) / len(neg))
+    z = norm.ppf(0.975)
+    assert auc == pytest.approx(roc_auc_score(y, s))
+    assert auc_interval(y, s) == pytest.approx([auc - z * se, auc + z * se], abs=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +110,7 @@ def test_probe_detects_planted_style_markers(minilm):
         f"Certainly! Here is a passage that is not relevant: {t} I hope this helps!" for t in texts[:80]
     ]
     x = embed_texts(minilm, marked + texts[80:], show_progress=False)
-    result, _ = source_probe(x, np.r_[np.ones(80), np.zeros(80)], n_resamples=500)
+    result, _ = source_probe(x, np.r_[np.ones(80), np.zeros(80)])
     assert result["auc"] > 0.95 and result["low"] > 0.9
 
 
@@ -102,7 +120,7 @@ def test_probe_gives_chance_on_relabelled_corpus_passages(minilm):
     labels = np.array([1] * 120 + [0] * 120)
     rng.shuffle(texts)  # "LLM output" is a random half of the corpus: nothing to detect
     x = embed_texts(minilm, texts, show_progress=False)
-    result, _ = source_probe(x, labels, n_resamples=500)
+    result, _ = source_probe(x, labels)
     assert abs(result["auc"] - 0.5) < 0.12
     assert result["low"] < 0.5 < result["high"]
 
@@ -127,7 +145,9 @@ def test_embeddings_come_from_evaluations_cache(minilm, tmp_path):
 
 
 def test_too_few_methods_cannot_support_a_claim():
-    table = [{"config": m, "eci": v, "at_or_above": 0.1} for m, v in zip("abcd", (0.1, 0.2, 0.3, 0.4))]
+    table = [
+        {"config": m, "eci": v, "at_or_above": 0.1} for m, v in zip("abcd", (0.1, 0.2, 0.3, 0.4), strict=True)
+    ]
     results = [
         {"dataset": "d", "method": m, "seed": s, "metrics": {"ndcg@10": 0.1 * i + 0.01 * s}}
         for i, m in enumerate("abcd")

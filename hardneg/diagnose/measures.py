@@ -65,8 +65,11 @@ def bootstrap_mean_interval(
     if len(x) < 2:
         return [None, None]
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(len(x), np.full(len(x), 1 / len(x)), size=n_resamples)
-    means = counts @ x / len(x)
+    means = np.empty(n_resamples)
+    step = max(1, 4_000_000 // len(x))  # resamples per block: memory stays ~32 MB at any size
+    for b in range(0, n_resamples, step):
+        k = min(step, n_resamples - b)
+        means[b : b + k] = x[rng.integers(0, len(x), size=(k, len(x)))].mean(axis=1)
     lo, hi = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return [_r(lo), _r(hi)]
 

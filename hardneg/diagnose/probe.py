@@ -7,8 +7,7 @@ It does not, as far as hardneg could read (its abstract), publish a probe; this 
 measurement of how separable the two sources are to a linear model, docs/diagnostics.md:
 
 - ``probe_auc``: logistic regression (scikit-learn) on the negative text's embedding alone, out-of-fold
-  scores from stratified k-fold cross-validation, ROC AUC with a stratified percentile bootstrap interval of
-  those scores. 0.5: the sources look the same to the encoder; 1.0: perfectly separable.
+  scores from stratified k-fold cross-validation, ROC AUC with DeLong's 95% interval of those scores. 0.5: the sources look the same to the encoder; 1.0: perfectly separable.
 - the same conditioned on the query: features ``[n, q * n]`` (the negative and its elementwise interaction
   with the query), folds grouped by query so no query is on both sides.
 
@@ -30,20 +29,20 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score))
 
 
-def auc_interval(
-    y: np.ndarray, score: np.ndarray, *, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
-) -> list[float]:
-    """Percentile bootstrap interval of the AUC, resampling each class separately (stratified)."""
-    from scipy.stats import rankdata
+def auc_interval(y: np.ndarray, score: np.ndarray, *, level: float = 0.95) -> list[float]:
+    """DeLong's interval of the AUC (DeLong, DeLong & Clarke-Pearson 1988, in the fast mid-rank form of Sun & Xu
+    2014): the AUC's variance from its per-row structural components, O(n log n), so 100k rows cost nothing."""
+    from scipy.stats import norm, rankdata
 
-    rng = np.random.default_rng(seed)
     pos, neg = score[y == 1], score[y == 0]
-    a = pos[rng.integers(0, len(pos), size=(n_resamples, len(pos)))]
-    b = neg[rng.integers(0, len(neg), size=(n_resamples, len(neg)))]
-    ranks = rankdata(np.concatenate([a, b], axis=1), axis=1)  # mid-ranks: ties count half
-    n1, n0 = len(pos), len(neg)
-    aucs = (ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
-    lo, hi = np.percentile(aucs, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    m, n = len(pos), len(neg)
+    tz = rankdata(np.concatenate([pos, neg]))
+    value = (tz[:m].sum() - m * (m + 1) / 2) / (m * n)
+    v10 = (tz[:m] - rankdata(pos)) / n  # per positive: share of negatives it beats
+    v01 = 1 - (tz[m:] - rankdata(neg)) / m  # per negative: share of positives that beat it
+    se = np.sqrt(v10.var(ddof=1) / m + v01.var(ddof=1) / n) if m > 1 and n > 1 else np.nan
+    z = norm.ppf(0.5 + level / 2)
+    lo, hi = max(0.0, value - z * se), min(1.0, value + z * se)
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
@@ -69,7 +68,9 @@ def out_of_fold_scores(
     k = min(folds, smallest if groups is None else min(smallest, len(np.unique(groups))))
     if k < 2:
         raise ValueError("the probe needs at least 2 rows of each source")
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, class_weight="balanced"))
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, max_iter=1000, tol=1e-3, class_weight="balanced")
+    )
     if groups is None:
         cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     else:
@@ -77,11 +78,9 @@ def out_of_fold_scores(
     return cross_val_predict(model, x, y, cv=cv, groups=groups, method="predict_proba")[:, 1]
 
 
-def probe_result(
-    y: np.ndarray, score: np.ndarray, *, n_resamples: int = 1000, seed: int = 0
-) -> dict[str, Any]:
-    """``{auc, low, high, n_llm, n_corpus}`` of out-of-fold scores."""
-    low, high = auc_interval(y, score, n_resamples=n_resamples, seed=seed)
+def probe_result(y: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    """``{auc, low, high, n_llm, n_corpus}`` of out-of-fold scores (DeLong 95% interval)."""
+    low, high = auc_interval(y, score)
     return {
         "auc": round(auc(y, score), 4),
         "low": low,
@@ -98,10 +97,9 @@ def source_probe(
     groups: np.ndarray | None = None,
     folds: int = 5,
     c: float = 1.0,
-    n_resamples: int = 1000,
     seed: int = 0,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Cross-validated probe of ``is_llm`` from features ``x``: (result, out-of-fold scores)."""
     y = np.asarray(is_llm, dtype=np.int64)
     score = out_of_fold_scores(x, y, groups=groups, folds=folds, c=c, seed=seed)
-    return probe_result(y, score, n_resamples=n_resamples, seed=seed), score
+    return probe_result(y, score), score

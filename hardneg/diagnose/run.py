@@ -347,12 +347,7 @@ def probe_all(
         corpus_from = "positives (no config has corpus-passage negatives)"
     texts = np.asarray(llm_texts + corpus_texts)
     y = np.r_[np.ones(len(llm_texts), dtype=np.int64), np.zeros(len(corpus_texts), dtype=np.int64)]
-    kw = {
-        "folds": config.probe_folds,
-        "c": config.probe_c,
-        "n_resamples": config.n_resamples,
-        "seed": config.seed,
-    }
+    kw = {"folds": config.probe_folds, "c": config.probe_c, "seed": config.seed}
     try:
         _, score = source_probe(p_emb[texts], y, **kw)
     except ValueError as err:
@@ -384,7 +379,7 @@ def probe_all(
             yy = np.r_[np.ones(len(mine)), np.zeros(len(corpus_scores))].astype(np.int64)
             ss = np.r_[[score_of[t] for t in mine], corpus_scores]
             results[m].probe = {
-                **probe_result(yy, ss, n_resamples=config.n_resamples, seed=config.seed),
+                **probe_result(yy, ss),
                 "corpus_class": corpus_from,
             }
             if q_score_of:
@@ -396,9 +391,7 @@ def probe_all(
                 ]
                 yq = np.r_[np.ones(len(rows_llm)), np.zeros(len(rows_corpus))].astype(np.int64)
                 sq = np.asarray([q_score_of[k] for k in rows_llm + rows_corpus])
-                results[m].probe_query = probe_result(
-                    yq, sq, n_resamples=config.n_resamples, seed=config.seed
-                )
+                results[m].probe_query = probe_result(yq, sq)
         results[m].per_row["probe"] = [
             None if int(t) not in score_of else round(score_of[int(t)], 4) for t in n_rows[m]
         ]
