@@ -53,13 +53,9 @@ def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
     vals = [diag.configs[n].fn_scorer["at_or_above"] for n in names_fn]
     enc = [diag.configs[n].hardness.get("at_or_above") or 0 for n in names_fn]
     ax.barh(y - 0.2, enc, height=0.4, color="0.6", label=f"target encoder ({diag.target_encoder})")
-    ax.barh(
-        y + 0.2,
-        vals,
-        height=0.4,
-        color=[colors[n] for n in names_fn],
-        label=f"false-negative scorer ({diag.fn_scorer})",
-    )
+    ax.barh(y + 0.2, vals, height=0.4, color="tab:red", label=f"false-negative scorer ({diag.fn_scorer})")
+    for yy, v in [*zip(y - 0.2, enc, strict=True), *zip(y + 0.2, vals, strict=True)]:
+        ax.text(v + 0.01, yy, f"{v:.0%}", va="center", fontsize=8)
     ax.set_yticks(y, names_fn)
     ax.set_xlabel("share of negatives scored at or above their positive")
     ax.set_title("Safety: how often the negative beats the positive", fontsize=9)
@@ -101,13 +97,14 @@ def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
                 qa, np.arange(len(probed)) + 0.15, "s", color="tab:orange", label="conditioned on the query"
             )
         ax.set_yticks(np.arange(len(probed)), probed)
+        ax.set_ylim(-0.6, len(probed) - 0.3)
         ax.axvline(0.5, color="0.3", lw=0.8, ls=":")
         ax.set_xlim(0.3, 1.02)
         ax.legend(fontsize=8, loc="lower left")
     else:
         ax.text(0.5, 0.5, diag.probe_note or "no probe", ha="center", va="center", transform=ax.transAxes)
         ax.set_yticks([])
-    ax.set_xlabel("ROC AUC, LLM-written vs corpus passages (95% bootstrap CI)")
+    ax.set_xlabel("ROC AUC, LLM-written vs corpus passages (DeLong 95% CI)")
     ax.set_title("Source detectability (CausalNeg's shortcut): 0.5 = indistinguishable", fontsize=9)
     fig.suptitle(
         f"Diagnostics of {diag.dataset} (frozen {diag.target_encoder}, before any training)", fontsize=11
@@ -138,10 +135,12 @@ def plot_against(diag: Diagnostics, path: Path) -> Path:
             ax.scatter([p[key]] * len(p["per_seed"]), p["per_seed"], color=color, alpha=0.35, s=14)
             ax.scatter([p[key]], [p[metric]], color=color, s=50, label=p["method"], edgecolor="k")
         c = rho.get(key, {})
-        ax.set_title(
-            f"{LABELS[key]}\nrho={c.get('rho')}  CI [{c.get('low')}, {c.get('high')}]  p={c.get('p')}",
-            fontsize=8,
-        )
+        if c.get("rho") is None:
+            line = "no rank correlation (too few methods or a constant diagnostic)"
+        else:
+            line = f"rho={c['rho']:.2f}  95% CI [{c['low']:.2f}, {c['high']:.2f}]  p={c['p']:.3f}"
+        ax.set_title(f"{LABELS[key]}\n{line}", fontsize=8)
+        ax.set_xlabel(LABELS[key], fontsize=8)
         ax.set_ylabel(f"{metric} (fine-tuned)", fontsize=8)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
