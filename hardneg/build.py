@@ -77,7 +77,7 @@ from hardneg.negatives import (
 )
 from hardneg.negatives.dense import encode_pool, load_embedder
 from hardneg.negatives.llm import PERTURB_STRENGTHS
-from hardneg.negatives.mining import MINING_RULES_VERSION
+from hardneg.negatives.mining import MINING_RULES_VERSION, mining_rules
 from hardneg.negatives.repair import JUDGE_PROMPT, REPAIR_MODES, REPAIR_SCOPES, repair_false_negatives
 from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries
@@ -605,7 +605,7 @@ def method_stage_key(
         method.stage_options(options),
         prompt,
         gen_config.output_settings() if "generator" in method.needs else None,
-        (inputs.key, MINING_RULES_VERSION) if "pool" in method.needs else None,
+        (inputs.key, MINING_RULES_VERSION, mining_rules().follows) if "pool" in method.needs else None,
         deps,
         seed,
     )

@@ -28,6 +28,7 @@ from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
 from hardneg.diagnose.record import Diagnostics
+from hardneg.environment import lock_provenance
 from hardneg.methods import QUERIES_CONFIG, config_description
 from hardneg.redact import redact_url
 from hardneg.revisions import is_hub_id
@@ -121,7 +122,8 @@ def _version(package: str) -> str | None:
 
 
 def library_versions() -> dict[str, str | None]:
-    """Versions recorded on every card (filled in automatically)."""
+    """Versions recorded on every card (filled in automatically), with the digest of the lock that made the
+    environment (``hardneg.environment.lock_provenance``: None outside a checkout, the drift when it differs)."""
     return {
         "hardneg": hardneg.__version__,
         "torch": _version("torch"),
@@ -129,6 +131,7 @@ def library_versions() -> dict[str, str | None]:
         "sentence-transformers": _version("sentence-transformers"),
         "datasets": _version("datasets"),
         "huggingface_hub": _version("huggingface_hub"),
+        "lock": lock_provenance(),
     }
 
 

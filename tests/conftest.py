@@ -22,6 +22,21 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from hardneg.assets import EMBEDDED_DATASET, EMBEDDED_EMBEDDER, EMBEDDED_LLM, resolve_dataset  # noqa: E402
 
 
+def pytest_report_header(config) -> list[str]:
+    """Which environment ran the tests: the lock (or how the environment differs from it) and the
+    sentence-transformers version whose mining rules the parity tests (tests/test_mining_st.py) compare with."""
+    import sentence_transformers
+
+    from hardneg.environment import lock_provenance
+    from hardneg.negatives.mining import mining_rules
+
+    return [
+        f"hardneg lock: {lock_provenance() or 'no lock file (not a checkout)'}",
+        f"sentence-transformers {sentence_transformers.__version__} from {sentence_transformers.__path__[0]} "
+        f"(mining rules: {mining_rules().follows})",
+    ]
+
+
 @pytest.fixture(autouse=True)
 def _llm_servers_probed_afresh():
     """The HTTP backend probes each server once per process; in tests, once per test (a port that served an

@@ -1,8 +1,12 @@
 """hardneg's dense mining equals sentence-transformers' ``util.mine_hard_negatives`` on every shared option.
 
+Compared with whatever sentence-transformers is installed (the pytest header names its version and the
+``MiningRules`` hardneg follows for it; ``make test-parity`` reruns this file against the other version in
+requirements/parity.txt).
+
 Data (real Cranfield, short passages so it stays fast): queries with two or three judged positives (one
-row each) and queries with one, a pool that holds two ids for one hard passage and a copy of a positive
-under another id. Each case runs both functions with the embedded MiniLM (embeddings cached per text, so
+row each) and queries with one, a pool that holds two ids for one hard passage, a copy of a positive
+under another id, and a passage that is a query's own text. Each case runs both functions with the embedded MiniLM (embeddings cached per text, so
 both see identical vectors) and ``near_duplicate_threshold=None`` (hardneg's own extra filter, off here).
 """
 
@@ -15,6 +19,7 @@ from sentence_transformers.util import mine_hard_negatives as st_mine
 
 from hardneg.corpus import load_beir_folder, passage_text
 from hardneg.negatives import mine_hard_negatives
+from hardneg.negatives.mining import mining_rules
 
 MULTI = ["1", "2", "3", "5", "6"]  # queries mined with up to three judged positives each
 SINGLE = ["9", "10", "11", "12"]
@@ -42,6 +47,8 @@ def data(cranfield_dir):
     corpus += [
         {"id": "copy-of-hard", "title": "", "text": text[hard]},
         {"id": "copy-of-positive", "title": "", "text": rows[3]["positive"]},
+        # A passage that is a query's own text: sentence-transformers >= 6.3 never mines it, earlier versions do.
+        {"id": "query-as-passage", "title": "", "text": beir.queries[SINGLE[0]]},
     ]
     return Dataset.from_list(rows), Dataset.from_list(corpus), text[hard]
 
@@ -155,6 +162,7 @@ def test_hardneg_table_holds_the_same_triplets(data, model):
     # What the equivalence is about is in the data: repeated queries, duplicate texts, and passages that score
     # between a query's lowest and highest positive (the old rule, each row's own positive, let them through).
     assert stats["distinct_queries"] < len(queries) and stats["duplicate_passages_merged"] == 2
+    assert stats["params"]["mining_rules"] == mining_rules().follows
     assert hard_text in ours["negative"][:] and "copy-of-hard" not in ours["negative_id"][:]
     lowest: dict[str, float] = {}
     for r in ours:
@@ -198,3 +206,30 @@ def test_unknown_output_format_is_refused_before_mining(data):
     queries, corpus, _ = data
     with pytest.raises(ValueError, match="output_format 'pairs'"):
         mine_hard_negatives(queries, corpus, method="dense", embedder="no-such-model", output_format="pairs")
+
+
+def test_the_query_text_rule_follows_the_installed_version(data, model):
+    """The passage holding a query's own text: a negative of that query before 6.3, never from 6.3 on."""
+    queries, _, _ = data
+    ours, stats, theirs = _both(data, model, range_max=10, num_negatives=3, output_scores=True)
+    query = queries.filter(lambda r: r["query_id"] == SINGLE[0])["query"][0]
+    mined = [r["negative"] for r in ours if r["anchor"] == query]
+    theirs_mined = [r["negative"] for r in theirs if r["anchor"] == query]
+    assert mined == theirs_mined
+    assert (query in mined) != mining_rules().exclude_query_text
+    assert stats["skipped"].get("query_text", 0) == int(mining_rules().exclude_query_text)
+
+
+@pytest.mark.parametrize(
+    "version, extra, excluded",
+    [
+        ("6.0.0", 0, False),
+        ("6.2.0", 0, False),
+        ("6.3.0", 1, True),
+        ("6.3.1", 1, True),
+        ("6.10.0.dev0", 1, True),
+    ],
+)
+def test_rules_per_sentence_transformers_version(version, extra, excluded):
+    rules = mining_rules(version)
+    assert (rules.extra_candidates, rules.exclude_query_text) == (extra, excluded)

@@ -41,7 +41,9 @@ from hardneg.negatives.mining import (
     describe,
     distinct_texts,
     group_queries,
+    mining_rules,
     positive_matrix,
+    query_text_rows,
     select_negatives,
     st_output,
 )
@@ -153,7 +155,8 @@ def mine_hard_negatives(
         method: ``bm25`` (BM25 top passages), ``ce`` (first-stage candidates rescored by ``scorer``) or
             ``dense`` (bi-encoder ``embedder`` nearest passages). Each filters on its own score (``stats["score_name"]``).
         range_min, range_max: keep candidates ranked ``[range_min, range_max)`` among those that survive the
-            filters (the first stage retrieves ``range_max`` + the most known positives of any query).
+            filters (the first stage retrieves ``range_max`` + the most known positives of any query, + 1 under
+            sentence-transformers >= 6.3: ``hardneg.negatives.mining.mining_rules`` follows the installed version).
         num_negatives: negatives per query; one triplet row per negative; shortfalls are counted, never padded.
         sampling_strategy: ``top`` (best first) or ``random`` (seeded by ``seed``) within the window.
         absolute_margin: drop candidates with ``score > positive_score - absolute_margin`` (0 = never at or
@@ -220,12 +223,14 @@ def mine_hard_negatives(
         raise ValueError("some queries are empty; fix: drop empty queries before mining")
     groups = _known_positives(queries, row_of, extra_positives)
     known = positive_matrix(groups.known)
-    k = range_max + max(len(s) for s in groups.known)
+    rules = mining_rules()
+    k = range_max + max(len(s) for s in groups.known) + rules.extra_candidates
     first_stage = candidate_method if method == "ce" else method
+    first_queries = [query_texts[r] for r in groups.first]
 
     cands = _candidates(
         method,
-        [query_texts[r] for r in groups.first],
+        first_queries,
         passages,
         known,
         k=k,
@@ -248,6 +253,7 @@ def mine_hard_negatives(
         known,
         params,
         texts=passages,
+        query_rows=query_text_rows(first_queries, passages) if rules.exclude_query_text else None,
     )
     sel = per_query.per_row(groups.group)
     positive_scores = groups.own_scores(cands.positive_scores)
@@ -298,6 +304,7 @@ def mine_hard_negatives(
             "method": method,
             **{k_: v for k_, v in vars(params).items()},
             "first_stage_k": k,
+            "mining_rules": rules.follows,
             "output_format": output_format,
             **(
                 {"scorer": getattr(scorer, "name", scorer), "candidate_method": candidate_method}

@@ -23,11 +23,17 @@ sentence-transformers' ``util.mine_hard_negatives``):
 7. chosen negatives are returned best first; a query that ends with fewer than ``num_negatives`` is counted
    in ``queries_short_of_negatives`` and never padded.
 
+Before step 1, under sentence-transformers >= 6.3's rules, a pool passage whose text equals the query's
+text is dropped (``query_text``). What changed between sentence-transformers versions is one ``MiningRules``
+value per version (``ST_MINING_RULES``); ``mining_rules()`` picks the one of the installed version, and the
+table in docs/mining.md lists them.
+
 ``st_output`` writes the result in sentence-transformers' ``output_format`` layouts and column names.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -40,9 +46,55 @@ from hardneg.text import normalise_text, word_jaccard
 SamplingStrategy = Literal["top", "random"]
 OutputFormat = Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"]
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list")
-# Part of every mined stage key: bump when the selection rules change, so old runs re-mine.
-# 2: margins against the query's lowest positive, identical corpus texts merged (sentence-transformers' rules).
+# Part of every mined stage key (with ``MiningRules.follows``): bump when hardneg's own selection rules change,
+# so old runs re-mine. 2: margins against the query's lowest positive, identical corpus texts merged.
 MINING_RULES_VERSION = 2
+
+
+@dataclass(frozen=True)
+class MiningRules:
+    """What sentence-transformers' ``util.mine_hard_negatives`` does differently from one version to another.
+
+    Read from its source (``sentence_transformers/util/hard_negatives.py``) for each version in ``follows``.
+    """
+
+    follows: str  # the sentence-transformers versions that mine this way
+    # candidates the first stage fetches beyond ``range_max`` + the most known positives of any query
+    extra_candidates: int
+    # a pool passage whose text equals the query's text is never a negative (6.3: ``query_corpus_indices``)
+    exclude_query_text: bool
+
+
+# (first version, rules), oldest first; a version takes the rules of the last entry at or below it.
+ST_MINING_RULES: tuple[tuple[tuple[int, int], MiningRules], ...] = (
+    ((6, 0), MiningRules("sentence-transformers 6.0-6.2", extra_candidates=0, exclude_query_text=False)),
+    ((6, 3), MiningRules("sentence-transformers >=6.3", extra_candidates=1, exclude_query_text=True)),
+)
+
+
+def mining_rules(version: str | None = None) -> MiningRules:
+    """The rules of sentence-transformers ``version`` (default: the installed one)."""
+    version = version or importlib.metadata.version("sentence-transformers")
+    parts = tuple(int(p) for p in version.split("+")[0].split(".")[:2] if p.isdigit())
+    chosen = ST_MINING_RULES[0][1]
+    for first, rules in ST_MINING_RULES:
+        if parts >= first:
+            chosen = rules
+    return chosen
+
+
+def query_text_rows(query_texts: Sequence[str], passages: Sequence[str]) -> np.ndarray:
+    """(n,) the pool row whose text equals each query's text exactly, -1 where none (one pass over the pool)."""
+    wanted: dict[str, list[int]] = {}
+    for q, text in enumerate(query_texts):
+        wanted.setdefault(text, []).append(q)
+    out = np.full(len(query_texts), -1, dtype=np.int64)
+    for row, text in enumerate(passages):
+        for q in wanted.get(text, ()):
+            out[q] = row
+    return out
+
+
 TRIPLET_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
 
 
@@ -139,13 +191,16 @@ def select_negatives(
     params: MiningParams,
     *,
     texts: Sequence[str] | None = None,
+    query_rows: np.ndarray | None = None,
 ) -> Selection:
     """Apply the shared filters to (n_queries, k) candidate rows/scores (row -1 = no candidate).
 
     ``positive_scores``: (n,) the score the margins compare with: the query's lowest known positive score
     (``Candidates.lowest_positive_scores``); ``positive_rows``: the row's own positive (corpus row, unused by
     the filters); ``known_positives``: (n, m) all known positive rows (from ``positive_matrix``); ``texts``:
-    the corpus passages, for the duplicate checks against the known positives (skipped when None).
+    the corpus passages, for the duplicate checks against the known positives (skipped when None);
+    ``query_rows``: (n,) the pool row holding each query's own text (``query_text_rows``; -1 = none), dropped
+    first when given (sentence-transformers >= 6.3).
     """
     indices = np.asarray(indices, dtype=np.int64)
     s = np.array(scores, dtype=np.float64, copy=True)
@@ -167,6 +222,8 @@ def select_negatives(
         sel.skipped[name] = int(hit.sum())
         alive = alive & ~hit
 
+    if query_rows is not None:
+        drop("query_text", indices == np.asarray(query_rows, dtype=np.int64)[:, None])
     drop("positive", (indices[:, :, None] == known_positives[:, None, :]).any(-1))
     with np.errstate(invalid="ignore"):
         if params.absolute_margin is not None:
