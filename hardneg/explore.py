@@ -140,12 +140,14 @@ def diagnostics_columns(diag: Diagnostics | None, name: str, keep: list[int]) ->
     probe's out-of-fold P(LLM-written) from ``diagnostics.json`` (None for rows the diagnosis did not sample)."""
     config = diag.configs.get(name) if diag else None
     if config is None or not config.per_row.get("index"):
-        return {"hard": [], "probe": []}
+        return {"hard": [], "probe": [], "probe_auc": None, "eci": None}
     at = {int(i): k for k, i in enumerate(config.per_row["index"])}
     margin, probe = config.per_row.get("margin", []), config.per_row.get("probe", [])
     return {
         "hard": [margin[at[i]] if i in at else None for i in keep],
         "probe": [probe[at[i]] if i in at and probe else None for i in keep],
+        "probe_auc": config.probe.get("auc"),
+        "eci": config.eci.get("eci"),
     }
 
 

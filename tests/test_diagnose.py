@@ -255,3 +255,25 @@ def test_diagnostics_json_is_plain_json(diagnosed):
     _, run, _, _ = diagnosed
     data = json.loads(diagnostics_path(run).read_text())
     assert data["format"] == 1 and data["target_encoder"] == "embedded:minilm"
+
+
+def test_explorer_shows_each_negatives_hardness_and_probe(diagnosed):
+    from hardneg.explore import build_payload
+
+    folder, run, _, diag = diagnosed
+    payload = build_payload(str(folder), run_dir=run)
+    llm = payload["methods"]["llm_hn"]
+    assert len(llm["hard"]) == len(llm["q"]) and None not in llm["hard"]
+    assert llm["hard"] == diag.configs["llm_hn"].per_row["margin"]  # every row diagnosed, same order
+    assert len(llm["probe"]) == len(llm["q"]) and llm["probe_auc"] == diag.configs["llm_hn"].probe["auc"]
+    assert payload["meta"]["diag_encoder"] == "embedded:minilm"
+
+
+def test_report_has_the_diagnostics_section(diagnosed):
+    from hardneg.report import ReportConfig, render_report
+
+    _, run, _, _ = diagnosed
+    render_report(ReportConfig(run_dir=str(run), n_resamples=200))
+    md = (run / "results.md").read_text()
+    assert "## Diagnostics (before training)" in md and "![diagnostics.png](diagnostics.png)" in md
+    assert "too few for any rank correlation" in md
