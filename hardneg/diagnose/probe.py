@@ -46,6 +46,24 @@ def auc_interval(y: np.ndarray, score: np.ndarray, *, level: float = 0.95) -> li
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
+def probe_model(c: float = 1.0):
+    """Standardised features -> L2 logistic regression with balanced class weights (scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, max_iter=1000, tol=1e-3, class_weight="balanced")
+    )
+
+
+def held_out_scores(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, *, c: float = 1.0) -> np.ndarray:
+    """P(LLM-written) of rows outside the probe's sample, from one fit on the whole sample (never saw them)."""
+    if len(x_new) == 0:
+        return np.zeros(0)
+    return probe_model(c).fit(x, y).predict_proba(x_new)[:, 1]
+
+
 def out_of_fold_scores(
     x: np.ndarray,
     y: np.ndarray,
@@ -59,18 +77,13 @@ def out_of_fold_scores(
 
     ``groups``: rows of a group stay in one fold (``StratifiedGroupKFold``). ``folds`` shrinks to the
     smaller class's size (or number of groups) when that is smaller; at least 2 of each are needed."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     smallest = int(min((y == 1).sum(), (y == 0).sum()))
     k = min(folds, smallest if groups is None else min(smallest, len(np.unique(groups))))
     if k < 2:
         raise ValueError("the probe needs at least 2 rows of each source")
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(C=c, max_iter=1000, tol=1e-3, class_weight="balanced")
-    )
+    model = probe_model(c)
     if groups is None:
         cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     else:

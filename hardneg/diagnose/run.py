@@ -25,7 +25,7 @@ from hardneg.diagnose import measures
 from hardneg.diagnose.against import against_results
 from hardneg.diagnose.embed import EncodeCost, embed_texts
 from hardneg.diagnose.plots import plot_diagnostics
-from hardneg.diagnose.probe import probe_result, source_probe
+from hardneg.diagnose.probe import held_out_scores, probe_result, source_probe
 from hardneg.diagnose.record import (
     NO_LLM_NEGATIVES,
     ConfigDiagnostics,
@@ -102,6 +102,13 @@ class DiagnoseConfig:
         metadata={"help": "ECI_sem rows per config in its log-determinant (same for every config)."},
     )
     probe_folds: int = field(default=5, metadata={"help": "Cross-validation folds of the source probe."})
+    probe_sample: int | None = field(
+        default=2000,
+        metadata={
+            "help": "Texts per class (LLM-written / corpus) the probe is cross-validated on; the rest are scored "
+            "by a fit on the sample. 0 or None: all. DeLong's interval reflects the sample."
+        },
+    )
     probe_c: float = field(
         default=1.0, metadata={"help": "Inverse L2 strength of the probe's logistic regression."}
     )
@@ -137,6 +144,7 @@ class DiagnoseConfig:
             "eci_sem_temperature",
             "eci_sem_sample",
             "probe_folds",
+            "probe_sample",
             "probe_c",
             "n_resamples",
             "near_duplicate_cosine",
@@ -319,6 +327,13 @@ def diagnose_config(
     return out
 
 
+def _cap(items: list, n: int | None, rng: np.random.Generator) -> list:
+    """At most ``n`` of ``items`` (a seeded sample, in order); all of them when ``n`` is 0 / None."""
+    if not n or len(items) <= n:
+        return list(items)
+    return [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
+
+
 def probe_all(
     results: dict[str, ConfigDiagnostics],
     llm: dict[str, np.ndarray],
@@ -329,22 +344,29 @@ def probe_all(
     p_emb: np.ndarray,
     config: DiagnoseConfig,
 ) -> str | None:
-    """The source probe over the whole folder (one fit), its per-config AUCs and per-row scores.
+    """The source probe over the whole folder, its per-config AUCs and per-row scores; returns the note when
+    there is nothing to probe.
 
-    Text probe: distinct LLM-written negatives (1) vs distinct corpus-passage negatives (0; the positives
-    when no config has mined negatives). Query-conditioned probe: (query, negative) rows, folds by query.
-    Returns the note when there is nothing to probe."""
+    Text probe: distinct LLM-written negatives (1) vs distinct corpus-passage negatives (0; the positives when no
+    config has corpus negatives), at most ``probe_sample`` of each (seeded): out-of-fold scores on the sample give
+    the AUCs, and one fit on the whole sample scores every other negative (held out from it) for the explorer.
+    Query-conditioned probe: (query, negative) rows, the same cap per class, folds grouped by query."""
     names = list(results)
-    llm_texts = sorted({int(t) for m in names for t in n_rows[m][llm[m]]})
-    corpus_texts = sorted({int(t) for m in names for t in n_rows[m][~llm[m]]} - set(llm_texts))
+    rng = np.random.default_rng(config.seed)
+    llm_all = sorted({int(t) for m in names for t in n_rows[m][llm[m]]})
+    corpus_all = sorted({int(t) for m in names for t in n_rows[m][~llm[m]]} - set(llm_all))
     corpus_from = "mined negatives"
-    if not llm_texts:
+    if not llm_all:
         for m in names:
             results[m].probe = results[m].probe_query = {"note": NO_LLM_NEGATIVES}
         return NO_LLM_NEGATIVES
-    if len(corpus_texts) < 2:
-        corpus_texts = sorted({int(t) for m in names for t in p_rows[m]} - set(llm_texts))
+    if len(corpus_all) < 2:
+        corpus_all = sorted({int(t) for m in names for t in p_rows[m]} - set(llm_all))
         corpus_from = "positives (no config has corpus-passage negatives)"
+    llm_texts, corpus_texts = (
+        _cap(llm_all, config.probe_sample, rng),
+        _cap(corpus_all, config.probe_sample, rng),
+    )
     texts = np.asarray(llm_texts + corpus_texts)
     y = np.r_[np.ones(len(llm_texts), dtype=np.int64), np.zeros(len(corpus_texts), dtype=np.int64)]
     kw = {"folds": config.probe_folds, "c": config.probe_c, "seed": config.seed}
@@ -353,10 +375,13 @@ def probe_all(
     except ValueError as err:
         for m in names:
             results[m].probe = results[m].probe_query = {"note": f"{err}; too few texts to probe"}
-        return f"too few texts to probe ({len(llm_texts)} LLM-written, {len(corpus_texts)} corpus)"
+        return f"too few texts to probe ({len(llm_all)} LLM-written, {len(corpus_all)} corpus)"
     score_of = dict(zip(texts.tolist(), score.tolist(), strict=True))
+    rest = sorted({int(t) for m in names for t in n_rows[m]} - set(score_of))
+    held = held_out_scores(p_emb[texts], y, p_emb[rest], c=config.probe_c)
+    shown = {**dict(zip(rest, held.tolist(), strict=True)), **score_of}
     corpus_scores = np.asarray([score_of[t] for t in corpus_texts])
-    # query-conditioned: every (query, negative) row once
+    # query-conditioned: every (query, negative) row once, capped per class
     pairs = sorted(
         {
             (int(a), int(b), bool(c))
@@ -364,36 +389,40 @@ def probe_all(
             for a, b, c in zip(q_rows[m], n_rows[m], llm[m], strict=True)
         }
     )
+    pairs = _cap([x for x in pairs if x[2]], config.probe_sample, rng) + _cap(
+        [x for x in pairs if not x[2]], config.probe_sample, rng
+    )
     pq, pn, py = (np.asarray(x) for x in zip(*pairs, strict=True))
     xq = np.concatenate([p_emb[pn], q_emb[pq] * p_emb[pn]], axis=1)
     try:
         _, qscore = source_probe(xq, py.astype(np.int64), groups=pq, **kw)
-        q_score_of = {(a, b): s for a, b, s in zip(pq.tolist(), pn.tolist(), qscore.tolist(), strict=True)}
+        q_score_of = dict(zip(zip(pq.tolist(), pn.tolist(), strict=True), qscore.tolist(), strict=True))
     except ValueError:
         q_score_of = {}
+    q_corpus = [
+        k for k, c in zip(zip(pq.tolist(), pn.tolist(), strict=True), py.tolist(), strict=True) if not c
+    ]
     for m in names:
-        mine = sorted({int(t) for t in n_rows[m][llm[m]]})
-        if not mine:
+        mine = sorted({int(t) for t in n_rows[m][llm[m]]} & set(score_of))
+        if not llm[m].any():
             results[m].probe = results[m].probe_query = {"note": NO_LLM_NEGATIVES + " in this config"}
+        elif not mine:
+            results[m].probe = {"note": "none of its LLM-written negatives fell in the probe sample"}
         else:
             yy = np.r_[np.ones(len(mine)), np.zeros(len(corpus_scores))].astype(np.int64)
             ss = np.r_[[score_of[t] for t in mine], corpus_scores]
-            results[m].probe = {
-                **probe_result(yy, ss),
-                "corpus_class": corpus_from,
-            }
-            if q_score_of:
-                rows_llm = [
-                    (int(a), int(b)) for a, b, c in zip(q_rows[m], n_rows[m], llm[m], strict=True) if c
-                ]
-                rows_corpus = [
-                    (a, b) for a, b, c in zip(pq.tolist(), pn.tolist(), py.tolist(), strict=True) if not c
-                ]
-                yq = np.r_[np.ones(len(rows_llm)), np.zeros(len(rows_corpus))].astype(np.int64)
-                sq = np.asarray([q_score_of[k] for k in rows_llm + rows_corpus])
-                results[m].probe_query = probe_result(yq, sq)
+            results[m].probe = {**probe_result(yy, ss), "corpus_class": corpus_from}
+            rows_llm = sorted(
+                {(int(a), int(b)) for a, b, c in zip(q_rows[m], n_rows[m], llm[m], strict=True) if c}
+                & set(q_score_of)
+            )
+            if rows_llm:
+                yq = np.r_[np.ones(len(rows_llm)), np.zeros(len(q_corpus))].astype(np.int64)
+                results[m].probe_query = probe_result(
+                    yq, np.asarray([q_score_of[k] for k in rows_llm + q_corpus])
+                )
         results[m].per_row["probe"] = [
-            None if int(t) not in score_of else round(score_of[int(t)], 4) for t in n_rows[m]
+            None if int(t) not in shown else round(shown[int(t)], 4) for t in n_rows[m]
         ]
     return None
 
