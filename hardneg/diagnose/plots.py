@@ -57,10 +57,10 @@ def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
     for yy, v in [*zip(y - 0.2, enc, strict=True), *zip(y + 0.2, vals, strict=True)]:
         ax.text(v + 0.01, yy, f"{v:.0%}", va="center", fontsize=8)
     ax.set_yticks(y, names_fn)
-    ax.set_xlabel("share of negatives scored at or above their positive")
+    ax.set_xlabel("share of negatives scored at or above their positive", fontsize=9)
     ax.set_title("Safety: how often the negative beats the positive", fontsize=9)
-    ax.set_xlim(0, 1)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlim(0, 1.08)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
 
     ax = axes[1, 0]
     x = np.arange(len(names))
