@@ -179,7 +179,8 @@ def table_rows(diag: Diagnostics) -> list[list[str]]:
                 f"{c.sampled}/{c.rows}",
                 _f(c.hardness.get("margin", {}).get("mean")),
                 _ci(c.hardness, "at_or_above", "at_or_above_ci"),
-                _ci(c.fn_scorer, "at_or_above", "at_or_above_ci"),
+                _ci(c.fn_scorer, "at_or_above", "at_or_above_ci")
+                + (" (its own filter: 0 by construction)" if c.fn_scorer.get("same_as_guard") else ""),
                 _f(c.eci.get("eci")),
                 _f(c.eci_sem.get("eci_sem")),
                 _ci({"auc": c.probe.get("auc"), "ci": [c.probe.get("low"), c.probe.get("high")]}, "auc", "ci")
@@ -232,7 +233,7 @@ def markdown(diag: Diagnostics, against: list[dict[str, Any]], level: int = 2) -
         "",
         f"Frozen target encoder `{diag.target_encoder}` (max length {diag.max_seq_length}, {prompts}); cosine "
         f"similarities. False-negative scorer: `{diag.fn_scorer or '—'}` (the build's saved scores, not recomputed). "
-        "Intervals: bootstrap over the diagnosed rows. ECI and ECI_sem are hardneg's reading of arXiv 2603.20990: "
+        "Intervals: bootstrap over the diagnosed rows (probe AUC: DeLong). ECI and ECI_sem are hardneg's reading of arXiv 2603.20990: "
         "the papers' exact formulas were not available (docs/diagnostics.md says which parts are published). "
         "Probe: cross-validated logistic regression on frozen embeddings, LLM-written negatives vs corpus "
         "passages (0.5 = the encoder cannot tell them apart).",

@@ -298,6 +298,7 @@ def diagnose_config(
             "score_name": (stats.get("false_negative_detail") or {}).get("score_name")
             or stats.get("score_name"),
             **measures.hardness(fn_margin[np.isfinite(fn_margin)], **boot),
+            "same_as_guard": bool(stats.get("false_negative_same_as_guard")),
         }
     else:
         out.fn_scorer = {
