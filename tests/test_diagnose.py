@@ -8,6 +8,7 @@ import math
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from hardneg.diagnose.measures import eci, eci_sem, hardness
 from hardneg.diagnose.probe import auc_interval, source_probe
 from hardneg.diagnose.run import DiagnoseConfig, diagnose, triplet_configs
 from hardneg.encode import cache_key, encode_corpus, fingerprint_model, fingerprint_texts
+from hardneg.explore import build_payload
+from hardneg.report import ReportConfig, render_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,8 +209,6 @@ def test_rerun_encodes_nothing(diagnosed):
 
 def test_no_llm_config_still_runs(diagnosed):
     _, run, config, _ = diagnosed
-    from dataclasses import replace
-
     diag = diagnose(replace(config, configs=["bm25_hn"], run_dir=str(run / "only_bm25")))
     assert diag.probe_note == NO_LLM_NEGATIVES
     assert diag.configs["bm25_hn"].hardness["at_or_above"] is not None
@@ -258,8 +259,6 @@ def test_diagnostics_json_is_plain_json(diagnosed):
 
 
 def test_explorer_shows_each_negatives_hardness_and_probe(diagnosed):
-    from hardneg.explore import build_payload
-
     folder, run, _, diag = diagnosed
     payload = build_payload(str(folder), run_dir=run)
     llm = payload["methods"]["llm_hn"]
@@ -270,8 +269,6 @@ def test_explorer_shows_each_negatives_hardness_and_probe(diagnosed):
 
 
 def test_report_has_the_diagnostics_section(diagnosed):
-    from hardneg.report import ReportConfig, render_report
-
     _, run, _, _ = diagnosed
     render_report(ReportConfig(run_dir=str(run), n_resamples=200))
     md = (run / "results.md").read_text()

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from hardneg.encode import search_topk
 from hardneg.text import normalise_text, word_jaccard, word_set, words
 
 
@@ -249,8 +250,6 @@ def diversity(
     - ``diversity``: 1 - the mean pairwise cosine of the distinct negatives (0: all the same direction;
       computed exactly in O(rows x dim) from the sum of the unit vectors).
     """
-    from hardneg.encode import search_topk
-
     if len(negatives) == 0:
         return {}
     keys = [normalise_text(t) for t in negatives]
