@@ -34,6 +34,8 @@ def windows(words: int = 40, stride: int = 12) -> list[str]:
     out = []
     for d in load_eval_dataset("embedded:cranfield").corpus.values():
         w = d["text"].split()
+        if len(w) < 20:  # too short to make a query from
+            continue
         out += [" ".join(w[i : i + words]) for i in range(0, max(1, len(w) - words + 1), stride)]
     return list(dict.fromkeys(out))
 
