@@ -240,6 +240,8 @@ def save_dataset_folder(
         sizes[name] = sum(p.stat().st_size for p in paths)
     _write_text_atomic(folder / BUILD_STATS_FILE, json.dumps(build_stats, indent=2, sort_keys=False) + "\n")
     write_build_recipe(folder, build_stats)  # recipes/build.yaml: the card's one-line rebuild uses it
+    # diagnostics of an earlier build in this folder describe other rows: gone until `make diagnose` reruns
+    (folder / DIAGNOSTICS_FILE).unlink(missing_ok=True)
     card_data = card_data or load_card_data(folder)  # keep the fields of an earlier save
     _write_text_atomic(folder / CARD_DATA_FILE, card_data_json(card_data))
     metadata = dataset_card_metadata(dicts, default_config=default_config, sizes=sizes)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datasets import Dataset
 from test_explore import make_demo_like_run
 
 from hardneg.beir import load_eval_dataset
@@ -24,6 +25,7 @@ from hardneg.diagnose.probe import auc_interval, source_probe
 from hardneg.diagnose.run import DiagnoseConfig, diagnose, triplet_configs
 from hardneg.encode import cache_key, encode_corpus, fingerprint_model, fingerprint_texts
 from hardneg.explore import build_payload
+from hardneg.hub import save_dataset_folder
 from hardneg.report import ReportConfig, render_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,3 +276,15 @@ def test_report_has_the_diagnostics_section(diagnosed):
     md = (run / "results.md").read_text()
     assert "## Diagnostics (before training)" in md and "![diagnostics.png](diagnostics.png)" in md
     assert "too few for any rank correlation" in md
+
+
+def test_a_new_build_drops_stale_diagnostics(tmp_path):
+    rows = {"anchor": ["q"], "positive": ["p"], "negative": ["n"], "query_id": ["1"]}
+    configs = {
+        "queries": Dataset.from_dict({"query": ["q"], "positive": ["p"]}),
+        "bm25_hn": Dataset.from_dict(rows),
+    }
+    folder = save_dataset_folder(tmp_path / "dataset", configs, {"configs": {}})
+    (folder / "diagnostics.json").write_text("{}")
+    save_dataset_folder(folder, configs, {"configs": {}})
+    assert not (folder / "diagnostics.json").exists()
