@@ -156,7 +156,7 @@ def main() -> None:
         folder = ready.parent if ready.is_file() else synthetic_folder(root, args.queries)
         print(f"synthetic dataset folder: {time.perf_counter() - t:.1f} s")
         t = time.perf_counter()
-        page = write_explorer(str(folder), root / "explore.html")
+        page = write_explorer(str(folder), root / "explore.html", sample_queries=0)
         write_s = time.perf_counter() - t
         size = page.stat().st_size
         plain = len(

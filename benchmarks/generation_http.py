@@ -30,6 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -37,6 +38,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
+import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from hardneg.generation import run_generation  # noqa: E402
@@ -52,8 +54,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_instant(port: int) -> None:
-    """An OpenAI-compatible chat endpoint that answers at once (HTTP/1.1 keep-alive, asyncio protocol)."""
+def _chat_reply(content: str) -> bytes:
     body = json.dumps(
         {
             "id": "instant",
@@ -61,15 +62,35 @@ def serve_instant(port: int) -> None:
             "created": 0,
             "model": "instant",
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
             ],
             "usage": {"prompt_tokens": 64, "completion_tokens": 6, "total_tokens": 70},
         }
     ).encode()
-    reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
         len(body),
         body,
     )
+
+
+_WORD = re.compile(rb"[a-z]{3,12}")
+
+
+def varied_reply(request: bytes, words: int = 6) -> bytes:
+    """A reply made of ``words`` lower-case words of the request body, picked by its CRC: every prompt gets its
+    own deterministic answer (a rerun gets the same one), at the cost of a regex scan and no JSON parse."""
+    found = _WORD.findall(request)
+    if not found:
+        return _chat_reply(REPLY)
+    h = zlib.crc32(request)
+    picked = [found[(h >> (5 * i) ^ h * (i + 7)) % len(found)].decode() for i in range(words)]
+    return _chat_reply(" ".join(picked))
+
+
+def serve_instant(port: int, varied: bool = False) -> None:
+    """An OpenAI-compatible chat endpoint that answers at once (HTTP/1.1 keep-alive, asyncio protocol): the
+    same reply to every request, or (``varied``) ``varied_reply`` of the request body."""
+    reply = _chat_reply(REPLY)
 
     class Instant(asyncio.Protocol):
         def connection_made(self, transport):
@@ -83,8 +104,9 @@ def serve_instant(port: int) -> None:
                 size = int(head[at + 15 :].split(b"\r\n")[0]) if at >= 0 else 0
                 if len(self.buf) < end + 4 + size:
                     return
+                body = self.buf[end + 4 : end + 4 + size]
                 self.buf = self.buf[end + 4 + size :]
-                self.transport.write(reply)
+                self.transport.write(varied_reply(body) if varied else reply)
 
     async def run():
         server = await asyncio.get_running_loop().create_server(Instant, "127.0.0.1", port)
@@ -313,9 +335,10 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--continuous_batching", action="store_true", help="concurrency mode only")
     ap.add_argument("--serve_instant", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--varied", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_instant:
-        return serve_instant(args.serve_instant)
+        return serve_instant(args.serve_instant, varied=args.varied)
     args.n = args.n or {"overhead": 3000, "flood": 24, "concurrency": 8}[args.mode]
     args.concurrency = args.concurrency or {"overhead": 64, "flood": 8}.get(args.mode, 8)
     with tempfile.TemporaryDirectory() as tmp:

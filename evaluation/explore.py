@@ -22,6 +22,7 @@ def main(config: ExploreConfig) -> None:
         rejects_dir=config.rejects_dir,
         metric=config.metric,
         eval_data=config.eval_data,
+        sample_queries=config.sample_queries,
     )
     print(f"explorer written to {path} ({path.stat().st_size / 1e6:.2f} MB); open it in a browser")
 

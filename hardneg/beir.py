@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardneg.assets import resolve_dataset
-from hardneg.corpus import BeirData, load_beir_folder
+from hardneg.corpus import BeirData, load_beir_folder, unique_rows
 from hardneg.errors import first_line
 from hardneg.revisions import check_loaded, resolve_revision
+from hardneg.text import is_blank
 
 # The public BEIR sets (Thakur et al., 2021) and their MTEB copies on the Hub.
 BEIR_NAMES = (
@@ -118,17 +119,42 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
     commit = check_loaded(corpus_ds, src, rev, pinned)
     check_loaded(queries_ds, src, rev, pinned)
     cid = _id_column(corpus_ds)
-    corpus = {
-        str(i): {"title": t or "", "text": x or ""}
-        for i, t, x in zip(
-            corpus_ds[cid],
-            corpus_ds["title"] if "title" in corpus_ds.column_names else [""] * len(corpus_ds),
-            corpus_ds["text"],
-            strict=True,
-        )
-    }
+    for table, columns in ((corpus_ds, ("title", "text")), (queries_ds, ("text",))):
+        for column in (c for c in columns if c in table.column_names):
+            kind = table.features[column]
+            if getattr(kind, "dtype", None) not in ("string", "large_string", "null"):
+                raise ValueError(
+                    f"dataset '{src}': the '{column}' column is {kind}, not text; fix: point at a BEIR/MTEB "
+                    "layout whose titles and texts are strings"
+                )
+    corpus = unique_rows(
+        (
+            (
+                str(i),
+                {"title": "" if is_blank(t) else t, "text": "" if is_blank(x) else x},
+                f"{src} corpus row {n}",
+            )
+            for n, (i, t, x) in enumerate(
+                zip(
+                    corpus_ds[cid],
+                    corpus_ds["title"] if "title" in corpus_ds.column_names else [""] * len(corpus_ds),
+                    corpus_ds["text"],
+                    strict=True,
+                )
+            )
+        ),
+        "document",
+        "give every document its own id",
+    )
     qid = _id_column(queries_ds)
-    queries = {str(i): x for i, x in zip(queries_ds[qid], queries_ds["text"], strict=True)}
+    queries = unique_rows(
+        (
+            (str(i), x, f"{src} queries row {n}")
+            for n, (i, x) in enumerate(zip(queries_ds[qid], queries_ds["text"], strict=True))
+        ),
+        "query",
+        "give every query its own id",
+    )
     need = {"query-id", "corpus-id", "score"}
     if not need <= set(qrels_ds.column_names):
         raise ValueError(

@@ -1,10 +1,27 @@
-"""BM25 over a corpus with bm25s (numba backend), shared by BM25 mining and the BM25 evaluation baseline."""
+"""BM25 over a corpus with bm25s (numba backend), shared by BM25 mining and the BM25 evaluation baseline.
+
+Search runs on every core this process may use (``available_threads``; bm25s's numba kernel splits the
+queries over threads, with the same results as one thread); pass ``n_threads`` to choose.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def available_threads() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. one shard's share under a launcher)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class BM25Index:
@@ -42,8 +59,10 @@ class BM25Index:
         self._stopwords = stopwords or []
         self.show_progress = show_progress
         self._bm25 = bm25s.BM25(k1=k1, b=b, method=method, backend=backend)
-        tokens = self._tokenize(list(texts))
+        start = time.perf_counter()
+        tokens = self._tokenize(texts if isinstance(texts, list) else list(texts))
         self._bm25.index(tokens, show_progress=show_progress)
+        logger.info("BM25 index of %d passages: %.1f s", len(self.ids), time.perf_counter() - start)
 
     def _tokenize(self, texts: list[str]):
         import bm25s
@@ -60,21 +79,29 @@ class BM25Index:
         return len(self.ids)
 
     def search(
-        self, queries: Sequence[str], k: int, n_threads: int = 0
+        self, queries: Sequence[str], k: int, n_threads: int | None = None
     ) -> tuple[list[list[str]], np.ndarray]:
         """Top-``k`` (ids, scores) per query, best first. ``k`` is capped at the corpus size."""
-        k = min(k, len(self.ids))
-        tokens = self._tokenize(list(queries))
-        docs, scores = self._bm25.retrieve(tokens, k=k, show_progress=self.show_progress, n_threads=n_threads)
+        docs, scores = self.search_indices(queries, k, n_threads)
         return [[self.ids[j] for j in row] for row in docs], np.asarray(scores)
 
     def search_indices(
-        self, queries: Sequence[str], k: int, n_threads: int = 0
+        self, queries: Sequence[str], k: int, n_threads: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (row indices into the corpus, scores) per query, best first."""
+        """Top-``k`` (row indices into the corpus, scores) per query, best first, on ``n_threads`` threads
+        (default: ``available_threads()``)."""
         k = min(k, len(self.ids))
+        start = time.perf_counter()
         tokens = self._tokenize(list(queries))
-        return self._bm25.retrieve(tokens, k=k, show_progress=self.show_progress, n_threads=n_threads)
+        threads = available_threads() if n_threads is None else n_threads
+        found = self._bm25.retrieve(tokens, k=k, show_progress=self.show_progress, n_threads=threads)
+        logger.info(
+            "BM25 search of %d queries: %.1f s (%d thread(s))",
+            len(queries),
+            time.perf_counter() - start,
+            threads,
+        )
+        return found
 
     def score_pairs(self, queries: Sequence[str], doc_indices: Sequence[int]) -> np.ndarray:
         """BM25 score of each (query, corpus row) pair, equal to the score ``search`` gives that row.

@@ -28,11 +28,15 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Dataset, Features, load_from_disk
 
 import hardneg
@@ -53,6 +57,7 @@ from hardneg.distributed import (
     wait_for_shards,
     write_done,
 )
+from hardneg.files import write_atomic
 from hardneg.hub import save_dataset_folder
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import (
@@ -62,6 +67,7 @@ from hardneg.methods import (
     ConfigStats,
     Method,
     MethodContext,
+    arrow_table,
     content_key,
     empty_table,
     fn_scores_file,
@@ -84,6 +90,14 @@ from hardneg.queries import generate_queries
 from hardneg.scorers import load_scorer
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """Log a named step's wall time (``step <name>: N s``; benchmarks/scale.py reads these lines)."""
+    start = time.perf_counter()
+    yield
+    logger.info("step %s: %.1f s", name, time.perf_counter() - start)
 
 
 @dataclass
@@ -407,7 +421,8 @@ class _Stages:
         logger.info("reusing finished stage %s", name)
         return _load_data(folder / "data"), saved["stats"]
 
-    def put(self, name: str, key: str, data: Dataset, stats: dict) -> None:
+    def put(self, name: str, key: str, data: Dataset, stats: dict) -> Dataset:
+        """Save a finished stage; returns its table read back memory-mapped (what was in memory is freed)."""
         folder = self.root / name
         tmp = self.root / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -415,6 +430,7 @@ class _Stages:
         (tmp / "stats.json").write_text(json.dumps({"key": key, "stats": stats}, default=str))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)  # atomic: a stage is either complete or absent
+        return _load_data(folder / "data")
 
     def get_extra(self, name: str, file: str) -> Any:
         path = self.root / name / file
@@ -567,16 +583,17 @@ def make_queries(
     )
     done = stages.get(QUERIES_CONFIG, key)
     if done is None:
-        queries, stats = generate_queries(
-            inputs.passages,
-            res.get_generator(),
-            prompt=config.query_prompt,
-            cache_dir=cache_dir,
-            seed=seed,
-            max_new_tokens=config.query_max_new_tokens,
-            max_retries=config.reject_retries,
-        )
-        stages.put(QUERIES_CONFIG, key, queries, stats)
+        with step(QUERIES_CONFIG):
+            queries, stats = generate_queries(
+                inputs.passages,
+                res.get_generator(),
+                prompt=config.query_prompt,
+                cache_dir=cache_dir,
+                seed=seed,
+                max_new_tokens=config.query_max_new_tokens,
+                max_retries=config.reject_retries,
+            )
+        queries = stages.put(QUERIES_CONFIG, key, queries, stats)
     else:
         queries, stats = done
     if inputs.eval_queries:
@@ -656,11 +673,11 @@ def make_methods(
             shard=shard,
         )
         start = time.perf_counter()
-        table, mstats = method.function()(ctx)
+        with step(name):
+            table, mstats = method.function()(ctx)
         mstats.setdefault("method", name)
         mstats.setdefault("wall_seconds", round(time.perf_counter() - start, 3))
-        stages.put(name, key, table, mstats)
-        tables[name], stats[name] = table, mstats
+        tables[name], stats[name] = stages.put(name, key, table, mstats), mstats
     return tables, stats, keys
 
 
@@ -737,7 +754,7 @@ def repair_configs(
             )
             repair["suspects_from"] = scorer_name or "all rows"
             done = table, {**stats[name], "repair": repair}
-            stages.put(stage, key, *done)
+            done = stages.put(stage, key, *done), done[1]
         tables[name], stats[name] = done
         stage_of[name] = stage
         keys[stage] = key
@@ -746,26 +763,34 @@ def repair_configs(
 
 def pair_configs(
     tables: dict[str, Dataset], names: list[str], paired: bool
-) -> tuple[dict[str, Dataset], dict[str, list[int]], dict[str, Any]]:
-    """Step 4: keep only query ids present in every config (when ``paired``); returns the kept row indices."""
-    ids = {n: tables[n]["query_id"][:] for n in names}
-    common = set.intersection(*(set(v) for v in ids.values())) if names else set()
-    if paired and names and not common:
-        sizes = {n: len(set(v)) for n, v in ids.items()}
+) -> tuple[dict[str, Dataset], dict[str, np.ndarray], dict[str, Any]]:
+    """Step 4: keep only query ids present in every config (when ``paired``); returns the kept row indices.
+    Vectorised over the Arrow ``query_id`` columns (``pyarrow.compute.is_in``)."""
+    ids = {n: arrow_table(tables[n], ["query_id"]).column(0) for n in names}
+    unique = {n: pc.unique(v) for n, v in ids.items()}
+    common = unique[names[0]] if names else pa.array([], pa.string())
+    for n in names[1:]:
+        common = pc.filter(common, pc.is_in(common, value_set=unique[n]))
+    if paired and names and not len(common):
+        sizes = {n: len(v) for n, v in unique.items()}
         raise ValueError(
             f"no query id is in every config (query ids per config: {sizes}); fix: build more passages, loosen "
             "the emptiest method's filters, or set paired: false"
         )
-    kept: dict[str, list[int]] = {}
+    kept: dict[str, np.ndarray] = {}
     out: dict[str, Dataset] = {}
     dropped: dict[str, dict[str, int]] = {}
     for n in names:
-        rows = [i for i, q in enumerate(ids[n]) if q in common] if paired else list(range(len(ids[n])))
+        if paired:
+            inside = pc.is_in(ids[n], value_set=common).to_numpy(zero_copy_only=False)
+            rows = np.flatnonzero(inside)
+        else:
+            rows = np.arange(len(ids[n]))
         kept[n] = rows
         out[n] = tables[n] if len(rows) == len(ids[n]) else tables[n].select(rows)
         dropped[n] = {
             "dropped_rows": len(ids[n]) - len(rows),
-            "dropped_queries": len(set(ids[n]) - common) if paired else 0,
+            "dropped_queries": len(unique[n]) - len(common) if paired else 0,
         }
     summary = {"enabled": paired, "query_ids": len(common), "dropped": dropped}
     return out, kept, summary
@@ -1036,7 +1061,7 @@ def make_shard(
     out: Path,
     seed: int,
     shard: Shard,
-) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict], dict[str, str]] | None:
+) -> tuple[Dataset, dict, dict[str, Dataset], dict[str, dict], dict[str, str], dict[str, str]] | None:
     """Steps 2-3c on this process's contiguous shard of the passage sample, with the shard's own stages and
     cache (the dense pool embeddings are shared out, ``hardneg.negatives.dense.encode_pool``); the main
     process then gathers every shard's queries, published tables and false-negative scores in rank order (the
@@ -1090,8 +1115,9 @@ def make_shard(
     res.labels_file = main_labels
     res.remember(labels)
     main = _Stages(out / "stages")
+    keys = {stage: content_key([d["keys"][stage] for d in done]) for stage in wanted}
     for stage in wanted[1:]:  # the gathered table and its scores, where the explorer reads them
-        main.put(stage, content_key([d["keys"][stage] for d in done]), joined[stage], merged[stage])
+        joined[stage] = main.put(stage, keys[stage], joined[stage], merged[stage])
         _gather_extras(part_stages, main, stage, [len(p[stage][0]) for p in parts])
     _gather_rejects([out / "cache" / s.name / "rejects" for s in shards], out / "cache" / "rejects")
     queries = joined[QUERIES_CONFIG]  # the stages hold the queries before decontamination
@@ -1102,7 +1128,7 @@ def make_shard(
         inputs.decontamination["removed_queries"] = len(removed)
     tables = {name: joined[stage] for name, stage in stage_of.items()}
     stats = {name: merged[stage] for name, stage in stage_of.items()}
-    return queries, merged[QUERIES_CONFIG], tables, stats, stage_of
+    return queries, merged[QUERIES_CONFIG], tables, stats, stage_of, keys
 
 
 def build(
@@ -1124,7 +1150,8 @@ def build(
         labels_file=stages.root / LABELS_FILE,
     )
 
-    inputs = load_inputs(config, seed)
+    with step("load_inputs"):
+        inputs = load_inputs(config, seed)
     out.mkdir(parents=True, exist_ok=True)  # after the inputs are read: a bad corpus leaves nothing behind
     shard = current_shard()
     if (
@@ -1133,18 +1160,55 @@ def build(
         gathered = make_shard(config, generator_config, inputs, res, out, seed, shard)
         if gathered is None:  # not the main process: its shard is done, the main process writes the folder
             return out / "dataset"
-        queries, qstats, tables, stats, stage_of = gathered
+        queries, qstats, tables, stats, stage_of, keys = gathered
     else:
-        queries, qstats, tables, stats, stage_of, _ = make_configs(
+        queries, qstats, tables, stats, stage_of, keys = make_configs(
             config, inputs, stages, res, cache_dir, cache_dir, seed
         )
-    published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
+    with step("pair_configs"):
+        published, kept, pairing = pair_configs(tables, list(config.methods), config.paired)
     fn = false_negative_stats(config, tables, kept, stats, stage_of, stages, res)
     stats[QUERIES_CONFIG] = qstats
     build_stats = collect_stats(config, generator_config, inputs, seed, stats, published, pairing, fn)
-    return save_dataset_folder(
-        out / "dataset",
-        {QUERIES_CONFIG: queries, **published},
-        build_stats.to_dict(),
-        default_config="queries",
+    record = build_stats.to_dict()
+    folder = out / "dataset"
+    folder_key = content_key(
+        FOLDER_FORMAT,
+        {name: keys[stage] for name, stage in {QUERIES_CONFIG: QUERIES_CONFIG, **stage_of}.items()},
+        {k: v for k, v in record.items() if k != "created"},
     )
+    if folder_unchanged(folder, stages.root / FOLDER_RECORD, folder_key):
+        logger.info("dataset folder %s is up to date (same stages and statistics): left untouched", folder)
+        return folder
+    with step("save_dataset_folder"):
+        save_dataset_folder(folder, {QUERIES_CONFIG: queries, **published}, record, default_config="queries")
+    remember_folder(folder, stages.root / FOLDER_RECORD, folder_key)
+    return folder
+
+
+# What the folder record's key covers (bump when save_dataset_folder writes a folder differently).
+FOLDER_FORMAT = 1
+FOLDER_RECORD = "dataset_folder.json"
+
+
+def _folder_files(folder: Path) -> dict[str, list[int]]:
+    return {
+        str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def folder_unchanged(folder: Path, record: Path, key: str) -> bool:
+    """Whether ``folder`` is exactly what the last save with this key wrote (same files, sizes and times): then
+    a rerun with nothing new leaves it untouched instead of rewriting every parquet file."""
+    try:
+        saved = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False
+    return saved.get("key") == key and folder.is_dir() and saved.get("files") == _folder_files(folder)
+
+
+def remember_folder(folder: Path, record: Path, key: str) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(record, json.dumps({"key": key, "files": _folder_files(folder)}))

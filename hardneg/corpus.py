@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 from datasets import Dataset, load_dataset
 
 from hardneg.assets import resolve_dataset
 from hardneg.errors import first_line
 from hardneg.revisions import check_loaded, resolve_revision
+from hardneg.text import blank_rows, is_blank
 
 logger = logging.getLogger(__name__)
 
@@ -85,26 +92,85 @@ def read_jsonl(path: str | Path, *, allow_empty: bool = False) -> list[tuple[int
 
 @dataclass
 class _Table:
-    """Rows of any corpus form, each with the place it came from (``file:line`` or ``row N``)."""
+    """A corpus form read as Arrow columns, with the place each row came from (``where(row)``: ``file:line``
+    or ``... row N``, worked out only when a message needs it)."""
 
     source: str
-    rows: list[dict[str, Any]]
-    where: list[str]
+    table: pa.Table
+    where: Callable[[int], str]
     commit: str | None = None  # Hub commit actually loaded
 
 
-def _table_from_jsonl(path: Path) -> _Table:
+def _rows_where(source: str) -> Callable[[int], str]:
+    return lambda i: f"{source} row {i}"
+
+
+def _jsonl_where(path: Path) -> Callable[[int], str]:
+    """Row -> ``path:line`` of a JSON-lines file (blank lines hold no row); the file is scanned on first use."""
+    lines: list[int] = []
+
+    def where(i: int) -> str:
+        if not lines:
+            with open(path, "rb") as f:
+                lines.extend(n for n, line in enumerate(f, 1) if line.strip())
+        return f"{path}:{lines[i]}" if i < len(lines) else f"{path} row {i}"
+
+    return where
+
+
+# Arrow types a corpus column may be read as; anything else (lists, structs, floats, timestamps inferred from
+# date-like strings) is read again row by row, which names the first bad row or keeps what Python reads.
+_TEXT_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_null)
+_ID_TYPES = (*_TEXT_TYPES, pa.types.is_integer)
+
+
+def _typed(table: pa.Table, wanted: set[str]) -> bool:
+    return all(
+        any(ok(table.schema.field(name).type) for ok in (_ID_TYPES if name in ID_COLUMNS else _TEXT_TYPES))
+        for name in wanted & set(table.column_names)
+    )
+
+
+def _column_from_rows(numbered: list[tuple[int, dict]], name: str, path: Path) -> pa.Array:
+    """One column of Python rows as strings: ids may be integers; anything else that is not a string is
+    refused with its file and line (a list title would otherwise become the text "['a', 'b']")."""
+    values = []
+    for n, row in numbered:
+        value = row.get(name)
+        if isinstance(value, bool) or not (
+            value is None or isinstance(value, str) or (name in ID_COLUMNS and isinstance(value, int))
+        ):
+            raise ValueError(
+                f"{path}:{n}: '{name}' is not a string (a JSON {type(value).__name__}: {str(value)[:40]}); "
+                f"fix: store every passage's '{name}' as a string"
+            )
+        values.append(None if value is None else str(value))
+    return pa.array(values, pa.string())
+
+
+def _table_from_jsonl(path: Path, wanted: set[str]) -> _Table:
+    """A JSON-lines corpus read by Arrow's multi-threaded reader (no Python object per row); a file it cannot
+    read, or whose columns are not strings/integers, is read row by row, whose checks name the file and line."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if path.suffix == ".jsonl" or not head.lstrip().startswith(b"["):
+        try:
+            table = pa_json.read_json(path)
+            table.validate(full=True)  # Arrow's reader keeps bytes that are not UTF-8; Python names the line
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+            table = None
+        if table is not None and table.num_rows and _typed(table, wanted):
+            return _Table(str(path), table, _jsonl_where(path))
     numbered = read_jsonl(path)
-    return _Table(str(path), [r for _, r in numbered], [f"{path}:{n}" for n, _ in numbered])
-
-
-def _table_from_dataset(ds: Dataset, source: str) -> _Table:
-    return _Table(source, ds.to_list(), [f"{source} row {i}" for i in range(len(ds))])
+    names = list(dict.fromkeys(k for _, r in numbered for k in r)) or [""]  # "": no column at all
+    table = pa.table(
+        {c: _column_from_rows(numbered, c, path) if c in wanted else pa.nulls(len(numbered)) for c in names}
+    )
+    lines = [n for n, _ in numbered]
+    return _Table(str(path), table, lambda i: f"{path}:{lines[i]}")
 
 
 def _read_parquet(path: Path) -> _Table:
-    import pyarrow.parquet as pq
-
     try:
         table = pq.read_table(str(path))
     except Exception as err:  # pyarrow raises ArrowInvalid / OSError for a damaged file
@@ -113,8 +179,7 @@ def _read_parquet(path: Path) -> _Table:
         ) from None
     if table.num_rows == 0:
         raise ValueError(f"{path} is empty; fix: point at a corpus with passages")
-    rows = table.to_pylist()
-    return _Table(str(path), rows, [f"{path} row {i}" for i in range(len(rows))])
+    return _Table(str(path), table, _rows_where(str(path)))
 
 
 def _load_hub_table(source: str, split: str, revision: str | None) -> _Table:
@@ -126,19 +191,21 @@ def _load_hub_table(source: str, split: str, revision: str | None) -> _Table:
             ds = load_dataset(source, revision=revision, split=split)
     except Exception as err:  # datasets raises many types; one line is what the user needs
         raise ValueError(f"cannot load corpus '{source}': {first_line(err)}") from None
-    table = _table_from_dataset(ds, source)
+    table = _Table(
+        source, ds.flatten_indices().data.table if ds._indices else ds.data.table, _rows_where(source)
+    )
     table.commit = check_loaded(ds, source, revision, pinned)
     return table
 
 
-def _read_table(source: str, split: str, revision: str | None) -> _Table:
-    """The one reader behind every corpus form."""
+def _read_table(source: str, split: str, revision: str | None, wanted: set[str]) -> _Table:
+    """The one reader behind every corpus form (``wanted``: the columns that are read as strings)."""
     path = Path(resolve_dataset(source))
     if path.is_dir() and (path / "corpus.jsonl").is_file():
-        return _table_from_jsonl(path / "corpus.jsonl")
+        return _table_from_jsonl(path / "corpus.jsonl", wanted)
     if path.is_file():
         if path.suffix in (".jsonl", ".json"):
-            return _table_from_jsonl(path)
+            return _table_from_jsonl(path, wanted)
         if path.suffix == ".parquet":
             return _read_parquet(path)
         raise ValueError(f"cannot read corpus file '{path}'; fix: use .jsonl, .json or .parquet")
@@ -148,16 +215,17 @@ def _read_table(source: str, split: str, revision: str | None) -> _Table:
 
 
 def check_passages(
-    ids: list[str], texts: list[str], where: list[str], source: str, empty_passages: str = "drop"
-) -> list[int]:
-    """Indices of the usable passages; empty / whitespace-only / missing texts are dropped (logged with a
-    count and the first ids) or refused (``empty_passages="error"``)."""
+    ids: pa.Array, texts: pa.Array, where: Callable[[int], str], source: str, empty_passages: str = "drop"
+) -> np.ndarray:
+    """Indices of the usable passages; texts that show nothing (empty, white space or invisible characters
+    only, or missing: ``hardneg.text.blank_rows``) are dropped (logged with a count and the first ids) or
+    refused (``empty_passages="error"``)."""
     if empty_passages not in EMPTY_PASSAGES:
         raise ValueError(f"empty_passages '{empty_passages}' is not drop or error; fix: use drop or error")
-    empty = [i for i, t in enumerate(texts) if not t.strip()]
-    if not empty:
-        return list(range(len(ids)))
-    first = ", ".join(f"'{ids[i]}' ({where[i]})" for i in empty[:SHOW_IDS])
+    empty = blank_rows(texts)
+    if not len(empty):
+        return np.arange(len(ids))
+    first = ", ".join(f"'{ids[int(i)].as_py()}' ({where(int(i))})" for i in empty[:SHOW_IDS])
     if empty_passages == "error":
         raise ValueError(
             f"corpus '{source}' has {len(empty)} passage(s) with an empty or missing text, first {first}; "
@@ -169,8 +237,32 @@ def check_passages(
         len(empty),
         first,
     )
-    gone = set(empty)
-    return [i for i in range(len(ids)) if i not in gone]
+    keep = np.ones(len(ids), dtype=bool)
+    keep[empty] = False
+    return np.flatnonzero(keep)
+
+
+def _string_column(table: _Table, name: str, *, integers: bool = False) -> pa.ChunkedArray:
+    """A column as strings (ids may be integers); any other type is refused naming its first row."""
+    column = table.table.column(name)
+    kind = column.type
+    if pa.types.is_null(kind):
+        return pa.chunked_array([pa.nulls(len(column), pa.string())])
+    if integers and pa.types.is_integer(kind):
+        return pc.cast(column, pa.string())
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        row = int(np.flatnonzero(pc.is_valid(column).to_numpy(zero_copy_only=False))[0])
+        raise ValueError(
+            f"{table.where(row)}: '{name}' is not a string (Arrow type {kind}); fix: store every passage's "
+            f"'{name}' as a string"
+        )
+    return column
+
+
+def _first_duplicate(ids: pa.ChunkedArray) -> str:
+    counts = pc.value_counts(ids)
+    many = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    return many[0].as_py()
 
 
 def _normalise(
@@ -181,54 +273,54 @@ def _normalise(
     empty_passages: str,
     report: dict | None,
 ) -> Dataset:
-    source, rows = table.source, table.rows
-    if not rows:
+    source, t = table.source, table.table
+    if t.num_rows == 0:
         raise ValueError(f"corpus '{source}' is empty; fix: point at a corpus with passages")
-    cols: set[str] = set().union(*(r.keys() for r in rows))
+    cols = [c for c in t.column_names if c]
     if text_column not in cols:
         raise ValueError(
             f"corpus '{source}' has no '{text_column}' column (columns: {sorted(cols)}); fix: set text_column"
         )
     id_column = id_column or next((c for c in ID_COLUMNS if c in cols), None)
     if id_column is None:  # no ids at all: number the rows
-        ids = [str(i) for i in range(len(rows))]
+        ids = pa.chunked_array([pa.array(np.arange(t.num_rows).astype(str))])
     else:
-        missing = next((i for i, r in enumerate(rows) if r.get(id_column) in (None, "")), None)
-        if missing is not None:
+        if id_column not in cols:
+            raise ValueError(f"corpus '{source}' has no '{id_column}' column; fix: set id_column")
+        ids = _string_column(table, id_column, integers=True)
+        missing = np.flatnonzero(~pc.fill_null(pc.not_equal(ids, ""), False).to_numpy(zero_copy_only=False))
+        if len(missing):
             raise ValueError(
-                f"{table.where[missing]} has no '{id_column}'; fix: give every passage an id (or none of them)"
+                f"{table.where(int(missing[0]))} has no '{id_column}'; fix: give every passage an id (or none of them)"
             )
-        ids = [str(r[id_column]) for r in rows]
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dup = next(i for i in ids if i in seen or seen.add(i))
-        raise ValueError(f"corpus '{source}' has duplicate ids (e.g. '{dup}'); fix: make passage ids unique")
-    bad = next((i for i, r in enumerate(rows) if not isinstance(r.get(text_column) or "", str)), None)
-    if bad is not None:
-        raise ValueError(
-            f"{table.where[bad]}: '{text_column}' is not a string; fix: store passage texts as strings"
-        )
-    texts = [r.get(text_column) or "" for r in rows]
+        if pc.count_distinct(ids).as_py() != len(ids):
+            raise ValueError(
+                f"corpus '{source}' has duplicate ids (e.g. '{_first_duplicate(ids)}'); fix: make passage ids unique"
+            )
+    texts = _string_column(table, text_column)
     title_column = title_column if title_column in cols else ("title" if "title" in cols else None)
-    titles = [str(r.get(title_column) or "") for r in rows] if title_column else [""] * len(rows)
+    n = t.num_rows
+    titles = (
+        pc.fill_null(_string_column(table, title_column), "")
+        if title_column
+        else pa.chunked_array([pa.array([""] * n, pa.string())])
+    )
     keep = check_passages(ids, texts, table.where, source, empty_passages)
     if report is not None:
-        dropped = [ids[i] for i in sorted(set(range(len(ids))) - set(keep))]
+        dropped = np.setdiff1d(np.arange(n), keep)
         report.update(
-            passages_read=len(ids),
+            passages_read=n,
             empty_dropped=len(dropped),
-            empty_ids=dropped[:SHOW_IDS],
+            empty_ids=[ids[int(i)].as_py() for i in dropped[:SHOW_IDS]],
             commit=table.commit,
         )
-    if not keep:
+    if not len(keep):
         raise ValueError(f"corpus '{source}' has no passage with text; fix: point at a corpus with passages")
-    return Dataset.from_dict(
-        {
-            "id": [ids[i] for i in keep],
-            "title": [titles[i] for i in keep],
-            "text": [texts[i] for i in keep],
-        }
-    )
+    out = pa.table({"id": ids, "title": titles, "text": texts})
+    if len(keep) < n:
+        out = out.take(pa.array(keep))
+    out = out.cast(pa.schema([(c, pa.string()) for c in CORPUS_COLUMNS]))
+    return Dataset(out.combine_chunks())
 
 
 def load_corpus(
@@ -249,7 +341,8 @@ def load_corpus(
     Passages with an empty or missing text are dropped (``empty_passages="drop"``) or refused (``"error"``);
     ``report``, when given, receives ``passages_read``, ``empty_dropped`` and the first ``empty_ids``.
     """
-    table = _read_table(source, split, revision)
+    wanted = {text_column, title_column or "title", *((id_column,) if id_column else ID_COLUMNS)}
+    table = _read_table(source, split, revision, wanted)
     return _normalise(table, id_column, text_column, title_column, empty_passages, report)
 
 
@@ -268,6 +361,51 @@ def _require(row: dict, key: str, where: str, what: str) -> Any:
     if row.get(key) is None:
         raise ValueError(f"{where}: {what} has no '{key}'; fix: every row needs '_id' and 'text'")
     return row[key]
+
+
+def _text_field(row: dict, key: str, where: str, what: str) -> str:
+    """A text field of an evaluation row: a string (or missing: empty); invisible-only text is empty."""
+    value = row.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{where}: the {what}'s '{key}' is not a string (a JSON {type(value).__name__}: {str(value)[:40]}); "
+            f"fix: store every '{key}' as a string"
+        )
+    return "" if is_blank(value) else value
+
+
+def _row_id(row: dict, where: str, what: str) -> str:
+    value = _require(row, "_id", where, what)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(
+            f"{where}: the {what}'s '_id' is a JSON {type(value).__name__}, not a string; fix: use string ids"
+        )
+    return str(value)
+
+
+def _query_text(row: dict, where: str) -> str:
+    _require(row, "text", where, "query")
+    text = _text_field(row, "text", where, "query")
+    if not text:
+        raise ValueError(
+            f"{where}: the query's text is empty or invisible; fix: write the query or remove it"
+        )
+    return text
+
+
+def unique_rows(pairs: Iterable[tuple[str, Any, str]], what: str, fix: str) -> dict[str, Any]:
+    """``{id: value}`` from ``(id, value, where)``; a repeated id is refused naming both places (a dict would
+    keep the last one silently)."""
+    out: dict[str, Any] = {}
+    first: dict[str, str] = {}
+    for key, value, where in pairs:
+        if key in out:
+            raise ValueError(f"{where}: {what} id '{key}' repeats the one at {first[key]}; fix: {fix}")
+        out[key] = value
+        first[key] = where
+    return out
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
@@ -308,18 +446,32 @@ def load_beir_folder(folder: str | Path, split: str = "test", name: str | None =
                 f"BEIR folder '{folder}' lacks {need}; fix: use the BEIR layout (corpus.jsonl, queries.jsonl, qrels/{split}.tsv)"
             )
     corpus_file, queries_file = folder / "corpus.jsonl", folder / "queries.jsonl"
-    corpus = {
-        str(_require(r, "_id", f"{corpus_file}:{n}", "corpus row")): {
-            "title": r.get("title") or "",
-            "text": r.get("text") or "",
-        }
-        for n, r in read_jsonl(corpus_file, allow_empty=True)
-    }
-    queries = {
-        str(_require(r, "_id", f"{queries_file}:{n}", "query")): str(
-            _require(r, "text", f"{queries_file}:{n}", "query")
-        )
-        for n, r in read_jsonl(queries_file, allow_empty=True)
-    }
+    corpus = unique_rows(
+        (
+            (
+                _row_id(r, f"{corpus_file}:{n}", "corpus row"),
+                {
+                    "title": _text_field(r, "title", f"{corpus_file}:{n}", "corpus row"),
+                    "text": _text_field(r, "text", f"{corpus_file}:{n}", "corpus row"),
+                },
+                f"{corpus_file}:{n}",
+            )
+            for n, r in read_jsonl(corpus_file, allow_empty=True)
+        ),
+        "document",
+        "give every document its own id",
+    )
+    queries = unique_rows(
+        (
+            (
+                _row_id(r, f"{queries_file}:{n}", "query"),
+                _query_text(r, f"{queries_file}:{n}"),
+                f"{queries_file}:{n}",
+            )
+            for n, r in read_jsonl(queries_file, allow_empty=True)
+        ),
+        "query",
+        "give every query its own id",
+    )
     qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
     return BeirData(name or folder.name, corpus, queries, qrels)

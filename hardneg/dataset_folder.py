@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 from datasets import Dataset, DatasetDict, Features, Value, get_dataset_config_names, load_dataset
+from datasets.arrow_writer import ParquetWriter, get_writer_batch_size_from_data_size
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
+from datasets.table import table_cast
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
@@ -42,7 +46,8 @@ from hardneg.cards import (
 from hardneg.config import read_json, yaml_error_where
 from hardneg.diagnose.record import DIAGNOSTICS_FILE
 from hardneg.errors import first_line
-from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS
+from hardneg.files import replace_folder, write_atomic
+from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS, arrow_table
 
 QUERIES_COLUMNS = ("query", "positive")
 BUILD_STATS_FILE = "build_stats.json"
@@ -112,18 +117,37 @@ def check_config_schema(name: str, columns: list[str], rows: dict[str, int]) -> 
         )
 
 
+def _arrow_parts(ds: Dataset, rows_per_group: int) -> Iterator[pa.Table]:
+    """The rows of ``ds`` as Arrow tables of ``rows_per_group`` rows, straight from its Arrow storage
+    (``hardneg.methods.arrow_table``: a ``select``-ed table, e.g. after pairing, gathered with Arrow's take)."""
+    for start in range(0, len(ds), rows_per_group):
+        yield arrow_table(ds.select(range(start, min(len(ds), start + rows_per_group))))
+
+
+def parquet_layout(ds: Dataset) -> tuple[int, int]:
+    """(shards, rows per row group) of one split: shards of at most ``MAX_SHARD_BYTES`` (500 MB, as
+    ``push_to_hub``) and row groups of about ``datasets.config.MAX_ROW_GROUP_SIZE`` (100 MB of Arrow data):
+    the size ``push_to_hub`` writes, that the Hub's dataset viewer pages through one row group at a time and
+    that streaming reads one at a time (docs/publishing.md)."""
+    nbytes = ds._estimate_nbytes() or 0
+    shards = max(1, math.ceil(nbytes / MAX_SHARD_BYTES))
+    return shards, get_writer_batch_size_from_data_size(len(ds), nbytes) if len(ds) else 1
+
+
 def _write_parquet_shards(ds: Dataset, target_dir: Path, split: str) -> list[Path]:
-    """Write one split as <split>-00000-of-0000N.parquet (same naming and shard size as push_to_hub)."""
+    """Write one split as <split>-0000i-of-0000N.parquet (push_to_hub's naming, shard and row-group sizes)
+    with ``datasets``' parquet writer, streaming ``_arrow_parts`` (no Python object per row)."""
     target_dir.mkdir(parents=True, exist_ok=True)
-    for old in target_dir.glob(f"{split}-*.parquet"):
-        old.unlink()
-    num_shards = max(1, math.ceil((ds._estimate_nbytes() or 0) / MAX_SHARD_BYTES))
+    num_shards, rows_per_group = parquet_layout(ds)
+    bounds = [len(ds) * i // num_shards for i in range(num_shards + 1)]
     paths = []
     for index in range(num_shards):
         path = target_dir / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
-        tmp = path.with_suffix(".parquet.tmp")
-        ds.shard(num_shards=num_shards, index=index, contiguous=True).to_parquet(str(tmp))
-        os.replace(tmp, path)
+        part = ds.select(range(bounds[index], bounds[index + 1])) if num_shards > 1 else ds
+        with ParquetWriter(path=str(path), features=ds.features, writer_batch_size=rows_per_group) as writer:
+            for table in _arrow_parts(part, rows_per_group):
+                writer.write_table(table_cast(table, ds.features.arrow_schema), rows_per_group)
+            writer.finalize()
         paths.append(path)
     return paths
 
@@ -161,12 +185,6 @@ def dataset_card_metadata(
     DatasetInfosDict(infos).to_dataset_card_data(card_data)
     MetadataConfigs(metadata).to_dataset_card_data(card_data)
     return card_data.to_dict()
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def card_data_json(card_data: DatasetCardData) -> str:
@@ -233,29 +251,42 @@ def save_dataset_folder(
             f"build_stats is not JSON-serialisable ({err}); fix: use plain numbers, strings, lists, dicts"
         ) from None
 
-    folder.mkdir(parents=True, exist_ok=True)
-    sizes = {}
-    for name, dd in dicts.items():
-        paths = [p for split, ds in dd.items() for p in _write_parquet_shards(ds, folder / name, split)]
-        sizes[name] = sum(p.stat().st_size for p in paths)
-    _write_text_atomic(folder / BUILD_STATS_FILE, json.dumps(build_stats, indent=2, sort_keys=False) + "\n")
-    write_build_recipe(folder, build_stats)  # recipes/build.yaml: the card's one-line rebuild uses it
-    # diagnostics of an earlier build in this folder describe other rows: gone until `make diagnose` reruns
-    (folder / DIAGNOSTICS_FILE).unlink(missing_ok=True)
     card_data = card_data or load_card_data(folder)  # keep the fields of an earlier save
-    _write_text_atomic(folder / CARD_DATA_FILE, card_data_json(card_data))
-    metadata = dataset_card_metadata(dicts, default_config=default_config, sizes=sizes)
-    splits = {name: {split: len(ds) for split, ds in dd.items()} for name, dd in dicts.items()}
-    card = render_dataset_card(
-        card_data,
-        build_stats,
-        card_metadata=metadata,
-        splits=splits,
-        default_config=default_config,
-        **dataset_card_extras(folder),
-    )
-    _write_text_atomic(folder / README_FILE, card)
+    # diagnostics of an earlier build describe other rows: not carried over until `make diagnose` reruns
+    rewritten = set(dicts) | {DIAGNOSTICS_FILE}
+    with replace_folder(folder, rewritten=rewritten, what="the dataset folder") as staging:
+        sizes = {}
+        for name, dd in dicts.items():
+            paths = [p for split, ds in dd.items() for p in _write_parquet_shards(ds, staging / name, split)]
+            sizes[name] = sum(p.stat().st_size for p in paths)
+        write_atomic(staging / BUILD_STATS_FILE, json.dumps(build_stats, indent=2, sort_keys=False) + "\n")
+        write_build_recipe(staging, build_stats)  # recipes/build.yaml: the card's one-line rebuild uses it
+        write_atomic(staging / CARD_DATA_FILE, card_data_json(card_data))
+        metadata = dataset_card_metadata(dicts, default_config=default_config, sizes=sizes)
+        splits = {name: {split: len(ds) for split, ds in dd.items()} for name, dd in dicts.items()}
+        card = render_dataset_card(
+            card_data,
+            build_stats,
+            card_metadata=metadata,
+            splits=splits,
+            default_config=default_config,
+            **dataset_card_extras(staging),
+        )
+        write_atomic(staging / README_FILE, card)
+        _check_written(staging, splits)
     return folder
+
+
+def _check_written(folder: Path, splits: dict[str, dict[str, int]]) -> None:
+    """Before the swap: every split's parquet files read back (footers) with the rows that were written."""
+    for name, rows in splits.items():
+        for split, n in rows.items():
+            files = sorted((folder / name).glob(f"{split}-*.parquet"))
+            found = sum(pq.read_metadata(f).num_rows for f in files)
+            if found != n:
+                raise OSError(f"config '{name}' split '{split}' wrote {found} rows, not {n}")
+    if not (folder / README_FILE).is_file():
+        raise OSError(f"the card {folder / README_FILE} was not written")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -441,8 +472,9 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
     return FolderReport(folder, configs, features, default, card_metadata, sorted(set(files)), card)
 
 
-def load_build(dataset: str, revision: str | None) -> tuple[dict[str, Any], dict, Path | None]:
-    """Every config's train split as column lists, the build statistics, and the local folder (if any)."""
+def load_build_tables(dataset: str, revision: str | None) -> tuple[dict[str, Dataset], dict, Path | None]:
+    """Every config's train split (``datasets.Dataset``), the build statistics, and the local folder (if any) of
+    a build's dataset folder or Hub id (one clear error for anything else)."""
     folder = Path(dataset)
     local = folder.is_dir()
     if local:
@@ -466,8 +498,11 @@ def load_build(dataset: str, revision: str | None) -> tuple[dict[str, Any], dict
             ).read_text()
         )
     names = get_dataset_config_names(str(dataset), revision=revision)
-    configs = {}
-    for name in names:
-        ds = load_dataset(str(dataset), name, split="train", revision=revision)
-        configs[name] = ds.to_dict()
-    return configs, build_stats, folder if local else None
+    tables = {name: load_dataset(str(dataset), name, split="train", revision=revision) for name in names}
+    return tables, build_stats, folder if local else None
+
+
+def load_build(dataset: str, revision: str | None) -> tuple[dict[str, Any], dict, Path | None]:
+    """``load_build_tables`` with every config as column lists."""
+    tables, build_stats, folder = load_build_tables(dataset, revision)
+    return {name: t.to_dict() for name, t in tables.items()}, build_stats, folder

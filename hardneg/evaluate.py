@@ -41,6 +41,7 @@ from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_
 from hardneg.corpus import BeirData, passage_text
 from hardneg.encode import process_state
 from hardneg.errors import first_line
+from hardneg.files import write_atomic
 from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
 from hardneg.revisions import model_commit, resolve_revision
 
@@ -678,9 +679,8 @@ def evaluate(config: EvalConfig) -> list[Path]:
             if state.is_main_process:
                 result.update(scoring_settings(config, dspec, pins[dspec]))
                 result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(result, indent=1))
-                tmp.replace(path)
+                result["run_file_queries"] = sum(1 for ranked in run.values() if ranked)  # checked on reading
+                write_atomic(path, json.dumps(result, indent=1))
                 m = result["metrics"]
                 seed = "" if spec.seed is None else f" seed{spec.seed}"
                 print(

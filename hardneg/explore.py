@@ -32,9 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from hardneg.beir import load_eval_dataset
 from hardneg.corpus import passage_text
-from hardneg.dataset_folder import load_build
+from hardneg.dataset_folder import load_build_tables
 from hardneg.diagnose.record import Diagnostics
 from hardneg.errors import first_line
 from hardneg.methods import QUERIES_CONFIG, stage_fn_scores
@@ -46,6 +50,9 @@ logger = logging.getLogger(__name__)
 TEMPLATE = Path(__file__).with_name("explore.html")
 DATA_MARKER = "__HARDNEG_EXPLORER_DATA__"
 TOP_N = 10
+# Queries a page shows by default (a seeded sample of a larger build): 100k queries of a 5-config build made a
+# 45.6 MB page (docs/explore.md), so 20k stay well under 50 MB with room for longer passages or more configs.
+SAMPLE_QUERIES = 20_000
 DOC_CHARS = 400  # evaluation passages are shown cut to this many characters
 
 
@@ -79,6 +86,13 @@ class ExploreConfig:
             "help": "Evaluation set for query texts, passages and qrels (default: the results' source)."
         },
     )
+    sample_queries: int = field(
+        default=SAMPLE_QUERIES,
+        metadata={
+            "help": "Show a seeded sample of this many generated queries of a larger build (the page of a 1M "
+            "build would be ~400 MB); 0 = all."
+        },
+    )
 
 
 class StringTable:
@@ -106,6 +120,36 @@ def _round(x: Any, digits: int = 4) -> float | None:
     return None if math.isnan(x) else round(x, digits)
 
 
+def _load_configs(
+    dataset: str, revision: str | None, sample_queries: int = 0, seed: int = 0
+) -> tuple[dict[str, Any], dict, Path | None, dict[str, np.ndarray]]:
+    """Every config's train split as column lists (of the sampled queries' rows), the build statistics, the
+    local folder (if any) and each sampled config's original row numbers."""
+    tables, build_stats, folder = load_build_tables(dataset, revision)
+    index = _sample_rows(tables, sample_queries, seed)
+    configs = {
+        name: (table.select(index[name]) if name in index else table).to_dict()
+        for name, table in tables.items()
+    }
+    return configs, build_stats, folder, index
+
+
+def _sample_rows(tables: dict[str, Any], sample_queries: int, seed: int) -> dict[str, np.ndarray]:
+    """Row indices of a seeded sample of ``sample_queries`` queries and of every config's rows for them (none
+    when the build has no more queries than that): a build of millions gives a page of tens of MB."""
+    queries = tables.get(QUERIES_CONFIG)
+    if queries is None or not sample_queries or len(queries) <= sample_queries:
+        return {}
+    rng = np.random.default_rng(seed)
+    index = {QUERIES_CONFIG: np.sort(rng.choice(len(queries), size=sample_queries, replace=False))}
+    chosen = pc.take(queries.data.column("query_id"), pa.array(index[QUERIES_CONFIG]))
+    for name, table in tables.items():
+        if name != QUERIES_CONFIG and "query_id" in table.column_names:
+            inside = pc.is_in(table.data.column("query_id"), value_set=chosen)
+            index[name] = np.flatnonzero(inside.to_numpy(zero_copy_only=False))
+    return index
+
+
 def _read_rejects(rejects_dir: Path | None) -> dict[str, list[dict]]:
     if rejects_dir is None or not rejects_dir.is_dir():
         return {}
@@ -116,17 +160,17 @@ def _read_rejects(rejects_dir: Path | None) -> dict[str, list[dict]]:
     return out
 
 
-def _flags(cols: dict[str, list], stats: dict) -> list[int]:
-    """Per row 1 when the false-negative scorer rated the negative at or above the positive."""
+def _flags(cols: dict[str, list], stats: dict, index: np.ndarray | None = None) -> list[int]:
+    """Per row 1 when the false-negative scorer rated the negative at or above the positive (``index``: the
+    rows' numbers in the whole config, when they are a sample)."""
     n = len(cols.get("anchor", []))
     flags = [0] * n
     detail = stats.get("false_negative_detail") or {}
     rows = detail.get("suspected_rows")
     if rows is not None:
-        for r in rows:
-            if 0 <= r < n:
-                flags[r] = 1
-        return flags
+        suspected = set(rows)
+        numbers = range(n) if index is None else index.tolist()
+        return [int(r in suspected) for r in numbers]
     own = (stats.get("params") or {}).get("scorer")
     if own and own == stats.get("false_negative_scorer"):  # the method's own scores are the estimate
         for i, (p, s) in enumerate(zip(cols["positive_score"], cols["negative_score"], strict=True)):
@@ -135,17 +179,21 @@ def _flags(cols: dict[str, list], stats: dict) -> list[int]:
     return flags
 
 
-def diagnostics_columns(diag: Diagnostics | None, name: str, keep: list[int]) -> dict[str, list]:
+def diagnostics_columns(
+    diag: Diagnostics | None, name: str, keep: list[int], index: np.ndarray | None
+) -> dict[str, Any]:
     """Per shown row of a config, its hardness (the target encoder's ``s(q, n) - s(q, p)``) and the source
-    probe's out-of-fold P(LLM-written) from ``diagnostics.json`` (None for rows the diagnosis did not sample)."""
+    probe's out-of-fold P(LLM-written) from ``diagnostics.json`` (None for rows the diagnosis did not sample);
+    ``index``: the shown rows' row numbers in the config when the page samples queries."""
     config = diag.configs.get(name) if diag else None
     if config is None or not config.per_row.get("index"):
         return {"hard": [], "probe": [], "probe_auc": None, "eci": None}
     at = {int(i): k for k, i in enumerate(config.per_row["index"])}
+    rows = [int(index[i]) if index is not None else i for i in keep]
     margin, probe = config.per_row.get("margin", []), config.per_row.get("probe", [])
     return {
-        "hard": [margin[at[i]] if i in at else None for i in keep],
-        "probe": [probe[at[i]] if i in at and probe else None for i in keep],
+        "hard": [margin[at[r]] if r in at else None for r in rows],
+        "probe": [probe[at[r]] if r in at and probe else None for r in rows],
         "probe_auc": config.probe.get("auc"),
         "eci": config.eci.get("eci"),
     }
@@ -159,9 +207,12 @@ def build_payload(
     rejects_dir: str | Path | None = None,
     metric: str | None = None,
     eval_data: str | None = None,
+    sample_queries: int = SAMPLE_QUERIES,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """The explorer's data: a string table and integer/float columns (see the module docstring)."""
-    configs, build_stats, folder = load_build(dataset, revision)
+    """The explorer's data: a string table and integer/float columns (see the module docstring); of a seeded
+    sample of ``sample_queries`` queries (0 = all) and their rows in every config."""
+    configs, build_stats, folder, index = _load_configs(dataset, revision, sample_queries, seed)
     if "queries" not in configs:
         raise ValueError(f"'{dataset}' has no 'queries' config; fix: point at a hardneg build's dataset")
     st = StringTable()
@@ -190,7 +241,7 @@ def build_payload(
                 "%s: %d rows whose query_id is not in the queries config are left out", name, unknown
             )
         keep = [i for i, r in enumerate(rows) if r >= 0]
-        flags = _flags(cols, stats)
+        flags = _flags(cols, stats, index.get(name))
         fs_p, fs_n = [], []
         own = (stats.get("params") or {}).get("scorer")
         # a repaired config's rows (and their scores) live in the stage the build recorded (``<name>.repaired``)
@@ -220,7 +271,7 @@ def build_payload(
             # hybrid_hn: the config each row's negative was drawn from
             "source": [st.add(cols["source"][i]) for i in keep] if "source" in cols else [],
             "rejects": stats.get("rejects") or {},
-            **diagnostics_columns(diag, name, keep),
+            **diagnostics_columns(diag, name, keep, index.get(name)),
         }
     if rejects_dir is None and folder is not None:
         rejects_dir = folder.parent / "cache" / "rejects"
@@ -246,6 +297,10 @@ def build_payload(
         "hardneg_version": build_stats.get("hardneg_version"),
         "generator": (build_stats.get("generator") or {}).get("model"),
         "queries": len(q["query_id"]),
+        # a sample of a larger build: how many queries it has (the page shows ``queries`` of them)
+        "sampled_from": (build_stats.get("configs") or {}).get(QUERIES_CONFIG, {}).get("rows")
+        if index
+        else None,
     }
     payload: dict[str, Any] = {"meta": meta, "queries": queries, "methods": methods, "rejects": rejects}
     if run_dir is not None:
@@ -254,9 +309,12 @@ def build_payload(
     return payload
 
 
-def top_documents(path: str | Path, top_n: int = TOP_N) -> dict[str, list[str]]:
-    """A TREC run file (``hardneg.metrics.read_run_file``) -> {qid: its top_n doc ids in trec_eval's order}."""
-    return {q: trec_order(scores)[:top_n] for q, scores in read_run_file(path).items()}
+def top_documents(
+    path: str | Path, top_n: int = TOP_N, expected_queries: int | None = None
+) -> dict[str, list[str]]:
+    """A TREC run file (``hardneg.metrics.read_run_file``, refusing a cut one) -> {qid: its top_n doc ids in
+    trec_eval's order}."""
+    return {q: trec_order(scores)[:top_n] for q, scores in read_run_file(path, expected_queries).items()}
 
 
 def _pick_metric(results: list[dict], metric: str | None) -> str:
@@ -315,7 +373,7 @@ def build_eval_payload(
         if run_file:
             rp = path.parent / run_file
             if rp.is_file():
-                for q, ds in top_documents(rp).items():
+                for q, ds in top_documents(rp, expected_queries=r.get("run_file_queries")).items():
                     if q in qindex:
                         top[qindex[q]] = [doc(d) for d in ds]
             else:
@@ -372,6 +430,7 @@ def write_explorer(
     rejects_dir: str | Path | None = None,
     metric: str | None = None,
     eval_data: str | None = None,
+    sample_queries: int = SAMPLE_QUERIES,
 ) -> Path:
     """Write the explorer of a build's dataset (folder or Hub id) and optionally a run's retrievals.
 
@@ -384,6 +443,8 @@ def write_explorer(
         metric: per-query metric to show and to rank disagreements by (default nDCG@10).
         eval_data: evaluation set to read query texts, passages and qrels from (default: the results'
             ``dataset_source``).
+        sample_queries: show a seeded sample of this many queries (and their rows) of a larger build, so the
+            page stays small (docs/explore.md: 100k queries of a 5-config build made 45.6 MB); 0 = every query.
     """
     payload = build_payload(
         dataset,
@@ -392,6 +453,7 @@ def write_explorer(
         rejects_dir=rejects_dir,
         metric=metric,
         eval_data=eval_data,
+        sample_queries=sample_queries,
     )
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

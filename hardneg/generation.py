@@ -26,14 +26,24 @@ import re
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset, concatenate_datasets
+
+from hardneg.distributed import merge_stats
 from hardneg.llm import Generation, Generator, rate_bar, show_tokens
 from hardneg.llm.bounding import fit_prompts
 from hardneg.prompts import PromptTemplate
-from hardneg.text import ngram_jaccard, ngram_overlap, words
+from hardneg.text import is_blank, ngram_jaccard, ngram_overlap, words
+
+# Items generated per block (``generate_in_blocks``): the Python objects of one block (prompts, cache rows,
+# results) are all a build holds at once, whatever the corpus size; its rows go to an Arrow table at once.
+GENERATION_BLOCK = 100_000
 
 _LABEL_RE = re.compile(
     r"^\s*(?:[*#>\-]+\s*)?(?:(?:search\s+)?query|question|answer|output|response|"
@@ -133,6 +143,10 @@ class GenerationCache:
         self.path = path
         self.db = sqlite3.connect(str(path), timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed batch survives the process
+        # being killed (it is in the WAL file); only an OS crash or power loss can lose the last batches.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: the key index of millions of rows
         self.db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.db.commit()
 
@@ -145,11 +159,10 @@ class GenerationCache:
         return found
 
     def put_many(self, items: dict[str, dict]) -> None:
-        with self.db:  # one transaction
-            self.db.executemany(
-                "INSERT OR REPLACE INTO generations (key, value) VALUES (?, ?)",
-                [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()],
-            )
+        """One transaction per batch, rows in key order (neighbouring B-tree pages: ~15% fewer page writes)."""
+        rows = sorted((k, json.dumps(v, ensure_ascii=False)) for k, v in items.items())
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO generations (key, value) VALUES (?, ?)", rows)
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
@@ -162,16 +175,26 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def check_unique_ids(ids: Dataset | pa.Array | pa.ChunkedArray | list, what: str, column: str = "id") -> None:
+    """Refuse ids with a duplicate: a list, an Arrow column, or a table's ``column`` (vectorised: one pass over
+    the Arrow column, no Python object per row)."""
+    if isinstance(ids, Dataset):
+        ids = ids.data.column(column) if ids._indices is None else pa.array(ids[column][:])
+    elif not isinstance(ids, (pa.Array, pa.ChunkedArray)):
+        ids = pa.array(ids)
+    if pc.count_distinct(ids).as_py() != len(ids):
+        counts = pc.value_counts(ids)
+        dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))[0].as_py()
+        raise ValueError(f"{what} has duplicate ids (e.g. '{dup}'); fix: make ids unique")
+
+
 def validate_texts(rows: list[dict], fields: list[str], what: str) -> None:
     """Refuse unusable inputs before anything is generated or cached: one clear line."""
-    ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i, n in Counter(ids).items() if n > 1)
-        raise ValueError(f"{what} has duplicate ids (e.g. '{dup}'); fix: make ids unique")
+    check_unique_ids([r["id"] for r in rows], what)
     for r in rows:
         for f in fields:
             value = r.get(f)
-            if not isinstance(value, str) or not value.strip():
+            if is_blank(value):
                 raise ValueError(f"{what} row '{r['id']}' has an empty {f}; fix: drop or fill empty rows")
             try:
                 value.encode("utf-8")
@@ -197,6 +220,7 @@ def run_generation(
     source_field: str = "passage",
     chunk_size: int | None = None,
     progress: bool = True,
+    append_rejects: bool = False,
 ) -> tuple[list[dict | None], dict]:
     """Generate one accepted output per item; see the module docstring.
 
@@ -204,7 +228,8 @@ def run_generation(
     Attempt 0 uses the generator's own sampling settings (greedy by default); retry ``k`` samples at
     ``max(temperature, retry_temperature)`` with seed ``seed + k`` mixed with the item's input hash.
     Returns ``(results, stats)``: results[i] is a dict (text, raw, attempt, seed, sampling, tokens,
-    latency) or None when every attempt was rejected.
+    latency) or None when every attempt was rejected. ``append_rejects``: add to the method's rejects file
+    (a later block of ``generate_in_blocks``) instead of starting it anew.
     """
     rules = rules or HygieneConfig()
     cfg = generator.config
@@ -333,7 +358,9 @@ def run_generation(
             bar.close()
         cache.close()
     (cache_dir / "rejects").mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / "rejects" / f"{method}.jsonl", "w", encoding="utf-8") as f:
+    with open(
+        cache_dir / "rejects" / f"{method}.jsonl", "a" if append_rejects else "w", encoding="utf-8"
+    ) as f:
         for row in reject_rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     rows = sum(r is not None for r in results)
@@ -363,6 +390,23 @@ def run_generation(
         "prompt": prompt.provenance(),
     }
     return results, stats
+
+
+def generate_in_blocks(
+    n: int, make_block: Callable[[int, int, bool], tuple[Dataset, dict]]
+) -> tuple[Dataset, dict]:
+    """Generate ``n`` items in blocks of ``GENERATION_BLOCK``: ``make_block(start, end, later)`` turns items
+    ``start:end`` into a table and its stats (``later``: not the first block, so its rejects are appended).
+    Returns the tables concatenated in order and the stats added up (``hardneg.distributed.merge_stats``); one
+    block gives exactly what one call would."""
+    tables, stats = [], []
+    for start in range(0, max(n, 1), GENERATION_BLOCK):
+        table, block_stats = make_block(start, min(n, start + GENERATION_BLOCK), start > 0)
+        tables.append(table)
+        stats.append(block_stats)
+    if len(tables) == 1:
+        return tables[0], stats[0]
+    return concatenate_datasets(tables), merge_stats(stats)
 
 
 def provenance_row(generator: Generator, prompt: PromptTemplate, result: dict) -> dict:

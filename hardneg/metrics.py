@@ -22,6 +22,7 @@ mention scores 0 on every metric (trec_eval ``-c``) and is counted too.
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import math
 import re
@@ -33,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hardneg.errors import first_line
+from hardneg.files import write_atomic
 
 DEFAULT_METRICS = ("ndcg@10", "p@10", "recall@100", "map@100", "mrr@10")
 # metric family -> (pytrec_eval measure, result key pattern)
@@ -90,21 +92,22 @@ def write_run_file(path: str | Path, run: Run, tag: str) -> Path:
     ``ranx.Run(read_run_file(path))``; its ``Run.from_file`` reads plain text only)."""
     path = Path(path)
     tag = re.sub(r"\s+", "_", tag) or "hardneg"
-    tmp = path.with_name(path.name + ".tmp")
     lines = (
         f"{qid} Q0 {doc} {rank} {float(scores[doc])!r} {tag}\n"
         for qid, scores in run.items()
         for rank, doc in enumerate(trec_order(scores), start=1)
     )
     # the gzip header names the final file and carries no time stamp: the same run gives the same bytes
-    with open(tmp, "wb") as raw, gzip.GzipFile(path.name, "wb", fileobj=raw, mtime=0) as f:
+    buffer = io.BytesIO()
+    with gzip.GzipFile(path.name, "wb", fileobj=buffer, mtime=0) as f:
         f.write("".join(lines).encode("utf-8"))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, buffer.getvalue())
 
 
-def read_run_file(path: str | Path) -> dict[str, dict[str, float]]:
-    """Read a TREC run file (gzip or plain) back into ``{qid: {doc_id: score}}``."""
+def read_run_file(path: str | Path, expected_queries: int | None = None) -> dict[str, dict[str, float]]:
+    """Read a TREC run file (gzip or plain) back into ``{qid: {doc_id: score}}``. A gzip stream cut short, a
+    file with no ranked document, or (with ``expected_queries``, from its result file) one ranking another
+    number of queries is refused."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     run: dict[str, dict[str, float]] = {}
@@ -123,8 +126,17 @@ def read_run_file(path: str | Path) -> dict[str, dict[str, float]]:
                     run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
                 except ValueError:
                     raise ValueError(f"{path} line {n}: score {parts[4]!r} is not a number; {fix}") from None
-    except (OSError, EOFError, UnicodeDecodeError) as err:  # not gzip, truncated, not text
+    except EOFError as err:  # the gzip stream stops before its end marker
+        raise ValueError(f"{path} is truncated ({first_line(err)}); {fix}") from None
+    except (OSError, UnicodeDecodeError) as err:  # not gzip, not text
         raise ValueError(f"{path} is not a readable TREC run file ({first_line(err)}); {fix}") from None
+    if not run:
+        raise ValueError(f"{path} holds no ranked document (an empty or cut file); {fix}")
+    if expected_queries is not None and len(run) != expected_queries:
+        raise ValueError(
+            f"{path} ranks documents for {len(run)} queries, but its result file counts {expected_queries} "
+            f"(a truncated or replaced run file); {fix}"
+        )
     return run
 
 

@@ -21,7 +21,14 @@ from pathlib import Path
 from datasets import Dataset
 
 from hardneg.corpus import passage_text
-from hardneg.generation import HygieneConfig, provenance_row, run_generation, validate_texts
+from hardneg.generation import (
+    HygieneConfig,
+    check_unique_ids,
+    generate_in_blocks,
+    provenance_row,
+    run_generation,
+    validate_texts,
+)
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import QUERY_FEATURES
 from hardneg.prompts import load_prompt
@@ -83,48 +90,55 @@ def generate_queries(
         raise ValueError(
             f"corpus lacks column(s) {missing} (has {corpus.column_names}); fix: load it with hardneg.corpus.load_corpus"
         )
-    titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
-    raw = [{"id": str(i), "text": t} for i, t in zip(corpus["id"], corpus["text"], strict=True)]
-    validate_texts(raw, ["text"], "corpus")
+    check_unique_ids(corpus, "corpus")
     template = load_prompt(prompt)
     if template.kind != "query" or template.inputs != ("passage",):
         raise ValueError(
             f"prompt '{template.name}' is not a query prompt over {{passage}}; fix: use query_fewshot or query_zeroshot"
         )
-    positives = [passage_text(t, r["text"]) for t, r in zip(titles, raw, strict=True)]
-    items = [
-        {"id": r["id"], "passage": truncate_words(p, max_passage_words), "positive": p}
-        for r, p in zip(raw, positives, strict=True)
-    ]
     max_new = max_new_tokens or generator.config.max_new_tokens or QUERY_MAX_NEW_TOKENS
-    results, stats = run_generation(
-        items,
-        generator=generator,
-        prompt=template,
-        method="queries",
-        cache_dir=cache_dir,
-        seed=seed,
-        max_retries=max_retries,
-        retry_temperature=retry_temperature,
-        max_new_tokens=max_new,
-        rules=hygiene or HygieneConfig(),
-        source_field="passage",
-        progress=progress,
-    )
-    rows = [
-        {
-            "query_id": f"q-{it['id']}",
-            "query": res["text"],
-            "positive_id": it["id"],
-            "positive": it["positive"],
-            **provenance_row(generator, template, res),
-        }
-        for it, res in zip(items, results, strict=True)
-        if res is not None
-    ]
-    return Dataset.from_dict(
-        {c: [r[c] for r in rows] for c in QUERY_FEATURES}, features=QUERY_FEATURES
-    ), stats
+
+    def block(start: int, end: int, later: bool) -> tuple[Dataset, dict]:
+        part = corpus.select(range(start, end)) if end - start < len(corpus) else corpus
+        # ``[:]``: a whole column at once (iterating ``part["id"]`` formats one row at a time)
+        titles = part["title"][:] if "title" in part.column_names else [""] * len(part)
+        raw = [{"id": str(i), "text": t} for i, t in zip(part["id"][:], part["text"][:], strict=True)]
+        validate_texts(raw, ["text"], "corpus")
+        positives = [passage_text(t, r["text"]) for t, r in zip(titles, raw, strict=True)]
+        items = [
+            {"id": r["id"], "passage": truncate_words(p, max_passage_words), "positive": p}
+            for r, p in zip(raw, positives, strict=True)
+        ]
+        results, stats = run_generation(
+            items,
+            generator=generator,
+            prompt=template,
+            method="queries",
+            cache_dir=cache_dir,
+            seed=seed,
+            max_retries=max_retries,
+            retry_temperature=retry_temperature,
+            max_new_tokens=max_new,
+            rules=hygiene or HygieneConfig(),
+            source_field="passage",
+            progress=progress,
+            append_rejects=later,
+        )
+        rows = [
+            {
+                "query_id": f"q-{it['id']}",
+                "query": res["text"],
+                "positive_id": it["id"],
+                "positive": it["positive"],
+                **provenance_row(generator, template, res),
+            }
+            for it, res in zip(items, results, strict=True)
+            if res is not None
+        ]
+        table = Dataset.from_dict({c: [r[c] for r in rows] for c in QUERY_FEATURES}, features=QUERY_FEATURES)
+        return table, stats
+
+    return generate_in_blocks(len(corpus), block)
 
 
 @dataclass

@@ -4,15 +4,40 @@
   exact-duplicate and query matching;
 - ``words`` / ``word_set``: lower-cased word tokens (``\\w+``);
 - ``word_jaccard``: Jaccard similarity of two texts' word sets (near-duplicates);
-- ``ngram_jaccard`` / ``ngram_overlap``: word n-gram similarity and copy share (generation hygiene).
+- ``ngram_jaccard`` / ``ngram_overlap``: word n-gram similarity and copy share (generation hygiene);
+- ``is_blank`` / ``blank_rows``: a text with nothing visible (empty, white space, zero-width and other format
+  or control characters) is empty, for one string or a whole Arrow column.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 _WORD = re.compile(r"\w+")
+# Invisible: white space (Z*, and Python's/RE2's \s), format characters (Cf: zero-width space/joiners, BOM,
+# soft hyphen, word joiner) and control characters (Cc).
+_INVISIBLE_CATEGORIES = frozenset(("Zs", "Zl", "Zp", "Cf", "Cc"))
+_VISIBLE_RE2 = r"[^\s\p{Z}\p{Cf}\p{Cc}]"  # one visible character, in Arrow's RE2 syntax
+
+
+def is_blank(text: object) -> bool:
+    """Whether ``text`` is not a string or shows nothing: empty, white space or invisible characters only
+    (zero-width spaces, joiners, BOM, soft hyphens, control characters). Same rule as ``blank_rows``."""
+    if not isinstance(text, str):
+        return True
+    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
+
+
+def blank_rows(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Row indices of a string column whose value is null or ``is_blank`` (vectorised, Arrow's RE2)."""
+    visible = pc.match_substring_regex(column, _VISIBLE_RE2).fill_null(False)
+    return np.flatnonzero(~np.asarray(visible.to_numpy(zero_copy_only=False), dtype=bool))
 
 
 def normalise_text(text: str) -> str:

@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -49,6 +48,7 @@ from hardneg.cards import ModelCardData, render_model_card
 from hardneg.config import ConfigError
 from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
+from hardneg.files import replace_folder
 from hardneg.hub import publish_model
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.revisions import check_loaded, check_model_loaded, loaded_commit, model_commit, resolve_revision
@@ -954,7 +954,16 @@ def _tensorboard_dir(args, folder: Path) -> Iterator[None]:
         os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
 
 
-def _save(
+def _save(trainer, config: TrainConfig, output_dir: Path, *args, **kwargs) -> tuple[ModelCardData, str]:
+    """``_save_into`` a folder beside ``output_dir``, swapped in when it is complete
+    (``hardneg.files.replace_folder``): a failure, a full disk included, leaves the previous model folder; its
+    checkpoints and logs are carried over (checkpoints only with ``keep_checkpoints``)."""
+    dropped = set() if config.keep_checkpoints else {CHECKPOINTS_DIR}
+    with replace_folder(output_dir, rewritten=dropped, what="the model folder") as staging:
+        return _save_into(trainer, config, staging, *args, **kwargs)
+
+
+def _save_into(
     trainer,
     config: TrainConfig,
     output_dir: Path,
@@ -1040,8 +1049,6 @@ def _save(
         "dataset_commit": dataset_commit,
     }
     (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    if not config.keep_checkpoints:
-        shutil.rmtree(output_dir / CHECKPOINTS_DIR, ignore_errors=True)
     return card, rendered
 
 

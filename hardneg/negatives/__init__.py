@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from datasets import Dataset
 
 from hardneg.corpus import passage_text
@@ -24,7 +25,9 @@ from hardneg.methods import (
     TRAINING_COLUMNS,
     Method,
     MethodContext,
+    arrow_table,
     empty_table,
+    from_arrow,
     get_method,
     method_names,
 )
@@ -259,8 +262,9 @@ def mine_hard_negatives(
     positive_scores = groups.own_scores(cands.positive_scores)
     name = METHOD_NAMES[method]
     if output_format is None:
-        table = _rows(queries, ids, passages, positive_scores, sel, name, output_scores)
-        triplets = Dataset.from_dict(table, features=MINED_FEATURES)
+        triplets = from_arrow(
+            _rows(queries, ids, passages, positive_scores, sel, name, output_scores), MINED_FEATURES
+        )
     else:
         negatives = [[passages[r] for r in rows] for rows in per_query.negatives]
         table = st_output(
@@ -389,22 +393,27 @@ def _candidates(
     )
 
 
-def _rows(queries, ids, passages, positive_scores, sel, name, output_scores) -> dict[str, list]:
-    per_query = [len(n) for n in sel.negatives]
-    rep = lambda values: [v for v, c in zip(values, per_query, strict=True) for _ in range(c)]  # noqa: E731
+def _rows(queries, ids, passages, positive_scores, sel, name, output_scores) -> dict[str, pa.Array]:
+    """The triplet columns, gathered from the queries' Arrow table (no Python string per row)."""
+    per_query = np.array([len(n) for n in sel.negatives], dtype=np.int64)
+    rep = pa.array(np.repeat(np.arange(len(per_query)), per_query))
+    source = arrow_table(queries, ["query", "positive", "query_id", "positive_id"]).take(rep)
     neg_rows = np.concatenate(sel.negatives).tolist() if sel.negatives else []
     n = len(neg_rows)
+    none = pa.nulls(n, pa.float64())
     return {
-        "anchor": rep(queries["query"][:]),
-        "positive": rep(queries["positive"][:]),
-        "negative": [passages[r] for r in neg_rows],
-        "query_id": rep([str(q) for q in queries["query_id"][:]]),
-        "positive_id": rep([str(p) for p in queries["positive_id"][:]]),
-        "negative_id": [str(ids[r]) for r in neg_rows],
-        "negative_rank": np.concatenate(sel.ranks).tolist() if n else [],
-        "positive_score": rep(positive_scores.tolist()) if output_scores else [None] * n,
-        "negative_score": np.concatenate(sel.scores).tolist() if output_scores and n else [None] * n,
-        "method": [name] * n,
+        "anchor": source.column("query"),
+        "positive": source.column("positive"),
+        "negative": pa.array([passages[r] for r in neg_rows], pa.string()),
+        "query_id": source.column("query_id").cast(pa.string()),
+        "positive_id": source.column("positive_id").cast(pa.string()),
+        "negative_id": pa.array([str(ids[r]) for r in neg_rows], pa.string()),
+        "negative_rank": pa.array(np.concatenate(sel.ranks) if n else [], pa.int64()),
+        "positive_score": pa.array(np.repeat(positive_scores, per_query), pa.float64())
+        if output_scores
+        else none,
+        "negative_score": pa.array(np.concatenate(sel.scores), pa.float64()) if output_scores and n else none,
+        "method": pa.array([name] * n, pa.string()),
     }
 
 

@@ -20,7 +20,14 @@ from typing import Literal
 
 from datasets import Dataset
 
-from hardneg.generation import HygieneConfig, provenance_row, run_generation, validate_texts
+from hardneg.generation import (
+    HygieneConfig,
+    check_unique_ids,
+    generate_in_blocks,
+    provenance_row,
+    run_generation,
+    validate_texts,
+)
 from hardneg.llm import Generator
 from hardneg.methods import LLM_FEATURES, QUERY_INPUT_COLUMNS, MethodContext, table
 from hardneg.prompts import load_prompt
@@ -97,12 +104,7 @@ def generate_negatives(
         raise ValueError(
             f"queries lack column(s) {missing} (has {queries.column_names}); fix: pass the output of generate_queries"
         )
-    columns = (queries[c][:] for c in QUERY_INPUT_COLUMNS)
-    rows = [
-        {"id": q, "query": a, "positive_id": p_id, "positive": p}
-        for q, a, p_id, p in zip(*columns, strict=True)
-    ]
-    validate_texts(rows, ["query", "positive"], "queries")
+    check_unique_ids(queries, "queries", "query_id")
     template = load_prompt(prompt or default_prompt)
     want = VARIANT_INPUTS[variant]
     if template.kind != "negative" or set(template.inputs) != want:
@@ -112,49 +114,61 @@ def generate_negatives(
     extra = {}
     if variant == "perturb":
         extra["change"] = PERTURB_STRENGTHS.get(change or "medium", change)
-    items = [
-        {
-            **r,
-            **extra,
-            "full_positive": r["positive"],
-            "positive": truncate_words(r["positive"], max_positive_words),
-        }
-        for r in rows
-    ]
     max_new = max_new_tokens or generator.config.max_new_tokens or NEGATIVE_MAX_NEW_TOKENS
     default_rules = PERTURB_HYGIENE if variant == "perturb" else HygieneConfig(min_words=5, max_words=120)
-    results, stats = run_generation(
-        items,
-        generator=generator,
-        prompt=template,
-        method=method,
-        cache_dir=cache_dir,
-        seed=seed,
-        max_retries=max_retries,
-        retry_temperature=retry_temperature,
-        max_new_tokens=max_new,
-        rules=hygiene or default_rules,
-        source_field="positive",
-        progress=progress,
-    )
-    out = [
-        {
-            "anchor": it["query"],
-            "positive": it["full_positive"],
-            "negative": res["text"],
-            "query_id": it["id"],
-            "positive_id": it["positive_id"],
-            "negative_id": None,
-            "negative_rank": None,
-            "positive_score": None,
-            "negative_score": None,
-            "method": method,
-            **provenance_row(generator, template, res),
-        }
-        for it, res in zip(items, results, strict=True)
-        if res is not None
-    ]
-    return table(out, LLM_FEATURES), stats
+
+    def block(start: int, end: int, later: bool) -> tuple[Dataset, dict]:
+        part = queries.select(range(start, end)) if end - start < len(queries) else queries
+        columns = (part[c][:] for c in QUERY_INPUT_COLUMNS)
+        rows = [
+            {"id": q, "query": a, "positive_id": p_id, "positive": p}
+            for q, a, p_id, p in zip(*columns, strict=True)
+        ]
+        validate_texts(rows, ["query", "positive"], "queries")
+        items = [
+            {
+                **r,
+                **extra,
+                "full_positive": r["positive"],
+                "positive": truncate_words(r["positive"], max_positive_words),
+            }
+            for r in rows
+        ]
+        results, stats = run_generation(
+            items,
+            generator=generator,
+            prompt=template,
+            method=method,
+            cache_dir=cache_dir,
+            seed=seed,
+            max_retries=max_retries,
+            retry_temperature=retry_temperature,
+            max_new_tokens=max_new,
+            rules=hygiene or default_rules,
+            source_field="positive",
+            progress=progress,
+            append_rejects=later,
+        )
+        out = [
+            {
+                "anchor": it["query"],
+                "positive": it["full_positive"],
+                "negative": res["text"],
+                "query_id": it["id"],
+                "positive_id": it["positive_id"],
+                "negative_id": None,
+                "negative_rank": None,
+                "positive_score": None,
+                "negative_score": None,
+                "method": method,
+                **provenance_row(generator, template, res),
+            }
+            for it, res in zip(items, results, strict=True)
+            if res is not None
+        ]
+        return table(out, LLM_FEATURES), stats
+
+    return generate_in_blocks(len(queries), block)
 
 
 def _run(ctx: MethodContext, variant: Literal["query", "query_positive"]) -> tuple[Dataset, dict]:

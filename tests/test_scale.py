@@ -1,0 +1,99 @@
+"""What lets a build grow to millions of passages without changing its rows (issue 24): generation in blocks,
+BM25 search on every core, the folder's parquet layout, a rerun that leaves an unchanged folder untouched,
+streaming loads and a sampled explorer. benchmarks/scale.py measures the sizes; these check the behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from datasets import Dataset, load_dataset
+from scripted_llm import scripted
+
+import hardneg.generation as generation
+from hardneg.bm25 import BM25Index
+from hardneg.build import BuildConfig, build
+from hardneg.corpus import load_corpus
+from hardneg.dataset_folder import parquet_layout, save_dataset_folder
+from hardneg.explore import build_payload
+from hardneg.queries import generate_queries
+
+BUILD = dict(num_passages=24, methods=["llm_hn", "bm25_hn"], false_negative_scorer="none")
+
+
+def test_generation_in_blocks_gives_the_rows_of_one_call(tmp_path, monkeypatch):
+    corpus = load_corpus("embedded:cranfield").select(range(30))
+    _, gen = scripted()
+    whole, whole_stats = generate_queries(corpus, gen, cache_dir=tmp_path / "a", progress=False)
+    monkeypatch.setattr(generation, "GENERATION_BLOCK", 7)
+    _, gen = scripted()
+    blocks, stats = generate_queries(corpus, gen, cache_dir=tmp_path / "b", progress=False)
+    assert blocks.to_list() == whole.to_list()
+    assert stats["rows"] == whole_stats["rows"] and stats["rejects"] == whole_stats["rejects"]
+    assert gen.prompts == whole_stats["generated_this_run"]  # each block generated its own items once
+    rejects = [json.loads(x) for x in (tmp_path / "b" / "rejects" / "queries.jsonl").read_text().splitlines()]
+    whole_rejects = (tmp_path / "a" / "rejects" / "queries.jsonl").read_text().splitlines()
+    assert len(rejects) == len(whole_rejects)  # later blocks append, not overwrite
+
+
+def test_bm25_search_on_threads_gives_the_same_ranking():
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    texts = [" ".join(rng.choice(words, size=40)) for _ in range(3000)]
+    index = BM25Index(texts, [str(i) for i in range(len(texts))], show_progress=False)
+    queries = [" ".join(rng.choice(words, size=4)) for _ in range(400)]
+    one = index.search_indices(queries, k=10, n_threads=1)
+    two = index.search_indices(queries, k=10, n_threads=2)
+    default = index.search_indices(queries, k=10)
+    for got in (two, default):
+        assert np.array_equal(one[0], got[0]) and np.array_equal(one[1], got[1])
+
+
+def test_parquet_layout_shards_and_row_groups(tmp_path, monkeypatch):
+    import hardneg.dataset_folder as folder_module
+
+    texts = [f"passage {i} " + "x" * 200 for i in range(3000)]
+    ds = Dataset.from_dict({"query_id": [str(i) for i in range(3000)], "query": texts, "positive": texts})
+    shards, rows_per_group = parquet_layout(ds)
+    assert shards == 1 and rows_per_group >= len(ds)  # 1.3 MB: one file, one row group
+    # a mapped table (pairing's select) with small limits: several shards of several row groups, same rows
+    monkeypatch.setattr(folder_module, "MAX_SHARD_BYTES", 400_000)
+    monkeypatch.setattr(folder_module, "get_writer_batch_size_from_data_size", lambda n, b: 500)
+    kept = ds.select(range(0, 3000, 2))
+    folder = save_dataset_folder(tmp_path / "ds", {"queries": kept}, {}, default_config="queries")
+    files = sorted((folder / "queries").glob("train-*.parquet"))
+    assert len(files) > 1 and all(pq.ParquetFile(f).metadata.num_row_groups >= 1 for f in files)
+    assert max(pq.ParquetFile(f).metadata.row_group(0).num_rows for f in files) <= 500
+    loaded = load_dataset(str(folder), "queries", split="train")
+    assert loaded["query_id"] == kept["query_id"]
+    streamed = load_dataset(str(folder), "queries", split="train", streaming=True)
+    assert [r["query_id"] for r in streamed] == kept["query_id"]
+
+
+def test_rerun_with_nothing_to_do_leaves_the_folder_untouched(tmp_path):
+    gen_config, gen = scripted()
+    config = BuildConfig(output_dir=str(tmp_path / "run"), **BUILD)
+    folder = build(config, gen_config, generator=gen)
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    prompts = gen.prompts
+    assert build(config, gen_config, generator=gen) == folder
+    assert gen.prompts == prompts
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+    (folder / "llm_hn" / "train-00000-of-00001.parquet").unlink()  # the folder changed: it is written again
+    build(config, gen_config, generator=gen)
+    assert len(load_dataset(str(folder), "llm_hn", split="train")) > 0
+
+
+@pytest.mark.parametrize("sample", [5, 0])
+def test_explorer_samples_queries_of_a_large_build(tmp_path, sample):
+    gen_config, gen = scripted()
+    folder = build(BuildConfig(output_dir=str(tmp_path / "run"), **BUILD), gen_config, generator=gen)
+    payload = build_payload(str(folder), sample_queries=sample)
+    queries = len(load_dataset(str(folder), "queries", split="train"))
+    shown = len(payload["queries"]["id"])
+    assert shown == (sample or queries)
+    assert payload["meta"]["sampled_from"] == (queries if sample else None)
+    for method in payload["methods"].values():
+        assert method["q"] and max(method["q"]) < shown  # every row points at a shown query
