@@ -288,3 +288,34 @@ def test_a_new_build_drops_stale_diagnostics(tmp_path):
     (folder / "diagnostics.json").write_text("{}")
     save_dataset_folder(folder, configs, {"configs": {}})
     assert not (folder / "diagnostics.json").exists()
+
+
+def test_embeddings_come_from_the_builds_pool_cache(tmp_path):
+    from hardneg.negatives.dense import encode_pool, load_embedder
+    from hardneg.train import load_model
+
+    texts = _passages(12)
+    pool = encode_pool(
+        texts,
+        load_embedder("embedded:minilm"),
+        cache_folder=tmp_path / "pool_embeddings",
+        model_id="embedded:minilm",
+        show_progress=False,
+    )
+    model = load_model("embedded:minilm", max_seq_length=load_embedder("embedded:minilm").max_seq_length)
+    cost = EncodeCost()
+    got = embed_texts(
+        model, texts[3:6], cache_root=tmp_path, model_id="embedded:minilm", cost=cost, show_progress=False
+    )
+    assert cost.from_pool_cache == 3 and cost.encoded == 0
+    np.testing.assert_allclose(got, pool[3:6], atol=1e-5)
+    other = EncodeCost()  # another maximum length: other embeddings, never reused
+    embed_texts(
+        load_model("embedded:minilm", max_seq_length=64),
+        texts[3:6],
+        cache_root=tmp_path,
+        model_id="embedded:minilm",
+        cost=other,
+        show_progress=False,
+    )
+    assert other.from_pool_cache == 0 and other.encoded == 3

@@ -7,7 +7,7 @@ Nothing is encoded twice. For each text (queries with the query prompt, passages
    dtype, found by the text hashes stored beside them (``text_hashes.npy``); only finished parts are read;
 2. the build's pool cache (``<run>/cache/pool_embeddings/corpus_embeddings_<hash>.npy``, written by
    ``hardneg.negatives.dense.encode_pool``) for passages, when it was encoded by the same model id with the same
-   maximum length and document prompt (its ``.meta.json``);
+   maximum length and document prompt (``text_index/<stem>.meta.json`` and ``.text_hashes.npy``);
 3. whatever is left is encoded with ``encode_corpus`` into evaluation's cache under its own key, so a rerun
    (or the explorer, or the benchmark's second pass) encodes nothing.
 
@@ -34,7 +34,7 @@ from hardneg.encode import (
     fingerprint_texts,
     text_hashes,
 )
-from hardneg.negatives.dense import POOL_META
+from hardneg.negatives.dense import POOL_INDEX, POOL_META
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _from_pool_cache(
     folder: Path, model_id: str, model, prompt: str, out: np.ndarray, found: np.ndarray, want
 ) -> tuple[int, list[str]]:
     n, used = 0, []
-    for meta_path in sorted(folder.glob(f"*.{POOL_META}")):
+    for meta_path in sorted((folder / POOL_INDEX).glob(f"*.{POOL_META}")):
         meta = json.loads(meta_path.read_text())
         stem = meta_path.name[: -len(f".{POOL_META}")]
         same = (
@@ -113,7 +113,7 @@ def _from_pool_cache(
         if not same or not (folder / f"{stem}.npy").is_file():
             continue
         emb = np.load(folder / f"{stem}.npy", mmap_mode="r")
-        hashes = np.load(folder / f"{stem}.{TEXT_HASHES}")
+        hashes = np.load(folder / POOL_INDEX / f"{stem}.{TEXT_HASHES}")
         if len(hashes) != len(emb):
             continue
         got = _fill(out, found, want, hashes, lambda hit, e=emb: np.asarray(e[hit]))

@@ -98,16 +98,19 @@ def encode_pool(
         shard or Shard(),
         lengths=lambda: token_lengths(model, passages),
     )
-    if (shard or Shard()).rank == 0 and not (Path(cache_folder) / f"{stem}.{TEXT_HASHES}").is_file():
+    if (shard or Shard()).rank == 0 and not (
+        Path(cache_folder) / POOL_INDEX / f"{stem}.{TEXT_HASHES}"
+    ).is_file():
         write_pool_index(Path(cache_folder), stem, passages, name, model)
     return out
 
 
 POOL_META = "meta.json"
+POOL_INDEX = "text_index"  # a subfolder: `corpus_embeddings_*.npy` in the cache folder stay embeddings only
 
 
 def write_pool_index(folder: Path, stem: str, passages: Sequence[str], name: str, model) -> None:
-    """Beside ``<stem>.npy``: each passage's text hash and the settings the rows were encoded with, so a later
+    """In ``<folder>/text_index/`` beside ``<stem>.npy``: each passage's text hash and the settings the rows were encoded with, so a later
     stage (``hardneg.diagnose.embed``) can reuse rows by text without the pool they came from."""
     meta = {
         "model": name,
@@ -116,10 +119,12 @@ def write_pool_index(folder: Path, stem: str, passages: Sequence[str], name: str
         "default_prompt_name": model.default_prompt_name,
         "normalized": True,
     }
-    (folder / f"{stem}.{POOL_META}").write_text(json.dumps(meta, indent=1))
-    tmp = folder / f".{stem}.{os.getpid()}.tmp.npy"
+    index = folder / POOL_INDEX
+    index.mkdir(exist_ok=True)
+    (index / f"{stem}.{POOL_META}").write_text(json.dumps(meta, indent=1))
+    tmp = index / f".{stem}.{os.getpid()}.tmp.npy"
     np.save(tmp, text_hashes(passages))
-    os.replace(tmp, folder / f"{stem}.{TEXT_HASHES}")
+    os.replace(tmp, index / f"{stem}.{TEXT_HASHES}")
 
 
 def dense_candidates(
