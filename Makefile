@@ -44,7 +44,7 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lock test-latest test-parity demo test test-slow build publish publish-model train evaluate report explore bench style quality clean
+.PHONY: help install lock test-latest test-parity demo test test-slow build publish publish-model train evaluate diagnose report explore bench style quality clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -94,8 +94,8 @@ test-parity: $(STAMP) ## tests/test_mining_st.py against sentence-transformers f
 
 demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield, SmolLM2, MiniLM) -> $(RUN_DIR)
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory build train evaluate report explore && \
-	echo "demo finished in $$(( $$(date +%s) - start )) s; results in $$RUN_DIR/results.{json,md,png}, explorer $$RUN_DIR/explore.html"
+	$(MAKE) --no-print-directory build train evaluate diagnose report explore && \
+	echo "demo finished in $$(( $$(date +%s) - start )) s; results in $$RUN_DIR/results.{json,md,png}, diagnostics $$RUN_DIR/diagnostics.{json,png}, explorer $$RUN_DIR/explore.html"
 
 build: $(STAMP) ## generate queries + hard negatives (llm, bm25, ce) and write the Hub-ready dataset folder
 	$(PY) builders/build.py --config "$$RECIPES/build.yaml" --output_dir "$$RUN_DIR"
@@ -111,6 +111,11 @@ train: $(STAMP) ## fine-tune the embedder on each method's config once per seed 
 
 evaluate: $(STAMP) ## score BM25, the zero-shot and the fine-tuned models (nDCG@10, P@10, R@100)
 	$(PY) evaluation/evaluate.py --config "$$RECIPES/eval.yaml" --run_dir "$$RUN_DIR" $${SEEDS:+--seeds $$SEEDS}
+
+# After evaluate: the Cranfield passages' embeddings come from evaluation's cache (nothing encoded twice) and the
+# trained results are set beside the diagnostics; `make diagnose` right after `make build` works too (no results yet).
+diagnose: $(STAMP) ## training-free diagnostics of every config (hardness, safety, ECI, source probe, diversity) -> diagnostics.{json,png}
+	$(PY) evaluation/diagnose.py --dataset "$$RUN_DIR/dataset" --run_dir "$$RUN_DIR" --train_recipe "$$RECIPES/train.yaml"
 
 report: $(STAMP) ## render the comparison table, significance tests and plots from $(RUN_DIR)
 	$(PY) evaluation/report.py --run_dir "$$RUN_DIR"

@@ -27,6 +27,7 @@ from huggingface_hub import DatasetCardData as HubDatasetCardData
 from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
+from hardneg.diagnose.record import Diagnostics
 from hardneg.environment import lock_provenance
 from hardneg.id_layout import CORPUS_CONFIG, IDS_SUFFIX, layout_description
 from hardneg.methods import QUERIES_CONFIG, config_description
@@ -553,9 +554,11 @@ def write_build_recipe(folder: str | Path, build_stats: dict) -> Path | None:
 def dataset_card_extras(folder: str | Path) -> dict[str, Any]:
     """What a card renders from the dataset folder itself: example rows and whether the recipe is there."""
     folder = Path(folder)
+    diag = Diagnostics.find(folder) if folder.is_dir() else None
     return {
         "examples": example_rows(folder) if folder.is_dir() else {},
         "has_recipe": (folder / RECIPES_DIR / BUILD_RECIPE_FILE).is_file(),
+        "diagnostics": diag.markdown(level=2) if diag else None,
     }
 
 
@@ -567,8 +570,12 @@ def dataset_card_context(
     default_config: str | None = None,
     examples: dict[str, list[dict[str, str]]] | None = None,
     has_recipe: bool | None = None,
+    diagnostics: str | None = None,
 ) -> dict[str, Any]:
-    """The template variables of a dataset card (exposed for tests and for other renderers)."""
+    """The template variables of a dataset card (exposed for tests and for other renderers).
+
+    ``diagnostics``: the "Diagnostics" section (``hardneg.diagnose.Diagnostics.markdown``) when the folder holds
+    ``diagnostics.json``."""
     build_stats = _as_dict(build_stats)
     stats_by_config = _as_dict(build_stats.get("configs"))
     splits = splits or {}
@@ -637,6 +644,7 @@ def dataset_card_context(
         "train_recipe": data.train_recipe,
         "layout": layout,
         "ids_suffix": IDS_SUFFIX if layout == "both" else "",
+        "diagnostics": diagnostics,
     }
 
 
@@ -650,6 +658,7 @@ def render_dataset_card(
     template_path: str | Path | None = None,
     examples: dict[str, list[dict[str, str]]] | None = None,
     has_recipe: bool | None = None,
+    diagnostics: str | None = None,
 ) -> str:
     """Render the full README.md (YAML front matter + body) of a dataset repo.
 
@@ -687,6 +696,7 @@ def render_dataset_card(
         default_config=default_config,
         examples=examples,
         has_recipe=has_recipe,
+        diagnostics=diagnostics,
     )
     card = DatasetCard.from_template(
         hub_data, template_path=_template(template_path, DATASET_TEMPLATE), **context

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-from datasets import Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import Dataset, DatasetDict, Features, Value, get_dataset_config_names, load_dataset
 from datasets.arrow_writer import ParquetWriter, get_writer_batch_size_from_data_size
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
@@ -43,11 +43,12 @@ from hardneg.cards import (
     render_dataset_card,
     write_build_recipe,
 )
-from hardneg.config import yaml_error_where
+from hardneg.config import read_json, yaml_error_where
 from hardneg.croissant import CROISSANT_FILE, validate_croissant, write_croissant
 from hardneg.croissant import available as croissant_available
+from hardneg.diagnose.record import DIAGNOSTICS_FILE
 from hardneg.errors import first_line
-from hardneg.files import replace_folder, write_atomic
+from hardneg.files import recover_folder, replace_folder, write_atomic
 from hardneg.id_layout import CORPUS_CONFIG, check_id_layout_schema, is_id_config
 from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS, arrow_table
 
@@ -256,7 +257,9 @@ def save_dataset_folder(
         ) from None
 
     card_data = card_data or load_card_data(folder)  # keep the fields of an earlier save
-    with replace_folder(folder, rewritten=set(dicts), what="the dataset folder") as staging:
+    # diagnostics of an earlier build describe other rows: not carried over until `make diagnose` reruns
+    rewritten = set(dicts) | {DIAGNOSTICS_FILE}
+    with replace_folder(folder, rewritten=rewritten, what="the dataset folder") as staging:
         sizes = {}
         for name, dd in dicts.items():
             paths = [p for split, ds in dd.items() for p in _write_parquet_shards(ds, staging / name, split)]
@@ -478,8 +481,46 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
         stats_path,
         folder / CARD_DATA_FILE,
         folder / CROISSANT_FILE,
+        folder / DIAGNOSTICS_FILE,
         *sorted((folder / RECIPES_DIR).glob("*.yaml")),
     ):
         if path.is_file():
             files.append(path)
     return FolderReport(folder, configs, features, default, card_metadata, sorted(set(files)), card)
+
+
+def load_build_tables(dataset: str, revision: str | None) -> tuple[dict[str, Dataset], dict, Path | None]:
+    """Every config's train split (``datasets.Dataset``), the build statistics, and the local folder (if any) of
+    a build's dataset folder or Hub id (one clear error for anything else)."""
+    folder = Path(dataset)
+    recover_folder(folder)  # a save killed mid-swap: the previous folder back before it is read
+    local = folder.is_dir()
+    if local:
+        stats_path = folder / "build_stats.json"
+        if not stats_path.is_file():
+            raise ValueError(
+                f"'{dataset}' has no build_stats.json; fix: point --dataset at a build's dataset folder "
+                "(e.g. runs/demo/dataset)"
+            )
+        build_stats = read_json(stats_path, "rebuild the dataset folder (make build)")
+    elif folder.exists() or dataset.startswith((".", "/", "~")) or dataset.count("/") != 1:
+        raise ValueError(
+            f"'{dataset}' is neither a dataset folder nor a Hub id (org/name); fix: e.g. --dataset runs/demo/dataset"
+        )
+    else:
+        from huggingface_hub import hf_hub_download
+
+        build_stats = json.loads(
+            Path(
+                hf_hub_download(dataset, "build_stats.json", repo_type="dataset", revision=revision)
+            ).read_text()
+        )
+    names = get_dataset_config_names(str(dataset), revision=revision)
+    tables = {name: load_dataset(str(dataset), name, split="train", revision=revision) for name in names}
+    return tables, build_stats, folder if local else None
+
+
+def load_build(dataset: str, revision: str | None) -> tuple[dict[str, Any], dict, Path | None]:
+    """``load_build_tables`` with every config as column lists."""
+    tables, build_stats, folder = load_build_tables(dataset, revision)
+    return {name: t.to_dict() for name, t in tables.items()}, build_stats, folder

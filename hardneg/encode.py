@@ -40,6 +40,25 @@ def fingerprint_texts(ids: Sequence[str], texts: Sequence[str]) -> str:
     return h.hexdigest()[:20]
 
 
+def text_hashes(texts: Sequence[str]) -> np.ndarray:
+    """An 8-byte hash of each text (uint64, in order): stored beside cached embeddings (``TEXT_HASHES``) so a
+    later stage can find the rows of the texts it needs without the corpus they came from
+    (``hardneg.diagnose.embed``)."""
+    out = np.empty(len(texts), dtype=np.uint64)
+    for i, t in enumerate(texts):
+        out[i] = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+    return out
+
+
+TEXT_HASHES = "text_hashes.npy"
+
+
+def cache_key(model_fingerprint: str, corpus_fingerprint: str, prompt: str, dtype: str) -> str:
+    """The ``encode_corpus`` cache key: model weights + corpus + the settings that change the numbers."""
+    settings = fingerprint_texts(["prompt", "dtype"], [prompt or "", dtype])[:8]
+    return f"{model_fingerprint}-{corpus_fingerprint}-{settings}"
+
+
 def fingerprint_model(model) -> str:
     """A hash of every weight of a (sentence-transformers / torch) model, its class and max length.
 
@@ -221,12 +240,15 @@ def encode_corpus(
                 raise RuntimeError(
                     f"embedding cache {folder} holds {len(order)} passages, not {len(texts)}; delete it"
                 )
+            if not (folder / TEXT_HASHES).is_file() and state.is_main_process:  # a cache from before hashes
+                _save_atomic(folder / TEXT_HASHES, text_hashes(texts))
     if order is None:
         lengths = token_lengths(model, texts)
         order = length_order(lengths)
         if folder is not None and state.is_main_process:
             _save_atomic(folder / "lengths.npy", np.asarray(lengths))
             _save_atomic(folder / "order.npy", order)
+            _save_atomic(folder / TEXT_HASHES, text_hashes(texts))
             meta = {"n": len(texts), "prompt": prompt or "", "key": cache_key}
             (folder / "meta.json").write_text(json.dumps(meta, indent=1))
 

@@ -521,7 +521,7 @@ def search_dense(
     ``dtype``: matmul precision of the encoder (``hardneg.assets.autocast``): float32, bfloat16, float16 or
     auto (bfloat16 on a CUDA GPU that has it, else float32)."""
     from hardneg.assets import autocast
-    from hardneg.encode import encode_corpus, fingerprint_model, fingerprint_texts, search_topk
+    from hardneg.encode import cache_key, encode_corpus, fingerprint_model, fingerprint_texts, search_topk
 
     doc_ids = list(data.corpus)
     texts = [format_passage(d, passage_format) for d in data.corpus.values()]
@@ -535,8 +535,7 @@ def search_dense(
     if cache_dir:
         info["model_fingerprint"] = fingerprint_model(model)
         info["corpus_fingerprint"] = fingerprint_texts(doc_ids, texts)
-        settings = fingerprint_texts(["prompt", "dtype"], [passage_prompt, dtype])[:8]
-        key = f"{info['model_fingerprint']}-{info['corpus_fingerprint']}-{settings}"
+        key = cache_key(info["model_fingerprint"], info["corpus_fingerprint"], passage_prompt, dtype)
     t0 = time.perf_counter()
     corpus_emb = encode_corpus(
         model,

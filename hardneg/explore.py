@@ -37,11 +37,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hardneg.beir import load_eval_dataset
-from hardneg.config import ConfigError, read_json
+from hardneg.config import ConfigError
 from hardneg.corpus import passage_text
+from hardneg.dataset_folder import load_build_tables
+from hardneg.diagnose.record import Diagnostics
 from hardneg.errors import first_line
-from hardneg.files import recover_folder
-from hardneg.methods import QUERIES_CONFIG, fn_scores_file
+from hardneg.methods import QUERIES_CONFIG, stage_fn_scores
 from hardneg.metrics import read_run_file, trec_order
 from hardneg.report import load_results
 
@@ -132,39 +133,13 @@ def _load_configs(
 ) -> tuple[dict[str, Any], dict, Path | None, dict[str, np.ndarray]]:
     """Every config's train split as column lists (of the sampled queries' rows), the build statistics, the
     local folder (if any) and each sampled config's original row numbers."""
-    from datasets import get_dataset_config_names, load_dataset
-
-    folder = Path(dataset)
-    recover_folder(folder)  # a save killed mid-swap: the previous folder back before it is read
-    local = folder.is_dir()
-    if local:
-        stats_path = folder / "build_stats.json"
-        if not stats_path.is_file():
-            raise ValueError(
-                f"'{dataset}' has no build_stats.json; fix: point --dataset at a build's dataset folder "
-                "(e.g. runs/demo/dataset)"
-            )
-        build_stats = read_json(stats_path, "rebuild the dataset folder (make build)")
-    elif folder.exists() or dataset.startswith((".", "/", "~")) or dataset.count("/") != 1:
-        raise ValueError(
-            f"'{dataset}' is neither a dataset folder nor a Hub id (org/name); fix: e.g. --dataset runs/demo/dataset"
-        )
-    else:
-        from huggingface_hub import hf_hub_download
-
-        build_stats = json.loads(
-            Path(
-                hf_hub_download(dataset, "build_stats.json", repo_type="dataset", revision=revision)
-            ).read_text()
-        )
-    names = get_dataset_config_names(str(dataset), revision=revision)
-    tables = {name: load_dataset(str(dataset), name, split="train", revision=revision) for name in names}
+    tables, build_stats, folder = load_build_tables(dataset, revision)
     index = _sample_rows(tables, sample_queries, seed)
     configs = {
         name: (table.select(index[name]) if name in index else table).to_dict()
         for name, table in tables.items()
     }
-    return configs, build_stats, folder if local else None, index
+    return configs, build_stats, folder, index
 
 
 def _sample_rows(tables: dict[str, Any], sample_queries: int, seed: int) -> dict[str, np.ndarray]:
@@ -212,26 +187,24 @@ def _flags(cols: dict[str, list], stats: dict, index: np.ndarray | None = None) 
     return flags
 
 
-def _stage_fn_scores(
-    stages: Path, stage_name: str, scorer: str | None, cols: dict[str, list]
-) -> tuple[list, list]:
-    """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
-    folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
-    from datasets import load_from_disk
-
-    if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
-        return [], []
-    saved = json.loads((stages / stage_name / fn_scores_file(scorer)).read_text())
-    stage = (
-        load_from_disk(str(stages / stage_name / "data")).select_columns(["query_id", "negative"]).to_dict()
-    )
-    if len(stage["query_id"]) != len(saved.get("positive", [])):
-        return [], []
-    at = {(str(q), t): i for i, (q, t) in enumerate(zip(stage["query_id"], stage["negative"], strict=True))}
-    rows = [at.get((str(q), t)) for q, t in zip(cols["query_id"], cols["negative"], strict=True)]
-    pos = [None if r is None else _round(saved["positive"][r]) for r in rows]
-    neg = [None if r is None else _round(saved["negative"][r]) for r in rows]
-    return (pos, neg) if any(p is not None for p in pos) else ([], [])
+def diagnostics_columns(
+    diag: Diagnostics | None, name: str, keep: list[int], index: np.ndarray | None
+) -> dict[str, Any]:
+    """Per shown row of a config, its hardness (the target encoder's ``s(q, n) - s(q, p)``) and the source
+    probe's out-of-fold P(LLM-written) from ``diagnostics.json`` (None for rows the diagnosis did not sample);
+    ``index``: the shown rows' row numbers in the config when the page samples queries."""
+    config = diag.configs.get(name) if diag else None
+    if config is None or not config.per_row.get("index"):
+        return {"hard": [], "probe": [], "probe_auc": None, "eci": None}
+    at = {int(i): k for k, i in enumerate(config.per_row["index"])}
+    rows = [int(index[i]) if index is not None else i for i in keep]
+    margin, probe = config.per_row.get("margin", []), config.per_row.get("probe", [])
+    return {
+        "hard": [margin[at[r]] if r in at else None for r in rows],
+        "probe": [probe[at[r]] if r in at and probe else None for r in rows],
+        "probe_auc": config.probe.get("auc"),
+        "eci": config.eci.get("eci"),
+    }
 
 
 def build_payload(
@@ -263,6 +236,7 @@ def build_payload(
         "pos_id": [st.add(x) for x in q["positive_id"]],
     }
     config_stats = build_stats.get("configs") or {}
+    diag = Diagnostics.find(run_dir, folder.parent if folder is not None else None)
     methods = {}
     for name, cols in configs.items():
         if name == "queries" or "negative" not in cols:
@@ -281,9 +255,10 @@ def build_payload(
         # a repaired config's rows (and their scores) live in the stage the build recorded (``<name>.repaired``)
         stage = (stats.get("false_negative_detail") or {}).get("stage", name)
         if folder is not None and stats.get("false_negative_scorer") not in (None, own):
-            fs_p, fs_n = _stage_fn_scores(
+            fs_p, fs_n = stage_fn_scores(
                 folder.parent / "stages", stage, stats["false_negative_scorer"], cols
             )
+            fs_p, fs_n = [_round(x) for x in fs_p], [_round(x) for x in fs_n]
         methods[name] = {
             "q": [rows[i] for i in keep],
             "neg": [st.add(cols["negative"][i]) for i in keep],
@@ -304,6 +279,7 @@ def build_payload(
             # hybrid_hn: the config each row's negative was drawn from
             "source": [st.add(cols["source"][i]) for i in keep] if "source" in cols else [],
             "rejects": stats.get("rejects") or {},
+            **diagnostics_columns(diag, name, keep, index.get(name)),
         }
     if rejects_dir is None and folder is not None:
         rejects_dir = folder.parent / "cache" / "rejects"
@@ -322,6 +298,7 @@ def build_payload(
                     reasons.append(st.add(r.get("reason")))
         rejects[name] = {"q": qs, "text": texts, "reason": reasons}
     meta = {
+        "diag_encoder": diag.target_encoder if diag else None,
         "dataset": str(dataset),
         "revision": revision,
         "created": build_stats.get("created"),

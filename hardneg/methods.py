@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-from datasets import Dataset, DatasetInfo, Features, Value
+from datasets import Dataset, DatasetInfo, Features, Value, load_from_disk
 from datasets.table import InMemoryTable
 
 from hardneg.distributed import ONE_PROCESS, Shard
@@ -49,6 +49,26 @@ def fn_scores_file(scorer_name: str) -> str:
 
 
 FN_SCORES_GLOB = "fn_scores_*.json"  # every fn_scores_file
+
+
+def stage_fn_scores(
+    stages: Path, stage_name: str, scorer: str | None, cols: dict[str, list]
+) -> tuple[list, list]:
+    """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
+    folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
+    if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
+        return [], []
+    saved = json.loads((stages / stage_name / fn_scores_file(scorer)).read_text())
+    stage = (
+        load_from_disk(str(stages / stage_name / "data")).select_columns(["query_id", "negative"]).to_dict()
+    )
+    if len(stage["query_id"]) != len(saved.get("positive", [])):
+        return [], []
+    at = {(str(q), t): i for i, (q, t) in enumerate(zip(stage["query_id"], stage["negative"], strict=True))}
+    rows = [at.get((str(q), t)) for q, t in zip(cols["query_id"], cols["negative"], strict=True)]
+    pos = [None if r is None else saved["positive"][r] for r in rows]
+    neg = [None if r is None else saved["negative"][r] for r in rows]
+    return (pos, neg) if any(p is not None for p in pos) else ([], [])
 
 
 # -- features ---------------------------------------------------------------------------------------------

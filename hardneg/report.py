@@ -41,6 +41,8 @@ import pandas as pd
 
 from hardneg.config import read_json
 from hardneg.curves import plot_training_loss
+from hardneg.diagnose.against import against_results
+from hardneg.diagnose.record import Diagnostics
 from hardneg.metrics import (
     bootstrap_p_value,
     holm,
@@ -824,6 +826,17 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
+def diagnostics_section(run: Path, results: list[dict[str, Any]]) -> str:
+    """The "Diagnostics" section when ``make diagnose`` wrote ``diagnostics.json``: the table, and the rank
+    correlation with these results (recomputed here, so it matches the results the report shows)."""
+    diag = Diagnostics.find(run)
+    if diag is None:
+        return ""
+    against = against_results(diag.table(), results, metric=diag.params.get("metric", "ndcg@10"))
+    figures = [f for f in ("diagnostics.png", "diagnostics_vs_results.png") if (run / f).is_file()]
+    return "\n" + diag.markdown(against) + "\n" + "".join(f"![{f}]({f})\n" for f in figures)
+
+
 def render_report(config: ReportConfig) -> dict[str, Path]:
     """Write the tables, tests, MDE and plots (see the module docstring); print the Markdown; return paths."""
     run = Path(config.run_dir)
@@ -863,7 +876,7 @@ def render_report(config: ReportConfig) -> dict[str, Path]:
     paths["significance_json"].write_text(json.dumps(tests, indent=1))
     pd.DataFrame(tests).to_csv(paths["significance_csv"], index=False)
     paths["mde_json"].write_text(json.dumps([c for an in analyses for c in an.components.values()], indent=1))
-    markdown = _markdown(analyses, results, config, dropped_metrics)
+    markdown = _markdown(analyses, results, config, dropped_metrics) + diagnostics_section(run, results)
     paths["md"].write_text(markdown)
     plot_bars(analyses, paths["png"])
     plot_forest(analyses, config.reference, paths["forest"])

@@ -761,7 +761,7 @@ def test_makefile_values_cannot_run_commands(tmp_path):
         "DATASET",
         "PYTEST_ARGS",
     ):
-        for target in ("explore", "train", "publish-model", "publish", "report"):
+        for target in ("explore", "train", "diagnose", "publish-model", "publish", "report"):
             dry = subprocess.run(
                 ["make", "-n", *base[1:], target, f"{var}={make_call}"],
                 capture_output=True,

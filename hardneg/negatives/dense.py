@@ -17,6 +17,8 @@ same call. The sharded build does this once per embedder before its methods run.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from tqdm.auto import trange
 
 from hardneg.assets import resolve_embedder
 from hardneg.distributed import Shard, shared_array
-from hardneg.encode import token_lengths
+from hardneg.encode import TEXT_HASHES, text_hashes, token_lengths
 from hardneg.errors import first_line
 from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
@@ -87,14 +89,42 @@ def encode_pool(
     for text in passages:
         digest.update(text.encode())
         digest.update(b"\0")
-    return shared_array(
+    stem = f"corpus_embeddings_{digest.hexdigest()[:24]}"
+    out = shared_array(
         Path(cache_folder),
-        f"corpus_embeddings_{digest.hexdigest()[:24]}",
+        stem,
         len(passages),
         encode,
         shard or Shard(),
         lengths=lambda: token_lengths(model, passages),
     )
+    if (shard or Shard()).rank == 0 and not (
+        Path(cache_folder) / POOL_INDEX / f"{stem}.{TEXT_HASHES}"
+    ).is_file():
+        write_pool_index(Path(cache_folder), stem, passages, name, model)
+    return out
+
+
+POOL_META = "meta.json"
+POOL_INDEX = "text_index"  # a subfolder: `corpus_embeddings_*.npy` in the cache folder stay embeddings only
+
+
+def write_pool_index(folder: Path, stem: str, passages: Sequence[str], name: str, model) -> None:
+    """In ``<folder>/text_index/`` beside ``<stem>.npy``: each passage's text hash and the settings the rows were encoded with, so a later
+    stage (``hardneg.diagnose.embed``) can reuse rows by text without the pool they came from."""
+    meta = {
+        "model": name,
+        "max_seq_length": model.max_seq_length,
+        "document_prompt": (model.prompts or {}).get("document", ""),
+        "default_prompt_name": model.default_prompt_name,
+        "normalized": True,
+    }
+    index = folder / POOL_INDEX
+    index.mkdir(exist_ok=True)
+    (index / f"{stem}.{POOL_META}").write_text(json.dumps(meta, indent=1))
+    tmp = index / f".{stem}.{os.getpid()}.tmp.npy"
+    np.save(tmp, text_hashes(passages))
+    os.replace(tmp, index / f"{stem}.{TEXT_HASHES}")
 
 
 def dense_candidates(

@@ -1,0 +1,534 @@
+"""``diagnose(config)``: every training-free diagnostic of every triplet config of a build, in one pass.
+
+Steps (each a function below): load the build (folder or Hub id) -> check its configs -> sample rows ->
+embed the distinct texts once with the frozen target encoder (``hardneg.diagnose.embed``: from the build's
+and evaluation's caches where they hold them) -> per config: hardness and safety, the false-negative
+scorer's saved scores, ECI, ECI_sem, surface statistics, diversity -> the source probe over the whole folder
+-> the trained results beside them (when the run has results) -> ``diagnostics.json`` + plots + the card.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import yaml
+
+import hardneg
+from hardneg.dataset_folder import README_FILE, load_build, validate_dataset_folder
+from hardneg.diagnose import measures
+from hardneg.diagnose.against import against_results
+from hardneg.diagnose.embed import EncodeCost, embed_texts
+from hardneg.diagnose.plots import plot_diagnostics
+from hardneg.diagnose.probe import held_out_scores, probe_result, source_probe
+from hardneg.diagnose.record import (
+    NO_LLM_NEGATIVES,
+    ConfigDiagnostics,
+    Diagnostics,
+    diagnostics_path,
+)
+from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS, stage_fn_scores
+from hardneg.report import load_results
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DiagnoseConfig:
+    """What to diagnose, with which frozen encoder, and the parameters of each measure."""
+
+    OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = ("run_dir",)
+
+    dataset: str = field(
+        default="runs/demo/dataset",
+        metadata={"help": "The build's dataset folder, or its Hub id (org/name)."},
+    )
+    revision: str | None = field(default=None, metadata={"help": "Hub revision of --dataset (Hub ids only)."})
+    run_dir: str = field(
+        default="runs/demo",
+        metadata={
+            "help": "Run folder: diagnostics.json and plots go here; its cache/ (build and evaluation embeddings) "
+            "is reused and its results/ (if any) are set beside the diagnostics."
+        },
+    )
+    configs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Triplet configs to diagnose (default: every one but queries)."},
+    )
+    train_recipe: str | None = field(
+        default="recipes/demo/train.yaml",
+        metadata={
+            "help": "The training recipe whose base model is the target encoder (model, max_seq_length, "
+            "query_prompt, passage_prompt); '' for none (then give --target_encoder)."
+        },
+    )
+    target_encoder: str | None = field(
+        default=None, metadata={"help": "Target encoder id/folder; default: the train recipe's model."}
+    )
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Default: the train recipe's, else 256."}
+    )
+    query_prompt: str | None = field(
+        default=None, metadata={"help": "Default: the train recipe's (else '')."}
+    )
+    passage_prompt: str | None = field(
+        default=None, metadata={"help": "Default: the train recipe's (else '')."}
+    )
+    sample_size: int | None = field(
+        default=10_000,
+        metadata={
+            "help": "Rows per config to diagnose (drawn with --seed); 0 or None: all. The intervals in "
+            "diagnostics.json are what this sample implies for the whole config."
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the row sample, bootstraps and probe folds."})
+    batch_size: int = field(default=32, metadata={"help": "Encoding batch size."})
+    dtype: str = field(
+        default="float32", metadata={"help": "Encoding precision (float32 reuses evaluation's cache)."}
+    )
+    eci_margin: float = field(
+        default=0.1, metadata={"help": "ECI safety margin (hardneg's choice; docs/diagnostics.md)."}
+    )
+    eci_sem_temperature: float = field(
+        default=0.05, metadata={"help": "ECI_sem target-consistency temperature (hardneg's choice)."}
+    )
+    eci_sem_sample: int = field(
+        default=512,
+        metadata={"help": "ECI_sem rows per config in its log-determinant (same for every config)."},
+    )
+    probe_folds: int = field(default=5, metadata={"help": "Cross-validation folds of the source probe."})
+    probe_sample: int | None = field(
+        default=2000,
+        metadata={
+            "help": "Texts per class (LLM-written / corpus) the probe is cross-validated on; the rest are scored "
+            "by a fit on the sample. 0 or None: all. DeLong's interval reflects the sample."
+        },
+    )
+    probe_c: float = field(
+        default=1.0, metadata={"help": "Inverse L2 strength of the probe's logistic regression."}
+    )
+    n_resamples: int = field(default=1000, metadata={"help": "Bootstrap resamples of every interval."})
+    near_duplicate_cosine: float = field(
+        default=0.95, metadata={"help": "Two negatives at or above this cosine are near-duplicates."}
+    )
+    near_duplicate_threshold: float = field(
+        default=0.8,
+        metadata={"help": "Word Jaccard at or above which a negative near-duplicates its positive."},
+    )
+    metric: str = field(
+        default="ndcg@10", metadata={"help": "Trained metric the diagnostics are ranked against."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.sample_size is not None and self.sample_size < 0:
+            raise ValueError(
+                f"sample_size must be >= 0, got {self.sample_size}; fix: e.g. --sample_size 10000"
+            )
+        if self.eci_margin <= 0:
+            raise ValueError(f"eci_margin must be > 0, got {self.eci_margin}; fix: e.g. --eci_margin 0.1")
+        if self.probe_folds < 2:
+            raise ValueError(f"probe_folds must be >= 2, got {self.probe_folds}; fix: e.g. --probe_folds 5")
+        if self.n_resamples < 100:
+            raise ValueError(f"n_resamples {self.n_resamples} is too few; fix: use >= 1000")
+
+    def params(self) -> dict[str, Any]:
+        keys = (
+            "sample_size",
+            "seed",
+            "eci_margin",
+            "eci_sem_temperature",
+            "eci_sem_sample",
+            "probe_folds",
+            "probe_sample",
+            "probe_c",
+            "n_resamples",
+            "near_duplicate_cosine",
+            "near_duplicate_threshold",
+            "metric",
+            "dtype",
+        )
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class TargetEncoder:
+    """The frozen encoder every embedding comes from, resolved once."""
+
+    model_id: str
+    max_seq_length: int
+    query_prompt: str
+    passage_prompt: str
+
+
+def resolve_target(config: DiagnoseConfig) -> TargetEncoder:
+    """The target encoder: the options given, else the train recipe's base model and settings."""
+    recipe: dict[str, Any] = {}
+    if config.train_recipe:
+        path = Path(config.train_recipe)
+        if not path.is_file():
+            raise ValueError(
+                f"train recipe '{path}' not found; fix: pass --train_recipe RECIPE or --target_encoder MODEL"
+            )
+        recipe = yaml.safe_load(path.read_text()) or {}
+    model = config.target_encoder or recipe.get("model")
+    if not model:
+        raise ValueError(
+            "no target encoder; fix: pass --target_encoder MODEL or a --train_recipe with `model:`"
+        )
+    return TargetEncoder(
+        model_id=str(model),
+        max_seq_length=int(config.max_seq_length or recipe.get("max_seq_length") or 256),
+        query_prompt=config.query_prompt
+        if config.query_prompt is not None
+        else recipe.get("query_prompt") or "",
+        passage_prompt=config.passage_prompt
+        if config.passage_prompt is not None
+        else recipe.get("passage_prompt") or "",
+    )
+
+
+def triplet_configs(configs: dict[str, dict[str, list]], wanted: list[str]) -> list[str]:
+    """The configs to diagnose (default: every config with triplet texts, so the id layout's ``corpus`` and id
+    configs are left out); one clear error for a named config that is missing or has no negative column."""
+    names = wanted or [
+        n for n in configs if n != QUERIES_CONFIG and all(c in configs[n] for c in TRAINING_COLUMNS)
+    ]
+    for name in names:
+        if name not in configs:
+            raise ValueError(f"config '{name}' is not in the dataset; fix: choose from {', '.join(configs)}")
+        missing = [c for c in TRAINING_COLUMNS if c not in configs[name]]
+        if missing:
+            raise ValueError(
+                f"config '{name}' has no {' / '.join(missing)} column, so it has no triplets to diagnose; "
+                f"fix: leave it out with --configs {' '.join(n for n in names if n != name) or 'CONFIG'}"
+            )
+    if not names:
+        raise ValueError(
+            "the dataset has no config with triplet texts; fix: point --dataset at a hardneg build made with "
+            "layout: text or both"
+        )
+    return names
+
+
+def sample_rows(n: int, size: int | None, seed: int) -> np.ndarray:
+    if not size or n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def llm_written(cols: dict[str, list], rows: np.ndarray) -> np.ndarray:
+    """Per row: the negative was written by an LLM. The data contract: ``negative_id`` is None exactly for
+    LLM-written negatives (docs/design.md); a config without that column counts as corpus passages."""
+    if "negative_id" not in cols:
+        return np.zeros(len(rows), dtype=bool)
+    ids = cols["negative_id"]
+    return np.array([ids[i] is None for i in rows], dtype=bool)
+
+
+def fn_scorer_margins(
+    name: str, cols: dict[str, list], rows: np.ndarray, stats: dict, folder: Path | None
+) -> tuple[np.ndarray | None, str]:
+    """The build's false-negative scorer's ``neg - pos`` per row, never recomputed: the method's own score
+    columns when it filtered with that scorer, else the scores the build saved in its stage folder."""
+    scorer = stats.get("false_negative_scorer")
+    if not scorer:
+        return None, "the build ran no false-negative scorer"
+    own = (stats.get("params") or {}).get("scorer")
+    if own and own == scorer and "negative_score" in cols:
+        pos, neg = cols["positive_score"], cols["negative_score"]
+    else:
+        stage = (stats.get("false_negative_detail") or {}).get("stage", name)
+        if folder is None:
+            return None, "scores are kept in the build's stage folder, not published; rate from build_stats"
+        pos, neg = stage_fn_scores(folder.parent / "stages", stage, scorer, cols)
+        if not pos:
+            return None, "the build's stage folder holds no saved scores; rate from build_stats"
+    margin = [
+        (neg[i] - pos[i]) if pos[i] is not None and neg[i] is not None else np.nan for i in rows.tolist()
+    ]
+    return np.asarray(margin, dtype=np.float64), ""
+
+
+@dataclass
+class _Texts:
+    """Distinct texts and, per config, each sampled row's index into them."""
+
+    queries: list[str] = field(default_factory=list)
+    passages: list[str] = field(default_factory=list)
+    q_at: dict[str, int] = field(default_factory=dict)
+    p_at: dict[str, int] = field(default_factory=dict)
+
+    def add(self, text: str, passage: bool) -> int:
+        at, seq = (self.p_at, self.passages) if passage else (self.q_at, self.queries)
+        if text not in at:
+            at[text] = len(seq)
+            seq.append(text)
+        return at[text]
+
+
+def diagnose_config(
+    name: str,
+    cols: dict[str, list],
+    rows: np.ndarray,
+    q: np.ndarray,
+    p: np.ndarray,
+    n: np.ndarray,
+    stats: dict,
+    folder: Path | None,
+    config: DiagnoseConfig,
+) -> ConfigDiagnostics:
+    """Every per-config measure (the probe is added afterwards, over the whole folder)."""
+    anchors = [cols["anchor"][i] for i in rows]
+    positives = [cols["positive"][i] for i in rows]
+    negatives = [cols["negative"][i] for i in rows]
+    qids = [str(cols["query_id"][i]) if "query_id" in cols else anchors[k] for k, i in enumerate(rows)]
+    s_p, s_n = measures.rowwise_cosine(q, p), measures.rowwise_cosine(q, n)
+    margin = s_n - s_p
+    boot = {"n_resamples": config.n_resamples, "seed": config.seed}
+    out = ConfigDiagnostics(
+        name=name,
+        rows=len(cols["negative"]),
+        sampled=len(rows),
+        llm_rows=int(llm_written(cols, rows).sum()),
+        hardness=measures.hardness(margin, **boot),
+    )
+    fn_margin, note = fn_scorer_margins(name, cols, rows, stats, folder)
+    if fn_margin is not None and np.isfinite(fn_margin).any():
+        out.fn_scorer = {
+            "scorer": stats.get("false_negative_scorer"),
+            "score_name": (stats.get("false_negative_detail") or {}).get("score_name")
+            or stats.get("score_name"),
+            **measures.hardness(fn_margin[np.isfinite(fn_margin)], **boot),
+            "same_as_guard": bool(stats.get("false_negative_same_as_guard")),
+        }
+    else:
+        out.fn_scorer = {
+            "scorer": stats.get("false_negative_scorer"),
+            "at_or_above": stats.get("suspected_false_negative_rate"),
+            "note": note,
+        }
+    if "source" in cols:
+        sources = np.array([str(cols["source"][i]) for i in rows])
+        out.by_source = {s: measures.hardness(margin[sources == s], **boot) for s in sorted(set(sources))}
+    out.eci = measures.eci(s_p, s_n, qids, margin=config.eci_margin)
+    out.eci_sem = measures.eci_sem(
+        q,
+        p,
+        n,
+        positives,
+        negatives,
+        temperature=config.eci_sem_temperature,
+        sample=config.eci_sem_sample,
+        seed=config.seed,
+    )
+    out.surface = measures.surface(
+        anchors, positives, negatives, near_duplicate_threshold=config.near_duplicate_threshold
+    )
+    out.diversity = measures.diversity(n, negatives, qids, near_duplicate_cosine=config.near_duplicate_cosine)
+    out.per_row = {"index": rows.tolist(), "margin": [round(float(x), 4) for x in margin]}
+    return out
+
+
+def _cap(items: list, n: int | None, rng: np.random.Generator) -> list:
+    """At most ``n`` of ``items`` (a seeded sample, in order); all of them when ``n`` is 0 / None."""
+    if not n or len(items) <= n:
+        return list(items)
+    return [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
+
+
+def probe_all(
+    results: dict[str, ConfigDiagnostics],
+    llm: dict[str, np.ndarray],
+    q_rows: dict[str, np.ndarray],
+    p_rows: dict[str, np.ndarray],
+    n_rows: dict[str, np.ndarray],
+    q_emb: np.ndarray,
+    p_emb: np.ndarray,
+    config: DiagnoseConfig,
+) -> str | None:
+    """The source probe over the whole folder, its per-config AUCs and per-row scores; returns the note when
+    there is nothing to probe.
+
+    Text probe: distinct LLM-written negatives (1) vs distinct corpus-passage negatives (0; the positives when no
+    config has corpus negatives), at most ``probe_sample`` of each (seeded): out-of-fold scores on the sample give
+    the AUCs, and one fit on the whole sample scores every other negative (held out from it) for the explorer.
+    Query-conditioned probe: (query, negative) rows, the same cap per class, folds grouped by query."""
+    names = list(results)
+    rng = np.random.default_rng(config.seed)
+    llm_all = sorted({int(t) for m in names for t in n_rows[m][llm[m]]})
+    corpus_all = sorted({int(t) for m in names for t in n_rows[m][~llm[m]]} - set(llm_all))
+    corpus_from = "mined negatives"
+    if not llm_all:
+        for m in names:
+            results[m].probe = results[m].probe_query = {"note": NO_LLM_NEGATIVES}
+        return NO_LLM_NEGATIVES
+    if len(corpus_all) < 2:
+        corpus_all = sorted({int(t) for m in names for t in p_rows[m]} - set(llm_all))
+        corpus_from = "positives (no config has corpus-passage negatives)"
+    llm_texts, corpus_texts = (
+        _cap(llm_all, config.probe_sample, rng),
+        _cap(corpus_all, config.probe_sample, rng),
+    )
+    texts = np.asarray(llm_texts + corpus_texts)
+    y = np.r_[np.ones(len(llm_texts), dtype=np.int64), np.zeros(len(corpus_texts), dtype=np.int64)]
+    kw = {"folds": config.probe_folds, "c": config.probe_c, "seed": config.seed}
+    try:
+        _, score = source_probe(p_emb[texts], y, **kw)
+    except ValueError as err:
+        for m in names:
+            results[m].probe = results[m].probe_query = {"note": f"{err}; too few texts to probe"}
+        return f"too few texts to probe ({len(llm_all)} LLM-written, {len(corpus_all)} corpus)"
+    score_of = dict(zip(texts.tolist(), score.tolist(), strict=True))
+    rest = sorted({int(t) for m in names for t in n_rows[m]} - set(score_of))
+    held = held_out_scores(p_emb[texts], y, p_emb[rest], c=config.probe_c)
+    shown = {**dict(zip(rest, held.tolist(), strict=True)), **score_of}
+    corpus_scores = np.asarray([score_of[t] for t in corpus_texts])
+    # query-conditioned: every (query, negative) row once, capped per class
+    pairs = sorted(
+        {
+            (int(a), int(b), bool(c))
+            for m in names
+            for a, b, c in zip(q_rows[m], n_rows[m], llm[m], strict=True)
+        }
+    )
+    pairs = _cap([x for x in pairs if x[2]], config.probe_sample, rng) + _cap(
+        [x for x in pairs if not x[2]], config.probe_sample, rng
+    )
+    pq, pn, py = (np.asarray(x) for x in zip(*pairs, strict=True))
+    xq = np.concatenate([p_emb[pn], q_emb[pq] * p_emb[pn]], axis=1)
+    try:
+        _, qscore = source_probe(xq, py.astype(np.int64), groups=pq, **kw)
+        q_score_of = dict(zip(zip(pq.tolist(), pn.tolist(), strict=True), qscore.tolist(), strict=True))
+    except ValueError:
+        q_score_of = {}
+    q_corpus = [
+        k for k, c in zip(zip(pq.tolist(), pn.tolist(), strict=True), py.tolist(), strict=True) if not c
+    ]
+    for m in names:
+        mine = sorted({int(t) for t in n_rows[m][llm[m]]} & set(score_of))
+        if not llm[m].any():
+            results[m].probe = results[m].probe_query = {"note": NO_LLM_NEGATIVES + " in this config"}
+        elif not mine:
+            results[m].probe = {"note": "none of its LLM-written negatives fell in the probe sample"}
+        else:
+            yy = np.r_[np.ones(len(mine)), np.zeros(len(corpus_scores))].astype(np.int64)
+            ss = np.r_[[score_of[t] for t in mine], corpus_scores]
+            results[m].probe = {**probe_result(yy, ss), "corpus_class": corpus_from}
+            rows_llm = sorted(
+                {(int(a), int(b)) for a, b, c in zip(q_rows[m], n_rows[m], llm[m], strict=True) if c}
+                & set(q_score_of)
+            )
+            if rows_llm:
+                yq = np.r_[np.ones(len(rows_llm)), np.zeros(len(q_corpus))].astype(np.int64)
+                results[m].probe_query = probe_result(
+                    yq, np.asarray([q_score_of[k] for k in rows_llm + q_corpus])
+                )
+        results[m].per_row["probe"] = [
+            None if int(t) not in shown else round(shown[int(t)], 4) for t in n_rows[m]
+        ]
+    return None
+
+
+def diagnose(config: DiagnoseConfig) -> Diagnostics:
+    """Run every diagnostic (module docstring); write ``diagnostics.json``, the plots and the card section."""
+    from hardneg.train import load_model  # heavy (the trainer stack): only when diagnosing
+
+    t_start = time.perf_counter()
+    configs, build_stats, folder = load_build(config.dataset, config.revision)
+    names = triplet_configs(configs, list(config.configs))
+    target = resolve_target(config)
+    model = load_model(
+        target.model_id,
+        max_seq_length=target.max_seq_length,
+        prompts={"query": target.query_prompt, "document": target.passage_prompt},
+    )
+    texts = _Texts()
+    same_prompt = target.query_prompt == target.passage_prompt
+    rows_of, q_rows, p_rows, n_rows, llm = {}, {}, {}, {}, {}
+    for name in names:
+        cols = configs[name]
+        rows = sample_rows(len(cols["negative"]), config.sample_size, config.seed)
+        rows_of[name] = rows
+        q_rows[name] = np.asarray([texts.add(cols["anchor"][i], same_prompt) for i in rows], dtype=np.int64)
+        p_rows[name] = np.asarray([texts.add(cols["positive"][i], True) for i in rows], dtype=np.int64)
+        n_rows[name] = np.asarray([texts.add(cols["negative"][i], True) for i in rows], dtype=np.int64)
+        llm[name] = llm_written(cols, rows)
+    cost = EncodeCost()
+    root = Path(config.run_dir) / "cache"
+    common = {
+        "cache_root": root,
+        "model_id": target.model_id,
+        "batch_size": config.batch_size,
+        "dtype": config.dtype,
+        "cost": cost,
+    }
+    p_emb = embed_texts(model, texts.passages, prompt=target.passage_prompt, **common)
+    q_emb = (
+        p_emb
+        if same_prompt
+        else embed_texts(model, texts.queries, prompt=target.query_prompt, passages=False, **common)
+    )
+    stats = build_stats.get("configs") or {}
+    results = {
+        name: diagnose_config(
+            name,
+            configs[name],
+            rows_of[name],
+            q_emb[q_rows[name]],
+            p_emb[p_rows[name]],
+            p_emb[n_rows[name]],
+            stats.get(name) or {},
+            folder,
+            config,
+        )
+        for name in names
+    }
+    probe_note = probe_all(results, llm, q_rows, p_rows, n_rows, q_emb, p_emb, config)
+    diag = Diagnostics(
+        dataset=str(config.dataset),
+        revision=config.revision,
+        target_encoder=target.model_id,
+        max_seq_length=target.max_seq_length,
+        query_prompt=target.query_prompt,
+        passage_prompt=target.passage_prompt,
+        fn_scorer=next(
+            (s.get("false_negative_scorer") for s in stats.values() if s.get("false_negative_scorer")), None
+        ),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        hardneg_version=hardneg.__version__,
+        params=config.params(),
+        configs=results,
+        probe_note=probe_note,
+    )
+    run = Path(config.run_dir)
+    if (run / "results").is_dir() and any((run / "results").glob("*.json")):
+        diag.against_results = against_results(
+            diag.table(), load_results(run), metric=config.metric, seed=config.seed
+        )
+    diag.cost = {
+        "texts": cost.texts,
+        "from_evaluation_cache": cost.from_evaluation_cache,
+        "from_pool_cache": cost.from_pool_cache,
+        "encoded": cost.encoded,
+        "encode_seconds": round(cost.encode_seconds, 2),
+        "total_seconds": round(time.perf_counter() - t_start, 2),
+    }
+    diag.to_disk(diagnostics_path(run))
+    plot_diagnostics(diag, run)
+    if folder is not None:
+        diag.to_disk(folder / "diagnostics.json", per_row=False)
+        refresh_card(folder)
+    return diag
+
+
+def refresh_card(folder: Path) -> None:
+    """Re-render the dataset card so it shows the diagnostics (the folder is validated as for publishing)."""
+    report = validate_dataset_folder(folder)
+    tmp = folder / f".{README_FILE}.tmp"
+    tmp.write_text(report.card)
+    tmp.replace(folder / README_FILE)
