@@ -319,3 +319,16 @@ def test_embeddings_come_from_the_builds_pool_cache(tmp_path):
         show_progress=False,
     )
     assert other.from_pool_cache == 0 and other.encoded == 3
+
+
+def test_id_layout_configs_are_left_out_by_default():
+    """A `layout: both` build also holds `corpus` and id configs (no texts): the default diagnoses the rest."""
+    configs = {
+        "queries": {"query_id": [], "query": []},
+        "corpus": {"id": [], "text": []},
+        "llm_hn": {"anchor": [], "positive": [], "negative": []},
+        "llm_hn_ids": {"query_id": [], "positive_id": [], "negative_id": []},
+    }
+    assert triplet_configs(configs, []) == ["llm_hn"]
+    with pytest.raises(ValueError, match="config 'llm_hn_ids' has no anchor"):
+        triplet_configs(configs, ["llm_hn_ids"])

@@ -32,6 +32,7 @@ from hardneg.diagnose.record import (
     Diagnostics,
     diagnostics_path,
 )
+from hardneg.id_layout import CORPUS_CONFIG, is_id_config
 from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS, stage_fn_scores
 from hardneg.report import load_results
 
@@ -193,10 +194,10 @@ def resolve_target(config: DiagnoseConfig) -> TargetEncoder:
 
 
 def triplet_configs(configs: dict[str, dict[str, list]], wanted: list[str]) -> list[str]:
-    """The configs to diagnose (default: every config with triplet texts, so the id layout's ``corpus`` and id
-    configs are left out); one clear error for a named config that is missing or has no negative column."""
+    """The configs to diagnose (default: every one but ``queries`` and the id layout's ``corpus`` and id configs,
+    which hold no texts); one clear error for a missing config or one without a negative column."""
     names = wanted or [
-        n for n in configs if n != QUERIES_CONFIG and all(c in configs[n] for c in TRAINING_COLUMNS)
+        n for n in configs if n not in (QUERIES_CONFIG, CORPUS_CONFIG) and not is_id_config(list(configs[n]))
     ]
     for name in names:
         if name not in configs:
@@ -209,8 +210,8 @@ def triplet_configs(configs: dict[str, dict[str, list]], wanted: list[str]) -> l
             )
     if not names:
         raise ValueError(
-            "the dataset has no config with triplet texts; fix: point --dataset at a hardneg build made with "
-            "layout: text or both"
+            "the dataset has no triplet config with texts; fix: point --dataset at a hardneg build (made with "
+            "layout: text or both)"
         )
     return names
 
