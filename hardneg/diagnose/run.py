@@ -44,6 +44,9 @@ class DiagnoseConfig:
     """What to diagnose, with which frozen encoder, and the parameters of each measure."""
 
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = ("run_dir",)
+    # hardneg.config.check_outputs: writes into the run folder, as evaluate does
+    OUTPUT_KIND: ClassVar[str] = "run"
+    INPUT_FIELDS: ClassVar[tuple[str, ...]] = ("dataset",)
 
     dataset: str = field(
         default="runs/demo/dataset",
