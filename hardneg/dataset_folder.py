@@ -490,7 +490,8 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
 
 
 def load_build_tables(dataset: str, revision: str | None) -> tuple[dict[str, Dataset], dict, Path | None]:
-    """Every config's train split (``datasets.Dataset``), the build statistics, and the local folder (if any) of
+    """Every text config's train split (``datasets.Dataset``: queries and triplets; the id layout's ``corpus`` and
+    id configs hold no texts to show and are not loaded), the build statistics, and the local folder (if any) of
     a build's dataset folder or Hub id (one clear error for anything else)."""
     folder = Path(dataset)
     recover_folder(folder)  # a save killed mid-swap: the previous folder back before it is read
@@ -515,8 +516,9 @@ def load_build_tables(dataset: str, revision: str | None) -> tuple[dict[str, Dat
                 hf_hub_download(dataset, "build_stats.json", repo_type="dataset", revision=revision)
             ).read_text()
         )
-    names = get_dataset_config_names(str(dataset), revision=revision)
+    names = [n for n in get_dataset_config_names(str(dataset), revision=revision) if n != CORPUS_CONFIG]
     tables = {name: load_dataset(str(dataset), name, split="train", revision=revision) for name in names}
+    tables = {name: t for name, t in tables.items() if not is_id_config(t.column_names)}
     return tables, build_stats, folder if local else None
 
 
