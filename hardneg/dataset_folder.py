@@ -520,9 +520,3 @@ def load_build_tables(dataset: str, revision: str | None) -> tuple[dict[str, Dat
     tables = {name: load_dataset(str(dataset), name, split="train", revision=revision) for name in names}
     tables = {name: t for name, t in tables.items() if not is_id_config(t.column_names)}
     return tables, build_stats, folder if local else None
-
-
-def load_build(dataset: str, revision: str | None) -> tuple[dict[str, Any], dict, Path | None]:
-    """``load_build_tables`` with every config as column lists."""
-    tables, build_stats, folder = load_build_tables(dataset, revision)
-    return {name: t.to_dict() for name, t in tables.items()}, build_stats, folder

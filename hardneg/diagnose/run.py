@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 import hardneg
-from hardneg.dataset_folder import README_FILE, load_build, validate_dataset_folder
+from hardneg.dataset_folder import README_FILE, load_build_tables, validate_dataset_folder
 from hardneg.diagnose import measures
 from hardneg.diagnose.against import against_results
 from hardneg.diagnose.embed import EncodeCost, embed_texts
@@ -196,7 +196,7 @@ def resolve_target(config: DiagnoseConfig) -> TargetEncoder:
     )
 
 
-def triplet_configs(configs: dict[str, dict[str, list]], wanted: list[str]) -> list[str]:
+def triplet_configs(configs: dict[str, Any], wanted: list[str]) -> list[str]:
     """The configs to diagnose (default: every one but ``queries`` and the id layout's ``corpus`` and id configs,
     which hold no texts); one clear error for a missing config or one without a negative column."""
     names = wanted or [
@@ -279,6 +279,7 @@ def diagnose_config(
     name: str,
     cols: dict[str, list],
     rows: np.ndarray,
+    total: int,
     q: np.ndarray,
     p: np.ndarray,
     n: np.ndarray,
@@ -286,22 +287,22 @@ def diagnose_config(
     folder: Path | None,
     config: DiagnoseConfig,
 ) -> ConfigDiagnostics:
-    """Every per-config measure (the probe is added afterwards, over the whole folder)."""
-    anchors = [cols["anchor"][i] for i in rows]
-    positives = [cols["positive"][i] for i in rows]
-    negatives = [cols["negative"][i] for i in rows]
-    qids = [str(cols["query_id"][i]) if "query_id" in cols else anchors[k] for k, i in enumerate(rows)]
+    """Every per-config measure (the probe is added afterwards, over the whole folder). ``cols``: the sampled
+    rows' columns; ``rows``: their numbers in the config of ``total`` rows."""
+    anchors, positives, negatives = cols["anchor"], cols["positive"], cols["negative"]
+    qids = [str(x) for x in cols["query_id"]] if "query_id" in cols else anchors
+    at = np.arange(len(rows))
     s_p, s_n = measures.rowwise_cosine(q, p), measures.rowwise_cosine(q, n)
     margin = s_n - s_p
     boot = {"n_resamples": config.n_resamples, "seed": config.seed}
     out = ConfigDiagnostics(
         name=name,
-        rows=len(cols["negative"]),
+        rows=total,
         sampled=len(rows),
-        llm_rows=int(llm_written(cols, rows).sum()),
+        llm_rows=int(llm_written(cols, at).sum()),
         hardness=measures.hardness(margin, **boot),
     )
-    fn_margin, note = fn_scorer_margins(name, cols, rows, stats, folder)
+    fn_margin, note = fn_scorer_margins(name, cols, at, stats, folder)
     if fn_margin is not None and np.isfinite(fn_margin).any():
         out.fn_scorer = {
             "scorer": stats.get("false_negative_scorer"),
@@ -317,7 +318,7 @@ def diagnose_config(
             "note": note,
         }
     if "source" in cols:
-        sources = np.array([str(cols["source"][i]) for i in rows])
+        sources = np.array([str(x) for x in cols["source"]])
         out.by_source = {s: measures.hardness(margin[sources == s], **boot) for s in sorted(set(sources))}
     out.eci = measures.eci(s_p, s_n, qids, margin=config.eci_margin)
     out.eci_sem = measures.eci_sem(
@@ -443,8 +444,8 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
     from hardneg.train import load_model  # heavy (the trainer stack): only when diagnosing
 
     t_start = time.perf_counter()
-    configs, build_stats, folder = load_build(config.dataset, config.revision)
-    names = triplet_configs(configs, list(config.configs))
+    tables, build_stats, folder = load_build_tables(config.dataset, config.revision)
+    names = triplet_configs({n: t.column_names for n, t in tables.items()}, list(config.configs))
     target = resolve_target(config)
     model = load_model(
         target.model_id,
@@ -453,15 +454,16 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
     )
     texts = _Texts()
     same_prompt = target.query_prompt == target.passage_prompt
-    rows_of, q_rows, p_rows, n_rows, llm = {}, {}, {}, {}, {}
+    rows_of, sampled, q_rows, p_rows, n_rows, llm = {}, {}, {}, {}, {}, {}
     for name in names:
-        cols = configs[name]
-        rows = sample_rows(len(cols["negative"]), config.sample_size, config.seed)
-        rows_of[name] = rows
-        q_rows[name] = np.asarray([texts.add(cols["anchor"][i], same_prompt) for i in rows], dtype=np.int64)
-        p_rows[name] = np.asarray([texts.add(cols["positive"][i], True) for i in rows], dtype=np.int64)
-        n_rows[name] = np.asarray([texts.add(cols["negative"][i], True) for i in rows], dtype=np.int64)
-        llm[name] = llm_written(cols, rows)
+        # Only the sampled rows become Python lists: a config of millions stays an Arrow table on disk.
+        rows = sample_rows(len(tables[name]), config.sample_size, config.seed)
+        rows_of[name], cols = rows, tables[name].select(rows).to_dict()
+        sampled[name] = cols
+        q_rows[name] = np.asarray([texts.add(t, same_prompt) for t in cols["anchor"]], dtype=np.int64)
+        p_rows[name] = np.asarray([texts.add(t, True) for t in cols["positive"]], dtype=np.int64)
+        n_rows[name] = np.asarray([texts.add(t, True) for t in cols["negative"]], dtype=np.int64)
+        llm[name] = llm_written(cols, np.arange(len(rows)))
     cost = EncodeCost()
     root = Path(config.run_dir) / "cache"
     common = {
@@ -481,8 +483,9 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
     results = {
         name: diagnose_config(
             name,
-            configs[name],
+            sampled[name],
             rows_of[name],
+            len(tables[name]),
             q_emb[q_rows[name]],
             p_emb[p_rows[name]],
             p_emb[n_rows[name]],
