@@ -80,7 +80,7 @@ LATEST_VENV ?= /tmp/hardneg-latest
 test-latest: ## run the test suite against the newest versions the ranges allow (throw-away env); record in docs/environment.md
 	rm -rf $(LATEST_VENV) && $(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/pip install -q --upgrade pip
-	$(LATEST_VENV)/bin/pip install -q "torch==$$(grep -oP '^torch==\K[^ \\]+' $(LOCK))"
+	$(LATEST_VENV)/bin/pip install -q $(if $(LOCK_FIND_LINKS),--find-links $(LOCK_FIND_LINKS)) "torch==$$(grep -oP '^torch==\K[^ \\]+' $(LOCK))"
 	$(LATEST_VENV)/bin/pip install -q -e ".[embedded,dev,mteb,croissant]"
 	$(LATEST_VENV)/bin/pip install -q --no-deps -r requirements/nodeps.txt
 	$(LATEST_VENV)/bin/python -m hardneg.environment check || true
@@ -90,7 +90,7 @@ test-latest: ## run the test suite against the newest versions the ranges allow 
 # installed with --no-deps into a throw-away folder that shadows the lock's copy for this one test file.
 test-parity: $(STAMP) ## tests/test_mining_st.py against sentence-transformers from requirements/parity.txt
 	d=$$(mktemp -d) && $(PY) -m pip install -q --require-hashes --no-deps --target $$d -r requirements/parity.txt && \
-	  PYTHONPATH=$$d $(PY) -m pytest tests/test_mining_st.py -p no:cacheprovider; rc=$$?; rm -rf $$d; exit $$rc
+	  PYTHONPATH=$$d $(PY) -m pytest tests/test_mining_st.py -p no:cacheprovider $$PYTEST_ARGS; rc=$$?; rm -rf $$d; exit $$rc
 
 demo: $(STAMP) ## the whole pipeline on the embedded offline default (Cranfield, SmolLM2, MiniLM) -> $(RUN_DIR)
 	@start=$$(date +%s); \

@@ -29,6 +29,7 @@ from datasets import Dataset, load_dataset
 
 from hardneg.assets import resolve_dataset
 from hardneg.errors import first_line
+from hardneg.methods import arrow_dataset
 from hardneg.revisions import check_loaded, resolve_revision
 from hardneg.text import blank_rows, is_blank
 
@@ -332,8 +333,7 @@ def _normalise(
     out = pa.table({"id": ids, "title": titles, "text": texts})
     if len(keep) < n:
         out = out.take(pa.array(keep))
-    out = out.cast(pa.schema([(c, pa.string()) for c in CORPUS_COLUMNS]))
-    return Dataset(out.combine_chunks())
+    return arrow_dataset(out.cast(pa.schema([(c, pa.string()) for c in CORPUS_COLUMNS])))
 
 
 def load_corpus(

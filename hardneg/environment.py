@@ -141,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.lock).is_file():
         print(f"error: no lock file at {args.lock}; fix: run `make lock` or pass --lock", file=sys.stderr)
         return 2
+    named = getattr(args, "names", None) or getattr(args, "ignore", None) or []
+    unknown = [n for n in named if canonical_name(n) not in read_lock(args.lock)]
+    if args.command == "without" and unknown:  # `check --ignore` may name packages outside the lock (CUDA's)
+        print(
+            f"error: {', '.join(unknown)} not in {args.lock}; fix: name packages the lock pins (e.g. torch)",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "digest":
         print(lock_digest(args.lock))
         return 0

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 from datasets import Dataset, DatasetInfo, Features, Value, load_from_disk
+from datasets.fingerprint import generate_random_fingerprint
 from datasets.table import InMemoryTable
 
 from hardneg.distributed import ONE_PROCESS, Shard
@@ -136,7 +137,13 @@ def arrow_table(ds: Dataset, columns: list[str] | None = None) -> pa.Table:
 def from_arrow(columns: dict[str, pa.Array | pa.ChunkedArray], features: Features) -> Dataset:
     """Arrow columns as a Dataset with exactly ``features`` (cast, in its column order); no Python rows."""
     table = pa.table({c: columns[c] for c in features}).cast(features.arrow_schema)
-    return Dataset(InMemoryTable(table), info=DatasetInfo(features=features))
+    return arrow_dataset(table, DatasetInfo(features=features))
+
+
+def arrow_dataset(table: pa.Table, info: DatasetInfo | None = None) -> Dataset:
+    """A Dataset over ``table`` as it is: no copy, and a random fingerprint (``Dataset(table)`` alone pickles and
+    hashes the whole table to make one: +371 MB peak for a 150k-passage corpus; hardneg keys its stages itself)."""
+    return Dataset(InMemoryTable(table), info=info, fingerprint=generate_random_fingerprint())
 
 
 def table(rows: list[dict], features: Features) -> Dataset:

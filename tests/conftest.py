@@ -25,14 +25,17 @@ from hardneg.assets import EMBEDDED_DATASET, EMBEDDED_EMBEDDER, EMBEDDED_LLM, re
 def pytest_report_header(config) -> list[str]:
     """Which environment ran the tests: the lock (or how the environment differs from it) and the
     sentence-transformers version whose mining rules the parity tests (tests/test_mining_st.py) compare with."""
-    import sentence_transformers
+    import importlib.metadata
+    import importlib.util
 
     from hardneg.environment import lock_provenance
     from hardneg.negatives.mining import mining_rules
 
+    # where and which, without importing it (importing sentence-transformers takes ~7 s)
+    where = importlib.util.find_spec("sentence_transformers").submodule_search_locations[0]
     return [
         f"hardneg lock: {lock_provenance() or 'no lock file (not a checkout)'}",
-        f"sentence-transformers {sentence_transformers.__version__} from {sentence_transformers.__path__[0]} "
+        f"sentence-transformers {importlib.metadata.version('sentence-transformers')} from {where} "
         f"(mining rules: {mining_rules().follows})",
     ]
 

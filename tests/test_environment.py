@@ -76,6 +76,11 @@ def test_cli_check_exits_1_on_drift_and_2_without_a_lock(lock, tmp_path):
         [*run, "check", "--lock", str(tmp_path / "nope.txt")], capture_output=True, text=True, cwd=ROOT
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: no lock file")
+    unknown = subprocess.run(
+        [*run, "without", "tourch", "--lock", str(lock)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert unknown.stderr.startswith("error: tourch not in") and "fix:" in unknown.stderr
     digest = subprocess.run([*run, "digest", "--lock", str(lock)], capture_output=True, text=True, cwd=ROOT)
     assert digest.stdout.strip() == environment.lock_digest(lock) and digest.stdout.startswith("sha256:")
 

@@ -156,6 +156,10 @@ def test_bad_input(small, tiny_corpus):
         _mine(queries.remove_columns("positive_id"), corpus)
     with pytest.raises(ValueError, match="unknown method"):
         _mine(queries, corpus, method="magic")
+    # a query of invisible characters only is empty under the one blank rule (hardneg.text.is_blank)
+    invisible = Dataset.from_list([dict(queries[0], query="\u200b\u2060 \ufeff")])
+    with pytest.raises(ValueError, match="some queries are empty"):
+        _mine(invisible, corpus)
     # A query with no term in the corpus and a pool smaller than asked: counted, not crashed, not padded.
     odd = Dataset.from_list([dict(queries[0], query_id="oov", query="zzzqqq xxyyzz")])
     t, s = _mine(odd, corpus, method="bm25")

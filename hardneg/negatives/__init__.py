@@ -51,7 +51,7 @@ from hardneg.negatives.mining import (
     st_output,
 )
 from hardneg.scorers import load_scorer
-from hardneg.text import normalise_texts
+from hardneg.text import is_blank, normalise_texts
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def mine_hard_negatives(
 
     ids, passages, row_of = pool_passages(corpus)
     query_texts = queries["query"][:]
-    if any(not (q or "").strip() for q in query_texts):
+    if any(is_blank(q) for q in query_texts):  # the one blank rule: invisible-only text is empty too
         raise ValueError("some queries are empty; fix: drop empty queries before mining")
     groups = _known_positives(queries, row_of, extra_positives)
     known = positive_matrix(groups.known)

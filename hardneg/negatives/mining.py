@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hardneg.methods import MINED_FEATURES
 from hardneg.text import normalise_text, word_jaccard
@@ -84,15 +86,9 @@ def mining_rules(version: str | None = None) -> MiningRules:
 
 
 def query_text_rows(query_texts: Sequence[str], passages: Sequence[str]) -> np.ndarray:
-    """(n,) the pool row whose text equals each query's text exactly, -1 where none (one pass over the pool)."""
-    wanted: dict[str, list[int]] = {}
-    for q, text in enumerate(query_texts):
-        wanted.setdefault(text, []).append(q)
-    out = np.full(len(query_texts), -1, dtype=np.int64)
-    for row, text in enumerate(passages):
-        for q in wanted.get(text, ()):
-            out[q] = row
-    return out
+    """(n,) the pool row whose text equals each query's text exactly, -1 where none (pool texts are distinct)."""
+    rows = pc.index_in(pa.array(query_texts, pa.string()), value_set=pa.array(passages, pa.string()))
+    return rows.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 TRIPLET_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
