@@ -109,6 +109,11 @@ def resolve_dtype(dtype: str, device: str):
         raise ValueError(f"unknown dtype '{dtype}'; fix: use auto, float32, bfloat16 or float16") from None
 
 
+def dtype_name(dtype: str, device: str) -> str:
+    """``resolve_dtype`` as the name caches and results record (``float32``, ``bfloat16``, ``float16``)."""
+    return str(resolve_dtype(dtype, device)).replace("torch.", "")
+
+
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bfloat16 natively (avx512_bf16 or AMX): bf16 matmuls then run ~2x
     faster than float32 ones. Linux only (reads /proc/cpuinfo); False elsewhere."""

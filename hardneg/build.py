@@ -87,6 +87,7 @@ from hardneg.negatives.dense import encode_pool, load_embedder
 from hardneg.negatives.llm import PERTURB_STRENGTHS
 from hardneg.negatives.mining import MINING_RULES_VERSION, mining_rules
 from hardneg.negatives.repair import JUDGE_PROMPT, REPAIR_MODES, REPAIR_SCOPES, repair_false_negatives
+from hardneg.options import check_fields
 from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries
 from hardneg.scorers import load_scorer
@@ -317,6 +318,7 @@ class BuildConfig:
         check_replaceable(Path(self.output_dir) / "dataset")
 
     def __post_init__(self) -> None:
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if isinstance(self.decontaminate, str):  # one set, as recipes wrote it before lists
             self.decontaminate = [self.decontaminate]
         self.decontaminate = list(self.decontaminate or [])

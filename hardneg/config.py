@@ -7,7 +7,7 @@ recipe must not be silently ignored), and so is a YAML value of the wrong type (
 type conversion, so ``check_yaml_values`` checks them against the dataclass field types.
 
 Every value is checked when it is parsed, by rules taken from the field types so that every current and
-future option is covered (``check_value``): numbers are finite (``nan``/``inf`` refused), integers are
+future option is covered (``hardneg.options.check_value``; built configs check themselves the same way): numbers are finite (``nan``/``inf`` refused), integers are
 >= 0 and fit 64 bits (seeds: numpy's 0..2**32-1), and a field's ``metadata["bounds"] = (low, high)``
 narrows (or, with a negative low, widens) its range; a recipe that names a key twice is refused
 (``load_yaml``). Cross-field checks stay in each config's ``__post_init__``.
@@ -25,7 +25,6 @@ import copy
 import dataclasses
 import errno
 import json
-import math
 import os
 import sys
 import types
@@ -39,6 +38,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from hardneg.files import REPLACE_FIX, replace_problem
+from hardneg.options import ConfigError, check_values
 from hardneg.redact import install_log_redaction, redact
 
 # Config fields naming a folder the stage writes into (and keeps its finished work in): checked for writability
@@ -62,10 +62,6 @@ def _fields(cfg: Any, attr: str, default: tuple[str, ...] = ()) -> list[tuple[st
     """(field, value) of the config's declared output fields that are set."""
     names = getattr(type(cfg), attr, default)
     return [(n, v) for n in names if isinstance(v := getattr(cfg, n, None), str) and v]
-
-
-class ConfigError(ValueError):
-    """A recipe or command line that cannot be used; the message names the problem and the fix."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -187,82 +183,6 @@ def check_yaml_values(
             )
         raise ConfigError(f"'{key}: {value!r}' in {source} is not {want}; fix: give {key} as {want}")
     return out
-
-
-INT64 = (-(2**63), 2**63 - 1)
-SEED_BOUNDS = (0, 2**32 - 1)  # numpy's seeds (datasets' shuffle, samplers); torch and the LLMs accept them
-
-
-def field_bounds(f: dataclasses.Field, kind: type) -> tuple[float | None, float | None]:
-    """(low, high) of a numeric field, inclusive: ``metadata["bounds"]`` if given, else >= 0 for integers
-    (counts, sizes, budgets) and any finite value for numbers; seeds within numpy's 0..2**32-1."""
-    if "bounds" in f.metadata:
-        return f.metadata["bounds"]
-    if "seed" in f.name:
-        return SEED_BOUNDS
-    return (0, None) if kind is int else (None, None)
-
-
-def _numeric(tp: Any) -> type | None:
-    """int or float when the field holds numbers (``int``, ``float | None``, ``list[int]``), else None."""
-    args = [t for t in typing.get_args(tp) if t is not type(None)] if typing.get_origin(tp) else [tp]
-    if typing.get_origin(tp) in (list, tuple):
-        args = list(typing.get_args(tp)[:1])
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
-        return _numeric(args[0])
-    return args[0] if len(args) == 1 and args[0] in (int, float) else None
-
-
-def _finite(value: Any, where: str) -> None:
-    """Every number inside a nested value (a dict option such as method_options) is finite."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where} holds {value}, not a finite number; fix: give a finite number")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _finite(v, f"{where}.{k}")
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _finite(v, where)
-
-
-def check_value(f: dataclasses.Field, tp: Any, value: Any) -> None:
-    """Refuse a value that no option can mean: nan/inf, an integer out of its bounds (64 bits at most)."""
-    kind = _numeric(tp)
-    if kind is None or value is None:
-        _finite(value, f"--{f.name}")
-        return
-    low, high = field_bounds(f, kind)
-    for v in value if isinstance(value, (list, tuple)) else [value]:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue  # a type error, reported by the type check
-        if not math.isfinite(v):
-            default = f" (default {f.default})" if f.default is not dataclasses.MISSING else ""
-            raise ConfigError(
-                f"--{f.name} {v} is not a finite number; fix: give --{f.name} a number{default}"
-            )
-        shown = v if len(str(v)) <= 20 else f"{str(v)[:12]}...({len(str(v).lstrip('-'))} digits)"
-        if low is not None and high is not None and not low <= v <= high:
-            raise ConfigError(
-                f"--{f.name} {shown} is out of its range {low}..{high}; fix: give --{f.name} a value from {low} "
-                f"to {high}"
-            )
-        if low is not None and v < low:
-            raise ConfigError(f"--{f.name} {shown} is below {low}; fix: give --{f.name} a value >= {low}")
-        if high is not None and v > high:
-            raise ConfigError(f"--{f.name} {shown} is above {high}; fix: give --{f.name} a value <= {high}")
-        if kind is int and not INT64[0] <= v <= INT64[1]:
-            raise ConfigError(
-                f"--{f.name} {shown} does not fit 64 bits; fix: give --{f.name} a value of at most 19 digits"
-            )
-
-
-def check_values(values: dict[str, Any], dataclass_types: tuple[type, ...]) -> None:
-    """``check_value`` for every field of ``values`` (parsed from the command line and the recipe)."""
-    for t in dataclass_types:
-        hints = typing.get_type_hints(t)
-        for f in dataclasses.fields(t):
-            if f.name in values:
-                check_value(f, hints[f.name], values[f.name])
 
 
 class _Parser(HfArgumentParser):

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hardneg import mteb_results
-from hardneg.assets import resolve_dataset, resolve_dtype, resolve_embedder
+from hardneg.assets import dtype_name, resolve_dataset, resolve_embedder
 from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
 from hardneg.corpus import BeirData
 from hardneg.encode import process_state
@@ -45,6 +45,7 @@ from hardneg.errors import first_line
 from hardneg.files import write_atomic
 from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
 from hardneg.mteb_results import PASSAGE_FORMATS, format_passage, parse_task_names
+from hardneg.options import check_fields
 from hardneg.revisions import model_commit, resolve_revision
 
 logger = logging.getLogger(__name__)
@@ -238,6 +239,7 @@ class EvalConfig:
     show_progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
     def __post_init__(self) -> None:
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if not self.datasets:
             raise ValueError("no datasets to evaluate; fix: set datasets, e.g. [embedded:cranfield]")
         if not self.models:
@@ -525,7 +527,7 @@ def search_dense(
 
     doc_ids = list(data.corpus)
     texts = [format_passage(d, passage_format) for d in data.corpus.values()]
-    dtype = str(resolve_dtype(dtype, str(model.device))).replace("torch.", "")
+    dtype = dtype_name(dtype, str(model.device))
     info: dict[str, Any] = {
         "similarity": model.similarity_fn_name or "cosine",
         "dtype": dtype,
@@ -711,7 +713,7 @@ def evaluate(config: EvalConfig) -> list[Path]:
     written: list[Path] = []
     datasets: dict[DatasetSpec, BeirData] = {}
     device = config.device or str(state.device)
-    dtype = str(resolve_dtype(config.dtype, device)).replace("torch.", "")
+    dtype = dtype_name(config.dtype, device)
     pins = {d: pin_revision(d) for d in config.dataset_specs}
     revisions: dict[DatasetSpec, dict[str, Any]] = {}
     write_mteb = mteb_results.mteb_enabled(config.mteb_results)

@@ -44,6 +44,7 @@ from hardneg.diagnose.record import Diagnostics
 from hardneg.errors import first_line
 from hardneg.methods import QUERIES_CONFIG, stage_fn_scores
 from hardneg.metrics import read_run_file, trec_order
+from hardneg.options import check_fields
 from hardneg.report import load_results
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class ExploreConfig:
     )
 
     def __post_init__(self) -> None:
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.sample_queries < 0:
             raise ConfigError(
                 f"--sample_queries {self.sample_queries} is negative; fix: give a number of queries, or 0 for all"

@@ -47,6 +47,7 @@ from hardneg.dataset_folder import (
 )
 from hardneg.errors import first_line
 from hardneg.files import recover_folder
+from hardneg.options import check_fields
 from hardneg.revisions import HUB_ID_RE, is_hub_id, offline_variable
 
 _SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -616,6 +617,7 @@ class PublishConfig:
     )
 
     def __post_init__(self):
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if not self.repo_id:
             raise ConfigError(
                 "--repo_id is required; fix: e.g. `make publish REPO=my-org/cranfield-hn VERSION=1.0.0`"

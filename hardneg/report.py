@@ -52,6 +52,7 @@ from hardneg.metrics import (
     variance_components,
     welch_pair,
 )
+from hardneg.options import check_fields
 from hardneg.ranx_export import P_ADJUSTMENTS, RANX_FILE, ranx_export, write_ranx_export
 
 TABLE_METRICS = ("ndcg@10", "p@10", "recall@100")
@@ -125,6 +126,7 @@ class ReportConfig:
     )
 
     def __post_init__(self) -> None:
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.test not in TESTS:
             raise ValueError(f"unknown test '{self.test}'; fix: use one of {', '.join(TESTS)}")
         if self.scatter and len(self.scatter) != 2:

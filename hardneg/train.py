@@ -57,6 +57,7 @@ from hardneg.hub import publish_model
 from hardneg.id_layout import is_id_config, resolve_id_config
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.mteb_results import training_provenance, write_trained_model_meta
+from hardneg.options import check_fields
 from hardneg.revisions import check_loaded, check_model_loaded, loaded_commit, model_commit, resolve_revision
 from hardneg.samplers import SamplerName, batch_sampler
 
@@ -268,6 +269,7 @@ class TrainConfig:
             check_replaceable(folder)  # the model folder is swapped in after training
 
     def __post_init__(self) -> None:
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.bf16 and self.fp16:
             raise ConfigError("bf16 and fp16 are both set; fix: choose one mixed-precision mode")
         parse_column_map(self.columns)  # a malformed --columns fails now, not after the dataset download

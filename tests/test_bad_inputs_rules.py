@@ -48,11 +48,12 @@ from test_bad_inputs import (  # noqa: F401 - fixtures used below
 from test_train import cranfield_triplets, tiny_config, write_dataset_folder  # noqa: F401
 
 from hardneg.build import BuildConfig
-from hardneg.config import ConfigError, error_line, field_bounds, output_locks, parse
+from hardneg.config import ConfigError, error_line, output_locks, parse
 from hardneg.evaluate import EvalConfig
 from hardneg.explore import ExploreConfig
 from hardneg.generation import GenerationCache, GenerationFault, run_generation, write_rejects
 from hardneg.llm import EMPTY_REPLY, Generation, Generator, GeneratorConfig, load_generator
+from hardneg.options import field_bounds
 from hardneg.prompts import load_prompt
 from hardneg.publish import PublishConfig
 from hardneg.queries import QueriesConfig

@@ -332,3 +332,22 @@ def test_id_layout_configs_are_left_out_by_default():
     assert triplet_configs(configs, []) == ["llm_hn"]
     with pytest.raises(ValueError, match="config 'llm_hn_ids' has no anchor"):
         triplet_configs(configs, ["llm_hn_ids"])
+
+
+@pytest.mark.parametrize(
+    "option, match",
+    [
+        ({"dtype": "fp8"}, "unknown dtype 'fp8'"),
+        ({"probe_c": 0.0}, "probe_c must be > 0"),
+        ({"eci_sem_temperature": -1.0}, "eci_sem_temperature must be > 0"),
+        ({"batch_size": 0}, "--batch_size 0 is below 1"),
+        ({"near_duplicate_cosine": 1.5}, "--near_duplicate_cosine 1.5 is out of its range"),
+        ({"metric": "ndgc@10"}, "unknown metric 'ndgc@10'"),
+        ({"eci_margin": float("nan")}, "--eci_margin nan is not a finite number"),
+    ],
+)
+def test_bad_options_are_one_clear_line_before_any_work(option, match):
+    """Checked when the config is made (also from Python), before the dataset or the encoder is loaded."""
+    with pytest.raises(ValueError, match=match) as err:
+        DiagnoseConfig(**option)
+    assert "fix:" in str(err.value) and "\n" not in str(err.value)

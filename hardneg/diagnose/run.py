@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 import hardneg
+from hardneg.assets import dtype_name, resolve_dtype
 from hardneg.dataset_folder import README_FILE, load_build_tables, validate_dataset_folder
 from hardneg.diagnose import measures
 from hardneg.diagnose.against import against_results
@@ -34,6 +35,8 @@ from hardneg.diagnose.record import (
 )
 from hardneg.id_layout import CORPUS_CONFIG, is_id_config
 from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS, stage_fn_scores
+from hardneg.metrics import parse_metric
+from hardneg.options import check_fields
 from hardneg.report import load_results
 
 logger = logging.getLogger(__name__)
@@ -91,7 +94,7 @@ class DiagnoseConfig:
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the row sample, bootstraps and probe folds."})
-    batch_size: int = field(default=32, metadata={"help": "Encoding batch size."})
+    batch_size: int = field(default=32, metadata={"bounds": (1, None), "help": "Encoding batch size."})
     dtype: str = field(
         default="float32", metadata={"help": "Encoding precision (float32 reuses evaluation's cache)."}
     )
@@ -103,7 +106,10 @@ class DiagnoseConfig:
     )
     eci_sem_sample: int = field(
         default=512,
-        metadata={"help": "ECI_sem rows per config in its log-determinant (same for every config)."},
+        metadata={
+            "bounds": (1, None),
+            "help": "ECI_sem rows per config in its log-determinant (same for every config).",
+        },
     )
     probe_folds: int = field(default=5, metadata={"help": "Cross-validation folds of the source probe."})
     probe_sample: int | None = field(
@@ -118,17 +124,22 @@ class DiagnoseConfig:
     )
     n_resamples: int = field(default=1000, metadata={"help": "Bootstrap resamples of every interval."})
     near_duplicate_cosine: float = field(
-        default=0.95, metadata={"help": "Two negatives at or above this cosine are near-duplicates."}
+        default=0.95,
+        metadata={"bounds": (0, 1), "help": "Two negatives at or above this cosine are near-duplicates."},
     )
     near_duplicate_threshold: float = field(
         default=0.8,
-        metadata={"help": "Word Jaccard at or above which a negative near-duplicates its positive."},
+        metadata={
+            "bounds": (0, 1),
+            "help": "Word Jaccard at or above which a negative near-duplicates its positive.",
+        },
     )
     metric: str = field(
         default="ndcg@10", metadata={"help": "Trained metric the diagnostics are ranked against."}
     )
 
     def __post_init__(self) -> None:
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.sample_size is not None and self.sample_size < 0:
             raise ValueError(
                 f"sample_size must be >= 0, got {self.sample_size}; fix: e.g. --sample_size 10000"
@@ -139,6 +150,11 @@ class DiagnoseConfig:
             raise ValueError(f"probe_folds must be >= 2, got {self.probe_folds}; fix: e.g. --probe_folds 5")
         if self.n_resamples < 100:
             raise ValueError(f"n_resamples {self.n_resamples} is too few; fix: use >= 1000")
+        for name in ("eci_sem_temperature", "probe_c"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}; fix: e.g. the default")
+        resolve_dtype(self.dtype, "cpu")  # an unknown name: one line now, not after loading the model
+        parse_metric(self.metric)
 
     def params(self) -> dict[str, Any]:
         keys = (
@@ -470,7 +486,7 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
         "cache_root": root,
         "model_id": target.model_id,
         "batch_size": config.batch_size,
-        "dtype": config.dtype,
+        "dtype": dtype_name(config.dtype, str(model.device)),  # as evaluation keys its cache
         "cost": cost,
     }
     p_emb = embed_texts(model, texts.passages, prompt=target.passage_prompt, **common)

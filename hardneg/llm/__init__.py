@@ -36,6 +36,7 @@ from typing import Any, Literal, NamedTuple
 
 from hardneg.assets import EMBEDDED_LLM
 from hardneg.llm.bounding import PromptBudget, chars_budget, prompt_limit, token_budget
+from hardneg.options import check_fields
 from hardneg.redact import UrlError, parse_url, redact_url
 
 BACKENDS = ("transformers", "http", "vllm", "llamacpp")
@@ -177,6 +178,7 @@ class GeneratorConfig:
         return settings
 
     def __post_init__(self) -> None:
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend '{self.backend}'; fix: use one of {', '.join(BACKENDS)}")
         if self.backend == "http" and not self.urls:

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hardneg.methods import MINED_FEATURES
+from hardneg.options import check_fields
 from hardneg.text import normalise_text, word_jaccard
 
 SamplingStrategy = Literal["top", "random"]
@@ -110,6 +111,7 @@ class MiningParams:
     near_duplicate_threshold: float | None = 0.9
 
     def __post_init__(self) -> None:
+        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.range_min < 0:
             raise ValueError(f"range_min must be >= 0, got {self.range_min}")
         if self.range_min >= self.range_max:
