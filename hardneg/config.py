@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import errno
 import json
 import os
 import sys
@@ -37,7 +36,7 @@ import filelock
 import yaml
 from transformers import HfArgumentParser
 
-from hardneg.files import REPLACE_FIX, replace_problem
+from hardneg.files import NO_SPACE, REPLACE_FIX, replace_problem
 from hardneg.options import ConfigError, check_values
 from hardneg.redact import install_log_redaction, redact
 
@@ -359,7 +358,7 @@ def error_line(err: BaseException) -> str:
     if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and "fix:" not in text:
         what = f"cannot write '{err.filename}'" if err.filename else "an operating-system call failed"
         fix = "check the path and its permissions, or choose another folder"
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):  # disk full: the one line says so, never a traceback
+        if err.errno in NO_SPACE:  # disk full: the one line says so, never a traceback
             fix = "free disk space on that drive (or choose a folder on another one) and rerun: finished work is kept"
         text = f"{what} ({err.strerror or type(err).__name__}); fix: {fix}"
     return redact(" ".join(text.split()))

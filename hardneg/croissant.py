@@ -28,6 +28,7 @@ from datasets import Features, Value
 from hardneg.cards import PAPER_BIBTEX, DatasetCardData, hub_license
 from hardneg.config import ConfigError
 from hardneg.errors import first_line
+from hardneg.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +250,4 @@ def write_croissant(
         logger.info("mlcroissant is not installed: no croissant.json (pip install 'hardneg[croissant]')")
         return None
     path = Path(folder) / CROISSANT_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(croissant_json(features, build_stats, card), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, croissant_json(features, build_stats, card))

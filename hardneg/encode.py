@@ -191,7 +191,8 @@ def encode_batches(
     return torch.cat(out).float().cpu().numpy()
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
+def save_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` in one rename: a killed writer never leaves half an array under ``path``."""
     tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, array)
     os.replace(tmp, path)
@@ -241,14 +242,14 @@ def encode_corpus(
                     f"embedding cache {folder} holds {len(order)} passages, not {len(texts)}; delete it"
                 )
             if not (folder / TEXT_HASHES).is_file() and state.is_main_process:  # a cache from before hashes
-                _save_atomic(folder / TEXT_HASHES, text_hashes(texts))
+                save_atomic(folder / TEXT_HASHES, text_hashes(texts))
     if order is None:
         lengths = token_lengths(model, texts)
         order = length_order(lengths)
         if folder is not None and state.is_main_process:
-            _save_atomic(folder / "lengths.npy", np.asarray(lengths))
-            _save_atomic(folder / "order.npy", order)
-            _save_atomic(folder / TEXT_HASHES, text_hashes(texts))
+            save_atomic(folder / "lengths.npy", np.asarray(lengths))
+            save_atomic(folder / "order.npy", order)
+            save_atomic(folder / TEXT_HASHES, text_hashes(texts))
             meta = {"n": len(texts), "prompt": prompt or "", "key": cache_key}
             (folder / "meta.json").write_text(json.dumps(meta, indent=1))
 
@@ -274,7 +275,7 @@ def encode_corpus(
                 model, [texts[i] for i in idx], prompt=prompt, batch_size=batch_size, dtype=dtype
             )
             if path is not None:
-                _save_atomic(path, emb)
+                save_atomic(path, emb)
         done.append((p, emb))
         bar.update(len(idx))
     bar.close()

@@ -35,6 +35,7 @@ from hardneg.cards import _hub_model_id, toolkit_url
 from hardneg.config import ConfigError
 from hardneg.corpus import BeirData, passage_text
 from hardneg.dataset_folder import BUILD_STATS_FILE
+from hardneg.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -441,8 +442,7 @@ def model_meta(
 def write_model_meta(folder: str | Path, meta) -> Path:
     """``model_meta.json`` beside the model, as ``ResultCache`` writes it (``ModelMeta.to_dict``)."""
     path = Path(folder) / MODEL_META_FILE
-    path.write_text(json.dumps(meta.to_dict(), default=str, indent=4) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(path, json.dumps(meta.to_dict(), default=str, indent=4) + "\n")
 
 
 def load_model_meta(path: str | Path):

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from hardneg.files import write_atomic
+
 RANX_TESTS = {"t-test": "student", "randomization": "fisher"}
 RANX_METRICS = {"p": "precision"}
 P_ADJUSTMENTS = ("holm", "none")
@@ -107,6 +109,4 @@ def ranx_export(
 
 
 def write_ranx_export(path: str | Path, export: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(export, indent=1) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(path, json.dumps(export, indent=1) + "\n")

@@ -28,6 +28,7 @@ only when its Holm-adjusted p-value is below ``alpha``; otherwise the report cal
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import math
@@ -52,7 +53,7 @@ from hardneg.metrics import (
     variance_components,
     welch_pair,
 )
-from hardneg.options import check_fields
+from hardneg.options import ConfigError, check_fields
 from hardneg.ranx_export import P_ADJUSTMENTS, RANX_FILE, ranx_export, write_ranx_export
 
 TABLE_METRICS = ("ndcg@10", "p@10", "recall@100")
@@ -139,6 +140,10 @@ class ReportConfig:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}; fix: e.g. --alpha 0.05")
         if not 0 < self.power < 1:
             raise ValueError(f"power must be in (0, 1), got {self.power}; fix: e.g. --power 0.8")
+        if self.ranx and importlib.util.find_spec("ranx") is None:  # before the report, not after it
+            raise ConfigError(
+                "--ranx needs ranx, which is not installed; fix: pip install ranx (in hardneg[dev])"
+            )
         if self.ranx_p_adjustment not in P_ADJUSTMENTS:
             raise ValueError(
                 f"ranx_p_adjustment '{self.ranx_p_adjustment}' is not holm or none; fix: use holm (default) or none"

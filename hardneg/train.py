@@ -52,7 +52,7 @@ from hardneg.cards import ModelCardData, render_model_card
 from hardneg.config import ConfigError, check_replaceable
 from hardneg.curves import TRAINER_STATE_FILE
 from hardneg.errors import first_line
-from hardneg.files import recover_folder, replace_folder
+from hardneg.files import recover_folder, replace_folder, write_atomic
 from hardneg.hub import publish_model
 from hardneg.id_layout import is_id_config, resolve_id_config
 from hardneg.methods import TRAINING_COLUMNS
@@ -943,9 +943,7 @@ def check_checkpoints(folder: Path, record: dict[str, Any]) -> None:
 def write_trained_on(folder: Path, record: dict[str, Any]) -> None:
     """Record what the checkpoints in ``folder`` are trained on (main process, before the first one)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{TRAINED_ON_FILE}.tmp"
-    tmp.write_text(json.dumps(record, default=str))
-    tmp.replace(folder / TRAINED_ON_FILE)
+    write_atomic(folder / TRAINED_ON_FILE, json.dumps(record, default=str))
 
 
 def train_seeds(config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None) -> list[Path]:

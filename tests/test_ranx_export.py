@@ -63,3 +63,15 @@ def test_holm_stays_the_default(run):  # noqa: F811
 def test_bad_adjustment_is_refused():
     with pytest.raises(ValueError, match="ranx_p_adjustment 'bonferroni' is not holm or none"):
         ReportConfig(ranx_p_adjustment="bonferroni")
+
+
+def test_ranx_without_ranx_installed_is_one_line_before_the_report(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ranx" else real(name, *a)
+    )
+    with pytest.raises(ValueError, match="--ranx needs ranx, which is not installed; fix: pip install ranx"):
+        ReportConfig(ranx=True)
+    ReportConfig(ranx=False)  # nothing asked of ranx: nothing needed

@@ -15,10 +15,11 @@ This module imports nothing heavy, so every reader can import it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from hardneg.files import write_atomic
 
 FORMAT = 1
 DIAGNOSTICS_FILE = "diagnostics.json"
@@ -124,10 +125,7 @@ class Diagnostics:
         """Write atomically (a crash never leaves half a file)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(per_row=per_row), indent=1, allow_nan=False) + "\n")
-        tmp.replace(path)
-        return path
+        return write_atomic(path, json.dumps(self.to_dict(per_row=per_row), indent=1, allow_nan=False) + "\n")
 
     @classmethod
     def from_disk(cls, path: str | Path) -> Diagnostics:

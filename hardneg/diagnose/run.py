@@ -33,6 +33,7 @@ from hardneg.diagnose.record import (
     Diagnostics,
     diagnostics_path,
 )
+from hardneg.files import write_atomic
 from hardneg.id_layout import CORPUS_CONFIG, is_id_config
 from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS, stage_fn_scores
 from hardneg.metrics import parse_metric
@@ -552,6 +553,4 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
 def refresh_card(folder: Path) -> None:
     """Re-render the dataset card so it shows the diagnostics (the folder is validated as for publishing)."""
     report = validate_dataset_folder(folder)
-    tmp = folder / f".{README_FILE}.tmp"
-    tmp.write_text(report.card)
-    tmp.replace(folder / README_FILE)
+    write_atomic(folder / README_FILE, report.card)

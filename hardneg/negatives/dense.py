@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,8 +26,9 @@ from tqdm.auto import trange
 
 from hardneg.assets import resolve_embedder
 from hardneg.distributed import Shard, shared_array
-from hardneg.encode import TEXT_HASHES, text_hashes, token_lengths
+from hardneg.encode import TEXT_HASHES, save_atomic, text_hashes, token_lengths
 from hardneg.errors import first_line
+from hardneg.files import write_atomic
 from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
 
@@ -121,10 +121,8 @@ def write_pool_index(folder: Path, stem: str, passages: Sequence[str], name: str
     }
     index = folder / POOL_INDEX
     index.mkdir(exist_ok=True)
-    (index / f"{stem}.{POOL_META}").write_text(json.dumps(meta, indent=1))
-    tmp = index / f".{stem}.{os.getpid()}.tmp.npy"
-    np.save(tmp, text_hashes(passages))
-    os.replace(tmp, index / f"{stem}.{TEXT_HASHES}")
+    write_atomic(index / f"{stem}.{POOL_META}", json.dumps(meta, indent=1))
+    save_atomic(index / f"{stem}.{TEXT_HASHES}", text_hashes(passages))
 
 
 def dense_candidates(
