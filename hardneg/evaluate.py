@@ -39,11 +39,19 @@ import numpy as np
 from hardneg import mteb_results
 from hardneg.assets import dtype_name, resolve_dataset, resolve_embedder
 from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
+from hardneg.config import read_json
 from hardneg.corpus import BeirData
 from hardneg.encode import process_state
 from hardneg.errors import first_line
 from hardneg.files import write_atomic
-from hardneg.metrics import DEFAULT_METRICS, drop_identical_ids, evaluate_run, parse_metric, write_run_file
+from hardneg.metrics import (
+    DEFAULT_METRICS,
+    drop_identical_ids,
+    evaluate_run,
+    parse_metric,
+    read_run_file,
+    write_run_file,
+)
 from hardneg.mteb_results import PASSAGE_FORMATS, format_passage, parse_task_names
 from hardneg.options import check_fields
 from hardneg.revisions import model_commit, resolve_revision
@@ -722,20 +730,24 @@ def evaluate(config: EvalConfig) -> list[Path]:
         mteb_results.get_registered_task(name)  # an unknown task name fails now, not after the encoding
     for spec in config.model_specs:
         state.wait_for_everyone()  # every process decides what is left from the same files
-        todo = [
+        stale = [
             d
             for d in config.dataset_specs
             if config.overwrite
             or not _is_current(
                 result_path(config.run_dir, spec, d.name), spec, dtype, scoring_settings(config, d, pins[d])
             )
-            or (
-                write_mteb
-                and not mteb_results.has_task_result(
-                    config.run_dir, result_path(config.run_dir, spec, d.name)
-                )
-            )
         ]
+        # a current result without its MTEB file (computed before mteb was installed): the MTEB file is made
+        # from the kept run file, nothing is encoded again
+        mteb_only = [
+            d
+            for d in config.dataset_specs
+            if d not in stale
+            and write_mteb
+            and not mteb_results.has_task_result(config.run_dir, result_path(config.run_dir, spec, d.name))
+        ]
+        todo = stale + mteb_only
         written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
         if not todo:
             logger.info(
@@ -749,13 +761,18 @@ def evaluate(config: EvalConfig) -> list[Path]:
                 datasets[dspec] = load_eval_dataset(pinned)
                 revisions[dspec] = {"revision": resolved_revision(pinned, how), "how": how}
             data = datasets[dspec]
-            result, run = evaluate_model_on_dataset(
-                spec, data, config, model, dataset_source=dspec.source, dataset_revision=revisions[dspec]
-            )
             path = result_path(config.run_dir, spec, dspec.name)
+            if dspec in stale:
+                result, run = evaluate_model_on_dataset(
+                    spec, data, config, model, dataset_source=dspec.source, dataset_revision=revisions[dspec]
+                )
+            else:
+                result = read_json(path, "evaluate again (overwrite: true)")
+                run = read_run_file(run_file_path(path), result.get("run_file_queries"))
             if state.is_main_process:
-                result.update(scoring_settings(config, dspec, pins[dspec]))
-                result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
+                if dspec in stale:
+                    result.update(scoring_settings(config, dspec, pins[dspec]))
+                    result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
                 if write_mteb:
                     mteb_path = mteb_results.write_evaluation(
                         config.run_dir,

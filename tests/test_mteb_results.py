@@ -180,8 +180,12 @@ def test_rerun_keeps_results_and_writes_a_missing_mteb_file(tmp_path, small_set)
     evaluate(config)
     assert path.stat().st_mtime_ns == stamp  # both files there: nothing recomputed
     mteb_file.unlink()  # e.g. a result computed before mteb was installed
+    run_file = path.with_name(json.loads(path.read_text())["run_file"])
+    run_stamp, before = run_file.stat().st_mtime_ns, json.loads(path.read_text())["metrics"]
     evaluate(config)
     assert mteb_file.is_file() and path.stat().st_mtime_ns != stamp
+    # made from the kept run file: the model is not evaluated again
+    assert run_file.stat().st_mtime_ns == run_stamp and json.loads(path.read_text())["metrics"] == before
     without = EvalConfig(
         run_dir=str(tmp_path),
         datasets=[str(small_set)],
