@@ -318,7 +318,6 @@ class BuildConfig:
         check_replaceable(Path(self.output_dir) / "dataset")
 
     def __post_init__(self) -> None:
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if isinstance(self.decontaminate, str):  # one set, as recipes wrote it before lists
             self.decontaminate = [self.decontaminate]
         self.decontaminate = list(self.decontaminate or [])
@@ -415,6 +414,8 @@ class BuildConfig:
                 f"empty_passages '{self.empty_passages}' is not {' or '.join(EMPTY_PASSAGES)}; "
                 f"fix: use {' or '.join(EMPTY_PASSAGES)}"
             )
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)
 
     def _fn_scorer_name(self) -> str | None:
         name = self.ce_scorer if self.false_negative_scorer == "same" else self.false_negative_scorer

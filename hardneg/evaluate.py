@@ -247,7 +247,6 @@ class EvalConfig:
     show_progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
     def __post_init__(self) -> None:
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if not self.datasets:
             raise ValueError("no datasets to evaluate; fix: set datasets, e.g. [embedded:cranfield]")
         if not self.models:
@@ -280,6 +279,8 @@ class EvalConfig:
             raise ValueError(
                 f"two models share the result name(s) {sorted(dup)}; fix: give them different method/name"
             )
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)
 
 
 def seed_folders(folder: str | Path) -> dict[int, Path]:

@@ -98,11 +98,12 @@ class ExploreConfig:
     )
 
     def __post_init__(self) -> None:
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.sample_queries < 0:
             raise ConfigError(
                 f"--sample_queries {self.sample_queries} is negative; fix: give a number of queries, or 0 for all"
             )
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)
 
 
 class StringTable:

@@ -617,7 +617,6 @@ class PublishConfig:
     )
 
     def __post_init__(self):
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if not self.repo_id:
             raise ConfigError(
                 "--repo_id is required; fix: e.g. `make publish REPO=my-org/cranfield-hn VERSION=1.0.0`"
@@ -626,3 +625,5 @@ class PublishConfig:
             raise ConfigError(
                 "--version is required; fix: e.g. `make publish REPO=my-org/name VERSION=1.0.0`"
             )
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)

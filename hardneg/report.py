@@ -127,7 +127,6 @@ class ReportConfig:
     )
 
     def __post_init__(self) -> None:
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.test not in TESTS:
             raise ValueError(f"unknown test '{self.test}'; fix: use one of {', '.join(TESTS)}")
         if self.scatter and len(self.scatter) != 2:
@@ -150,6 +149,8 @@ class ReportConfig:
             )
         if self.n_resamples < 100:
             raise ValueError(f"n_resamples {self.n_resamples} is too few; fix: use >= 1000")
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)
 
 
 def load_results(run_dir: str | Path) -> list[dict[str, Any]]:

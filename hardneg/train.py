@@ -269,7 +269,6 @@ class TrainConfig:
             check_replaceable(folder)  # the model folder is swapped in after training
 
     def __post_init__(self) -> None:
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.bf16 and self.fp16:
             raise ConfigError("bf16 and fp16 are both set; fix: choose one mixed-precision mode")
         parse_column_map(self.columns)  # a malformed --columns fails now, not after the dataset download
@@ -323,6 +322,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"{name} must be >= 1 (got {getattr(self, name)}); fix: pass a positive number"
                 )
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)
 
     @property
     def prompts(self) -> dict[str, str]:

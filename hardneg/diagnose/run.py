@@ -140,7 +140,6 @@ class DiagnoseConfig:
     )
 
     def __post_init__(self) -> None:
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.sample_size is not None and self.sample_size < 0:
             raise ValueError(
                 f"sample_size must be >= 0, got {self.sample_size}; fix: e.g. --sample_size 10000"
@@ -156,6 +155,8 @@ class DiagnoseConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}; fix: e.g. the default")
         resolve_dtype(self.dtype, "cpu")  # an unknown name: one line now, not after loading the model
         parse_metric(self.metric)
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)
 
     def params(self) -> dict[str, Any]:
         keys = (

@@ -178,7 +178,6 @@ class GeneratorConfig:
         return settings
 
     def __post_init__(self) -> None:
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend '{self.backend}'; fix: use one of {', '.join(BACKENDS)}")
         if self.backend == "http" and not self.urls:
@@ -212,6 +211,8 @@ class GeneratorConfig:
             raise ValueError(
                 "timeout must be > 0 and max_retries >= 0; fix: correct --timeout / --max_retries"
             )
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)
 
     def recorded(self) -> dict[str, Any]:
         """The settings as written to stats, stage files and cards: server URLs without credentials."""

@@ -111,7 +111,6 @@ class MiningParams:
     near_duplicate_threshold: float | None = 0.9
 
     def __post_init__(self) -> None:
-        check_fields(self)  # hardneg.options: the same rule as parse(), for configs made in Python
         if self.range_min < 0:
             raise ValueError(f"range_min must be >= 0, got {self.range_min}")
         if self.range_min >= self.range_max:
@@ -136,6 +135,8 @@ class MiningParams:
             raise ValueError(
                 f"near_duplicate_threshold must be in (0, 1] or None, got {self.near_duplicate_threshold}"
             )
+        # last, after the checks with their own messages: the same rule as parse() for configs made in Python
+        check_fields(self)
 
 
 @dataclass
