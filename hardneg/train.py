@@ -875,12 +875,13 @@ def data_fingerprint(ds: Dataset, batch_size: int = 10_000) -> str:
     return digest.hexdigest()
 
 
-def training_record(config: TrainConfig, data: Dataset) -> dict[str, Any]:
-    """What a model is trained on and how: the reuse key of a finished seed (see the module docstring)."""
+def training_record(config: TrainConfig, data: Dataset, fingerprint: str | None = None) -> dict[str, Any]:
+    """What a model is trained on and how: the reuse key of a finished seed (see the module docstring).
+    ``fingerprint``: ``data_fingerprint(data)`` when the caller has it (one scan of the rows for every seed)."""
     options = {k: v for k, v in asdict(config).items() if k not in RUN_ONLY_OPTIONS}
     return {
         "dataset_commit": loaded_commit(data),
-        "data_fingerprint": data_fingerprint(data),
+        "data_fingerprint": fingerprint or data_fingerprint(data),
         **options,
     }
 
@@ -958,11 +959,12 @@ def train_seeds(config: TrainConfig, *, callbacks: list[TrainerCallback] | None 
     with args.main_process_first(local=True, desc="load the dataset"):
         data = _load(config, refresh=args.local_process_index == 0)
     folders = []
+    fingerprint = data_fingerprint(data)  # the same rows for every seed: scanned once
     for seed in config.seeds:
         folder = seed_dir(config.output_dir, seed)
         one = replace(config, seed=seed, seeds=[], output_dir=str(folder))
-        if not check_finished(folder, training_record(one, data)):
-            train(one, callbacks=callbacks, data=data)
+        if not check_finished(folder, training_record(one, data, fingerprint)):
+            train(one, callbacks=callbacks, data=data, fingerprint=fingerprint)
         folders.append(folder)
     return folders
 
@@ -979,7 +981,11 @@ def _load(config: TrainConfig, *, refresh: bool) -> Dataset:
 
 
 def train(
-    config: TrainConfig, *, callbacks: list[TrainerCallback] | None = None, data: Dataset | None = None
+    config: TrainConfig,
+    *,
+    callbacks: list[TrainerCallback] | None = None,
+    data: Dataset | None = None,
+    fingerprint: str | None = None,
 ) -> Path:
     """Train on ``config.dataset`` / ``config.dataset_config`` and save the model to ``config.output_dir``.
 
@@ -987,7 +993,8 @@ def train(
     command resumes from the last complete checkpoint (``config.resume``). Returns the model folder,
     which holds the sentence-transformers model, ``README.md`` (hardneg model card), ``card_data.json``,
     ``training_summary.json`` and ``ranks/rank<N>.json``. ``callbacks`` are extra transformers
-    ``TrainerCallback`` objects (timers, loggers); ``data``: the triplets, already loaded by ``train_seeds``.
+    ``TrainerCallback`` objects (timers, loggers); ``data``: the triplets, already loaded by ``train_seeds``
+    (with their ``fingerprint``, ``data_fingerprint(data)``).
     """
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
@@ -998,7 +1005,7 @@ def train(
     if data is None:
         with args.main_process_first(local=True, desc="load the dataset"):
             data = _load(config, refresh=args.local_process_index == 0)
-    record = training_record(config, data)
+    record = training_record(config, data, fingerprint)
     train_ds, eval_ds = split_eval(data, eval_size=config.eval_size, seed=config.seed)
     if config.max_train_samples:
         train_ds = train_ds.select(range(min(config.max_train_samples, len(train_ds))))
