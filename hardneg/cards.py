@@ -369,6 +369,17 @@ def _pct(x: Any) -> str | None:
     return f"{x:.1%}" if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
+def same_scorer_as_guard(stats: dict) -> bool:
+    """Whether a config's false-negative rate comes from the very scorer its method filtered with (0% by
+    construction, not a measurement); builds from before ``false_negative_same_as_guard`` are read from their
+    params. The card and croissant.json both ask this."""
+    same = stats.get("false_negative_same_as_guard")
+    if same is None:
+        scorer, params = stats.get("false_negative_scorer"), _as_dict(stats.get("params"))
+        same = bool(scorer) and params.get("scorer") == scorer and params.get("absolute_margin") is not None
+    return bool(same)
+
+
 def _false_negative_view(stats: dict) -> dict[str, str]:
     """The suspected false-negative rate as the card shows it.
 
@@ -379,10 +390,7 @@ def _false_negative_view(stats: dict) -> dict[str, str]:
     rate, scorer = _pct(stats.get("suspected_false_negative_rate")), stats.get("false_negative_scorer")
     independent = _pct(stats.get("independent_false_negative_rate"))
     judge = stats.get("independent_false_negative_scorer")
-    same = stats.get("false_negative_same_as_guard")
-    if same is None:  # builds from before the key: the guard's scorer and margin are in the params
-        params = _as_dict(stats.get("params"))
-        same = bool(scorer) and params.get("scorer") == scorer and params.get("absolute_margin") is not None
+    same = same_scorer_as_guard(stats)
     if independent is not None:
         note = f"The suspected false-negative rate is {independent}, judged by `{judge}`, a scorer independent of"
         note += (

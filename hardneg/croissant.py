@@ -25,7 +25,7 @@ from typing import Any
 
 from datasets import Features, Value
 
-from hardneg.cards import PAPER_BIBTEX, DatasetCardData, hub_license
+from hardneg.cards import PAPER_BIBTEX, DatasetCardData, hub_license, same_scorer_as_guard
 from hardneg.config import ConfigError
 from hardneg.errors import first_line
 from hardneg.files import write_atomic
@@ -120,7 +120,7 @@ def rai_fields(build_stats: dict[str, Any]) -> dict[str, Any]:
             independent = stats.get("independent_false_negative_rate")
             rate = independent if independent is not None else stats.get("suspected_false_negative_rate")
             scorer = stats.get("independent_false_negative_scorer") or stats.get("false_negative_scorer")
-            same = stats.get("false_negative_same_as_guard") and independent is None
+            same = same_scorer_as_guard(stats) and independent is None
             biases.append(
                 f"{name}: suspected false-negative rate {_pct(rate)} (scorer {scorer})"
                 + (" - 0% by construction: the method filtered with this scorer" if same else "")

@@ -26,7 +26,7 @@ from hardneg.diagnose import measures
 from hardneg.diagnose.against import against_results
 from hardneg.diagnose.embed import EncodeCost, embed_texts
 from hardneg.diagnose.plots import plot_diagnostics
-from hardneg.diagnose.probe import held_out_scores, probe_result, source_probe
+from hardneg.diagnose.probe import held_out_scores, out_of_fold_scores, probe_result
 from hardneg.diagnose.record import (
     NO_LLM_NEGATIVES,
     ConfigDiagnostics,
@@ -401,7 +401,7 @@ def probe_all(
     y = np.r_[np.ones(len(llm_texts), dtype=np.int64), np.zeros(len(corpus_texts), dtype=np.int64)]
     kw = {"folds": config.probe_folds, "c": config.probe_c, "seed": config.seed}
     try:
-        _, score = source_probe(p_emb[texts], y, **kw)
+        score = out_of_fold_scores(p_emb[texts], y, **kw)  # the AUCs are per config, below
     except ValueError as err:
         for m in names:
             results[m].probe = results[m].probe_query = {"note": f"{err}; too few texts to probe"}
@@ -425,7 +425,7 @@ def probe_all(
     pq, pn, py = (np.asarray(x) for x in zip(*pairs, strict=True))
     xq = np.concatenate([p_emb[pn], q_emb[pq] * p_emb[pn]], axis=1)
     try:
-        _, qscore = source_probe(xq, py.astype(np.int64), groups=pq, **kw)
+        qscore = out_of_fold_scores(xq, py.astype(np.int64), groups=pq, **kw)
         q_score_of = dict(zip(zip(pq.tolist(), pn.tolist(), strict=True), qscore.tolist(), strict=True))
     except ValueError:
         q_score_of = {}
