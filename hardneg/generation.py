@@ -48,8 +48,9 @@ from hardneg.distributed import merge_stats
 from hardneg.errors import first_line
 from hardneg.llm import Generation, Generator, rate_bar, show_tokens
 from hardneg.llm.bounding import fit_prompts
+from hardneg.methods import arrow_table
 from hardneg.prompts import PromptTemplate
-from hardneg.text import is_blank, ngram_jaccard, ngram_overlap, words
+from hardneg.text import blank_rows, is_blank, ngram_jaccard, ngram_overlap, words
 
 # Items generated per block (``generate_in_blocks``): the Python objects of one block (prompts, cache rows,
 # results: ~4.6 KB per item) are all a build holds at once, whatever the corpus size; its rows go to an Arrow
@@ -232,6 +233,22 @@ def check_unique_ids(ids: Dataset | pa.Array | pa.ChunkedArray | list, what: str
         counts = pc.value_counts(ids)
         dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))[0].as_py()
         raise ValueError(f"{what} has duplicate ids (e.g. '{dup}'); fix: make ids unique")
+
+
+def check_texts(ds: Dataset, fields: list[str], what: str, id_column: str = "id") -> None:
+    """``validate_texts`` for a whole table at once, before the first block is generated (vectorised: the one
+    blank rule, ``hardneg.text.blank_rows``); Arrow strings are valid UTF-8 by construction."""
+    table = arrow_table(ds, [id_column, *fields])
+    for f in fields:
+        try:
+            bad = blank_rows(table.column(f).cast(pa.string()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise ValueError(f"{what} column '{f}' does not hold text; fix: give it strings") from None
+        if len(bad):
+            row = table.column(id_column)[int(bad[0])].as_py()
+            raise ValueError(
+                f"{what} row '{row}' has an empty {f} ({len(bad)} such rows); fix: drop or fill empty rows"
+            )
 
 
 def validate_texts(rows: list[dict], fields: list[str], what: str) -> None:

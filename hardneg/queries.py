@@ -24,11 +24,11 @@ from datasets import Dataset
 from hardneg.corpus import passage_text
 from hardneg.generation import (
     HygieneConfig,
+    check_texts,
     check_unique_ids,
     generate_in_blocks,
     provenance_row,
     run_generation,
-    validate_texts,
 )
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import QUERY_FEATURES
@@ -92,6 +92,7 @@ def generate_queries(
             f"corpus lacks column(s) {missing} (has {corpus.column_names}); fix: load it with hardneg.corpus.load_corpus"
         )
     check_unique_ids(corpus, "corpus")
+    check_texts(corpus, ["text"], "corpus")  # every block's rows, before the first is generated
     template = load_prompt(prompt)
     if template.kind != "query" or template.inputs != ("passage",):
         raise ValueError(
@@ -104,7 +105,6 @@ def generate_queries(
         # ``[:]``: a whole column at once (iterating ``part["id"]`` formats one row at a time)
         titles = part["title"][:] if "title" in part.column_names else [""] * len(part)
         raw = [{"id": str(i), "text": t} for i, t in zip(part["id"][:], part["text"][:], strict=True)]
-        validate_texts(raw, ["text"], "corpus")
         positives = [passage_text(t, r["text"]) for t, r in zip(titles, raw, strict=True)]
         items = [
             {"id": r["id"], "passage": truncate_words(p, max_passage_words), "positive": p}

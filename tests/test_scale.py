@@ -143,3 +143,17 @@ def test_rerun_rewrites_the_folder_when_decontamination_removes_other_queries(tm
         if drop == 0:
             first = ids
     assert ids != first and len(ids) == len(first)
+
+
+def test_an_empty_text_in_a_later_block_is_refused_before_any_generation(tmp_path, monkeypatch):
+    """The input rule runs on the whole table up front: a blank passage in the last block stops the stage before
+    the first block is generated (it used to be found only when its own block came)."""
+    corpus = load_corpus("embedded:cranfield").select(range(20))
+    texts = corpus["text"][:]
+    texts[-1] = "\u200b "
+    corpus = corpus.remove_columns("text").add_column("text", texts)
+    monkeypatch.setattr(generation, "GENERATION_BLOCK", 7)
+    _, gen = scripted()
+    with pytest.raises(ValueError, match=rf"corpus row '{corpus['id'][-1]}' has an empty text"):
+        generate_queries(corpus, gen, cache_dir=tmp_path, progress=False)
+    assert gen.prompts == 0

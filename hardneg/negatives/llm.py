@@ -22,11 +22,11 @@ from datasets import Dataset
 
 from hardneg.generation import (
     HygieneConfig,
+    check_texts,
     check_unique_ids,
     generate_in_blocks,
     provenance_row,
     run_generation,
-    validate_texts,
 )
 from hardneg.llm import Generator
 from hardneg.methods import LLM_FEATURES, QUERY_INPUT_COLUMNS, MethodContext, table
@@ -105,6 +105,7 @@ def generate_negatives(
             f"queries lack column(s) {missing} (has {queries.column_names}); fix: pass the output of generate_queries"
         )
     check_unique_ids(queries, "queries", "query_id")
+    check_texts(queries, ["query", "positive"], "queries", "query_id")  # before the first block is generated
     template = load_prompt(prompt or default_prompt)
     want = VARIANT_INPUTS[variant]
     if template.kind != "negative" or set(template.inputs) != want:
@@ -124,7 +125,6 @@ def generate_negatives(
             {"id": q, "query": a, "positive_id": p_id, "positive": p}
             for q, a, p_id, p in zip(*columns, strict=True)
         ]
-        validate_texts(rows, ["query", "positive"], "queries")
         items = [
             {
                 **r,
