@@ -502,9 +502,7 @@ class _Stages:
         path.parent.mkdir(
             parents=True, exist_ok=True
         )  # a gathered stage of a sharded build has no folder yet
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(value))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(value))
 
 
 @dataclass

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 from datasets import Dataset, DatasetInfo, Features, Value, load_from_disk
 from datasets.fingerprint import generate_random_fingerprint
@@ -60,16 +61,32 @@ def stage_fn_scores(
     if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
         return [], []
     saved = json.loads((stages / stage_name / fn_scores_file(scorer)).read_text())
-    stage = (
-        load_from_disk(str(stages / stage_name / "data")).select_columns(["query_id", "negative"]).to_dict()
-    )
-    if len(stage["query_id"]) != len(saved.get("positive", [])):
+    stage = arrow_table(load_from_disk(str(stages / stage_name / "data")), ["query_id", "negative"])
+    if len(stage) != len(saved.get("positive", [])):
         return [], []
-    at = {(str(q), t): i for i, (q, t) in enumerate(zip(stage["query_id"], stage["negative"], strict=True))}
-    rows = [at.get((str(q), t)) for q, t in zip(cols["query_id"], cols["negative"], strict=True)]
+    keys = ["query_id", "negative"]
+    # an Arrow join on (query id, negative), not a Python dict of every stage row; a repeated pair: its last row
+    right = (
+        _key_table(stage["query_id"], stage["negative"])
+        .append_column("_at", pa.array(np.arange(len(stage), dtype=np.int64)))
+        .group_by(keys)
+        .aggregate([("_at", "max")])
+    )
+    left = _key_table(cols["query_id"], cols["negative"]).append_column(
+        "_row", pa.array(np.arange(len(cols["query_id"]), dtype=np.int64))
+    )
+    joined = left.join(right, keys=keys, join_type="left outer").sort_by("_row")
+    rows = joined["_at_max"].to_pylist()
     pos = [None if r is None else saved["positive"][r] for r in rows]
     neg = [None if r is None else saved["negative"][r] for r in rows]
     return (pos, neg) if any(p is not None for p in pos) else ([], [])
+
+
+def _key_table(query_ids: Any, negatives: Any) -> pa.Table:
+    """(query_id as text, negative) columns for the join in ``stage_fn_scores``."""
+    q = query_ids if isinstance(query_ids, (pa.Array, pa.ChunkedArray)) else pa.array(query_ids)
+    n = negatives if isinstance(negatives, (pa.Array, pa.ChunkedArray)) else pa.array(negatives, pa.string())
+    return pa.table({"query_id": q.cast(pa.string()), "negative": n.cast(pa.string())})
 
 
 # -- features ---------------------------------------------------------------------------------------------
