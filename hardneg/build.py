@@ -90,6 +90,7 @@ from hardneg.negatives.repair import JUDGE_PROMPT, REPAIR_MODES, REPAIR_SCOPES, 
 from hardneg.options import check_fields
 from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries
+from hardneg.records import FalseNegativeScores, write_false_negative_scores
 from hardneg.scorers import load_scorer
 
 logger = logging.getLogger(__name__)
@@ -965,6 +966,7 @@ def false_negative_stats(
     """Step 5: the suspected-false-negative rate of each published config by one scorer (+ optional judge),
     from the scores ``score_rows`` saved."""
     out: dict[str, dict] = {}
+    published = FalseNegativeScores()  # the published rows' scores, beside the dataset folder (the explorer's)
     for name, rows in kept.items():
         record: dict[str, Any] = {}
         for role, scorer_name in _fn_scorers(config):
@@ -975,8 +977,9 @@ def false_negative_stats(
             rate, detail = false_negative_summary(pos[rows], neg[rows], scorer, score_name)
             detail["stage"] = stage_of[
                 name
-            ]  # its fn_scores_file is in stages/<stage>/ (the explorer reads it)
+            ]  # its fn_scores_file is in stages/<stage>/ (diagnose reads it)
             if role == "main":
+                published.add(name, scorer, score_name, pos[rows], neg[rows])
                 record.update(
                     false_negative_scorer=scorer,
                     suspected_false_negative_rate=rate,
@@ -986,6 +989,7 @@ def false_negative_stats(
             else:
                 record.update(independent_false_negative_scorer=scorer, independent_false_negative_rate=rate)
         out[name] = record
+    write_false_negative_scores(stages.root.parent, published)
     return out
 
 

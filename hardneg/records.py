@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from hardneg.config import read_json
 from hardneg.files import write_atomic
 
 BUILD_STATS_FILE = "build_stats.json"  # the name hardneg.dataset_folder writes it under
@@ -374,10 +375,12 @@ class EvalResult:
         return write_atomic(Path(path), json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def from_disk(cls, path: str | Path) -> EvalResult:
-        """A result file of any hardneg version (``_upgrade``); raises ``json.JSONDecodeError``/``OSError``."""
+    def from_disk(cls, path: str | Path, fix: str | None = None) -> EvalResult:
+        """A result file of any hardneg version (``_upgrade``). With ``fix``, a broken file is one error line
+        naming it and the fix (``hardneg.config.read_json``); without, ``json.JSONDecodeError`` propagates."""
         path = Path(path)
-        return cls.from_dict(cls._upgrade(json.loads(path.read_text())), path=path)
+        data = read_json(path, fix) if fix else json.loads(path.read_text())
+        return cls.from_dict(cls._upgrade(data), path=path)
 
     @staticmethod
     def _upgrade(data: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from hardneg.diagnose.against import DIAGNOSTICS
 from hardneg.diagnose.record import Diagnostics
-from hardneg.report import _pyplot
+from hardneg.report.plots import pyplot
 
 LABELS = {
     "eci": "ECI (v1, hardneg's reading)",
@@ -28,7 +28,7 @@ def _ecdf(ax, values: np.ndarray, label: str, **kw) -> None:
 
 def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
     """Write the figures into ``run_dir``; returns their paths."""
-    plt = _pyplot()
+    plt = pyplot()
     run_dir = Path(run_dir)
     names = list(diag.configs)
     colors = {n: plt.cm.tab10(i % 10) for i, n in enumerate(names)}
@@ -121,7 +121,7 @@ def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
 
 def plot_against(diag: Diagnostics, path: Path) -> Path:
     """One panel per diagnostic: the methods' diagnostic vs their trained metric (seed mean and each seed)."""
-    plt = _pyplot()
+    plt = pyplot()
     block = diag.against_results[0]
     metric = block["metric"]
     keys = [k for k in DIAGNOSTICS if all(p.get(k) is not None for p in block["points"])]
