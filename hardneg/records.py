@@ -121,6 +121,7 @@ class ConfigStats:
         default=None, metadata=_merge("sum")
     )  # false-negative repair: counts per decision
     extra: dict[str, Any] = field(default_factory=dict)
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the keys as read (``items``)
 
     # How the method-specific keys (``extra``) add up: settings, the same in every shard, are taken from the
     # first; distribution summaries (mean, quantiles) are kept per shard; any other ``*_rate`` is row-weighted;
@@ -154,10 +155,11 @@ class ConfigStats:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConfigStats:
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)} - {"extra", "order"}
         return cls(
             **{k: v for k, v in data.items() if k in known},
             extra={k: v for k, v in data.items() if k not in known},
+            order=tuple(data),
         )
 
     @classmethod
@@ -178,8 +180,15 @@ class ConfigStats:
         return data
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
-        return {**self.extra, **out}
+        """The keys as the build writes them: method-specific ones first, then the set fields in field order."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "order")}
+        return {**self.extra, **{k: v for k, v in out.items() if v is not None}}
+
+    def items(self) -> list[tuple[str, Any]]:
+        """Every set value, in the order of the file it was read from (``to_dict``'s order otherwise)."""
+        data = self.to_dict()
+        first = [k for k in self.order if k in data]
+        return [(k, data[k]) for k in first] + [(k, v) for k, v in data.items() if k not in set(first)]
 
     def get(self, key: str, default: Any = None) -> Any:
         """A method-specific value (``extra``) or a field, by name (for the card's "other statistics")."""
