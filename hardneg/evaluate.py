@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import logging
 import re
 import time
@@ -421,7 +420,7 @@ def _is_current(
         return False
     try:
         old = EvalResult.from_disk(path)  # older files are converted there
-    except (OSError, json.JSONDecodeError, TypeError):
+    except (OSError, ValueError, TypeError):
         return False
     same_dtype = dtype is None or spec.is_bm25 or old.dtype == dtype
     same_settings = all(old.setting(k) == v for k, v in (expect or {}).items())

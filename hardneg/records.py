@@ -7,7 +7,7 @@ converter for older files of a record lives in its ``from_disk`` (``_upgrade``),
 - ``ConfigStats``: one config's statistics (``build_stats["configs"][name]``, and a build stage's stats); the
   rule that adds up the stats of several shards or blocks is part of the type (``ConfigStats.merge``: each
   field's ``merge`` metadata, ``EXTRA_MERGE`` for method-specific keys).
-- ``BuildStats``: ``<dataset>/build_stats.json``, the build's provenance plus one ``ConfigStats`` per config.
+- ``BuildStats``: ``<dataset>/build_stats.json`` (``hardneg.dataset_folder.BUILD_STATS_FILE``), the build's provenance plus one ``ConfigStats`` per config.
 - ``FalseNegativeScores``: ``<run>/false_negative_scores.json``, every published row's (positive, negative)
   score by the build's false-negative scorer, per config, aligned with the config's published rows (the
   explorer reads it; the build's ``stages/`` folder stays private).
@@ -30,7 +30,6 @@ from typing import Any, ClassVar, Literal
 from hardneg.config import read_json
 from hardneg.files import write_atomic
 
-BUILD_STATS_FILE = "build_stats.json"  # the name hardneg.dataset_folder writes it under
 FALSE_NEGATIVE_SCORES_FILE = "false_negative_scores.json"
 
 # -- how the stats of several shards (or generation blocks) add up -----------------------------------------
@@ -389,14 +388,15 @@ class EvalResult:
         naming it and the fix (``hardneg.config.read_json``); without, ``json.JSONDecodeError`` propagates."""
         path = Path(path)
         data = read_json(path, fix) if fix else json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} is not a result file (a JSON object); fix: {fix or 'evaluate again'}")
         return cls.from_dict(cls._upgrade(data), path=path)
 
     @staticmethod
     def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
         """Older files: no ``metric_list`` (the metric keys were the list) and one passage format (hardneg)."""
-        if isinstance(data, dict):
-            data.setdefault("metric_list", sorted(data.get("metrics") or {}))
-            data.setdefault("passage_format", "hardneg")
+        data.setdefault("metric_list", sorted(data.get("metrics") or {}))
+        data.setdefault("passage_format", "hardneg")
         return data
 
     def setting(self, key: str) -> Any:
