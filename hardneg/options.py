@@ -87,17 +87,36 @@ def check_value(f: dataclasses.Field, tp: Any, value: Any) -> None:
             )
 
 
+def own_fields(t: type) -> set[str]:
+    """The fields hardneg's own classes declare. A config may build on another library's dataclass
+    (``TrainConfig`` on sentence-transformers' training arguments): the fields it inherits follow that
+    library's own rules (``local_rank: -1``), so only ``_finite`` applies to them."""
+    return {
+        name
+        for klass in t.__mro__
+        if klass.__module__.split(".")[0] == "hardneg"
+        for name in vars(klass).get("__annotations__", {})
+    }
+
+
+def _check(f: dataclasses.Field, tp: Any, value: Any, own: set[str]) -> None:
+    if f.name in own:
+        check_value(f, tp, value)
+    else:
+        _finite(value, f"--{f.name}")
+
+
 def check_values(values: dict[str, Any], dataclass_types: tuple[type, ...]) -> None:
     """``check_value`` for every field of ``values`` (parsed from the command line and the recipe)."""
     for t in dataclass_types:
-        hints = typing.get_type_hints(t)
+        hints, own = typing.get_type_hints(t), own_fields(t)
         for f in dataclasses.fields(t):
             if f.name in values:
-                check_value(f, hints[f.name], values[f.name])
+                _check(f, hints[f.name], values[f.name], own)
 
 
 def check_fields(cfg: Any) -> None:
     """``check_value`` for every field of a built config (dataclass instance)."""
-    hints = typing.get_type_hints(type(cfg))
+    hints, own = typing.get_type_hints(type(cfg)), own_fields(type(cfg))
     for f in dataclasses.fields(cfg):
-        check_value(f, hints[f.name], getattr(cfg, f.name))
+        _check(f, hints[f.name], getattr(cfg, f.name), own)
