@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
+import functools
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,11 +265,10 @@ class TrainConfig(SentenceTransformerTrainingArguments):
         self.use_cpu = self.use_cpu or best_device() == "cpu"
         self.dataloader_pin_memory = self.dataloader_pin_memory and best_device() == "cuda"
         # sentence-transformers turns a sampler name into its own enum, which lacks hardneg's sampler, and a
-        # warmup_ratio into warmup_steps with a deprecation warning: both are restored after its checks
+        # warmup_ratio into warmup_steps with a deprecation warning: both are restored after its checks (the
+        # trainer gets the ratio as transformers 5's fractional warmup_steps, ``training_arguments``)
         sampler, ratio = self.batch_sampler, self.warmup_ratio
-        self.batch_sampler = BatchSamplers.BATCH_SAMPLER
-        if ratio is not None and self.warmup_steps == 0:
-            self.warmup_steps, self.warmup_ratio = ratio, None  # transformers 5: a float < 1 is a ratio
+        self.batch_sampler, self.warmup_ratio = BatchSamplers.BATCH_SAMPLER, None
         super().__post_init__()
         self.batch_sampler, self.warmup_ratio = sampler, ratio
         # last, after the checks with their own messages: the same rule as parse() for configs made in Python
@@ -403,6 +403,7 @@ RUN_ONLY_OPTIONS = (
 )
 # transformers fields named so (logging, saving, evaluation, Hub, loaders, trackers) do not change the model
 RUN_ONLY_PREFIXES = (
+    "do_",
     "logging_",
     "log_",
     "save_",
@@ -447,18 +448,28 @@ def own_fields() -> list[str]:
 
 
 def changed_foreign_options(config: TrainConfig) -> dict[str, Any]:
-    """The inherited transformers fields whose given value differs from their default (read before
-    ``__post_init__`` normalises them); ``hub_token`` and the like are never kept."""
+    """The inherited transformers fields whose given value differs from their default, read before
+    ``__post_init__`` normalises them. A copy made with ``dataclasses.replace`` passes normalised values
+    (``accelerator_config`` an ``AcceleratorConfig``, ``debug`` a list): a value equal to the normalised default
+    is not a change either. ``hub_token`` and the like are never kept."""
     own = set(own_fields())
+    normalised = _normalised_defaults(config.use_cpu or best_device() == "cpu")
     changed = {}
     for f in dataclasses.fields(SentenceTransformerTrainingArguments):
         if not f.init or f.name in own or "token" in f.name:
             continue
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        value = getattr(config, f.name)
-        if plain(value) != plain(default):
-            changed[f.name] = plain(value)
+        value = plain(getattr(config, f.name))
+        if value != plain(default) and value != normalised[f.name]:
+            changed[f.name] = value
     return changed
+
+
+@functools.cache
+def _normalised_defaults(use_cpu: bool) -> dict[str, Any]:
+    """Every transformers field's default after transformers' ``__post_init__`` (on the same device kind)."""
+    reference = SentenceTransformerTrainingArguments(output_dir="trainer_output", use_cpu=use_cpu)
+    return {f.name: plain(getattr(reference, f.name)) for f in dataclasses.fields(reference) if f.init}
 
 
 def plain(value: Any) -> Any:

@@ -65,7 +65,9 @@ def training_arguments(config: TrainConfig, *, has_eval: bool) -> SentenceTransf
         run_name=run_name(config),
         prompts=prompts or None,
         batch_sampler=batch_sampler(config.batch_sampler, config.length_group_size),
-        warmup_ratio=None,  # carried by warmup_steps (TrainConfig.__post_init__)
+        # transformers 5: a float < 1 is a ratio; warmup_steps, when set, wins (as in sentence-transformers)
+        warmup_steps=config.warmup_steps or (config.warmup_ratio or 0.0),
+        warmup_ratio=None,
         eval_strategy="steps" if evaluating else config.eval_strategy if has_eval else "no",
         eval_steps=config.eval_steps if evaluating else None,
         push_to_hub=False,
