@@ -46,7 +46,7 @@ OUTPUT_FIELDS = ("output_dir", "run_dir")
 # What each tool leaves in the folder it writes: a folder holding one of these markers is that tool's. A stage
 # writes only into a folder of its own kind (``OUTPUT_KIND``) and never into a dataset or model folder (they are
 # published as a whole), nor over any of its inputs (``INPUT_FIELDS``): ``check_outputs``. The names are those
-# of hardneg.dataset_folder.BUILD_STATS_FILE, hardneg.train.SUMMARY_FILE, sentence-transformers' modules.json
+# of hardneg.dataset_folder.BUILD_STATS_FILE, hardneg.train.record.SUMMARY_FILE, sentence-transformers' modules.json
 # and hardneg.build's stages folder (tests/test_bad_inputs_rules.py checks them).
 FOLDER_KINDS: dict[str, tuple[str, ...]] = {
     "dataset": ("build_stats.json",),
