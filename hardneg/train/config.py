@@ -258,8 +258,6 @@ class TrainConfig(SentenceTransformerTrainingArguments):
         self._changed = changed_foreign_options(self)  # before transformers normalises the values
         self._check_own()
         self.report_to = resolve_report_to(self.report_to)
-        if self.per_device_eval_batch_size is None:
-            self.per_device_eval_batch_size = self.per_device_train_batch_size
         # Without an accelerator, several launched processes must be told they are CPU processes: only then
         # does accelerate set up MULTI_CPU (gloo) instead of N independent single-process runs.
         self.use_cpu = self.use_cpu or best_device() == "cpu"

@@ -46,8 +46,9 @@ RANKS_DIR = "ranks"
 def training_arguments(config: TrainConfig, *, has_eval: bool) -> SentenceTransformerTrainingArguments:
     """The trainer's arguments: every sentence-transformers field of ``config`` as given, except what hardneg
     decides itself: checkpoints in ``<output_dir>/checkpoints``, the run name, the prompts (from
-    query_prompt / passage_prompt), the batch sampler object, evaluation only with a held-out set, and no
-    Hub push by the trainer (``push_to_hub`` publishes the final folder as a tagged release)."""
+    query_prompt / passage_prompt), the batch sampler object, the warmup (``warmup_ratio`` as a fractional
+    ``warmup_steps``), evaluation only with a held-out set (batch: the training batch unless set), and no Hub
+    push by the trainer (``push_to_hub`` publishes the final folder as a tagged release)."""
     values = {
         f.name: getattr(config, f.name)
         for f in dataclasses.fields(SentenceTransformerTrainingArguments)
@@ -70,6 +71,7 @@ def training_arguments(config: TrainConfig, *, has_eval: bool) -> SentenceTransf
         warmup_ratio=None,
         eval_strategy="steps" if evaluating else config.eval_strategy if has_eval else "no",
         eval_steps=config.eval_steps if evaluating else None,
+        per_device_eval_batch_size=config.per_device_eval_batch_size or config.per_device_train_batch_size,
         push_to_hub=False,
         hub_model_id=None,
         hub_private_repo=None,
