@@ -474,7 +474,9 @@ def _numeric_fields() -> list[tuple[tuple[type, ...], dataclasses.Field, type]]:
             for f in dataclasses.fields(t):
                 text = str(hints[f.name])
                 kind = int if "int" in text else float if "float" in text else None
-                if kind and "bool" not in text and "dict" not in text and (types, f.name) not in {(s, g.name) for s, g, _ in out}:
+                # a mapping option (learning_rate_mapping: {regex: rate}) is not a number
+                kind = None if "dict" in text else kind
+                if kind and "bool" not in text and (types, f.name) not in {(s, g.name) for s, g, _ in out}:
                     out.append((types, f, kind))
     return out
 

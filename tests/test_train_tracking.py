@@ -116,7 +116,9 @@ def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
     class _Result:
         commit_url = "https://hub.example/commit/abc"
 
-    monkeypatch.setattr(hardneg.train.save, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
+    monkeypatch.setattr(
+        hardneg.train.save, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result()
+    )
     assert push_model(tmp_path, repo_id="org/retriever", version="1.2.0", private=False) == _Result.commit_url
     assert calls == [
         (
