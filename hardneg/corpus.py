@@ -138,11 +138,15 @@ _TEXT_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_null)
 _ID_TYPES = (*_TEXT_TYPES, pa.types.is_integer)
 
 
-def _typed(table: pa.Table, wanted: set[str]) -> bool:
-    return all(
-        any(ok(table.schema.field(name).type) for ok in (_ID_TYPES if name in ID_COLUMNS else _TEXT_TYPES))
-        for name in wanted & set(table.column_names)
-    )
+def untyped_column(table: pa.Table, wanted: Iterable[str]) -> str | None:
+    """The first of the ``wanted`` columns present in ``table`` that is not text (ids: text or integers), or
+    None: the one rule for what a corpus/queries column may be read as."""
+    for name in wanted:
+        if name in table.column_names:
+            kind = table.schema.field(name).type
+            if not any(ok(kind) for ok in (_ID_TYPES if name in ID_COLUMNS else _TEXT_TYPES)):
+                return name
+    return None
 
 
 def _column_from_rows(numbered: list[tuple[int, dict]], name: str, path: Path) -> pa.Array:
@@ -173,7 +177,7 @@ def _table_from_jsonl(path: Path, wanted: set[str]) -> _Table:
             table.validate(full=True)  # Arrow's reader keeps bytes that are not UTF-8; Python names the line
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
             table = None
-        if table is not None and table.num_rows and _typed(table, wanted):
+        if table is not None and table.num_rows and untyped_column(table, wanted) is None:
             return _Table(str(path), table, _jsonl_where(path))
     numbered = read_jsonl(path)
     names = list(dict.fromkeys(k for _, r in numbered for k in r)) or [""]  # "": no column at all

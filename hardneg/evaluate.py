@@ -37,8 +37,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hardneg import mteb_results
-from hardneg.assets import dtype_name, resolve_dataset, resolve_embedder
-from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
+from hardneg.assets import ModelRef, dtype_name, resolve_embedder
+from hardneg.beir import load_eval_dataset
 from hardneg.config import read_json
 from hardneg.corpus import BeirData
 from hardneg.encode import process_state
@@ -54,7 +54,8 @@ from hardneg.metrics import (
 )
 from hardneg.mteb_results import PASSAGE_FORMATS, format_passage, parse_task_names
 from hardneg.options import check_fields
-from hardneg.revisions import model_commit, resolve_revision
+from hardneg.references import DatasetRef, DatasetSpec, resolve_dataset_ref
+from hardneg.revisions import model_commit
 
 logger = logging.getLogger(__name__)
 
@@ -74,25 +75,6 @@ RUN_FILE_SUFFIX = ".trec.gz"
 # MTEB also sets it for FEVER, MSMARCO and FiQA2018, whose query and document ids are separate numbers:
 # set ignore_identical_ids: true to match MTEB exactly there.
 IDENTICAL_ID_DATASETS = ("arguana", "quora")
-# Hub revisions (commit shas) of the BEIR sets as MTEB pins them in its task definitions
-# (github.com/embeddings-benchmark/mteb, mteb/tasks/retrieval/eng/*.py at commit a905523d, 2026-08-22).
-# A Hub set named without a revision is loaded at this revision; other Hub sets record the one they used.
-KNOWN_REVISIONS = {
-    "mteb/arguana": "c22ab2a51041ffd869aaddef7af8d8215647e41a",
-    "mteb/climate-fever": "47f2ac6acb640fc46020b02a5b59fdda04d39380",
-    "mteb/dbpedia": "c0f706b76e590d620bd6618b3ca8efdd34e2d659",
-    "mteb/fever": "bea83ef9e8fb933d90a2f1d5515737465d613e12",
-    "mteb/fiqa": "27a168819829fe9bcd655c2df245fb19452e8e06",
-    "mteb/hotpotqa": "ab518f4d6fcca38d87c25209f94beba119d02014",
-    "mteb/msmarco": "c5a29a104738b98a9e76336939199e264163d4a0",
-    "mteb/nfcorpus": "ec0fa4fe99da2ff19ca1214b7966684033a58814",
-    "mteb/nq": "b774495ed302d8c44a3a7ea25c90dbce03968f31",
-    "mteb/quora": "e4e08e0b7dbe3c8700f0daef558ff32256715259",
-    "mteb/scidocs": "f8c2fcf00f625baaa80f62ec5bd9e1fff3b8ae88",
-    "mteb/scifact": "d56462d0e63a25450459c4f213e49ffdb866f7f9",
-    "mteb/touche2020": "a34f9a33db75fa0cbb21bb5cfc3dae8dc8bec93f",
-    "mteb/trec-covid": "bb9466bac8153a0349341eb1b22e06409e78ef4e",
-}
 SEED_DIR = re.compile(r"^seed(-?[0-9]+)$")
 
 
@@ -108,6 +90,8 @@ class ModelSpec:
     batch_size: int | None = None
     max_seq_length: int | None = None
     seed: int | None = None
+    # the model reference resolved once (``resolved``); not an entry key, not copied by ``replace``
+    ref: ModelRef | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, entry: str | dict, run_dir: str) -> ModelSpec:
@@ -135,6 +119,14 @@ class ModelSpec:
     @property
     def is_bm25(self) -> bool:
         return self.model.lower() == "bm25"
+
+    @property
+    def resolved(self) -> ModelRef:
+        """The model reference resolved once (``hardneg.assets.resolve_embedder``: embedded names -> their
+        folder); BM25 is its own reference."""
+        if self.ref is None:
+            self.ref = ModelRef("bm25", source="bm25") if self.is_bm25 else resolve_embedder(self.model)
+        return self.ref
 
 
 @dataclass
@@ -332,8 +324,7 @@ def readable_name(spec: ModelSpec) -> str:
             base = base[0] if base else None
         if base:
             return readable_name(ModelSpec(spec.method, str(base)))
-    ref = resolve_embedder(spec.model)
-    return Path(ref.name.rstrip("/")).name
+    return Path(spec.resolved.name.rstrip("/")).name
 
 
 def model_key(spec: ModelSpec) -> str:
@@ -359,49 +350,10 @@ def ignores_identical_ids(option: str, dataset_name: str) -> bool:
     return dataset_name.lower() in IDENTICAL_ID_DATASETS
 
 
-def hub_id(spec: DatasetSpec) -> str | None:
-    """The Hub repo a dataset spec loads from (a BEIR name -> ``mteb/<name>``); None for local sets."""
-    source = resolve_dataset(spec.source)
-    if Path(source).exists():
-        return None
-    if "/" in source:
-        return source
-    return f"mteb/{source.lower()}" if source.lower() in BEIR_NAMES else None
-
-
-def pin_revision(spec: DatasetSpec) -> tuple[DatasetSpec, str]:
-    """``(spec, how)``: a Hub set named without a revision gets its ``KNOWN_REVISIONS`` pin (how
-    ``pinned``); ``given`` when the user pinned it, ``local`` for folders, ``unpinned`` otherwise."""
-    repo = hub_id(spec)
-    if repo is None:
-        return spec, "local"
-    if spec.revision:
-        return spec, "given"
-    if repo in KNOWN_REVISIONS:
-        return replace(spec, revision=KNOWN_REVISIONS[repo]), "pinned"
-    return spec, "unpinned"
-
-
-def resolved_revision(spec: DatasetSpec, how: str) -> str | None:
-    """The commit a Hub set was read at: the pin or given revision, else the Hub's answer for the
-    default branch now (None when the Hub cannot be asked, e.g. offline)."""
-    if how == "local":
-        return None
-    if how in ("pinned", "given"):  # a tag is recorded as the commit it named (load_eval_dataset checked it)
-        return resolve_revision(hub_id(spec), spec.revision)
-    try:
-        from huggingface_hub import HfApi
-
-        return HfApi().dataset_info(hub_id(spec), revision="main").sha
-    except Exception as err:  # offline, gated, unknown: record that it is unknown, never fail the run
-        logger.warning("%s: could not resolve the Hub revision used (%s)", spec.source, type(err).__name__)
-        return None
-
-
 def source_stamp(spec: ModelSpec) -> str:
     """What the model is made of, cheaply: for a local folder, its files' names, sizes and mtimes (a
     retrained model gets a new stamp); for a Hub id, embedded model or BM25, the id itself."""
-    folder = Path(resolve_embedder(spec.model).name_or_path) if not spec.is_bm25 else None
+    folder = None if spec.is_bm25 else Path(spec.resolved.name_or_path)
     if folder is None or not folder.is_dir():
         return spec.model
     h = hashlib.sha256()
@@ -435,32 +387,32 @@ def mteb_model(spec: ModelSpec, result: dict[str, Any], model=None) -> mteb_resu
     """The model an MTEB result is filed under: a Hub or embedded model by its Hub id and commit; a local
     folder (fine-tuned) as ``hardneg/<model key>`` at its files' stamp, with the ``model_meta.json`` saved
     beside it by training; BM25 as ``hardneg/<model key>``."""
-    folder = None if spec.is_bm25 else Path(resolve_embedder(spec.model).name_or_path)
+    folder = None if spec.is_bm25 else Path(spec.resolved.name_or_path)
     if folder is not None and folder.is_dir() and not spec.model.startswith("embedded:"):
         return mteb_results.model_info(model_key(spec), result["source_stamp"], folder, model)
-    name = model_key(spec) if spec.is_bm25 else resolve_embedder(spec.model).name
+    name = model_key(spec) if spec.is_bm25 else spec.resolved.name
     return mteb_results.model_info(name, result.get("model_commit"), None, model)
 
 
-def scoring_settings(config: EvalConfig, dspec: DatasetSpec, pin: tuple[DatasetSpec, str]) -> dict[str, Any]:
+def scoring_settings(config: EvalConfig, dataset: DatasetRef) -> dict[str, Any]:
     """What else decides a result's numbers besides the model: compared by ``_is_current``, written into
     every result file."""
-    pinned, how = pin
     return {
         "max_queries": config.max_queries,
         "top_k": config.top_k,
-        "ignore_identical_ids": ignores_identical_ids(config.ignore_identical_ids, dspec.name),
+        "ignore_identical_ids": ignores_identical_ids(config.ignore_identical_ids, dataset.name),
         "metric_list": sorted(config.metrics),
-        "dataset_request": {"revision": pinned.revision, "how": how},
+        "dataset_request": dataset.request(),
         "passage_format": config.passage_format,
     }
 
 
-def load_embedder(spec: ModelSpec, device: str | None = None):
-    """A SentenceTransformer for ``spec`` (embedded ids resolved); a clear error when it cannot load."""
+def load_eval_model(spec: ModelSpec, device: str | None = None):
+    """The SentenceTransformer a ``ModelSpec`` names, loaded for evaluation (its resolved reference, its
+    ``max_seq_length``); a clear error when it cannot load."""
     from sentence_transformers import SentenceTransformer
 
-    ref = resolve_embedder(spec.model)
+    ref = spec.resolved
     try:
         model = SentenceTransformer(ref.name_or_path, device=device)
     except Exception as err:  # OSError, ValueError, HF errors: all mean "cannot load this model"
@@ -699,17 +651,9 @@ def evaluate_model_on_dataset(
     return result, run
 
 
-def evaluate(config: EvalConfig) -> list[Path]:
-    """Evaluate every model on every dataset; write (and return the paths of) the result files.
-
-    Models load once and datasets once; a result file that exists is kept unless ``overwrite``.
-    Under ``accelerate launch`` every process encodes its share of the corpus; only the main process
-    scores and writes.
-    """
-    state = process_state()
-    for dspec in config.dataset_specs:
-        check_dataset_name(dspec)
-    for spec in config.model_specs:  # fail before hours of work, not after
+def check_model_folders(specs: list[ModelSpec]) -> None:
+    """Refuse a model path that looks local but does not exist: fail before hours of work, not after."""
+    for spec in specs:
         path = Path(spec.model)
         looks_local = path.is_absolute() or spec.model.startswith(".") or Path(path.parts[0]).is_dir()
         if not spec.is_bm25 and looks_local and not path.exists():
@@ -717,86 +661,145 @@ def evaluate(config: EvalConfig) -> list[Path]:
                 f"cannot load model '{spec.model}' (method {spec.method}): the folder does not exist; fix: "
                 "train it first (`make train` writes <run_dir>/models/<method>/seed<S>) or correct the path"
             )
-    out_dir = Path(config.run_dir) / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class _Plan:
+    """What one model still needs on each dataset: ``stale`` results to compute, ``mteb_only`` results to file
+    in MTEB's layout from the kept run file, and the paths of the results kept as they are."""
+
+    stale: list[DatasetRef]
+    mteb_only: list[DatasetRef]
+    kept: list[Path]
+
+    @property
+    def todo(self) -> list[DatasetRef]:
+        return self.stale + self.mteb_only
+
+
+def _plan(config: EvalConfig, spec: ModelSpec, refs: list[DatasetRef], dtype: str, write_mteb: bool) -> _Plan:
+    stale = [
+        d
+        for d in refs
+        if config.overwrite
+        or not _is_current(
+            result_path(config.run_dir, spec, d.name), spec, dtype, scoring_settings(config, d)
+        )
+    ]
+    # a current result without its MTEB file (computed before mteb was installed): the MTEB file is made
+    # from the kept run file, nothing is encoded again
+    mteb_only = [
+        d
+        for d in refs
+        if d not in stale
+        and write_mteb
+        and not mteb_results.has_task_result(config.run_dir, result_path(config.run_dir, spec, d.name))
+    ]
+    kept = [result_path(config.run_dir, spec, d.name) for d in refs if d not in stale + mteb_only]
+    return _Plan(stale, mteb_only, kept)
+
+
+def _print_result(result: dict[str, Any], spec: ModelSpec, data: BeirData) -> None:
+    seed = "" if spec.seed is None else f" seed{spec.seed}"
+    print(
+        f"{result['model']:>24} {spec.method + seed:>16} {data.name:>12}  "
+        + "  ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+        + f"  ({result['counts']['queries_evaluated']} queries)"
+    )
+
+
+def _write_result(
+    config: EvalConfig,
+    path: Path,
+    result: dict[str, Any],
+    run: dict[str, dict[str, float]],
+    *,
+    spec: ModelSpec,
+    ref: DatasetRef,
+    data: BeirData,
+    model,
+    computed: bool,
+    mteb_task: str | None | bool,
+) -> None:
+    """On the main process: the run file (when ``computed``), the MTEB file (unless ``mteb_task`` is False;
+    None: the task MTEB knows for the set), then the result file, and one printed line."""
+    if computed:
+        result.update(scoring_settings(config, ref))
+        result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
+    if mteb_task is not False:
+        mteb_path = mteb_results.write_evaluation(
+            config.run_dir,
+            data=data,
+            run=run,
+            split=config.split,
+            hub_path=ref.hub_id,
+            revision=ref.commit,
+            task_name=mteb_task,
+            model=mteb_model(spec, result, model),
+            evaluation_time=result["timing"]["wall_s"],
+            passage_format=config.passage_format,
+            ignore_identical_ids=result["ignore_identical_ids"],
+        )
+        result["mteb_result"] = str(mteb_path.relative_to(config.run_dir))
+    result["run_file_queries"] = sum(1 for ranked in run.values() if ranked)  # checked on reading
+    write_atomic(path, json.dumps(result, indent=1))
+    _print_result(result, spec, data)
+
+
+def evaluate(config: EvalConfig) -> list[Path]:
+    """Evaluate every model on every dataset; write (and return the paths of) the result files.
+
+    Every dataset and model reference is resolved once, here (``hardneg.references``), and passed down.
+    Models load once and datasets once; a result file that exists is kept unless ``overwrite``.
+    Under ``accelerate launch`` every process encodes its share of the corpus; only the main process
+    scores and writes.
+    """
+    state = process_state()
+    refs = [resolve_dataset_ref(d, pin=True) for d in config.dataset_specs]
+    for spec in config.model_specs:
+        spec.resolved  # noqa: B018 - resolve every model reference now: an unknown embedded name fails here
+    check_model_folders(config.model_specs)
+    (Path(config.run_dir) / "results").mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    datasets: dict[DatasetSpec, BeirData] = {}
-    device = config.device or str(state.device)
-    dtype = dtype_name(config.dtype, device)
-    pins = {d: pin_revision(d) for d in config.dataset_specs}
-    revisions: dict[DatasetSpec, dict[str, Any]] = {}
+    datasets: dict[DatasetRef, BeirData] = {}
+    dtype = dtype_name(config.dtype, config.device or str(state.device))
     write_mteb = mteb_results.mteb_enabled(config.mteb_results)
     mteb_names = parse_task_names(config.mteb_tasks)
     for name in mteb_names.values() if write_mteb else ():
         mteb_results.get_registered_task(name)  # an unknown task name fails now, not after the encoding
     for spec in config.model_specs:
         state.wait_for_everyone()  # every process decides what is left from the same files
-        stale = [
-            d
-            for d in config.dataset_specs
-            if config.overwrite
-            or not _is_current(
-                result_path(config.run_dir, spec, d.name), spec, dtype, scoring_settings(config, d, pins[d])
-            )
-        ]
-        # a current result without its MTEB file (computed before mteb was installed): the MTEB file is made
-        # from the kept run file, nothing is encoded again
-        mteb_only = [
-            d
-            for d in config.dataset_specs
-            if d not in stale
-            and write_mteb
-            and not mteb_results.has_task_result(config.run_dir, result_path(config.run_dir, spec, d.name))
-        ]
-        todo = stale + mteb_only
-        written += [result_path(config.run_dir, spec, d.name) for d in config.dataset_specs if d not in todo]
-        if not todo:
+        plan = _plan(config, spec, refs, dtype, write_mteb)
+        written += plan.kept
+        if not plan.todo:
             logger.info(
                 "%s: results of these model files exist, skipped (overwrite=true recomputes)", model_key(spec)
             )
             continue
-        model = None if spec.is_bm25 else load_embedder(spec, device)
-        for dspec in todo:
-            pinned, how = pins[dspec]
-            if dspec not in datasets:
-                datasets[dspec] = load_eval_dataset(pinned)
-                revisions[dspec] = {"revision": resolved_revision(pinned, how), "how": how}
-            data = datasets[dspec]
-            path = result_path(config.run_dir, spec, dspec.name)
-            if dspec in stale:
+        model = None if spec.is_bm25 else load_eval_model(spec, config.device or str(state.device))
+        for ref in plan.todo:
+            if ref not in datasets:
+                datasets[ref] = load_eval_dataset(ref)
+            data, path = datasets[ref], result_path(config.run_dir, spec, ref.name)
+            if ref in plan.stale:
                 result, run = evaluate_model_on_dataset(
-                    spec, data, config, model, dataset_source=dspec.source, dataset_revision=revisions[dspec]
+                    spec, data, config, model, dataset_source=ref.source, dataset_revision=ref.record()
                 )
             else:
                 result = read_json(path, "evaluate again (overwrite: true)")
                 run = read_run_file(run_file_path(path), result.get("run_file_queries"))
             if state.is_main_process:
-                if dspec in stale:
-                    result.update(scoring_settings(config, dspec, pins[dspec]))
-                    result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
-                if write_mteb:
-                    mteb_path = mteb_results.write_evaluation(
-                        config.run_dir,
-                        data=data,
-                        run=run,
-                        split=config.split,
-                        hub_path=hub_id(pinned),
-                        revision=revisions[dspec]["revision"],
-                        task_name=mteb_names.get(dspec.name),
-                        model=mteb_model(spec, result, model),
-                        evaluation_time=result["timing"]["wall_s"],
-                        passage_format=config.passage_format,
-                        ignore_identical_ids=result["ignore_identical_ids"],
-                    )
-                    result["mteb_result"] = str(mteb_path.relative_to(config.run_dir))
-                result["run_file_queries"] = sum(1 for ranked in run.values() if ranked)  # checked on reading
-                write_atomic(path, json.dumps(result, indent=1))
-                m = result["metrics"]
-                seed = "" if spec.seed is None else f" seed{spec.seed}"
-                print(
-                    f"{result['model']:>24} {spec.method + seed:>16} {data.name:>12}  "
-                    + "  ".join(f"{k} {v:.4f}" for k, v in m.items())
-                    + f"  ({result['counts']['queries_evaluated']} queries)"
+                _write_result(
+                    config,
+                    path,
+                    result,
+                    run,
+                    spec=spec,
+                    ref=ref,
+                    data=data,
+                    model=model,
+                    computed=ref in plan.stale,
+                    mteb_task=mteb_names.get(ref.name) if write_mteb else False,
                 )
             written.append(path)
         del model
