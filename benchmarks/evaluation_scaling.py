@@ -34,7 +34,8 @@ def worker(out: str) -> None:
     from hardneg.beir import load_eval_dataset
     from hardneg.corpus import passage_text
     from hardneg.encode import encode_corpus, process_state, search_topk
-    from hardneg.evaluate import ModelSpec, load_eval_model
+    from hardneg.eval_config import ModelSpec
+    from hardneg.evaluate import load_eval_model
     from hardneg.metrics import evaluate_run
 
     state = process_state()

@@ -414,6 +414,42 @@ def _load_every_config(
     return configs, features, files
 
 
+def _render_card(
+    folder: Path,
+    build_stats: dict,
+    card_metadata: dict,
+    configs: dict[str, dict[str, int]],
+    default: str | None,
+) -> str:
+    return render_dataset_card(
+        load_card_data(folder),
+        build_stats,
+        card_metadata=card_metadata,
+        splits=configs,
+        default_config=default,
+        **dataset_card_extras(folder),
+    )
+
+
+def render_folder_card(folder: str | Path) -> str:
+    """The card of a folder ``save_dataset_folder`` wrote, rendered again from its files (``build_stats.json``,
+    the card data, the README's configs and row counts, and what lies beside them: diagnostics, croissant),
+    without loading any config: for a folder that was valid and gained a file, e.g. ``diagnostics.json``."""
+    folder = Path(folder)
+    build_stats = read_json(folder / BUILD_STATS_FILE, "rebuild the dataset folder (make build)")
+    metadata_configs, infos, card_metadata = _read_card_metadata(folder / README_FILE)
+    configs = {
+        name: {split: info.splits[split].num_examples for split in info.splits}
+        for name in metadata_configs
+        if (info := infos.get(name)) is not None and info.splits
+    }
+    if set(configs) != set(metadata_configs):  # a README without row counts: count them by loading
+        return validate_dataset_folder(folder).card
+    return _render_card(
+        folder, build_stats, card_metadata, configs, metadata_configs.get_default_config_name()
+    )
+
+
 def validate_dataset_folder(folder: str | Path) -> FolderReport:
     """Check a dataset folder before it is published; raise one clear error on the first problem.
 
@@ -465,15 +501,7 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
             f"triplet configs disagree on anchor/positive/negative types {triplet_types}; fix: use strings"
         )
     default = metadata_configs.get_default_config_name()
-    card_data = load_card_data(folder)
-    card = render_dataset_card(
-        card_data,
-        build_stats,
-        card_metadata=card_metadata,
-        splits=configs,
-        default_config=default,
-        **dataset_card_extras(folder),
-    )
+    card = _render_card(folder, build_stats, card_metadata, configs, default)
     if (folder / CROISSANT_FILE).is_file() and croissant_available():
         validate_croissant(folder / CROISSANT_FILE)
     for path in (

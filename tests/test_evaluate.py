@@ -13,7 +13,8 @@ import pytest
 
 from hardneg.corpus import load_beir_folder, passage_text
 from hardneg.encode import encode_batches, encode_corpus, search_topk
-from hardneg.evaluate import EvalConfig, ModelSpec, evaluate, load_eval_model, readable_name, resolve_prompts
+from hardneg.eval_config import EvalConfig, ModelSpec, readable_name
+from hardneg.evaluate import evaluate, load_eval_model, resolve_prompts
 from hardneg.metrics import evaluate_run
 
 
@@ -201,7 +202,8 @@ def test_results_are_reused_only_for_the_same_model_files(tmp_path):
     import json as _json
     import os as _os
 
-    from hardneg.evaluate import ModelSpec, _is_current, source_stamp
+    from hardneg.eval_config import ModelSpec
+    from hardneg.evaluate import _is_current, source_stamp
 
     folder = tmp_path / "models" / "llm_hn"
     folder.mkdir(parents=True)

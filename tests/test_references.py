@@ -7,7 +7,8 @@ import collections
 import sys
 from pathlib import Path
 
-from hardneg.evaluate import EvalConfig, evaluate
+from hardneg.eval_config import EvalConfig
+from hardneg.evaluate import evaluate
 
 # the functions that turn a reference into a location / commit
 RESOLVERS = {
