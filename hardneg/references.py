@@ -11,6 +11,11 @@ whose ``ModelRef`` keeps the reference as written (``source``).
 
 Errors are raised here, before any work: an unknown name or ``embedded:`` name, a revision the repo lacks,
 a tag that cannot be checked offline.
+
+A build's dataset (a hardneg dataset folder, or the Hub repo it was published to) resolves with
+``resolve_build_ref`` to the same ``DatasetRef`` (kind ``folder`` or ``hub``); loaders then take
+``ref.location`` and ``ref.revision`` and check the copy they loaded with
+``hardneg.revisions.check_loaded(ds, ref.location, ref.revision, ref.pinned_commit)``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hardneg.assets import EMBEDDED_DATASET, resolve_dataset
-from hardneg.revisions import resolve_revision
+from hardneg.files import recover_folder
+from hardneg.revisions import is_hub_id, resolve_revision
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +69,9 @@ KNOWN_REVISIONS = {
     "mteb/trec-covid": "bb9466bac8153a0349341eb1b22e06409e78ef4e",
 }
 
-DatasetKind = Literal["beir_folder", "repo_folder", "hub"]
+# beir_folder / repo_folder / hub: an evaluation set (``resolve_dataset_ref``); folder / hub: a build's
+# dataset (``resolve_build_ref``)
+DatasetKind = Literal["beir_folder", "repo_folder", "folder", "hub"]
 # how the revision was chosen: the user's pin, MTEB's pin, none (the default branch), or a local folder
 RevisionHow = Literal["given", "pinned", "unpinned", "local"]
 
@@ -194,4 +202,21 @@ def resolve_dataset_ref(
         return DatasetRef(spec, "hub", repo, revision, "pinned", resolve_revision(repo, revision))
     return DatasetRef(
         spec, "hub", repo, None, "unpinned", default_branch_commit(repo, spec.source) if pin else None
+    )
+
+
+def resolve_build_ref(source: str, revision: str | None = None) -> DatasetRef:
+    """A build's dataset resolved once: its local folder (a save killed mid-swap is put back first), else its
+    Hub repo with the commit ``revision`` names (how ``given``; ``unpinned`` without a revision). Anything
+    else is one clear error."""
+    spec = DatasetSpec(source, revision)
+    recover_folder(source)  # a save killed mid-swap: the previous folder back before it is read
+    if Path(source).is_dir():
+        return DatasetRef(spec, "folder", source)
+    if not is_hub_id(source):
+        raise ValueError(
+            f"'{source}' is neither a dataset folder nor a Hub id (org/name); fix: e.g. --dataset runs/demo/dataset"
+        )
+    return DatasetRef(
+        spec, "hub", source, revision, "given" if revision else "unpinned", resolve_revision(source, revision)
     )

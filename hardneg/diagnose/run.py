@@ -39,6 +39,7 @@ from hardneg.id_layout import CORPUS_CONFIG, is_id_config
 from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS, stage_fn_scores
 from hardneg.metrics import parse_metric
 from hardneg.options import check_fields
+from hardneg.references import resolve_build_ref
 from hardneg.report import load_results
 
 logger = logging.getLogger(__name__)
@@ -563,7 +564,8 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
     from hardneg.train import load_model  # heavy (the trainer stack): only when diagnosing
 
     t_start = time.perf_counter()
-    tables, build_stats, folder = load_build_tables(config.dataset, config.revision)
+    # the dataset reference resolved once (folder, or Hub repo + the commit its revision names)
+    tables, build_stats, folder = load_build_tables(resolve_build_ref(config.dataset, config.revision))
     names = triplet_configs({n: t.column_names for n, t in tables.items()}, list(config.configs))
     target = resolve_target(config)
     model = load_model(
