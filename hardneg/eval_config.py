@@ -74,13 +74,17 @@ class ModelSpec:
     def is_bm25(self) -> bool:
         return self.model.lower() == "bm25"
 
-    @property
-    def resolved(self) -> ModelRef:
-        """The model reference resolved once (``hardneg.assets.resolve_embedder``: embedded names -> their
-        folder); BM25 is its own reference."""
+    def resolve(self) -> ModelRef:
+        """Resolve the model reference, once (``hardneg.assets.resolve_embedder``: an embedded name -> its
+        folder; an unknown embedded name fails here); BM25 is its own reference."""
         if self.ref is None:
             self.ref = ModelRef("bm25", source="bm25") if self.is_bm25 else resolve_embedder(self.model)
         return self.ref
+
+    @property
+    def resolved(self) -> ModelRef:
+        """The resolved model reference (``resolve``)."""
+        return self.resolve()
 
 
 @dataclass

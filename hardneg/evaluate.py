@@ -413,7 +413,7 @@ def evaluate(config: EvalConfig) -> list[Path]:
     state = process_state()
     refs = [resolve_dataset_ref(d, pin=True) for d in config.dataset_specs]
     for spec in config.model_specs:
-        spec.resolved  # noqa: B018 - resolve every model reference now: an unknown embedded name fails here
+        spec.resolve()
     check_model_folders(config.model_specs)
     (Path(config.run_dir) / "results").mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
