@@ -10,6 +10,9 @@
   (``auto_part_size``); under ``accelerate launch`` they go to the processes balanced by token count
   (``assign_parts``) and are gathered on every process, in corpus order, so the result is the same as in one
   process.
+- The cache's layout is this module's alone: ``cache_folder(cache_dir, key)`` names a cache, and
+  ``cached_parts(cache_dir, model_fingerprint, prompt, dtype)`` yields every finished part of any corpus with
+  its rows' text hashes (``hardneg.diagnose.embed`` reuses them without knowing the file names).
 - ``search_topk``: exact inner-product / cosine search over corpus chunks with a running top-k, so
   memory stays bounded by ``query_chunk_size x corpus_chunk_size`` scores whatever the corpus size.
 """
