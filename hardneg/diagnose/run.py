@@ -36,9 +36,10 @@ from hardneg.diagnose.record import (
 from hardneg.encode import fingerprint_model
 from hardneg.files import write_atomic
 from hardneg.id_layout import CORPUS_CONFIG, is_id_config
-from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS, stage_fn_scores
+from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS
 from hardneg.metrics import parse_metric
 from hardneg.options import check_fields
+from hardneg.records import FALSE_NEGATIVE_SCORES_FILE, FalseNegativeScores
 from hardneg.references import resolve_build_ref
 from hardneg.report import load_results
 
@@ -255,10 +256,11 @@ def llm_written(cols: dict[str, list], rows: np.ndarray) -> np.ndarray:
 
 
 def fn_scorer_margins(
-    name: str, cols: dict[str, list], rows: np.ndarray, stats: dict, folder: Path | None
+    name: str, cols: dict[str, list], rows: np.ndarray, total: int, stats: dict, folder: Path | None
 ) -> tuple[np.ndarray | None, str]:
-    """The build's false-negative scorer's ``neg - pos`` per row, never recomputed: the method's own score
-    columns when it filtered with that scorer, else the scores the build saved in its stage folder."""
+    """The build's false-negative scorer's ``neg - pos`` per sampled row (``rows``: their numbers in the config
+    of ``total`` rows), never recomputed: the method's own score columns when it filtered with that scorer,
+    else the scores the build published beside its dataset folder (``false_negative_scores.json``)."""
     scorer = stats.get("false_negative_scorer")
     if not scorer:
         return None, "the build ran no false-negative scorer"
@@ -266,15 +268,15 @@ def fn_scorer_margins(
     if own and own == scorer and "negative_score" in cols:
         pos, neg = cols["positive_score"], cols["negative_score"]
     else:
-        stage = (stats.get("false_negative_detail") or {}).get("stage", name)
-        if folder is None:
-            return None, "scores are kept in the build's stage folder, not published; rate from build_stats"
-        pos, neg = stage_fn_scores(folder.parent / "stages", stage, scorer, cols)
-        if not pos:
-            return None, "the build's stage folder holds no saved scores; rate from build_stats"
-    margin = [
-        (neg[i] - pos[i]) if pos[i] is not None and neg[i] is not None else np.nan for i in rows.tolist()
-    ]
+        published = (
+            FalseNegativeScores.from_disk(folder.parent / FALSE_NEGATIVE_SCORES_FILE) if folder else None
+        )
+        scores = published.rows(name, scorer, total) if published else None
+        if scores is None:
+            return None, "the build published no false-negative scores for these rows; rate from build_stats"
+        pos = [scores.positive[r] for r in rows.tolist()]
+        neg = [scores.negative[r] for r in rows.tolist()]
+    margin = [(n - p) if p is not None and n is not None else np.nan for p, n in zip(pos, neg, strict=True)]
     return np.asarray(margin, dtype=np.float64), ""
 
 
@@ -322,7 +324,7 @@ def diagnose_config(
         llm_rows=int(llm_written(cols, at).sum()),
         hardness=measures.hardness(margin, **boot),
     )
-    fn_margin, note = fn_scorer_margins(name, cols, at, stats, folder)
+    fn_margin, note = fn_scorer_margins(name, cols, rows, total, stats, folder)
     if fn_margin is not None and np.isfinite(fn_margin).any():
         out.fn_scorer = {
             "scorer": stats.get("false_negative_scorer"),
