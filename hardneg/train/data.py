@@ -17,7 +17,8 @@ from hardneg.errors import first_line
 from hardneg.id_layout import is_id_config, resolve_id_config
 from hardneg.methods import TRAINING_COLUMNS
 from hardneg.options import ConfigError
-from hardneg.revisions import check_loaded, resolve_revision
+from hardneg.references import resolve_build_ref
+from hardneg.revisions import check_loaded
 
 # Column names other published pair/triplet sets use for each role, recognised when no mapping is given.
 COLUMN_ALIASES = {
@@ -69,7 +70,7 @@ def load_triplets(
     """
     local = Path(dataset)
     check_dataset_ref(dataset, revision)
-    pinned = None if local.exists() else resolve_revision(dataset, revision)  # a missing revision says so
+    ref = resolve_build_ref(dataset, revision)  # resolved once: a missing revision says so here
     try:
         fresh = {}
         if refresh and local.exists():
@@ -92,7 +93,7 @@ def load_triplets(
         raise RuntimeError(
             f"cannot load dataset '{where}' config '{config}' split '{split}': {message}; fix: {fix}"
         ) from None
-    check_loaded(ds, dataset, revision, pinned)  # never a cached copy of another revision
+    check_loaded(ds, dataset, revision, ref.commit)  # never a cached copy of another revision
     if is_id_config(ds.column_names) and not columns:  # the id layout: texts from its queries and corpus
         ds = resolve_id_config(
             ds,
