@@ -321,7 +321,7 @@ def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_pat
     def refuse(name, **kwargs):
         raise AssertionError(f"scorer {name} loaded although every score is saved")
 
-    monkeypatch.setattr("hardneg.build.load_scorer", refuse)
+    monkeypatch.setattr("hardneg.build.stages.load_scorer", refuse)
     again = json.loads((build(config, cfg, generator=gen) / "build_stats.json").read_text())["configs"]
     for name in ("bm25_hn", "ce_hn"):
         for key in (
