@@ -4,6 +4,51 @@ Where candidates come from is a candidate provider (``hardneg.negatives.provider
 rescored by a cross-encoder); the filters every provider's candidates go through are
 ``hardneg.negatives.mining``'s. Every method's triplets (LLM-written ones too) get the same false-negative
 estimate, ``suspected_false_negative_rate``. The methods themselves are ``hardneg.methods``' modules.
+
+Arguments of ``mine_hard_negatives``:
+
+queries: Dataset with ``query_id, query, positive_id, positive`` (other columns are ignored).
+corpus: Dataset(id, title, text) from ``hardneg.corpus.load_corpus``; the mining pool.
+method: a registered candidate provider's name, ``bm25`` (BM25 top passages), ``ce`` (first-stage
+    candidates rescored by ``scorer``) or ``dense`` (bi-encoder ``embedder`` nearest passages), or a
+    provider object (``hardneg.negatives.providers``). Each filters on its own score
+    (``stats["score_name"]``).
+name: the ``method`` column and ``stats["method"]`` (default ``<provider name>_hn``).
+range_min, range_max: keep candidates ranked ``[range_min, range_max)`` among those that survive the
+    filters (the first stage retrieves ``range_max`` + the most known positives of any query, + 1 under
+    sentence-transformers >= 6.3: ``hardneg.negatives.mining.mining_rules`` follows the installed version).
+num_negatives: negatives per query; one triplet row per negative; shortfalls are counted, never padded.
+sampling_strategy: ``top`` (best first) or ``random`` (seeded by ``seed``) within the window.
+absolute_margin: drop candidates with ``score > positive_score - absolute_margin`` (0 = never at or
+    above the positive: the false-negative guard).
+relative_margin: drop ``score > positive_score - |positive_score| * relative_margin`` (0.05 =
+    NV-Retriever TopK-PercPos 95%; sign-safe for negative scores such as log-likelihoods).
+max_score, min_score: drop candidates scoring above / below.
+output_scores: fill ``positive_score``/``negative_score`` (None otherwise; the columns stay); with an
+    ``output_format``, add sentence-transformers' ``scores``/``score`` columns instead of labels.
+output_format: None (default) returns hardneg's triplet table (anchor, positive, negative + provenance
+    columns, docs/design.md); ``triplet``, ``n-tuple``, ``labeled-pair`` or ``labeled-list`` return
+    sentence-transformers' layouts and column names (``hardneg.negatives.mining.st_output``), ready for
+    its losses.
+near_duplicate_threshold: skip candidates whose word-set Jaccard with the positive is >= this
+    (None: only exact duplicates, which are always removed).
+scorer: for ``ce``: ``embedded:ql`` (LM query likelihood, offline), ``ql:<causal LM id>``, a
+    CrossEncoder id, or a loaded scorer (``hardneg.scorers.load_scorer``).
+candidate_method: the ``ce`` first stage, ``bm25`` or ``dense``.
+embedder: for ``dense`` (and a dense first stage): an id, ``embedded:minilm`` or a SentenceTransformer.
+bm25_options: ``hardneg.negatives.bm25.BM25Options`` (stemmer, stop words, k1, b, backend).
+use_faiss: dense search with faiss (``pip install faiss-cpu``) instead of exact torch search.
+extra_positives: ``{query_id: {doc_id, ...}}`` other known positives, never negatives.
+exclude_ids, exclude_queries: decontamination (``hardneg.decontaminate``): evaluation doc ids leave the
+    pool (and queries whose positive is one), evaluation query texts leave the queries; counted in stats.
+batch_size: encoder / scorer batch size.
+cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
+cache_folder: ``dense`` (and a dense first stage): keep the pool's embeddings there
+    (``corpus_embeddings_<hash>.npy``, as sentence-transformers does).
+shard: with ``cache_folder`` on a filesystem every process shares, this process of ``accelerate launch``
+    / ``torchrun`` (``hardneg.distributed.current_shard()``): each process encodes only its part of the
+    pool and every process must make the same call (``hardneg.negatives.dense.encode_pool``).
+show_progress: tqdm progress bars.
 """
 
 from __future__ import annotations
@@ -145,49 +190,7 @@ def mine_hard_negatives(
     Parameter names follow sentence-transformers' ``util.mine_hard_negatives`` (and its filter order, see
     ``hardneg.negatives.mining``); the margins cite NV-Retriever (arXiv 2407.15831).
 
-    Args:
-        queries: Dataset with ``query_id, query, positive_id, positive`` (other columns are ignored).
-        corpus: Dataset(id, title, text) from ``hardneg.corpus.load_corpus``; the mining pool.
-        method: a registered candidate provider's name, ``bm25`` (BM25 top passages), ``ce`` (first-stage
-            candidates rescored by ``scorer``) or ``dense`` (bi-encoder ``embedder`` nearest passages), or a
-            provider object (``hardneg.negatives.providers``). Each filters on its own score
-            (``stats["score_name"]``).
-        name: the ``method`` column and ``stats["method"]`` (default ``<provider name>_hn``).
-        range_min, range_max: keep candidates ranked ``[range_min, range_max)`` among those that survive the
-            filters (the first stage retrieves ``range_max`` + the most known positives of any query, + 1 under
-            sentence-transformers >= 6.3: ``hardneg.negatives.mining.mining_rules`` follows the installed version).
-        num_negatives: negatives per query; one triplet row per negative; shortfalls are counted, never padded.
-        sampling_strategy: ``top`` (best first) or ``random`` (seeded by ``seed``) within the window.
-        absolute_margin: drop candidates with ``score > positive_score - absolute_margin`` (0 = never at or
-            above the positive: the false-negative guard).
-        relative_margin: drop ``score > positive_score - |positive_score| * relative_margin`` (0.05 =
-            NV-Retriever TopK-PercPos 95%; sign-safe for negative scores such as log-likelihoods).
-        max_score, min_score: drop candidates scoring above / below.
-        output_scores: fill ``positive_score``/``negative_score`` (None otherwise; the columns stay); with an
-            ``output_format``, add sentence-transformers' ``scores``/``score`` columns instead of labels.
-        output_format: None (default) returns hardneg's triplet table (anchor, positive, negative + provenance
-            columns, docs/design.md); ``triplet``, ``n-tuple``, ``labeled-pair`` or ``labeled-list`` return
-            sentence-transformers' layouts and column names (``hardneg.negatives.mining.st_output``), ready for
-            its losses.
-        near_duplicate_threshold: skip candidates whose word-set Jaccard with the positive is >= this
-            (None: only exact duplicates, which are always removed).
-        scorer: for ``ce``: ``embedded:ql`` (LM query likelihood, offline), ``ql:<causal LM id>``, a
-            CrossEncoder id, or a loaded scorer (``hardneg.scorers.load_scorer``).
-        candidate_method: the ``ce`` first stage, ``bm25`` or ``dense``.
-        embedder: for ``dense`` (and a dense first stage): an id, ``embedded:minilm`` or a SentenceTransformer.
-        bm25_options: ``hardneg.negatives.bm25.BM25Options`` (stemmer, stop words, k1, b, backend).
-        use_faiss: dense search with faiss (``pip install faiss-cpu``) instead of exact torch search.
-        extra_positives: ``{query_id: {doc_id, ...}}`` other known positives, never negatives.
-        exclude_ids, exclude_queries: decontamination (``hardneg.decontaminate``): evaluation doc ids leave the
-            pool (and queries whose positive is one), evaluation query texts leave the queries; counted in stats.
-        batch_size: encoder / scorer batch size.
-        cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
-        cache_folder: ``dense`` (and a dense first stage): keep the pool's embeddings there
-            (``corpus_embeddings_<hash>.npy``, as sentence-transformers does).
-        shard: with ``cache_folder`` on a filesystem every process shares, this process of ``accelerate launch``
-            / ``torchrun`` (``hardneg.distributed.current_shard()``): each process encodes only its part of the
-            pool and every process must make the same call (``hardneg.negatives.dense.encode_pool``).
-        show_progress: tqdm progress bars.
+    Every argument is described in this module's docstring ("Arguments").
     """
     if candidate_method not in FIRST_STAGES:
         raise ValueError(
