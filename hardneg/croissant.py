@@ -70,6 +70,13 @@ def rai_fields(build_stats: dict[str, Any]) -> dict[str, Any]:
     revision = generator.get("revision") or generator.get("commit")
     configs = build_stats.get("configs") or {}
     build = build_stats.get("build") or {}
+    if isinstance(build.get("methods"), dict):  # each method's own options (builds since issue 21)
+        options = build["methods"]
+        build = {
+            **build,
+            "ce_scorer": (options.get("ce_hn") or {}).get("ce_scorer"),
+            "embedder": (options.get("dense_hn") or {}).get("embedder"),
+        }
     model = f"{generator.get('model', 'unknown')}" + (f" (revision {revision})" if revision else "")
     collection = (
         f"{corpus.get('passages_sampled', '?')} passages sampled (seed {corpus.get('seed', '?')}) from "

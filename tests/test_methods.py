@@ -13,8 +13,8 @@ from hardneg.build import BuildConfig, build
 from hardneg.hub import validate_dataset_folder
 from hardneg.llm import GeneratorConfig
 from hardneg.methods import HYBRID_FEATURES, LLM_FEATURES, MINED_FEATURES, QUERY_FEATURES, table
-from hardneg.negatives.hybrid import llm_slots, mix_negatives
 from hardneg.methods.llm_perturb_hn import PERTURB_STRENGTHS, perturb_negatives
+from hardneg.negatives.hybrid import llm_slots, mix_negatives
 from hardneg.negatives.repair import repair_false_negatives
 
 
