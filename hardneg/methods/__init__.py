@@ -7,16 +7,18 @@ cards read the same names:
   ``LLM_FEATURES`` (generated triplets: + provenance), ``HYBRID_FEATURES`` (+ ``source``).
   Every triplet config starts with ``TRAINING_COLUMNS`` (anchor, positive, negative), the order
   sentence-transformers losses read. ``COLUMN_TYPES`` types all-None columns.
-- The registry: one ``Method`` per config (``llm_hn``, ``bm25_hn`` ...): its kind (llm / mined /
-  derived), what it needs (generator, scorer, embedder), the ``BuildConfig`` fields that shape its
-  output (its stage key and its per-method overrides), the configs it reads (derived methods), its
-  card text and the function that builds it (``"module:function"``, imported when the build runs it,
-  so this module stays light and every module can import it).
+- The registry: one ``Method`` per config (``llm_hn``, ``bm25_hn`` ...), registered by the module that defines
+  it, one module per method in this package (``hardneg/methods/<name>.py``, imported on the first look-up, so
+  importing this module stays light), in a recipe's ``plugins:`` (``load_plugins``) or an installed package's
+  ``hardneg.methods`` entry point: its kind (llm / mined / derived), its options (a dataclass: defaults,
+  help, checks; their ``asdict`` keys its stage and is ``MethodContext.options``), what it needs (generator,
+  scorer, embedder, pool), the configs it reads (derived methods), its card text and its function.
 - Statistics: ``ConfigStats`` (one config's ``build_stats["configs"][name]``) and ``BuildStats``
   (the whole ``build_stats.json``) as typed records; ``to_dict`` writes the keys the cards, the hub
   validation and the report read (docs/design.md).
 
-A new method is one ``register(Method(...))`` plus its function ``run(ctx) -> (Dataset, stats)``.
+A new method is one module: its options dataclass, its ``run(ctx) -> (Dataset, stats)`` and
+``register(Method(name, kind, description, run, options=...))`` beside it (docs/design.md, "Adding a method").
 """
 
 from __future__ import annotations

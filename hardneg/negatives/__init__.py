@@ -86,10 +86,10 @@ from hardneg.negatives.mining import (
     st_output,
 )
 from hardneg.negatives.providers import (
-    FIRST_STAGES,
     CandidateProvider,
     MiningRun,
     ProviderSettings,
+    first_stage,
     provider_for,
 )
 from hardneg.scorers import load_scorer
@@ -187,16 +187,11 @@ def mine_hard_negatives(
 ) -> tuple[Dataset, dict[str, Any]]:
     """Mine hard negatives for generated (query, positive) pairs; returns (triplets, stats).
 
-    Parameter names follow sentence-transformers' ``util.mine_hard_negatives`` (and its filter order, see
-    ``hardneg.negatives.mining``); the margins cite NV-Retriever (arXiv 2407.15831).
-
-    Every argument is described in this module's docstring ("Arguments").
+    Names follow sentence-transformers' ``util.mine_hard_negatives`` (and its filter order, see
+    ``hardneg.negatives.mining``); margins cite NV-Retriever (arXiv 2407.15831); arguments: module docstring.
     """
-    if candidate_method not in FIRST_STAGES:
-        raise ValueError(
-            f"unknown candidate_method '{candidate_method}'; fix: use {' or '.join(FIRST_STAGES)}"
-        )
     settings = ProviderSettings(scorer, candidate_method, embedder, bm25_options, use_faiss)
+    first_stage(candidate_method, settings)  # checked whatever the method: a typo is an error at once
     provider = provider_for(method, settings)
     check_output_format(output_format)
     params = MiningParams(
@@ -233,13 +228,20 @@ def mine_hard_negatives(
     stats["params"]["output_format"] = output_format
     stats["params"].update(provider.params())
     stats["decontamination"] = decontamination
-    if provider.scorer_name is not None:
-        # Same scorer as suspected_false_negative_rate, so this is that estimate, computed for free.
-        neg = mined.negative_scores
-        per_row = np.repeat(mined.positive_scores, [len(s) for s in mined.selection.scores])
-        stats["suspected_false_negative_rate"] = float(np.mean(neg >= per_row)) if len(neg) else None
-        stats["false_negative_scorer"] = provider.scorer_name
-    return triplets, stats
+    return triplets, stats | _free_fn_estimate(provider, mined)
+
+
+def _free_fn_estimate(provider: CandidateProvider, mined: _Mined) -> dict[str, Any]:
+    """A provider ranking with a relevance scorer: the share of rows whose negative that scorer rates at or above
+    the positive (the same scorer as ``suspected_false_negative_rate``, so that estimate, computed for free)."""
+    if provider.scorer_name is None:
+        return {}
+    neg = mined.negative_scores
+    per_row = np.repeat(mined.positive_scores, [len(s) for s in mined.selection.scores])
+    return {
+        "suspected_false_negative_rate": float(np.mean(neg >= per_row)) if len(neg) else None,
+        "false_negative_scorer": provider.scorer_name,
+    }
 
 
 @dataclass
