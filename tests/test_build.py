@@ -184,3 +184,12 @@ def test_method_options_are_checked(toy_method):
     )
     assert "method_options is now part of methods" in BuildConfig.renamed_key("method_options", {"a": {}})
     assert BuildConfig.renamed_key("num_passages", 3) is None and BuildConfig.renamed_key("nonsense") is None
+
+
+def test_a_larger_sample_is_not_the_smaller_samples_queries(tmp_path):
+    """The queries stage is keyed by every sampled passage id: `num_passages` 6 then 8 in one run folder (the
+    same first ids) used to reuse the 6 queries (the key held a Column's repr, its first five ids)."""
+    cfg, gen = scripted()
+    for n in (6, 8):
+        folder = build(_config(tmp_path, methods=["bm25_hn"], num_passages=n), cfg, generator=gen)
+        assert len(load_dataset(str(folder), "queries", split="train")) == n

@@ -103,7 +103,7 @@ def make_queries(
     key = content_key(
         "queries",
         inputs.key,
-        inputs.passages["id"],
+        inputs.passages["id"][:],  # every id (a Column alone is keyed by its repr: five ids)
         res.generator_config.output_settings(),
         config.query_prompt,
         load_prompt(config.query_prompt).sha256,
