@@ -27,10 +27,11 @@ from huggingface_hub import DatasetCardData as HubDatasetCardData
 from huggingface_hub import ModelCardData as HubModelCardData
 
 import hardneg
+from hardneg.card_stats import all_prompts, as_dict, config_view, fmt, prompt_views
 from hardneg.diagnose.record import Diagnostics
 from hardneg.environment import lock_provenance
-from hardneg.id_layout import CORPUS_CONFIG, IDS_SUFFIX, layout_description
-from hardneg.methods import QUERIES_CONFIG, config_description
+from hardneg.id_layout import IDS_SUFFIX
+from hardneg.records import BuildStats
 from hardneg.redact import redact_url
 from hardneg.revisions import is_hub_id
 
@@ -281,210 +282,6 @@ class ModelCardData:
 # helpers that turn optional stats into display values
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    """A stat for a table cell: numbers rounded, missing values as an em dash."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "—"
-        if value == int(value) and abs(value) >= 1000:
-            return f"{int(value):,}"
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def _as_dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _config_view(name: str, stats: dict, splits: dict[str, int], prompts: dict[str, dict]) -> dict[str, Any]:
-    """Everything the template shows about one config, with missing values made explicit."""
-    stats = _as_dict(stats)
-    score_stats = {
-        side: {k: _fmt(v) for k, v in _as_dict(values).items()}
-        for side, values in _as_dict(stats.get("score_stats")).items()
-    }
-    rows = stats.get("rows")
-    if rows is None and splits:
-        rows = sum(splits.values())
-    fn = _false_negative_view(stats)
-    repair = _as_dict(stats.get("repair"))
-    paired = _as_dict(stats.get("paired"))
-    return {
-        "name": name,
-        "is_triplet": name != QUERIES_CONFIG,
-        "description": config_description(name),
-        "splits": splits,
-        "rows": _fmt(rows),
-        "rejects": {k: _fmt(v) for k, v in _as_dict(stats.get("rejects")).items()},
-        "skipped": {k: _fmt(v) for k, v in _as_dict(stats.get("skipped")).items()},
-        "short": _fmt(stats.get("queries_short_of_negatives")),
-        "candidates": _fmt(stats.get("candidates_considered")),
-        "fn_rate": fn["cell"],
-        "fn_note": fn["note"],
-        "score_name": stats.get("score_name"),
-        "score_stats": score_stats,
-        "params": {
-            k: json.dumps(v) if not isinstance(v, str) else v
-            for k, v in _as_dict(stats.get("params")).items()
-        },
-        "prompt_tokens": _fmt(stats.get("prompt_tokens")),
-        "completion_tokens": _fmt(stats.get("completion_tokens")),
-        "wall_seconds": _fmt(stats.get("wall_seconds"), 5),
-        "items_per_second": _fmt(stats.get("items_per_second"), 4),
-        "prompts": (
-            list(_prompt_views({name: stats["prompt"]}).values())
-            if isinstance(stats.get("prompt"), dict)
-            else [p for key, p in prompts.items() if _prompt_used_by(key, name)]
-        ),
-        "fn_scorer": stats.get("false_negative_scorer"),
-        "repair": {k: _fmt(repair.get(k)) for k in _REPAIR_COUNTS} if repair else {},
-        "repair_judge": repair.get("judge_model"),
-        "paired": ({k: _fmt(paired.get(k)) for k in ("dropped_rows", "dropped_queries")} if paired else {}),
-        "other": _other_stats(stats),
-    }
-
-
-# What the false-negative repair records per decision (hardneg.negatives.repair), in the card's order.
-_REPAIR_COUNTS = (
-    "mode",
-    "suspected",
-    "judged_false_negative",
-    "judged_true_negative",
-    "undecided",
-    "dropped",
-    "relabelled",
-    "relabelled_without_negative",
-    "rows_before",
-    "rows_after",
-)
-
-
-def _pct(x: Any) -> str | None:
-    return f"{x:.1%}" if isinstance(x, (int, float)) and not isinstance(x, bool) else None
-
-
-def same_scorer_as_guard(stats: dict) -> bool:
-    """Whether a config's false-negative rate comes from the very scorer its method filtered with (0% by
-    construction, not a measurement); builds from before ``false_negative_same_as_guard`` are read from their
-    params. The card and croissant.json both ask this."""
-    same = stats.get("false_negative_same_as_guard")
-    if same is None:
-        scorer, params = stats.get("false_negative_scorer"), _as_dict(stats.get("params"))
-        same = bool(scorer) and params.get("scorer") == scorer and params.get("absolute_margin") is not None
-    return bool(same)
-
-
-def _false_negative_view(stats: dict) -> dict[str, str]:
-    """The suspected false-negative rate as the card shows it.
-
-    A method whose own guard used the same scorer (``ce_hn`` with the default scorer) is 0% by construction:
-    that is not a measurement, so it is shown as such; an independent judge's figure
-    (``independent_false_negative_rate``, a different scorer) is shown instead when the build has one.
-    """
-    rate, scorer = _pct(stats.get("suspected_false_negative_rate")), stats.get("false_negative_scorer")
-    independent = _pct(stats.get("independent_false_negative_rate"))
-    judge = stats.get("independent_false_negative_scorer")
-    same = same_scorer_as_guard(stats)
-    if independent is not None:
-        note = f"The suspected false-negative rate is {independent}, judged by `{judge}`, a scorer independent of"
-        note += (
-            f" this method's guard (`{scorer}`, {rate} by construction)."
-            if same
-            else f" the build's `{scorer}`."
-        )
-        return {"cell": f"{independent} (independent judge `{judge}`)", "note": note}
-    if same:
-        return {
-            "cell": "not measured (same scorer as its guard: 0% by construction)",
-            "note": f"No false-negative estimate: the method kept only negatives that `{scorer}` scores below the "
-            "positive, so that scorer finds none by construction. Configure an independent judge "
-            "(`false_negative_judge`, a different scorer) to measure it.",
-        }
-    if rate is None:
-        return {"cell": "—", "note": ""}
-    return {
-        "cell": rate,
-        "note": f"The suspected false-negative rate ({rate}) was estimated with `{scorer}`.",
-    }
-
-
-# Stats shown in their own place on the card; anything else small is listed under "other statistics".
-_SHOWN_STATS = {
-    "rows",
-    "wall_seconds",
-    "items_per_second",
-    "prompt_tokens",
-    "completion_tokens",
-    "rejects",
-    "skipped",
-    "candidates_considered",
-    "queries_short_of_negatives",
-    "score_stats",
-    "suspected_false_negative_rate",
-    "false_negative_same_as_guard",
-    "independent_false_negative_rate",
-    "independent_false_negative_scorer",
-    "false_negative_detail",
-    "params",
-    "score_name",
-    "prompt",
-    "false_negative_scorer",
-    "method",
-    "repair",
-    "paired",
-}
-
-
-def _other_stats(stats: dict) -> dict[str, str]:
-    out = {}
-    for key, value in stats.items():
-        if key in _SHOWN_STATS:
-            continue
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        if len(text) <= 200:  # long details (per-query lists) stay in build_stats.json
-            out[key] = _fmt(value) if isinstance(value, (int, float)) else text
-    return out
-
-
-def _prompt_used_by(prompt_key: str, config: str) -> bool:
-    """Prompts are keyed by config (``llm_hn``) or by stage (``query_*`` belongs to ``queries``)."""
-    if config == "queries":
-        return prompt_key.startswith("query")
-    return prompt_key == config or prompt_key.startswith(f"{config}_") or prompt_key.startswith(f"{config}:")
-
-
-def _prompt_views(prompts: dict) -> dict[str, dict]:
-    views = {}
-    for key, prompt in _as_dict(prompts).items():
-        prompt = prompt if isinstance(prompt, dict) else {"text": str(prompt)}
-        views[key] = {
-            "key": key,
-            "name": prompt.get("name", key),
-            "version": prompt.get("version", "—"),
-            "sha256": prompt.get("sha256", "—"),
-            "text": prompt.get("text", "(prompt text not recorded)"),
-        }
-    return views
-
-
-def _all_prompts(prompts: dict[str, dict], configs: list[dict]) -> list[dict]:
-    """Every prompt once: the build's prompt table plus prompts recorded only in a config's stats."""
-    seen = {(p["name"], p["sha256"]) for p in prompts.values()}
-    out = list(prompts.values())
-    for config in configs:
-        for p in config["prompts"]:
-            if (p["name"], p["sha256"]) not in seen:
-                seen.add((p["name"], p["sha256"]))
-                out.append(p)
-    return out
-
-
 def toolkit_url() -> str | None:
     """The toolkit's project URL from the installed package's metadata (``[project.urls]``), if it has one."""
     try:
@@ -531,27 +328,28 @@ def example_rows(folder: str | Path, n: int = EXAMPLE_ROWS) -> dict[str, list[di
     return out
 
 
-def build_recipe(build_stats: dict) -> str:
+def build_recipe(build_stats: dict | BuildStats) -> str:
     """The effective recipe of a build (its settings after CLI overrides) as YAML for ``builders/build.py``."""
     import yaml
 
-    build = dict(_as_dict(_as_dict(build_stats).get("build")))
-    generator = dict(_as_dict(_as_dict(_as_dict(build_stats).get("generator")).get("settings")))
+    stats = _build_stats(build_stats)
+    build = dict(as_dict(stats.build))
+    generator = dict(as_dict(as_dict(stats.generator).get("settings")))
     if "urls" in generator:
         generator["urls"] = [redact_url(str(u)) for u in generator.get("urls") or []]
     header = (
-        f"# The effective recipe of this build (hardneg {_as_dict(build_stats).get('hardneg_version', '?')}, "
-        f"{_as_dict(build_stats).get('created', '?')}): the build settings, then the generator's.\n"
+        f"# The effective recipe of this build (hardneg {stats.hardneg_version or '?'}, "
+        f"{stats.created or '?'}): the build settings, then the generator's.\n"
         "# Rebuild: python builders/build.py --config recipes/build.yaml --output_dir runs/rebuild\n"
     )
     body = yaml.safe_dump(build, sort_keys=False) + "# generator (hardneg.llm.GeneratorConfig)\n"
     return header + body + yaml.safe_dump(generator, sort_keys=False)
 
 
-def write_build_recipe(folder: str | Path, build_stats: dict) -> Path | None:
+def write_build_recipe(folder: str | Path, build_stats: dict | BuildStats) -> Path | None:
     """Write ``<folder>/recipes/build.yaml`` (uploaded with the dataset; the card's rebuild command uses it).
     Returns None when ``build_stats`` holds no build settings."""
-    if not _as_dict(_as_dict(build_stats).get("build")):
+    if not as_dict(_build_stats(build_stats).build):
         return None
     path = Path(folder) / RECIPES_DIR / BUILD_RECIPE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -572,7 +370,7 @@ def dataset_card_extras(folder: str | Path) -> dict[str, Any]:
 
 def dataset_card_context(
     data: DatasetCardData,
-    build_stats: dict,
+    build_stats: dict | BuildStats,
     *,
     splits: dict[str, dict[str, int]] | None = None,
     default_config: str | None = None,
@@ -584,65 +382,35 @@ def dataset_card_context(
 
     ``diagnostics``: the "Diagnostics" section (``hardneg.diagnose.Diagnostics.markdown``) when the folder holds
     ``diagnostics.json``."""
-    build_stats = _as_dict(build_stats)
-    stats_by_config = _as_dict(build_stats.get("configs"))
+    stats = _build_stats(build_stats)
     splits = splits or {}
-    names = list(splits) or list(stats_by_config)
     # queries first, then the methods in a stable order
-    names = sorted(names, key=lambda n: (n != "queries", n))
-    prompts = _prompt_views(build_stats.get("prompts"))
-    configs = [_config_view(n, stats_by_config.get(n, {}), splits.get(n, {}), prompts) for n in names]
-    layout = str(_as_dict(build_stats.get("build")).get("layout") or "text")
-    for c in configs:  # the id layout's configs (hardneg.id_layout)
-        c["description"] = layout_description(c["name"], layout) or c["description"]
-        c["is_triplet"] = c["is_triplet"] and c["name"] != CORPUS_CONFIG
-    generator = _as_dict(build_stats.get("generator"))
-    sampling = generator.get("sampling", generator.get("settings"))
-    corpus = _as_dict(build_stats.get("corpus"))
+    names = sorted(list(splits) or list(stats.configs), key=lambda n: (n != "queries", n))
+    prompts = prompt_views(stats.prompts)
+    layout = str(as_dict(stats.build).get("layout") or "text")
+    configs = [config_view(n, stats.config(n), splits.get(n, {}), prompts, layout) for n in names]
     triplets = [c for c in configs if c["is_triplet"]]
     example_config = (
         "llm_hn"
         if any(c["name"] == "llm_hn" for c in triplets)
         else (triplets or configs or [{}])[0].get("name", "queries")
     )
-    repo_id = data.repo_id or REPO_PLACEHOLDER
     revision = f"v{data.version}" if data.version else None
     return {
         "hn": data,
-        "repo_id": repo_id,
+        "repo_id": data.repo_id or REPO_PLACEHOLDER,
         "revision": revision,
         "configs": configs,
         "default_config": default_config,
         "example_config": example_config,
-        "generator": {
-            "model": generator.get("model", "—"),
-            "backend": generator.get("backend", "—"),
-            "sampling": json.dumps(sampling, sort_keys=True, default=str) if sampling is not None else "—",
-            "seed": generator.get("seed", corpus.get("seed", "—")),
-        },
-        "corpus": {
-            "source": corpus.get("source", "—"),
-            "revision": corpus.get("revision") or "—",
-            "passages_total": _fmt(corpus.get("passages_total")),
-            "passages_sampled": _fmt(corpus.get("passages_sampled")),
-            "seed": corpus.get("seed", "—"),
-        },
-        "prompts": _all_prompts(prompts, configs),
-        "decontamination": {k: _fmt(v) for k, v in _as_dict(build_stats.get("decontamination")).items()},
-        "build": {
-            k: v if isinstance(v, str) else json.dumps(v, default=str)
-            for k, v in _as_dict(build_stats.get("build")).items()
-        },
-        "created": build_stats.get("created", "—"),
-        "built_with": build_stats.get("hardneg_version", "—"),
-        # the versions the build ran with (recorded in build_stats), never the publishing machine's
-        "versions": _as_dict(build_stats.get("versions")),
+        **_provenance_context(stats),
+        "prompts": all_prompts(prompts, configs),
         "examples": examples or {},
-        "has_recipe": bool(build_stats.get("build")) if has_recipe is None else has_recipe,
+        "has_recipe": bool(stats.build) if has_recipe is None else has_recipe,
         "recipe_path": f"{RECIPES_DIR}/{BUILD_RECIPE_FILE}",
         "toolkit_url": data.toolkit_url or toolkit_url(),
-        "install": f'pip install "hardneg=={build_stats["hardneg_version"]}"'
-        if build_stats.get("hardneg_version")
+        "install": f'pip install "hardneg=={stats.hardneg_version}"'
+        if stats.hardneg_version
         else "pip install hardneg",
         "revision_arg": f', revision="{revision}"' if revision else "",
         "changelog": list(data.changelog),
@@ -653,6 +421,41 @@ def dataset_card_context(
         "layout": layout,
         "ids_suffix": IDS_SUFFIX if layout == "both" else "",
         "diagnostics": diagnostics,
+    }
+
+
+def _build_stats(build_stats: dict | BuildStats) -> BuildStats:
+    """The record of a ``build_stats.json`` (older files converted by ``BuildStats.from_dict``)."""
+    return build_stats if isinstance(build_stats, BuildStats) else BuildStats.from_dict(as_dict(build_stats))
+
+
+def _provenance_context(stats: BuildStats) -> dict[str, Any]:
+    """The card's generator, corpus, decontamination and build sections, and the versions the build ran with
+    (recorded in build_stats, never the publishing machine's)."""
+    generator, corpus = as_dict(stats.generator), as_dict(stats.corpus)
+    sampling = generator.get("settings")
+    return {
+        "generator": {
+            "model": generator.get("model", "—"),
+            "backend": generator.get("backend", "—"),
+            "sampling": json.dumps(sampling, sort_keys=True, default=str) if sampling is not None else "—",
+            "seed": generator.get("seed", corpus.get("seed", "—")),
+        },
+        "corpus": {
+            "source": corpus.get("source", "—"),
+            "revision": corpus.get("revision") or "—",
+            "passages_total": fmt(corpus.get("passages_total")),
+            "passages_sampled": fmt(corpus.get("passages_sampled")),
+            "seed": corpus.get("seed", "—"),
+        },
+        "decontamination": {k: fmt(v) for k, v in as_dict(stats.decontamination).items()},
+        "build": {
+            k: v if isinstance(v, str) else json.dumps(v, default=str)
+            for k, v in as_dict(stats.build).items()
+        },
+        "created": stats.created if stats.created is not None else "—",
+        "built_with": stats.hardneg_version if stats.hardneg_version is not None else "—",
+        "versions": as_dict(stats.versions),
     }
 
 
@@ -675,10 +478,11 @@ def render_dataset_card(
     ``has_recipe``: the folder holds ``recipes/build.yaml`` (default: the build recorded its settings).
     """
     splits = splits or {}
+    stats = _build_stats(build_stats)
     total_rows = sum(sum(s.values()) for s in splits.values()) or sum(
-        int(_as_dict(s).get("rows") or 0) for s in _as_dict(_as_dict(build_stats).get("configs")).values()
+        int(c.rows or 0) for c in stats.configs.values()
     )
-    corpus = _as_dict(_as_dict(build_stats).get("corpus"))
+    corpus = as_dict(stats.corpus)
     sources = data.source_datasets or ([str(corpus["source"])] if corpus.get("source") else [])
     source_datasets = [s for s in sources if is_hub_id(s)] or None
     local = [s for s in sources if not is_hub_id(s)]
@@ -699,7 +503,7 @@ def render_dataset_card(
     )
     context = dataset_card_context(
         data,
-        build_stats,
+        stats,
         splits=splits,
         default_config=default_config,
         examples=examples,
@@ -827,7 +631,7 @@ def render_model_card(
     )
     # rows like results.json: flat {metric: value} or with a nested "metrics" dict
     rows = [
-        {**{k: v for k, v in r.items() if k != "metrics"}, **_as_dict(r.get("metrics"))} for r in data.metrics
+        {**{k: v for k, v in r.items() if k != "metrics"}, **as_dict(r.get("metrics"))} for r in data.metrics
     ]
     metric_names = sorted(
         {k for row in rows for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -848,11 +652,11 @@ def render_model_card(
         metric_rows=[
             {
                 "label": " / ".join(str(row[k]) for k in ("model", "dataset", "split") if k in row) or "—",
-                "values": [_fmt(row.get(m)) for m in metric_names],
+                "values": [fmt(row.get(m)) for m in metric_names],
             }
             for row in rows
         ],
-        train_seconds=_fmt(float(data.train_seconds), 4),
+        train_seconds=fmt(float(data.train_seconds), 4),
         seed=data.hyperparameters.get("seed"),
         paper_bibtex=PAPER_BIBTEX,
         toolkit_bibtex=TOOLKIT_BIBTEX.format(version=hardneg.__version__),

@@ -21,7 +21,6 @@ one line, exit code 130). docs/errors.md lists the messages.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import json
 import os
@@ -47,7 +46,7 @@ OUTPUT_FIELDS = ("output_dir", "run_dir")
 # What each tool leaves in the folder it writes: a folder holding one of these markers is that tool's. A stage
 # writes only into a folder of its own kind (``OUTPUT_KIND``) and never into a dataset or model folder (they are
 # published as a whole), nor over any of its inputs (``INPUT_FIELDS``): ``check_outputs``. The names are those
-# of hardneg.dataset_folder.BUILD_STATS_FILE, hardneg.train.SUMMARY_FILE, sentence-transformers' modules.json
+# of hardneg.dataset_folder.BUILD_STATS_FILE, hardneg.train.record.SUMMARY_FILE, sentence-transformers' modules.json
 # and hardneg.build's stages folder (tests/test_bad_inputs_rules.py checks them).
 FOLDER_KINDS: dict[str, tuple[str, ...]] = {
     "dataset": ("build_stats.json",),
@@ -188,17 +187,61 @@ def check_yaml_values(
     return out
 
 
-class _Parser(HfArgumentParser):
-    """HfArgumentParser that keeps hardneg's own field metadata (``bounds``) out of argparse."""
+# Field metadata that is hardneg's own (``hardneg.options``), not an argparse keyword.
+OWN_METADATA = ("bounds",)
 
-    @staticmethod
-    def _parse_dataclass_field(parser, field: dataclasses.Field):
-        if "bounds" in field.metadata:
-            field = copy.copy(field)
-            field.metadata = types.MappingProxyType(
-                {k: v for k, v in field.metadata.items() if k != "bounds"}
-            )
-        HfArgumentParser._parse_dataclass_field(parser, field)
+
+class _Parser(HfArgumentParser):
+    """HfArgumentParser that keeps hardneg's own field metadata (``bounds``) out of argparse.
+
+    HfArgumentParser passes a field's whole ``metadata`` to ``add_argument`` as keywords (transformers 5.25,
+    ``HfArgumentParser._parse_dataclass_field``: ``kwargs = field.metadata.copy()``); argparse's public
+    ``add_argument`` is where hardneg's keys are dropped, so no private HfArgumentParser method is overridden.
+    """
+
+    def add_argument(self, *args, **kwargs):
+        for key in OWN_METADATA:
+            kwargs.pop(key, None)
+        return super().add_argument(*args, **kwargs)
+
+
+def renamed_keys(dataclass_types: tuple[type, ...]) -> dict[str, str]:
+    """Old option name -> new name, from each config's ``RENAMED`` (e.g. ``hub_private`` -> ``hub_private_repo``)."""
+    return {old: new for t in dataclass_types for old, new in getattr(t, "RENAMED", {}).items()}
+
+
+def _warn_renamed(old: str, new: str, where: str) -> None:
+    if is_main_process():
+        print(
+            f"warning: '{old}' in {where} is now '{new}'; rename it (the old name is read for now)",
+            file=sys.stderr,
+        )
+
+
+def rename_values(values: dict[str, Any], renamed: dict[str, str], source: str) -> dict[str, Any]:
+    """A recipe's old keys under their new names, with one deprecation line each; both names: an error."""
+    out = dict(values)
+    for old, new in renamed.items():
+        if old in out:
+            if new in out:
+                raise ConfigError(f"'{old}' and '{new}' are both in {source}; fix: keep '{new}' only")
+            _warn_renamed(old, new, source)
+            out[new] = out.pop(old)
+    return out
+
+
+def rename_args(args: list[str], renamed: dict[str, str]) -> list[str]:
+    """Command-line flags of old names (``--old``, ``--old=v``, ``--no_old``) under their new names."""
+    out = []
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        negated = name.startswith("--no_") and name[5:] in renamed
+        if name.startswith("--") and (name[2:] in renamed or negated):
+            old = name[5:] if negated else name[2:]
+            _warn_renamed(f"--{old}", f"--{renamed[old]}", "the command line")
+            arg = f"--{'no_' if negated else ''}{renamed[old]}{eq}{value}"
+        out.append(arg)
+    return out
 
 
 def refuse_renamed(values: dict[str, Any], dataclass_types: tuple[type, ...], where: str) -> None:
@@ -215,7 +258,8 @@ def refuse_renamed(values: dict[str, Any], dataclass_types: tuple[type, ...], wh
 def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple[Any, ...]:
     """Parse ``--config FILE`` plus CLI overrides into one instance of each dataclass type; every value is
     checked (``check_values``) before any config is built."""
-    args = list(sys.argv[1:] if args is None else args)
+    renamed = renamed_keys(dataclass_types)
+    args = rename_args(list(sys.argv[1:] if args is None else args), renamed)
     parser = _Parser(dataclass_types)
     parser.add_argument("--config", default=None, help="YAML recipe; command-line flags override its values")
 
@@ -233,7 +277,7 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple[Any, .
         config_path = a.split("=", 1)[1]
         args.remove(a)
     if config_path:
-        values = load_yaml(config_path)
+        values = rename_values(load_yaml(config_path), renamed, config_path)
         known = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
         refuse_renamed({k: v for k, v in values.items() if k not in known}, dataclass_types, config_path)
         unknown = sorted(set(values) - known)

@@ -25,10 +25,11 @@ from typing import Any
 
 from datasets import Features, Value
 
-from hardneg.cards import PAPER_BIBTEX, DatasetCardData, hub_license, same_scorer_as_guard
+from hardneg.cards import PAPER_BIBTEX, DatasetCardData, hub_license
 from hardneg.config import ConfigError
 from hardneg.errors import first_line
 from hardneg.files import write_atomic
+from hardneg.records import BuildStats
 
 logger = logging.getLogger(__name__)
 
@@ -61,15 +62,63 @@ def _pct(x: Any) -> str:
     return f"{x:.1%}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "not measured"
 
 
-def rai_fields(build_stats: dict[str, Any]) -> dict[str, Any]:
-    """The RAI fields (mlcroissant ``Metadata`` keyword names) from ``build_stats.json``."""
-    corpus = build_stats.get("corpus") or {}
-    generator = build_stats.get("generator") or {}
-    settings = generator.get("settings") or generator.get("sampling") or {}
+def rai_fields(build_stats: dict[str, Any] | BuildStats) -> dict[str, Any]:
+    """The RAI fields (mlcroissant ``Metadata`` keyword names) from ``build_stats.json`` (``BuildStats``)."""
+    stats = build_stats if isinstance(build_stats, BuildStats) else BuildStats.from_dict(build_stats or {})
+    generator = stats.generator or {}
+    revision = generator.get("revision")
+    model = f"{generator.get('model', 'unknown')}" + (f" (revision {revision})" if revision else "")
+    source = (stats.corpus or {}).get("source", "the corpus")
+    return {
+        "data_collection": _collection(stats, model),
+        "data_collection_type": ["Machine-generated (LLM queries and negatives)", "Mined from the corpus"],
+        "data_annotation_protocol": [
+            f"{p.get('name', key)} v{p.get('version', '?')} (sha256 {p.get('sha256', '?')})"
+            for key, p in (stats.prompts or {}).items()
+            if isinstance(p, dict)
+        ]
+        or None,
+        "machine_annotation_tools": _tools(stats, model),
+        "data_preprocessing_protocol": _preprocessing(stats) or None,
+        "data_biases": _biases(stats),
+        "data_limitations": [
+            "A hard negative may in fact answer its query (a false negative): see the rates in dataBiases.",
+            "Synthetic queries are not real user queries; evaluate on human-judged sets.",
+        ],
+        "data_use_cases": [
+            "Training and comparing dense retrievers (anchor, positive, negative triplets for contrastive "
+            "losses). Not an evaluation set: its labels are synthetic."
+        ],
+        "personal_sensitive_information": [
+            f"hardneg adds none; texts come from {source} and an LLM, and inherit whatever the corpus holds."
+        ],
+    }
+
+
+def _or(value: Any, default: str = "?") -> Any:
+    return default if value is None else value
+
+
+def _collection(stats: BuildStats, model: str) -> str:
+    """How the data was collected: the sampled corpus, the generator and its sampling, the configs."""
+    corpus, generator = stats.corpus or {}, stats.generator or {}
+    settings = generator.get("settings") or {}
     sampling = {k: settings[k] for k in ("temperature", "top_p", "seed", "max_new_tokens") if k in settings}
-    revision = generator.get("revision") or generator.get("commit")
-    configs = build_stats.get("configs") or {}
-    build = build_stats.get("build") or {}
+    return (
+        f"{corpus.get('passages_sampled', '?')} passages sampled (seed {corpus.get('seed', '?')}) from "
+        f"{corpus.get('source', 'an unnamed corpus')}"
+        + (f" at revision {corpus['revision']}" if corpus.get("revision") else "")
+        + f" ({corpus.get('passages_total', '?')} passages). The LLM {model} via the "
+        f"{generator.get('backend', '?')} backend, sampling {json.dumps(sampling, sort_keys=True)}, wrote one "
+        "query per passage (the passage is the positive); each config adds hard negatives by its method: "
+        + ", ".join(f"{name} ({_or(c.rows)} rows)" for name, c in stats.configs.items())
+        + f". Built {_or(stats.created)} with hardneg {_or(stats.hardneg_version)}."
+    )
+
+
+def _tools(stats: BuildStats, model: str) -> list[str]:
+    """The generator and every scorer or judge the published configs used."""
+    build = stats.build or {}
     if isinstance(build.get("methods"), dict):  # each method's own options (builds since issue 21)
         options = build["methods"]
         build = {
@@ -77,86 +126,62 @@ def rai_fields(build_stats: dict[str, Any]) -> dict[str, Any]:
             "ce_scorer": (options.get("ce_hn") or {}).get("ce_scorer"),
             "embedder": (options.get("dense_hn") or {}).get("embedder"),
         }
-    model = f"{generator.get('model', 'unknown')}" + (f" (revision {revision})" if revision else "")
-    collection = (
-        f"{corpus.get('passages_sampled', '?')} passages sampled (seed {corpus.get('seed', '?')}) from "
-        f"{corpus.get('source', 'an unnamed corpus')}"
-        + (f" at revision {corpus['revision']}" if corpus.get("revision") else "")
-        + f" ({corpus.get('passages_total', '?')} passages). The LLM {model} via the "
-        f"{generator.get('backend', '?')} backend, sampling {json.dumps(sampling, sort_keys=True)}, wrote one "
-        "query per passage (the passage is the positive); each config adds hard negatives by its method: "
-        + ", ".join(f"{name} ({(stats or {}).get('rows', '?')} rows)" for name, stats in configs.items())
-        + f". Built {build_stats.get('created', '?')} with hardneg {build_stats.get('hardneg_version', '?')}."
-    )
-    prompts = [
-        f"{p.get('name', key)} v{p.get('version', '?')} (sha256 {p.get('sha256', '?')})"
-        for key, p in (build_stats.get("prompts") or {}).items()
-        if isinstance(p, dict)
-    ]
-    tools = [f"generator: {model}"]
     used = {  # a recipe names every tool; only those a published config used are listed
-        "ce_scorer": "ce_hn" in configs,
-        "embedder": "dense_hn" in configs,
+        "ce_scorer": "ce_hn" in stats.configs,
+        "embedder": "dense_hn" in stats.configs,
         "false_negative_scorer": True,
         "false_negative_judge": True,
         "repair_judge_model": build.get("false_negative_repair", "none") != "none",
     }
-    tools += [f"{key}: {build[key]}" for key, on in used.items() if on and build.get(key)]
-    preprocessing = []
+    return [f"generator: {model}"] + [
+        f"{key}: {build[key]}" for key, on in used.items() if on and build.get(key)
+    ]
+
+
+def _preprocessing(stats: BuildStats) -> list[str]:
+    """Empty passages dropped, decontamination, pairing, and each config's rejected generator outputs."""
+    corpus, out = stats.corpus or {}, []
     if corpus.get("empty_passages_dropped"):
-        preprocessing.append(f"{corpus['empty_passages_dropped']} corpus passages with an empty text dropped")
-    decon = build_stats.get("decontamination") or {}
-    if decon:
-        preprocessing.append(
+        out.append(f"{corpus['empty_passages_dropped']} corpus passages with an empty text dropped")
+    if stats.decontamination:
+        out.append(
             "decontamination against evaluation sets: "
-            + ", ".join(f"{k} = {json.dumps(v)}" for k, v in decon.items() if not isinstance(v, (list, dict)))
+            + ", ".join(
+                f"{k} = {json.dumps(v)}"
+                for k, v in stats.decontamination.items()
+                if not isinstance(v, (list, dict))
+            )
         )
-    paired = build_stats.get("paired") or {}
-    if paired.get("enabled"):
-        preprocessing.append("paired: every method config keeps only the query ids present in all of them")
-    for name, stats in configs.items():
-        rejects = (stats or {}).get("rejects") or {}
+    if (stats.paired or {}).get("enabled"):
+        out.append("paired: every method config keeps only the query ids present in all of them")
+    for name, c in stats.configs.items():
+        rejects = c.get("rejects") or {}
         if rejects:
-            preprocessing.append(
+            out.append(
                 f"{name}: rejected generator outputs " + ", ".join(f"{k} = {v}" for k, v in rejects.items())
             )
-    biases, limitations = [], []
-    for name, stats in configs.items():
-        stats = stats or {}
-        if "suspected_false_negative_rate" in stats or "independent_false_negative_rate" in stats:
-            independent = stats.get("independent_false_negative_rate")
-            rate = independent if independent is not None else stats.get("suspected_false_negative_rate")
-            scorer = stats.get("independent_false_negative_scorer") or stats.get("false_negative_scorer")
-            same = same_scorer_as_guard(stats) and independent is None
-            biases.append(
-                f"{name}: suspected false-negative rate {_pct(rate)} (scorer {scorer})"
-                + (" - 0% by construction: the method filtered with this scorer" if same else "")
-            )
-    biases.append(
+    return out
+
+
+def _biases(stats: BuildStats) -> list[str]:
+    """Each config's suspected false-negative rate (an independent judge's when there is one), and the
+    generator's and retrievers' own biases."""
+    biases = []
+    for name, c in stats.configs.items():
+        if c.suspected_false_negative_rate is None and c.independent_false_negative_rate is None:
+            continue
+        independent = c.independent_false_negative_rate
+        rate = independent if independent is not None else c.suspected_false_negative_rate
+        scorer = c.independent_false_negative_scorer or c.false_negative_scorer
+        same = bool(c.false_negative_same_as_guard) and independent is None  # older builds: from_dict decides
+        biases.append(
+            f"{name}: suspected false-negative rate {_pct(rate)} (scorer {scorer})"
+            + (" - 0% by construction: the method filtered with this scorer" if same else "")
+        )
+    return biases + [
         "Queries and LLM-written negatives carry the generator's style and knowledge; mined negatives carry "
         "the retriever's (BM25 favours lexical overlap, cross-encoders their training domain)."
-    )
-    limitations += [
-        "A hard negative may in fact answer its query (a false negative): see the rates in dataBiases.",
-        "Synthetic queries are not real user queries; evaluate on human-judged sets.",
     ]
-    return {
-        "data_collection": collection,
-        "data_collection_type": ["Machine-generated (LLM queries and negatives)", "Mined from the corpus"],
-        "data_annotation_protocol": prompts or None,
-        "machine_annotation_tools": tools,
-        "data_preprocessing_protocol": preprocessing or None,
-        "data_biases": biases,
-        "data_limitations": limitations,
-        "data_use_cases": [
-            "Training and comparing dense retrievers (anchor, positive, negative triplets for contrastive "
-            "losses). Not an evaluation set: its labels are synthetic."
-        ],
-        "personal_sensitive_information": [
-            f"hardneg adds none; texts come from {corpus.get('source', 'the corpus')} and an LLM, and inherit "
-            "whatever the corpus holds."
-        ],
-    }
 
 
 def croissant_metadata(

@@ -15,7 +15,7 @@ The contract (used by ``hardneg.build``):
   keys it finished under a run id that every process computes alike. The main process waits for all of them
   (``wait_for_shards``), reads the shards' stages and writes the folder.
 - ``merge_stats`` adds the shards' counters (rows, tokens, seconds, rejects by reason) and keeps the
-  settings, which are the same in every shard.
+  settings, which are the same in every shard: the rule of each key is part of ``hardneg.records.ConfigStats``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset, concatenate_datasets
+
+from hardneg.records import ConfigStats
 
 logger = logging.getLogger(__name__)
 
@@ -216,61 +218,12 @@ def shared_array(
     return joined
 
 
-def _add(a: Any, b: Any) -> Any:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a + b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return merge_stats([a, b])
-    return a
-
-
-# Settings, the same in every shard: taken from the first, never added up.
-SETTINGS_KEYS = {
-    "params",
-    "prompt",
-    "options",
-    "settings",
-    "method",
-    "scorer",
-    "seed",
-    "false_negative_scorer",
-    "duplicate_passages_merged",  # of the pool, which every shard mines
-}
-# Distribution summaries (mean, quantiles): kept per shard.
-PER_SHARD_KEYS = {"score_stats"}
-# Derived values recomputed after adding up, not summed.
-_RATES = {"items_per_second": ("rows", "wall_seconds")}
-
-
 def merge_stats(parts: Iterable[dict]) -> dict:
-    """Add the shards' stats: numbers are summed (rows, tokens, seconds, rejects ...), nested dicts merged key
-    by key, settings (``SETTINGS_KEYS``) and text taken from the first shard, ``*_rate`` values averaged
-    weighted by rows, distribution summaries kept per shard, items/s recomputed."""
-    parts = list(parts)
-    if not parts:
-        return {}
-    merged: dict = {}
-    for part in parts:
-        for key, value in part.items():
-            if key not in merged:
-                merged[key] = value
-            elif key not in SETTINGS_KEYS:
-                merged[key] = _add(merged[key], value)
-    rows = [p.get("rows") if isinstance(p.get("rows"), (int, float)) else 0 for p in parts]
-    for key in merged:
-        values = [p.get(key) for p in parts]
-        rated = [(v, r) for v, r in zip(values, rows, strict=True) if isinstance(v, (int, float))]
-        if key.endswith("_rate") and rated and sum(r for _, r in rated):
-            # row-weighted over the shards that have one (an empty shard has no rate)
-            merged[key] = sum(v * r for v, r in rated) / sum(r for _, r in rated)
-        elif key in PER_SHARD_KEYS:
-            merged[key] = {"per_shard": values}  # summaries of a distribution do not add up
-    for rate, (num, den) in _RATES.items():
-        if rate in merged and isinstance(merged.get(num), (int, float)) and merged.get(den):
-            merged[rate] = round(merged[num] / merged[den], 4)
-    return merged
+    """Add the shards' stats of one stage by the rules of ``hardneg.records.ConfigStats`` (``merge_rule``):
+    counters summed (rows, tokens, seconds, rejects ...), nested dicts merged key by key, settings and text
+    taken from the first shard, rates averaged weighted by rows, distribution summaries kept per shard,
+    items/s recomputed."""
+    return ConfigStats.merge(parts)
 
 
 def concat_shards(tables: list[Dataset]) -> Dataset:

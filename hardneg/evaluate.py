@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import logging
 import re
 import time
@@ -39,11 +38,9 @@ import numpy as np
 from hardneg import mteb_results
 from hardneg.assets import dtype_name, resolve_dataset, resolve_embedder
 from hardneg.beir import BEIR_NAMES, DatasetSpec, check_dataset_name, load_eval_dataset
-from hardneg.config import read_json
 from hardneg.corpus import BeirData
 from hardneg.encode import process_state
 from hardneg.errors import first_line
-from hardneg.files import write_atomic
 from hardneg.metrics import (
     DEFAULT_METRICS,
     drop_identical_ids,
@@ -54,6 +51,7 @@ from hardneg.metrics import (
 )
 from hardneg.mteb_results import PASSAGE_FORMATS, format_passage, parse_task_names
 from hardneg.options import check_fields
+from hardneg.records import EvalResult
 from hardneg.revisions import model_commit, resolve_revision
 
 logger = logging.getLogger(__name__)
@@ -421,25 +419,23 @@ def _is_current(
     if not path.is_file() or not run_file_path(path).is_file():
         return False
     try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        old = EvalResult.from_disk(path)  # older files are converted there
+    except (OSError, ValueError, TypeError):
         return False
-    same_dtype = dtype is None or spec.is_bm25 or old.get("dtype") == dtype
-    # older files: the metric keys, and the one passage format there was
-    old_settings = {"metric_list": sorted(old.get("metrics", {})), "passage_format": "hardneg", **old}
-    same_settings = all(old_settings.get(k) == v for k, v in (expect or {}).items())
-    return old.get("source_stamp") == source_stamp(spec) and same_dtype and same_settings
+    same_dtype = dtype is None or spec.is_bm25 or old.dtype == dtype
+    same_settings = all(old.setting(k) == v for k, v in (expect or {}).items())
+    return old.source_stamp == source_stamp(spec) and same_dtype and same_settings
 
 
-def mteb_model(spec: ModelSpec, result: dict[str, Any], model=None) -> mteb_results.ModelInfo:
+def mteb_model(spec: ModelSpec, result: EvalResult, model=None) -> mteb_results.ModelInfo:
     """The model an MTEB result is filed under: a Hub or embedded model by its Hub id and commit; a local
     folder (fine-tuned) as ``hardneg/<model key>`` at its files' stamp, with the ``model_meta.json`` saved
     beside it by training; BM25 as ``hardneg/<model key>``."""
     folder = None if spec.is_bm25 else Path(resolve_embedder(spec.model).name_or_path)
     if folder is not None and folder.is_dir() and not spec.model.startswith("embedded:"):
-        return mteb_results.model_info(model_key(spec), result["source_stamp"], folder, model)
+        return mteb_results.model_info(model_key(spec), result.source_stamp, folder, model)
     name = model_key(spec) if spec.is_bm25 else resolve_embedder(spec.model).name
-    return mteb_results.model_info(name, result.get("model_commit"), None, model)
+    return mteb_results.model_info(name, result.model_commit, None, model)
 
 
 def scoring_settings(config: EvalConfig, dspec: DatasetSpec, pin: tuple[DatasetSpec, str]) -> dict[str, Any]:
@@ -608,8 +604,8 @@ def evaluate_model_on_dataset(
     dataset_source: str = "",
     *,
     dataset_revision: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """Run one retriever on one dataset and score it; returns (the result-file dict, the scored run)."""
+) -> tuple[EvalResult, dict[str, dict[str, float]]]:
+    """Run one retriever on one dataset and score it; returns (the result record, the scored run)."""
     query_ids = [q for q in data.qrels if q in data.queries]
     if config.max_queries:
         query_ids = query_ids[: config.max_queries]
@@ -670,32 +666,32 @@ def evaluate_model_on_dataset(
             logger.warning("%s: %d %s", data.name, counts[key], what)
     import hardneg
 
-    result = {
-        "model": readable_name(spec),
-        "method": spec.method,
-        "seed": spec.seed,
-        "model_path": spec.model,
-        "source_stamp": source_stamp(spec),
-        "dataset": data.name,
-        "dataset_source": dataset_source or data.name,
-        "dataset_revision": dataset_revision or {"revision": None, "how": "local"},
-        "split": config.split,
-        "ignore_identical_ids": ignore_identical,
-        "identical_ids_dropped": dropped,
-        "metrics": scored.mean,
-        "per_query": scored.per_query,
-        "counts": counts,
-        "prompts": {"query": prompts[0], "passage": prompts[1]},
-        "top_k": config.top_k,
-        "timing": {"wall_s": wall, **{k: v for k, v in info.items() if k.endswith("_s")}},
-        "fingerprints": {k: v for k, v in info.items() if k.endswith("_fingerprint")},
-        "similarity": info.get("similarity", "bm25"),
-        "dtype": info.get("dtype"),
-        "model_commit": info.get("model_commit"),  # Hub commit of the weights (None: local folder or BM25)
-        "processes": process_state().num_processes,
-        "hardneg_version": getattr(hardneg, "__version__", "0"),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    result = EvalResult(
+        model=readable_name(spec),
+        method=spec.method,
+        seed=spec.seed,
+        model_path=spec.model,
+        source_stamp=source_stamp(spec),
+        dataset=data.name,
+        dataset_source=dataset_source or data.name,
+        dataset_revision=dataset_revision or {"revision": None, "how": "local"},
+        split=config.split,
+        ignore_identical_ids=ignore_identical,
+        identical_ids_dropped=dropped,
+        metrics=scored.mean,
+        per_query=scored.per_query,
+        counts=counts,
+        prompts={"query": prompts[0], "passage": prompts[1]},
+        top_k=config.top_k,
+        timing={"wall_s": wall, **{k: v for k, v in info.items() if k.endswith("_s")}},
+        fingerprints={k: v for k, v in info.items() if k.endswith("_fingerprint")},
+        similarity=info.get("similarity", "bm25"),
+        dtype=info.get("dtype"),
+        model_commit=info.get("model_commit"),  # Hub commit of the weights (None: local folder or BM25)
+        processes=process_state().num_processes,
+        hardneg_version=getattr(hardneg, "__version__", "0"),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
     return result, run
 
 
@@ -768,12 +764,12 @@ def evaluate(config: EvalConfig) -> list[Path]:
                     spec, data, config, model, dataset_source=dspec.source, dataset_revision=revisions[dspec]
                 )
             else:
-                result = read_json(path, "evaluate again (overwrite: true)")
-                run = read_run_file(run_file_path(path), result.get("run_file_queries"))
+                result = EvalResult.from_disk(path, "evaluate again (overwrite: true)")
+                run = read_run_file(run_file_path(path), result.run_file_queries)
             if state.is_main_process:
                 if dspec in stale:
-                    result.update(scoring_settings(config, dspec, pins[dspec]))
-                    result["run_file"] = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
+                    result = replace(result, **scoring_settings(config, dspec, pins[dspec]))
+                    result.run_file = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
                 if write_mteb:
                     mteb_path = mteb_results.write_evaluation(
                         config.run_dir,
@@ -784,19 +780,19 @@ def evaluate(config: EvalConfig) -> list[Path]:
                         revision=revisions[dspec]["revision"],
                         task_name=mteb_names.get(dspec.name),
                         model=mteb_model(spec, result, model),
-                        evaluation_time=result["timing"]["wall_s"],
+                        evaluation_time=result.timing["wall_s"],
                         passage_format=config.passage_format,
-                        ignore_identical_ids=result["ignore_identical_ids"],
+                        ignore_identical_ids=result.ignore_identical_ids,
                     )
-                    result["mteb_result"] = str(mteb_path.relative_to(config.run_dir))
-                result["run_file_queries"] = sum(1 for ranked in run.values() if ranked)  # checked on reading
-                write_atomic(path, json.dumps(result, indent=1))
-                m = result["metrics"]
+                    result.mteb_result = str(mteb_path.relative_to(config.run_dir))
+                result.run_file_queries = sum(1 for ranked in run.values() if ranked)  # checked on reading
+                result.to_disk(path)
+                m = result.metrics
                 seed = "" if spec.seed is None else f" seed{spec.seed}"
                 print(
-                    f"{result['model']:>24} {spec.method + seed:>16} {data.name:>12}  "
+                    f"{result.model:>24} {spec.method + seed:>16} {data.name:>12}  "
                     + "  ".join(f"{k} {v:.4f}" for k, v in m.items())
-                    + f"  ({result['counts']['queries_evaluated']} queries)"
+                    + f"  ({result.counts['queries_evaluated']} queries)"
                 )
             written.append(path)
         del model

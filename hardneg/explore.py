@@ -42,10 +42,17 @@ from hardneg.corpus import passage_text
 from hardneg.dataset_folder import load_build_tables
 from hardneg.diagnose.record import Diagnostics
 from hardneg.errors import first_line
-from hardneg.methods import QUERIES_CONFIG, stage_fn_scores
+from hardneg.methods import QUERIES_CONFIG
 from hardneg.metrics import read_run_file, trec_order
 from hardneg.options import check_fields
-from hardneg.report import load_results
+from hardneg.records import (
+    FALSE_NEGATIVE_SCORES_FILE,
+    BuildStats,
+    ConfigStats,
+    EvalResult,
+    FalseNegativeScores,
+)
+from hardneg.report.analysis import load_results
 
 logger = logging.getLogger(__name__)
 
@@ -133,16 +140,17 @@ def _round(x: Any, digits: int = 4) -> float | None:
 
 def _load_configs(
     dataset: str, revision: str | None, sample_queries: int = 0, seed: int = 0
-) -> tuple[dict[str, Any], dict, Path | None, dict[str, np.ndarray]]:
+) -> tuple[dict[str, Any], BuildStats, Path | None, dict[str, np.ndarray], dict[str, int]]:
     """Every config's train split as column lists (of the sampled queries' rows), the build statistics, the
-    local folder (if any) and each sampled config's original row numbers."""
+    local folder (if any), each sampled config's original row numbers and each config's number of rows."""
     tables, build_stats, folder = load_build_tables(dataset, revision)
     index = _sample_rows(tables, sample_queries, seed)
     configs = {
         name: (table.select(index[name]) if name in index else table).to_dict()
         for name, table in tables.items()
     }
-    return configs, build_stats, folder, index
+    sizes = {name: len(table) for name, table in tables.items()}
+    return configs, BuildStats.from_dict(build_stats), folder, index, sizes
 
 
 def _sample_rows(tables: dict[str, Any], sample_queries: int, seed: int) -> dict[str, np.ndarray]:
@@ -171,23 +179,36 @@ def _read_rejects(rejects_dir: Path | None) -> dict[str, list[dict]]:
     return out
 
 
-def _flags(cols: dict[str, list], stats: dict, index: np.ndarray | None = None) -> list[int]:
+def _flags(cols: dict[str, list], stats: ConfigStats, index: np.ndarray | None = None) -> list[int]:
     """Per row 1 when the false-negative scorer rated the negative at or above the positive (``index``: the
     rows' numbers in the whole config, when they are a sample)."""
     n = len(cols.get("anchor", []))
     flags = [0] * n
-    detail = stats.get("false_negative_detail") or {}
-    rows = detail.get("suspected_rows")
+    rows = (stats.false_negative_detail or {}).get("suspected_rows")
     if rows is not None:
         suspected = set(rows)
         numbers = range(n) if index is None else index.tolist()
         return [int(r in suspected) for r in numbers]
-    own = (stats.get("params") or {}).get("scorer")
-    if own and own == stats.get("false_negative_scorer"):  # the method's own scores are the estimate
+    own = stats.get("params", {}).get("scorer")
+    if own and own == stats.false_negative_scorer:  # the method's own scores are the estimate
         for i, (p, s) in enumerate(zip(cols["positive_score"], cols["negative_score"], strict=True)):
             if p is not None and s is not None and s >= p:
                 flags[i] = 1
     return flags
+
+
+def _fn_scores(
+    published: FalseNegativeScores, name: str, stats: ConfigStats, size: int, index: np.ndarray | None
+) -> tuple[list, list]:
+    """The build's false-negative scorer's (positive, negative) score of each shown row, from the scores the
+    build published (``false_negative_scores.json``); none when the method's own scores are that estimate."""
+    if stats.false_negative_scorer in (None, stats.get("params", {}).get("scorer")):
+        return [], []
+    scores = published.rows(name, stats.false_negative_scorer, size)
+    if scores is None:
+        return [], []
+    numbers = range(size) if index is None else index.tolist()
+    return [_round(scores.positive[r]) for r in numbers], [_round(scores.negative[r]) for r in numbers]
 
 
 def diagnostics_columns(
@@ -223,71 +244,106 @@ def build_payload(
 ) -> dict[str, Any]:
     """The explorer's data: a string table and integer/float columns (see the module docstring); of a seeded
     sample of ``sample_queries`` queries (0 = all) and their rows in every config."""
-    configs, build_stats, folder, index = _load_configs(dataset, revision, sample_queries, seed)
+    configs, build_stats, folder, index, sizes = _load_configs(dataset, revision, sample_queries, seed)
     if "queries" not in configs:
         raise ValueError(f"'{dataset}' has no 'queries' config; fix: point at a hardneg build's dataset")
     st = StringTable()
     q = configs["queries"]
     qrow = {str(qid): i for i, qid in enumerate(q["query_id"])}
-    by_positive = defaultdict(list)
-    for i, pid in enumerate(q["positive_id"]):
-        by_positive[str(pid)].append(i)
     queries = {
         "id": [st.add(x) for x in q["query_id"]],
         "text": [st.add(x) for x in q["query"]],
         "pos": [st.add(x) for x in q["positive"]],
         "pos_id": [st.add(x) for x in q["positive_id"]],
     }
-    config_stats = build_stats.get("configs") or {}
-    diag = Diagnostics.find(run_dir, folder.parent if folder is not None else None)
+    run = folder.parent if folder is not None else None
+    diag = Diagnostics.find(run_dir, run)
+    published = (
+        FalseNegativeScores.from_disk(run / FALSE_NEGATIVE_SCORES_FILE) if run else FalseNegativeScores()
+    )
     methods = {}
     for name, cols in configs.items():
         if name == "queries" or "negative" not in cols:
             continue
-        stats = config_stats.get(name) or {}
-        rows = [qrow.get(str(x), -1) for x in cols["query_id"]]
-        unknown = rows.count(-1)
-        if unknown:
-            logger.warning(
-                "%s: %d rows whose query_id is not in the queries config are left out", name, unknown
-            )
-        keep = [i for i, r in enumerate(rows) if r >= 0]
-        flags = _flags(cols, stats, index.get(name))
-        fs_p, fs_n = [], []
-        own = (stats.get("params") or {}).get("scorer")
-        # a repaired config's rows (and their scores) live in the stage the build recorded (``<name>.repaired``)
-        stage = (stats.get("false_negative_detail") or {}).get("stage", name)
-        if folder is not None and stats.get("false_negative_scorer") not in (None, own):
-            fs_p, fs_n = stage_fn_scores(
-                folder.parent / "stages", stage, stats["false_negative_scorer"], cols
-            )
-            fs_p, fs_n = [_round(x) for x in fs_p], [_round(x) for x in fs_n]
-        methods[name] = {
-            "q": [rows[i] for i in keep],
-            "neg": [st.add(cols["negative"][i]) for i in keep],
-            "neg_id": [st.add(cols["negative_id"][i]) for i in keep] if "negative_id" in cols else [],
-            "rank": [cols["negative_rank"][i] for i in keep] if "negative_rank" in cols else [],
-            "ps": [_round(cols["positive_score"][i]) for i in keep] if "positive_score" in cols else [],
-            "ns": [_round(cols["negative_score"][i]) for i in keep] if "negative_score" in cols else [],
-            "flag": [flags[i] for i in keep],
-            "fs_p": [fs_p[i] for i in keep] if fs_p else [],
-            "fs_n": [fs_n[i] for i in keep] if fs_n else [],
-            "fn_score_name": (stats.get("false_negative_detail") or {}).get("score_name"),
-            "score_name": stats.get("score_name"),
-            "fn_rate": stats.get("suspected_false_negative_rate"),
-            "fn_scorer": stats.get("false_negative_scorer"),
-            "fn_same_as_guard": stats.get("false_negative_same_as_guard"),
-            "ind_rate": stats.get("independent_false_negative_rate"),
-            "ind_scorer": stats.get("independent_false_negative_scorer"),
-            # hybrid_hn: the config each row's negative was drawn from
-            "source": [st.add(cols["source"][i]) for i in keep] if "source" in cols else [],
-            "rejects": stats.get("rejects") or {},
-            **diagnostics_columns(diag, name, keep, index.get(name)),
-        }
-    if rejects_dir is None and folder is not None:
-        rejects_dir = folder.parent / "cache" / "rejects"
+        stats = build_stats.config(name)
+        fn_scores = _fn_scores(published, name, stats, sizes[name], index.get(name))
+        methods[name] = _method_columns(name, cols, stats, qrow, st, index.get(name), fn_scores, diag)
+    if rejects_dir is None and run is not None:
+        rejects_dir = run / "cache" / "rejects"
+    rejects = _reject_columns(Path(rejects_dir) if rejects_dir else None, q, qrow, set(methods), st)
+    meta = {
+        "diag_encoder": diag.target_encoder if diag else None,
+        "dataset": str(dataset),
+        "revision": revision,
+        "created": build_stats.created,
+        "hardneg_version": build_stats.hardneg_version,
+        "generator": build_stats.generator.get("model"),
+        "queries": len(q["query_id"]),
+        # a sample of a larger build: how many queries it has (the page shows ``queries`` of them)
+        "sampled_from": build_stats.config(QUERIES_CONFIG).rows if index else None,
+    }
+    payload: dict[str, Any] = {"meta": meta, "queries": queries, "methods": methods, "rejects": rejects}
+    if run_dir is not None:
+        payload["eval"] = build_eval_payload(Path(run_dir), st, metric=metric, eval_data=eval_data)
+    payload["strings"] = st.strings
+    return payload
+
+
+def _method_columns(
+    name: str,
+    cols: dict[str, list],
+    stats: ConfigStats,
+    qrow: dict[str, int],
+    st: StringTable,
+    index: np.ndarray | None,
+    fn_scores: tuple[list, list],
+    diag: Diagnostics | None,
+) -> dict[str, Any]:
+    """One triplet config's shown rows (those whose query is in the queries config) and its statistics."""
+    rows = [qrow.get(str(x), -1) for x in cols["query_id"]]
+    unknown = rows.count(-1)
+    if unknown:
+        logger.warning("%s: %d rows whose query_id is not in the queries config are left out", name, unknown)
+    keep = [i for i, r in enumerate(rows) if r >= 0]
+    flags = _flags(cols, stats, index)
+    fs_p, fs_n = fn_scores
+
+    def column(key: str, value=lambda x: x) -> list:
+        return [value(cols[key][i]) for i in keep] if key in cols else []
+
+    return {
+        "q": [rows[i] for i in keep],
+        "neg": column("negative", st.add),
+        "neg_id": column("negative_id", st.add),
+        "rank": column("negative_rank"),
+        "ps": column("positive_score", _round),
+        "ns": column("negative_score", _round),
+        "flag": [flags[i] for i in keep],
+        "fs_p": [fs_p[i] for i in keep] if fs_p else [],
+        "fs_n": [fs_n[i] for i in keep] if fs_n else [],
+        "fn_score_name": (stats.false_negative_detail or {}).get("score_name"),
+        "score_name": stats.get("score_name"),
+        "fn_rate": stats.suspected_false_negative_rate,
+        "fn_scorer": stats.false_negative_scorer,
+        "fn_same_as_guard": stats.false_negative_same_as_guard,
+        "ind_rate": stats.independent_false_negative_rate,
+        "ind_scorer": stats.independent_false_negative_scorer,
+        # hybrid_hn: the config each row's negative was drawn from
+        "source": column("source", st.add),
+        "rejects": stats.get("rejects", {}),
+        **diagnostics_columns(diag, name, keep, index),
+    }
+
+
+def _reject_columns(
+    rejects_dir: Path | None, q: dict[str, list], qrow: dict[str, int], methods: set[str], st: StringTable
+) -> dict[str, dict[str, list]]:
+    """Per config (and ``queries``), the generator outputs that were rejected, by shown query, and why."""
+    by_positive = defaultdict(list)
+    for i, pid in enumerate(q["positive_id"]):
+        by_positive[str(pid)].append(i)
     rejects = {}
-    for name, rows in _read_rejects(Path(rejects_dir) if rejects_dir else None).items():
+    for name, rows in _read_rejects(rejects_dir).items():
         is_query = name == QUERIES_CONFIG  # query generation is keyed by passage id
         if not is_query and name not in methods:
             continue  # e.g. the false-negative judge's rejects (<config>.fn_judge), keyed by row, not by query
@@ -300,24 +356,7 @@ def build_payload(
                     texts.append(st.add(r.get("text") or r.get("raw") or ""))
                     reasons.append(st.add(r.get("reason")))
         rejects[name] = {"q": qs, "text": texts, "reason": reasons}
-    meta = {
-        "diag_encoder": diag.target_encoder if diag else None,
-        "dataset": str(dataset),
-        "revision": revision,
-        "created": build_stats.get("created"),
-        "hardneg_version": build_stats.get("hardneg_version"),
-        "generator": (build_stats.get("generator") or {}).get("model"),
-        "queries": len(q["query_id"]),
-        # a sample of a larger build: how many queries it has (the page shows ``queries`` of them)
-        "sampled_from": (build_stats.get("configs") or {}).get(QUERIES_CONFIG, {}).get("rows")
-        if index
-        else None,
-    }
-    payload: dict[str, Any] = {"meta": meta, "queries": queries, "methods": methods, "rejects": rejects}
-    if run_dir is not None:
-        payload["eval"] = build_eval_payload(Path(run_dir), st, metric=metric, eval_data=eval_data)
-    payload["strings"] = st.strings
-    return payload
+    return rejects
 
 
 def top_documents(
@@ -328,8 +367,8 @@ def top_documents(
     return {q: trec_order(scores)[:top_n] for q, scores in read_run_file(path, expected_queries).items()}
 
 
-def _pick_metric(results: list[dict], metric: str | None) -> str:
-    names = [m for r in results for pq in r.get("per_query", {}).values() for m in pq][:50]
+def _pick_metric(results: list[EvalResult], metric: str | None) -> str:
+    names = [m for r in results for pq in r.per_query.values() for m in pq][:50]
     if metric:
         if metric not in names:
             raise ValueError(
@@ -344,11 +383,9 @@ def build_eval_payload(
 ) -> dict[str, Any]:
     """Per evaluation query: each model's top-10 with relevance, and the per-query metric."""
     # the report's reader: one-line errors for a missing folder or a truncated file
-    results = [(run_dir / "results" / r["_file"], r) for r in load_results(run_dir) if "per_query" in r]
-    metric = _pick_metric([r for _, r in results], metric)
-    sources = sorted(
-        {(r.get("dataset_source") or r.get("dataset"), r.get("split", "test")) for _, r in results}
-    )
+    results = [r for r in load_results(run_dir) if r.per_query]
+    metric = _pick_metric(results, metric)
+    sources = sorted({(r.dataset_source or r.dataset, r.split or "test") for r in results})
     data = None
     if eval_data or sources:
         src, split = (eval_data, sources[0][1] if sources else "test") if eval_data else sources[0]
@@ -360,7 +397,7 @@ def build_eval_payload(
                     f"cannot load --eval_data {eval_data}: {first_line(err)}; fix: check it"
                 ) from None
             logger.warning("cannot load evaluation set %s (%s): showing document ids only", src, err)
-    qids = sorted({q for _, r in results for q in r["per_query"]}, key=lambda x: (len(x), x))
+    qids = sorted({q for r in results for q in r.per_query}, key=lambda x: (len(x), x))
     qindex = {q: i for i, q in enumerate(qids)}
     docs: dict[str, int] = {}
     doc_text, doc_id = [], []
@@ -375,31 +412,30 @@ def build_eval_payload(
         return docs[d]
 
     models = []
-    for path, r in results:
+    for r in results:
         per = [None] * len(qids)
-        for q, vals in r["per_query"].items():
+        for q, vals in r.per_query.items():
             per[qindex[q]] = _round(vals.get(metric))
         top: list[list[int]] = [[] for _ in qids]
-        run_file = r.get("run_file")
-        if run_file:
-            rp = path.parent / run_file
+        rp = r.run_path()
+        if rp is not None:
             if rp.is_file():
-                for q, ds in top_documents(rp, expected_queries=r.get("run_file_queries")).items():
+                for q, ds in top_documents(rp, expected_queries=r.run_file_queries).items():
                     if q in qindex:
                         top[qindex[q]] = [doc(d) for d in ds]
             else:
-                logger.warning("%s names run file %s, which is missing", path.name, rp)
-        seed = r.get("seed")
-        label = r.get("method") or r.get("model") or path.stem
+                logger.warning("%s names run file %s, which is missing", r.file_name, rp)
+        seed = r.seed
+        label = r.method or r.model or r.path.stem
         models.append(
             {
                 "name": f"{label} seed{seed}" if seed is not None else label,
-                "method": r.get("method"),
+                "method": r.method,
                 "seed": seed,
-                "dataset": r.get("dataset"),
+                "dataset": r.dataset,
                 "per": per,
                 "top": top,
-                "has_run": bool(run_file),
+                "has_run": bool(r.run_file),
             }
         )
     rel: list[list[list[int]]] = [[] for _ in qids]

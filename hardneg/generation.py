@@ -295,172 +295,211 @@ def run_generation(
     (a later block of ``generate_in_blocks``) instead of starting it anew.
     """
     rules = rules or HygieneConfig()
-    cfg = generator.config
-    # Commit granularity: one local batch, or eight rounds of concurrent requests; vLLM wants big calls.
-    chunk_size = chunk_size or {
-        "transformers": cfg.batch_size,
-        "llamacpp": cfg.batch_size,
-        "http": 8 * cfg.concurrency,  # few barriers: a round's slowest request leaves slots idle
-    }.get(cfg.backend, 512)
     cache_dir = Path(cache_dir)
-    cache = GenerationCache(cache_dir / "generation.sqlite")
-    info = generator.cache_settings()
-    base_temp = generator.config.temperature
-    top_p = generator.config.top_p
-    # Prompts bounded in tokens: a passage is cut so that prompt + output fit the model's context.
-    rendered, truncated_prompts = fit_prompts(
-        items, prompt.render, prompt.inputs, generator.prompt_budget(max_new_tokens)
+    run = _GenerationRun(
+        items,
+        generator=generator,
+        prompt=prompt,
+        cache=GenerationCache(cache_dir / "generation.sqlite"),
+        max_new_tokens=max_new_tokens,
+        rules=rules,
+        source_field=source_field,
+        chunk_size=chunk_size or _commit_chunk(generator),
     )
-    results: list[dict | None] = [None] * len(items)
-    rejects: Counter[str] = Counter()
-    faults: Counter[str] = Counter()
-    answered: set[int] = set()  # items with at least one attempt that was not a fault
-    reject_rows: list[dict] = []
-    totals = {
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "generation_seconds": 0.0,
-        "generated": 0,
-        "cached": 0,
-        "reasoning_stripped": 0,
-        "reasoning_chars": 0,
-    }
-    started = time.perf_counter()
+    bar = rate_bar(0, method) if progress else None  # requests sent this run (retries add) and tokens/s
     pending = list(range(len(items)))
-    bar, new_tokens = None, 0
-    if progress:
-        bar = rate_bar(0, method)  # requests sent this run (retries add to the total) and tokens/s
     try:
         for attempt in range(max_retries + 1):
             if not pending:
                 break
-            temperature = base_temp if attempt == 0 else max(base_temp, retry_temperature)
-            sampling = {
-                "temperature": temperature,
-                "top_p": top_p if temperature > 0 else 1.0,
-                "max_new_tokens": max_new_tokens,
-                "stop": list(prompt.stop),
-            }
-            seeds = {
-                i: (seed + attempt) * 1_000_003 + int(_sha(rendered[i])[:8], 16) % 1_000_003 for i in pending
-            }
-            keys = {
-                i: _sha(
-                    {
-                        "gen": info,
-                        "prompt": prompt.sha256,
-                        "input": rendered[i],
-                        "sampling": sampling,
-                        "seed": seeds[i] if temperature > 0 else None,
-                    }
-                )
-                for i in pending
-            }
-            found = cache.get_many(list(keys.values()))
-            # Longest prompts first: similar lengths share a batch, so little padding is computed.
-            todo = sorted((i for i in pending if keys[i] not in found), key=lambda i: -len(rendered[i]))
-            totals["cached"] += len(pending) - len(todo)
-            if bar is not None:
-                bar.total += len(todo)
-            for c in range(0, len(todo), chunk_size):
-                chunk = todo[c : c + chunk_size]
-                chunk_start = time.perf_counter()
-                outs: list[Generation] = generator.generate(
-                    [rendered[i] for i in chunk],
-                    chat=prompt.format == "chat",
-                    stop=list(prompt.stop),
-                    max_new_tokens=max_new_tokens,
-                    temperature=temperature,
-                    top_p=top_p,
-                    seeds=[seeds[i] for i in chunk],
-                )
-                share = (time.perf_counter() - chunk_start) / len(
-                    chunk
-                )  # wall time per item (concurrency-aware)
-                new = {keys[i]: o.to_dict() | {"wall_s": share} for i, o in zip(chunk, outs, strict=True)}
-                # committed before anything else happens: a kill loses at most this chunk; faults never are
-                cache.put_many({k: v for k, v in new.items() if not v.get("fault")})
-                found.update(new)
-                totals["generated"] += len(chunk)
-                if bar is not None:
-                    new_tokens += sum(o.completion_tokens for o in outs)
-                    show_tokens(bar, new_tokens)
-                    bar.update(len(chunk))
-            next_pending = []
-            for i in pending:
-                out = found[keys[i]]
-                if out.get("fault"):
-                    faults[out["fault"]] += 1
-                    next_pending.append(i)
-                    continue
-                answered.add(i)
-                totals["prompt_tokens"] += out["prompt_tokens"] or 0
-                totals["completion_tokens"] += out["completion_tokens"] or 0
-                totals["reasoning_stripped"] += bool(out.get("reasoning_chars"))
-                totals["reasoning_chars"] += out.get("reasoning_chars") or 0
-                totals["generation_seconds"] += out.get("wall_s", out["latency_s"]) or 0.0
-                text = clean_output(out["text"], rendered[i])
-                item = items[i]
-                reason = check_output(
-                    text,
-                    source=item[source_field],
-                    positive=item.get("positive") if prompt.kind == "negative" else None,
-                    query=item.get("query") if prompt.kind == "negative" else None,
-                    rules=rules,
-                    finish_reason=out.get("finish_reason", "stop"),
-                )
-                record = {
-                    "text": text,
-                    "raw": out["text"],
-                    "attempt": attempt,
-                    "seed": seeds[i],
-                    "sampling": sampling,
-                    **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")},
-                }
-                if reason is None:
-                    results[i] = record
-                else:
-                    rejects[reason] += 1
-                    reject_rows.append({"id": item["id"], "reason": reason, **record})
-                    next_pending.append(i)
-            pending = next_pending
+            pending = run.attempt(attempt, pending, seed=seed, retry_temperature=retry_temperature, bar=bar)
     finally:
         if bar is not None:
             bar.close()
-        cache.close()
-    not_logged = write_rejects(cache_dir / "rejects" / f"{method}.jsonl", reject_rows, append=append_rejects)
-    lost = [i for i in pending if i not in answered]
+        run.cache.close()
+    not_logged = write_rejects(
+        cache_dir / "rejects" / f"{method}.jsonl", run.reject_rows, append=append_rejects
+    )
+    lost = [i for i in pending if i not in run.answered]
     if lost:
-        raise GenerationFault(fault_line(method, generator, len(items), lost, faults, totals["generated"]))
-    rows = sum(r is not None for r in results)
-    gen_s = totals["generation_seconds"]
-    stats = {
-        "rows": rows,
-        "wall_seconds": round(gen_s, 3),
-        "items_per_second": round(rows / gen_s, 4) if gen_s > 0 else None,
-        "prompt_tokens": totals["prompt_tokens"],
-        "completion_tokens": totals["completion_tokens"],
-        "reasoning_stripped": totals["reasoning_stripped"],  # outputs whose <think> block was removed
-        "reasoning_chars": totals["reasoning_chars"],
-        "rejects": dict(sorted(rejects.items())),
-        "rejects_not_logged": not_logged,
-        "faults": dict(sorted(faults.items())),  # faulted attempts that a retry answered
-        "dropped": len(pending),
-        "truncated_prompts": truncated_prompts,
-        "run_wall_seconds": round(time.perf_counter() - started, 3),
-        "generated_this_run": totals["generated"],
-        "cached_this_run": totals["cached"],
-        "params": {
-            "generator": generator.info(),
-            "seed": seed,
-            "max_retries": max_retries,
-            "retry_temperature": retry_temperature,
-            "max_new_tokens": max_new_tokens,
-            "hygiene": asdict(rules),
-        },
-        "prompt": prompt.provenance(),
+        raise GenerationFault(
+            fault_line(method, generator, len(items), lost, run.faults, run.totals["generated"])
+        )
+    params = {
+        "generator": generator.info(),
+        "seed": seed,
+        "max_retries": max_retries,
+        "retry_temperature": retry_temperature,
+        "max_new_tokens": max_new_tokens,
+        "hygiene": asdict(rules),
     }
-    return results, stats
+    return run.results, run.stats(dropped=len(pending), not_logged=not_logged, params=params)
+
+
+def _commit_chunk(generator: Generator) -> int:
+    """Commit granularity: one local batch, or eight rounds of concurrent requests; vLLM wants big calls."""
+    cfg = generator.config
+    return {
+        "transformers": cfg.batch_size,
+        "llamacpp": cfg.batch_size,
+        "http": 8 * cfg.concurrency,  # few barriers: a round's slowest request leaves slots idle
+    }.get(cfg.backend, 512)
+
+
+class _GenerationRun:
+    """The state of one ``run_generation`` call: the rendered prompts, the accepted results, the rejects,
+    faults and totals. Each ``attempt`` asks for the pending items (cache first), then judges every answer."""
+
+    def __init__(self, items, *, generator, prompt, cache, max_new_tokens, rules, source_field, chunk_size):
+        self.items, self.generator, self.prompt, self.cache = items, generator, prompt, cache
+        self.max_new_tokens, self.rules = max_new_tokens, rules
+        self.source_field, self.chunk_size = source_field, chunk_size
+        self.info = generator.cache_settings()
+        # Prompts bounded in tokens: a passage is cut so that prompt + output fit the model's context.
+        self.rendered, self.truncated_prompts = fit_prompts(
+            items, prompt.render, prompt.inputs, generator.prompt_budget(max_new_tokens)
+        )
+        self.results: list[dict | None] = [None] * len(items)
+        self.rejects: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.answered: set[int] = set()  # items with at least one attempt that was not a fault
+        self.reject_rows: list[dict] = []
+        self.totals = {
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "generation_seconds": 0.0,
+            "generated": 0,
+            "cached": 0,
+            "reasoning_stripped": 0,
+            "reasoning_chars": 0,
+        }
+        self.started = time.perf_counter()
+        self.new_tokens = 0
+
+    def attempt(
+        self, attempt: int, pending: list[int], *, seed: int, retry_temperature: float, bar
+    ) -> list[int]:
+        """One round over the pending items; returns those still pending (rejected or faulted)."""
+        base_temp, top_p = self.generator.config.temperature, self.generator.config.top_p
+        temperature = base_temp if attempt == 0 else max(base_temp, retry_temperature)
+        sampling = {
+            "temperature": temperature,
+            "top_p": top_p if temperature > 0 else 1.0,
+            "max_new_tokens": self.max_new_tokens,
+            "stop": list(self.prompt.stop),
+        }
+        rendered = self.rendered
+        seeds = {
+            i: (seed + attempt) * 1_000_003 + int(_sha(rendered[i])[:8], 16) % 1_000_003 for i in pending
+        }
+        keys = {
+            i: _sha(
+                {
+                    "gen": self.info,
+                    "prompt": self.prompt.sha256,
+                    "input": rendered[i],
+                    "sampling": sampling,
+                    "seed": seeds[i] if temperature > 0 else None,
+                }
+            )
+            for i in pending
+        }
+        found = self.cache.get_many(list(keys.values()))
+        # Longest prompts first: similar lengths share a batch, so little padding is computed.
+        todo = sorted((i for i in pending if keys[i] not in found), key=lambda i: -len(rendered[i]))
+        self.totals["cached"] += len(pending) - len(todo)
+        if bar is not None:
+            bar.total += len(todo)
+        for c in range(0, len(todo), self.chunk_size):
+            found.update(self._generate(todo[c : c + self.chunk_size], keys, seeds, temperature, bar))
+        return [i for i in pending if not self._judge(i, found[keys[i]], attempt, seeds[i], sampling)]
+
+    def _generate(
+        self, chunk: list[int], keys: dict, seeds: dict, temperature: float, bar
+    ) -> dict[str, dict]:
+        """Generate one chunk and commit it to the cache at once: a kill loses at most this chunk."""
+        chunk_start = time.perf_counter()
+        outs: list[Generation] = self.generator.generate(
+            [self.rendered[i] for i in chunk],
+            chat=self.prompt.format == "chat",
+            stop=list(self.prompt.stop),
+            max_new_tokens=self.max_new_tokens,
+            temperature=temperature,
+            top_p=self.generator.config.top_p,
+            seeds=[seeds[i] for i in chunk],
+        )
+        share = (time.perf_counter() - chunk_start) / len(chunk)  # wall time per item (concurrency-aware)
+        new = {keys[i]: o.to_dict() | {"wall_s": share} for i, o in zip(chunk, outs, strict=True)}
+        self.cache.put_many({k: v for k, v in new.items() if not v.get("fault")})  # faults never are
+        self.totals["generated"] += len(chunk)
+        if bar is not None:
+            self.new_tokens += sum(o.completion_tokens for o in outs)
+            show_tokens(bar, self.new_tokens)
+            bar.update(len(chunk))
+        return new
+
+    def _judge(self, i: int, out: dict, attempt: int, seed: int, sampling: dict) -> bool:
+        """Count one answer and keep it when it passes the hygiene rules; False: ask again (fault, reject)."""
+        if out.get("fault"):
+            self.faults[out["fault"]] += 1
+            return False
+        self.answered.add(i)
+        totals = self.totals
+        totals["prompt_tokens"] += out["prompt_tokens"] or 0
+        totals["completion_tokens"] += out["completion_tokens"] or 0
+        totals["reasoning_stripped"] += bool(out.get("reasoning_chars"))
+        totals["reasoning_chars"] += out.get("reasoning_chars") or 0
+        totals["generation_seconds"] += out.get("wall_s", out["latency_s"]) or 0.0
+        text = clean_output(out["text"], self.rendered[i])
+        item = self.items[i]
+        negative = self.prompt.kind == "negative"
+        reason = check_output(
+            text,
+            source=item[self.source_field],
+            positive=item.get("positive") if negative else None,
+            query=item.get("query") if negative else None,
+            rules=self.rules,
+            finish_reason=out.get("finish_reason", "stop"),
+        )
+        record = {
+            "text": text,
+            "raw": out["text"],
+            "attempt": attempt,
+            "seed": seed,
+            "sampling": sampling,
+            **{k: out[k] for k in ("prompt_tokens", "completion_tokens", "latency_s")},
+        }
+        if reason is None:
+            self.results[i] = record
+            return True
+        self.rejects[reason] += 1
+        self.reject_rows.append({"id": item["id"], "reason": reason, **record})
+        return False
+
+    def stats(self, *, dropped: int, not_logged: int, params: dict) -> dict:
+        """The call's statistics (rows, cost, rejects, faults) and its parameters."""
+        rows = sum(r is not None for r in self.results)
+        totals = self.totals
+        gen_s = totals["generation_seconds"]
+        return {
+            "rows": rows,
+            "wall_seconds": round(gen_s, 3),
+            "items_per_second": round(rows / gen_s, 4) if gen_s > 0 else None,
+            "prompt_tokens": totals["prompt_tokens"],
+            "completion_tokens": totals["completion_tokens"],
+            "reasoning_stripped": totals["reasoning_stripped"],  # outputs whose <think> block was removed
+            "reasoning_chars": totals["reasoning_chars"],
+            "rejects": dict(sorted(self.rejects.items())),
+            "rejects_not_logged": not_logged,
+            "faults": dict(sorted(self.faults.items())),  # faulted attempts that a retry answered
+            "dropped": dropped,
+            "truncated_prompts": self.truncated_prompts,
+            "run_wall_seconds": round(time.perf_counter() - self.started, 3),
+            "generated_this_run": totals["generated"],
+            "cached_this_run": totals["cached"],
+            "params": params,
+            "prompt": self.prompt.provenance(),
+        }
 
 
 def write_rejects(path: Path, rows: list[dict], *, append: bool = False) -> int:

@@ -36,6 +36,7 @@ from hardneg.config import ConfigError
 from hardneg.corpus import BeirData, passage_text
 from hardneg.dataset_folder import BUILD_STATS_FILE
 from hardneg.files import write_atomic
+from hardneg.records import BuildStats, EvalResult
 
 logger = logging.getLogger(__name__)
 
@@ -353,8 +354,8 @@ def has_task_result(run_dir: str | Path, result_file: str | Path) -> bool:
     """Whether a hardneg result file names an MTEB result file that exists (a result computed before mteb
     was installed is computed again, so that every evaluation has both)."""
     try:
-        name = json.loads(Path(result_file).read_text()).get("mteb_result")
-    except (OSError, json.JSONDecodeError):
+        name = EvalResult.from_disk(result_file).mteb_result
+    except (OSError, ValueError, TypeError):
         return False
     return bool(name) and (Path(run_dir) / name).is_file()
 
@@ -379,8 +380,8 @@ def training_task_names(corpus_sources: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_stats_of(dataset: str, revision: str | None = None) -> dict[str, Any]:
-    """The ``build_stats.json`` of a hardneg dataset (local folder or Hub id; ``{}`` when it has none)."""
+def build_stats_of(dataset: str, revision: str | None = None) -> BuildStats:
+    """The ``build_stats.json`` of a hardneg dataset (local folder or Hub id; empty when it has none)."""
     path = Path(dataset) / BUILD_STATS_FILE
     if not Path(dataset).exists():
         try:
@@ -391,14 +392,14 @@ def build_stats_of(dataset: str, revision: str | None = None) -> dict[str, Any]:
             logger.warning(
                 "%s: no %s (%s); training corpora unknown", dataset, BUILD_STATS_FILE, type(err).__name__
             )
-            return {}
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            return BuildStats()
+    return BuildStats.from_disk(path) if path.is_file() else BuildStats()
 
 
 def training_provenance(dataset: str, revision: str | None = None) -> tuple[list[str], list[str]]:
     """``(corpora, MTEB tasks)`` of a training dataset: the corpus sources its build recorded, and the MTEB
     task names of those corpora (empty without mteb)."""
-    corpus = (build_stats_of(dataset, revision).get("corpus") or {}).get("source")
+    corpus = build_stats_of(dataset, revision).corpus.get("source")
     corpora = [str(corpus)] if corpus else []
     if not corpora or not mteb_enabled("auto"):
         return corpora, []

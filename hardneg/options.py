@@ -24,11 +24,14 @@ INT64 = (-(2**63), 2**63 - 1)
 SEED_BOUNDS = (0, 2**32 - 1)  # numpy's seeds (datasets' shuffle, samplers); torch and the LLMs accept them
 
 
-def field_bounds(f: dataclasses.Field, kind: type) -> tuple[float | None, float | None]:
+def field_bounds(f: dataclasses.Field, kind: type, own: bool = True) -> tuple[float | None, float | None]:
     """(low, high) of a numeric field, inclusive: ``metadata["bounds"]`` if given, else >= 0 for integers
-    (counts, sizes, budgets) and any finite value for numbers; seeds within numpy's 0..2**32-1."""
+    (counts, sizes, budgets) and any finite value for numbers; seeds within numpy's 0..2**32-1. A field
+    hardneg does not declare (``own`` False, see ``own_fields``) keeps its library's own range checks."""
     if "bounds" in f.metadata:
         return f.metadata["bounds"]
+    if not own:
+        return (None, None)
     if "seed" in f.name:
         return SEED_BOUNDS
     return (0, None) if kind is int else (None, None)
@@ -56,13 +59,13 @@ def _finite(value: Any, where: str) -> None:
             _finite(v, where)
 
 
-def check_value(f: dataclasses.Field, tp: Any, value: Any) -> None:
+def check_value(f: dataclasses.Field, tp: Any, value: Any, own: bool = True) -> None:
     """Refuse a value that no option can mean: nan/inf, an integer out of its bounds (64 bits at most)."""
     kind = _numeric(tp)
     if kind is None or value is None:
         _finite(value, f"--{f.name}")
         return
-    low, high = field_bounds(f, kind)
+    low, high = field_bounds(f, kind, own)
     for v in value if isinstance(value, (list, tuple)) else [value]:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue  # a type error, reported by the type check
@@ -87,17 +90,29 @@ def check_value(f: dataclasses.Field, tp: Any, value: Any) -> None:
             )
 
 
+def own_fields(t: type) -> set[str]:
+    """The fields hardneg's own classes declare. A config may build on another library's dataclass
+    (``TrainConfig`` on sentence-transformers' training arguments): the fields it inherits follow that
+    library's own range rules (``local_rank: -1``): hardneg refuses only non-finite and over-64-bit values."""
+    return {
+        name
+        for klass in t.__mro__
+        if klass.__module__.split(".")[0] == "hardneg"
+        for name in vars(klass).get("__annotations__", {})
+    }
+
+
 def check_values(values: dict[str, Any], dataclass_types: tuple[type, ...]) -> None:
     """``check_value`` for every field of ``values`` (parsed from the command line and the recipe)."""
     for t in dataclass_types:
-        hints = typing.get_type_hints(t)
+        hints, own = typing.get_type_hints(t), own_fields(t)
         for f in dataclasses.fields(t):
             if f.name in values:
-                check_value(f, hints[f.name], values[f.name])
+                check_value(f, hints[f.name], values[f.name], f.name in own)
 
 
 def check_fields(cfg: Any) -> None:
     """``check_value`` for every field of a built config (dataclass instance)."""
-    hints = typing.get_type_hints(type(cfg))
+    hints, own = typing.get_type_hints(type(cfg)), own_fields(type(cfg))
     for f in dataclasses.fields(cfg):
-        check_value(f, hints[f.name], getattr(cfg, f.name))
+        check_value(f, hints[f.name], getattr(cfg, f.name), f.name in own)

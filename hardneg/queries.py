@@ -32,7 +32,7 @@ from hardneg.generation import (
 )
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import QUERY_FEATURES
-from hardneg.prompts import load_prompt
+from hardneg.prompts import PromptTemplate, load_prompt
 
 QUERY_MAX_NEW_TOKENS = 32
 
@@ -86,30 +86,13 @@ def generate_queries(
         (queries, stats): Dataset(query_id, query, positive_id, positive, + provenance columns) in corpus
         order without the items whose every attempt was rejected, and the stats dict of docs/design.md.
     """
-    missing = [c for c in ("id", "text") if c not in corpus.column_names]
-    if missing:
-        raise ValueError(
-            f"corpus lacks column(s) {missing} (has {corpus.column_names}); fix: load it with hardneg.corpus.load_corpus"
-        )
-    check_unique_ids(corpus, "corpus")
-    check_texts(corpus, ["text"], "corpus")  # every block's rows, before the first is generated
-    template = load_prompt(prompt)
-    if template.kind != "query" or template.inputs != ("passage",):
-        raise ValueError(
-            f"prompt '{template.name}' is not a query prompt over {{passage}}; fix: use query_fewshot or query_zeroshot"
-        )
+    _check_corpus(corpus)
+    template = _query_template(prompt)
     max_new = max_new_tokens or generator.config.max_new_tokens or QUERY_MAX_NEW_TOKENS
 
     def block(start: int, end: int, later: bool) -> tuple[Dataset, dict]:
         part = corpus.select(range(start, end)) if end - start < len(corpus) else corpus
-        # ``[:]``: a whole column at once (iterating ``part["id"]`` formats one row at a time)
-        titles = part["title"][:] if "title" in part.column_names else [""] * len(part)
-        raw = [{"id": str(i), "text": t} for i, t in zip(part["id"][:], part["text"][:], strict=True)]
-        positives = [passage_text(t, r["text"]) for t, r in zip(titles, raw, strict=True)]
-        items = [
-            {"id": r["id"], "passage": truncate_words(p, max_passage_words), "positive": p}
-            for r, p in zip(raw, positives, strict=True)
-        ]
+        items = passage_items(part, max_passage_words)
         results, stats = run_generation(
             items,
             generator=generator,
@@ -125,21 +108,61 @@ def generate_queries(
             progress=progress,
             append_rejects=later,
         )
-        rows = [
-            {
-                "query_id": f"q-{it['id']}",
-                "query": res["text"],
-                "positive_id": it["id"],
-                "positive": it["positive"],
-                **provenance_row(generator, template, res),
-            }
-            for it, res in zip(items, results, strict=True)
-            if res is not None
-        ]
-        table = Dataset.from_dict({c: [r[c] for r in rows] for c in QUERY_FEATURES}, features=QUERY_FEATURES)
-        return table, stats
+        return _query_table(items, results, generator, template), stats
 
     return generate_in_blocks(len(corpus), block)
+
+
+def _check_corpus(corpus: Dataset) -> None:
+    """The corpus has ids and texts, unique ids and no blank text (every block's rows, before the first)."""
+    missing = [c for c in ("id", "text") if c not in corpus.column_names]
+    if missing:
+        raise ValueError(
+            f"corpus lacks column(s) {missing} (has {corpus.column_names}); fix: load it with hardneg.corpus.load_corpus"
+        )
+    check_unique_ids(corpus, "corpus")
+    check_texts(corpus, ["text"], "corpus")
+
+
+def _query_template(prompt: str | Path) -> PromptTemplate:
+    """The query prompt: a template of kind ``query`` over ``{passage}`` only."""
+    template = load_prompt(prompt)
+    if template.kind != "query" or template.inputs != ("passage",):
+        raise ValueError(
+            f"prompt '{template.name}' is not a query prompt over {{passage}}; fix: use query_fewshot or query_zeroshot"
+        )
+    return template
+
+
+def passage_items(part: Dataset, max_passage_words: int | None) -> list[dict]:
+    """One generation item per passage: ``id``, the ``passage`` the prompt shows (cut to
+    ``max_passage_words``) and the whole ``positive`` text (``passage_text(title, text)``)."""
+    # ``[:]``: a whole column at once (iterating ``part["id"]`` formats one row at a time)
+    titles = part["title"][:] if "title" in part.column_names else [""] * len(part)
+    raw = [{"id": str(i), "text": t} for i, t in zip(part["id"][:], part["text"][:], strict=True)]
+    positives = [passage_text(t, r["text"]) for t, r in zip(titles, raw, strict=True)]
+    return [
+        {"id": r["id"], "passage": truncate_words(p, max_passage_words), "positive": p}
+        for r, p in zip(raw, positives, strict=True)
+    ]
+
+
+def _query_table(
+    items: list[dict], results: list[dict | None], generator: Generator, template: PromptTemplate
+) -> Dataset:
+    """The accepted queries of one block in corpus order, with their provenance columns."""
+    rows = [
+        {
+            "query_id": f"q-{it['id']}",
+            "query": res["text"],
+            "positive_id": it["id"],
+            "positive": it["positive"],
+            **provenance_row(generator, template, res),
+        }
+        for it, res in zip(items, results, strict=True)
+        if res is not None
+    ]
+    return Dataset.from_dict({c: [r[c] for r in rows] for c in QUERY_FEATURES}, features=QUERY_FEATURES)
 
 
 @dataclass

@@ -53,7 +53,7 @@ from hardneg.evaluate import EvalConfig
 from hardneg.explore import ExploreConfig
 from hardneg.generation import GenerationCache, GenerationFault, run_generation, write_rejects
 from hardneg.llm import EMPTY_REPLY, Generation, Generator, GeneratorConfig, load_generator
-from hardneg.options import field_bounds
+from hardneg.options import field_bounds, own_fields
 from hardneg.prompts import load_prompt
 from hardneg.publish import PublishConfig
 from hardneg.queries import QueriesConfig
@@ -474,6 +474,8 @@ def _numeric_fields() -> list[tuple[tuple[type, ...], dataclasses.Field, type]]:
             for f in dataclasses.fields(t):
                 text = str(hints[f.name])
                 kind = int if "int" in text else float if "float" in text else None
+                # a mapping option (learning_rate_mapping: {regex: rate}) is not a number
+                kind = None if "dict" in text else kind
                 if kind and "bool" not in text and (types, f.name) not in {(s, g.name) for s, g, _ in out}:
                     out.append((types, f, kind))
     return out
@@ -488,7 +490,7 @@ NUMERIC = _numeric_fields()
 def test_every_numeric_option_refuses_non_finite_overflowing_and_out_of_range_values(types, f, kind):
     """Generic: every current and future numeric option of every script (found from the dataclass types)."""
     bad = ["nan", "inf", "-inf"] if kind is float else ["1" + "0" * 22, "-" + "9" * 25]
-    low, high = field_bounds(f, kind)
+    low, high = field_bounds(f, kind, own=any(f.name in own_fields(t) for t in types))
     if low is not None:
         bad.append(str(low - 1))
     if high is not None:

@@ -146,8 +146,12 @@ def test_two_process_build_writes_the_rows_of_a_one_process_build(tmp_path):
     for name in ("llm_hn", "bm25_hn", "dense_hn"):  # the same rows flagged, not only the same share
         a, b = (s["configs"][name]["false_negative_detail"] for s in stats)
         assert a["suspected_rows"] == b["suspected_rows"]
-    # The explorer reads the gathered stages, scores and rejects like those of a one-process build.
+    # The explorer reads the published false-negative scores (not stages/) and the rejects like those of a
+    # one-process build.
     from hardneg.explore import build_payload
+    from hardneg.records import FALSE_NEGATIVE_SCORES_FILE
+
+    assert all((f / FALSE_NEGATIVE_SCORES_FILE).is_file() for f in (one, two))
 
     payloads = [build_payload(str(f / "dataset")) for f in (one, two)]
     for name in ("llm_hn", "bm25_hn", "dense_hn"):

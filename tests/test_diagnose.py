@@ -26,6 +26,7 @@ from hardneg.diagnose.run import DiagnoseConfig, diagnose, triplet_configs
 from hardneg.encode import cache_key, encode_corpus, fingerprint_model, fingerprint_texts
 from hardneg.explore import build_payload
 from hardneg.hub import save_dataset_folder
+from hardneg.records import EvalResult
 from hardneg.report import ReportConfig, render_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +155,7 @@ def test_too_few_methods_cannot_support_a_claim():
         {"config": m, "eci": v, "at_or_above": 0.1} for m, v in zip("abcd", (0.1, 0.2, 0.3, 0.4), strict=True)
     ]
     results = [
-        {"dataset": "d", "method": m, "seed": s, "metrics": {"ndcg@10": 0.1 * i + 0.01 * s}}
+        EvalResult(dataset="d", method=m, seed=s, metrics={"ndcg@10": 0.1 * i + 0.01 * s})
         for i, m in enumerate("abcd")
         for s in range(3)
     ]

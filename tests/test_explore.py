@@ -29,6 +29,7 @@ from hardneg.hub import save_dataset_folder
 from hardneg.methods import fn_scores_file
 from hardneg.metrics import evaluate_run
 from hardneg.negatives import mine_hard_negatives
+from hardneg.records import FalseNegativeScores, write_false_negative_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 LLM_NEGATIVES = [
@@ -132,6 +133,11 @@ def make_demo_like_run(root: Path, n_queries: int = 40) -> tuple[Path, Path]:
     bm25.save_to_disk(str(repaired / "data"))
     bm25_scores = {"positive": [2.0] * len(bm25), "negative": [0.5] * len(bm25)}
     (repaired / fn_scores_file("embedded:ql")).write_text(json.dumps(bm25_scores))
+    # ... and publishes the published rows' scores beside the dataset folder, which the explorer reads
+    published = FalseNegativeScores()
+    published.add("llm_hn", "embedded:ql", "logit", scores["positive"], scores["negative"])
+    published.add("bm25_hn", "embedded:ql", "logit", bm25_scores["positive"], bm25_scores["negative"])
+    write_false_negative_scores(run, published)
     rejects = run / "cache" / "rejects"
     rejects.mkdir(parents=True)
     # the false-negative judge's rejects: ids are row numbers of the judged suspects, not passage ids
@@ -205,9 +211,9 @@ def test_payload_holds_what_the_build_recorded(demo_run):
     llm = p["methods"]["llm_hn"]
     assert [i for i, f in enumerate(llm["flag"]) if f] == [0, 2]
     assert llm["rank"] == [None] * len(llm["q"])
-    # the false-negative scorer's own scores of negative vs positive, from the build's stage folder
+    # the false-negative scorer's own scores of negative vs positive, from false_negative_scores.json
     assert llm["fs_n"][:3] == [1.5, 0.25, 1.5] and llm["fs_p"][0] == 1.0
-    # a repaired config's scores come from the stage recorded in its false-negative detail
+    # a repaired config's scores too (the file holds the published rows, whichever stage they came from)
     assert bm25["fs_n"] == [0.5] * len(bm25["q"]) and bm25["fs_p"] == [2.0] * len(bm25["q"])
     # rejected outputs are attached to their query, with the reason
     rej = p["rejects"]["llm_hn"]
@@ -413,3 +419,17 @@ def test_payload_has_the_independent_rate_and_hybrid_sources(tmp_path):
     hybrid = p["methods"]["hybrid_hn"]
     assert [p["strings"][i] for i in hybrid["source"]] == ["llm_hn", "bm25_hn"]
     assert (hybrid["ind_rate"], hybrid["ind_scorer"]) == (0.25, "scorer-b")
+
+
+def test_explorer_reads_the_published_scores_not_the_stages(demo_run, tmp_path):
+    """The build's stages/ folder is private: without it the explorer shows the same scores."""
+    import shutil
+
+    folder, run = demo_run
+    before = build_payload(str(folder))["methods"]
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("stages"))
+    after = build_payload(str(copy / "dataset"))["methods"]
+    for name in before:
+        assert after[name]["fs_p"] == before[name]["fs_p"] and after[name]["fs_n"] == before[name]["fs_n"]
+    assert after["llm_hn"]["fs_n"]

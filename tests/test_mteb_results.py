@@ -135,7 +135,7 @@ def _crosscheck(model, data, **config) -> tuple[dict, dict]:
     spec = ModelSpec("zero-shot", "embedded:minilm", max_seq_length=128)
     result, _ = evaluate_model_on_dataset(spec, data, cfg, model)
     task = mteb_results.custom_task(data, passage_format=cfg.passage_format)
-    return result["metrics"], mteb_results.mteb_scores(model, task)
+    return result.metrics, mteb_results.mteb_scores(model, task)
 
 
 @pytest.mark.parametrize("passage_format", ["hardneg", "mteb"])

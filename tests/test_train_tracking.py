@@ -108,7 +108,7 @@ def test_resumed_training_reports_the_whole_run(dataset_dir, tmp_path):  # noqa:
 
 
 def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
-    import hardneg.train
+    import hardneg.train.save
     from hardneg.train import push_model
 
     calls = []
@@ -116,7 +116,9 @@ def test_push_to_hub_goes_through_the_tagged_publish(monkeypatch, tmp_path):
     class _Result:
         commit_url = "https://hub.example/commit/abc"
 
-    monkeypatch.setattr(hardneg.train, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result())
+    monkeypatch.setattr(
+        hardneg.train.save, "publish_model", lambda *a, **k: calls.append((a, k)) or _Result()
+    )
     assert push_model(tmp_path, repo_id="org/retriever", version="1.2.0", private=False) == _Result.commit_url
     assert calls == [
         (
@@ -132,7 +134,8 @@ def test_push_after_the_final_barrier_renders_the_card_once(dataset_dir, tmp_pat
     import accelerate
 
     import hardneg.cards
-    import hardneg.train
+    import hardneg.train.loop
+    import hardneg.train.save
 
     events: list[str] = []
     barrier = accelerate.Accelerator.wait_for_everyone
@@ -141,11 +144,11 @@ def test_push_after_the_final_barrier_renders_the_card_once(dataset_dir, tmp_pat
     )
     render = hardneg.cards.render_model_card
     monkeypatch.setattr(
-        hardneg.train, "render_model_card", lambda *a, **k: events.append("render") or render(*a, **k)
+        hardneg.train.save, "render_model_card", lambda *a, **k: events.append("render") or render(*a, **k)
     )
     pushed: list[dict] = []
     monkeypatch.setattr(
-        hardneg.train,
+        hardneg.train.loop,
         "push_model",
         lambda folder, **kw: events.append("push") or pushed.append(kw | {"folder": folder}),
     )

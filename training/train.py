@@ -26,7 +26,8 @@ from __future__ import annotations
 from accelerate import PartialState
 
 from hardneg.config import run_main
-from hardneg.train import TrainConfig, train_seeds
+from hardneg.train.config import TrainConfig
+from hardneg.train.loop import train_seeds
 
 
 def main(config: TrainConfig) -> None:

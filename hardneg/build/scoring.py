@@ -15,6 +15,7 @@ from hardneg.methods import content_key, fn_scores_file, get_method
 from hardneg.negatives import false_negative_scores, false_negative_summary
 from hardneg.negatives.repair import repair_false_negatives
 from hardneg.prompts import load_prompt
+from hardneg.records import FalseNegativeScores, write_false_negative_scores
 
 
 def repair_stages(
@@ -189,6 +190,9 @@ def false_negative_stats(
     """Step 5: the suspected-false-negative rate of each published config by one scorer (+ optional judge),
     from the scores ``score_rows`` saved."""
     out: dict[str, dict] = {}
+    published = (
+        FalseNegativeScores()
+    )  # the published rows' scores, beside the dataset folder (the explorer's)
     for name, rows in kept.items():
         record: dict[str, Any] = {}
         for role, scorer_name in fn_scorers(config):
@@ -197,10 +201,9 @@ def false_negative_stats(
                 config, name, stage_of[name], full[name], stats[name], scorer_name, res, stages
             )
             rate, detail = false_negative_summary(pos[rows], neg[rows], scorer, score_name)
-            detail["stage"] = stage_of[
-                name
-            ]  # its fn_scores_file is in stages/<stage>/ (the explorer reads it)
+            detail["stage"] = stage_of[name]  # its fn_scores_file is in stages/<stage>/ (diagnose reads it)
             if role == "main":
+                published.add(name, scorer, score_name, pos[rows], neg[rows])
                 record.update(
                     false_negative_scorer=scorer,
                     suspected_false_negative_rate=rate,
@@ -210,4 +213,5 @@ def false_negative_stats(
             else:
                 record.update(independent_false_negative_scorer=scorer, independent_false_negative_rate=rate)
         out[name] = record
+    write_false_negative_scores(stages.root.parent, published)
     return out

@@ -25,8 +25,6 @@ from hardneg.distributed import ONE_PROCESS, Shard
 from hardneg.llm import GeneratorConfig
 from hardneg.methods import (
     QUERIES_CONFIG,
-    BuildStats,
-    ConfigStats,
     Method,
     MethodContext,
     arrow_table,
@@ -37,6 +35,7 @@ from hardneg.methods import (
 from hardneg.negatives.mining import MINING_RULES_VERSION, mining_rules
 from hardneg.prompts import load_prompt
 from hardneg.queries import generate_queries
+from hardneg.records import BuildStats, ConfigStats
 
 
 @dataclass

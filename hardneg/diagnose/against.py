@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from hardneg.records import EvalResult
+
 DIAGNOSTICS = ("eci", "eci_sem", "at_or_above", "margin_mean", "probe_auc", "diversity")
 
 
@@ -71,7 +73,7 @@ def statement(n: int, seeds: int, alpha: float = 0.05) -> str:
 
 def against_results(
     table: list[dict[str, Any]],
-    results: list[dict[str, Any]],
+    results: list[EvalResult],
     *,
     metric: str = "ndcg@10",
     n_resamples: int = 2000,
@@ -81,51 +83,27 @@ def against_results(
     """One record per evaluation dataset: the points (diagnostics and metric per method) and the correlations.
 
     ``table``: ``Diagnostics.table()`` (one row per config); ``results``: ``hardneg.report.load_results``.
-    A method counts when a result's ``method`` names a diagnosed config."""
+    A method counts when a result's ``method`` names a diagnosed config. The seed bootstrap is drawn once per
+    dataset and shared by every diagnostic, so their intervals come from the same resamples."""
     by_config = {row["config"]: row for row in table}
-    datasets = sorted({r["dataset"] for r in results})
     out = []
     rng = np.random.default_rng(seed)
-    for ds in datasets:
+    for ds in sorted({r.dataset for r in results}):
         per_method: dict[str, list[float]] = {}
         for r in results:
-            if r["dataset"] == ds and r["method"] in by_config and metric in r.get("metrics", {}):
-                per_method.setdefault(r["method"], []).append(float(r["metrics"][metric]))
+            if r.dataset == ds and r.method in by_config and metric in r.metrics:
+                per_method.setdefault(r.method, []).append(float(r.metrics[metric]))
         methods = sorted(per_method)
         if not methods:
             continue
         seeds = min(len(v) for v in per_method.values())
         means = np.array([np.mean(per_method[m]) for m in methods])
-        correlations = []
-        for key in DIAGNOSTICS:
-            values = [by_config[m].get(key) for m in methods]
-            if any(v is None for v in values) or len(methods) < 3:
-                continue
-            x = np.asarray(values, dtype=np.float64)
-            rho = _rho(x, means)
-            boot = []
-            for _ in range(n_resamples):
-                y = np.array([np.mean(rng.choice(per_method[m], size=len(per_method[m]))) for m in methods])
-                boot.append(_rho(x, y))
-            boot = np.asarray(boot)
-            boot = boot[np.isfinite(boot)]
-            lo, hi = (
-                np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-                if len(boot)
-                else (np.nan, np.nan)
-            )
-            xs = np.concatenate([[x[i]] * len(per_method[m]) for i, m in enumerate(methods)])
-            ys = np.concatenate([per_method[m] for m in methods])
-            correlations.append(
-                {
-                    "diagnostic": key,
-                    "rho": _round(rho),
-                    "low": _round(lo),
-                    "high": _round(hi),
-                    "p": _round(permutation_p(x, means, seed=seed)),
-                    "rho_seeds": _round(_rho(xs, ys)),
-                }
-            )
+        boot_means = _seed_bootstrap(per_method, methods, n_resamples, rng) if len(methods) >= 3 else None
+        correlations = [
+            _correlation(key, by_config, per_method, methods, means, boot_means, alpha, seed)
+            for key in DIAGNOSTICS
+            if len(methods) >= 3 and all(by_config[m].get(key) is not None for m in methods)
+        ]
         out.append(
             {
                 "dataset": ds,
@@ -147,6 +125,46 @@ def against_results(
             }
         )
     return out
+
+
+def _seed_bootstrap(
+    per_method: dict[str, list[float]], methods: list[str], n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(n_resamples, methods): each method's mean over its training seeds drawn with replacement."""
+    return np.array(
+        [
+            [np.mean(rng.choice(per_method[m], size=len(per_method[m]))) for m in methods]
+            for _ in range(n_resamples)
+        ]
+    )
+
+
+def _correlation(
+    key: str,
+    by_config: dict[str, dict[str, Any]],
+    per_method: dict[str, list[float]],
+    methods: list[str],
+    means: np.ndarray,
+    boot_means: np.ndarray,
+    alpha: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Spearman's rho of one diagnostic with the metric: its seed-bootstrap interval, permutation p-value and
+    the descriptive rho over every (method, seed) point."""
+    x = np.asarray([by_config[m].get(key) for m in methods], dtype=np.float64)
+    boot = np.asarray([_rho(x, y) for y in boot_means])
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)]) if len(boot) else (np.nan, np.nan)
+    xs = np.concatenate([[x[i]] * len(per_method[m]) for i, m in enumerate(methods)])
+    ys = np.concatenate([per_method[m] for m in methods])
+    return {
+        "diagnostic": key,
+        "rho": _round(_rho(x, means)),
+        "low": _round(lo),
+        "high": _round(hi),
+        "p": _round(permutation_p(x, means, seed=seed)),
+        "rho_seeds": _round(_rho(xs, ys)),
+    }
 
 
 def _round(x: float, digits: int = 4) -> float | None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from hardneg.diagnose.against import DIAGNOSTICS
 from hardneg.diagnose.record import Diagnostics
-from hardneg.report import _pyplot
+from hardneg.report.plots import pyplot
 
 LABELS = {
     "eci": "ECI (v1, hardneg's reading)",
@@ -28,12 +28,29 @@ def _ecdf(ax, values: np.ndarray, label: str, **kw) -> None:
 
 def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
     """Write the figures into ``run_dir``; returns their paths."""
-    plt = _pyplot()
+    plt = pyplot()
     run_dir = Path(run_dir)
-    names = list(diag.configs)
-    colors = {n: plt.cm.tab10(i % 10) for i, n in enumerate(names)}
+    colors = {n: plt.cm.tab10(i % 10) for i, n in enumerate(diag.configs)}
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    ax = axes[0, 0]
+    _hardness_panel(axes[0, 0], diag, colors)
+    _safety_panel(axes[0, 1], diag)
+    _eci_panel(axes[1, 0], diag, colors)
+    _probe_panel(axes[1, 1], diag)
+    fig.suptitle(
+        f"Diagnostics of {diag.dataset} (frozen {diag.target_encoder}, before any training)", fontsize=11
+    )
+    fig.tight_layout()
+    path = run_dir / "diagnostics.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths = [path]
+    if diag.against_results:
+        paths.append(plot_against(diag, run_dir / "diagnostics_vs_results.png"))
+    return paths
+
+
+def _hardness_panel(ax, diag: Diagnostics, colors: dict) -> None:
+    """ECDF per config of the target encoder's s(q, n) - s(q, p)."""
     for n, c in diag.configs.items():
         margin = np.asarray(c.per_row.get("margin", []), dtype=float)
         if len(margin):
@@ -47,7 +64,9 @@ def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
     )
     ax.legend(fontsize=8, loc="upper left")
 
-    ax = axes[0, 1]
+
+def _safety_panel(ax, diag: Diagnostics) -> None:
+    """Per config: the share of negatives at or above the positive, by the target encoder and the FN scorer."""
     names_fn = [n for n, c in diag.configs.items() if c.fn_scorer.get("at_or_above") is not None]
     y = np.arange(len(names_fn))
     vals = [diag.configs[n].fn_scorer["at_or_above"] for n in names_fn]
@@ -62,7 +81,10 @@ def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
     ax.set_xlim(0, 1.08)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
 
-    ax = axes[1, 0]
+
+def _eci_panel(ax, diag: Diagnostics, colors: dict) -> None:
+    """Per config: ECI (solid) and ECI_sem (hatched, own axis)."""
+    names = list(diag.configs)
     x = np.arange(len(names))
     eci = [diag.configs[n].eci.get("eci") or 0 for n in names]
     sem = [diag.configs[n].eci_sem.get("eci_sem") or 0 for n in names]
@@ -76,8 +98,10 @@ def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
     ax2.set_ylabel("ECI_sem (hatched)")
     ax.set_title("ECI and ECI_sem (hardneg's reading of arXiv 2603.20990; docs/diagnostics.md)", fontsize=9)
 
-    ax = axes[1, 1]
-    probed = [n for n in names if diag.configs[n].probe.get("auc") is not None]
+
+def _probe_panel(ax, diag: Diagnostics) -> None:
+    """Per probed config: the source probe's AUC with its DeLong interval (and conditioned on the query)."""
+    probed = [n for n in diag.configs if diag.configs[n].probe.get("auc") is not None]
     if probed:
         auc = np.array([diag.configs[n].probe["auc"] for n in probed])
         lo = auc - np.array([diag.configs[n].probe["low"] for n in probed])
@@ -106,22 +130,11 @@ def plot_diagnostics(diag: Diagnostics, run_dir: str | Path) -> list[Path]:
         ax.set_yticks([])
     ax.set_xlabel("ROC AUC, LLM-written vs corpus passages (DeLong 95% CI)")
     ax.set_title("Source detectability (CausalNeg's shortcut): 0.5 = indistinguishable", fontsize=9)
-    fig.suptitle(
-        f"Diagnostics of {diag.dataset} (frozen {diag.target_encoder}, before any training)", fontsize=11
-    )
-    fig.tight_layout()
-    path = run_dir / "diagnostics.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths = [path]
-    if diag.against_results:
-        paths.append(plot_against(diag, run_dir / "diagnostics_vs_results.png"))
-    return paths
 
 
 def plot_against(diag: Diagnostics, path: Path) -> Path:
     """One panel per diagnostic: the methods' diagnostic vs their trained metric (seed mean and each seed)."""
-    plt = _pyplot()
+    plt = pyplot()
     block = diag.against_results[0]
     metric = block["metric"]
     keys = [k for k in DIAGNOSTICS if all(p.get(k) is not None for p in block["points"])]

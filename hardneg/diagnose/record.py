@@ -3,7 +3,8 @@
 ``Diagnostics`` holds the whole run (which dataset, which target encoder, the parameters) and one
 ``ConfigDiagnostics`` per triplet config. ``to_disk`` / ``from_disk`` are the only way the file is written
 and read: the report, the dataset card and the explorer load it through ``Diagnostics.from_disk``.
-``FORMAT`` is stored in the file; ``from_dict`` is where a converter for an older format would go.
+``FORMAT`` is stored in the file; ``_upgrade`` (called by ``from_disk``) is where a converter for an older
+format goes, as in the other records of ``hardneg.records``.
 
 Where the file lives: ``diagnostics_path(run_dir)`` (``<run_dir>/diagnostics.json``); a copy without the
 per-row arrays goes into a local dataset folder (``<dataset>/diagnostics.json``) so the card shows it and
@@ -134,7 +135,13 @@ class Diagnostics:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON ({err.msg}); fix: rerun `make diagnose`") from None
-        return cls.from_dict(data)
+        return cls.from_dict(cls._upgrade(data))
+
+    @staticmethod
+    def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+        """The one converter for older files (as in every ``hardneg.records`` type): format 1 is the only
+        format so far, so there is nothing to convert yet; a newer format is refused by ``from_dict``."""
+        return data
 
     @classmethod
     def find(cls, *folders: str | Path | None) -> Diagnostics | None:

@@ -13,9 +13,8 @@ cards read the same names:
   ``hardneg.methods`` entry point: its kind (llm / mined / derived), its options (a dataclass: defaults,
   help, checks; their ``asdict`` keys its stage and is ``MethodContext.options``), what it needs (generator,
   scorer, embedder, pool), the configs it reads (derived methods), its card text and its function.
-- Statistics: ``ConfigStats`` (one config's ``build_stats["configs"][name]``) and ``BuildStats``
-  (the whole ``build_stats.json``) as typed records; ``to_dict`` writes the keys the cards, the hub
-  validation and the report read (docs/design.md).
+- Statistics: ``ConfigStats`` and ``BuildStats`` are defined in ``hardneg.records`` (imported here for
+  older callers).
 
 A new method is one module: its options dataclass, its ``run(ctx) -> (Dataset, stats)`` and
 ``register(Method(name, kind, description, run, options=...))`` beside it (docs/design.md, "Adding a method").
@@ -43,6 +42,7 @@ from datasets.table import InMemoryTable
 
 from hardneg.distributed import ONE_PROCESS, Shard
 from hardneg.options import ConfigError
+from hardneg.records import BuildStats, ConfigStats  # noqa: F401 (defined there; imported here by older code)
 
 # -- file names of the data contract ----------------------------------------------------------------------
 
@@ -378,64 +378,4 @@ def config_features(name: str) -> Features:
 
 
 # -- statistics -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ConfigStats:
-    """``build_stats["configs"][name]``: what every config reports; method-specific keys go to ``extra``.
-
-    The false-negative keys (see docs/design.md): ``false_negative_scorer`` rated every row;
-    ``suspected_false_negative_rate`` is the share whose negative it scores at or above the positive;
-    ``false_negative_same_as_guard`` is true when the method used that same scorer as its own filter
-    (0% by construction then); ``independent_*`` come from a second scorer (``false_negative_judge``).
-    """
-
-    method: str | None = None
-    rows: int | None = None
-    queries: int | None = None
-    wall_seconds: float | None = None
-    items_per_second: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    false_negative_scorer: str | None = None
-    suspected_false_negative_rate: float | None = None
-    false_negative_same_as_guard: bool | None = None
-    false_negative_detail: dict | None = None
-    independent_false_negative_scorer: str | None = None
-    independent_false_negative_rate: float | None = None
-    paired: dict | None = None  # {"dropped_rows", "dropped_queries"} when the build pairs configs
-    repair: dict | None = None  # false-negative repair: counts per decision
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ConfigStats:
-        known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(
-            **{k: v for k, v in data.items() if k in known},
-            extra={k: v for k, v in data.items() if k not in known},
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "extra" and v is not None}
-        return {**self.extra, **out}
-
-
-@dataclass
-class BuildStats:
-    """``build_stats.json``: provenance of the whole build plus one ``ConfigStats`` per config."""
-
-    hardneg_version: str
-    created: str
-    corpus: dict[str, Any]
-    generator: dict[str, Any]
-    prompts: dict[str, Any]
-    build: dict[str, Any]
-    configs: dict[str, ConfigStats]
-    decontamination: dict[str, Any]
-    paired: dict[str, Any] | None = None
-    versions: dict[str, Any] | None = None  # library versions of the build (cards show these, issue 12)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["configs"] = {k: v.to_dict() for k, v in self.configs.items()}
-        return {k: v for k, v in out.items() if v is not None}
+# The statistics records are defined in hardneg.records (one type per file written and read back).
