@@ -18,7 +18,7 @@ cross-encoder / query-likelihood scorer). ``register_provider(name, factory)`` a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,7 +69,6 @@ class ProviderSettings:
     embedder: Any = "embedded:minilm"
     bm25_options: Any = None
     use_faiss: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
