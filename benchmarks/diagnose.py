@@ -43,7 +43,7 @@ def windows(words: int = 40, stride: int = 12) -> list[str]:
 def synthetic_folder(root: Path, n: int, seed: int = 0) -> Path:
     from datasets import Dataset
 
-    from hardneg.hub import save_dataset_folder
+    from hardneg.dataset_folder import save_dataset_folder
 
     rng = random.Random(seed)
     pool = windows()

@@ -44,8 +44,10 @@ def main() -> None:
     from hardneg.assets import cpu_has_native_bf16
     from hardneg.beir import load_eval_dataset
     from hardneg.corpus import passage_text
-    from hardneg.evaluate import ModelSpec, load_embedder, search_dense
+    from hardneg.eval_config import ModelSpec
+    from hardneg.evaluate import load_eval_model
     from hardneg.metrics import evaluate_run
+    from hardneg.retrieval import search_dense
 
     data = load_eval_dataset("embedded:cranfield")
     qids = [q for q in data.qrels if q in data.queries][: args.num_queries]
@@ -57,7 +59,7 @@ def main() -> None:
     binary = {q: v for q, v in binary.items() if v}
     qids = list(binary)
     texts = {d: passage_text(v["title"], v["text"]) for d, v in data.corpus.items()}
-    model = load_embedder(ModelSpec("zero-shot", "embedded:minilm"), "cpu")
+    model = load_eval_model(ModelSpec("zero-shot", "embedded:minilm"), "cpu")
     model.encode(["warm up"] * 4)
     import torch
 

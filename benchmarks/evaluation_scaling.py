@@ -34,14 +34,15 @@ def worker(out: str) -> None:
     from hardneg.beir import load_eval_dataset
     from hardneg.corpus import passage_text
     from hardneg.encode import encode_corpus, process_state, search_topk
-    from hardneg.evaluate import ModelSpec, load_embedder
+    from hardneg.eval_config import ModelSpec
+    from hardneg.evaluate import load_eval_model
     from hardneg.metrics import evaluate_run
 
     state = process_state()
     data = load_eval_dataset("embedded:cranfield")
     ids = list(data.corpus)
     texts = [passage_text(data.corpus[i]["title"], data.corpus[i]["text"]) for i in ids]
-    model = load_embedder(ModelSpec("zero-shot", "embedded:minilm"), device="cpu")
+    model = load_eval_model(ModelSpec("zero-shot", "embedded:minilm"), device="cpu")
     encode_corpus(model, texts[:64], show_progress=False)  # warm-up (thread pools, allocator)
     state.wait_for_everyone()
     start = time.perf_counter()

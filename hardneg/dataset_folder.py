@@ -48,9 +48,11 @@ from hardneg.croissant import CROISSANT_FILE, validate_croissant, write_croissan
 from hardneg.croissant import available as croissant_available
 from hardneg.diagnose.record import DIAGNOSTICS_FILE
 from hardneg.errors import first_line
-from hardneg.files import recover_folder, replace_folder, write_atomic
+from hardneg.files import replace_folder, write_atomic
 from hardneg.id_layout import CORPUS_CONFIG, check_id_layout_schema, is_id_config
 from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS, arrow_table
+from hardneg.references import DatasetRef, resolve_build_ref
+from hardneg.revisions import check_loaded
 
 QUERIES_COLUMNS = ("query", "positive")
 BUILD_STATS_FILE = "build_stats.json"
@@ -414,6 +416,42 @@ def _load_every_config(
     return configs, features, files
 
 
+def _render_card(
+    folder: Path,
+    build_stats: dict,
+    card_metadata: dict,
+    configs: dict[str, dict[str, int]],
+    default: str | None,
+) -> str:
+    return render_dataset_card(
+        load_card_data(folder),
+        build_stats,
+        card_metadata=card_metadata,
+        splits=configs,
+        default_config=default,
+        **dataset_card_extras(folder),
+    )
+
+
+def render_folder_card(folder: str | Path) -> str:
+    """The card of a folder ``save_dataset_folder`` wrote, rendered again from its files (``build_stats.json``,
+    the card data, the README's configs and row counts, and what lies beside them: diagnostics, croissant),
+    without loading any config: for a folder that was valid and gained a file, e.g. ``diagnostics.json``."""
+    folder = Path(folder)
+    build_stats = read_json(folder / BUILD_STATS_FILE, "rebuild the dataset folder (make build)")
+    metadata_configs, infos, card_metadata = _read_card_metadata(folder / README_FILE)
+    configs = {
+        name: {split: info.splits[split].num_examples for split in info.splits}
+        for name in metadata_configs
+        if (info := infos.get(name)) is not None and info.splits
+    }
+    if set(configs) != set(metadata_configs):  # a README without row counts: count them by loading
+        return validate_dataset_folder(folder).card
+    return _render_card(
+        folder, build_stats, card_metadata, configs, metadata_configs.get_default_config_name()
+    )
+
+
 def validate_dataset_folder(folder: str | Path) -> FolderReport:
     """Check a dataset folder before it is published; raise one clear error on the first problem.
 
@@ -465,15 +503,7 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
             f"triplet configs disagree on anchor/positive/negative types {triplet_types}; fix: use strings"
         )
     default = metadata_configs.get_default_config_name()
-    card_data = load_card_data(folder)
-    card = render_dataset_card(
-        card_data,
-        build_stats,
-        card_metadata=card_metadata,
-        splits=configs,
-        default_config=default,
-        **dataset_card_extras(folder),
-    )
+    card = _render_card(folder, build_stats, card_metadata, configs, default)
     if (folder / CROISSANT_FILE).is_file() and croissant_available():
         validate_croissant(folder / CROISSANT_FILE)
     for path in (
@@ -489,34 +519,34 @@ def validate_dataset_folder(folder: str | Path) -> FolderReport:
     return FolderReport(folder, configs, features, default, card_metadata, sorted(set(files)), card)
 
 
-def load_build_tables(dataset: str, revision: str | None) -> tuple[dict[str, Dataset], dict, Path | None]:
+def load_build_tables(
+    dataset: str | DatasetRef, revision: str | None = None
+) -> tuple[dict[str, Dataset], dict, Path | None]:
     """Every text config's train split (``datasets.Dataset``: queries and triplets; the id layout's ``corpus`` and
     id configs hold no texts to show and are not loaded), the build statistics, and the local folder (if any) of
-    a build's dataset folder or Hub id (one clear error for anything else)."""
-    folder = Path(dataset)
-    recover_folder(folder)  # a save killed mid-swap: the previous folder back before it is read
-    local = folder.is_dir()
-    if local:
-        stats_path = folder / "build_stats.json"
+    a build's dataset folder or Hub id: a ``DatasetRef`` (``hardneg.references.resolve_build_ref``), or a name
+    and revision resolved here. A Hub copy must be the commit the revision names."""
+    ref = dataset if isinstance(dataset, DatasetRef) else resolve_build_ref(dataset, revision)
+    source, revision = ref.location, ref.revision
+    if ref.kind == "folder":
+        stats_path = Path(source) / BUILD_STATS_FILE
         if not stats_path.is_file():
             raise ValueError(
-                f"'{dataset}' has no build_stats.json; fix: point --dataset at a build's dataset folder "
+                f"'{source}' has no build_stats.json; fix: point --dataset at a build's dataset folder "
                 "(e.g. runs/demo/dataset)"
             )
         build_stats = read_json(stats_path, "rebuild the dataset folder (make build)")
-    elif folder.exists() or dataset.startswith((".", "/", "~")) or dataset.count("/") != 1:
-        raise ValueError(
-            f"'{dataset}' is neither a dataset folder nor a Hub id (org/name); fix: e.g. --dataset runs/demo/dataset"
-        )
     else:
         from huggingface_hub import hf_hub_download
 
         build_stats = json.loads(
             Path(
-                hf_hub_download(dataset, "build_stats.json", repo_type="dataset", revision=revision)
+                hf_hub_download(source, BUILD_STATS_FILE, repo_type="dataset", revision=revision)
             ).read_text()
         )
-    names = [n for n in get_dataset_config_names(str(dataset), revision=revision) if n != CORPUS_CONFIG]
-    tables = {name: load_dataset(str(dataset), name, split="train", revision=revision) for name in names}
+    names = [n for n in get_dataset_config_names(source, revision=revision) if n != CORPUS_CONFIG]
+    tables = {name: load_dataset(source, name, split="train", revision=revision) for name in names}
+    for table in tables.values():
+        check_loaded(table, source, revision, ref.pinned_commit)
     tables = {name: t for name, t in tables.items() if not is_id_config(t.column_names)}
-    return tables, build_stats, folder if local else None
+    return tables, build_stats, Path(source) if ref.kind == "folder" else None

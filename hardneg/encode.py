@@ -10,6 +10,9 @@
   (``auto_part_size``); under ``accelerate launch`` they go to the processes balanced by token count
   (``assign_parts``) and are gathered on every process, in corpus order, so the result is the same as in one
   process.
+- The cache's layout is this module's alone: ``cache_folder(cache_dir, key)`` names a cache, and
+  ``cached_parts(cache_dir, model_fingerprint, prompt, dtype)`` yields every finished part of any corpus with
+  its rows' text hashes (``hardneg.diagnose.embed`` reuses them without knowing the file names).
 - ``search_topk``: exact inner-product / cosine search over corpus chunks with a running top-k, so
   memory stays bounded by ``query_chunk_size x corpus_chunk_size`` scores whatever the corpus size.
 """
@@ -19,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -198,6 +202,81 @@ def save_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def cache_folder(cache_dir: str | Path, key: str) -> Path:
+    """The folder of one ``encode_corpus`` cache: ``<cache_dir>/v<format>-<key>/``."""
+    return Path(cache_dir) / f"v{CACHE_FORMAT}-{key}"
+
+
+_PART = re.compile(r"^part(\d+)-(\d+)\.npy$")
+
+
+def _part_path(folder: Path, part_size: int, part: int) -> Path:
+    # the part size is in the name: a run with another size (other world size) never misreads a part
+    return folder / f"part{part_size}-{part:05d}.npy"
+
+
+def cached_parts(
+    cache_dir: str | Path, model_fingerprint: str, prompt: str, dtype: str
+) -> Iterator[tuple[Path, np.ndarray, np.ndarray]]:
+    """Every finished part cached by ``encode_corpus`` under ``cache_dir`` for these model weights, prompt and
+    dtype, whatever the corpus: ``(cache folder, the text hashes of the part's rows, the part's embeddings
+    memory-mapped)``. Caches without text hashes (older ones) and damaged parts are skipped."""
+    settings = cache_key("", "", prompt, dtype).rsplit("-", 1)[-1]
+    for folder in sorted(Path(cache_dir).glob(f"v{CACHE_FORMAT}-{model_fingerprint}-*-{settings}")):
+        if not (folder / TEXT_HASHES).is_file() or not (folder / "order.npy").is_file():
+            continue
+        hashes, order = np.load(folder / TEXT_HASHES), np.load(folder / "order.npy")
+        for part in sorted(folder.glob("part*.npy")):
+            m = _PART.match(part.name)
+            if not m:
+                continue
+            size, p = int(m.group(1)), int(m.group(2))
+            rows = order[p * size : (p + 1) * size]
+            emb = np.load(part, mmap_mode="r")
+            if len(emb) == len(rows):
+                yield folder, hashes[rows], emb
+
+
+def _length_order(model, texts: Sequence[str], folder: Path | None, prompt: str | None, key: str | None):
+    """(lengths, order) of ``texts``: read from the cache folder as the parts were written, else measured
+    (and written there by the main process with the text hashes and a meta.json)."""
+    state = process_state()
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / "order.npy").is_file() and (folder / "lengths.npy").is_file():
+            order, lengths = np.load(folder / "order.npy"), np.load(folder / "lengths.npy")
+            if len(order) != len(texts):
+                raise RuntimeError(
+                    f"embedding cache {folder} holds {len(order)} passages, not {len(texts)}; delete it"
+                )
+            if not (folder / TEXT_HASHES).is_file() and state.is_main_process:  # a cache from before hashes
+                save_atomic(folder / TEXT_HASHES, text_hashes(texts))
+            return lengths, order
+    lengths = token_lengths(model, texts)
+    order = length_order(lengths)
+    if folder is not None and state.is_main_process:
+        save_atomic(folder / "lengths.npy", np.asarray(lengths))
+        save_atomic(folder / "order.npy", order)
+        save_atomic(folder / TEXT_HASHES, text_hashes(texts))
+        meta = {"n": len(texts), "prompt": prompt or "", "key": key}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    return lengths, order
+
+
+def _gather_parts(done: list[tuple[int, np.ndarray]], n_parts: int) -> dict[int, np.ndarray]:
+    """Every process's parts, on every process."""
+    if process_state().num_processes > 1:
+        from accelerate.utils import gather_object
+
+        done = gather_object(done)
+    parts = dict(done)
+    if len(parts) != n_parts:
+        raise RuntimeError(
+            f"gathered {len(parts)} of {n_parts} corpus parts; a process failed to encode its share"
+        )
+    return parts
+
+
 def encode_corpus(
     model,
     texts: Sequence[str],
@@ -229,30 +308,8 @@ def encode_corpus(
     if part_size < 1 or batch_size < 1:
         raise ValueError("part_size and batch_size must be >= 1")
     n_parts = (len(texts) + part_size - 1) // part_size
-    folder = Path(cache_dir) / f"v{CACHE_FORMAT}-{cache_key}" if cache_dir is not None and cache_key else None
-    order = lengths = None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        if (folder / "order.npy").is_file() and (
-            folder / "lengths.npy"
-        ).is_file():  # as the parts were written
-            order, lengths = np.load(folder / "order.npy"), np.load(folder / "lengths.npy")
-            if len(order) != len(texts):
-                raise RuntimeError(
-                    f"embedding cache {folder} holds {len(order)} passages, not {len(texts)}; delete it"
-                )
-            if not (folder / TEXT_HASHES).is_file() and state.is_main_process:  # a cache from before hashes
-                save_atomic(folder / TEXT_HASHES, text_hashes(texts))
-    if order is None:
-        lengths = token_lengths(model, texts)
-        order = length_order(lengths)
-        if folder is not None and state.is_main_process:
-            save_atomic(folder / "lengths.npy", np.asarray(lengths))
-            save_atomic(folder / "order.npy", order)
-            save_atomic(folder / TEXT_HASHES, text_hashes(texts))
-            meta = {"n": len(texts), "prompt": prompt or "", "key": cache_key}
-            (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-
+    folder = cache_folder(cache_dir, cache_key) if cache_dir is not None and cache_key else None
+    lengths, order = _length_order(model, texts, folder, prompt, cache_key)
     sorted_lengths = np.asarray(lengths)[order]
     costs = [int(sorted_lengths[p * part_size : (p + 1) * part_size].sum()) for p in range(n_parts)]
     mine = assign_parts(costs, state.num_processes)[state.process_index]
@@ -265,8 +322,7 @@ def encode_corpus(
     )
     for p in mine:
         idx = order[p * part_size : (p + 1) * part_size]
-        # the part size is in the name: a run with another size (other world size) never misreads a part
-        path = folder / f"part{part_size}-{p:05d}.npy" if folder is not None else None
+        path = _part_path(folder, part_size, p) if folder is not None else None
         if path is not None and path.is_file():
             emb = np.load(path)
         else:
@@ -279,18 +335,8 @@ def encode_corpus(
         done.append((p, emb))
         bar.update(len(idx))
     bar.close()
-
-    if state.num_processes > 1:
-        from accelerate.utils import gather_object
-
-        done = gather_object(done)
-    parts = dict(done)
-    if len(parts) != n_parts:
-        raise RuntimeError(
-            f"gathered {len(parts)} of {n_parts} corpus parts; a process failed to encode its share"
-        )
-    dim = parts[0].shape[1]
-    out = np.empty((len(texts), dim), dtype=np.float32)
+    parts = _gather_parts(done, n_parts)
+    out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
     for p, emb in parts.items():
         out[order[p * part_size : (p + 1) * part_size]] = emb
     return out

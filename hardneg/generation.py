@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from datasets import Dataset, concatenate_datasets
 
+from hardneg.corpus import check_unique_ids
 from hardneg.distributed import merge_stats
 from hardneg.errors import first_line
 from hardneg.llm import Generation, Generator, rate_bar, show_tokens
@@ -220,19 +220,6 @@ class GenerationCache:
 
 def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def check_unique_ids(ids: Dataset | pa.Array | pa.ChunkedArray | list, what: str, column: str = "id") -> None:
-    """Refuse ids with a duplicate: a list, an Arrow column, or a table's ``column`` (vectorised: one pass over
-    the Arrow column, no Python object per row)."""
-    if isinstance(ids, Dataset):
-        ids = ids.data.column(column) if ids._indices is None else pa.array(ids[column][:])
-    elif not isinstance(ids, (pa.Array, pa.ChunkedArray)):
-        ids = pa.array(ids)
-    if pc.count_distinct(ids).as_py() != len(ids):
-        counts = pc.value_counts(ids)
-        dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))[0].as_py()
-        raise ValueError(f"{what} has duplicate ids (e.g. '{dup}'); fix: make ids unique")
 
 
 def check_texts(ds: Dataset, fields: list[str], what: str, id_column: str = "id") -> None:

@@ -136,12 +136,13 @@ def model_commit(model) -> str | None:
     return None
 
 
-def check_model_loaded(model, repo_id: str, revision: str | None) -> str | None:
+def check_model_loaded(model, repo_id: str, revision: str | None, pinned: str | None = None) -> str | None:
     """Refuse a model whose loaded commit is not the pinned ``revision`` (a cached copy of another revision);
-    returns the commit loaded (None for a local folder)."""
+    returns the commit loaded (None for a local folder). ``pinned``: the commit ``revision`` names when the
+    caller resolved it already (``hardneg.assets.ModelRef.commit``), else it is resolved here."""
     loaded = model_commit(model)
     if revision and loaded:
-        pinned = resolve_revision(repo_id, revision, "model")
+        pinned = pinned or resolve_revision(repo_id, revision, "model")
         if pinned and loaded != pinned:
             raise ValueError(
                 f"model {repo_id}@{revision} is commit {pinned[:12]} but the copy loaded is commit {loaded[:12]}; "

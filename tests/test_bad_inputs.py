@@ -684,7 +684,7 @@ def test_redact_url_and_text():
 def test_no_secret_in_any_file_or_log_of_a_build_and_publish_dry_run(
     fake_llm, tmp_path, monkeypatch, capsys, caplog
 ):
-    from hardneg.hub import publish_dataset
+    from hardneg.publish import publish_dataset
 
     server = fake_llm("ok")
     url = f"http://bob:{SECRETS[0]}@127.0.0.1:{server.port}/?api_key={SECRETS[1]}"
@@ -826,7 +826,8 @@ open(out, "w").write(json.dumps(results))
 def test_pinned_revision_is_enforced_against_the_cache(tmp_path, cranfield_dir, olah_server):  # noqa: F811
     """Two releases served by olah are loaded by tag; then, with the Hub unreachable, a pin on the older
     release must not silently load the newer cached copy (datasets' "latest cached version" fallback)."""
-    from hardneg.hub import save_dataset_folder, write_git_mirror
+    from hardneg.dataset_folder import save_dataset_folder
+    from hardneg.publish import write_git_mirror
 
     endpoint, mirrors = olah_server
     configs = make_configs(cranfield_dir)
@@ -889,7 +890,7 @@ def _publish_main():
 
 @pytest.fixture(scope="module")
 def dataset_folder(tmp_path_factory, cranfield_dir):
-    from hardneg.hub import save_dataset_folder
+    from hardneg.dataset_folder import save_dataset_folder
 
     return save_dataset_folder(
         tmp_path_factory.mktemp("ds") / "dataset", make_configs(cranfield_dir, 4), make_build_stats(4)
@@ -930,7 +931,7 @@ def test_publish_names_the_offline_variable_that_is_set(dataset_folder, monkeypa
 
 
 def test_publish_refuses_empty_texts(tmp_path, cranfield_dir, monkeypatch, capsys):
-    from hardneg.hub import save_dataset_folder
+    from hardneg.dataset_folder import save_dataset_folder
 
     configs = make_configs(cranfield_dir, 4)
     configs["bm25_hn"] = configs["bm25_hn"].map(

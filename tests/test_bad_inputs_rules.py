@@ -49,7 +49,7 @@ from test_train import cranfield_triplets, tiny_config, write_dataset_folder  # 
 
 from hardneg.build import BuildConfig
 from hardneg.config import ConfigError, error_line, output_locks, parse
-from hardneg.evaluate import EvalConfig
+from hardneg.eval_config import EvalConfig
 from hardneg.explore import ExploreConfig
 from hardneg.generation import GenerationCache, GenerationFault, run_generation, write_rejects
 from hardneg.llm import EMPTY_REPLY, Generation, Generator, GeneratorConfig, load_generator
@@ -365,7 +365,7 @@ def test_no_secret_in_any_url_form_reaches_a_file_or_the_output(
     """Twelve URL forms used round-robin by one build (queries + llm_hn + bm25_hn), then a publish dry run
     and a failing build: no secret in any written file (card, build_stats.json, recipes, stage stats,
     rejects, cache), in stdout/stderr or in the logs; every request kept its base path and query."""
-    from hardneg.hub import publish_dataset
+    from hardneg.publish import publish_dataset
 
     server = fake_llm("ok")
     urls = [u.format(port=server.port) for u, _ in SECRET_URLS]

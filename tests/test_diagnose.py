@@ -17,6 +17,7 @@ from datasets import Dataset
 from test_explore import make_demo_like_run
 
 from hardneg.beir import load_eval_dataset
+from hardneg.dataset_folder import save_dataset_folder
 from hardneg.diagnose import NO_LLM_NEGATIVES, Diagnostics, diagnostics_path
 from hardneg.diagnose.against import against_results, smallest_p
 from hardneg.diagnose.embed import EncodeCost, embed_texts
@@ -25,7 +26,6 @@ from hardneg.diagnose.probe import auc_interval, source_probe
 from hardneg.diagnose.run import DiagnoseConfig, diagnose, triplet_configs
 from hardneg.encode import cache_key, encode_corpus, fingerprint_model, fingerprint_texts
 from hardneg.explore import build_payload
-from hardneg.hub import save_dataset_folder
 from hardneg.records import EvalResult
 from hardneg.report import ReportConfig, render_report
 

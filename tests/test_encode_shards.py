@@ -14,9 +14,10 @@ def test_part_size_follows_corpus_and_world():
 
 
 def test_token_balanced_parts_on_cranfield(cranfield_corpus, embedder_id):
-    from hardneg.evaluate import ModelSpec, load_embedder
+    from hardneg.eval_config import ModelSpec
+    from hardneg.evaluate import load_eval_model
 
-    model = load_embedder(ModelSpec("zero-shot", embedder_id), device="cpu")
+    model = load_eval_model(ModelSpec("zero-shot", embedder_id), device="cpu")
     texts = [f"{t} {x}" for t, x in zip(cranfield_corpus["title"], cranfield_corpus["text"], strict=True)]
     lengths = token_lengths(model, texts)
     ordered = lengths[length_order(lengths)]

@@ -13,7 +13,8 @@ import pytest
 
 from hardneg.corpus import load_beir_folder, passage_text
 from hardneg.encode import encode_batches, encode_corpus, search_topk
-from hardneg.evaluate import EvalConfig, ModelSpec, evaluate, load_embedder, readable_name, resolve_prompts
+from hardneg.eval_config import EvalConfig, ModelSpec, readable_name
+from hardneg.evaluate import evaluate, load_eval_model, resolve_prompts
 from hardneg.metrics import evaluate_run
 
 
@@ -41,7 +42,7 @@ def mini_beir(cranfield_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def minilm():
-    return load_embedder(ModelSpec("zero-shot", "embedded:minilm"), "cpu")
+    return load_eval_model(ModelSpec("zero-shot", "embedded:minilm"), "cpu")
 
 
 def _config(run_dir, data_dir, **kw) -> EvalConfig:
@@ -201,7 +202,8 @@ def test_results_are_reused_only_for_the_same_model_files(tmp_path):
     import json as _json
     import os as _os
 
-    from hardneg.evaluate import ModelSpec, _is_current, source_stamp
+    from hardneg.eval_config import ModelSpec
+    from hardneg.evaluate import _is_current, source_stamp
 
     folder = tmp_path / "models" / "llm_hn"
     folder.mkdir(parents=True)
@@ -331,29 +333,35 @@ def test_ignore_identical_ids(tmp_path, name, option, applied):
 
 
 def test_hub_sets_pinned_by_default(monkeypatch, mini_beir):
-    from hardneg.beir import DatasetSpec
-    from hardneg.evaluate import KNOWN_REVISIONS, pin_revision, resolved_revision
+    from hardneg.references import KNOWN_REVISIONS, DatasetSpec, resolve_dataset_ref
 
-    spec, how = pin_revision(DatasetSpec("scifact"))
-    assert how == "pinned" and spec.revision == KNOWN_REVISIONS["mteb/scifact"] and len(spec.revision) == 40
-    assert pin_revision(DatasetSpec("mteb/arguana"))[0].revision == KNOWN_REVISIONS["mteb/arguana"]
-    assert pin_revision(DatasetSpec("mteb/scifact", "abc123")) == (
-        DatasetSpec("mteb/scifact", "abc123"),
-        "given",
+    ref = resolve_dataset_ref(DatasetSpec("scifact"), pin=True)
+    assert ref.how == "pinned" and ref.revision == KNOWN_REVISIONS["mteb/scifact"] and len(ref.revision) == 40
+    assert ref.commit == ref.revision and ref.hub_id == "mteb/scifact"
+    assert (
+        resolve_dataset_ref(DatasetSpec("mteb/arguana"), pin=True).revision == KNOWN_REVISIONS["mteb/arguana"]
     )
-    assert pin_revision(DatasetSpec(str(mini_beir)))[1] == "local"
-    unpinned, how = pin_revision(DatasetSpec("BeIR/scifact"))
-    assert how == "unpinned" and unpinned.revision is None
+    monkeypatch.setattr("hardneg.references.resolve_revision", lambda repo, rev: "c" * 40)
+    given = resolve_dataset_ref(DatasetSpec("mteb/scifact", "abc123"), pin=True)
+    assert (given.revision, given.how, given.commit) == ("abc123", "given", "c" * 40)
+    local = resolve_dataset_ref(DatasetSpec(str(mini_beir)), pin=True)
+    assert (local.how, local.kind, local.hub_id, local.record()) == (
+        "local",
+        "beir_folder",
+        None,
+        {"revision": None, "how": "local"},
+    )
 
     class Info:
         sha = "f" * 40
 
     monkeypatch.setattr("huggingface_hub.HfApi.dataset_info", lambda self, repo, revision=None: Info())
-    assert resolved_revision(unpinned, how) == "f" * 40
+    unpinned = resolve_dataset_ref(DatasetSpec("BeIR/scifact"), pin=True)
+    assert unpinned.how == "unpinned" and unpinned.revision is None and unpinned.commit == "f" * 40
+    assert resolve_dataset_ref(DatasetSpec("BeIR/scifact")).commit is None  # not evaluation: no Hub call
 
     def offline(self, repo, revision=None):
         raise ConnectionError("offline")
 
     monkeypatch.setattr("huggingface_hub.HfApi.dataset_info", offline)
-    assert resolved_revision(unpinned, how) is None
-    assert resolved_revision(spec, "pinned") == spec.revision
+    assert resolve_dataset_ref(DatasetSpec("BeIR/scifact"), pin=True).commit is None

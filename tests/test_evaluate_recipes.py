@@ -9,7 +9,7 @@ import pytest
 
 from hardneg.beir import BEIR_NAMES
 from hardneg.config import parse
-from hardneg.evaluate import EvalConfig, model_key
+from hardneg.eval_config import EvalConfig, model_key
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

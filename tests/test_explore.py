@@ -23,13 +23,13 @@ import pytest
 from datasets import Dataset
 
 from hardneg.beir import load_eval_dataset
-from hardneg.evaluate import search_bm25
 from hardneg.explore import build_payload, top_documents, write_explorer
 from hardneg.hub import save_dataset_folder
 from hardneg.methods import fn_scores_file
 from hardneg.metrics import evaluate_run
 from hardneg.negatives import mine_hard_negatives
 from hardneg.records import FalseNegativeScores, write_false_negative_scores
+from hardneg.retrieval import search_bm25
 
 ROOT = Path(__file__).resolve().parents[1]
 LLM_NEGATIVES = [

@@ -330,39 +330,3 @@ def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_pat
             "false_negative_scorer",
         ):
             assert again[name][key] == first[name][key]
-
-
-def test_stage_fn_scores_matches_rows_by_query_and_negative(tmp_path):
-    """The saved false-negative scores follow each published row by (query id, negative), whatever the order,
-    a row the stage never had gets None, and a repeated stage pair takes its last row."""
-    from hardneg.methods import fn_scores_file, stage_fn_scores
-
-    stage = tmp_path / "stages" / "ce"
-    Dataset.from_dict({"query_id": [1, 1, 2, 3], "negative": ["a", "b", "c", "b"]}).save_to_disk(
-        str(stage / "data")
-    )
-    (stage / fn_scores_file("judge")).write_text(
-        json.dumps({"positive": [0.9, 0.8, 0.7, 0.6], "negative": [0.1, 0.2, 0.3, 0.4]})
-    )
-    cols = {"query_id": ["3", "1", "9", "2"], "negative": ["b", "a", "zz", "c"]}
-    assert stage_fn_scores(tmp_path / "stages", "ce", "judge", cols) == (
-        [0.6, 0.9, None, 0.7],
-        [0.4, 0.1, None, 0.3],
-    )
-    # a repeated (query, negative) pair in the stage: its last row's scores
-    Dataset.from_dict({"query_id": [1, 1, 2, 1], "negative": ["a", "b", "c", "a"]}).save_to_disk(
-        str(tmp_path / "stages" / "dup" / "data")
-    )
-    (tmp_path / "stages" / "dup" / fn_scores_file("judge")).write_text(
-        json.dumps({"positive": [0.9, 0.8, 0.7, 0.5], "negative": [0.1, 0.2, 0.3, 0.45]})
-    )
-    assert stage_fn_scores(tmp_path / "stages", "dup", "judge", {"query_id": [1], "negative": ["a"]}) == (
-        [0.5],
-        [0.45],
-    )
-    # another scorer, or no row matched at all: nothing
-    assert stage_fn_scores(tmp_path / "stages", "ce", "other", cols) == ([], [])
-    assert stage_fn_scores(tmp_path / "stages", "ce", "judge", {"query_id": ["7"], "negative": ["x"]}) == (
-        [],
-        [],
-    )

@@ -18,7 +18,8 @@ from test_train import cranfield_triplets, tiny_config, write_dataset_folder  # 
 from hardneg import mteb_results  # noqa: E402
 from hardneg.beir import load_eval_dataset  # noqa: E402
 from hardneg.corpus import load_beir_folder  # noqa: E402
-from hardneg.evaluate import EvalConfig, ModelSpec, evaluate, evaluate_model_on_dataset, load_embedder  # noqa: E402
+from hardneg.eval_config import EvalConfig, ModelSpec  # noqa: E402
+from hardneg.evaluate import evaluate, evaluate_model_on_dataset, load_eval_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AGREE = 1e-4  # MTEB rounds its means to 5 decimals
@@ -51,7 +52,7 @@ def small_set(cranfield_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def minilm():
-    model = load_embedder(ModelSpec("zero-shot", "embedded:minilm", max_seq_length=128), "cpu")
+    model = load_eval_model(ModelSpec("zero-shot", "embedded:minilm", max_seq_length=128), "cpu")
     return model
 
 

@@ -201,7 +201,7 @@ def false_negative_stats(
                 config, name, stage_of[name], full[name], stats[name], scorer_name, res, stages
             )
             rate, detail = false_negative_summary(pos[rows], neg[rows], scorer, score_name)
-            detail["stage"] = stage_of[name]  # its fn_scores_file is in stages/<stage>/ (diagnose reads it)
+            detail["stage"] = stage_of[name]  # the stage folder holding its fn_scores_file
             if role == "main":
                 published.add(name, scorer, score_name, pos[rows], neg[rows])
                 record.update(

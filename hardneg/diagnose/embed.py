@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from hardneg.encode import (
-    CACHE_FORMAT,
     TEXT_HASHES,
     cache_key,
+    cached_parts,
     encode_corpus,
     fingerprint_model,
     fingerprint_texts,
@@ -37,8 +36,6 @@ from hardneg.encode import (
 from hardneg.negatives.dense import POOL_INDEX, POOL_META
 
 logger = logging.getLogger(__name__)
-
-_PART = re.compile(r"part(\d+)-(\d+)\.npy$")
 
 
 @dataclass
@@ -76,25 +73,12 @@ def _fill(out: np.ndarray, found: np.ndarray, want: dict[int, list[int]], hashes
 def _from_evaluation_cache(
     folder: Path, model_fp: str, prompt: str, dtype: str, out: np.ndarray, found: np.ndarray, want
 ) -> tuple[int, list[str]]:
-    suffix = cache_key("", "", prompt, dtype).rsplit("-", 1)[-1]
     n, used = 0, []
-    for cache in sorted(folder.glob(f"v{CACHE_FORMAT}-{model_fp}-*-{suffix}")):
-        if not (cache / TEXT_HASHES).is_file() or not (cache / "order.npy").is_file():
-            continue
-        hashes, order = np.load(cache / TEXT_HASHES), np.load(cache / "order.npy")
-        for part in sorted(cache.glob("part*.npy")):
-            m = _PART.search(part.name)
-            if not m:
-                continue
-            size, p = int(m.group(1)), int(m.group(2))
-            rows = order[p * size : (p + 1) * size]
-            emb = np.load(part, mmap_mode="r")
-            if len(emb) != len(rows):
-                continue
-            got = _fill(out, found, want, hashes[rows], lambda hit, e=emb: np.asarray(e[hit]))
-            if got:
-                n += got
-                used.append(str(cache))
+    for cache, hashes, emb in cached_parts(folder, model_fp, prompt, dtype):
+        got = _fill(out, found, want, hashes, lambda hit, e=emb: np.asarray(e[hit]))
+        if got:
+            n += got
+            used.append(str(cache))
     return n, sorted(set(used))
 
 
@@ -135,12 +119,15 @@ def embed_texts(
     dtype: str = "float32",
     cost: EncodeCost | None = None,
     show_progress: bool = True,
+    model_fingerprint: str | None = None,
 ) -> np.ndarray:
     """Unit-normalised embeddings of ``texts`` (in order), from the caches under ``cache_root`` where they
     hold them, else encoded once (``encode_corpus``) and cached there (see the module docstring).
 
     ``passages``: the texts are passages (the build's pool cache may hold them); ``model_id``: the id the
     model was loaded from (the pool cache's key). ``cost`` collects where the rows came from.
+    ``model_fingerprint``: ``hardneg.encode.fingerprint_model(model)`` when the caller has it (it hashes every
+    weight: compute it once per model, not once per call).
     """
     import time
 
@@ -157,7 +144,7 @@ def embed_texts(
     for i, h in enumerate(hashes.tolist()):
         want.setdefault(h, []).append(i)
     root = Path(cache_root) if cache_root else None
-    model_fp = fingerprint_model(model)
+    model_fp = model_fingerprint or fingerprint_model(model)
     if root is not None and (root / "embeddings").is_dir():
         got, used = _from_evaluation_cache(root / "embeddings", model_fp, prompt, dtype, out, found, want)
         cost.from_evaluation_cache += got

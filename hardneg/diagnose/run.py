@@ -21,7 +21,7 @@ import yaml
 
 import hardneg
 from hardneg.assets import dtype_name, resolve_dtype
-from hardneg.dataset_folder import README_FILE, load_build_tables, validate_dataset_folder
+from hardneg.dataset_folder import README_FILE, load_build_tables, render_folder_card
 from hardneg.diagnose import measures
 from hardneg.diagnose.against import against_results
 from hardneg.diagnose.embed import EncodeCost, embed_texts
@@ -33,11 +33,14 @@ from hardneg.diagnose.record import (
     Diagnostics,
     diagnostics_path,
 )
+from hardneg.encode import fingerprint_model
 from hardneg.files import write_atomic
 from hardneg.id_layout import CORPUS_CONFIG, is_id_config
-from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS, stage_fn_scores
+from hardneg.methods import QUERIES_CONFIG, TRAINING_COLUMNS
 from hardneg.metrics import parse_metric
 from hardneg.options import check_fields
+from hardneg.records import FALSE_NEGATIVE_SCORES_FILE, FalseNegativeScores
+from hardneg.references import resolve_build_ref
 from hardneg.report import load_results
 
 logger = logging.getLogger(__name__)
@@ -253,10 +256,11 @@ def llm_written(cols: dict[str, list], rows: np.ndarray) -> np.ndarray:
 
 
 def fn_scorer_margins(
-    name: str, cols: dict[str, list], rows: np.ndarray, stats: dict, folder: Path | None
+    name: str, cols: dict[str, list], rows: np.ndarray, total: int, stats: dict, folder: Path | None
 ) -> tuple[np.ndarray | None, str]:
-    """The build's false-negative scorer's ``neg - pos`` per row, never recomputed: the method's own score
-    columns when it filtered with that scorer, else the scores the build saved in its stage folder."""
+    """The build's false-negative scorer's ``neg - pos`` per sampled row (``rows``: their numbers in the config
+    of ``total`` rows), never recomputed: the method's own score columns when it filtered with that scorer,
+    else the scores the build published beside its dataset folder (``false_negative_scores.json``)."""
     scorer = stats.get("false_negative_scorer")
     if not scorer:
         return None, "the build ran no false-negative scorer"
@@ -264,15 +268,15 @@ def fn_scorer_margins(
     if own and own == scorer and "negative_score" in cols:
         pos, neg = cols["positive_score"], cols["negative_score"]
     else:
-        stage = (stats.get("false_negative_detail") or {}).get("stage", name)
-        if folder is None:
-            return None, "scores are kept in the build's stage folder, not published; rate from build_stats"
-        pos, neg = stage_fn_scores(folder.parent / "stages", stage, scorer, cols)
-        if not pos:
-            return None, "the build's stage folder holds no saved scores; rate from build_stats"
-    margin = [
-        (neg[i] - pos[i]) if pos[i] is not None and neg[i] is not None else np.nan for i in rows.tolist()
-    ]
+        published = (
+            FalseNegativeScores.from_disk(folder.parent / FALSE_NEGATIVE_SCORES_FILE) if folder else None
+        )
+        scores = published.rows(name, scorer, total) if published else None
+        if scores is None:
+            return None, "the build published no false-negative scores for these rows; rate from build_stats"
+        pos = [scores.positive[r] for r in rows.tolist()]
+        neg = [scores.negative[r] for r in rows.tolist()]
+    margin = [(n - p) if p is not None and n is not None else np.nan for p, n in zip(pos, neg, strict=True)]
     return np.asarray(margin, dtype=np.float64), ""
 
 
@@ -320,7 +324,7 @@ def diagnose_config(
         llm_rows=int(llm_written(cols, at).sum()),
         hardness=measures.hardness(margin, **boot),
     )
-    fn_margin, note = fn_scorer_margins(name, cols, at, stats, folder)
+    fn_margin, note = fn_scorer_margins(name, cols, rows, total, stats, folder)
     if fn_margin is not None and np.isfinite(fn_margin).any():
         out.fn_scorer = {
             "scorer": stats.get("false_negative_scorer"),
@@ -364,6 +368,71 @@ def _cap(items: list, n: int | None, rng: np.random.Generator) -> list:
     return [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
 
 
+def _query_probe(
+    names: list[str],
+    q_rows: dict[str, np.ndarray],
+    n_rows: dict[str, np.ndarray],
+    llm: dict[str, np.ndarray],
+    q_emb: np.ndarray,
+    p_emb: np.ndarray,
+    rng: np.random.Generator,
+    config: DiagnoseConfig,
+) -> tuple[dict[tuple[int, int], float], list[tuple[int, int]]]:
+    """The query-conditioned probe: every (query, negative) row once, ``probe_sample`` per class, folds grouped
+    by query; returns (out-of-fold score per (query, negative), the corpus-class pairs)."""
+    pairs = sorted(
+        {
+            (int(a), int(b), bool(c))
+            for m in names
+            for a, b, c in zip(q_rows[m], n_rows[m], llm[m], strict=True)
+        }
+    )
+    pairs = _cap([x for x in pairs if x[2]], config.probe_sample, rng) + _cap(
+        [x for x in pairs if not x[2]], config.probe_sample, rng
+    )
+    pq, pn, py = (np.asarray(x) for x in zip(*pairs, strict=True))
+    xq = np.concatenate([p_emb[pn], q_emb[pq] * p_emb[pn]], axis=1)
+    keys = list(zip(pq.tolist(), pn.tolist(), strict=True))
+    try:
+        qscore = out_of_fold_scores(
+            xq, py.astype(np.int64), groups=pq, folds=config.probe_folds, c=config.probe_c, seed=config.seed
+        )
+        q_score_of = dict(zip(keys, qscore.tolist(), strict=True))
+    except ValueError:
+        q_score_of = {}
+    return q_score_of, [k for k, c in zip(keys, py.tolist(), strict=True) if not c]
+
+
+def _config_probe(
+    result: ConfigDiagnostics,
+    q_rows: np.ndarray,
+    n_rows: np.ndarray,
+    llm: np.ndarray,
+    score_of: dict[int, float],
+    corpus_scores: np.ndarray,
+    corpus_from: str,
+    q_score_of: dict[tuple[int, int], float],
+    q_corpus: list[tuple[int, int]],
+) -> None:
+    """One config's text-probe and query-probe AUCs: its LLM-written negatives against the shared corpus class."""
+    mine = sorted({int(t) for t in n_rows[llm]} & set(score_of))
+    if not llm.any():
+        result.probe = result.probe_query = {"note": NO_LLM_NEGATIVES + " in this config"}
+        return
+    if not mine:
+        result.probe = {"note": "none of its LLM-written negatives fell in the probe sample"}
+        return
+    yy = np.r_[np.ones(len(mine)), np.zeros(len(corpus_scores))].astype(np.int64)
+    ss = np.r_[[score_of[t] for t in mine], corpus_scores]
+    result.probe = {**probe_result(yy, ss), "corpus_class": corpus_from}
+    rows_llm = sorted(
+        {(int(a), int(b)) for a, b, c in zip(q_rows, n_rows, llm, strict=True) if c} & set(q_score_of)
+    )
+    if rows_llm:
+        yq = np.r_[np.ones(len(rows_llm)), np.zeros(len(q_corpus))].astype(np.int64)
+        result.probe_query = probe_result(yq, np.asarray([q_score_of[k] for k in rows_llm + q_corpus]))
+
+
 def probe_all(
     results: dict[str, ConfigDiagnostics],
     llm: dict[str, np.ndarray],
@@ -399,9 +468,10 @@ def probe_all(
     )
     texts = np.asarray(llm_texts + corpus_texts)
     y = np.r_[np.ones(len(llm_texts), dtype=np.int64), np.zeros(len(corpus_texts), dtype=np.int64)]
-    kw = {"folds": config.probe_folds, "c": config.probe_c, "seed": config.seed}
-    try:
-        score = out_of_fold_scores(p_emb[texts], y, **kw)  # the AUCs are per config, below
+    try:  # the AUCs are per config, below
+        score = out_of_fold_scores(
+            p_emb[texts], y, folds=config.probe_folds, c=config.probe_c, seed=config.seed
+        )
     except ValueError as err:
         for m in names:
             results[m].probe = results[m].probe_query = {"note": f"{err}; too few texts to probe"}
@@ -411,50 +481,84 @@ def probe_all(
     held = held_out_scores(p_emb[texts], y, p_emb[rest], c=config.probe_c)
     shown = {**dict(zip(rest, held.tolist(), strict=True)), **score_of}
     corpus_scores = np.asarray([score_of[t] for t in corpus_texts])
-    # query-conditioned: every (query, negative) row once, capped per class
-    pairs = sorted(
-        {
-            (int(a), int(b), bool(c))
-            for m in names
-            for a, b, c in zip(q_rows[m], n_rows[m], llm[m], strict=True)
-        }
-    )
-    pairs = _cap([x for x in pairs if x[2]], config.probe_sample, rng) + _cap(
-        [x for x in pairs if not x[2]], config.probe_sample, rng
-    )
-    pq, pn, py = (np.asarray(x) for x in zip(*pairs, strict=True))
-    xq = np.concatenate([p_emb[pn], q_emb[pq] * p_emb[pn]], axis=1)
-    try:
-        qscore = out_of_fold_scores(xq, py.astype(np.int64), groups=pq, **kw)
-        q_score_of = dict(zip(zip(pq.tolist(), pn.tolist(), strict=True), qscore.tolist(), strict=True))
-    except ValueError:
-        q_score_of = {}
-    q_corpus = [
-        k for k, c in zip(zip(pq.tolist(), pn.tolist(), strict=True), py.tolist(), strict=True) if not c
-    ]
+    q_score_of, q_corpus = _query_probe(names, q_rows, n_rows, llm, q_emb, p_emb, rng, config)
     for m in names:
-        mine = sorted({int(t) for t in n_rows[m][llm[m]]} & set(score_of))
-        if not llm[m].any():
-            results[m].probe = results[m].probe_query = {"note": NO_LLM_NEGATIVES + " in this config"}
-        elif not mine:
-            results[m].probe = {"note": "none of its LLM-written negatives fell in the probe sample"}
-        else:
-            yy = np.r_[np.ones(len(mine)), np.zeros(len(corpus_scores))].astype(np.int64)
-            ss = np.r_[[score_of[t] for t in mine], corpus_scores]
-            results[m].probe = {**probe_result(yy, ss), "corpus_class": corpus_from}
-            rows_llm = sorted(
-                {(int(a), int(b)) for a, b, c in zip(q_rows[m], n_rows[m], llm[m], strict=True) if c}
-                & set(q_score_of)
-            )
-            if rows_llm:
-                yq = np.r_[np.ones(len(rows_llm)), np.zeros(len(q_corpus))].astype(np.int64)
-                results[m].probe_query = probe_result(
-                    yq, np.asarray([q_score_of[k] for k in rows_llm + q_corpus])
-                )
+        _config_probe(
+            results[m],
+            q_rows[m],
+            n_rows[m],
+            llm[m],
+            score_of,
+            corpus_scores,
+            corpus_from,
+            q_score_of,
+            q_corpus,
+        )
         results[m].per_row["probe"] = [
             None if int(t) not in shown else round(shown[int(t)], 4) for t in n_rows[m]
         ]
     return None
+
+
+@dataclass
+class _Sample:
+    """The sampled rows of every config: their numbers, columns, and each row's query / positive / negative as
+    an index into the distinct ``texts``; ``llm``: the negative was written by an LLM."""
+
+    texts: _Texts = field(default_factory=_Texts)
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+    cols: dict[str, dict[str, list]] = field(default_factory=dict)
+    q: dict[str, np.ndarray] = field(default_factory=dict)
+    p: dict[str, np.ndarray] = field(default_factory=dict)
+    n: dict[str, np.ndarray] = field(default_factory=dict)
+    llm: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def sample_configs(tables: dict, names: list[str], config: DiagnoseConfig, same_prompt: bool) -> _Sample:
+    """Draw each config's rows (``sample_rows``) and collect their distinct texts (queries share the passages'
+    list when both have the same prompt)."""
+    out = _Sample()
+    for name in names:
+        # Only the sampled rows become Python lists: a config of millions stays an Arrow table on disk.
+        rows = sample_rows(len(tables[name]), config.sample_size, config.seed)
+        out.rows[name], cols = rows, tables[name].select(rows).to_dict()
+        out.cols[name] = cols
+        out.q[name] = np.asarray([out.texts.add(t, same_prompt) for t in cols["anchor"]], dtype=np.int64)
+        out.p[name] = np.asarray([out.texts.add(t, True) for t in cols["positive"]], dtype=np.int64)
+        out.n[name] = np.asarray([out.texts.add(t, True) for t in cols["negative"]], dtype=np.int64)
+        out.llm[name] = llm_written(cols, np.arange(len(rows)))
+    return out
+
+
+def embed_sample(
+    model, target: TargetEncoder, texts: _Texts, config: DiagnoseConfig, cost: EncodeCost
+) -> tuple[np.ndarray, np.ndarray]:
+    """(query embeddings, passage embeddings) of the distinct texts, from the run's caches where they hold
+    them (``embed_texts``); the model's weights are fingerprinted once for both."""
+    same_prompt = target.query_prompt == target.passage_prompt
+    common = {
+        "cache_root": Path(config.run_dir) / "cache",
+        "model_id": target.model_id,
+        "batch_size": config.batch_size,
+        "dtype": dtype_name(config.dtype, str(model.device)),  # as evaluation keys its cache
+        "cost": cost,
+        "model_fingerprint": fingerprint_model(model),
+    }
+    p_emb = embed_texts(model, texts.passages, prompt=target.passage_prompt, **common)
+    if same_prompt:
+        return p_emb, p_emb
+    return embed_texts(model, texts.queries, prompt=target.query_prompt, passages=False, **common), p_emb
+
+
+def _cost_record(cost: EncodeCost, t_start: float) -> dict[str, Any]:
+    return {
+        "texts": cost.texts,
+        "from_evaluation_cache": cost.from_evaluation_cache,
+        "from_pool_cache": cost.from_pool_cache,
+        "encoded": cost.encoded,
+        "encode_seconds": round(cost.encode_seconds, 2),
+        "total_seconds": round(time.perf_counter() - t_start, 2),
+    }
 
 
 def diagnose(config: DiagnoseConfig) -> Diagnostics:
@@ -462,7 +566,8 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
     from hardneg.train import load_model  # heavy (the trainer stack): only when diagnosing
 
     t_start = time.perf_counter()
-    tables, build_stats, folder = load_build_tables(config.dataset, config.revision)
+    # the dataset reference resolved once (folder, or Hub repo + the commit its revision names)
+    tables, build_stats, folder = load_build_tables(resolve_build_ref(config.dataset, config.revision))
     names = triplet_configs({n: t.column_names for n, t in tables.items()}, list(config.configs))
     target = resolve_target(config)
     model = load_model(
@@ -470,50 +575,26 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
         max_seq_length=target.max_seq_length,
         prompts={"query": target.query_prompt, "document": target.passage_prompt},
     )
-    texts = _Texts()
-    same_prompt = target.query_prompt == target.passage_prompt
-    rows_of, sampled, q_rows, p_rows, n_rows, llm = {}, {}, {}, {}, {}, {}
-    for name in names:
-        # Only the sampled rows become Python lists: a config of millions stays an Arrow table on disk.
-        rows = sample_rows(len(tables[name]), config.sample_size, config.seed)
-        rows_of[name], cols = rows, tables[name].select(rows).to_dict()
-        sampled[name] = cols
-        q_rows[name] = np.asarray([texts.add(t, same_prompt) for t in cols["anchor"]], dtype=np.int64)
-        p_rows[name] = np.asarray([texts.add(t, True) for t in cols["positive"]], dtype=np.int64)
-        n_rows[name] = np.asarray([texts.add(t, True) for t in cols["negative"]], dtype=np.int64)
-        llm[name] = llm_written(cols, np.arange(len(rows)))
+    sample = sample_configs(tables, names, config, target.query_prompt == target.passage_prompt)
     cost = EncodeCost()
-    root = Path(config.run_dir) / "cache"
-    common = {
-        "cache_root": root,
-        "model_id": target.model_id,
-        "batch_size": config.batch_size,
-        "dtype": dtype_name(config.dtype, str(model.device)),  # as evaluation keys its cache
-        "cost": cost,
-    }
-    p_emb = embed_texts(model, texts.passages, prompt=target.passage_prompt, **common)
-    q_emb = (
-        p_emb
-        if same_prompt
-        else embed_texts(model, texts.queries, prompt=target.query_prompt, passages=False, **common)
-    )
+    q_emb, p_emb = embed_sample(model, target, sample.texts, config, cost)
     stats = build_stats.get("configs") or {}
     results = {
         name: diagnose_config(
             name,
-            sampled[name],
-            rows_of[name],
+            sample.cols[name],
+            sample.rows[name],
             len(tables[name]),
-            q_emb[q_rows[name]],
-            p_emb[p_rows[name]],
-            p_emb[n_rows[name]],
+            q_emb[sample.q[name]],
+            p_emb[sample.p[name]],
+            p_emb[sample.n[name]],
             stats.get(name) or {},
             folder,
             config,
         )
         for name in names
     }
-    probe_note = probe_all(results, llm, q_rows, p_rows, n_rows, q_emb, p_emb, config)
+    probe_note = probe_all(results, sample.llm, sample.q, sample.p, sample.n, q_emb, p_emb, config)
     diag = Diagnostics(
         dataset=str(config.dataset),
         revision=config.revision,
@@ -535,14 +616,7 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
         diag.against_results = against_results(
             diag.table(), load_results(run), metric=config.metric, seed=config.seed
         )
-    diag.cost = {
-        "texts": cost.texts,
-        "from_evaluation_cache": cost.from_evaluation_cache,
-        "from_pool_cache": cost.from_pool_cache,
-        "encoded": cost.encoded,
-        "encode_seconds": round(cost.encode_seconds, 2),
-        "total_seconds": round(time.perf_counter() - t_start, 2),
-    }
+    diag.cost = _cost_record(cost, t_start)
     diag.to_disk(diagnostics_path(run))
     plot_diagnostics(diag, run)
     if folder is not None:
@@ -552,6 +626,6 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
 
 
 def refresh_card(folder: Path) -> None:
-    """Re-render the dataset card so it shows the diagnostics (the folder is validated as for publishing)."""
-    report = validate_dataset_folder(folder)
-    write_atomic(folder / README_FILE, report.card)
+    """Re-render the dataset card so it shows the diagnostics (from the folder's files; no config is read
+    again: the folder was loaded by ``load_build_tables`` already)."""
+    write_atomic(folder / README_FILE, render_folder_card(folder))

@@ -34,9 +34,8 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
-from datasets import Dataset, DatasetInfo, Features, Value, load_from_disk
+from datasets import Dataset, DatasetInfo, Features, Value
 from datasets.fingerprint import generate_random_fingerprint
 from datasets.table import InMemoryTable
 
@@ -58,42 +57,6 @@ def fn_scores_file(scorer_name: str) -> str:
 
 
 FN_SCORES_GLOB = "fn_scores_*.json"  # every fn_scores_file
-
-
-def stage_fn_scores(
-    stages: Path, stage_name: str, scorer: str | None, cols: dict[str, list]
-) -> tuple[list, list]:
-    """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
-    folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
-    if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
-        return [], []
-    saved = json.loads((stages / stage_name / fn_scores_file(scorer)).read_text())
-    stage = arrow_table(load_from_disk(str(stages / stage_name / "data")), ["query_id", "negative"])
-    if len(stage) != len(saved.get("positive", [])):
-        return [], []
-    keys = ["query_id", "negative"]
-    # an Arrow join on (query id, negative), not a Python dict of every stage row; a repeated pair: its last row
-    right = (
-        _key_table(stage["query_id"], stage["negative"])
-        .append_column("_at", pa.array(np.arange(len(stage), dtype=np.int64)))
-        .group_by(keys)
-        .aggregate([("_at", "max")])
-    )
-    left = _key_table(cols["query_id"], cols["negative"]).append_column(
-        "_row", pa.array(np.arange(len(cols["query_id"]), dtype=np.int64))
-    )
-    joined = left.join(right, keys=keys, join_type="left outer").sort_by("_row")
-    rows = joined["_at_max"].to_pylist()
-    pos = [None if r is None else saved["positive"][r] for r in rows]
-    neg = [None if r is None else saved["negative"][r] for r in rows]
-    return (pos, neg) if any(p is not None for p in pos) else ([], [])
-
-
-def _key_table(query_ids: Any, negatives: Any) -> pa.Table:
-    """(query_id as text, negative) columns for the join in ``stage_fn_scores``."""
-    q = query_ids if isinstance(query_ids, (pa.Array, pa.ChunkedArray)) else pa.array(query_ids)
-    n = negatives if isinstance(negatives, (pa.Array, pa.ChunkedArray)) else pa.array(negatives, pa.string())
-    return pa.table({"query_id": q.cast(pa.string()), "negative": n.cast(pa.string())})
 
 
 # -- features ---------------------------------------------------------------------------------------------
