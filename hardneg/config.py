@@ -160,11 +160,15 @@ def check_yaml_values(
         hints.update(typing.get_type_hints(t))
     # list fields whose single string is unambiguous (a config's ONE_OR_LIST): `decontaminate: scifact`
     one_or_list = {name for t in dataclass_types for name in getattr(t, "ONE_OR_LIST", ())}
+    # list fields that also take a mapping (a config's LIST_OR_MAPPING): `methods: {bm25_hn: {range_max: 10}}`
+    or_mapping = {name for t in dataclass_types for name in getattr(t, "LIST_OR_MAPPING", ())}
     out = dict(values)
     for key, value in values.items():
         tp = hints.get(key, Any)
         if isinstance(value, str) and key in one_or_list:
             out[key] = [value]
+            continue
+        if isinstance(value, dict) and key in or_mapping:
             continue
         if _matches(value, tp):
             if tp is str and not isinstance(value, str):
@@ -240,6 +244,17 @@ def rename_args(args: list[str], renamed: dict[str, str]) -> list[str]:
     return out
 
 
+def refuse_renamed(values: dict[str, Any], dataclass_types: tuple[type, ...], where: str) -> None:
+    """Keys of older recipes that a config renamed (its ``renamed_key(key, value)``): one line naming the new
+    spelling instead of 'unknown key'."""
+    for t in dataclass_types:
+        renamed = getattr(t, "renamed_key", None)
+        for key, value in values.items():
+            line = renamed(key, value) if renamed else None
+            if line:
+                raise ConfigError(f"{line} [{key} in {where}]")
+
+
 def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple[Any, ...]:
     """Parse ``--config FILE`` plus CLI overrides into one instance of each dataclass type; every value is
     checked (``check_values``) before any config is built."""
@@ -264,12 +279,22 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple[Any, .
     if config_path:
         values = rename_values(load_yaml(config_path), renamed, config_path)
         known = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
+        refuse_renamed({k: v for k, v in values.items() if k not in known}, dataclass_types, config_path)
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(
                 f"unknown key(s) {unknown} in {config_path}; fix: remove them or check the spelling"
             )
         parser.set_defaults(**check_yaml_values(values, dataclass_types, config_path))
+    flags = {a[2:].split("=", 1)[0]: a for a in args if a.startswith("--")}
+    given = {
+        k: a.split("=", 1)[1]
+        if "=" in a
+        else (args[args.index(a) + 1] if args.index(a) + 1 < len(args) else "")
+        for k, a in flags.items()
+        if k not in {f.name for t in dataclass_types for f in dataclasses.fields(t)}
+    }
+    refuse_renamed(given, dataclass_types, "the command line")
     try:
         values = vars(parser.parse_args(args=args))
         check_values(values, dataclass_types)

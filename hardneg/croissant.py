@@ -119,6 +119,13 @@ def _collection(stats: BuildStats, model: str) -> str:
 def _tools(stats: BuildStats, model: str) -> list[str]:
     """The generator and every scorer or judge the published configs used."""
     build = stats.build or {}
+    if isinstance(build.get("methods"), dict):  # each method's own options (builds since issue 21)
+        options = build["methods"]
+        build = {
+            **build,
+            "ce_scorer": (options.get("ce_hn") or {}).get("ce_scorer"),
+            "embedder": (options.get("dense_hn") or {}).get("embedder"),
+        }
     used = {  # a recipe names every tool; only those a published config used are listed
         "ce_scorer": "ce_hn" in stats.configs,
         "embedder": "dense_hn" in stats.configs,

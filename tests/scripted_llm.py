@@ -63,14 +63,14 @@ class OverlapScorer:
 
 def patch_scorers(monkeypatch) -> dict[str, OverlapScorer]:
     """Make the build load ``OverlapScorer``s instead of real models; returns them by name."""
-    import hardneg.build
+    import hardneg.build.stages
 
     loaded: dict[str, OverlapScorer] = {}
 
     def fake_load(name, **kwargs):
         return loaded.setdefault(name, OverlapScorer(name))
 
-    monkeypatch.setattr(hardneg.build, "load_scorer", fake_load)
+    monkeypatch.setattr(hardneg.build.stages, "load_scorer", fake_load)
     return loaded
 
 

@@ -257,7 +257,9 @@ def _case_files(tmp: Path, case: str) -> list[str]:
         (folder / "qrels" / "test.tsv").write_text("1\t1\t1\n")
         return ["--corpus", str(folder)]
     if case == "range_max_below_num_negatives":
-        return ["--corpus", str(corpus), "--range_max", "1", "--num_negatives", "3"]
+        return ["--corpus", str(corpus), "--methods", '{"bm25_hn": {"range_max": 1, "num_negatives": 3}}']
+    if case == "old_flat_option":
+        return ["--corpus", str(corpus), "--range_max", "1"]
     if case == "float_for_int_cli":
         return ["--corpus", str(corpus), "--num_passages", "2.5"]
     if case == "unreachable_server":
@@ -288,6 +290,10 @@ BUILD_CASES = [
     ("null_temperature", "'temperature: null'"),
     ("unknown_key", "unknown key(s) ['num_pasages']"),
     ("range_max_below_num_negatives", "num_negatives (3) must be >= 1 and fit in the candidate window"),
+    (
+        "old_flat_option",
+        "'range_max' is now an option of each method that takes it (bm25_hn, ce_hn, dense_hn)",
+    ),
     ("empty_corpus", "bad.jsonl is empty"),
     ("malformed_line", "bad.jsonl:2 is not valid JSON"),
     ("not_utf8", "bad.jsonl:1 is not valid UTF-8"),
@@ -348,7 +354,8 @@ def test_check_only_validates_without_running(tmp_path, monkeypatch, capsys):
         ["--output_dir", str(tmp_path / "run")],
     )
     assert (code, ran, err) == (0, [], "") and not (tmp_path / "run").exists()
-    code, _, err = run_stage(monkeypatch, capsys, *BUILD, ["--range_max", "1", "--num_negatives", "2"])
+    window = '{"bm25_hn": {"range_max": 1, "num_negatives": 2}}'
+    code, _, err = run_stage(monkeypatch, capsys, *BUILD, ["--methods", window])
     assert code == 2 and "num_negatives (2)" in err
 
 

@@ -505,17 +505,25 @@ def test_every_numeric_option_refuses_non_finite_overflowing_and_out_of_range_va
     "recipe,fragment",
     [
         ("num_passages: 3\nmethods: [bm25_hn]\nnum_passages: 5\n", "'num_passages' is given twice in"),
-        ("method_options:\n  bm25_hn: {range_max: 5, range_max: 9}\n", "'range_max' is given twice"),
+        ("methods:\n  bm25_hn: {range_max: 5, range_max: 9}\n", "'range_max' is given twice"),
+        (
+            "range_max: 5\n",
+            "fix: write methods: {bm25_hn: {range_max: 5}, ce_hn: {range_max: 5}, dense_hn: {",
+        ),
+        (
+            "method_options: {bm25_hn: {range_max: 5}}\n",
+            "method_options is now part of methods; fix: write methods:",
+        ),
         ("temperature: .nan\n", "--temperature nan is not a finite number"),
         ("timeout: .inf\n", "--timeout inf is not a finite number"),
         ("seed: 123456789012345678901234\n", "--seed 123456789012...(24 digits) is out of its range"),
-        ("method_options: {bm25_hn: {max_score: .inf}}\n", "--method_options.bm25_hn.max_score holds inf"),
+        ("methods: {bm25_hn: {max_score: .inf}}\n", "--methods.bm25_hn.max_score holds inf"),
         (
             "query_max_new_tokens: 0\n",
             "--query_max_new_tokens 0 is below 1; fix: give --query_max_new_tokens a value >= 1",
         ),
         (
-            "hybrid_llm_ratio: 1.5\n",
+            "methods: {hybrid_hn: {hybrid_llm_ratio: 1.5}}\n",
             "--hybrid_llm_ratio 1.5 is out of its range 0..1; fix: give --hybrid_llm_ratio a value from 0 to 1",
         ),
         ("top_p: 0\n", "0 < top_p <= 1"),
@@ -546,7 +554,8 @@ def test_duplicate_key_names_both_lines(tmp_path):
             ["--query_max_new_tokens", "0"],
             "--query_max_new_tokens 0 is below 1; fix: give --query_max_new_tokens a value >= 1",
         ),
-        (["--method_options", '{"bm25_hn": {"range_max": NaN}}'], "method_options holds NaN"),
+        (["--methods", '{"bm25_hn": {"range_max": NaN}}'], "methods holds NaN"),
+        (["--llm_hn_prompt", "x.yaml"], "fix: write methods: {llm_hn: {prompt: x.yaml}}"),
         (["--concurrency", "0"], "--concurrency 0 is below 1"),
     ],
 )

@@ -7,6 +7,7 @@ in seconds and check the build's bookkeeping, not the model.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from scripted_llm import scripted
 from hardneg.build import BuildConfig, build
 from hardneg.hub import validate_dataset_folder
 from hardneg.methods import MINED_FEATURES, Method, MethodContext, register, table, unregister
+from hardneg.options import ConfigError
 
 TOY_RUNS = []
 
@@ -40,6 +42,11 @@ def _toy(ctx: MethodContext):
     return table(rows, MINED_FEATURES), {"rows": len(rows), "queries": len(q)}
 
 
+@dataclass
+class ToyOptions:
+    toy_every_other: bool = field(default=False, metadata={"help": "Keep every other query only."})
+
+
 @pytest.fixture
 def toy_method():
     TOY_RUNS.clear()
@@ -49,33 +56,33 @@ def toy_method():
             "derived",
             "Toy: the negative is another query's positive (registered by a test).",
             _toy,
+            options=ToyOptions,
             features=MINED_FEATURES,
-            options=("toy_every_other",),
         )
     )
     yield method
     unregister("toy_hn")
 
 
-def _config(tmp_path: Path, **kw) -> BuildConfig:
+SMALL = {"llm_hn": {"max_new_tokens": 16}, "bm25_hn": {"range_max": 4}}
+
+
+def _config(tmp_path: Path, methods=("toy_hn",), options=None, **kw) -> BuildConfig:
+    """A small build of ``methods``; ``options``: per-method overrides on top of the small defaults."""
+    options = options or {}
     base = dict(
         output_dir=str(tmp_path / "run"),
         num_passages=6,
-        methods=["toy_hn"],
+        methods={m: SMALL.get(m, {}) | options.get(m, {}) for m in methods},
         false_negative_scorer=None,
         query_max_new_tokens=8,
-        negative_max_new_tokens=16,
-        range_max=4,
-        method_options={"toy_hn": {"toy_every_other": False}},
     )
     return BuildConfig(**(base | kw))
 
 
 def test_toy_method_flows_through_build_folder_validation_and_card(tmp_path, toy_method):
     cfg, gen = scripted()
-    folder = build(
-        _config(tmp_path, method_options={"toy_hn": {"toy_every_other": True}}), cfg, generator=gen
-    )
+    folder = build(_config(tmp_path, options={"toy_hn": {"toy_every_other": True}}), cfg, generator=gen)
     ds = load_dataset(str(folder), "toy_hn", split="train")
     queries = load_dataset(str(folder), "queries", split="train")
     assert ds.column_names == list(MINED_FEATURES) and len(ds) == (len(queries) + 1) // 2
@@ -90,7 +97,7 @@ def test_toy_method_flows_through_build_folder_validation_and_card(tmp_path, toy
 def test_paired_keeps_common_query_ids_and_counts_drops(tmp_path, toy_method):
     cfg, gen = scripted()
     build_cfg = _config(
-        tmp_path, methods=["toy_hn", "bm25_hn"], method_options={"toy_hn": {"toy_every_other": True}}
+        tmp_path, methods=["toy_hn", "bm25_hn"], options={"toy_hn": {"toy_every_other": True}}
     )
     folder = build(build_cfg, cfg, generator=gen)
     toy = load_dataset(str(folder), "toy_hn", split="train")
@@ -105,7 +112,7 @@ def test_paired_keeps_common_query_ids_and_counts_drops(tmp_path, toy_method):
         tmp_path,
         methods=["toy_hn", "bm25_hn"],
         paired=False,
-        method_options={"toy_hn": {"toy_every_other": True}},
+        options={"toy_hn": {"toy_every_other": True}},
     )
     folder = build(unpaired, cfg, generator=gen)
     assert len(load_dataset(str(folder), "bm25_hn", split="train")) == n_queries
@@ -138,7 +145,7 @@ def test_run_only_settings_redo_nothing_and_one_window_redoes_one_method(tmp_pat
         _config(
             tmp_path,
             methods=["toy_hn", "bm25_hn", "llm_hn"],
-            method_options={"toy_hn": {"toy_every_other": False}, "bm25_hn": {"range_max": 2}},
+            options={"toy_hn": {"toy_every_other": False}, "bm25_hn": {"range_max": 2}},
         ),
         cfg,
         generator=gen,
@@ -157,7 +164,32 @@ def test_run_only_settings_redo_nothing_and_one_window_redoes_one_method(tmp_pat
 
 
 def test_method_options_are_checked(toy_method):
-    with pytest.raises(ValueError, match="method_options for 'bm25_hn'"):
-        BuildConfig(method_options={"bm25_hn": {"llm_hn_prompt": "x"}})
+    """An option a method does not have is one line naming its options (no silent drop); old flat keys and
+    method_options are one line naming the new spelling."""
+    with pytest.raises(
+        ConfigError,
+        match=r"method 'bm25_hn' has no option\(s\) \['prompt'\]; fix: use its own options \(range_min, ",
+    ):
+        BuildConfig(methods={"bm25_hn": {"prompt": "x"}})
     with pytest.raises(ValueError, match="unknown method"):
         BuildConfig(methods=["nope_hn"])
+    with pytest.raises(ConfigError, match=r"range_min \(0\) must be < range_max \(0\)"):
+        BuildConfig(methods={"bm25_hn": {"range_max": 0}})
+    line = BuildConfig.renamed_key("llm_hn_prompt", "my.yaml")
+    assert line.endswith(
+        "fix: write methods: {llm_hn: {prompt: my.yaml}} (keep the methods you build; docs/mining.md)"
+    )
+    assert "methods: {bm25_hn: {range_max: 10}, ce_hn: {range_max: 10}, dense_hn: {range_max: 10}}" in (
+        BuildConfig.renamed_key("range_max", 10)
+    )
+    assert "method_options is now part of methods" in BuildConfig.renamed_key("method_options", {"a": {}})
+    assert BuildConfig.renamed_key("num_passages", 3) is None and BuildConfig.renamed_key("nonsense") is None
+
+
+def test_a_larger_sample_is_not_the_smaller_samples_queries(tmp_path):
+    """The queries stage is keyed by every sampled passage id: `num_passages` 6 then 8 in one run folder (the
+    same first ids) used to reuse the 6 queries (the key held a Column's repr, its first five ids)."""
+    cfg, gen = scripted()
+    for n in (6, 8):
+        folder = build(_config(tmp_path, methods=["bm25_hn"], num_passages=n), cfg, generator=gen)
+        assert len(load_dataset(str(folder), "queries", split="train")) == n

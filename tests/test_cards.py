@@ -323,13 +323,15 @@ def test_recipe_parses_back_into_the_build_configs(tmp_path):
 
     stats = {
         "build": {
-            k: v for k, v in vars(BuildConfig(num_passages=7, range_max=9)).items() if k != "output_dir"
+            k: v
+            for k, v in vars(BuildConfig(num_passages=7, methods={"bm25_hn": {"range_max": 9}})).items()
+            if k != "output_dir"
         },
         "generator": {"settings": vars(GeneratorConfig(model="embedded:smollm2", seed=5))},
     }
     path = write_build_recipe(tmp_path, stats)
     build, generator = parse(BuildConfig, GeneratorConfig, args=["--config", str(path)])
-    assert build.num_passages == 7 and build.range_max == 9 and generator.seed == 5
+    assert build.num_passages == 7 and build.methods["bm25_hn"]["range_max"] == 9 and generator.seed == 5
 
 
 def test_source_datasets_and_standard_license():

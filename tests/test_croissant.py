@@ -25,11 +25,9 @@ def folder(tmp_path_factory) -> Path:
     config = BuildConfig(
         output_dir=str(tmp_path_factory.mktemp("croissant") / "run"),
         num_passages=8,
-        methods=["llm_hn", "bm25_hn"],
+        methods={"llm_hn": {"max_new_tokens": 16}, "bm25_hn": {"range_max": 4}},
         false_negative_scorer=None,
         query_max_new_tokens=8,
-        negative_max_new_tokens=16,
-        range_max=4,
     )
     cfg, gen = scripted()
     return build(config, cfg, generator=gen)

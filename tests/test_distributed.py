@@ -111,18 +111,19 @@ def test_encode_corpus_equals_encode_document_and_reuses_its_cache(tmp_path, tin
 def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_corpus, monkeypatch):
     """share_pool runs in every process before the methods, also in one that will reuse its finished dense
     stage, so no process waits for a part never written; a shard without queries then mines nothing."""
-    import hardneg.build
+    import hardneg.build.shards
     from hardneg.build import BuildConfig, share_pool
-    from hardneg.methods import QUERY_FEATURES, MethodContext, empty_table, get_method
-    from hardneg.negatives import pool_passages, run_mined
+    from hardneg.methods import QUERY_FEATURES, MethodContext, empty_table
+    from hardneg.methods.dense_hn import run as run_dense_hn
+    from hardneg.negatives import pool_passages
     from hardneg.negatives.dense import encode_pool, load_embedder
 
     config = BuildConfig(methods=["bm25_hn", "dense_hn"], score_batch_size=8)
     folder = tmp_path / "cache" / "pool_embeddings"
     # One model for both "processes": loading models in two threads at once races on transformers' global
     # patches (no_tie_weights) and leaves later loads in this test process untied.
-    shared = load_embedder(config.embedder, device="cpu")
-    monkeypatch.setattr(hardneg.build, "load_embedder", lambda name: shared)
+    shared = load_embedder(config.options_of("dense_hn")["embedder"], device="cpu")
+    monkeypatch.setattr(hardneg.build.shards, "load_embedder", lambda name: shared)
     threads = [
         threading.Thread(
             target=share_pool, args=(config, tiny_corpus, tmp_path / "cache", Shard(r, 2)), daemon=True
@@ -135,7 +136,7 @@ def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_cor
         t.join(timeout=120)
     assert len(list(folder.glob("corpus_embeddings_*.part-0[01]-of-02.npy"))) == 2
 
-    options = config.options_of(get_method("dense_hn"))
+    options = config.options_of("dense_hn")
     model = shared
     model.encode_document = None  # the methods read the parts: encoding again would fail
     texts = pool_passages(tiny_corpus)[1]
@@ -151,7 +152,7 @@ def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_cor
         shared_cache_dir=tmp_path / "cache",
         shard=Shard(1, 2),
     )
-    table, stats = run_mined(ctx)  # every query of process 1 was rejected
+    table, stats = run_dense_hn(ctx)  # every query of process 1 was rejected
     assert len(table) == 0 and stats == {"rows": 0, "method": "dense_hn"}
     assert share_pool(BuildConfig(methods=["bm25_hn"]), tiny_corpus, tmp_path / "none", Shard(0, 2)) is None
     assert not (tmp_path / "none").exists()  # no dense method: nothing to share, nobody waits

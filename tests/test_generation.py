@@ -96,11 +96,13 @@ def test_queries_and_negatives_end_to_end_with_provenance_and_resume(generator, 
     assert stats2["generated_this_run"] == 0 and again.to_list() == queries.to_list()
     assert stats2["wall_seconds"] == stats["wall_seconds"]  # cost of cached work is still reported
 
-    for variant, method in [("query", "llm_hn"), ("query_positive", "llm_pos_hn")]:
+    for inputs, method in [(("query",), "llm_hn"), (("query", "positive"), "llm_pos_hn")]:
         triplets, nstats = generate_negatives(
             queries.select(range(2)),
             generator,
-            variant=variant,
+            method=method,
+            prompt=method,
+            inputs=inputs,
             cache_dir=cache,
             max_new_tokens=48,
             progress=False,
@@ -202,9 +204,9 @@ def test_bad_input_is_one_clear_line_and_keeps_the_cache(generator, tiny_corpus,
     bad_file.write_bytes(b'{"_id": "1", "text": "caf\xff"}\n')
     with pytest.raises(ValueError):
         load_corpus(str(bad_file))
-    with pytest.raises(ValueError, match="unknown variant"):
+    with pytest.raises(ValueError, match="queries lack column"):
         generate_negatives(
-            Dataset.from_dict({"query_id": ["q"]}), generator, variant="corpus", cache_dir=tmp_path
+            Dataset.from_dict({"query_id": ["q"]}), generator, method="x", prompt="llm_hn", cache_dir=tmp_path
         )
     assert _cache_rows(tmp_path) == n
     _, stats = generate_queries(good, generator, cache_dir=tmp_path, max_new_tokens=12, progress=False)

@@ -25,11 +25,9 @@ def _build(tmp_path: Path, layout: str) -> Path:
     config = BuildConfig(
         output_dir=str(tmp_path / layout),
         num_passages=8,
-        methods=METHODS,
+        methods={"llm_hn": {"max_new_tokens": 16}, "bm25_hn": {"range_max": 4}},
         false_negative_scorer=None,
         query_max_new_tokens=8,
-        negative_max_new_tokens=16,
-        range_max=4,
         layout=layout,
     )
     cfg, gen = scripted()

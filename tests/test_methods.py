@@ -13,8 +13,8 @@ from hardneg.build import BuildConfig, build
 from hardneg.hub import validate_dataset_folder
 from hardneg.llm import GeneratorConfig
 from hardneg.methods import HYBRID_FEATURES, LLM_FEATURES, MINED_FEATURES, QUERY_FEATURES, table
+from hardneg.methods.llm_perturb_hn import PERTURB_STRENGTHS, perturb_negatives
 from hardneg.negatives.hybrid import llm_slots, mix_negatives
-from hardneg.negatives.llm import PERTURB_STRENGTHS, generate_negatives
 from hardneg.negatives.repair import repair_false_negatives
 
 
@@ -59,9 +59,9 @@ def test_mix_negatives_ratio_source_and_fallback():
 
 def test_hybrid_sources_are_checked():
     with pytest.raises(ValueError, match="hybrid_sources"):
-        BuildConfig(methods=["hybrid_hn"], hybrid_sources=["bm25_hn", "llm_hn"])
+        BuildConfig(methods={"hybrid_hn": {"hybrid_sources": ["bm25_hn", "llm_hn"]}})
     with pytest.raises(ValueError, match="hybrid_llm_ratio"):
-        BuildConfig(methods=["hybrid_hn"], hybrid_llm_ratio=1.5)
+        BuildConfig(methods={"hybrid_hn": {"hybrid_llm_ratio": 1.5}})
 
 
 def test_hybrid_hn_builds_from_its_sources(tmp_path):
@@ -69,10 +69,9 @@ def test_hybrid_hn_builds_from_its_sources(tmp_path):
     config = BuildConfig(
         output_dir=str(tmp_path / "run"),
         num_passages=6,
-        methods=["bm25_hn", "hybrid_hn"],  # llm_hn is built as hybrid_hn's source but not published
+        # llm_hn is built as hybrid_hn's source but not published
+        methods={"bm25_hn": {"range_max": 4, "num_negatives": 2}, "hybrid_hn": {"num_negatives": 2}},
         false_negative_scorer=None,
-        range_max=4,
-        num_negatives=2,
     )
     folder = build(config, cfg, generator=gen)
     report = validate_dataset_folder(folder)
@@ -91,11 +90,9 @@ def test_false_negative_rate_same_as_guard_and_independent_judge(tmp_path, monke
     config = BuildConfig(
         output_dir=str(tmp_path / "run"),
         num_passages=6,
-        methods=["bm25_hn", "ce_hn"],
-        ce_scorer="overlap-a",
+        methods={"bm25_hn": {"range_max": 4}, "ce_hn": {"range_max": 4, "ce_scorer": "overlap-a"}},
         false_negative_scorer="same",
         false_negative_judge="overlap-b",
-        range_max=4,
     )
     folder = build(config, cfg, generator=gen)
     stats = json.loads((folder / "build_stats.json").read_text())["configs"]
@@ -169,11 +166,10 @@ def test_repaired_config_reuses_the_scores_of_the_rows_it_kept(tmp_path, monkeyp
     config = BuildConfig(
         output_dir=str(tmp_path / "run"),
         num_passages=6,
-        methods=["bm25_hn"],
+        methods={"bm25_hn": {"range_max": 4}},
         false_negative_scorer="overlap-a",
         false_negative_repair="drop",
         repair_scope="suspected",
-        range_max=4,
     )
     folder = build(config, cfg, generator=gen)
     stats = json.loads((folder / "build_stats.json").read_text())["configs"]["bm25_hn"]
@@ -193,12 +189,11 @@ def test_repair_with_the_embedded_lm_judge_in_a_build(tmp_path):
     config = BuildConfig(
         output_dir=str(tmp_path / "run"),
         num_passages=3,
-        methods=["bm25_hn"],
+        methods={"bm25_hn": {"range_max": 4}},
         false_negative_scorer=None,
         false_negative_repair="drop",
         repair_scope="all",
         repair_judge_model="embedded:smollm2",
-        range_max=4,
     )
     try:
         folder = build(config, cfg, generator=gen)
@@ -225,9 +220,8 @@ def test_llm_perturb_hn_names_the_change_and_is_keyed_by_it(tmp_path):
     config = dict(
         output_dir=str(tmp_path / "run"),
         num_passages=4,
-        methods=["llm_perturb_hn", "llm_hn"],
+        methods={"llm_perturb_hn": {"strength": "light"}, "llm_hn": {}},
         false_negative_scorer=None,
-        perturb_strength="light",
     )
     folder = build(BuildConfig(**config), cfg, generator=gen)
     ds = load_dataset(str(folder), "llm_perturb_hn", split="train")
@@ -241,10 +235,13 @@ def test_llm_perturb_hn_names_the_change_and_is_keyed_by_it(tmp_path):
 
     # A stronger perturbation redoes llm_perturb_hn only.
     gen.seen.clear()
-    build(BuildConfig(**(config | {"perturb_strength": "heavy"})), cfg, generator=gen)
+    heavy = {"llm_perturb_hn": {"strength": "heavy"}, "llm_hn": {}}
+    build(BuildConfig(**(config | {"methods": heavy})), cfg, generator=gen)
     assert gen.seen and all(PERTURB_STRENGTHS["heavy"] in p for p in gen.seen)
-    with pytest.raises(ValueError, match="perturb_strength"):
-        BuildConfig(methods=["llm_perturb_hn"], perturb_strength="extreme")
+    with pytest.raises(
+        ValueError, match="llm_perturb_hn strength 'extreme'; fix: use one of light, medium, heavy"
+    ):
+        BuildConfig(methods={"llm_perturb_hn": {"strength": "extreme"}})
 
 
 def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, tiny_corpus):
@@ -263,11 +260,10 @@ def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, ti
         ],
         QUERY_FEATURES,
     )
-    first, stats = generate_negatives(
+    first, stats = perturb_negatives(
         queries,
         gen,
-        variant="perturb",
-        change="light",
+        strength="light",
         cache_dir=tmp_path,
         max_new_tokens=48,
         max_retries=1,
@@ -275,11 +271,10 @@ def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, ti
     )
     assert stats["rows"] + stats["dropped"] == 3 and stats["prompt"]["name"] == "llm_perturb_hn"
     assert all(r["negative"] != r["positive"] and r["prompt_name"] == "llm_perturb_hn" for r in first)
-    again, stats2 = generate_negatives(
+    again, stats2 = perturb_negatives(
         queries,
         gen,
-        variant="perturb",
-        change="light",
+        strength="light",
         cache_dir=tmp_path,
         max_new_tokens=48,
         max_retries=1,
@@ -290,18 +285,25 @@ def test_llm_perturb_hn_with_the_embedded_lm_resumes_from_its_cache(tmp_path, ti
 
 def test_an_independent_judge_must_not_be_the_guard_or_the_main_scorer(tmp_path):
     """The judge used to be accepted and reuse ce_hn's own columns: a 0% "independent" rate."""
-    common = dict(output_dir=str(tmp_path / "run"), methods=["bm25_hn", "ce_hn"], range_max=4)
+
+    def methods(scorer: str) -> dict:
+        return {"bm25_hn": {"range_max": 4}, "ce_hn": {"range_max": 4, "ce_scorer": scorer}}
+
+    common = dict(output_dir=str(tmp_path / "run"))
     for judge, extra in (
-        ("overlap-a", {"ce_scorer": "overlap-a"}),  # ce_hn's guard and (same) the main scorer
-        ("overlap-c", {"ce_scorer": "overlap-a", "false_negative_scorer": "overlap-c"}),  # the main scorer
-        ("overlap-d", {"method_options": {"ce_hn": {"ce_scorer": "overlap-d"}}}),  # ce_hn's own guard
+        ("overlap-a", {"methods": methods("overlap-a")}),  # ce_hn's guard and (same) the main scorer
+        ("overlap-c", {"methods": methods("overlap-a"), "false_negative_scorer": "overlap-c"}),  # main scorer
+        (
+            "overlap-d",
+            {"methods": methods("overlap-d"), "false_negative_scorer": "overlap-e"},
+        ),  # ce_hn's guard
     ):
         with pytest.raises(
             ValueError, match=r"would not be independent; fix: choose a scorer of another model"
         ):
             BuildConfig(**common, **extra, false_negative_judge=judge)
-    BuildConfig(**common, ce_scorer="overlap-a", false_negative_judge="overlap-b")
-    BuildConfig(**common, ce_scorer="overlap-a", false_negative_judge="none")
+    BuildConfig(**common, methods=methods("overlap-a"), false_negative_judge="overlap-b")
+    BuildConfig(**common, methods=methods("overlap-a"), false_negative_judge="none")
 
 
 def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_path, monkeypatch):
@@ -310,10 +312,8 @@ def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_pat
     config = BuildConfig(
         output_dir=str(tmp_path / "run"),
         num_passages=6,
-        methods=["bm25_hn", "ce_hn"],
-        ce_scorer="overlap-a",
+        methods={"bm25_hn": {"range_max": 4}, "ce_hn": {"range_max": 4, "ce_scorer": "overlap-a"}},
         false_negative_judge="overlap-b",
-        range_max=4,
         paired=False,
     )
     first = json.loads((build(config, cfg, generator=gen) / "build_stats.json").read_text())["configs"]
@@ -321,7 +321,7 @@ def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_pat
     def refuse(name, **kwargs):
         raise AssertionError(f"scorer {name} loaded although every score is saved")
 
-    monkeypatch.setattr("hardneg.build.load_scorer", refuse)
+    monkeypatch.setattr("hardneg.build.stages.load_scorer", refuse)
     again = json.loads((build(config, cfg, generator=gen) / "build_stats.json").read_text())["configs"]
     for name in ("bm25_hn", "ce_hn"):
         for key in (
@@ -330,39 +330,3 @@ def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_pat
             "false_negative_scorer",
         ):
             assert again[name][key] == first[name][key]
-
-
-def test_stage_fn_scores_matches_rows_by_query_and_negative(tmp_path):
-    """The saved false-negative scores follow each published row by (query id, negative), whatever the order,
-    a row the stage never had gets None, and a repeated stage pair takes its last row."""
-    from hardneg.methods import fn_scores_file, stage_fn_scores
-
-    stage = tmp_path / "stages" / "ce"
-    Dataset.from_dict({"query_id": [1, 1, 2, 3], "negative": ["a", "b", "c", "b"]}).save_to_disk(
-        str(stage / "data")
-    )
-    (stage / fn_scores_file("judge")).write_text(
-        json.dumps({"positive": [0.9, 0.8, 0.7, 0.6], "negative": [0.1, 0.2, 0.3, 0.4]})
-    )
-    cols = {"query_id": ["3", "1", "9", "2"], "negative": ["b", "a", "zz", "c"]}
-    assert stage_fn_scores(tmp_path / "stages", "ce", "judge", cols) == (
-        [0.6, 0.9, None, 0.7],
-        [0.4, 0.1, None, 0.3],
-    )
-    # a repeated (query, negative) pair in the stage: its last row's scores
-    Dataset.from_dict({"query_id": [1, 1, 2, 1], "negative": ["a", "b", "c", "a"]}).save_to_disk(
-        str(tmp_path / "stages" / "dup" / "data")
-    )
-    (tmp_path / "stages" / "dup" / fn_scores_file("judge")).write_text(
-        json.dumps({"positive": [0.9, 0.8, 0.7, 0.5], "negative": [0.1, 0.2, 0.3, 0.45]})
-    )
-    assert stage_fn_scores(tmp_path / "stages", "dup", "judge", {"query_id": [1], "negative": ["a"]}) == (
-        [0.5],
-        [0.45],
-    )
-    # another scorer, or no row matched at all: nothing
-    assert stage_fn_scores(tmp_path / "stages", "ce", "other", cols) == ([], [])
-    assert stage_fn_scores(tmp_path / "stages", "ce", "judge", {"query_id": ["7"], "negative": ["x"]}) == (
-        [],
-        [],
-    )

@@ -8,7 +8,7 @@ from datasets import Dataset
 
 from hardneg.bm25 import BM25Index
 from hardneg.corpus import passage_text
-from hardneg.negatives import TRIPLET_COLUMNS, mine_hard_negatives, suspected_false_negative_rate
+from hardneg.negatives import MINED_COLUMNS, mine_hard_negatives, suspected_false_negative_rate
 from hardneg.negatives.mining import MiningParams, positive_matrix, select_negatives
 
 
@@ -45,7 +45,7 @@ def _mine(queries, corpus, **kw):
 def test_bm25_contract_and_scores(small):
     corpus, queries = small
     triplets, stats = _mine(queries, corpus, method="bm25", num_negatives=3, range_max=20)
-    assert triplets.column_names == list(TRIPLET_COLUMNS)
+    assert triplets.column_names == list(MINED_COLUMNS)
     assert set(triplets["method"]) == {"bm25_hn"}
     assert len(triplets) == stats["rows"] == 3 * len(queries) - 3 * stats["queries_short_of_negatives"]
     assert all(r["negative_id"] != r["positive_id"] for r in triplets)

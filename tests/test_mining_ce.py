@@ -7,7 +7,7 @@ import pytest
 from datasets import Dataset
 
 from hardneg.corpus import passage_text
-from hardneg.negatives import TRIPLET_COLUMNS, mine_hard_negatives, suspected_false_negative_rate
+from hardneg.negatives import MINED_COLUMNS, mine_hard_negatives, suspected_false_negative_rate
 from hardneg.scorers import load_scorer
 
 
@@ -33,7 +33,7 @@ def test_ce_mining_rescores_and_guards(data, ql, tmp_path):
     corpus, queries = data
     kw = dict(method="ce", scorer=ql, range_max=3, num_negatives=2, show_progress=False, batch_size=8)
     triplets, stats = mine_hard_negatives(queries, corpus, cache_dir=tmp_path, **kw)
-    assert triplets.column_names == list(TRIPLET_COLUMNS) and set(triplets["method"]) == {"ce_hn"}
+    assert triplets.column_names == list(MINED_COLUMNS) and set(triplets["method"]) == {"ce_hn"}
     assert stats["score_name"] == ql.score_name
     # Scores in the rows are the scorer's own scores of those pairs.
     head = triplets.select(range(2))

@@ -54,13 +54,15 @@ def test_make_demo_end_to_end(tmp_path, cranfield_dir):
     # The demo recipes, shrunk: same code path, fewer passages, tokens and steps (a recipe may name a key once).
     shrink = {
         "build.yaml": dict(
-            corpus=str(beir), num_passages=6, range_max=5, query_max_new_tokens=24, negative_max_new_tokens=40,
-            decontaminate=str(beir),
+            corpus=str(beir), num_passages=6, query_max_new_tokens=24, decontaminate=str(beir),
         ),
         "train.yaml": dict(per_device_train_batch_size=4, max_steps=2, seeds=[0, 1]),
     }  # fmt: skip
     for name, overrides in shrink.items():
         recipe = yaml.safe_load((demo / name).read_text()) | overrides
+        for method, options in recipe.get("methods", {}).items() if name == "build.yaml" else ():
+            options.update({"max_new_tokens": 40} if method == "llm_hn" else {})
+            options.update({"range_max": 5} if "range_max" in options else {})
         (recipes / name).write_text(yaml.safe_dump(recipe, sort_keys=False))
     (recipes / "eval.yaml").write_text(
         (demo / "eval.yaml").read_text().replace("embedded:cranfield", str(beir))

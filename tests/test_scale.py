@@ -124,7 +124,7 @@ def test_bm25_default_threads_respect_numba_and_the_launcher(monkeypatch):
 
 def test_rerun_rewrites_the_folder_when_decontamination_removes_other_queries(tmp_path, monkeypatch):
     """The same number of queries removed, but other ones: the folder key sees which, not only how many."""
-    import hardneg.build as build_module
+    import hardneg.build.steps as build_module
 
     gen_config, gen = scripted()
     config = BuildConfig(output_dir=str(tmp_path / "run"), decontaminate=["eval"], **BUILD)

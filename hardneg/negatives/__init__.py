@@ -1,7 +1,54 @@
-"""Hard-negative methods: llm (generated), bm25, ce (cross-encoder rescored), dense (mined).
+"""Hard negatives: the mined methods' one function, ``mine_hard_negatives``, and the false-negative estimate.
 
-The mined methods share one function, ``mine_hard_negatives``; every method's triplets (LLM-written ones
-too) get the same false-negative estimate, ``suspected_false_negative_rate``.
+Where candidates come from is a candidate provider (``hardneg.negatives.providers``: BM25, dense, a first stage
+rescored by a cross-encoder); the filters every provider's candidates go through are
+``hardneg.negatives.mining``'s. Every method's triplets (LLM-written ones too) get the same false-negative
+estimate, ``suspected_false_negative_rate``. The methods themselves are ``hardneg.methods``' modules.
+
+Arguments of ``mine_hard_negatives``:
+
+queries: Dataset with ``query_id, query, positive_id, positive`` (other columns are ignored).
+corpus: Dataset(id, title, text) from ``hardneg.corpus.load_corpus``; the mining pool.
+method: a registered candidate provider's name, ``bm25`` (BM25 top passages), ``ce`` (first-stage
+    candidates rescored by ``scorer``) or ``dense`` (bi-encoder ``embedder`` nearest passages), or a
+    provider object (``hardneg.negatives.providers``). Each filters on its own score
+    (``stats["score_name"]``).
+name: the ``method`` column and ``stats["method"]`` (default ``<provider name>_hn``).
+range_min, range_max: keep candidates ranked ``[range_min, range_max)`` among those that survive the
+    filters (the first stage retrieves ``range_max`` + the most known positives of any query, + 1 under
+    sentence-transformers >= 6.3: ``hardneg.negatives.mining.mining_rules`` follows the installed version).
+num_negatives: negatives per query; one triplet row per negative; shortfalls are counted, never padded.
+sampling_strategy: ``top`` (best first) or ``random`` (seeded by ``seed``) within the window.
+absolute_margin: drop candidates with ``score > positive_score - absolute_margin`` (0 = never at or
+    above the positive: the false-negative guard).
+relative_margin: drop ``score > positive_score - |positive_score| * relative_margin`` (0.05 =
+    NV-Retriever TopK-PercPos 95%; sign-safe for negative scores such as log-likelihoods).
+max_score, min_score: drop candidates scoring above / below.
+output_scores: fill ``positive_score``/``negative_score`` (None otherwise; the columns stay); with an
+    ``output_format``, add sentence-transformers' ``scores``/``score`` columns instead of labels.
+output_format: None (default) returns hardneg's triplet table (anchor, positive, negative + provenance
+    columns, docs/design.md); ``triplet``, ``n-tuple``, ``labeled-pair`` or ``labeled-list`` return
+    sentence-transformers' layouts and column names (``hardneg.negatives.mining.st_output``), ready for
+    its losses.
+near_duplicate_threshold: skip candidates whose word-set Jaccard with the positive is >= this
+    (None: only exact duplicates, which are always removed).
+scorer: for ``ce``: ``embedded:ql`` (LM query likelihood, offline), ``ql:<causal LM id>``, a
+    CrossEncoder id, or a loaded scorer (``hardneg.scorers.load_scorer``).
+candidate_method: the ``ce`` first stage, ``bm25`` or ``dense``.
+embedder: for ``dense`` (and a dense first stage): an id, ``embedded:minilm`` or a SentenceTransformer.
+bm25_options: ``hardneg.negatives.bm25.BM25Options`` (stemmer, stop words, k1, b, backend).
+use_faiss: dense search with faiss (``pip install faiss-cpu``) instead of exact torch search.
+extra_positives: ``{query_id: {doc_id, ...}}`` other known positives, never negatives.
+exclude_ids, exclude_queries: decontamination (``hardneg.decontaminate``): evaluation doc ids leave the
+    pool (and queries whose positive is one), evaluation query texts leave the queries; counted in stats.
+batch_size: encoder / scorer batch size.
+cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
+cache_folder: ``dense`` (and a dense first stage): keep the pool's embeddings there
+    (``corpus_embeddings_<hash>.npy``, as sentence-transformers does).
+shard: with ``cache_folder`` on a filesystem every process shares, this process of ``accelerate launch``
+    / ``torchrun`` (``hardneg.distributed.current_shard()``): each process encodes only its part of the
+    pool and every process must make the same call (``hardneg.negatives.dense.encode_pool``).
+show_progress: tqdm progress bars.
 """
 
 from __future__ import annotations
@@ -9,6 +56,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,27 +67,14 @@ from datasets import Dataset
 from hardneg.corpus import passage_text
 from hardneg.decontaminate import decontaminate
 from hardneg.distributed import Shard
-from hardneg.methods import (
-    MINED_FEATURES,
-    QUERY_INPUT_COLUMNS,
-    TRAINING_COLUMNS,
-    Method,
-    MethodContext,
-    arrow_table,
-    empty_table,
-    from_arrow,
-    get_method,
-    method_names,
-)
-from hardneg.negatives.bm25 import BM25Options, bm25_candidates
-from hardneg.negatives.cross_encoder import rescore_candidates
-from hardneg.negatives.dense import dense_candidates, load_embedder
+from hardneg.methods import MINED_FEATURES, QUERY_INPUT_COLUMNS, TRAINING_COLUMNS, arrow_table, from_arrow
 from hardneg.negatives.mining import (
-    TRIPLET_COLUMNS,
+    MINED_COLUMNS,
     Candidates,
     MiningParams,
     OutputFormat,
     QueryGroups,
+    Selection,
     check_output_format,
     describe,
     distinct_texts,
@@ -50,6 +85,13 @@ from hardneg.negatives.mining import (
     select_negatives,
     st_output,
 )
+from hardneg.negatives.providers import (
+    CandidateProvider,
+    MiningRun,
+    ProviderSettings,
+    first_stage,
+    provider_for,
+)
 from hardneg.scorers import load_scorer
 from hardneg.text import is_blank, normalise_texts
 
@@ -59,13 +101,8 @@ __all__ = [
     "mine_hard_negatives",
     "suspected_false_negative_rate",
     "false_negative_scores",
-    "TRIPLET_COLUMNS",
-    "METHOD_NAMES",
+    "MINED_COLUMNS",
 ]
-
-# mining method (mine_hard_negatives' ``method``) <-> config name, from the registry's ``mining`` entries
-METHOD_NAMES = {m.mining: m.name for m in map(get_method, method_names("mined")) if m.mining}
-MINING_OF = {config: method for method, config in METHOD_NAMES.items()}
 
 
 def _check_inputs(queries: Dataset, corpus: Dataset) -> None:
@@ -120,7 +157,8 @@ def mine_hard_negatives(
     queries: Dataset,
     corpus: Dataset,
     *,
-    method: Literal["bm25", "ce", "dense"] = "bm25",
+    method: str | CandidateProvider = "bm25",
+    name: str | None = None,
     range_min: int = 0,
     range_max: int = 50,
     num_negatives: int = 1,
@@ -134,7 +172,7 @@ def mine_hard_negatives(
     output_format: OutputFormat | None = None,
     near_duplicate_threshold: float | None = 0.9,
     scorer: Any = "embedded:ql",
-    candidate_method: Literal["bm25", "dense"] = "bm25",
+    candidate_method: str = "bm25",
     embedder: Any = "embedded:minilm",
     bm25_options: Any = None,
     use_faiss: bool = False,
@@ -149,54 +187,12 @@ def mine_hard_negatives(
 ) -> tuple[Dataset, dict[str, Any]]:
     """Mine hard negatives for generated (query, positive) pairs; returns (triplets, stats).
 
-    Parameter names follow sentence-transformers' ``util.mine_hard_negatives`` (and its filter order, see
-    ``hardneg.negatives.mining``); the margins cite NV-Retriever (arXiv 2407.15831).
-
-    Args:
-        queries: Dataset with ``query_id, query, positive_id, positive`` (other columns are ignored).
-        corpus: Dataset(id, title, text) from ``hardneg.corpus.load_corpus``; the mining pool.
-        method: ``bm25`` (BM25 top passages), ``ce`` (first-stage candidates rescored by ``scorer``) or
-            ``dense`` (bi-encoder ``embedder`` nearest passages). Each filters on its own score (``stats["score_name"]``).
-        range_min, range_max: keep candidates ranked ``[range_min, range_max)`` among those that survive the
-            filters (the first stage retrieves ``range_max`` + the most known positives of any query, + 1 under
-            sentence-transformers >= 6.3: ``hardneg.negatives.mining.mining_rules`` follows the installed version).
-        num_negatives: negatives per query; one triplet row per negative; shortfalls are counted, never padded.
-        sampling_strategy: ``top`` (best first) or ``random`` (seeded by ``seed``) within the window.
-        absolute_margin: drop candidates with ``score > positive_score - absolute_margin`` (0 = never at or
-            above the positive: the false-negative guard).
-        relative_margin: drop ``score > positive_score - |positive_score| * relative_margin`` (0.05 =
-            NV-Retriever TopK-PercPos 95%; sign-safe for negative scores such as log-likelihoods).
-        max_score, min_score: drop candidates scoring above / below.
-        output_scores: fill ``positive_score``/``negative_score`` (None otherwise; the columns stay); with an
-            ``output_format``, add sentence-transformers' ``scores``/``score`` columns instead of labels.
-        output_format: None (default) returns hardneg's triplet table (anchor, positive, negative + provenance
-            columns, docs/design.md); ``triplet``, ``n-tuple``, ``labeled-pair`` or ``labeled-list`` return
-            sentence-transformers' layouts and column names (``hardneg.negatives.mining.st_output``), ready for
-            its losses.
-        near_duplicate_threshold: skip candidates whose word-set Jaccard with the positive is >= this
-            (None: only exact duplicates, which are always removed).
-        scorer: for ``ce``: ``embedded:ql`` (LM query likelihood, offline), ``ql:<causal LM id>``, a
-            CrossEncoder id, or a loaded scorer (``hardneg.scorers.load_scorer``).
-        candidate_method: the ``ce`` first stage, ``bm25`` or ``dense``.
-        embedder: for ``dense`` (and a dense first stage): an id, ``embedded:minilm`` or a SentenceTransformer.
-        bm25_options: ``hardneg.negatives.bm25.BM25Options`` (stemmer, stop words, k1, b, backend).
-        use_faiss: dense search with faiss (``pip install faiss-cpu``) instead of exact torch search.
-        extra_positives: ``{query_id: {doc_id, ...}}`` other known positives, never negatives.
-        exclude_ids, exclude_queries: decontamination (``hardneg.decontaminate``): evaluation doc ids leave the
-            pool (and queries whose positive is one), evaluation query texts leave the queries; counted in stats.
-        batch_size: encoder / scorer batch size.
-        cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
-        cache_folder: ``dense`` (and a dense first stage): keep the pool's embeddings there
-            (``corpus_embeddings_<hash>.npy``, as sentence-transformers does).
-        shard: with ``cache_folder`` on a filesystem every process shares, this process of ``accelerate launch``
-            / ``torchrun`` (``hardneg.distributed.current_shard()``): each process encodes only its part of the
-            pool and every process must make the same call (``hardneg.negatives.dense.encode_pool``).
-        show_progress: tqdm progress bars.
+    Names follow sentence-transformers' ``util.mine_hard_negatives`` (and its filter order, see
+    ``hardneg.negatives.mining``); margins cite NV-Retriever (arXiv 2407.15831); arguments: module docstring.
     """
-    if method not in METHOD_NAMES:
-        raise ValueError(f"unknown method '{method}'; fix: use one of {sorted(METHOD_NAMES)}")
-    if candidate_method not in ("bm25", "dense"):
-        raise ValueError(f"unknown candidate_method '{candidate_method}'; fix: use bm25 or dense")
+    settings = ProviderSettings(scorer, candidate_method, embedder, bm25_options, use_faiss)
+    first_stage(candidate_method, settings)  # checked whatever the method: a typo is an error at once
+    provider = provider_for(method, settings)
     check_output_format(output_format)
     params = MiningParams(
         range_min=range_min,
@@ -212,14 +208,75 @@ def mine_hard_negatives(
     )
     _check_inputs(queries, corpus)
     start = time.perf_counter()
-    decontamination = None
-    if exclude_ids or exclude_queries:
-        queries, corpus, decontamination = decontaminate(
-            queries, corpus, exclude_ids=exclude_ids, exclude_queries=exclude_queries
+    queries, pool, decontamination = _decontaminated(queries, corpus, exclude_ids, exclude_queries)
+    run = MiningRun(batch_size, cache_dir, cache_folder, shard, show_progress)
+    mined = _mine(queries, pool, provider, params, extra_positives, run)
+    name = name or f"{provider.name}_hn"
+    if output_format is None:
+        triplets = from_arrow(_rows(queries, mined, name, output_scores), MINED_FEATURES)
+    else:
+        triplets = Dataset.from_dict(_st_table(queries, mined, output_format, num_negatives, output_scores))
+    if mined.selection.queries_short_of_negatives:
+        logger.warning(
+            "%d of %d queries got fewer than %d negatives (not padded); consider a larger range_max or looser "
+            "margins",
+            mined.selection.queries_short_of_negatives,
+            len(queries),
+            num_negatives,
         )
-        if len(queries) == 0:
-            raise ValueError("decontamination removed every query; fix: check exclude_ids / exclude_queries")
+    stats = _stats(name, provider, params, mined, queries, corpus, triplets, time.perf_counter() - start)
+    stats["params"]["output_format"] = output_format
+    stats["params"].update(provider.params())
+    stats["decontamination"] = decontamination
+    return triplets, stats | _free_fn_estimate(provider, mined)
 
+
+def _free_fn_estimate(provider: CandidateProvider, mined: _Mined) -> dict[str, Any]:
+    """A provider ranking with a relevance scorer: the share of rows whose negative that scorer rates at or above
+    the positive (the same scorer as ``suspected_false_negative_rate``, so that estimate, computed for free)."""
+    if provider.scorer_name is None:
+        return {}
+    neg = mined.negative_scores
+    per_row = np.repeat(mined.positive_scores, [len(s) for s in mined.selection.scores])
+    return {
+        "suspected_false_negative_rate": float(np.mean(neg >= per_row)) if len(neg) else None,
+        "false_negative_scorer": provider.scorer_name,
+    }
+
+
+@dataclass
+class _Mined:
+    """What one mining call found: the pool's candidates, the query groups and the selected negatives."""
+
+    ids: list
+    passages: list[str]
+    groups: QueryGroups
+    candidates: Candidates
+    per_query: Selection
+    selection: Selection  # per query row
+    positive_scores: np.ndarray
+    first_stage_k: int
+    rules_follow: str
+
+    @property
+    def negative_scores(self) -> np.ndarray:
+        return np.concatenate(self.selection.scores) if self.selection.scores else np.zeros(0)
+
+
+def _decontaminated(queries, corpus, exclude_ids, exclude_queries) -> tuple[Dataset, Dataset, dict | None]:
+    """The queries and pool minus the evaluation set's documents and queries (when given)."""
+    if not (exclude_ids or exclude_queries):
+        return queries, corpus, None
+    queries, corpus, decontamination = decontaminate(
+        queries, corpus, exclude_ids=exclude_ids, exclude_queries=exclude_queries
+    )
+    if len(queries) == 0:
+        raise ValueError("decontamination removed every query; fix: check exclude_ids / exclude_queries")
+    return queries, corpus, decontamination
+
+
+def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run: MiningRun) -> _Mined:
+    """The provider's candidates for each distinct query, then the shared filters (``select_negatives``)."""
     ids, passages, row_of = pool_passages(corpus)
     query_texts = queries["query"][:]
     if any(is_blank(q) for q in query_texts):  # the one blank rule: invisible-only text is empty too
@@ -227,27 +284,9 @@ def mine_hard_negatives(
     groups = _known_positives(queries, row_of, extra_positives)
     known = positive_matrix(groups.known)
     rules = mining_rules()
-    k = range_max + max(len(s) for s in groups.known) + rules.extra_candidates
-    first_stage = candidate_method if method == "ce" else method
+    k = params.range_max + max(len(s) for s in groups.known) + rules.extra_candidates
     first_queries = [query_texts[r] for r in groups.first]
-
-    cands = _candidates(
-        method,
-        first_queries,
-        passages,
-        known,
-        k=k,
-        scorer=scorer,
-        candidate_method=candidate_method,
-        embedder=embedder,
-        bm25_options=bm25_options,
-        use_faiss=use_faiss,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-        cache_folder=cache_folder,
-        shard=shard,
-        show_progress=show_progress,
-    )
+    cands = provider.candidates(first_queries, passages, known, k=k, run=run)
     per_query = select_negatives(
         cands.indices,
         cands.scores,
@@ -258,143 +297,68 @@ def mine_hard_negatives(
         texts=passages,
         query_rows=query_text_rows(first_queries, passages) if rules.exclude_query_text else None,
     )
-    sel = per_query.per_row(groups.group)
-    positive_scores = groups.own_scores(cands.positive_scores)
-    name = METHOD_NAMES[method]
-    if output_format is None:
-        triplets = from_arrow(
-            _rows(queries, ids, passages, positive_scores, sel, name, output_scores), MINED_FEATURES
-        )
-    else:
-        negatives = [[passages[r] for r in rows] for rows in per_query.negatives]
-        table = st_output(
-            output_format,
-            groups,
-            queries["query"][:],
-            queries["positive"][:],
-            positive_scores,
-            negatives,
-            per_query.scores,
-            num_negatives=num_negatives,
-            output_scores=output_scores,
-        )
-        triplets = Dataset.from_dict(table)
-    wall = time.perf_counter() - start
-    if sel.queries_short_of_negatives:
-        logger.warning(
-            "%d of %d queries got fewer than %d negatives (not padded); consider a larger range_max or looser "
-            "margins",
-            sel.queries_short_of_negatives,
-            len(queries),
-            num_negatives,
-        )
-    neg_scores = np.concatenate(sel.scores) if sel.scores else np.zeros(0)
-    stats: dict[str, Any] = {
+    return _Mined(
+        ids,
+        passages,
+        groups,
+        cands,
+        per_query,
+        per_query.per_row(groups.group),
+        groups.own_scores(cands.positive_scores),
+        k,
+        rules.follows,
+    )
+
+
+def _st_table(queries, mined: _Mined, output_format, num_negatives: int, output_scores: bool) -> dict:
+    """sentence-transformers' layout of the mined negatives (``hardneg.negatives.mining.st_output``)."""
+    negatives = [[mined.passages[r] for r in rows] for rows in mined.per_query.negatives]
+    return st_output(
+        output_format,
+        mined.groups,
+        queries["query"][:],
+        queries["positive"][:],
+        mined.positive_scores,
+        negatives,
+        mined.per_query.scores,
+        num_negatives=num_negatives,
+        output_scores=output_scores,
+    )
+
+
+def _stats(name, provider, params, mined: _Mined, queries, corpus, triplets, wall: float) -> dict[str, Any]:
+    """The mining stats (docs/design.md); the provider's params and the output format are added after."""
+    sel = mined.selection
+    return {
         "method": name,
         "rows": len(triplets),
         "queries": len(queries),
-        "distinct_queries": len(groups.first),
-        "duplicate_passages_merged": len(corpus) - len(ids),
+        "distinct_queries": len(mined.groups.first),
+        "duplicate_passages_merged": len(corpus) - len(mined.ids),
         "wall_seconds": round(wall, 3),
         "items_per_second": round(len(queries) / wall, 3) if wall > 0 else None,
         "candidates_considered": sel.candidates_considered,
         "skipped": sel.skipped,
         "queries_short_of_negatives": sel.queries_short_of_negatives,
         "queries_without_candidates": sel.queries_without_candidates,
-        "unknown_extra_positive_ids": groups.unknown_extra,
-        "score_name": cands.score_name,
-        "score_stats": {"positive": describe(positive_scores), "negative": describe(neg_scores)},
-        "params": {
-            "method": method,
-            **{k_: v for k_, v in vars(params).items()},
-            "first_stage_k": k,
-            "mining_rules": rules.follows,
-            "output_format": output_format,
-            **(
-                {"scorer": getattr(scorer, "name", scorer), "candidate_method": candidate_method}
-                if method == "ce"
-                else {}
-            ),
-            **({"bm25": vars(bm25_options or BM25Options())} if "bm25" in (method, first_stage) else {}),
-            **(
-                {"embedder": _name(embedder)}
-                if method == "dense" or (method == "ce" and candidate_method == "dense")
-                else {}
-            ),
+        "unknown_extra_positive_ids": mined.groups.unknown_extra,
+        "score_name": mined.candidates.score_name,
+        "score_stats": {
+            "positive": describe(mined.positive_scores),
+            "negative": describe(mined.negative_scores),
         },
-        "decontamination": decontamination,
+        "params": {
+            "method": provider.name,
+            **vars(params),
+            "first_stage_k": mined.first_stage_k,
+            "mining_rules": mined.rules_follow,
+        },
     }
-    if method == "ce":
-        # Same scorer as suspected_false_negative_rate, so this is that estimate, computed for free.
-        per_row = np.repeat(positive_scores, [len(s) for s in sel.scores])
-        stats["suspected_false_negative_rate"] = (
-            float(np.mean(neg_scores >= per_row)) if len(neg_scores) else None
-        )
-        stats["false_negative_scorer"] = stats["params"]["scorer"]
-    return triplets, stats
 
 
-def _name(model: Any) -> str:
-    if isinstance(model, str):
-        return model
-    return getattr(getattr(model, "model_card_data", None), "base_model", None) or type(model).__name__
-
-
-def _candidates(
-    method,
-    query_texts,
-    passages,
-    positive_rows,
-    *,
-    k,
-    scorer,
-    candidate_method,
-    embedder,
-    bm25_options,
-    use_faiss,
-    batch_size,
-    cache_dir,
-    cache_folder,
-    shard,
-    show_progress,
-) -> Candidates:
-    first = candidate_method if method == "ce" else method
-    if first == "bm25":
-        cands = bm25_candidates(
-            query_texts, passages, positive_rows, k=k, options=bm25_options, show_progress=show_progress
-        )
-    else:
-        model = load_embedder(embedder) if isinstance(embedder, str) else embedder
-        cands = dense_candidates(
-            query_texts,
-            passages,
-            positive_rows,
-            k=k,
-            model=model,
-            batch_size=batch_size,
-            use_faiss=use_faiss,
-            show_progress=show_progress,
-            cache_folder=cache_folder,
-            model_id=embedder if isinstance(embedder, str) else None,
-            shard=shard,
-        )
-    if method != "ce":
-        return cands
-    scorer = load_scorer(scorer, show_progress=show_progress) if isinstance(scorer, str) else scorer
-    return rescore_candidates(
-        query_texts,
-        passages,
-        positive_rows,
-        cands,
-        scorer=scorer,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-        show_progress=show_progress,
-    )
-
-
-def _rows(queries, ids, passages, positive_scores, sel, name, output_scores) -> dict[str, pa.Array]:
+def _rows(queries: Dataset, mined: _Mined, name: str, output_scores: bool) -> dict[str, pa.Array]:
     """The triplet columns, gathered from the queries' Arrow table (no Python string per row)."""
+    ids, passages, positive_scores, sel = mined.ids, mined.passages, mined.positive_scores, mined.selection
     per_query = np.array([len(n) for n in sel.negatives], dtype=np.int64)
     rep = pa.array(np.repeat(np.arange(len(per_query)), per_query))
     source = arrow_table(queries, ["query", "positive", "query_id", "positive_id"]).take(rep)
@@ -482,40 +446,3 @@ def suspected_false_negative_rate(
 def pool_cache(shared_cache_dir: Path | None) -> Path | None:
     """Where a build keeps its pool embeddings (``cache/pool_embeddings``; evaluation's are ``cache/embeddings``)."""
     return shared_cache_dir / "pool_embeddings" if shared_cache_dir else None
-
-
-def dense_embedder(method: Method, options: dict[str, Any]) -> str | None:
-    """The bi-encoder a mined method encodes the pool with (dense_hn, ce_hn with dense candidates), else None."""
-    mining = method.mining
-    if mining == "dense" or (mining == "ce" and options.get("ce_candidates") == "dense"):
-        return options["embedder"]
-    return None
-
-
-def run_mined(ctx: MethodContext) -> tuple[Dataset, dict[str, Any]]:
-    """The build's entry for the mined configs (bm25_hn, ce_hn, dense_hn): options from the registry."""
-    o = ctx.options
-    method = MINING_OF[ctx.name]
-    window = {k: o[k] for k in ("range_min", "range_max", "num_negatives", "sampling_strategy")}
-    filters = {k: o[k] for k in ("absolute_margin", "relative_margin", "max_score", "min_score")}
-    if method == "ce" and o.get("ce_absolute_margin") is not None:
-        filters["absolute_margin"] = o["ce_absolute_margin"]  # ce_hn's false-negative guard
-    if len(ctx.queries) == 0 and ctx.shard.world > 1:
-        # Every query of this shard was rejected or decontaminated (a one-process build says so instead); its
-        # part of the pool's embeddings was written before the methods ran (``hardneg.build.share_pool``).
-        return empty_table(MINED_FEATURES), {"rows": 0, "method": ctx.name}
-    return mine_hard_negatives(
-        ctx.queries,
-        ctx.pool,
-        method=method,
-        **window,
-        **filters,
-        seed=ctx.seed,
-        scorer=ctx.scorer(o["ce_scorer"], o.get("scorer_dtype")) if method == "ce" else None,
-        candidate_method=o.get("ce_candidates", "bm25"),
-        embedder=o.get("embedder"),
-        batch_size=ctx.batch_size,
-        cache_dir=ctx.cache_dir / "ce_scores" if method == "ce" else None,
-        cache_folder=pool_cache(ctx.shared_cache_dir),
-        shard=ctx.shard,
-    )

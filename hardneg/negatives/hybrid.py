@@ -8,11 +8,12 @@ The split is exact over the whole table (largest remainder, the leftover slots g
 seeded order); a query lacking negatives from one source takes them from the other (counted as
 ``fallback``). Each row records its ``source`` config; provenance columns are None for mined rows.
 
-Usage (from a build recipe)::
+Usage (from a build recipe; the method is ``hardneg.methods.hybrid_hn``)::
 
-    methods: [llm_hn, bm25_hn, hybrid_hn]
-    hybrid_sources: [llm_hn, bm25_hn]
-    hybrid_llm_ratio: 0.5
+    methods:
+      llm_hn: {}
+      bm25_hn: {}
+      hybrid_hn: {hybrid_sources: [llm_hn, bm25_hn], hybrid_llm_ratio: 0.5}
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from hardneg.methods import HYBRID_FEATURES, MethodContext, get_method, table
+from hardneg.methods import HYBRID_FEATURES, table
 
 
 def llm_slots(query_ids: list[str], num_negatives: int, ratio: float, seed: int) -> dict[str, int]:
@@ -96,25 +97,3 @@ def mix_negatives(
         },
     }
     return table(rows, HYBRID_FEATURES), stats
-
-
-def run_hybrid_hn(ctx: MethodContext) -> tuple[Dataset, dict]:
-    """The build's entry for ``hybrid_hn``; its cost includes the cost of its two sources."""
-    llm_source, mined_source = get_method(ctx.name).input_configs(ctx.options)
-    triplets, stats = mix_negatives(
-        ctx.inputs[llm_source],
-        ctx.inputs[mined_source],
-        num_negatives=ctx.options["num_negatives"],
-        llm_ratio=ctx.options["hybrid_llm_ratio"],
-        seed=ctx.seed,
-        name=ctx.name,
-        llm_source=llm_source,
-        mined_source=mined_source,
-    )
-    for key in ("wall_seconds", "prompt_tokens", "completion_tokens"):
-        values = [ctx.input_stats.get(s, {}).get(key) for s in (llm_source, mined_source)]
-        known = [v for v in values if v is not None]
-        if known:
-            stats[key] = round(sum(known), 3) if key == "wall_seconds" else sum(known)
-    stats["cost_includes"] = [llm_source, mined_source]
-    return triplets, stats

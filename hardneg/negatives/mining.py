@@ -92,7 +92,7 @@ def query_text_rows(query_texts: Sequence[str], passages: Sequence[str]) -> np.n
     return rows.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-TRIPLET_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
+MINED_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
 
 
 @dataclass
@@ -203,17 +203,57 @@ def select_negatives(
     """
     indices = np.asarray(indices, dtype=np.int64)
     s = np.array(scores, dtype=np.float64, copy=True)
-    n = len(indices)
-    pos = np.asarray(positive_scores, dtype=np.float64)[:, None]
     alive = indices >= 0
     s[~alive] = -np.inf
-    # Rank of every candidate in the method's own ranking (1 = best), positives included; exact score ties
-    # are broken by corpus row, so the result does not depend on the tie order of the search library.
-    order = np.lexsort((np.where(indices >= 0, indices, np.iinfo(np.int64).max), -s), axis=1)
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(1, s.shape[1] + 1)[None, :].repeat(n, 0), axis=1)
+    order, ranks = _ranking(indices, s)
     sel = Selection([], [], [], candidates_considered=int(alive.sum()))
     sel.without_candidates = (~alive.any(axis=1)).tolist()
+    alive = _filter(sel, indices, s, alive, positive_scores, known_positives, params, query_rows)
+    rng = np.random.default_rng(params.seed)
+    skipped_range_min, exact, near = 0, 0, 0
+    sorted_alive = np.take_along_axis(alive, order, axis=1)
+    for q in range(len(indices)):
+        window = order[q][sorted_alive[q]]
+        skipped_range_min += min(params.range_min, len(window))
+        window = window[params.range_min : params.range_max]
+        if params.sampling_strategy == "random":
+            window = window[rng.permutation(len(window))]
+        chosen, dup = _pick(window, indices[q], known_positives[q], params, texts)
+        exact, near = exact + dup[0], near + dup[1]
+        chosen_arr = np.array(sorted(chosen, key=lambda j: ranks[q, j]), dtype=np.int64)
+        sel.short.append(len(chosen_arr) < params.num_negatives)
+        sel.negatives.append(indices[q, chosen_arr])
+        sel.scores.append(s[q, chosen_arr])
+        sel.ranks.append(ranks[q, chosen_arr])
+    sel.skipped["range_min"] = skipped_range_min
+    if texts is not None:
+        sel.skipped["duplicate_of_positive"] = exact
+        if params.near_duplicate_threshold is not None:
+            sel.skipped["near_duplicate_of_positive"] = near
+    return sel
+
+
+def _ranking(indices: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, ranks): every candidate's place in the method's own ranking (1 = best), positives included;
+    exact score ties are broken by corpus row, so the result does not depend on the search library's order."""
+    order = np.lexsort((np.where(indices >= 0, indices, np.iinfo(np.int64).max), -s), axis=1)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, s.shape[1] + 1)[None, :].repeat(len(indices), 0), axis=1)
+    return order, ranks
+
+
+def _filter(
+    sel: Selection,
+    indices: np.ndarray,
+    s: np.ndarray,
+    alive: np.ndarray,
+    positive_scores: np.ndarray,
+    known_positives: np.ndarray,
+    params: MiningParams,
+    query_rows: np.ndarray | None,
+) -> np.ndarray:
+    """The filters before the window, in sentence-transformers' order; each counts what it removed."""
+    pos = np.asarray(positive_scores, dtype=np.float64)[:, None]
 
     def drop(name: str, mask: np.ndarray) -> None:
         nonlocal alive
@@ -233,44 +273,36 @@ def select_negatives(
             drop("max_score", s > params.max_score)
         if params.min_score is not None:
             drop("min_score", s < params.min_score)
+    return alive
 
-    check = texts is not None
+
+def _pick(
+    window: np.ndarray,
+    rows: np.ndarray,
+    known: np.ndarray,
+    params: MiningParams,
+    texts: Sequence[str] | None,
+) -> tuple[list[int], tuple[int, int]]:
+    """The first ``num_negatives`` of a query's window that are no (near-)copy of a known positive; returns
+    (their columns, (exact copies skipped, near copies skipped))."""
     threshold = params.near_duplicate_threshold
-    rng = np.random.default_rng(params.seed)
-    skipped_range_min = exact = near = 0
-    sorted_alive = np.take_along_axis(alive, order, axis=1)
-    for q in range(n):
-        window = order[q][sorted_alive[q]]
-        skipped_range_min += min(params.range_min, len(window))
-        window = window[params.range_min : params.range_max]
-        if params.sampling_strategy == "random":
-            window = window[rng.permutation(len(window))]
-        chosen: list[int] = []
-        pos_texts = [texts[r] for r in known_positives[q] if r >= 0] if check else []
-        pos_norm = {normalise_text(p) for p in pos_texts}  # once per query, not per candidate
-        for j in window:
-            if check:
-                cand = texts[indices[q, j]]
-                if normalise_text(cand) in pos_norm:
-                    exact += 1
-                    continue
-                if threshold is not None and any(word_jaccard(cand, p) >= threshold for p in pos_texts):
-                    near += 1
-                    continue
-            chosen.append(j)
-            if len(chosen) == params.num_negatives:
-                break
-        chosen_arr = np.array(sorted(chosen, key=lambda j: ranks[q, j]), dtype=np.int64)
-        sel.short.append(len(chosen_arr) < params.num_negatives)
-        sel.negatives.append(indices[q, chosen_arr])
-        sel.scores.append(s[q, chosen_arr])
-        sel.ranks.append(ranks[q, chosen_arr])
-    sel.skipped["range_min"] = skipped_range_min
-    if check:
-        sel.skipped["duplicate_of_positive"] = exact
-        if threshold is not None:
-            sel.skipped["near_duplicate_of_positive"] = near
-    return sel
+    chosen: list[int] = []
+    exact = near = 0
+    pos_texts = [texts[r] for r in known if r >= 0] if texts is not None else []
+    pos_norm = {normalise_text(p) for p in pos_texts}  # once per query, not per candidate
+    for j in window:
+        if texts is not None:
+            cand = texts[rows[j]]
+            if normalise_text(cand) in pos_norm:
+                exact += 1
+                continue
+            if threshold is not None and any(word_jaccard(cand, p) >= threshold for p in pos_texts):
+                near += 1
+                continue
+        chosen.append(j)
+        if len(chosen) == params.num_negatives:
+            break
+    return chosen, (exact, near)
 
 
 def describe(values: Sequence[float] | np.ndarray) -> dict[str, float] | None:

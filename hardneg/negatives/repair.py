@@ -131,30 +131,7 @@ def repair_false_negatives(
     if mode == "drop":
         counts["dropped"] = len(false_negative)
     else:
-        others: dict[str, list[dict]] = {}
-        for r in kept:
-            others.setdefault(r["query_id"], []).append(r)
-        kept = []
-        for i, row in enumerate(rows):
-            if i not in false_negative:
-                kept.append(row)
-                continue
-            partner = next(
-                (r for r in others.get(row["query_id"], []) if r["negative"] != row["negative"]), None
-            )
-            if partner is None:
-                counts["relabelled_without_negative"] += 1
-                continue
-            # The judged passage is a positive of this query now; the partner row lends it a negative.
-            kept.append(
-                {
-                    **partner,
-                    "positive": row["negative"],
-                    "positive_id": row["negative_id"],
-                    "positive_score": None,
-                }
-            )
-            counts["relabelled"] += 1
+        kept = _relabel(rows, kept, false_negative, counts)
     out = Dataset.from_list(kept, features=triplets.features) if kept else triplets.select([])
     stats = {
         "mode": mode,
@@ -168,3 +145,33 @@ def repair_false_negatives(
         "completion_tokens": gen_stats["completion_tokens"],
     }
     return out, stats
+
+
+def _relabel(
+    rows: list[dict], kept: list[dict], false_negative: set[int], counts: dict[str, int]
+) -> list[dict]:
+    """Each judged false negative becomes a positive of its query, lent a negative by another row of the same
+    query (none there: the row is dropped and counted as ``relabelled_without_negative``)."""
+    others: dict[str, list[dict]] = {}
+    for r in kept:
+        others.setdefault(r["query_id"], []).append(r)
+    out = []
+    for i, row in enumerate(rows):
+        if i not in false_negative:
+            out.append(row)
+            continue
+        partner = next((r for r in others.get(row["query_id"], []) if r["negative"] != row["negative"]), None)
+        if partner is None:
+            counts["relabelled_without_negative"] += 1
+            continue
+        # The judged passage is a positive of this query now; the partner row lends it a negative.
+        out.append(
+            {
+                **partner,
+                "positive": row["negative"],
+                "positive_id": row["negative_id"],
+                "positive_score": None,
+            }
+        )
+        counts["relabelled"] += 1
+    return out

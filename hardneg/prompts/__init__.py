@@ -60,13 +60,29 @@ class PromptTemplate:
         return {"name": self.name, "version": self.version, "sha256": self.sha256, "text": self.text}
 
 
+_REGISTERED: dict[str, PromptTemplate] = {}  # templates a method module declares in its own file
+
+
+def register_prompt(text: str, source: str = "") -> PromptTemplate:
+    """Declare a template from its YAML text (the keys of a template file), e.g. in a method module outside
+    hardneg; ``load_prompt(name)`` then finds it by its name. A packaged template's name cannot be taken."""
+    template = _parse(_yaml(text, source or "<registered prompt>"), source or "<registered prompt>")
+    if (PROMPTS_DIR / f"{template.name}.yaml").is_file():
+        raise ValueError(f"prompt '{template.name}' is a packaged template; fix: give yours another name")
+    _REGISTERED[template.name] = template
+    return template
+
+
 def available_prompts() -> list[str]:
-    """Names of the templates shipped with hardneg."""
-    return sorted(p.stem for p in PROMPTS_DIR.glob("*.yaml"))
+    """Names of the templates shipped with hardneg (and those registered by method modules)."""
+    return sorted({p.stem for p in PROMPTS_DIR.glob("*.yaml")} | set(_REGISTERED))
 
 
 def load_prompt(name_or_path: str | Path) -> PromptTemplate:
-    """Load a shipped template by name (``query_fewshot``) or a user template from a YAML file path."""
+    """Load a shipped template by name (``query_fewshot``), a registered one, or a user template from a YAML file
+    path."""
+    if str(name_or_path) in _REGISTERED:
+        return _REGISTERED[str(name_or_path)]
     path = Path(name_or_path)
     if not path.suffix:
         path = PROMPTS_DIR / f"{name_or_path}.yaml"
@@ -75,11 +91,25 @@ def load_prompt(name_or_path: str | Path) -> PromptTemplate:
             f"prompt template '{name_or_path}' not found; fix: use one of {available_prompts()} or a YAML file path"
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
         raise ValueError(
             f"prompt file '{path}' is not valid UTF-8 YAML ({type(err).__name__}); fix: check its syntax"
         ) from None
+    return _parse(_yaml(text, path), path)
+
+
+def _yaml(text: str, where: str | Path) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(
+            f"prompt file '{where}' is not valid UTF-8 YAML ({type(err).__name__}); fix: check its syntax"
+        ) from None
+
+
+def _parse(data: object, path: str | Path) -> PromptTemplate:
+    """A template from its parsed YAML keys (checked); ``path`` names it in errors and in ``source``."""
     if not isinstance(data, dict) or any(k not in data for k in _REQUIRED):
         raise ValueError(
             f"prompt file '{path}' must be a YAML mapping with keys {list(_REQUIRED)}; fix: add the missing keys"

@@ -7,34 +7,40 @@ cards read the same names:
   ``LLM_FEATURES`` (generated triplets: + provenance), ``HYBRID_FEATURES`` (+ ``source``).
   Every triplet config starts with ``TRAINING_COLUMNS`` (anchor, positive, negative), the order
   sentence-transformers losses read. ``COLUMN_TYPES`` types all-None columns.
-- The registry: one ``Method`` per config (``llm_hn``, ``bm25_hn`` ...): its kind (llm / mined /
-  derived), what it needs (generator, scorer, embedder), the ``BuildConfig`` fields that shape its
-  output (its stage key and its per-method overrides), the configs it reads (derived methods), its
-  card text and the function that builds it (``"module:function"``, imported when the build runs it,
-  so this module stays light and every module can import it).
+- The registry: one ``Method`` per config (``llm_hn``, ``bm25_hn`` ...), registered by the module that defines
+  it, one module per method in this package (``hardneg/methods/<name>.py``, imported on the first look-up, so
+  importing this module stays light), in a recipe's ``plugins:`` (``load_plugins``) or an installed package's
+  ``hardneg.methods`` entry point: its kind (llm / mined / derived), its options (a dataclass: defaults,
+  help, checks; their ``asdict`` keys its stage and is ``MethodContext.options``), what it needs (generator,
+  scorer, embedder, pool), the configs it reads (derived methods), its card text and its function.
 - Statistics: ``ConfigStats`` and ``BuildStats`` are defined in ``hardneg.records`` (imported here for
   older callers).
 
-A new method is one ``register(Method(...))`` plus its function ``run(ctx) -> (Dataset, stats)``.
+A new method is one module: its options dataclass, its ``run(ctx) -> (Dataset, stats)`` and
+``register(Method(name, kind, description, run, options=...))`` beside it (docs/design.md, "Adding a method").
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import pkgutil
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
-from datasets import Dataset, DatasetInfo, Features, Value, load_from_disk
+from datasets import Dataset, DatasetInfo, Features, Value
 from datasets.fingerprint import generate_random_fingerprint
 from datasets.table import InMemoryTable
 
 from hardneg.distributed import ONE_PROCESS, Shard
+from hardneg.options import ConfigError
 from hardneg.records import BuildStats, ConfigStats  # noqa: F401 (defined there; imported here by older code)
 
 # -- file names of the data contract ----------------------------------------------------------------------
@@ -51,42 +57,6 @@ def fn_scores_file(scorer_name: str) -> str:
 
 
 FN_SCORES_GLOB = "fn_scores_*.json"  # every fn_scores_file
-
-
-def stage_fn_scores(
-    stages: Path, stage_name: str, scorer: str | None, cols: dict[str, list]
-) -> tuple[list, list]:
-    """Per published row, the false-negative scorer's (positive, negative) scores the build saved in its stage
-    folder (``fn_scores_*.json``, aligned with the stage's own rows; matched here by query id + negative)."""
-    if not scorer or not (stages / stage_name / fn_scores_file(scorer)).is_file():
-        return [], []
-    saved = json.loads((stages / stage_name / fn_scores_file(scorer)).read_text())
-    stage = arrow_table(load_from_disk(str(stages / stage_name / "data")), ["query_id", "negative"])
-    if len(stage) != len(saved.get("positive", [])):
-        return [], []
-    keys = ["query_id", "negative"]
-    # an Arrow join on (query id, negative), not a Python dict of every stage row; a repeated pair: its last row
-    right = (
-        _key_table(stage["query_id"], stage["negative"])
-        .append_column("_at", pa.array(np.arange(len(stage), dtype=np.int64)))
-        .group_by(keys)
-        .aggregate([("_at", "max")])
-    )
-    left = _key_table(cols["query_id"], cols["negative"]).append_column(
-        "_row", pa.array(np.arange(len(cols["query_id"]), dtype=np.int64))
-    )
-    joined = left.join(right, keys=keys, join_type="left outer").sort_by("_row")
-    rows = joined["_at_max"].to_pylist()
-    pos = [None if r is None else saved["positive"][r] for r in rows]
-    neg = [None if r is None else saved["negative"][r] for r in rows]
-    return (pos, neg) if any(p is not None for p in pos) else ([], [])
-
-
-def _key_table(query_ids: Any, negatives: Any) -> pa.Table:
-    """(query_id as text, negative) columns for the join in ``stage_fn_scores``."""
-    q = query_ids if isinstance(query_ids, (pa.Array, pa.ChunkedArray)) else pa.array(query_ids)
-    n = negatives if isinstance(negatives, (pa.Array, pa.ChunkedArray)) else pa.array(negatives, pa.string())
-    return pa.table({"query_id": q.cast(pa.string()), "negative": n.cast(pa.string())})
 
 
 # -- features ---------------------------------------------------------------------------------------------
@@ -172,16 +142,19 @@ def table(rows: list[dict], features: Features) -> Dataset:
 
 Kind = Literal["llm", "mined", "derived"]
 NEEDS = ("generator", "scorer", "embedder", "pool")
+ENTRY_POINT_GROUP = "hardneg.methods"  # installed packages add methods through this entry-point group
 
 
 @dataclass
 class MethodContext:
-    """What a method's function gets from the build; loaders are lazy (a reused stage loads nothing)."""
+    """What a method's function gets from the build; loaders are lazy (a reused stage loads nothing).
+
+    ``options``: the method's own options as a plain mapping (``asdict`` of its options dataclass)."""
 
     name: str
     queries: Dataset
     pool: Dataset
-    options: dict[str, Any]
+    options: Mapping[str, Any]
     seed: int
     cache_dir: Path  # this process's cache (its shard's, in a sharded build)
     inputs: dict[str, Dataset] = field(default_factory=dict)
@@ -203,22 +176,32 @@ class MethodContext:
         return self.load_scorer(name, dtype)
 
 
+Options = Mapping[str, Any]
+
+
 @dataclass(frozen=True)
 class Method:
-    """One config of the dataset and how the build makes it."""
+    """One config of the dataset and how the build makes it; registered by the module that defines ``run``.
+
+    ``options``: a dataclass type whose fields are the method's options (default, ``metadata["help"]``, checks
+    in ``__post_init__``); its ``asdict`` is what ``run`` reads as ``ctx.options`` and what keys the stage."""
 
     name: str
     kind: Kind
     description: str  # the card's "how this config was made"
-    run: str | Callable[[MethodContext], tuple[Dataset, dict]]  # "module:function" or the function
+    run: Callable[[MethodContext], tuple[Dataset, dict]]
+    options: type | None = None  # the options dataclass
     features: Features = field(default_factory=lambda: LLM_FEATURES)
-    options: tuple[str, ...] = ()  # BuildConfig fields that shape the output (stage key, overrides)
     needs: tuple[str, ...] = ()  # of NEEDS
-    inputs: Callable[[Mapping[str, Any]], list[str]] | None = None  # derived: configs it reads
-    prompt_option: str | None = None  # the option naming its prompt template
-    key_options: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None  # prune options from the key
-    guard_scorer: Callable[[Mapping[str, Any]], str | None] | None = None  # scorer used as its own guard
-    mining: str | None = None  # a mined method: its ``mine_hard_negatives(method=...)`` (bm25, ce, dense)
+    inputs: Callable[[Options], list[str]] | None = None  # derived: configs it reads
+    prompt_option: str | None = None  # the option naming its prompt template (its hash keys the stage)
+    key_options: Callable[[Options], dict[str, Any]] | None = None  # prune options from the key
+    guard_scorer: Callable[[Options], str | None] | None = None  # scorer used as its own guard
+    scorer_option: str | None = (
+        None  # the option naming the scorer it ranks with (false_negative_scorer 'same')
+    )
+    pool_embedder: Callable[[Options], str | None] | None = None  # bi-encoder it encodes the pool with
+    formerly: Mapping[str, str] = field(default_factory=dict)  # old flat BuildConfig key -> its option
 
     def __post_init__(self) -> None:
         unknown = [n for n in self.needs if n not in NEEDS]
@@ -231,22 +214,45 @@ class Method:
             raise ValueError(
                 f"method '{self.name}' features must start with {TRAINING_COLUMNS} (missing {missing}); fix: reorder them"
             )
+        if not callable(self.run) or (self.options is not None and not is_dataclass(self.options)):
+            raise ValueError(
+                f"method '{self.name}': run must be its function and options a dataclass type; fix: pass them"
+            )
 
-    def function(self) -> Callable[[MethodContext], tuple[Dataset, dict]]:
-        if callable(self.run):
-            return self.run
-        module, _, attr = self.run.partition(":")
-        return getattr(importlib.import_module(module), attr)
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self.options) if f.init) if self.options else ()
 
-    def input_configs(self, options: Mapping[str, Any]) -> list[str]:
+    def resolve(self, overrides: Options | None = None, inherited: Options | None = None) -> dict[str, Any]:
+        """The method's options: its dataclass built from ``overrides`` (checked there), options it shares with
+        the pipeline (``reject_retries``, ``scorer_dtype``) taken from ``inherited`` unless overridden."""
+        overrides = dict(overrides or {})
+        names = self.option_names()
+        bad = [k for k in overrides if k not in names]
+        if bad:
+            raise ConfigError(
+                f"method '{self.name}' has no option(s) {bad}; fix: use its own options "
+                f"({', '.join(names) or 'none'})"
+            )
+        if self.options is None:
+            return {}
+        shared = {k: v for k, v in (inherited or {}).items() if k in names and k not in overrides}
+        try:
+            return asdict(self.options(**shared, **overrides))
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"method '{self.name}': {err}") from None
+
+    def input_configs(self, options: Options) -> list[str]:
         return list(self.inputs(options)) if self.inputs else []
 
-    def stage_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+    def stage_options(self, options: Options) -> dict[str, Any]:
         """The options that key this method's stage (all of its own, minus what ``key_options`` prunes)."""
         return dict(self.key_options(options)) if self.key_options else dict(options)
 
 
 _REGISTRY: dict[str, Method] = {}
+_DISCOVERED: list[bool] = []  # the package's modules and the entry points are imported once
 
 
 def register(method: Method, *, replace: bool = False) -> Method:
@@ -261,13 +267,57 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def discover() -> None:
+    """Import every module of this package (one file per method) and every ``hardneg.methods`` entry point,
+    once: each registers its method on import. The registry stays light to import until a method is asked."""
+    if _DISCOVERED:
+        return
+    _DISCOVERED.append(True)
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry.load()
+
+
+def load_plugins(plugins: Iterable[str]) -> None:
+    """Import method modules from outside the package (a recipe's ``plugins:``): an importable module name
+    (``my_pkg.my_method``) or a ``.py`` file path; each registers its method(s) on import, once."""
+    discover()
+    for plugin in plugins:
+        path = Path(plugin)
+        if path.suffix != ".py":
+            try:
+                importlib.import_module(plugin)
+            except ImportError as err:
+                raise ConfigError(
+                    f"plugin '{plugin}' cannot be imported ({err}); fix: give an importable module or a .py file"
+                ) from None
+            continue
+        if not path.is_file():
+            raise ConfigError(f"plugin file '{plugin}' does not exist; fix: give the path of a .py file")
+        name = f"hardneg_plugin_{content_key(str(path.resolve()))}"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+
+
 def get_method(name: str) -> Method:
+    discover()
     if name not in _REGISTRY:
         raise ValueError(f"unknown method '{name}'; fix: choose from {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
 
 
 def method_names(kind: Kind | None = None) -> tuple[str, ...]:
+    discover()
     return tuple(n for n, m in _REGISTRY.items() if kind is None or m.kind == kind)
 
 
@@ -281,144 +331,13 @@ def config_description(name: str) -> str:
     """The card text of a config (``queries`` or a registered method)."""
     if name == QUERIES_CONFIG:
         return QUERIES_DESCRIPTION
+    discover()
     method = _REGISTRY.get(name)
     return method.description if method else "Triplets (anchor, positive, negative) built by hardneg."
 
 
 def config_features(name: str) -> Features:
     return QUERY_FEATURES if name == QUERIES_CONFIG else get_method(name).features
-
-
-_MINING_OPTIONS = (
-    "range_min",
-    "range_max",
-    "num_negatives",
-    "sampling_strategy",
-    "absolute_margin",
-    "relative_margin",
-    "max_score",
-    "min_score",
-)
-_LLM_OPTIONS = ("negative_max_new_tokens", "reject_retries")
-
-
-def _ce_key(options: Mapping[str, Any]) -> dict[str, Any]:
-    # The embedder shapes ce_hn only when it picks the candidates.
-    return {k: v for k, v in options.items() if k != "embedder" or options.get("ce_candidates") == "dense"}
-
-
-def _ce_guard(options: Mapping[str, Any]) -> str | None:
-    return options["ce_scorer"] if options.get("ce_absolute_margin") is not None else None
-
-
-register(
-    Method(
-        "llm_hn",
-        "llm",
-        "The LLM wrote the hard negative from the query alone (the paper's corpus-free method).",
-        "hardneg.negatives.llm:run_llm_hn",
-        options=("llm_hn_prompt", *_LLM_OPTIONS),
-        needs=("generator",),
-        prompt_option="llm_hn_prompt",
-    )
-)
-register(
-    Method(
-        "llm_pos_hn",
-        "llm",
-        "The LLM wrote the hard negative from the query and its positive passage.",
-        "hardneg.negatives.llm:run_llm_pos_hn",
-        options=("llm_pos_hn_prompt", *_LLM_OPTIONS),
-        needs=("generator",),
-        prompt_option="llm_pos_hn_prompt",
-    )
-)
-register(
-    Method(
-        "llm_perturb_hn",
-        "llm",
-        "The LLM rewrote the positive passage so that it no longer answers the query while staying on the "
-        "same topic (controlled perturbation, CausalNeg arXiv 2606.01304); `perturb_strength` in the stats "
-        "says how much it was told to change.",
-        "hardneg.negatives.llm:run_llm_perturb_hn",
-        options=("llm_perturb_hn_prompt", "perturb_strength", "perturb_max_new_tokens", "reject_retries"),
-        needs=("generator",),
-        prompt_option="llm_perturb_hn_prompt",
-    )
-)
-register(
-    Method(
-        "bm25_hn",
-        "mined",
-        "The hard negative is a corpus passage mined with BM25 for the query (the positive excluded).",
-        "hardneg.negatives:run_mined",
-        features=MINED_FEATURES,
-        options=_MINING_OPTIONS,
-        needs=("pool",),
-        mining="bm25",
-    )
-)
-register(
-    Method(
-        "ce_hn",
-        "mined",
-        "BM25 candidates rescored by a cross-encoder; the negative is a high-scoring candidate that passes "
-        "the false-negative guard (its score must stay below the positive's by the given margin).",
-        "hardneg.negatives:run_mined",
-        features=MINED_FEATURES,
-        options=(
-            *_MINING_OPTIONS,
-            "ce_scorer",
-            "ce_absolute_margin",
-            "ce_candidates",
-            "scorer_dtype",
-            "embedder",
-        ),
-        needs=("pool", "scorer"),
-        key_options=_ce_key,
-        guard_scorer=_ce_guard,
-        mining="ce",
-    )
-)
-register(
-    Method(
-        "dense_hn",
-        "mined",
-        "The hard negative is a corpus passage mined with a dense embedder (the positive excluded).",
-        "hardneg.negatives:run_mined",
-        features=MINED_FEATURES,
-        options=(*_MINING_OPTIONS, "embedder"),
-        needs=("pool", "embedder"),
-        mining="dense",
-    )
-)
-
-
-def _hybrid_inputs(options: Mapping[str, Any]) -> list[str]:
-    sources = list(options["hybrid_sources"])
-    kinds = [get_method(s).kind if s in _REGISTRY else None for s in sources]
-    if kinds != ["llm", "mined"]:
-        raise ValueError(
-            f"hybrid_sources {sources} must name an LLM config then a mined config; fix: e.g. [llm_hn, bm25_hn]"
-        )
-    ratio = options["hybrid_llm_ratio"]
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"hybrid_llm_ratio must be in [0, 1], got {ratio}; fix: e.g. 0.5")
-    return sources
-
-
-register(
-    Method(
-        "hybrid_hn",
-        "derived",
-        "Per query, negatives drawn from an LLM config and a mined config of this build in a set ratio "
-        "(SyNeg, arXiv 2412.17250); each row's `source` column names the config it came from.",
-        "hardneg.negatives.hybrid:run_hybrid_hn",
-        features=HYBRID_FEATURES,
-        options=("hybrid_sources", "hybrid_llm_ratio", "num_negatives"),
-        inputs=_hybrid_inputs,
-    )
-)
 
 
 # -- statistics -------------------------------------------------------------------------------------------

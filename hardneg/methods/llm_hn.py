@@ -1,0 +1,52 @@
+"""``llm_hn``: the LLM writes the hard negative from the query alone (the paper's corpus-free method,
+"Don't Retrieve, Generate", arXiv 2504.21015). Prompt: the packaged ``llm_hn`` template."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from datasets import Dataset
+
+from hardneg.methods import Method, MethodContext, register
+from hardneg.methods.common import LLMOptions
+from hardneg.negatives.llm import generate_negatives
+
+PROMPT = "llm_hn"  # hardneg/prompts/llm_hn.yaml (versioned; its hash keys the stage)
+INPUTS = ("query",)
+
+
+@dataclass
+class LlmHnOptions(LLMOptions):
+    prompt: str = field(
+        default=PROMPT,
+        metadata={"help": "Prompt taking {query}: a packaged template name or a YAML file path."},
+    )
+
+
+def run(ctx: MethodContext) -> tuple[Dataset, dict]:
+    o = ctx.options
+    return generate_negatives(
+        ctx.queries,
+        ctx.generator(),
+        method=ctx.name,
+        prompt=o["prompt"],
+        inputs=INPUTS,
+        cache_dir=ctx.cache_dir,
+        seed=ctx.seed,
+        max_new_tokens=o["max_new_tokens"],
+        max_retries=o["reject_retries"],
+    )
+
+
+METHOD = register(
+    Method(
+        "llm_hn",
+        "llm",
+        "The LLM wrote the hard negative from the query alone (the paper's corpus-free method).",
+        run,
+        options=LlmHnOptions,
+        needs=("generator",),
+        prompt_option="prompt",
+        formerly={"llm_hn_prompt": "prompt", "negative_max_new_tokens": "max_new_tokens"},
+    )
+)
