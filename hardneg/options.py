@@ -48,7 +48,7 @@ def _numeric(tp: Any) -> type | None:
 
 
 def _finite(value: Any, where: str) -> None:
-    """Every number inside a nested value (a dict option such as method_options) is finite."""
+    """Every number inside a nested value (a dict option such as ``methods``) is finite."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where} holds {value}, not a finite number; fix: give a finite number")
     if isinstance(value, dict):

@@ -1,6 +1,6 @@
 """Passage -> synthetic query (the positive pair of every triplet).
 
-Library use (what ``hardneg/build.py`` calls)::
+Library use (what ``hardneg.build`` calls)::
 
     gen = load_generator(GeneratorConfig())                     # embedded SmolLM2 by default
     queries, stats = generate_queries(corpus, gen, cache_dir=run_dir / "cache")
