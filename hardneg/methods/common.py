@@ -15,6 +15,7 @@ from datasets import Dataset
 
 from hardneg.methods import MINED_FEATURES, MethodContext, empty_table
 from hardneg.negatives import mine_hard_negatives, pool_cache
+from hardneg.negatives.llm import generate_negatives
 from hardneg.negatives.providers import CandidateProvider
 from hardneg.options import ConfigError, check_fields
 
@@ -79,6 +80,23 @@ class MiningOptions:
 
 WINDOW = ("range_min", "range_max", "num_negatives", "sampling_strategy")
 FILTERS = ("absolute_margin", "relative_margin", "max_score", "min_score")
+
+
+def run_llm(ctx: MethodContext, inputs: tuple[str, ...]) -> tuple[Dataset, dict]:
+    """An LLM method's run: one negative written per query from the query columns ``inputs`` with the method's
+    prompt (``LLMOptions``: prompt, max_new_tokens, reject_retries)."""
+    o = ctx.options
+    return generate_negatives(
+        ctx.queries,
+        ctx.generator(),
+        method=ctx.name,
+        prompt=o["prompt"],
+        inputs=inputs,
+        cache_dir=ctx.cache_dir,
+        seed=ctx.seed,
+        max_new_tokens=o["max_new_tokens"],
+        max_retries=o["reject_retries"],
+    )
 
 
 def run_mined(

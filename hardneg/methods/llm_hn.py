@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from datasets import Dataset
 
 from hardneg.methods import Method, MethodContext, register
-from hardneg.methods.common import LLMOptions
-from hardneg.negatives.llm import generate_negatives
+from hardneg.methods.common import LLMOptions, run_llm
 
 PROMPT = "llm_hn"  # hardneg/prompts/llm_hn.yaml (versioned; its hash keys the stage)
 INPUTS = ("query",)
@@ -24,18 +23,7 @@ class LlmHnOptions(LLMOptions):
 
 
 def run(ctx: MethodContext) -> tuple[Dataset, dict]:
-    o = ctx.options
-    return generate_negatives(
-        ctx.queries,
-        ctx.generator(),
-        method=ctx.name,
-        prompt=o["prompt"],
-        inputs=INPUTS,
-        cache_dir=ctx.cache_dir,
-        seed=ctx.seed,
-        max_new_tokens=o["max_new_tokens"],
-        max_retries=o["reject_retries"],
-    )
+    return run_llm(ctx, INPUTS)
 
 
 METHOD = register(

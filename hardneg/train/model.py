@@ -108,19 +108,6 @@ def build_loss(
 # checkpoints, fingerprints, hardware
 
 
-def last_checkpoint(folder: str | Path) -> Path | None:
-    """The newest *complete* checkpoint (``trainer_state.json`` is written last) in ``folder``, if any."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    done = [
-        p
-        for p in folder.glob("checkpoint-*")
-        if (p / "trainer_state.json").is_file() and p.name[11:].isdigit()
-    ]
-    return max(done, key=lambda p: int(p.name[11:]), default=None)
-
-
 def weights_fingerprint(model: torch.nn.Module) -> str:
     """sha256 over every parameter's name and values: equal fingerprints mean identical weights."""
     digest = hashlib.sha256()
