@@ -4,7 +4,7 @@ Rendered from the Jinja templates in ``cards/`` with ``huggingface_hub``'s
 ``DatasetCard.from_template`` / ``ModelCard.from_template`` (pattern: sentence-transformers
 ``model_card.py`` + ``model_card_template.md``). The YAML front matter is a
 ``huggingface_hub.DatasetCardData`` / ``ModelCardData``; the ``configs:`` / ``dataset_info:`` part of a
-dataset card is written by ``datasets`` (see ``hardneg.hub.save_dataset_folder``) and passed in as
+dataset card is written by ``datasets`` (see ``hardneg.dataset_folder.save_dataset_folder``) and passed in as
 ``card_metadata``.
 
 Every statistic is optional: a card renders whatever ``build_stats.json`` holds and never fails on a

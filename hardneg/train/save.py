@@ -132,7 +132,7 @@ def push_model(
     rendered_card: str | None = None,
 ) -> str:
     """Publish a trained model folder as release ``v<version>`` through the same tagged publish function
-    as ``make publish-model`` (``hardneg.hub.publish_model``: one commit, then the tag; an existing tag is
+    as ``make publish-model`` (``hardneg.publish.publish_model``: one commit, then the tag; an existing tag is
     refused); ``card_data`` + ``rendered_card``: the card training just wrote, uploaded without rendering it
     again. The token comes from ``HF_TOKEN`` / ``hf auth login`` and is never printed. Returns the commit URL."""
     try:
