@@ -23,17 +23,17 @@ TORCHRUN = Path(sys.executable).parent / "torchrun"
 RECIPE = """
 corpus: embedded:cranfield
 num_passages: 5
-methods: [llm_hn, bm25_hn, dense_hn]
+methods:
+  llm_hn: {prompt: llm_hn, max_new_tokens: 24}
+  bm25_hn: {range_max: 6}
+  dense_hn: {range_max: 6}
 model: embedded:smollm2
 backend: transformers
 batch_size: 1
 temperature: 0.0
 query_prompt: query_fewshot
-llm_hn_prompt: llm_hn
 query_max_new_tokens: 16
-negative_max_new_tokens: 24
 reject_retries: 0
-range_max: 6
 false_negative_scorer: embedded:ql
 false_negative_repair: drop
 repair_scope: all
