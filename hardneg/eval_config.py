@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from hardneg.assets import ModelRef, resolve_embedder
-from hardneg.metrics import DEFAULT_METRICS, parse_metric
+from hardneg.metrics import DEFAULT_METRICS, QUERIES_WITHOUT_RELEVANT, parse_metric
 from hardneg.mteb_results import PASSAGE_FORMATS, parse_task_names
 from hardneg.options import check_fields
 from hardneg.references import DatasetSpec
@@ -172,6 +172,15 @@ class EvalConfig:
             "auto (ArguAna and Quora, by dataset name), true (every dataset) or false."
         },
     )
+    queries_without_relevant: str = field(
+        default="exclude",
+        metadata={
+            "help": "A judged query whose judgements are all grade 0 (no relevant document): exclude (hardneg's "
+            "default: left out of the mean, counted) or zero (averaged in with score 0 on every metric, as MTEB, "
+            "BEIR and ranx do); "
+            "docs/evaluation.md, Metrics you can trust."
+        },
+    )
     passage_format: str = field(
         default="hardneg",
         metadata={
@@ -205,6 +214,12 @@ class EvalConfig:
             raise ValueError(
                 f"ignore_identical_ids '{self.ignore_identical_ids}' is not auto, true or false; "
                 "fix: use auto (ArguAna and Quora), true or false"
+            )
+        if self.queries_without_relevant not in QUERIES_WITHOUT_RELEVANT:
+            raise ValueError(
+                f"queries_without_relevant '{self.queries_without_relevant}' is not exclude or zero; fix: use "
+                "exclude (left out of the mean, hardneg's default) or zero (averaged in with score 0, as MTEB, "
+                "BEIR and ranx do)"
             )
         if self.passage_format not in PASSAGE_FORMATS:
             raise ValueError(

@@ -135,6 +135,7 @@ def scoring_settings(config: EvalConfig, dataset: DatasetRef) -> dict[str, Any]:
         "metric_list": sorted(config.metrics),
         "dataset_request": dataset.request(),
         "passage_format": config.passage_format,
+        "queries_without_relevant": config.queries_without_relevant,
     }
 
 
@@ -245,6 +246,8 @@ def _result_counts(data: BeirData, scored, query_ids: list[str]) -> dict[str, An
     judged_with_text = [q for q in data.qrels if q in data.queries]
     counts["queries_skipped_by_max_queries"] = len(judged_with_text) - len(query_ids)
     for key, what in _COUNT_WARNINGS:
+        if key == "queries_without_relevant" and counts["queries_without_relevant_scored_zero"]:
+            what = "judged queries have no relevant document and are averaged in with score 0 (zero)"
         if counts[key]:
             logger.warning("%s: %d %s", data.name, counts[key], what)
     return counts
@@ -270,7 +273,12 @@ def evaluate_model_on_dataset(
     if ignore_identical:
         run, dropped = drop_identical_ids(run, config.top_k)
     wall = time.perf_counter() - t0
-    scored = evaluate_run({q: data.qrels[q] for q in query_ids}, run, config.metrics)
+    scored = evaluate_run(
+        {q: data.qrels[q] for q in query_ids},
+        run,
+        config.metrics,
+        queries_without_relevant=config.queries_without_relevant,
+    )
     counts = _result_counts(data, scored, query_ids)
     import hardneg
 

@@ -14,9 +14,12 @@ Metrics come from ``pytrec_eval`` (pytrec-eval-terrier: the trec_eval C code), s
   no cut for it; this is what BEIR and MTEB report as MRR@10).
 
 Which queries are averaged is explicit, never silent: a query enters the mean when it has at least one
-relevant judgement. Queries with no judgements at all and queries whose judgements are all below the
-relevance level are excluded and *counted* (``EvalCounts``); a judged query that the run does not
-mention scores 0 on every metric (trec_eval ``-c``) and is counted too.
+relevant judgement. Queries with no judgements at all are excluded and *counted* (``EvalCounts``); a judged
+query that the run does not mention scores 0 on every metric (trec_eval ``-c``) and is counted too. A judged
+query whose judgements are all below the relevance level (all grade 0) follows ``queries_without_relevant``:
+``exclude`` (hardneg's rule, the default) leaves it out of the mean and counts it; ``zero`` (the rule of MTEB,
+BEIR's ``EvaluateRetrieval.evaluate`` and ranx: pytrec_eval scores such a query 0 and they average every
+query it scores) averages it in with 0 on every metric, counts it and names it in ``zero_scored_query_ids``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ _TREC = {
     "mrr": ("recip_rank", "recip_rank"),
 }
 _METRIC_RE = re.compile(r"^(ndcg|p|recall|map|mrr)@([1-9][0-9]*)$")
+
+# what a judged query with no relevant document (all judgements below the relevance level) counts as
+QUERIES_WITHOUT_RELEVANT = ("exclude", "zero")
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
@@ -151,6 +157,9 @@ class EvalCounts:
     queries_without_relevant: int = 0
     judged_queries_missing_from_run: int = 0
     excluded_query_ids: dict[str, list[str]] = field(default_factory=dict)
+    # queries_without_relevant: zero -- the queries without a relevant document averaged in with score 0
+    queries_without_relevant_scored_zero: int = 0
+    zero_scored_query_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -166,11 +175,18 @@ class RunEvaluation:
 
 
 def evaluate_run(
-    qrels: Qrels, run: Run, metrics: Sequence[str] = DEFAULT_METRICS, *, relevance_level: int = 1
+    qrels: Qrels,
+    run: Run,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    *,
+    relevance_level: int = 1,
+    queries_without_relevant: str = "exclude",
 ) -> RunEvaluation:
     """Score ``run`` against ``qrels`` with pytrec_eval (trec_eval semantics, see the module docstring).
 
     ``metrics``: names like ``ndcg@10``, ``p@10``, ``recall@100``, ``map@100``, ``mrr@10``.
+    ``queries_without_relevant``: ``exclude`` (hardneg's default) leaves a judged query whose judgements are all
+    below ``relevance_level`` out of the mean; ``zero`` (MTEB, BEIR, ranx) averages it in with 0 on every metric.
     Returns the mean over evaluated queries, per-query values, and counts of excluded queries.
     """
     import pytrec_eval
@@ -178,6 +194,11 @@ def evaluate_run(
     parsed = {name: parse_metric(name) for name in metrics}
     if not parsed:
         raise ValueError("no metrics requested; fix: pass e.g. ['ndcg@10', 'p@10', 'recall@100']")
+    if queries_without_relevant not in QUERIES_WITHOUT_RELEVANT:
+        raise ValueError(
+            f"queries_without_relevant '{queries_without_relevant}' is not exclude or zero; fix: use exclude "
+            "(left out of the mean, hardneg's default) or zero (averaged in with score 0, as MTEB, BEIR and ranx do)"
+        )
     qrels_int = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
     run_f = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in run.items()}
 
@@ -212,8 +233,19 @@ def evaluate_run(
         for q in evaluated:
             per_query[q][name] = float(result.get(q, {}).get("recip_rank", 0.0))
 
+    averaged = evaluated
+    if queries_without_relevant == "zero" and no_relevant:
+        # MTEB's and trec_eval's mean: the query stays in with 0 on every metric (no relevant document to find)
+        per_query.update({q: dict.fromkeys(parsed, 0.0) for q in no_relevant})
+        averaged = sorted(evaluated + no_relevant)
+        per_query = {q: per_query[q] for q in averaged}
+        counts.queries_without_relevant_scored_zero = len(no_relevant)
+        counts.zero_scored_query_ids = no_relevant
+        counts.excluded_query_ids["without_relevant"] = []
+        counts.queries_evaluated = len(averaged)
+        counts.judged_queries_missing_from_run = sum(1 for q in averaged if not run_f.get(q))
     mean = {
-        name: (float(np.mean([per_query[q][name] for q in evaluated])) if evaluated else math.nan)
+        name: (float(np.mean([per_query[q][name] for q in averaged])) if averaged else math.nan)
         for name in parsed
     }
     return RunEvaluation(mean, per_query, counts)

@@ -317,7 +317,7 @@ class EvalResult:
 
     ``metrics``: the means over the evaluated queries; ``per_query``: ``{query id: {metric: score}}``;
     ``run_file``: the name of the gzip TREC run file beside the result (``run_path``), holding
-    ``run_file_queries`` ranked queries; the scoring settings (``max_queries`` ... ``passage_format``) decide
+    ``run_file_queries`` ranked queries; the scoring settings (``max_queries`` ... ``queries_without_relevant``) decide
     whether a later ``evaluate`` may reuse the file. Fields are written in this order.
     """
 
@@ -350,6 +350,7 @@ class EvalResult:
     metric_list: list[str] | None = None
     dataset_request: dict[str, Any] | None = None
     passage_format: str | None = None
+    queries_without_relevant: str | None = None
     run_file: str | None = None
     mteb_result: str | None = None
     run_file_queries: int | None = None
@@ -394,9 +395,11 @@ class EvalResult:
 
     @staticmethod
     def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
-        """Older files: no ``metric_list`` (the metric keys were the list) and one passage format (hardneg)."""
+        """Older files: no ``metric_list`` (the metric keys were the list), one passage format (hardneg) and
+        one rule for queries without a relevant document (exclude)."""
         data.setdefault("metric_list", sorted(data.get("metrics") or {}))
         data.setdefault("passage_format", "hardneg")
+        data.setdefault("queries_without_relevant", "exclude")
         return data
 
     def setting(self, key: str) -> Any:

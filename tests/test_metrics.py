@@ -108,6 +108,41 @@ def test_ties_follow_trec_eval_not_input_order():
     assert list(cut_run({"q": {"a": 1.0, "b": 1.0, "c": 2.0}}, 2)["q"]) == ["c", "b"]
 
 
+def test_queries_without_relevant_exclude_or_zero():
+    # q1: its one relevant document at rank 2; q2: at rank 1; q0: judged, but every judgement is grade 0
+    qrels = {"q1": {"a": 1}, "q2": {"b": 1}, "q0": {"y": 0, "z": 0}}
+    run = {"q1": {"x": 2.0, "a": 1.0}, "q2": {"b": 1.0}, "q0": {"z": 3.0, "y": 2.0}}
+    metrics = ["ndcg@10", "recall@100", "p@1", "mrr@10"]
+    ndcg_q1 = 1 / math.log2(3)  # gain 1 at rank 2, ideal DCG 1
+    excluded = evaluate_run(qrels, run, metrics)  # the default: left out of the mean
+    assert excluded.mean == pytest.approx(
+        {"ndcg@10": (ndcg_q1 + 1) / 2, "recall@100": 1.0, "p@1": 0.5, "mrr@10": 0.75}
+    )
+    assert set(excluded.per_query) == {"q1", "q2"}
+    c = excluded.counts
+    assert (c.queries_evaluated, c.queries_without_relevant, c.queries_without_relevant_scored_zero) == (
+        2,
+        1,
+        0,
+    )
+    assert c.excluded_query_ids["without_relevant"] == ["q0"] and c.zero_scored_query_ids == []
+    zero = evaluate_run(qrels, run, metrics, queries_without_relevant="zero")  # MTEB's, BEIR's, ranx's rule
+    assert zero.mean == pytest.approx(
+        {"ndcg@10": (ndcg_q1 + 1) / 3, "recall@100": 2 / 3, "p@1": 1 / 3, "mrr@10": 0.5}
+    )
+    assert zero.per_query["q0"] == dict.fromkeys(metrics, 0.0)
+    assert {q: v for q, v in zero.per_query.items() if q != "q0"} == excluded.per_query
+    c = zero.counts
+    assert (c.queries_evaluated, c.queries_without_relevant, c.queries_without_relevant_scored_zero) == (
+        3,
+        1,
+        1,
+    )
+    assert c.excluded_query_ids["without_relevant"] == [] and c.zero_scored_query_ids == ["q0"]
+    with pytest.raises(ValueError, match="queries_without_relevant 'keep' is not exclude or zero"):
+        evaluate_run(qrels, run, metrics, queries_without_relevant="keep")
+
+
 def test_bad_metric_name():
     with pytest.raises(ValueError, match="unknown metric 'ndcg10'"):
         evaluate_run({"q": {"a": 1}}, {"q": {"a": 1.0}}, ["ndcg10"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,12 @@ AGREE = 1e-4  # MTEB rounds its means to 5 decimals
 def _subset(
     cranfield_dir: str, folder: Path, n_queries: int, n_docs: int, *, zero_grade: bool = False
 ) -> Path:
-    """A BEIR folder: the first ``n_queries`` judged Cranfield queries, their judged documents + filler."""
+    """A BEIR folder: the first ``n_queries`` judged Cranfield queries, their judged documents + filler. With
+    ``zero_grade`` every third query (the 1st, 4th, ...) keeps its judged documents at grade 0: judged, but
+    with no relevant document (Cranfield itself has no such query)."""
     data = load_beir_folder(cranfield_dir, "test")
     qids = list(data.qrels)[:n_queries]
+    zeroed = set(qids[::3]) if zero_grade else set()
     docs = list(dict.fromkeys([d for q in qids for d in data.qrels[q]] + list(data.corpus)))[:n_docs]
     (folder / "qrels").mkdir(parents=True)
     with open(folder / "corpus.jsonl", "w") as f:
@@ -40,7 +44,9 @@ def _subset(
         for q in qids:
             f.write(json.dumps({"_id": q, "text": data.queries[q]}) + "\n")
     lines = ["query-id\tcorpus-id\tscore"]
-    lines += [f"{q}\t{d}\t{g}" for q in qids for d, g in data.qrels[q].items() if d in docs]
+    lines += [
+        f"{q}\t{d}\t{0 if q in zeroed else g}" for q in qids for d, g in data.qrels[q].items() if d in docs
+    ]
     (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -48,6 +54,12 @@ def _subset(
 @pytest.fixture(scope="module")
 def small_set(cranfield_dir, tmp_path_factory) -> Path:
     return _subset(cranfield_dir, tmp_path_factory.mktemp("mteb") / "cranfield_small", 12, 150)
+
+
+@pytest.fixture(scope="module")
+def grade0_set(cranfield_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("mteb") / "cranfield_grade0"
+    return _subset(cranfield_dir, folder, 12, 150, zero_grade=True)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +156,68 @@ def test_metrics_agree_with_mteb_evaluate(small_set, minilm, passage_format):
     ours, theirs = _crosscheck(minilm, load_eval_dataset(str(small_set)), passage_format=passage_format)
     assert ours["ndcg@10"] == pytest.approx(theirs["ndcg_at_10"], abs=AGREE)
     assert ours["recall@100"] == pytest.approx(theirs["recall_at_100"], abs=AGREE)
+
+
+def test_queries_without_relevant_zero_is_mtebs_mean(grade0_set, minilm):
+    """A folder with judged queries whose judgements are all grade 0: MTEB averages them in with score 0
+    (``zero``); hardneg's default (``exclude``) leaves them out, and the two means differ by exactly
+    the share of those queries."""
+    data = load_eval_dataset(str(grade0_set))
+    n_zero = sum(1 for docs in data.qrels.values() if max(docs.values()) < 1)
+    n = len(data.qrels)
+    assert (n, n_zero) == (12, 4)
+    cfg = EvalConfig(cache_dir="", show_progress=False, metrics=["ndcg@10", "recall@100"])
+    spec = ModelSpec("zero-shot", "embedded:minilm", max_seq_length=128)
+    zero, run = evaluate_model_on_dataset(spec, data, replace(cfg, queries_without_relevant="zero"), minilm)
+    excluded, _ = evaluate_model_on_dataset(spec, data, cfg, minilm)
+    task = mteb_results.custom_task(data)
+    theirs = mteb_results.mteb_scores(minilm, task)
+    # the MTEB file hardneg writes: its run scored by MTEB's scorer, as write_evaluation does
+    filed = mteb_results.task_scores(task, {q: data.qrels[q] for q in run}, run)
+    print(
+        f"grade0 folder ({n} queries, {n_zero} all grade 0): hardneg zero {zero.metrics} exclude "
+        f"{excluded.metrics}; mteb.evaluate ndcg@10 {theirs['ndcg_at_10']} recall@100 {theirs['recall_at_100']}"
+    )
+    assert (
+        zero.counts["queries_evaluated"] == n
+        and zero.counts["queries_without_relevant_scored_zero"] == n_zero
+    )
+    assert (
+        excluded.counts["queries_evaluated"] == n - n_zero
+        and excluded.counts["queries_without_relevant"] == n_zero
+    )
+    for metric in ("ndcg@10", "recall@100"):
+        key = mteb_results.mteb_metric(metric)
+        assert zero.metrics[metric] == pytest.approx(theirs[key], abs=AGREE)
+        assert filed[key] == pytest.approx(theirs[key], abs=AGREE)
+        # exclude: the same queries' scores over n - n_zero instead of n
+        assert excluded.metrics[metric] - theirs[key] > 0.01
+        assert excluded.metrics[metric] * (n - n_zero) / n == pytest.approx(theirs[key], abs=AGREE)
+    with pytest.raises(ValueError, match="queries_without_relevant 'mteb' is not exclude or zero"):
+        EvalConfig(models=["bm25=bm25"], queries_without_relevant="mteb")
+
+
+def test_result_file_records_the_rule_and_agrees_with_its_mteb_file_under_zero(tmp_path, grade0_set):
+    def run(rule: str) -> dict:
+        config = EvalConfig(
+            run_dir=str(tmp_path),
+            datasets=[str(grade0_set)],
+            models=["bm25=bm25"],
+            show_progress=False,
+            queries_without_relevant=rule,
+        )
+        (path,) = evaluate(config)
+        return json.loads(path.read_text())
+
+    zero = run("zero")
+    assert zero["queries_without_relevant"] == "zero" and zero["counts"]["zero_scored_query_ids"]
+    scores = mteb.TaskResult.from_disk(tmp_path / zero["mteb_result"]).scores["test"][0]
+    for metric in ("ndcg@10", "recall@100", "map@100", "p@10"):
+        assert scores[mteb_results.mteb_metric(metric)] == pytest.approx(zero["metrics"][metric], abs=AGREE)
+    excluded = run("exclude")  # a scoring setting: the result is computed again
+    assert excluded["queries_without_relevant"] == "exclude"
+    assert excluded["metrics"]["ndcg@10"] > zero["metrics"]["ndcg@10"]
+    assert len(excluded["per_query"]) == 8 and len(zero["per_query"]) == 12
 
 
 @pytest.mark.slow

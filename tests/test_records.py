@@ -88,6 +88,7 @@ def _result() -> dict:
         "metric_list": ["ndcg@10"],
         "dataset_request": {"revision": None, "how": "local"},
         "passage_format": "hardneg",
+        "queries_without_relevant": "exclude",
         "run_file": "BM25.bm25__cranfield.trec.gz",
         "run_file_queries": 2,
     }
@@ -127,13 +128,17 @@ def test_eval_result_round_trip_and_json_unchanged(tmp_path):
 
 
 def test_older_files_read_through_from_disk(tmp_path):
-    # a result from before the scoring settings were recorded: the metric keys were the list, one format
-    old = {
-        k: v for k, v in _result().items() if k not in ("metric_list", "passage_format", "dataset_request")
-    }
+    # a result from before the scoring settings were recorded: the metric keys were the list, one format,
+    # queries without a relevant document left out of the mean (queries_without_relevant: exclude)
+    settings = ("metric_list", "passage_format", "dataset_request", "queries_without_relevant")
+    old = {k: v for k, v in _result().items() if k not in settings}
     (tmp_path / "old.json").write_text(json.dumps(old))
     result = EvalResult.from_disk(tmp_path / "old.json")
     assert result.metric_list == ["ndcg@10"] and result.passage_format == "hardneg"
+    assert (
+        result.queries_without_relevant == "exclude"
+        and result.setting("queries_without_relevant") == "exclude"
+    )
     # a build from before false_negative_same_as_guard, with the generator's settings named "sampling"
     stats = _build_stats()
     stats["generator"] = {"model": "m", "sampling": {"temperature": 0.7}, "commit": "abc"}

@@ -365,7 +365,8 @@ def result_rows(analyses: list[DatasetAnalysis]) -> list[dict[str, Any]]:
                     "queries": len(an.queries),
                     "queries_dropped": an.dropped.get(s.label, 0),
                     "queries_excluded": c.get("queries_without_judgements", 0)
-                    + c.get("queries_without_relevant", 0),
+                    + c.get("queries_without_relevant", 0)
+                    - c.get("queries_without_relevant_scored_zero", 0),
                 }
             )
             for m in an.metrics:

@@ -133,10 +133,16 @@ def _excluded_lines(an: DatasetAnalysis) -> list[str]:
     lines = []
     excluded = [(s, s.results[0].counts) for s in an.systems if s.results[0].counts]
     for s, c in excluded:
-        n = c.get("queries_without_judgements", 0) + c.get("queries_without_relevant", 0)
+        zero = c.get("queries_without_relevant_scored_zero", 0)  # queries_without_relevant: zero
+        n = c.get("queries_without_judgements", 0) + c.get("queries_without_relevant", 0) - zero
         if n:
             lines.append(
                 f"- {n} queries without relevant judgements are excluded from the averages of {s.label}."
+            )
+        if zero:
+            lines.append(
+                f"- {zero} judged queries without a relevant document are averaged in with score 0 for "
+                f"{s.label} (queries_without_relevant: zero, MTEB's rule)."
             )
     if any(
         c.get("queries_without_judgements", 0) + c.get("queries_without_relevant", 0) for _, c in excluded
