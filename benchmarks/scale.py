@@ -115,11 +115,14 @@ def build_command(corpus: Path, out: Path, url: str, concurrency: int, sample: i
 
 
 def bm25_child(corpus: str, n_queries: int) -> None:
-    """bm25s alone indexing the pool (the build's tokenizer settings; peak RSS right after indexing), then the
-    same index searched by ``n_queries`` queries (5 words of a passage each) on 1 and on 2 threads
-    (``retrieve(n_threads=...)``, what ``hardneg.bm25.BM25Index.search`` calls). Prints one JSON line."""
+    """bm25s alone indexing the pool (the build's tokenizer settings; peak RSS right after indexing); then
+    hardneg's own ``hardneg.bm25.BM25Index`` (what the build mines with) over the same texts, searched by
+    ``n_queries`` queries (5 words of a passage each) on 1 and on 2 threads (``search_indices(n_threads=...)``,
+    query tokenisation included). Prints one JSON line."""
     import bm25s
     import Stemmer
+
+    from hardneg.bm25 import BM25Index
 
     texts = []
     with open(corpus, encoding="utf-8") as f:
@@ -132,22 +135,17 @@ def bm25_child(corpus: str, n_queries: int) -> None:
     retriever.index(tokens, show_progress=False)
     index_s = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    del tokens
+    del tokens, retriever
+    index = BM25Index(texts, [str(i) for i in range(len(texts))], show_progress=False)
     rng = np.random.default_rng(1)
     rows = rng.choice(len(texts), size=n_queries, replace=n_queries > len(texts))
-    queries = bm25s.tokenize(
-        [" ".join(rng.choice(texts[i].split(), size=5)) for i in rows],
-        stopwords="en",
-        stemmer=stemmer,
-        return_ids=False,
-        show_progress=False,
-    )
-    retriever.retrieve(queries[:1000], k=20, n_threads=1, show_progress=False)  # numba compiles here
+    queries = [" ".join(rng.choice(texts[i].split(), size=5)) for i in rows]
+    index.search_indices(queries[:1000], 20, n_threads=1)  # numba compiles here
     timing: dict[int, float] = {}
     results = {}
     for threads in (1, 2, 1, 2):  # alternating, best of two: the machine is shared
         start = time.perf_counter()
-        results[threads] = retriever.retrieve(queries, k=20, n_threads=threads, show_progress=False)
+        results[threads] = index.search_indices(queries, 20, n_threads=threads)
         timing[threads] = min(timing.get(threads, 1e9), time.perf_counter() - start)
     same = bool(np.array_equal(results[1][0], results[2][0]) and np.array_equal(results[1][1], results[2][1]))
     print(
@@ -214,7 +212,7 @@ def one_size(n: int, args, url: str) -> dict:
     alone = json.loads(alone.strip().splitlines()[-1])
     print(
         f"[{human(n)}] bm25s alone: index {alone['index_s']:.1f} s, peak RSS {alone['peak_gb']:.2f} GB; "
-        f"search of {alone['queries']} queries: 1 thread {alone['search']['1']:.1f} s, 2 threads "
+        f"BM25Index search of {alone['queries']} queries: 1 thread {alone['search']['1']:.1f} s, 2 threads "
         f"{alone['search']['2']:.1f} s, same results: {alone['same']}",
         flush=True,
     )
