@@ -6,6 +6,9 @@ registers its own candidate provider. Nothing in hardneg is edited; the scripted
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -236,3 +239,38 @@ def test_a_candidate_provider_and_its_mined_method_from_one_file(tmp_path, plugi
     params = stats["configs"]["overlap_hn"]["params"]
     assert params["method"] == "overlap" and params["min_shared"] == 1
     assert stats["configs"]["overlap_hn"]["score_name"] == "shared words"
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        ('raise RuntimeError("boom")\n', "RuntimeError: boom"),
+        ("x = (\n", "SyntaxError: '(' was never closed"),
+        ("import hardneg_no_such_dependency\n", "No module named 'hardneg_no_such_dependency'"),
+    ],
+)
+def test_a_plugin_that_fails_while_loading_is_one_line_naming_it(tmp_path, source, fragment):
+    """Whatever a plugin's own code raises on import (its syntax, a raise, a missing dependency) is one error line
+    naming the plugin, and nothing of it stays registered or imported."""
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(source)
+    out = tmp_path / "run"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "builders" / "build.py"),
+            "--plugins",
+            str(plugin),
+            "--output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: plugin '{plugin}' failed while loading")
+    assert fragment in lines[0] and "Traceback" not in done.stderr
+    assert not out.exists()

@@ -40,6 +40,7 @@ from datasets.fingerprint import generate_random_fingerprint
 from datasets.table import InMemoryTable
 
 from hardneg.distributed import ONE_PROCESS, Shard
+from hardneg.errors import first_line
 from hardneg.options import ConfigError
 from hardneg.records import BuildStats, ConfigStats  # noqa: F401 (defined there; imported here by older code)
 
@@ -289,10 +290,14 @@ def load_plugins(plugins: Iterable[str]) -> None:
         if path.suffix != ".py":
             try:
                 importlib.import_module(plugin)
-            except ImportError as err:
+            except ModuleNotFoundError as err:
                 raise ConfigError(
                     f"plugin '{plugin}' cannot be imported ({err}); fix: give an importable module or a .py file"
                 ) from None
+            except ConfigError:
+                raise
+            except Exception as err:  # the plugin's own code failed (syntax, a raise, a bad register)
+                raise ConfigError(_plugin_failed(plugin, err)) from err
             continue
         if not path.is_file():
             raise ConfigError(f"plugin file '{plugin}' does not exist; fix: give the path of a .py file")
@@ -304,9 +309,21 @@ def load_plugins(plugins: Iterable[str]) -> None:
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except BaseException:
+        except Exception as err:
+            sys.modules.pop(name, None)
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(_plugin_failed(plugin, err)) from err
+        except BaseException:  # Ctrl-C: not a plugin fault
             sys.modules.pop(name, None)
             raise
+
+
+def _plugin_failed(plugin: str, err: Exception) -> str:
+    return (
+        f"plugin '{plugin}' failed while loading: {type(err).__name__}: {first_line(err)}; "
+        "fix: correct the plugin (HARDNEG_DEBUG=1 shows its traceback)"
+    )
 
 
 def get_method(name: str) -> Method:
