@@ -25,7 +25,6 @@ import dataclasses
 import json
 import os
 import sys
-import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from hardneg.files import NO_SPACE, REPLACE_FIX, replace_problem
-from hardneg.options import ConfigError, check_values
+from hardneg.options import ConfigError, check_values, matches_type
 from hardneg.redact import install_log_redaction, redact
 
 # Config fields naming a folder the stage writes into (and keeps its finished work in): checked for writability
@@ -122,35 +121,6 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
-def _matches(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, t) for t in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if origin is typing.Literal:
-        return value in typing.get_args(tp)
-    if origin in (list, tuple):
-        (inner, *_) = typing.get_args(tp) or (Any,)
-        # Mapping entries pass through (EvalConfig's models/datasets accept {name: ..., revision: ...}).
-        return isinstance(value, (list, tuple)) and all(
-            _matches(v, inner) or isinstance(v, dict) for v in value
-        )
-    if origin is dict or tp is dict:
-        return isinstance(value, dict)
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is str:
-        return isinstance(value, (str, int, float)) and not isinstance(value, bool)
-    return True
-
-
 def check_yaml_values(
     values: dict[str, Any], dataclass_types: tuple[type, ...], source: str
 ) -> dict[str, Any]:
@@ -170,7 +140,7 @@ def check_yaml_values(
             continue
         if isinstance(value, dict) and key in or_mapping:
             continue
-        if _matches(value, tp):
+        if matches_type(value, tp):
             if tp is str and not isinstance(value, str):
                 out[key] = str(value)
             continue

@@ -116,3 +116,33 @@ def check_fields(cfg: Any) -> None:
     hints, own = typing.get_type_hints(type(cfg)), own_fields(type(cfg))
     for f in dataclasses.fields(cfg):
         check_value(f, hints[f.name], getattr(cfg, f.name), f.name in own)
+
+
+def matches_type(value: Any, tp: Any) -> bool:
+    """Whether a recipe/YAML value fits a dataclass field's type (a number is accepted as a string)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(matches_type(value, t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in typing.get_args(tp)
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        # Mapping entries pass through (EvalConfig's models/datasets accept {name: ..., revision: ...}).
+        return isinstance(value, (list, tuple)) and all(
+            matches_type(v, inner) or isinstance(v, dict) for v in value
+        )
+    if origin is dict or tp is dict:
+        return isinstance(value, dict)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    return True

@@ -193,3 +193,20 @@ def test_a_larger_sample_is_not_the_smaller_samples_queries(tmp_path):
     for n in (6, 8):
         folder = build(_config(tmp_path, methods=["bm25_hn"], num_passages=n), cfg, generator=gen)
         assert len(load_dataset(str(folder), "queries", split="train")) == n
+
+
+@pytest.mark.parametrize(
+    "methods, fragment",
+    [
+        ({"llm_hn": {"max_new_tokens": "96"}}, "option 'max_new_tokens' is '96' (str), not int"),
+        ({"bm25_hn": {"num_negatives": 1.5}}, "option 'num_negatives' is 1.5 (float), not int"),
+        ({"bm25_hn": {"range_max": "10"}}, "option 'range_max' is '10' (str), not int"),
+        ({"bm25_hn": 10}, "methods: bm25_hn: 10 is not a mapping of options"),
+    ],
+)
+def test_a_method_option_of_the_wrong_type_is_one_line(methods, fragment):
+    """Values under methods: are checked against the method's options dataclass, as recipe keys are against
+    BuildConfig's fields: one line naming the method, the option and the type, never a TypeError later."""
+    with pytest.raises((ConfigError, ValueError), match="fix:") as err:
+        BuildConfig(methods=methods)
+    assert fragment in str(err.value)

@@ -215,11 +215,17 @@ class BuildConfig:
             and str(methods[0]).lstrip().startswith("{")
         ):
             methods = _json_methods(methods[0])  # the command line's --methods '{"bm25_hn": {...}}'
-        overrides = (
-            {str(k): dict(v or {}) for k, v in methods.items()}
-            if isinstance(methods, Mapping)
-            else {str(n): {} for n in methods}
-        )
+        if isinstance(methods, Mapping):
+            not_mapping = [k for k, v in methods.items() if v is not None and not isinstance(v, Mapping)]
+            if not_mapping:
+                name = not_mapping[0]
+                raise ValueError(
+                    f"methods: {name}: {methods[name]!r} is not a mapping of options; fix: write "
+                    f"methods: {{{name}: {{option: value}}}} (or list the name alone)"
+                )
+            overrides = {str(k): dict(v or {}) for k, v in methods.items()}
+        else:
+            overrides = {str(n): {} for n in methods}
         known = method_names()
         unknown = [m for m in overrides if m not in known]
         if unknown:

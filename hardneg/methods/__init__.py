@@ -29,6 +29,7 @@ import importlib.util
 import json
 import pkgutil
 import sys
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from datasets.table import InMemoryTable
 
 from hardneg.distributed import ONE_PROCESS, Shard
 from hardneg.errors import first_line
-from hardneg.options import ConfigError
+from hardneg.options import ConfigError, matches_type
 from hardneg.records import BuildStats, ConfigStats  # noqa: F401 (defined there; imported here by older code)
 
 # -- file names of the data contract ----------------------------------------------------------------------
@@ -236,6 +237,7 @@ class Method:
             )
         if self.options is None:
             return {}
+        self._check_types(overrides)
         shared = {k: v for k, v in (inherited or {}).items() if k in names and k not in overrides}
         try:
             return asdict(self.options(**shared, **overrides))
@@ -243,6 +245,19 @@ class Method:
             raise
         except (TypeError, ValueError) as err:
             raise ConfigError(f"method '{self.name}': {err}") from None
+
+    def _check_types(self, overrides: Options) -> None:
+        """Each override against its field's type (the recipe's own keys get the same check in hardneg.config)."""
+        try:
+            hints = typing.get_type_hints(self.options)
+        except (NameError, TypeError):  # an annotation its module cannot resolve: the dataclass checks it
+            return
+        for key, value in overrides.items():
+            if key in hints and not matches_type(value, hints[key]):
+                raise ConfigError(
+                    f"method '{self.name}' option '{key}' is {value!r} ({type(value).__name__}), not "
+                    f"{getattr(hints[key], '__name__', hints[key])}; fix: give a value of that type"
+                )
 
     def input_configs(self, options: Options) -> list[str]:
         return list(self.inputs(options)) if self.inputs else []
