@@ -292,8 +292,20 @@ class FalseNegativeScores:
         path = Path(path)
         if not path.is_file():
             return cls()
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls({k: ConfigScores(**v) for k, v in (data.get("configs") or {}).items()})
+        fix = "rebuild (the same build command rewrites it) or delete it"
+        data = read_json(path, fix)
+        configs = data.get("configs") if isinstance(data, dict) else None
+        keys = {f.name for f in fields(ConfigScores)}
+        if not isinstance(configs, dict) or any(
+            not isinstance(v, dict)
+            or set(v) != keys
+            or not isinstance(v["positive"], list)
+            or not isinstance(v["negative"], list)
+            or len(v["positive"]) != len(v["negative"])
+            for v in configs.values()
+        ):
+            raise ValueError(f"{path} is not a false-negative scores file of this hardneg; fix: {fix}")
+        return cls({k: ConfigScores(**v) for k, v in configs.items()})
 
     def rows(self, name: str, scorer: str | None, n: int) -> ConfigScores | None:
         """The scores of config ``name`` by ``scorer`` when they cover its ``n`` published rows, else None."""

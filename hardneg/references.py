@@ -173,7 +173,7 @@ def default_branch_commit(repo_id: str, source: str) -> str | None:
     try:
         from huggingface_hub import HfApi
 
-        return HfApi().dataset_info(repo_id, revision="main").sha
+        return HfApi().dataset_info(repo_id).sha  # the repo's default branch, whatever its name
     except Exception as err:  # offline, gated, unknown: record that it is unknown, never fail the run
         logger.warning("%s: could not resolve the Hub revision used (%s)", source, type(err).__name__)
         return None

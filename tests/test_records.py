@@ -188,3 +188,20 @@ def test_false_negative_scores_round_trip(tmp_path):
     assert read.rows("llm_hn", "embedded:ql", 2) is not None
     assert read.rows("llm_hn", "other scorer", 2) is None and read.rows("llm_hn", "embedded:ql", 3) is None
     assert FalseNegativeScores.from_disk(tmp_path / "none.json") == FalseNegativeScores()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"format": 1, "configs": {"llm_hn": {"scorer": "s"',
+        "[]",
+        '{"configs": {"llm_hn": {"scorer": "s"}}}',
+        '{"configs": {"a": {"scorer": "s", "score_name": null, "positive": [1.0], "negative": []}}}',
+    ],
+)
+def test_a_malformed_false_negative_scores_file_is_one_line(tmp_path, text):
+    """A truncated, hand-edited or foreign scores file is one error line naming the file and the fix."""
+    path = tmp_path / "false_negative_scores.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"false_negative_scores\.json.*fix: rebuild"):
+        FalseNegativeScores.from_disk(path)

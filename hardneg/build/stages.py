@@ -147,9 +147,7 @@ class Resources:
             return
         merged = read_labels(self.labels_file) | labels
         self.labels_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.labels_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(merged, indent=1))
-        tmp.replace(self.labels_file)
+        write_atomic(self.labels_file, json.dumps(merged, indent=1))
 
     def scorer_label(self, name: str, dtype: str | None = None) -> str | None:
         """The full name (``scorer.name``) a scorer id loaded as in this run folder, without loading it."""

@@ -256,7 +256,12 @@ def llm_written(cols: dict[str, list], rows: np.ndarray) -> np.ndarray:
 
 
 def fn_scorer_margins(
-    name: str, cols: dict[str, list], rows: np.ndarray, total: int, stats: dict, folder: Path | None
+    name: str,
+    cols: dict[str, list],
+    rows: np.ndarray,
+    total: int,
+    stats: dict,
+    published: FalseNegativeScores | None,
 ) -> tuple[np.ndarray | None, str]:
     """The build's false-negative scorer's ``neg - pos`` per sampled row (``rows``: their numbers in the config
     of ``total`` rows), never recomputed: the method's own score columns when it filtered with that scorer,
@@ -268,9 +273,6 @@ def fn_scorer_margins(
     if own and own == scorer and "negative_score" in cols:
         pos, neg = cols["positive_score"], cols["negative_score"]
     else:
-        published = (
-            FalseNegativeScores.from_disk(folder.parent / FALSE_NEGATIVE_SCORES_FILE) if folder else None
-        )
         scores = published.rows(name, scorer, total) if published else None
         if scores is None:
             return None, "the build published no false-negative scores for these rows; rate from build_stats"
@@ -306,7 +308,7 @@ def diagnose_config(
     p: np.ndarray,
     n: np.ndarray,
     stats: dict,
-    folder: Path | None,
+    published: FalseNegativeScores | None,
     config: DiagnoseConfig,
 ) -> ConfigDiagnostics:
     """Every per-config measure (the probe is added afterwards, over the whole folder). ``cols``: the sampled
@@ -324,7 +326,7 @@ def diagnose_config(
         llm_rows=int(llm_written(cols, at).sum()),
         hardness=measures.hardness(margin, **boot),
     )
-    fn_margin, note = fn_scorer_margins(name, cols, rows, total, stats, folder)
+    fn_margin, note = fn_scorer_margins(name, cols, rows, total, stats, published)
     if fn_margin is not None and np.isfinite(fn_margin).any():
         out.fn_scorer = {
             "scorer": stats.get("false_negative_scorer"),
@@ -568,6 +570,8 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
     t_start = time.perf_counter()
     # the dataset reference resolved once (folder, or Hub repo + the commit its revision names)
     tables, build_stats, folder = load_build_tables(resolve_build_ref(config.dataset, config.revision))
+    # the build's published false-negative scores, read once for every config (none for a Hub copy)
+    published = FalseNegativeScores.from_disk(folder.parent / FALSE_NEGATIVE_SCORES_FILE) if folder else None
     names = triplet_configs({n: t.column_names for n, t in tables.items()}, list(config.configs))
     target = resolve_target(config)
     model = load_model(
@@ -589,7 +593,7 @@ def diagnose(config: DiagnoseConfig) -> Diagnostics:
             p_emb[sample.p[name]],
             p_emb[sample.n[name]],
             stats.get(name) or {},
-            folder,
+            published,
             config,
         )
         for name in names

@@ -325,16 +325,6 @@ class TrainConfig(SentenceTransformerTrainingArguments):
                 "push_to_hub is set but hub_model_version is empty; fix: set --hub_model_version 1.0.0 "
                 "(releases are tagged, as with make publish-model)"
             )
-        for name in (
-            "per_device_train_batch_size",
-            "max_seq_length",
-            "save_steps",
-            "gradient_accumulation_steps",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"{name} must be >= 1 (got {getattr(self, name)}); fix: pass a positive number"
-                )
 
     @property
     def model_prompts(self) -> dict[str, str]:
