@@ -44,7 +44,8 @@ def worker(out: str) -> None:
 
     shard = current_shard()
     data = load_eval_dataset("embedded:cranfield")
-    ids, texts, _ = pool_passages(load_corpus("embedded:cranfield"))  # the build's pool, as dense_hn mines it
+    pool = pool_passages(load_corpus("embedded:cranfield"))  # the build's pool, as dense_hn mines it
+    ids, texts = list(pool.ids), pool.passages
     model = load_embedder("embedded:minilm", device="cpu")
     folder = Path(out).parent / f"cache-{shard.world}-{Path(out).stem}"
     folder.mkdir(exist_ok=True)

@@ -15,6 +15,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+TOKENIZE_CHUNK = 100_000  # corpus texts made Python strings at once while indexing
+
 
 def available_threads() -> int:
     """The cores this process may run on (its CPU affinity), shared with the other processes of a launcher on
@@ -35,7 +37,8 @@ def available_threads() -> int:
 
 
 class BM25Index:
-    """A bm25s index over ``texts`` with string ``ids``.
+    """A bm25s index over ``texts`` (any sequence of strings: a list, or ``hardneg.text.ArrowTexts`` read in
+    chunks) with string ``ids`` (optional: callers of ``search_indices`` need none).
 
     ``stemmer``: a PyStemmer language ("english") or None; ``stopwords``: a bm25s stop-word list name
     ("en"), a list of words, or None. ``backend``: "numba" (fast; compiles on first call) or "numpy".
@@ -44,7 +47,7 @@ class BM25Index:
     def __init__(
         self,
         texts: Sequence[str],
-        ids: Sequence[str],
+        ids: Sequence[str] | None = None,
         *,
         stemmer: str | None = "english",
         stopwords: str | list[str] | None = "en",
@@ -58,9 +61,10 @@ class BM25Index:
 
         if len(texts) == 0:
             raise ValueError("cannot build a BM25 index over an empty corpus; fix: pass at least one passage")
-        if len(texts) != len(ids):
+        if ids is not None and len(texts) != len(ids):
             raise ValueError(f"BM25Index got {len(texts)} texts but {len(ids)} ids")
-        self.ids = list(ids)
+        self.ids = list(ids) if ids is not None else None
+        self._size = len(texts)
         self._stemmer = None
         if stemmer:
             import Stemmer
@@ -70,9 +74,30 @@ class BM25Index:
         self.show_progress = show_progress
         self._bm25 = bm25s.BM25(k1=k1, b=b, method=method, backend=backend)
         start = time.perf_counter()
-        tokens = self._tokenize(texts if isinstance(texts, list) else list(texts))
-        self._bm25.index(tokens, show_progress=show_progress)
-        logger.info("BM25 index of %d passages: %.1f s", len(self.ids), time.perf_counter() - start)
+        self._bm25.index(self._tokenize_corpus(texts), show_progress=show_progress)
+        logger.info("BM25 index of %d passages: %.1f s", self._size, time.perf_counter() - start)
+
+    def _tokenize_corpus(self, texts: Sequence[str]):
+        """The corpus's token ids, ``TOKENIZE_CHUNK`` texts at a time with one vocabulary (bm25s's
+        ``Tokenizer``): only one chunk of texts is a Python list at once, and the tokens equal
+        ``bm25s.tokenize``'s of the whole list (the same scores, to the bit)."""
+        from bm25s.tokenization import Tokenized, Tokenizer
+
+        tokenizer = Tokenizer(stopwords=self._stopwords, stemmer=self._stemmer)
+        ids: list[list[int]] = []
+        for start in range(0, len(texts), TOKENIZE_CHUNK):
+            chunk = texts[start : start + TOKENIZE_CHUNK]
+            ids += tokenizer.tokenize(
+                chunk if isinstance(chunk, list) else list(chunk),
+                update_vocab=True,
+                show_progress=False,
+                allow_empty=True,
+            )
+        vocab = tokenizer.get_vocab_dict()
+        empty = vocab.get("")  # the Tokenizer gives a text without tokens the token "" (length 1);
+        if empty is not None:  # bm25s.tokenize gives it none (length 0), and so must the index
+            ids = [[] if doc == [empty] else doc for doc in ids]
+        return Tokenized(ids=ids, vocab=vocab)
 
     def _tokenize(self, texts: list[str]):
         import bm25s
@@ -86,21 +111,23 @@ class BM25Index:
         )
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self._size
 
     def search(
         self, queries: Sequence[str], k: int, n_threads: int | None = None
     ) -> tuple[list[list[str]], np.ndarray]:
-        """Top-``k`` (ids, scores) per query, best first. ``k`` is capped at the corpus size."""
+        """Top-``k`` (ids, scores) per query, best first (ids: the row numbers as strings when the index was
+        built without ids). ``k`` is capped at the corpus size."""
         docs, scores = self.search_indices(queries, k, n_threads)
-        return [[self.ids[j] for j in row] for row in docs], np.asarray(scores)
+        ids = self.ids
+        return [[ids[j] if ids is not None else str(j) for j in row] for row in docs], np.asarray(scores)
 
     def search_indices(
         self, queries: Sequence[str], k: int, n_threads: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (row indices into the corpus, scores) per query, best first, on ``n_threads`` threads
         (default: ``available_threads()``)."""
-        k = min(k, len(self.ids))
+        k = min(k, self._size)
         start = time.perf_counter()
         tokens = self._tokenize(list(queries))
         threads = available_threads() if n_threads is None else n_threads

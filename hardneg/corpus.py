@@ -29,7 +29,7 @@ from datasets import Dataset, load_dataset
 
 from hardneg.assets import resolve_dataset
 from hardneg.errors import first_line
-from hardneg.methods import arrow_dataset
+from hardneg.methods import arrow_dataset, arrow_table
 from hardneg.revisions import check_loaded, resolve_revision
 from hardneg.text import blank_rows, is_blank
 
@@ -49,6 +49,23 @@ def passage_text(title: str | None, text: str) -> str:
     if title and not text.lower().startswith(title.lower()):
         return f"{title}. {text}" if text else title
     return text
+
+
+def passage_texts(corpus: Dataset, chunk: int = 100_000) -> pa.ChunkedArray:
+    """``passage_text`` of every row of a corpus table, as an Arrow column built ``chunk`` rows at a time; a
+    chunk whose passages are their text unchanged (no title to add, nothing to strip) is the text column's own
+    slice, not a copy."""
+    table = arrow_table(corpus, [c for c in ("title", "text") if c in corpus.column_names])
+    texts = table.column("text")
+    titles = table.column("title") if "title" in table.column_names else None
+    parts = []
+    for start in range(0, len(texts), chunk):
+        part = texts.slice(start, chunk)
+        plain = part.to_pylist()
+        heads = titles.slice(start, chunk).to_pylist() if titles is not None else [None] * len(plain)
+        shown = [passage_text(t, x) for t, x in zip(heads, plain, strict=True)]
+        parts += part.chunks if shown == plain else [pa.array(shown, pa.string())]
+    return pa.chunked_array(parts, pa.string())
 
 
 def read_jsonl(path: str | Path, *, allow_empty: bool = False) -> list[tuple[int, dict[str, Any]]]:
@@ -226,6 +243,17 @@ def _load_hub_table(source: str, split: str, revision: str | None) -> _Table:
     )
     table.commit = check_loaded(ds, source, revision, pinned)
     return table
+
+
+def local_corpus_file(source: str) -> Path | None:
+    """The file a local corpus is read from (a BEIR folder's ``corpus.jsonl``, or the file itself); None for a
+    Hub dataset or an embedded set (their own caches keep them)."""
+    if source.startswith("embedded:"):
+        return None
+    path = Path(source).expanduser()
+    if path.is_dir() and (path / "corpus.jsonl").is_file():
+        return path / "corpus.jsonl"
+    return path if path.is_file() else None
 
 
 def _read_table(source: str, split: str, revision: str | None, wanted: set[str]) -> _Table:

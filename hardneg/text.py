@@ -7,14 +7,16 @@
 - ``ngram_jaccard`` / ``ngram_overlap``: word n-gram similarity and copy share (generation hygiene);
 - ``is_blank`` / ``blank_rows``: a text with nothing visible (empty, white space, zero-width and other format
   or control characters, Hangul fillers, the blank Braille pattern) is empty, for one string or a whole Arrow
-  column.
+  column;
+- ``ArrowTexts``: the strings of an Arrow column as a read-only sequence, a Python ``str`` made only for the rows
+  read (a corpus of millions stays in Arrow's buffers).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -93,3 +95,55 @@ def ngram_jaccard(a: str, b: str, n: int = 3) -> float:
     ga = {tuple(wa[i : i + n]) for i in range(max(len(wa) - n + 1, 1))}
     gb = {tuple(wb[i : i + n]) for i in range(max(len(wb) - n + 1, 1))}
     return len(ga & gb) / len(ga | gb) if ga | gb else 1.0
+
+
+class ArrowTexts(Sequence[str]):
+    """The strings of an Arrow string column as a read-only ``Sequence[str]``: a Python ``str`` exists only for
+    the rows asked for, so a pool of millions of passages costs its Arrow buffers, not an object per row.
+
+    ``texts[i]`` and ``texts[a:b]`` (a list) read on demand, iteration reads ``CHUNK`` rows at a time, and
+    ``take(rows)`` gathers rows as an Arrow array (what a table column needs). Chunks of the column are kept
+    as they are (no copy): a row is found by a binary search over the chunks' offsets.
+    """
+
+    CHUNK = 10_000
+
+    def __init__(self, column: pa.Array | pa.ChunkedArray) -> None:
+        self.column = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+        self._chunks = [c for c in self.column.chunks if len(c)]
+        self._starts = np.cumsum([0] + [len(c) for c in self._chunks])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, i):  # noqa: ANN001 (int or slice, as Sequence)
+        if isinstance(i, slice):
+            start, stop, step = i.indices(len(self))
+            if step != 1:
+                return [self[j] for j in range(start, stop, step)]
+            return self.column.slice(start, max(0, stop - start)).to_pylist()
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"row {i} is outside the {len(self)} texts")
+        c = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self._chunks[c][i - int(self._starts[c])].as_py()
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, len(self), self.CHUNK):
+            yield from self.column.slice(start, self.CHUNK).to_pylist()
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> pa.Array:
+        """The texts of ``rows`` as one Arrow string array."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return pa.array([], self.column.type)
+        return self.column.take(pa.array(rows)).combine_chunks()
+
+
+def take_texts(texts: Sequence[str], rows: Sequence[int] | np.ndarray) -> pa.Array:
+    """``texts[r]`` for each of ``rows`` as an Arrow string array, from an ``ArrowTexts`` or any sequence."""
+    if isinstance(texts, ArrowTexts):
+        return texts.take(rows).cast(pa.string())
+    return pa.array([texts[int(r)] for r in rows], pa.string())

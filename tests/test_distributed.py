@@ -139,7 +139,7 @@ def test_every_process_shares_out_the_pool_before_its_methods(tmp_path, tiny_cor
     options = config.options_of("dense_hn")
     model = shared
     model.encode_document = None  # the methods read the parts: encoding again would fail
-    texts = pool_passages(tiny_corpus)[1]
+    texts = pool_passages(tiny_corpus).passages
     joined = encode_pool(texts, model, cache_folder=folder, model_id=options["embedder"], shard=Shard(1, 2))
     assert joined.shape[0] == len(texts)
     ctx = MethodContext(

@@ -54,6 +54,94 @@ def test_bm25_search_on_threads_gives_the_same_ranking():
         assert np.array_equal(one[0], got[0]) and np.array_equal(one[1], got[1])
 
 
+def test_bm25_index_tokenised_in_chunks_scores_as_bm25s_does_on_the_whole_list(monkeypatch):
+    import bm25s
+    import pyarrow as pa
+    import Stemmer
+
+    import hardneg.bm25 as bm25
+    from hardneg.text import ArrowTexts
+
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(200)] + ["the", "of", "Running", "runs"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 30)))) for _ in range(500)] + ["", "the of"]
+    queries = [" ".join(rng.choice(words, size=3)) for _ in range(100)]
+    stemmer = Stemmer.Stemmer("english")
+    whole = bm25s.BM25(backend="numba")
+    whole.index(
+        bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False
+    )
+    want = whole.retrieve(
+        bm25s.tokenize(queries, stopwords="en", stemmer=stemmer, show_progress=False),
+        k=20,
+        show_progress=False,
+    )
+    monkeypatch.setattr(bm25, "TOKENIZE_CHUNK", 37)  # many chunks, one vocabulary
+    index = bm25.BM25Index(ArrowTexts(pa.array(texts)), show_progress=False)
+    got = index.search_indices(queries, k=20, n_threads=1)
+    assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])  # same rows, same bits
+
+
+def test_arrow_texts_reads_rows_slices_and_gathers_across_chunks():
+    import pyarrow as pa
+
+    from hardneg.text import ArrowTexts, take_texts
+
+    texts = [f"t{i}" for i in range(25)]
+    column = pa.chunked_array([texts[:10], [], texts[10:11], texts[11:]])
+    seq = ArrowTexts(column)
+    assert len(seq) == 25 and list(seq) == texts and seq[10] == "t10" and seq[-1] == "t24"
+    assert seq[8:13] == texts[8:13] and seq[::7] == texts[::7]
+    assert (
+        take_texts(seq, [24, 0, 10]).to_pylist()
+        == ["t24", "t0", "t10"]
+        == take_texts(texts, [24, 0, 10]).to_pylist()
+    )
+    with pytest.raises(IndexError):
+        seq[25]
+
+
+@pytest.mark.parametrize("strategy", ["top", "random"])
+def test_mining_in_blocks_gives_the_rows_of_one_block(monkeypatch, strategy):
+    import hardneg.negatives as negatives
+
+    corpus = load_corpus("embedded:cranfield").select(range(200))
+    first = corpus.select(range(0, 200, 5))
+    queries = Dataset.from_dict(
+        {
+            "query_id": [f"q{i}" for i in range(len(first))],
+            "query": [" ".join(t.split()[2:9]) for t in first["text"]],
+            "positive_id": first["id"],
+            "positive": first["text"],
+        }
+    )
+    options = dict(
+        method="bm25", num_negatives=2, range_max=12, sampling_strategy=strategy, show_progress=False
+    )
+    whole, whole_stats = negatives.mine_hard_negatives(queries, corpus, **options)
+    monkeypatch.setattr(negatives, "MINING_BLOCK", 7)
+    blocks, stats = negatives.mine_hard_negatives(queries, corpus, **options)
+    assert blocks.to_list() == whole.to_list()
+    for key in ("rows", "candidates_considered", "skipped", "queries_short_of_negatives", "score_stats"):
+        assert stats[key] == whole_stats[key]
+
+
+def test_pool_merges_equal_texts_under_the_first_id_and_adds_titles():
+    from hardneg.negatives import pool_passages
+
+    corpus = Dataset.from_dict(
+        {
+            "id": ["a", "b", "c", "d"],
+            "title": ["", "Wings", "", "Wings"],
+            "text": ["lift and drag", "wings flex", "lift and drag", "bend"],
+        }
+    )
+    pool = pool_passages(corpus)
+    assert list(pool.passages) == ["lift and drag", "wings flex", "Wings. bend"]
+    assert list(pool.ids) == ["a", "b", "d"]
+    assert pool.rows_of(["c", "d", "zzz"]).tolist() == [0, 2, -1]
+
+
 def test_parquet_layout_shards_and_row_groups(tmp_path, monkeypatch):
     import hardneg.dataset_folder as folder_module
 

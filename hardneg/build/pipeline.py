@@ -48,10 +48,10 @@ def build(
         labels_file=stages.root / LABELS_FILE,
     )
 
-    with step("load_inputs"):
-        inputs = load_inputs(config, seed)
-    out.mkdir(parents=True, exist_ok=True)  # after the inputs are read: a bad corpus leaves nothing behind
     shard = current_shard()
+    with step("load_inputs"):  # a bad corpus leaves nothing behind: the stage is saved once it is read
+        inputs = load_inputs(config, seed, stages if shard.is_main else None)
+    out.mkdir(parents=True, exist_ok=True)
     if (
         shard.world > 1
     ):  # accelerate launch / torchrun: steps 2-3 on this process's shard (hardneg.distributed)

@@ -53,7 +53,7 @@ def share_pool(config: BuildConfig, pool: Dataset, shared_cache_dir: Path, shard
     embedders = {m.pool_embedder(options[m.name]) for m in methods if m.pool_embedder} - {None}
     if not embedders:
         return
-    texts = pool_passages(pool)[1]
+    texts = pool_passages(pool).passages
     for embedder in sorted(embedders):
         encode_pool(
             texts,

@@ -19,7 +19,7 @@ from hardneg.build.config import BuildConfig
 from hardneg.build.scoring import repair_stages, score_rows
 from hardneg.build.stages import Resources, Stages, check_stage_result, step
 from hardneg.cards import library_versions
-from hardneg.corpus import load_corpus
+from hardneg.corpus import load_corpus, local_corpus_file
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import ONE_PROCESS, Shard
 from hardneg.llm import GeneratorConfig
@@ -59,8 +59,32 @@ def sample_passages(corpus: Dataset, n: int, seed: int) -> Dataset:
     return corpus.shuffle(seed=seed).select(range(n))
 
 
-def load_inputs(config: BuildConfig, seed: int) -> Inputs:
-    """Step 1: corpus, mining pool (minus the evaluation set's judged documents if asked), passage sample."""
+CORPUS_STAGE = "input_corpus"  # the validated corpus of a local file, kept as a stage for reruns
+CORPUS_STAGE_FORMAT = 1  # what the stage holds (part of its key)
+
+
+def read_corpus(config: BuildConfig, stages: Stages | None = None) -> tuple[Dataset, dict[str, Any]]:
+    """The validated corpus and its load report. A local file's is kept as the stage ``input_corpus``, keyed by
+    the file's path, size and modification time and the load options, and read back memory-mapped: a rerun on
+    the same file reads no JSON and checks nothing again (a changed file is read anew). Only ``stages`` given
+    (the main process) saves it."""
+    file = local_corpus_file(config.corpus)
+    key = None
+    if file is not None and stages is not None:
+        info = file.stat()
+        key = content_key(
+            CORPUS_STAGE,
+            str(file.resolve()),
+            info.st_size,
+            info.st_mtime_ns,
+            config.corpus_text_column,
+            config.corpus_title_column,
+            config.empty_passages,
+            CORPUS_STAGE_FORMAT,
+        )
+        done = stages.get(CORPUS_STAGE, key)
+        if done is not None:
+            return done
     report: dict[str, Any] = {}
     corpus = load_corpus(
         config.corpus,
@@ -70,6 +94,15 @@ def load_inputs(config: BuildConfig, seed: int) -> Inputs:
         empty_passages=config.empty_passages,
         report=report,
     )
+    if key is not None:
+        corpus = stages.put(CORPUS_STAGE, key, corpus, report)  # the Arrow copy in memory is freed
+    return corpus, report
+
+
+def load_inputs(config: BuildConfig, seed: int, stages: Stages | None = None) -> Inputs:
+    """Step 1: corpus, mining pool (minus the evaluation set's judged documents if asked), passage sample;
+    ``stages``: where the main process keeps the validated corpus of a local file (``read_corpus``)."""
+    corpus, report = read_corpus(config, stages)
     decon: dict[str, Any] = {}
     eval_queries: list[str] = []
     pool = corpus

@@ -62,22 +62,21 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Dataset
 
-from hardneg.corpus import passage_text
+from hardneg.corpus import check_unique_ids, passage_texts
 from hardneg.decontaminate import decontaminate
 from hardneg.distributed import Shard
 from hardneg.methods import MINED_FEATURES, QUERY_INPUT_COLUMNS, TRAINING_COLUMNS, arrow_table, from_arrow
 from hardneg.negatives.mining import (
     MINED_COLUMNS,
-    Candidates,
     MiningParams,
     OutputFormat,
     QueryGroups,
     Selection,
     check_output_format,
     describe,
-    distinct_texts,
     group_queries,
     mining_rules,
     positive_matrix,
@@ -93,9 +92,11 @@ from hardneg.negatives.providers import (
     provider_for,
 )
 from hardneg.scorers import load_scorer
-from hardneg.text import is_blank, normalise_texts
+from hardneg.text import ArrowTexts, is_blank, normalise_texts, take_texts
 
 logger = logging.getLogger(__name__)
+
+MINING_BLOCK = 50_000  # distinct queries whose candidates are searched and filtered at once
 
 __all__ = [
     "mine_hard_negatives",
@@ -121,36 +122,54 @@ def _check_inputs(queries: Dataset, corpus: Dataset) -> None:
 
 
 def _known_positives(
-    queries: Dataset, row_of: dict[str, int], extra_positives: dict[str, Iterable[str]] | None
+    queries: Dataset, pool: Pool, extra_positives: dict[str, Iterable[str]] | None
 ) -> QueryGroups:
     """Rows grouped by (normalised) query text; each query's positives: its rows' and extra_positives."""
-    missing = [pid for pid in queries["positive_id"][:] if str(pid) not in row_of]
-    if missing:
+    positive_ids = [str(pid) for pid in queries["positive_id"][:]]
+    positive_rows = pool.rows_of(positive_ids)
+    missing = np.flatnonzero(positive_rows < 0)
+    if len(missing):
         raise ValueError(
-            f"{len(missing)} positive_id(s) are not in the corpus (e.g. '{missing[0]}'); fix: mine over the corpus "
-            "the queries were generated from (after the same decontamination)"
+            f"{len(missing)} positive_id(s) are not in the corpus (e.g. '{positive_ids[missing[0]]}'); fix: mine over "
+            "the corpus the queries were generated from (after the same decontamination)"
         )
-    positive_rows = [row_of[str(pid)] for pid in queries["positive_id"][:]]
     query_ids = [str(q) for q in queries["query_id"][:]]
     return group_queries(
-        normalise_texts(queries["query"][:]), query_ids, positive_rows, row_of, extra_positives
+        normalise_texts(queries["query"][:]), query_ids, positive_rows.tolist(), pool.rows_of, extra_positives
     )
 
 
-def pool_passages(corpus: Dataset) -> tuple[list, list[str], dict[str, int]]:
-    """The pool as mining candidates: (ids, texts, candidate row of every id); texts are title + text, and
-    two ids with one text are one candidate."""
-    ids = corpus["id"][:]
-    row_of = {str(d): i for i, d in enumerate(ids)}
-    if len(row_of) != len(ids):
-        raise ValueError(
-            "the corpus has duplicate ids; fix: make passage ids unique (load_corpus checks this)"
-        )
-    titles = corpus["title"][:] if "title" in corpus.column_names else [""] * len(ids)
-    passages = [passage_text(t, x) for t, x in zip(titles, corpus["text"][:], strict=True)]
-    keep, merged = distinct_texts(passages)
-    row_of = {d: int(merged[i]) for d, i in row_of.items()}
-    return [ids[r] for r in keep], [passages[r] for r in keep], row_of
+@dataclass
+class Pool:
+    """The corpus as mining candidates, kept in Arrow: two ids with one text (title + text) are one candidate,
+    named by the first id (sentence-transformers' pool)."""
+
+    ids: ArrowTexts  # the id naming each candidate
+    passages: ArrowTexts  # each candidate's text, all distinct
+    corpus_ids: pa.ChunkedArray  # every corpus id, in corpus order
+    candidate_of: np.ndarray  # corpus row -> its candidate row
+
+    def rows_of(self, doc_ids: Iterable[str]) -> np.ndarray:
+        """The candidate row of each id (-1 where the corpus has no such id)."""
+        found = pc.index_in(pa.array([str(d) for d in doc_ids], pa.string()), value_set=self.corpus_ids)
+        found = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return np.where(found >= 0, self.candidate_of[np.maximum(found, 0)], -1)
+
+
+def pool_passages(corpus: Dataset) -> Pool:
+    """The pool as mining candidates (``Pool``); texts are title + text (``hardneg.corpus.passage_texts``),
+    merged when equal. No Python object per passage: a pool of millions costs its Arrow buffers."""
+    ids = arrow_table(corpus, ["id"]).column("id").cast(pa.string())
+    check_unique_ids(ids, "the corpus", fix="make passage ids unique (load_corpus checks this)")
+    texts = passage_texts(corpus)
+    encoded = texts.dictionary_encode()  # indices in order of first occurrence
+    merged = np.concatenate([c.indices.to_numpy() for c in encoded.chunks]).astype(np.int64)
+    distinct = len(encoded.chunk(0).dictionary)
+    del encoded
+    if distinct == len(merged):  # the usual case: every text differs, the columns are used as they are
+        return Pool(ArrowTexts(ids), ArrowTexts(texts), ids, merged)
+    keep = pa.array(np.unique(merged, return_index=True)[1])
+    return Pool(ArrowTexts(ids.take(keep)), ArrowTexts(texts.take(keep)), ids, merged)
 
 
 def mine_hard_negatives(
@@ -248,10 +267,9 @@ def _free_fn_estimate(provider: CandidateProvider, mined: _Mined) -> dict[str, A
 class _Mined:
     """What one mining call found: the pool's candidates, the query groups and the selected negatives."""
 
-    ids: list
-    passages: list[str]
+    pool: Pool
     groups: QueryGroups
-    candidates: Candidates
+    score_name: str
     per_query: Selection
     selection: Selection  # per query row
     positive_scores: np.ndarray
@@ -276,35 +294,47 @@ def _decontaminated(queries, corpus, exclude_ids, exclude_queries) -> tuple[Data
 
 
 def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run: MiningRun) -> _Mined:
-    """The provider's candidates for each distinct query, then the shared filters (``select_negatives``)."""
-    ids, passages, row_of = pool_passages(corpus)
+    """The provider's candidates for each distinct query, then the shared filters (``select_negatives``), in
+    blocks of ``MINING_BLOCK`` queries: one block's candidates and the filters' work arrays are what mining
+    holds at once (the provider builds its index or encodes the pool once, for the first block)."""
+    pool = pool_passages(corpus)
     query_texts = queries["query"][:]
     if any(is_blank(q) for q in query_texts):  # the one blank rule: invisible-only text is empty too
         raise ValueError("some queries are empty; fix: drop empty queries before mining")
-    groups = _known_positives(queries, row_of, extra_positives)
+    groups = _known_positives(queries, pool, extra_positives)
     known = positive_matrix(groups.known)
     rules = mining_rules()
     k = params.range_max + max(len(s) for s in groups.known) + rules.extra_candidates
     first_queries = [query_texts[r] for r in groups.first]
-    cands = provider.candidates(first_queries, passages, known, k=k, run=run)
-    per_query = select_negatives(
-        cands.indices,
-        cands.scores,
-        cands.lowest_positive_scores,
-        known[:, 0],
-        known,
-        params,
-        texts=passages,
-        query_rows=query_text_rows(first_queries, passages) if rules.exclude_query_text else None,
-    )
+    del query_texts
+    query_rows = query_text_rows(first_queries, pool.passages) if rules.exclude_query_text else None
+    per_query, positive_scores, score_name = Selection([], [], []), [], ""
+    rng = np.random.default_rng(params.seed)
+    for start in range(0, len(first_queries), MINING_BLOCK):
+        block = slice(start, start + MINING_BLOCK)
+        cands = provider.candidates(first_queries[block], pool.passages, known[block], k=k, run=run)
+        per_query.extend(
+            select_negatives(
+                cands.indices,
+                cands.scores,
+                cands.lowest_positive_scores,
+                known[block, 0],
+                known[block],
+                params,
+                texts=pool.passages,
+                query_rows=None if query_rows is None else query_rows[block],
+                rng=rng,
+            )
+        )
+        positive_scores.append(cands.positive_scores)
+        score_name = cands.score_name
     return _Mined(
-        ids,
-        passages,
+        pool,
         groups,
-        cands,
+        score_name,
         per_query,
         per_query.per_row(groups.group),
-        groups.own_scores(cands.positive_scores),
+        groups.own_scores(np.concatenate(positive_scores)),
         k,
         rules.follows,
     )
@@ -312,7 +342,7 @@ def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run:
 
 def _st_table(queries, mined: _Mined, output_format, num_negatives: int, output_scores: bool) -> dict:
     """sentence-transformers' layout of the mined negatives (``hardneg.negatives.mining.st_output``)."""
-    negatives = [[mined.passages[r] for r in rows] for rows in mined.per_query.negatives]
+    negatives = [[mined.pool.passages[r] for r in rows] for rows in mined.per_query.negatives]
     return st_output(
         output_format,
         mined.groups,
@@ -334,7 +364,7 @@ def _stats(name, provider, params, mined: _Mined, queries, corpus, triplets, wal
         "rows": len(triplets),
         "queries": len(queries),
         "distinct_queries": len(mined.groups.first),
-        "duplicate_passages_merged": len(corpus) - len(mined.ids),
+        "duplicate_passages_merged": len(corpus) - len(mined.pool.ids),
         "wall_seconds": round(wall, 3),
         "items_per_second": round(len(queries) / wall, 3) if wall > 0 else None,
         "candidates_considered": sel.candidates_considered,
@@ -342,7 +372,7 @@ def _stats(name, provider, params, mined: _Mined, queries, corpus, triplets, wal
         "queries_short_of_negatives": sel.queries_short_of_negatives,
         "queries_without_candidates": sel.queries_without_candidates,
         "unknown_extra_positive_ids": mined.groups.unknown_extra,
-        "score_name": mined.candidates.score_name,
+        "score_name": mined.score_name,
         "score_stats": {
             "positive": describe(mined.positive_scores),
             "negative": describe(mined.negative_scores),
@@ -358,20 +388,20 @@ def _stats(name, provider, params, mined: _Mined, queries, corpus, triplets, wal
 
 def _rows(queries: Dataset, mined: _Mined, name: str, output_scores: bool) -> dict[str, pa.Array]:
     """The triplet columns, gathered from the queries' Arrow table (no Python string per row)."""
-    ids, passages, positive_scores, sel = mined.ids, mined.passages, mined.positive_scores, mined.selection
+    pool, positive_scores, sel = mined.pool, mined.positive_scores, mined.selection
     per_query = np.array([len(n) for n in sel.negatives], dtype=np.int64)
     rep = pa.array(np.repeat(np.arange(len(per_query)), per_query))
     source = arrow_table(queries, ["query", "positive", "query_id", "positive_id"]).take(rep)
-    neg_rows = np.concatenate(sel.negatives).tolist() if sel.negatives else []
+    neg_rows = np.concatenate(sel.negatives) if sel.negatives else np.zeros(0, dtype=np.int64)
     n = len(neg_rows)
     none = pa.nulls(n, pa.float64())
     return {
         "anchor": source.column("query"),
         "positive": source.column("positive"),
-        "negative": pa.array([passages[r] for r in neg_rows], pa.string()),
+        "negative": take_texts(pool.passages, neg_rows),
         "query_id": source.column("query_id").cast(pa.string()),
         "positive_id": source.column("positive_id").cast(pa.string()),
-        "negative_id": pa.array([str(ids[r]) for r in neg_rows], pa.string()),
+        "negative_id": take_texts(pool.ids, neg_rows),
         "negative_rank": pa.array(np.concatenate(sel.ranks) if n else [], pa.int64()),
         "positive_score": pa.array(np.repeat(positive_scores, per_query), pa.float64())
         if output_scores

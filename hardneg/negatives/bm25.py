@@ -28,6 +28,23 @@ class BM25Options:
     backend: str = "numba"
 
 
+def bm25_index(
+    passages: Sequence[str], options: BM25Options | None = None, *, show_progress: bool = True
+) -> BM25Index:
+    """A ``BM25Index`` over ``passages`` (row i = passage i) with ``options``."""
+    o = options or BM25Options()
+    return BM25Index(
+        passages,
+        stemmer=o.stemmer,
+        stopwords=o.stopwords,
+        k1=o.k1,
+        b=o.b,
+        method=o.method,
+        backend=o.backend,
+        show_progress=show_progress,
+    )
+
+
 def bm25_candidates(
     query_texts: Sequence[str],
     passages: Sequence[str],
@@ -46,18 +63,7 @@ def bm25_candidates(
     evaluation or the ``ce`` first stage; built here otherwise.
     """
     if index is None:
-        o = options or BM25Options()
-        index = BM25Index(
-            passages,
-            [str(i) for i in range(len(passages))],
-            stemmer=o.stemmer,
-            stopwords=o.stopwords,
-            k1=o.k1,
-            b=o.b,
-            method=o.method,
-            backend=o.backend,
-            show_progress=show_progress,
-        )
+        index = bm25_index(passages, options, show_progress=show_progress)
     elif len(index) != len(passages):
         raise ValueError(
             f"the BM25 index holds {len(index)} passages but the corpus {len(passages)}; rebuild it"

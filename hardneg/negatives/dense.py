@@ -139,24 +139,28 @@ def dense_candidates(
     cache_folder: str | Path | None = None,
     model_id: str | None = None,
     shard: Shard | None = None,
+    pool_embeddings: np.ndarray | None = None,
 ) -> Candidates:
     """Top-``k`` passages per query by embedding similarity, and the similarity of each positive.
 
     ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
     ``cache_folder`` / ``model_id`` / ``shard``: keep (and share out across processes) the pool's embeddings
-    (``encode_pool``).
+    (``encode_pool``); ``pool_embeddings``: those embeddings already at hand (a caller searching its queries
+    block by block encodes the pool once).
     """
     import torch
 
-    doc = encode_pool(
-        passages,
-        model,
-        batch_size=batch_size,
-        cache_folder=cache_folder,
-        model_id=model_id,
-        shard=shard,
-        show_progress=show_progress,
-    )
+    doc = pool_embeddings
+    if doc is None:
+        doc = encode_pool(
+            passages,
+            model,
+            batch_size=batch_size,
+            cache_folder=cache_folder,
+            model_id=model_id,
+            shard=shard,
+            show_progress=show_progress,
+        )
     qry = model.encode_query(
         list(query_texts),
         batch_size=batch_size,

@@ -1,7 +1,7 @@
 """What every mining method shares: known positives, filters, the rank window, sampling, rows and statistics.
 
 As in sentence-transformers' ``util.mine_hard_negatives``, the pool holds each distinct passage text once
-(``distinct_texts``: two ids with the same text are one candidate, the first id names it) and negatives are
+(``hardneg.negatives.pool_passages``: two ids with the same text are one candidate, the first id names it) and negatives are
 mined once per distinct query (``group_queries``: the rows of the queries table that share a normalised
 query text; every row of the query gets the same negatives). A method (bm25, ce, dense) only produces, per
 query, a list of candidate corpus rows with the method's own score (higher = more relevant) and the score of
@@ -34,7 +34,7 @@ table in docs/mining.md lists them.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from hardneg.methods import MINED_FEATURES
 from hardneg.options import check_fields
-from hardneg.text import normalise_text, word_jaccard
+from hardneg.text import ArrowTexts, normalise_text, word_jaccard
 
 SamplingStrategy = Literal["top", "random"]
 OutputFormat = Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"]
@@ -87,9 +87,18 @@ def mining_rules(version: str | None = None) -> MiningRules:
 
 
 def query_text_rows(query_texts: Sequence[str], passages: Sequence[str]) -> np.ndarray:
-    """(n,) the pool row whose text equals each query's text exactly, -1 where none (pool texts are distinct)."""
-    rows = pc.index_in(pa.array(query_texts, pa.string()), value_set=pa.array(passages, pa.string()))
-    return rows.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    """(n,) the pool row whose text equals each query's text exactly, -1 where none (pool texts are distinct).
+
+    The hash table is built over the queries (distinct, fewer and shorter than the pool) and every pool text is
+    looked up in it, so a pool of millions is never hashed."""
+    queries = pa.array(query_texts, pa.string())
+    column = passages.column if isinstance(passages, ArrowTexts) else pa.array(passages, pa.string())
+    found = pc.index_in(column, value_set=queries)  # per pool text: the query it equals, or null
+    hit = pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
+    rows = np.full(len(queries), -1, dtype=np.int64)
+    pool_rows = np.flatnonzero(hit >= 0)
+    rows[hit[pool_rows]] = pool_rows
+    return rows
 
 
 MINED_COLUMNS = tuple(MINED_FEATURES)  # the mined table's columns, in contract order
@@ -151,6 +160,17 @@ class Selection:
     short: list[bool] = field(default_factory=list)
     without_candidates: list[bool] = field(default_factory=list)
 
+    def extend(self, other: Selection) -> None:
+        """Append another block of queries' selection (counters add up)."""
+        self.negatives += other.negatives
+        self.scores += other.scores
+        self.ranks += other.ranks
+        self.candidates_considered += other.candidates_considered
+        for name, n in other.skipped.items():
+            self.skipped[name] = self.skipped.get(name, 0) + n
+        self.short += other.short
+        self.without_candidates += other.without_candidates
+
     @property
     def queries_short_of_negatives(self) -> int:
         return sum(self.short)
@@ -191,6 +211,7 @@ def select_negatives(
     *,
     texts: Sequence[str] | None = None,
     query_rows: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> Selection:
     """Apply the shared filters to (n_queries, k) candidate rows/scores (row -1 = no candidate).
 
@@ -199,7 +220,9 @@ def select_negatives(
     the filters); ``known_positives``: (n, m) all known positive rows (from ``positive_matrix``); ``texts``:
     the corpus passages, for the duplicate checks against the known positives (skipped when None);
     ``query_rows``: (n,) the pool row holding each query's own text (``query_text_rows``; -1 = none), dropped
-    first when given (sentence-transformers >= 6.3).
+    first when given (sentence-transformers >= 6.3); ``rng``: the ``random`` strategy's generator (default: one
+    seeded by ``params.seed``; a caller selecting block by block passes one generator to every block, so the
+    blocks draw what one call would).
     """
     indices = np.asarray(indices, dtype=np.int64)
     s = np.array(scores, dtype=np.float64, copy=True)
@@ -209,7 +232,7 @@ def select_negatives(
     sel = Selection([], [], [], candidates_considered=int(alive.sum()))
     sel.without_candidates = (~alive.any(axis=1)).tolist()
     alive = _filter(sel, indices, s, alive, positive_scores, known_positives, params, query_rows)
-    rng = np.random.default_rng(params.seed)
+    rng = rng if rng is not None else np.random.default_rng(params.seed)
     skipped_range_min, exact, near = 0, 0, 0
     sorted_alive = np.take_along_axis(alive, order, axis=1)
     for q in range(len(indices)):
@@ -356,23 +379,6 @@ def positive_score_array(positive_rows: np.ndarray, values: Sequence[float] | np
     return out
 
 
-def distinct_texts(passages: Sequence[str]) -> tuple[list[int], np.ndarray]:
-    """Each distinct passage text once, as sentence-transformers' pool: (first row of each text, row -> its index).
-
-    Two ids with the same text are one candidate (named by the first id), and a passage whose text equals
-    a positive's is that positive.
-    """
-    index: dict[str, int] = {}
-    keep: list[int] = []
-    merged = np.empty(len(passages), dtype=np.int64)
-    for row, text in enumerate(passages):
-        if text not in index:
-            index[text] = len(keep)
-            keep.append(row)
-        merged[row] = index[text]
-    return keep, merged
-
-
 @dataclass
 class QueryGroups:
     """The rows of a queries table grouped by query: negatives are mined once per query, shared by its rows."""
@@ -392,13 +398,13 @@ def group_queries(
     normalised_queries: Sequence[str],
     query_ids: Sequence[str],
     positive_rows: Sequence[int],
-    row_of: Mapping[str, int],
+    rows_of: Callable[[list[str]], np.ndarray],
     extra_positives: Mapping[str, Iterable[str]] | None = None,
 ) -> QueryGroups:
     """Group rows by normalised query text; each query's known positives: its rows' positives + extra_positives.
 
-    ``extra_positives`` maps a query id to other known positive doc ids; ids not in ``row_of`` are counted in
-    ``unknown_extra``.
+    ``extra_positives`` maps a query id to other known positive doc ids; ``rows_of`` gives the pool row of each
+    id (-1 where unknown; those are counted in ``unknown_extra``).
     """
     index: dict[str, int] = {}
     group = np.array([index.setdefault(t, len(index)) for t in normalised_queries], dtype=np.int64)
@@ -412,14 +418,17 @@ def group_queries(
     own = np.array(
         [known[g].index(int(p)) for g, p in zip(group, positive_rows, strict=True)], dtype=np.int64
     )
-    unknown_extra = 0
     extras: list[set[int]] = [set() for _ in index]
-    for g, qid in zip(group, query_ids, strict=True):
-        for doc in (extra_positives or {}).get(qid, ()):
-            if str(doc) in row_of:
-                extras[g].add(row_of[str(doc)])
-            else:
-                unknown_extra += 1
+    pairs = [
+        (g, str(doc))
+        for g, qid in zip(group, query_ids, strict=True)
+        for doc in (extra_positives or {}).get(qid, ())
+    ]
+    rows = rows_of([doc for _, doc in pairs]) if pairs else np.zeros(0, dtype=np.int64)
+    for (g, _), row in zip(pairs, rows, strict=True):
+        if row >= 0:
+            extras[g].add(int(row))
+    unknown_extra = int((rows < 0).sum())
     for g, extra in enumerate(extras):
         known[g] += sorted(extra - set(known[g]))
     return QueryGroups(group, first, known, own, unknown_extra)

@@ -18,16 +18,16 @@ cross-encoder / query-likelihood scorer). ``register_provider(name, factory)`` a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from hardneg.distributed import Shard
-from hardneg.negatives.bm25 import BM25Options, bm25_candidates
+from hardneg.negatives.bm25 import BM25Options, bm25_candidates, bm25_index
 from hardneg.negatives.cross_encoder import rescore_candidates
-from hardneg.negatives.dense import dense_candidates, load_embedder
+from hardneg.negatives.dense import dense_candidates, encode_pool, load_embedder
 from hardneg.negatives.mining import Candidates
 from hardneg.scorers import load_scorer
 
@@ -78,10 +78,18 @@ class BM25Provider:
     options: BM25Options | None = None
     name: str = "bm25"
     scorer_name: str | None = None
+    _index: tuple | None = field(default=None, repr=False, compare=False)  # (passages, BM25Index)
 
     def candidates(self, query_texts, passages, positive_rows, *, k, run) -> Candidates:
+        if self._index is None or self._index[0] is not passages:  # built once per pool, searched per block
+            self._index = (passages, bm25_index(passages, self.options, show_progress=run.show_progress))
         return bm25_candidates(
-            query_texts, passages, positive_rows, k=k, options=self.options, show_progress=run.show_progress
+            query_texts,
+            passages,
+            positive_rows,
+            k=k,
+            index=self._index[1],
+            show_progress=run.show_progress,
         )
 
     def params(self) -> dict[str, Any]:
@@ -96,21 +104,32 @@ class DenseProvider:
     use_faiss: bool = False
     name: str = "dense"
     scorer_name: str | None = None
+    _pool: tuple | None = field(default=None, repr=False, compare=False)  # (passages, model, embeddings)
 
     def candidates(self, query_texts, passages, positive_rows, *, k, run) -> Candidates:
         named = isinstance(self.embedder, str)
+        if self._pool is None or self._pool[0] is not passages:  # encoded once per pool, searched per block
+            model = load_embedder(self.embedder) if named else self.embedder
+            embeddings = encode_pool(
+                passages,
+                model,
+                batch_size=run.batch_size,
+                cache_folder=run.cache_folder,
+                model_id=self.embedder if named else None,
+                shard=run.shard,
+                show_progress=run.show_progress,
+            )
+            self._pool = (passages, model, embeddings)
         return dense_candidates(
             query_texts,
             passages,
             positive_rows,
             k=k,
-            model=load_embedder(self.embedder) if named else self.embedder,
+            model=self._pool[1],
             batch_size=run.batch_size,
             use_faiss=self.use_faiss,
             show_progress=run.show_progress,
-            cache_folder=run.cache_folder,
-            model_id=self.embedder if named else None,
-            shard=run.shard,
+            pool_embeddings=self._pool[2],
         )
 
     def params(self) -> dict[str, Any]:
