@@ -3,6 +3,7 @@ of issue 24 against bm25s alone, in one run.
 
     python benchmarks/scale.py --passages 100000 1000000     # the issue's sizes (1M: tens of minutes)
     python benchmarks/scale.py --passages 10000              # a quick look
+    python benchmarks/scale.py --dense 100000                # dense_hn (MiniLM) vs encoding the pool alone
 
 For each size, a seeded synthetic corpus (Zipf vocabulary of 50k pseudo-words, 60-120 words per passage) is
 written once as ``corpus.jsonl`` under ``--workdir``; an instant local OpenAI-compatible server
@@ -86,7 +87,14 @@ def run_child(cmd: list[str], log: Path) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1e6, text  # ru_maxrss is in KiB on Linux: /1e6 = GB (~)
 
 
-def build_command(corpus: Path, out: Path, url: str, concurrency: int, sample: int = 0) -> list[str]:
+def build_command(
+    corpus: Path,
+    out: Path,
+    url: str,
+    concurrency: int,
+    sample: int = 0,
+    methods: tuple[str, ...] = ("llm_hn", "bm25_hn"),
+) -> list[str]:
     return [
         sys.executable,
         "builders/build.py",
@@ -95,8 +103,7 @@ def build_command(corpus: Path, out: Path, url: str, concurrency: int, sample: i
         "--num_passages",
         str(sample),
         "--methods",
-        "llm_hn",
-        "bm25_hn",
+        *methods,
         "--false_negative_scorer",
         "none",
         "--query_prompt",
@@ -155,6 +162,57 @@ def bm25_child(corpus: str, n_queries: int) -> None:
     )
 
 
+def dense_child(corpus: str) -> None:
+    """The embedded all-MiniLM-L6-v2 encoding the pool alone, as ``dense_hn`` encodes it (title + text,
+    ``encode_document``, normalised, the build's default batch size 32); prints one JSON line."""
+    from hardneg.negatives.dense import load_embedder
+
+    texts = []
+    with open(corpus, encoding="utf-8") as f:
+        for line in f:
+            texts.append(json.loads(line)["text"])
+    model = load_embedder("embedded:minilm")
+    start = time.perf_counter()
+    emb = model.encode_document(
+        texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    print(
+        json.dumps(
+            {
+                "encode_s": time.perf_counter() - start,
+                "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+                "shape": list(emb.shape),
+            }
+        )
+    )
+
+
+def dense_size(n: int, args, url: str) -> None:
+    """``dense_hn`` (queries + dense mining with the embedded MiniLM) at ``n`` passages against encoding the
+    pool alone: peak RSS of each, and the issue's rule (<= 1.15x)."""
+    work = Path(args.workdir) / human(n)
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / "corpus.jsonl"
+    write_corpus(corpus, n)
+    out = work / "dense_run"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = build_command(corpus, out, url, args.concurrency, args.sample, methods=("dense_hn",))
+    wall, rss, log = run_child(cmd, work / "dense_build.log")
+    steps = {m[1]: float(m[2]) for m in STEP_RE.finditer(log)}
+    print(f"[{human(n)}] dense_hn build: {wall:.1f} s, peak RSS {rss:.2f} GB; steps {steps}", flush=True)
+    _, _, alone = run_child(
+        [sys.executable, __file__, "--dense_child", str(corpus)], work / "dense_alone.log"
+    )
+    alone = json.loads(alone.strip().splitlines()[-1])
+    print(
+        f"[{human(n)}] MiniLM encoding the pool alone: {alone['encode_s']:.1f} s, peak RSS {alone['peak_gb']:.2f} GB",
+        flush=True,
+    )
+    print(
+        f"dense_hn build peak RSS vs encoding the pool alone at {human(n)} passages: {rss / alone['peak_gb']:.2f}x"
+    )
+
+
 def summarise(path: Path, top: int = 25) -> None:
     """Share of samples per function (inclusive: anywhere on the stack) and per leaf (exclusive)."""
     inclusive: dict[str, int] = {}
@@ -198,7 +256,9 @@ def one_size(n: int, args, url: str) -> dict:
         profiled = [spy, "record", "-r", "20", "-f", "raw", "-o", str(work / "build.pyspy.txt"), "--", *cmd]
     wall, rss, log = run_child(profiled, work / "build.log")
     steps = {m[1]: float(m[2]) for m in STEP_RE.finditer(log)}
-    bm25 = {m[1]: float(m[3]) for m in BM25_RE.finditer(log)}
+    bm25: dict[str, float] = {}
+    for m in BM25_RE.finditer(log):  # mining searches its queries in blocks: one line per block
+        bm25[m[1]] = bm25.get(m[1], 0.0) + float(m[3])
     rows = json.loads((out / "dataset" / "build_stats.json").read_text())["configs"]
     print(f"[{human(n)}] build: {wall:.1f} s, peak RSS {rss:.2f} GB; steps {steps}; bm25 {bm25}", flush=True)
     for name, s in rows.items():
@@ -249,10 +309,20 @@ def main() -> None:
         "--profile", action="store_true", help="sample the build with py-spy (<workdir>/<n>/build.pyspy.txt)"
     )
     ap.add_argument("--summarise", default=None, help="print the top functions of a py-spy raw file and exit")
+    ap.add_argument(
+        "--dense",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: dense_hn (embedded MiniLM) at N passages vs encoding the pool alone (peak RSS)",
+    )
     ap.add_argument("--bm25_child", nargs=2, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--dense_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bm25_child:
         return bm25_child(args.bm25_child[0], int(args.bm25_child[1]))
+    if args.dense_child:
+        return dense_child(args.dense_child)
     if args.summarise:
         return summarise(Path(args.summarise))
     port = _free_port()
@@ -262,6 +332,8 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, server, path="/")
+        if args.dense:
+            return dense_size(args.dense, args, url)
         results = [one_size(n, args, url) for n in sorted(args.passages)]
     finally:
         server.kill()

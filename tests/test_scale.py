@@ -126,6 +126,43 @@ def test_mining_in_blocks_gives_the_rows_of_one_block(monkeypatch, strategy):
         assert stats[key] == whole_stats[key]
 
 
+@pytest.mark.parametrize("strategy", ["top", "random"])
+def test_killed_mining_redoes_only_the_block_it_was_in(tmp_path, monkeypatch, strategy):
+    import hardneg.negatives as negatives
+    from hardneg.negatives.providers import BM25Provider
+
+    corpus = load_corpus("embedded:cranfield").select(range(200))
+    first = corpus.select(range(0, 200, 5))
+    queries = Dataset.from_dict(
+        {
+            "query_id": [f"q{i}" for i in range(len(first))],
+            "query": [" ".join(t.split()[2:9]) for t in first["text"]],
+            "positive_id": first["id"],
+            "positive": first["text"],
+        }
+    )
+    options = dict(num_negatives=2, range_max=12, sampling_strategy=strategy, show_progress=False)
+    whole, _ = negatives.mine_hard_negatives(queries, corpus, method="bm25", **options)
+    monkeypatch.setattr(negatives, "MINING_BLOCK", 7)  # 6 blocks
+
+    class Dies(BM25Provider):
+        calls = 0
+
+        def candidates(self, *args, **kwargs):
+            type(self).calls += 1
+            if type(self).calls == 4:
+                raise KeyboardInterrupt  # killed inside the fourth block
+            return super().candidates(*args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        negatives.mine_hard_negatives(queries, corpus, method=Dies(), cache_dir=tmp_path, **options)
+    assert len(list((tmp_path / "blocks").glob("*.npz"))) == 3
+    Dies.calls = 10  # no more deaths; count the blocks the rerun searches
+    resumed, _ = negatives.mine_hard_negatives(queries, corpus, method=Dies(), cache_dir=tmp_path, **options)
+    assert Dies.calls == 10 + 3  # blocks 4-6 only
+    assert resumed.to_list() == whole.to_list()
+
+
 def test_pool_merges_equal_texts_under_the_first_id_and_adds_titles():
     from hardneg.negatives import pool_passages
 
@@ -175,6 +212,27 @@ def test_rerun_with_nothing_to_do_leaves_the_folder_untouched(tmp_path):
     (folder / "llm_hn" / "train-00000-of-00001.parquet").unlink()  # the folder changed: it is written again
     build(config, gen_config, generator=gen)
     assert len(load_dataset(str(folder), "llm_hn", split="train")) > 0
+
+
+def test_a_local_corpus_is_read_once_and_again_when_the_file_changes(tmp_path, monkeypatch):
+    import hardneg.build.steps as steps
+
+    corpus = tmp_path / "corpus.jsonl"
+    rows = load_corpus("embedded:cranfield").select(range(40))
+    corpus.write_text(
+        "".join(json.dumps({"_id": r["id"], "title": r["title"], "text": r["text"]}) + "\n" for r in rows)
+    )
+    gen_config, gen = scripted()
+    config = BuildConfig(output_dir=str(tmp_path / "run"), corpus=str(corpus), **BUILD)
+    folder = build(config, gen_config, generator=gen)
+    reads = []
+    real = steps.load_corpus
+    monkeypatch.setattr(steps, "load_corpus", lambda *a, **k: reads.append(1) or real(*a, **k))
+    assert build(config, gen_config, generator=gen) == folder and reads == []  # the kept stage, no JSON read
+    text = corpus.read_text().replace("aero", "AERO", 1)  # same size, new content and time: read anew
+    corpus.write_text(text)
+    build(config, gen_config, generator=gen)
+    assert reads == [1]
 
 
 @pytest.mark.parametrize("sample", [5, 0])

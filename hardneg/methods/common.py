@@ -118,7 +118,7 @@ def run_mined(
         **settings,
         seed=ctx.seed,
         batch_size=ctx.batch_size,
-        cache_dir=ctx.cache_dir / "ce_scores",
+        cache_dir=ctx.cache_dir / "mining",
         cache_folder=pool_cache(ctx.shared_cache_dir),
         shard=ctx.shard,
     )

@@ -42,7 +42,8 @@ extra_positives: ``{query_id: {doc_id, ...}}`` other known positives, never nega
 exclude_ids, exclude_queries: decontamination (``hardneg.decontaminate``): evaluation doc ids leave the
     pool (and queries whose positive is one), evaluation query texts leave the queries; counted in stats.
 batch_size: encoder / scorer batch size.
-cache_dir: ``ce`` only: save scores per chunk so an interrupted run resumes.
+cache_dir: save work as it is done so an interrupted run resumes: each block of ``MINING_BLOCK`` queries'
+    selected negatives (``blocks/``) and the ``ce`` rescoring's scores per chunk.
 cache_folder: ``dense`` (and a dense first stage): keep the pool's embeddings there
     (``corpus_embeddings_<hash>.npy``, as sentence-transformers does).
 shard: with ``cache_folder`` on a filesystem every process shares, this process of ``accelerate launch``
@@ -53,6 +54,8 @@ show_progress: tqdm progress bars.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -68,7 +71,14 @@ from datasets import Dataset
 from hardneg.corpus import check_unique_ids, passage_texts
 from hardneg.decontaminate import decontaminate
 from hardneg.distributed import Shard
-from hardneg.methods import MINED_FEATURES, QUERY_INPUT_COLUMNS, TRAINING_COLUMNS, arrow_table, from_arrow
+from hardneg.methods import (
+    MINED_FEATURES,
+    QUERY_INPUT_COLUMNS,
+    TRAINING_COLUMNS,
+    arrow_table,
+    content_key,
+    from_arrow,
+)
 from hardneg.negatives.mining import (
     MINED_COLUMNS,
     MiningParams,
@@ -310,11 +320,13 @@ def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run:
     query_rows = query_text_rows(first_queries, pool.passages) if rules.exclude_query_text else None
     per_query, positive_scores, score_name = Selection([], [], []), [], ""
     rng = np.random.default_rng(params.seed)
+    blocks = _BlockCache(run.cache_dir, pool, provider, params, k, rules.follows)
     for start in range(0, len(first_queries), MINING_BLOCK):
         block = slice(start, start + MINING_BLOCK)
-        cands = provider.candidates(first_queries[block], pool.passages, known[block], k=k, run=run)
-        per_query.extend(
-            select_negatives(
+        done = blocks.get(first_queries[block], known[block], rng)
+        if done is None:
+            cands = provider.candidates(first_queries[block], pool.passages, known[block], k=k, run=run)
+            chosen = select_negatives(
                 cands.indices,
                 cands.scores,
                 cands.lowest_positive_scores,
@@ -325,9 +337,11 @@ def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run:
                 query_rows=None if query_rows is None else query_rows[block],
                 rng=rng,
             )
-        )
-        positive_scores.append(cands.positive_scores)
-        score_name = cands.score_name
+            done = (chosen, cands.positive_scores, cands.score_name)
+            blocks.put(first_queries[block], known[block], rng, *done)
+        per_query.extend(done[0])
+        positive_scores.append(done[1])
+        score_name = done[2]
     return _Mined(
         pool,
         groups,
@@ -338,6 +352,88 @@ def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run:
         k,
         rules.follows,
     )
+
+
+class _BlockCache:
+    """Each finished block of ``_mine`` on disk (``<cache_dir>/blocks/<key>.npz``), so a killed mining run
+    redoes at most the block it was in. A block's key covers the pool's content, the provider and its
+    params, the filters, the window size and the block's own queries and known positives; the ``random``
+    strategy's generator state after the block is saved with it, so the blocks after a reused one draw what
+    one uninterrupted run draws. No ``cache_dir``: nothing is kept."""
+
+    def __init__(self, cache_dir, pool: Pool, provider, params: MiningParams, k: int, rules: str) -> None:
+        self.folder = Path(cache_dir) / "blocks" if cache_dir else None
+        if self.folder is not None:
+            parts = (provider.name, provider.params(), vars(params), k, rules, MINING_BLOCK)
+            self.key = content_key(_pool_fingerprint(pool), *parts)
+
+    def _path(self, queries: list[str], known: np.ndarray) -> Path:
+        return self.folder / f"{content_key(self.key, queries, known.tolist())}.npz"
+
+    def get(self, queries: list[str], known: np.ndarray, rng: np.random.Generator):
+        """(Selection, positive scores, score name) of a finished block, or None."""
+        path = self._path(queries, known) if self.folder is not None else None
+        if path is None or not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            cut = np.cumsum(z["counts"])[:-1]
+            sel = Selection(
+                np.split(z["negatives"], cut),
+                np.split(z["scores"], cut),
+                np.split(z["ranks"], cut),
+                meta["candidates_considered"],
+                meta["skipped"],
+                z["short"].tolist(),
+                z["without_candidates"].tolist(),
+            )
+            positive_scores = z["positive_scores"]
+        rng.bit_generator.state = meta["rng"]
+        return sel, positive_scores, meta["score_name"]
+
+    def put(self, queries, known, rng, sel: Selection, positive_scores: np.ndarray, score_name: str) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self._path(queries, known)
+        meta = {
+            "candidates_considered": sel.candidates_considered,
+            "skipped": sel.skipped,
+            "score_name": score_name,
+            "rng": rng.bit_generator.state,
+        }
+        empty = np.zeros(0)
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        np.savez(
+            tmp,
+            meta=np.array(json.dumps(meta)),
+            counts=np.array([len(n) for n in sel.negatives], dtype=np.int64),
+            negatives=np.concatenate(sel.negatives) if sel.negatives else empty.astype(np.int64),
+            scores=np.concatenate(sel.scores) if sel.scores else empty,
+            ranks=np.concatenate(sel.ranks) if sel.ranks else empty.astype(np.int64),
+            short=np.array(sel.short, dtype=bool),
+            without_candidates=np.array(sel.without_candidates, dtype=bool),
+            positive_scores=np.asarray(positive_scores),
+        )
+        tmp.replace(path)  # atomic: a block is either complete or absent
+
+
+def _pool_fingerprint(pool: Pool) -> str:
+    """A hash of the pool's ids and texts, independent of how their Arrow columns are chunked."""
+    lengths, data = hashlib.blake2b(digest_size=16), hashlib.blake2b(digest_size=16)
+    for column in (pool.ids.column, pool.passages.column):
+        for chunk in column.cast(pa.string()).chunks:
+            if not len(chunk) or chunk.buffers()[2] is None:  # nothing, or only empty strings: no bytes
+                lengths.update(np.zeros(len(chunk), dtype=np.int32).tobytes())
+                continue
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[
+                chunk.offset : chunk.offset + len(chunk) + 1
+            ]
+            if len(offsets):
+                lengths.update(np.diff(offsets).tobytes())
+                data.update(memoryview(chunk.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+        lengths.update(b"|")
+    return lengths.hexdigest() + data.hexdigest()
 
 
 def _st_table(queries, mined: _Mined, output_format, num_negatives: int, output_scores: bool) -> dict:

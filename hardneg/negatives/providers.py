@@ -37,7 +37,7 @@ class MiningRun:
     """The per-call settings a provider may use (none of them changes which candidates it returns)."""
 
     batch_size: int = 16
-    cache_dir: str | Path | None = None  # resumable scores (rescoring)
+    cache_dir: str | Path | None = None  # resumable work (finished blocks, rescoring scores)
     cache_folder: str | Path | None = None  # pool embeddings (dense)
     shard: Shard | None = None
     show_progress: bool = True
