@@ -240,6 +240,7 @@ def mine_hard_negatives(
     queries, pool, decontamination = _decontaminated(queries, corpus, exclude_ids, exclude_queries)
     run = MiningRun(batch_size, cache_dir, cache_folder, shard, show_progress)
     mined = _mine(queries, pool, provider, params, extra_positives, run)
+    run.state.clear()  # the provider's index / pool embeddings are freed before the rows are gathered
     name = name or f"{provider.name}_hn"
     if output_format is None:
         triplets = from_arrow(_rows(queries, mined, name, output_scores), MINED_FEATURES)

@@ -41,6 +41,9 @@ class MiningRun:
     cache_folder: str | Path | None = None  # pool embeddings (dense)
     shard: Shard | None = None
     show_progress: bool = True
+    # what a provider builds once for this call's pool (its index, the pool's embeddings), reused by every block
+    # of queries and freed when the call ends
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 class CandidateProvider(Protocol):
@@ -78,18 +81,13 @@ class BM25Provider:
     options: BM25Options | None = None
     name: str = "bm25"
     scorer_name: str | None = None
-    _index: tuple | None = field(default=None, repr=False, compare=False)  # (passages, BM25Index)
 
     def candidates(self, query_texts, passages, positive_rows, *, k, run) -> Candidates:
-        if self._index is None or self._index[0] is not passages:  # built once per pool, searched per block
-            self._index = (passages, bm25_index(passages, self.options, show_progress=run.show_progress))
+        key = f"bm25 index {self.options}"  # built once per call, searched per block
+        if key not in run.state:
+            run.state[key] = bm25_index(passages, self.options, show_progress=run.show_progress)
         return bm25_candidates(
-            query_texts,
-            passages,
-            positive_rows,
-            k=k,
-            index=self._index[1],
-            show_progress=run.show_progress,
+            query_texts, passages, positive_rows, k=k, index=run.state[key], show_progress=run.show_progress
         )
 
     def params(self) -> dict[str, Any]:
@@ -104,11 +102,11 @@ class DenseProvider:
     use_faiss: bool = False
     name: str = "dense"
     scorer_name: str | None = None
-    _pool: tuple | None = field(default=None, repr=False, compare=False)  # (passages, model, embeddings)
 
     def candidates(self, query_texts, passages, positive_rows, *, k, run) -> Candidates:
         named = isinstance(self.embedder, str)
-        if self._pool is None or self._pool[0] is not passages:  # encoded once per pool, searched per block
+        key = f"dense pool {embedder_label(self.embedder)} {id(self.embedder)}"  # encoded once per call
+        if key not in run.state:
             model = load_embedder(self.embedder) if named else self.embedder
             embeddings = encode_pool(
                 passages,
@@ -119,17 +117,18 @@ class DenseProvider:
                 shard=run.shard,
                 show_progress=run.show_progress,
             )
-            self._pool = (passages, model, embeddings)
+            run.state[key] = (model, embeddings)
+        model, embeddings = run.state[key]
         return dense_candidates(
             query_texts,
             passages,
             positive_rows,
             k=k,
-            model=self._pool[1],
+            model=model,
             batch_size=run.batch_size,
             use_faiss=self.use_faiss,
             show_progress=run.show_progress,
-            pool_embeddings=self._pool[2],
+            pool_embeddings=embeddings,
         )
 
     def params(self) -> dict[str, Any]:
