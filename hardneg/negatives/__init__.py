@@ -135,12 +135,13 @@ def _known_positives(
     queries: Dataset, pool: Pool, extra_positives: dict[str, Iterable[str]] | None
 ) -> QueryGroups:
     """Rows grouped by (normalised) query text; each query's positives: its rows' and extra_positives."""
-    positive_ids = [str(pid) for pid in queries["positive_id"][:]]
+    positive_ids = arrow_table(queries, ["positive_id"]).column(0)
     positive_rows = pool.rows_of(positive_ids)
     missing = np.flatnonzero(positive_rows < 0)
     if len(missing):
+        example = positive_ids[int(missing[0])].as_py()
         raise ValueError(
-            f"{len(missing)} positive_id(s) are not in the corpus (e.g. '{positive_ids[missing[0]]}'); fix: mine over "
+            f"{len(missing)} positive_id(s) are not in the corpus (e.g. '{example}'); fix: mine over "
             "the corpus the queries were generated from (after the same decontamination)"
         )
     query_ids = [str(q) for q in queries["query_id"][:]]
@@ -159,10 +160,12 @@ class Pool:
     corpus_ids: pa.ChunkedArray  # every corpus id, in corpus order
     candidate_of: np.ndarray  # corpus row -> its candidate row
 
-    def rows_of(self, doc_ids: Iterable[str]) -> np.ndarray:
+    def rows_of(self, doc_ids: Iterable[str] | pa.Array | pa.ChunkedArray) -> np.ndarray:
         """The candidate row of each id (-1 where the corpus has no such id)."""
-        found = pc.index_in(pa.array([str(d) for d in doc_ids], pa.string()), value_set=self.corpus_ids)
-        found = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        if not isinstance(doc_ids, (pa.Array, pa.ChunkedArray)):
+            doc_ids = pa.array([str(d) for d in doc_ids], pa.string())
+        found = pc.index_in(doc_ids.cast(pa.string()), value_set=self.corpus_ids)
+        found = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
         return np.where(found >= 0, self.candidate_of[np.maximum(found, 0)], -1)
 
 
