@@ -956,6 +956,23 @@ def test_truncated_result_json_names_the_file(tmp_path, monkeypatch, capsys):
     assert code == 2 and "m.bm25__cranfield.json:1 is not valid JSON" in err and "Traceback" not in err, err
 
 
+def test_result_json_without_a_model_names_the_file_and_field(tmp_path, monkeypatch, capsys):
+    """A result file lacking a field the report sorts by is refused when read, not by a sort traceback."""
+    from hardneg.report import ReportConfig, render_report
+
+    (tmp_path / "results").mkdir()
+    good = {"model": "m", "method": "bm25", "dataset": "cranfield", "metrics": {}, "per_query": {}}
+    (tmp_path / "results" / "a.bm25__cranfield.json").write_text(json.dumps(good))
+    bad = {k: v for k, v in good.items() if k != "model"}
+    (tmp_path / "results" / "b.bm25__cranfield.json").write_text(json.dumps(bad))
+    code, _, err = run_stage(
+        monkeypatch, capsys, lambda c: render_report(c), (ReportConfig,), ["--run_dir", str(tmp_path)]
+    )
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "b.bm25__cranfield.json is not a result file of hardneg: it lacks 'model'" in err, err
+    assert "fix: delete it and rerun evaluation/evaluate.py" in err, err
+
+
 def test_train_preflight_fails_before_any_process_starts(tmp_path, monkeypatch, capsys):
     """`make train` runs this (HARDNEG_CHECK_ONLY=1) before `accelerate launch`: one line, exit 2."""
     from hardneg.train import TrainConfig
