@@ -258,6 +258,9 @@ def _case_files(tmp: Path, case: str) -> list[str]:
         return ["--corpus", str(folder)]
     if case == "range_max_below_num_negatives":
         return ["--corpus", str(corpus), "--methods", '{"bm25_hn": {"range_max": 1, "num_negatives": 3}}']
+    if case in ("query_prompt_for_llm_hn", "unknown_prompt"):
+        prompt = "query_fewshot" if case == "query_prompt_for_llm_hn" else "no_such_prompt"
+        return ["--corpus", str(corpus), "--methods", json.dumps({"llm_hn": {"prompt": prompt}})]
     if case == "old_flat_option":
         return ["--corpus", str(corpus), "--range_max", "1"]
     if case == "float_for_int_cli":
@@ -290,6 +293,12 @@ BUILD_CASES = [
     ("null_temperature", "'temperature: null'"),
     ("unknown_key", "unknown key(s) ['num_pasages']"),
     ("range_max_below_num_negatives", "num_negatives (3) must be >= 1 and fit in the candidate window"),
+    (
+        "query_prompt_for_llm_hn",
+        "method 'llm_hn': prompt 'query_fewshot' is a query prompt over {passage}, not a negative prompt over "
+        "{query}; fix: use the method's own prompt (llm_hn)",
+    ),
+    ("unknown_prompt", "method 'llm_hn': prompt template 'no_such_prompt' not found; fix: use one of"),
     (
         "old_flat_option",
         "'range_max' is now an option of each method that takes it (bm25_hn, ce_hn, dense_hn)",
