@@ -300,7 +300,8 @@ def readable_name(spec: ModelSpec) -> str:
     return Path(spec.resolved.name.rstrip("/")).name
 
 
-def model_key(spec: ModelSpec) -> str:
-    """File-safe key of a model in result names: ``<readable name>.<method>`` (+ ``.seed<S>``)."""
+def model_key(spec: ModelSpec, name: str | None = None) -> str:
+    """File-safe key of a model in result names: ``<readable name>.<method>`` (+ ``.seed<S>``); ``name``: the
+    readable name when the caller has it (``readable_name`` may read the model card)."""
     seed = "" if spec.seed is None else f".seed{spec.seed}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{readable_name(spec)}.{spec.method}{seed}")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{name or readable_name(spec)}.{spec.method}{seed}")

@@ -66,8 +66,24 @@ RUN_FILE_SUFFIX = ".trec.gz"
 IDENTICAL_ID_DATASETS = ("arguana", "quora")
 
 
-def result_path(run_dir: str | Path, spec: ModelSpec, dataset: str) -> Path:
-    return Path(run_dir) / "results" / f"{model_key(spec)}__{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}.json"
+@dataclass(frozen=True)
+class ModelIdentity:
+    """How one model is named in results, worked out once per model in ``evaluate`` and passed down (each part
+    reads files: the model card for the name, every file's size and mtime for the stamp)."""
+
+    name: str  # readable_name: the model column of tables and result files
+    key: str  # model_key: result file names and the run file's tag
+    stamp: str  # source_stamp: the model files a result was computed from
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> ModelIdentity:
+        name = readable_name(spec)
+        return cls(name, model_key(spec, name), source_stamp(spec))
+
+
+def result_path(run_dir: str | Path, key: str, dataset: str) -> Path:
+    """``<run_dir>/results/<model key>__<dataset>.json`` (``key``: ``model_key`` / ``ModelIdentity.key``)."""
+    return Path(run_dir) / "results" / f"{key}__{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}.json"
 
 
 def run_file_path(result: str | Path) -> Path:
@@ -97,12 +113,16 @@ def source_stamp(spec: ModelSpec) -> str:
 
 
 def _is_current(
-    path: Path, spec: ModelSpec, dtype: str | None = None, expect: dict[str, Any] | None = None
+    path: Path,
+    spec: ModelSpec,
+    dtype: str | None = None,
+    expect: dict[str, Any] | None = None,
+    stamp: str | None = None,
 ) -> bool:
-    """An existing result file is reused only if it was computed from the same model files (and, for a
-    dense model, in the same ``dtype`` when one is given), its run file is there, and every key of
-    ``expect`` (``scoring_settings``: max_queries, top_k, the identical-ids rule, the metric list, the
-    requested dataset revision) has the same value in it."""
+    """An existing result file is reused only if it was computed from the same model files (``stamp``, by
+    default ``source_stamp(spec)``; and, for a dense model, in the same ``dtype`` when one is given), its run
+    file is there, and every key of ``expect`` (``scoring_settings``: max_queries, top_k, the identical-ids
+    rule, the metric list, the requested dataset revision) has the same value in it."""
     if not path.is_file() or not run_file_path(path).is_file():
         return False
     try:
@@ -111,17 +131,20 @@ def _is_current(
         return False
     same_dtype = dtype is None or spec.is_bm25 or old.dtype == dtype
     same_settings = all(old.setting(k) == v for k, v in (expect or {}).items())
-    return old.source_stamp == source_stamp(spec) and same_dtype and same_settings
+    stamp = source_stamp(spec) if stamp is None else stamp
+    return old.source_stamp == stamp and same_dtype and same_settings
 
 
-def mteb_model(spec: ModelSpec, result: EvalResult, model=None) -> mteb_results.ModelInfo:
+def mteb_model(
+    spec: ModelSpec, result: EvalResult, model=None, key: str | None = None
+) -> mteb_results.ModelInfo:
     """The model an MTEB result is filed under: a Hub or embedded model by its Hub id and commit; a local
-    folder (fine-tuned) as ``hardneg/<model key>`` at its files' stamp, with the ``model_meta.json`` saved
-    beside it by training; BM25 as ``hardneg/<model key>``."""
+    folder (fine-tuned) as ``hardneg/<model key>`` (``key``, by default ``model_key(spec)``) at its files'
+    stamp, with the ``model_meta.json`` saved beside it by training; BM25 as ``hardneg/<model key>``."""
     folder = None if spec.is_bm25 else Path(spec.resolved.name_or_path)
     if folder is not None and folder.is_dir() and not spec.model.startswith("embedded:"):
-        return mteb_results.model_info(model_key(spec), result.source_stamp, folder, model)
-    name = model_key(spec) if spec.is_bm25 else spec.resolved.name
+        return mteb_results.model_info(key or model_key(spec), result.source_stamp, folder, model)
+    name = (key or model_key(spec)) if spec.is_bm25 else spec.resolved.name
     return mteb_results.model_info(name, result.model_commit, None, model)
 
 
@@ -261,8 +284,10 @@ def evaluate_model_on_dataset(
     dataset_source: str = "",
     *,
     dataset_revision: dict[str, Any] | None = None,
+    identity: ModelIdentity | None = None,
 ) -> tuple[EvalResult, dict[str, dict[str, float]]]:
-    """Run one retriever on one dataset and score it; returns (the result record, the scored run)."""
+    """Run one retriever on one dataset and score it; returns (the result record, the scored run).
+    ``identity``: the model's ``ModelIdentity`` when the caller has it (worked out here otherwise)."""
     query_ids = judged_queries(data, config.max_queries)
     t0 = time.perf_counter()
     ignore_identical = ignores_identical_ids(config.ignore_identical_ids, data.name)
@@ -280,14 +305,15 @@ def evaluate_model_on_dataset(
         queries_without_relevant=config.queries_without_relevant,
     )
     counts = _result_counts(data, scored, query_ids)
+    identity = identity or ModelIdentity.of(spec)
     import hardneg
 
     result = EvalResult(
-        model=readable_name(spec),
+        model=identity.name,
         method=spec.method,
         seed=spec.seed,
         model_path=spec.model,
-        source_stamp=source_stamp(spec),
+        source_stamp=identity.stamp,
         dataset=data.name,
         dataset_source=dataset_source or data.name,
         dataset_revision=dataset_revision or {"revision": None, "how": "local"},
@@ -337,25 +363,29 @@ class _Plan:
         return self.stale + self.mteb_only
 
 
-def _plan(config: EvalConfig, spec: ModelSpec, refs: list[DatasetRef], dtype: str, write_mteb: bool) -> _Plan:
+def _plan(
+    config: EvalConfig,
+    spec: ModelSpec,
+    identity: ModelIdentity,
+    refs: list[DatasetRef],
+    dtype: str,
+    write_mteb: bool,
+) -> _Plan:
+    path = {d: result_path(config.run_dir, identity.key, d.name) for d in refs}
     stale = [
         d
         for d in refs
         if config.overwrite
-        or not _is_current(
-            result_path(config.run_dir, spec, d.name), spec, dtype, scoring_settings(config, d)
-        )
+        or not _is_current(path[d], spec, dtype, scoring_settings(config, d), identity.stamp)
     ]
     # a current result without its MTEB file (computed before mteb was installed): the MTEB file is made
     # from the kept run file, nothing is encoded again
     mteb_only = [
         d
         for d in refs
-        if d not in stale
-        and write_mteb
-        and not mteb_results.has_task_result(config.run_dir, result_path(config.run_dir, spec, d.name))
+        if d not in stale and write_mteb and not mteb_results.has_task_result(config.run_dir, path[d])
     ]
-    kept = [result_path(config.run_dir, spec, d.name) for d in refs if d not in stale + mteb_only]
+    kept = [path[d] for d in refs if d not in stale + mteb_only]
     return _Plan(stale, mteb_only, kept)
 
 
@@ -375,6 +405,7 @@ def _write_result(
     run: dict[str, dict[str, float]],
     *,
     spec: ModelSpec,
+    identity: ModelIdentity,
     ref: DatasetRef,
     data: BeirData,
     model,
@@ -385,7 +416,7 @@ def _write_result(
     None: the task MTEB knows for the set), then the result file, and one printed line."""
     if computed:
         result = replace(result, **scoring_settings(config, ref))
-        result.run_file = write_run_file(run_file_path(path), run, tag=model_key(spec)).name
+        result.run_file = write_run_file(run_file_path(path), run, tag=identity.key).name
     if mteb_task is not False:
         mteb_path = mteb_results.write_evaluation(
             config.run_dir,
@@ -395,7 +426,7 @@ def _write_result(
             hub_path=ref.hub_id,
             revision=ref.commit,
             task_name=mteb_task,
-            model=mteb_model(spec, result, model),
+            model=mteb_model(spec, result, model, identity.key),
             evaluation_time=result.timing["wall_s"],
             passage_format=config.passage_format,
             ignore_identical_ids=result.ignore_identical_ids,
@@ -429,21 +460,28 @@ def evaluate(config: EvalConfig) -> list[Path]:
         mteb_results.get_registered_task(name)  # an unknown task name fails now, not after the encoding
     for spec in config.model_specs:
         state.wait_for_everyone()  # every process decides what is left from the same files
-        plan = _plan(config, spec, refs, dtype, write_mteb)
+        identity = ModelIdentity.of(spec)  # its name, key and files' stamp: read once for every dataset
+        plan = _plan(config, spec, identity, refs, dtype, write_mteb)
         written += plan.kept
         if not plan.todo:
             logger.info(
-                "%s: results of these model files exist, skipped (overwrite=true recomputes)", model_key(spec)
+                "%s: results of these model files exist, skipped (overwrite=true recomputes)", identity.key
             )
             continue
         model = None if spec.is_bm25 else load_eval_model(spec, config.device or str(state.device))
         for ref in plan.todo:
             if ref not in datasets:
                 datasets[ref] = load_eval_dataset(ref)
-            data, path = datasets[ref], result_path(config.run_dir, spec, ref.name)
+            data, path = datasets[ref], result_path(config.run_dir, identity.key, ref.name)
             if ref in plan.stale:
                 result, run = evaluate_model_on_dataset(
-                    spec, data, config, model, dataset_source=ref.source, dataset_revision=ref.record()
+                    spec,
+                    data,
+                    config,
+                    model,
+                    dataset_source=ref.source,
+                    dataset_revision=ref.record(),
+                    identity=identity,
                 )
             else:
                 result = EvalResult.from_disk(path, "evaluate again (overwrite: true)")
@@ -455,6 +493,7 @@ def evaluate(config: EvalConfig) -> list[Path]:
                     result,
                     run,
                     spec=spec,
+                    identity=identity,
                     ref=ref,
                     data=data,
                     model=model,

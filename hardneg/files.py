@@ -2,8 +2,8 @@
 
 ``write_atomic`` writes beside the target under a hidden name (``.<name>.tmp-*``: no data-file pattern such
 as ``<config>/train-*`` or ``results/*.json`` matches it), then renames it over the target; on any failure
-the temporary file is removed and the previous version stays. A full disk is one clear line
-(``no_space_error``).
+the temporary file is removed and the previous version stays (``open_atomic``: the same for a file written
+in pieces). A full disk is one clear line (``no_space_error``).
 
 ``replace_folder`` does the same for a folder (the dataset folder, a trained model's folder): it is written as
 ``.<name>.new-*`` beside the real folder (symlinks resolved), then the old one is renamed aside
@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from hardneg.errors import first_line
 
@@ -55,12 +56,21 @@ def _umask() -> int:
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Replace ``path`` with ``data`` (text is UTF-8) in one rename; the old file survives any failure."""
+    with open_atomic(path) as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``path`` in one rename when the block ends (for content written in pieces,
+    e.g. files appended with ``shutil.copyfileobj``); on any failure the old file stays, the new one is removed."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            yield f
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
@@ -68,7 +78,6 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 @contextlib.contextmanager

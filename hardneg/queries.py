@@ -32,7 +32,7 @@ from hardneg.generation import (
 )
 from hardneg.llm import Generator, GeneratorConfig, load_generator
 from hardneg.methods import QUERY_FEATURES
-from hardneg.prompts import PromptTemplate, load_prompt
+from hardneg.prompts import PromptTemplate, load_prompt_for
 
 QUERY_MAX_NEW_TOKENS = 32
 
@@ -126,12 +126,7 @@ def _check_corpus(corpus: Dataset) -> None:
 
 def _query_template(prompt: str | Path) -> PromptTemplate:
     """The query prompt: a template of kind ``query`` over ``{passage}`` only."""
-    template = load_prompt(prompt)
-    if template.kind != "query" or template.inputs != ("passage",):
-        raise ValueError(
-            f"prompt '{template.name}' is not a query prompt over {{passage}}; fix: use query_fewshot or query_zeroshot"
-        )
-    return template
+    return load_prompt_for(prompt, "query", ("passage",), "use query_fewshot or query_zeroshot")
 
 
 def passage_items(part: Dataset, max_passage_words: int | None) -> list[dict]:

@@ -372,6 +372,8 @@ class EvalResult:
     # Left out of the file while unset (only a run that files MTEB results has one); the rest is always
     # written, ``null`` included, as ``hardneg.evaluate`` wrote it before this type.
     OPTIONAL: ClassVar[frozenset[str]] = frozenset({"mteb_result"})
+    # What a file must name (text) to be a result: the report groups and sorts results by these.
+    REQUIRED: ClassVar[tuple[str, ...]] = ("dataset", "model", "method")
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -398,11 +400,20 @@ class EvalResult:
     @classmethod
     def from_disk(cls, path: str | Path, fix: str | None = None) -> EvalResult:
         """A result file of any hardneg version (``_upgrade``). With ``fix``, a broken file is one error line
-        naming it and the fix (``hardneg.config.read_json``); without, ``json.JSONDecodeError`` propagates."""
+        naming it and the fix (``hardneg.config.read_json``); without, ``json.JSONDecodeError`` propagates.
+        A file that is not a JSON object, or lacks one of ``REQUIRED`` (absent, null or not text), is one
+        ``ValueError`` line naming the file, the missing fields and ``fix``."""
         path = Path(path)
+        fix_text = fix or "evaluate again"
         data = read_json(path, fix) if fix else json.loads(path.read_text())
         if not isinstance(data, dict):
-            raise ValueError(f"{path} is not a result file (a JSON object); fix: {fix or 'evaluate again'}")
+            raise ValueError(f"{path} is not a result file (a JSON object); fix: {fix_text}")
+        missing = [k for k in cls.REQUIRED if not isinstance(data.get(k), str) or not data[k]]
+        if missing:
+            raise ValueError(
+                f"{path} is not a result file of hardneg: it lacks {', '.join(map(repr, missing))} "
+                f"(every result names its {', '.join(cls.REQUIRED)}); fix: {fix_text}"
+            )
         return cls.from_dict(cls._upgrade(data), path=path)
 
     @staticmethod

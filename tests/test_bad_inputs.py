@@ -258,6 +258,9 @@ def _case_files(tmp: Path, case: str) -> list[str]:
         return ["--corpus", str(folder)]
     if case == "range_max_below_num_negatives":
         return ["--corpus", str(corpus), "--methods", '{"bm25_hn": {"range_max": 1, "num_negatives": 3}}']
+    if case in ("query_prompt_for_llm_hn", "unknown_prompt"):
+        prompt = "query_fewshot" if case == "query_prompt_for_llm_hn" else "no_such_prompt"
+        return ["--corpus", str(corpus), "--methods", json.dumps({"llm_hn": {"prompt": prompt}})]
     if case == "old_flat_option":
         return ["--corpus", str(corpus), "--range_max", "1"]
     if case == "float_for_int_cli":
@@ -290,6 +293,12 @@ BUILD_CASES = [
     ("null_temperature", "'temperature: null'"),
     ("unknown_key", "unknown key(s) ['num_pasages']"),
     ("range_max_below_num_negatives", "num_negatives (3) must be >= 1 and fit in the candidate window"),
+    (
+        "query_prompt_for_llm_hn",
+        "method 'llm_hn': prompt 'query_fewshot' is a query prompt over {passage}, not a negative prompt over "
+        "{query}; fix: use the method's own prompt (llm_hn)",
+    ),
+    ("unknown_prompt", "method 'llm_hn': prompt template 'no_such_prompt' not found; fix: use one of"),
     (
         "old_flat_option",
         "'range_max' is now an option of each method that takes it (bm25_hn, ce_hn, dense_hn)",
@@ -954,6 +963,23 @@ def test_truncated_result_json_names_the_file(tmp_path, monkeypatch, capsys):
         monkeypatch, capsys, lambda c: render_report(c), (ReportConfig,), ["--run_dir", str(tmp_path)]
     )
     assert code == 2 and "m.bm25__cranfield.json:1 is not valid JSON" in err and "Traceback" not in err, err
+
+
+def test_result_json_without_a_model_names_the_file_and_field(tmp_path, monkeypatch, capsys):
+    """A result file lacking a field the report sorts by is refused when read, not by a sort traceback."""
+    from hardneg.report import ReportConfig, render_report
+
+    (tmp_path / "results").mkdir()
+    good = {"model": "m", "method": "bm25", "dataset": "cranfield", "metrics": {}, "per_query": {}}
+    (tmp_path / "results" / "a.bm25__cranfield.json").write_text(json.dumps(good))
+    bad = {k: v for k, v in good.items() if k != "model"}
+    (tmp_path / "results" / "b.bm25__cranfield.json").write_text(json.dumps(bad))
+    code, _, err = run_stage(
+        monkeypatch, capsys, lambda c: render_report(c), (ReportConfig,), ["--run_dir", str(tmp_path)]
+    )
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "b.bm25__cranfield.json is not a result file of hardneg: it lacks 'model'" in err, err
+    assert "fix: delete it and rerun evaluation/evaluate.py" in err, err
 
 
 def test_train_preflight_fails_before_any_process_starts(tmp_path, monkeypatch, capsys):

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,29 @@ def test_more_processes_than_passages_is_one_clear_error(tmp_path, monkeypatch):
     config = BuildConfig(output_dir=str(tmp_path / "run"), num_passages=3, methods=["bm25_hn"])
     with pytest.raises(ValueError, match=r"3 sampled passages leave process 0 of 4 none; fix: sample more"):
         build(config, cfg, generator=gen)
+
+
+def test_gather_rejects_streams_the_shards_files_in_rank_order(tmp_path):
+    """Each reject file is the shards' files joined byte for byte in rank order (a shard without one adds
+    nothing), copied in chunks: memory stays far below one shard's file."""
+    from hardneg.build.shards import gather_rejects
+
+    folders = [tmp_path / f"shard{r}" for r in range(3)]
+    for folder in folders:
+        folder.mkdir()
+    line = json.dumps({"id": "q", "text": "réponse " * 60}) + "\n"  # non-ASCII: copied as bytes
+    big = line * (4_000_000 // len(line))
+    (folders[0] / "llm_hn.jsonl").write_text(big + "shard 0\n", encoding="utf-8")
+    (folders[2] / "llm_hn.jsonl").write_text("shard 2\n", encoding="utf-8")
+    (folders[1] / "queries.jsonl").write_text("only shard 1\n", encoding="utf-8")
+    out = tmp_path / "cache" / "rejects"
+    tracemalloc.start()
+    try:
+        gather_rejects(folders, out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (out / "llm_hn.jsonl").read_bytes() == (big + "shard 0\nshard 2\n").encode("utf-8")
+    assert (out / "queries.jsonl").read_text() == "only shard 1\n"
+    assert sorted(p.name for p in out.iterdir()) == ["llm_hn.jsonl", "queries.jsonl"]  # no temporary left
+    assert peak < 1_000_000, f"{peak} bytes allocated: a shard's file was read whole"

@@ -210,7 +210,8 @@ def test_results_are_reused_only_for_the_same_model_files(tmp_path):
     (folder / "model.safetensors").write_bytes(b"weights-1")
     spec = ModelSpec(method="llm_hn", model=str(folder))
     result = tmp_path / "r.json"
-    result.write_text(_json.dumps({"source_stamp": source_stamp(spec)}))
+    names = {"model": "m", "method": "llm_hn", "dataset": "d"}  # what every result file names (EvalResult)
+    result.write_text(_json.dumps({**names, "source_stamp": source_stamp(spec)}))
     assert not _is_current(result, spec), "no run file beside the result: recompute"
     (tmp_path / "r.trec.gz").write_bytes(b"")
     assert _is_current(result, spec)
@@ -221,7 +222,7 @@ def test_results_are_reused_only_for_the_same_model_files(tmp_path):
     # same model, other scoring settings (max_queries, top_k, metrics, rule, revision): recompute
     bm25 = ModelSpec(method="bm25")
     settings = {"max_queries": 50, "top_k": 100, "metric_list": ["ndcg@10"], "ignore_identical_ids": False}
-    result.write_text(_json.dumps({"source_stamp": "bm25", **settings, "metrics": {"ndcg@10": 0.5}}))
+    result.write_text(_json.dumps({**names, "source_stamp": "bm25", **settings, "metrics": {"ndcg@10": 0.5}}))
     assert _is_current(result, bm25, expect=settings)
     assert not _is_current(result, bm25, expect={**settings, "max_queries": 0})
     assert not _is_current(result, bm25, expect={**settings, "metric_list": ["ndcg@10", "p@10"]})
@@ -288,6 +289,50 @@ def test_seed_folders_expand_to_one_result_per_seed(tmp_path, mini_beir):
     mtime = paths[1].stat().st_mtime_ns
     evaluate(config)
     assert paths[0].with_name(results[0]["run_file"]).is_file() and paths[1].stat().st_mtime_ns == mtime
+
+
+def test_each_models_name_and_stamp_are_read_once_for_all_datasets(tmp_path, mini_beir, monkeypatch):
+    """readable_name (the model card) and source_stamp (every file's size and mtime) once per model and
+    evaluate() call, not once per dataset and step; the result files are the same as before."""
+    import shutil
+
+    import hardneg.eval_config
+    import hardneg.evaluate
+    from hardneg.assets import resolve_embedder
+
+    other = tmp_path / "other"
+    shutil.copytree(mini_beir, other)
+    folder = tmp_path / "models" / "llm_hn"
+    folder.parent.mkdir(parents=True)
+    folder.symlink_to(Path(resolve_embedder("embedded:minilm").name_or_path), target_is_directory=True)
+    config = _config(
+        tmp_path / "run",
+        mini_beir,
+        datasets=[str(mini_beir), str(other)],
+        models=[f"llm_hn={folder}", "bm25=bm25"],
+    )
+    calls: list[tuple[str, str]] = []
+
+    def counted(name, fn):
+        return lambda spec, *a, **k: calls.append((name, spec.model)) or fn(spec, *a, **k)
+
+    for module in (hardneg.evaluate, hardneg.eval_config):
+        monkeypatch.setattr(module, "readable_name", counted("name", hardneg.eval_config.readable_name))
+    monkeypatch.setattr(hardneg.evaluate, "source_stamp", counted("stamp", hardneg.evaluate.source_stamp))
+    paths = evaluate(config)
+    assert sorted(p.name for p in paths) == sorted(
+        f"{m}__{d}.json" for m in ("llm_hn.llm_hn", "BM25.bm25") for d in ("mini_beir0", "other")
+    )
+    for model in (str(folder), "bm25"):
+        assert calls.count(("name", model)) == 1 and calls.count(("stamp", model)) == 1, calls
+    result = json.loads(paths[0].read_text())
+    assert result["model"] == "llm_hn" and result["source_stamp"] == hardneg.evaluate.source_stamp(
+        ModelSpec("llm_hn", str(folder))
+    )
+    assert result["run_file"] == paths[0].name.replace(".json", ".trec.gz")
+    calls.clear()
+    assert evaluate(config) == paths  # all kept: the same files, read once more per model
+    assert calls.count(("stamp", str(folder))) == 1 and calls.count(("name", str(folder))) == 1, calls
 
 
 def _self_retrieving_set(folder: Path) -> Path:

@@ -224,6 +224,9 @@ def test_an_llm_method_from_one_file_flows_to_a_trained_model(tmp_path, plugin):
         ConfigError, match=r"method 'my_llm_hn' has no option\(s\) \['aspects'\]; fix: use its own"
     ):
         BuildConfig(plugins=[path], methods={"my_llm_hn": {"aspects": "x"}})
+    # its prompt is checked when the recipe is read (a plugin's options declare no INPUTS: any negative prompt)
+    with pytest.raises(ConfigError, match=r"method 'my_llm_hn': prompt 'query_fewshot' is a query prompt"):
+        BuildConfig(plugins=[path], methods={"my_llm_hn": {"prompt": "query_fewshot"}})
 
 
 def test_a_candidate_provider_and_its_mined_method_from_one_file(tmp_path, plugin):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -304,6 +305,34 @@ def test_an_independent_judge_must_not_be_the_guard_or_the_main_scorer(tmp_path)
             BuildConfig(**common, **extra, false_negative_judge=judge)
     BuildConfig(**common, methods=methods("overlap-a"), false_negative_judge="overlap-b")
     BuildConfig(**common, methods=methods("overlap-a"), false_negative_judge="none")
+
+
+@pytest.mark.parametrize(
+    "method,prompt,fragment",
+    [
+        ("llm_hn", "query_fewshot", "is a query prompt over {passage}, not a negative prompt over {query}"),
+        ("llm_hn", "fn_judge", "is a judge prompt over {query} and {passage}, not a negative prompt"),
+        ("llm_pos_hn", "llm_hn", "not a negative prompt over {query} and {positive}"),
+        ("llm_perturb_hn", "llm_pos_hn", "not a negative prompt over {query}, {positive} and {change}"),
+        ("llm_pos_hn", "missing.yaml", "template 'missing.yaml' not found"),
+    ],
+)
+def test_an_llm_methods_prompt_is_checked_when_the_recipe_is_read(tmp_path, method, prompt, fragment):
+    """Not when the method's stage runs, after the queries were generated: nothing is built or loaded."""
+    with pytest.raises(ValueError, match=rf"^method '{method}': prompt .*{re.escape(fragment)}.*; fix: "):
+        BuildConfig(output_dir=str(tmp_path / "run"), methods={method: {"prompt": prompt}})
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_llm_method_takes_a_prompt_file_with_its_placeholders(tmp_path):
+    prompt = tmp_path / "mine.yaml"
+    prompt.write_text("name: mine\nversion: '1'\nkind: negative\ntext: 'Q: {query}\\nP: {positive}\\nN:'\n")
+    config = BuildConfig(output_dir=str(tmp_path / "run"), methods={"llm_pos_hn": {"prompt": str(prompt)}})
+    assert config.options_of("llm_pos_hn")["prompt"] == str(prompt)
+    with pytest.raises(
+        ValueError, match=r"prompt 'mine' is a negative prompt over \{positive\} and \{query\}"
+    ):
+        BuildConfig(output_dir=str(tmp_path / "run"), methods={"llm_hn": {"prompt": str(prompt)}})
 
 
 def test_a_rebuild_reuses_false_negative_scores_without_loading_a_scorer(tmp_path, monkeypatch):

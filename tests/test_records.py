@@ -159,6 +159,19 @@ def test_older_files_read_through_from_disk(tmp_path):
     assert ConfigStats.from_dict({"rows": 1}).to_dict() == {"rows": 1}
 
 
+@pytest.mark.parametrize("drop", [("model",), ("dataset", "method")])
+def test_a_result_file_without_its_names_is_one_line(tmp_path, drop):
+    """Absent ('model', 'dataset') or null ('method'): the report could not sort or group the result."""
+    data = {k: v for k, v in _result().items() if k not in drop}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**data, **({"method": None} if "method" in drop else {})}))
+    missing = ", ".join(repr(k) for k in EvalResult.REQUIRED if k in drop)
+    with pytest.raises(
+        ValueError, match=rf"r\.json is not a result file of hardneg: it lacks {missing} .*fix: x$"
+    ):
+        EvalResult.from_disk(path, "x")
+
+
 def test_merge_rules_are_part_of_the_type():
     assert ConfigStats.merge_rule("rows") == ("sum", None)
     assert ConfigStats.merge_rule("items_per_second") == ("derived", ("rows", "wall_seconds"))

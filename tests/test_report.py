@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -9,8 +10,11 @@ import numpy as np
 import pytest
 
 from hardneg.metrics import read_run_file
+from hardneg.records import EvalResult
 from hardneg.report import ReportConfig, load_results, render_report
 
+# the module (hardneg.report exports its function ``markdown`` under the same name)
+markdown_module = importlib.import_module("hardneg.report.markdown")
 METRICS = ("ndcg@10", "p@10", "recall@100", "map@100", "mrr@10")
 
 
@@ -287,3 +291,20 @@ def test_unknown_reference_and_corrupt_run_file_are_one_line(tmp_path):
     text.write_text("q1 Q0 d1 1 high run\n")
     with pytest.raises(ValueError, match="y.trec line 1: score 'high' is not a number"):
         read_run_file(text)
+
+
+def test_training_budgets_read_each_summary_once_and_none_without_a_model_path(tmp_path, monkeypatch):
+    model = tmp_path / "models" / "llm_hn"
+    model.mkdir(parents=True)
+    (model / "training_summary.json").write_text(json.dumps({"global_step": 5}))
+    (tmp_path / "training_summary.json").write_text(json.dumps({"global_step": 7}))  # in the current folder
+    monkeypatch.chdir(tmp_path)
+    reads: list[Path] = []
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: reads.append(p.absolute()) or real(p, *a, **k))
+    results = [
+        EvalResult(model="m", method="llm_hn", model_path=str(model), dataset=d) for d in ("a", "b", "c")
+    ]
+    results += [EvalResult(model="m", method=m, model_path=None, dataset="a") for m in ("zero-shot", "x")]
+    assert markdown_module.training_budgets(results) == {"llm_hn": {5}}  # not 7: no ./training_summary.json
+    assert reads == [model / "training_summary.json"]  # once for the three datasets

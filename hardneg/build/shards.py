@@ -3,6 +3,7 @@ on its shard, and the main process gathering every shard's stages, scores and re
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from hardneg.distributed import (
     wait_for_shards,
     write_done,
 )
+from hardneg.files import open_atomic
 from hardneg.llm import GeneratorConfig
 from hardneg.methods import FN_SCORES_GLOB, QUERIES_CONFIG, content_key, get_method, method_names
 from hardneg.negatives import pool_cache, pool_passages
@@ -72,10 +74,11 @@ def gather_rejects(folders: list[Path], out: Path) -> None:
     if names:
         out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        text = "".join((f / name).read_text() for f in folders if (f / name).is_file())
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(out / name)
+        with open_atomic(out / name) as joined:  # streamed: a shard's rejects are never held in memory
+            for part in (f / name for f in folders):
+                if part.is_file():
+                    with part.open("rb") as src:
+                        shutil.copyfileobj(src, joined)
 
 
 def make_shard(

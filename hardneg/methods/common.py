@@ -8,8 +8,8 @@ for numbers, then the method's own rules).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 from datasets import Dataset
 
@@ -18,11 +18,17 @@ from hardneg.negatives import mine_hard_negatives, pool_cache
 from hardneg.negatives.llm import generate_negatives
 from hardneg.negatives.providers import CandidateProvider
 from hardneg.options import ConfigError, check_fields
+from hardneg.prompts import load_prompt_for
 
 
 @dataclass
 class LLMOptions:
-    """What every LLM method takes besides its prompt."""
+    """What every LLM method takes besides its prompt. The method's options add a ``prompt`` field (default: the
+    method's own template) and set ``INPUTS``, the placeholders the method fills; the prompt is checked when
+    the options are built (``__post_init__``), not when the method's stage runs after query generation."""
+
+    # The placeholders the method's prompt must take exactly (None: any negative prompt, e.g. a plugin's).
+    INPUTS: ClassVar[tuple[str, ...] | None] = None
 
     max_new_tokens: int = field(
         default=96, metadata={"bounds": (1, None), "help": "Token budget of a generated negative passage."}
@@ -36,6 +42,11 @@ class LLMOptions:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        prompt = getattr(self, "prompt", None)
+        if prompt is not None:
+            own = next(f.default for f in fields(self) if f.name == "prompt")
+            fix = f"use the method's own prompt ({own}) or a negative template over those placeholders"
+            load_prompt_for(prompt, "negative", self.INPUTS, fix)
 
 
 @dataclass

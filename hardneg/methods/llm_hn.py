@@ -16,6 +16,8 @@ INPUTS = ("query",)
 
 @dataclass
 class LlmHnOptions(LLMOptions):
+    INPUTS = INPUTS  # the placeholders run() fills (LLMOptions checks the prompt takes them)
+
     prompt: str = field(
         default=PROMPT,
         metadata={"help": "Prompt taking {query}: a packaged template name or a YAML file path."},

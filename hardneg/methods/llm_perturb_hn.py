@@ -34,6 +34,8 @@ PERTURB_HYGIENE = HygieneConfig(
 
 @dataclass
 class LlmPerturbHnOptions(LLMOptions):
+    INPUTS = INPUTS  # the placeholders run() fills (LLMOptions checks the prompt takes them)
+
     prompt: str = field(
         default=PROMPT,
         metadata={

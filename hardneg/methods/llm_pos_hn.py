@@ -16,6 +16,8 @@ INPUTS = ("query", "positive")
 
 @dataclass
 class LlmPosHnOptions(LLMOptions):
+    INPUTS = INPUTS  # the placeholders run() fills (LLMOptions checks the prompt takes them)
+
     prompt: str = field(
         default=PROMPT,
         metadata={

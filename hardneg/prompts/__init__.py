@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -97,6 +98,31 @@ def load_prompt(name_or_path: str | Path) -> PromptTemplate:
             f"prompt file '{path}' is not valid UTF-8 YAML ({type(err).__name__}); fix: check its syntax"
         ) from None
     return _parse(_yaml(text, path), path)
+
+
+def load_prompt_for(
+    name_or_path: str | Path, kind: str, inputs: Sequence[str] | None, fix: str
+) -> PromptTemplate:
+    """``load_prompt`` of a template that suits its use: of ``kind`` and, when ``inputs`` is given, taking exactly
+    those placeholders (every one is filled, none is left over). Otherwise, or when there is no such template,
+    one ``ValueError`` line naming the template and ``fix``."""
+    try:
+        template = load_prompt(name_or_path)
+    except FileNotFoundError as err:
+        raise ValueError(str(err)) from None
+    if template.kind != kind or (inputs is not None and set(template.inputs) != set(inputs)):
+        wanted = f"a {kind} prompt" + (f" over {_placeholders(inputs)}" if inputs else "")
+        raise ValueError(
+            f"prompt '{template.name}' is a {template.kind} prompt over {_placeholders(template.inputs)}, "
+            f"not {wanted}; fix: {fix}"
+        )
+    return template
+
+
+def _placeholders(names: Sequence[str]) -> str:
+    """``{query}, {positive} and {change}``."""
+    braced = ["{" + n + "}" for n in names]
+    return " and ".join([", ".join(braced[:-1]), braced[-1]] if len(braced) > 1 else braced)
 
 
 def _yaml(text: str, where: str | Path) -> object:

@@ -4,12 +4,12 @@ diagnostics section when ``make diagnose`` ran."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from hardneg.config import read_json
 from hardneg.diagnose.against import against_results
 from hardneg.diagnose.record import Diagnostics
 from hardneg.records import EvalResult
@@ -25,15 +25,27 @@ TEST_NAMES = {
 
 
 def training_budgets(results: list[EvalResult]) -> dict[str, set[int]]:
-    """Optimizer steps each fine-tuned method trained for (from ``training_summary.json`` beside the model)."""
+    """Optimizer steps each fine-tuned method trained for (from ``training_summary.json`` beside the model; each
+    model's file read once, however many datasets it was evaluated on). A result without a model path has
+    none (never ``./training_summary.json``)."""
+    step_of: dict[str, int | None] = {}  # model path -> its global_step
     steps: dict[str, set[int]] = {}
     for r in results:
-        summary = Path(str(r.model_path or "")) / "training_summary.json"
-        if summary.is_file():
-            step = json.loads(summary.read_text()).get("global_step")
-            if step is not None:
-                steps.setdefault(r.method, set()).add(int(step))
+        if not r.model_path:
+            continue
+        if r.model_path not in step_of:
+            step_of[r.model_path] = _global_step(Path(r.model_path) / "training_summary.json")
+        if step_of[r.model_path] is not None:
+            steps.setdefault(r.method, set()).add(step_of[r.model_path])
     return steps
+
+
+def _global_step(summary: Path) -> int | None:
+    if not summary.is_file():
+        return None
+    data = read_json(summary, "train that model again (training writes it last) or delete the file")
+    step = data.get("global_step") if isinstance(data, dict) else None
+    return None if step is None else int(step)
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
