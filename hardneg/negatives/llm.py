@@ -25,7 +25,7 @@ from hardneg.generation import (
 )
 from hardneg.llm import Generator
 from hardneg.methods import LLM_FEATURES, QUERY_INPUT_COLUMNS, table
-from hardneg.prompts import PromptTemplate, load_prompt
+from hardneg.prompts import PromptTemplate, load_prompt_for
 from hardneg.queries import truncate_words
 
 NEGATIVE_MAX_NEW_TOKENS = 96
@@ -107,13 +107,7 @@ def _checked_inputs(queries: Dataset, prompt: str | Path, inputs: Sequence[str])
         )
     check_unique_ids(queries, "queries", "query_id")
     check_texts(queries, ["query", "positive"], "queries", "query_id")  # before the first block is generated
-    template = load_prompt(prompt)
-    if template.kind != "negative" or set(template.inputs) != set(inputs):
-        raise ValueError(
-            f"prompt '{template.name}' does not take {sorted(inputs)}; fix: use the method's own prompt or a "
-            "matching template"
-        )
-    return template
+    return load_prompt_for(prompt, "negative", inputs, "use the method's own prompt or a matching template")
 
 
 def _items(part: Dataset, extra: Mapping[str, str], max_positive_words: int | None) -> list[dict]:

@@ -29,7 +29,7 @@ from datasets import Dataset
 
 from hardneg.generation import HygieneConfig, run_generation
 from hardneg.llm import Generator
-from hardneg.prompts import load_prompt
+from hardneg.prompts import load_prompt, load_prompt_for
 
 REPAIR_MODES = ("none", "drop", "relabel")
 REPAIR_SCOPES = ("suspected", "all")
@@ -59,11 +59,7 @@ def judge_passages(
 
     ``config`` names the judged config: the judge's rejects go to ``<cache_dir>/rejects/<config>.fn_judge.jsonl``
     (one file per config; their ids are row numbers of that config's suspects, not query or passage ids)."""
-    template = load_prompt(prompt)
-    if template.kind != "judge" or set(template.inputs) != {"query", "passage"}:
-        raise ValueError(
-            f"prompt '{template.name}' is not a judge prompt over {{query}} and {{passage}}; fix: use {JUDGE_PROMPT}"
-        )
+    template = load_prompt_for(prompt, "judge", ("query", "passage"), f"use {JUDGE_PROMPT}")
     items = [
         {"id": str(i), "query": q, "passage": p}
         for i, (q, p) in enumerate(zip(queries, passages, strict=True))
