@@ -255,3 +255,25 @@ def test_dense_faiss_search_gives_the_exact_search_negatives(small, minilm):
     assert len(exact) == len(flat) > 0
     assert flat["negative_id"] == exact["negative_id"]
     np.testing.assert_allclose(flat["negative_score"], exact["negative_score"], rtol=1e-5, atol=1e-6)
+
+
+def test_dense_search_normalises_the_pool_once_with_the_bits_of_model_similarity(minilm, monkeypatch):
+    import torch
+
+    import hardneg.negatives.dense as dense
+
+    rng = np.random.default_rng(0)
+    doc = rng.normal(size=(500, 384)).astype(np.float32)
+    qry = torch.from_numpy(rng.normal(size=(7, 384)).astype(np.float32))
+    assert minilm.similarity_fn_name == "cosine"
+    got = dense._pool_similarity(minilm, torch.from_numpy(doc))(qry)
+    assert torch.equal(got, minilm.similarity(qry, torch.from_numpy(doc)))
+    # a pool larger than the cell budget is searched a few queries at a time: same candidates
+    queries, passages = (
+        [f"wing lift {i}" for i in range(6)],
+        [f"passage {i} about wings and lift" for i in range(40)],
+    )
+    whole = dense.dense_candidates(queries, passages, np.arange(6), k=5, model=minilm, show_progress=False)
+    monkeypatch.setattr(dense, "SIMILARITY_CELLS", 80)  # 2 queries x 40 passages per step
+    steps = dense.dense_candidates(queries, passages, np.arange(6), k=5, model=minilm, show_progress=False)
+    assert np.array_equal(whole.indices, steps.indices) and np.array_equal(whole.scores, steps.scores)

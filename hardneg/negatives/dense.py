@@ -125,6 +125,21 @@ def write_pool_index(folder: Path, stem: str, passages: Sequence[str], name: str
     save_atomic(index / f"{stem}.{TEXT_HASHES}", text_hashes(passages))
 
 
+SIMILARITY_CELLS = 2**25  # query x pool similarities computed at once (128 MB of float32)
+
+
+def _pool_similarity(model, doc_t):
+    """``model.similarity(queries, pool)`` as a function of a batch of queries. For cosine (sentence-transformers'
+    ``util.cos_sim``: normalise both, then a matrix product) the pool is normalised once here, not once per
+    batch, with the same operations, so the scores are the same to the bit."""
+    import torch
+
+    if model.similarity_fn_name != "cosine":
+        return lambda q: model.similarity(q, doc_t)
+    pool = torch.nn.functional.normalize(doc_t, p=2, dim=-1).transpose(0, 1)
+    return lambda q: torch.mm(torch.nn.functional.normalize(q, p=2, dim=-1), pool)
+
+
 def dense_candidates(
     query_texts: Sequence[str],
     passages: Sequence[str],
@@ -181,9 +196,11 @@ def dense_candidates(
         scores, rows = index.search(qry, k)
     else:
         doc_t = torch.from_numpy(doc)
+        similarity = _pool_similarity(model, doc_t)
+        step = max(1, min(search_batch_size, SIMILARITY_CELLS // len(doc)))  # a (step, pool) matrix at a time
         parts_s, parts_i = [], []
-        for i in trange(0, len(qry), search_batch_size, desc="dense search", disable=not show_progress):
-            sim = model.similarity(torch.from_numpy(qry[i : i + search_batch_size]), doc_t)
+        for i in trange(0, len(qry), step, desc="dense search", disable=not show_progress):
+            sim = similarity(torch.from_numpy(qry[i : i + step]))
             s, r = torch.topk(sim, k=k, dim=1)
             parts_s.append(s.numpy())
             parts_i.append(r.numpy())
