@@ -75,16 +75,47 @@ def write_corpus(path: Path, n: int, seed: int = 0, vocab: int = 50_000) -> None
 
 
 def run_child(cmd: list[str], log: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in GB, output) of one child process."""
+    """(wall seconds, peak RSS in GB, output) of one child process. Its resident set is also sampled every
+    0.5 s (``<log>.rss``: clock time, GB) so that ``peak_step`` can say which step reached the peak."""
     start = time.perf_counter()
+    samples: list[tuple[float, float]] = []
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        status_file = Path(f"/proc/{proc.pid}/status")
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # reaped here, with its rusage
+            if pid:
+                break
+            try:
+                kb = next(
+                    int(x.split()[1]) for x in status_file.read_text().splitlines() if x.startswith("VmRSS")
+                )
+                samples.append((time.time(), kb / 1e6))
+            except (OSError, StopIteration, ValueError):  # the process is ending
+                pass
+            time.sleep(0.5)
     wall = time.perf_counter() - start
     text = log.read_text()
+    Path(f"{log}.rss").write_text("".join(f"{t:.1f} {gb:.3f}\n" for t, gb in samples))
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"error: {' '.join(cmd[:3])} failed (see {log}):\n{text[-3000:]}")
     return wall, usage.ru_maxrss / 1e6, text  # ru_maxrss is in KiB on Linux: /1e6 = GB (~)
+
+
+LOG_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) .*?((?:step|BM25) .*)$", re.M)
+
+
+def peak_step(log: Path) -> str:
+    """The logged line that ended the step in which the sampled resident set peaked (``run_child``)."""
+    samples = [tuple(map(float, x.split())) for x in Path(f"{log}.rss").read_text().splitlines()]
+    if not samples:
+        return "n/a"
+    when, gb = max(samples, key=lambda x: x[1])
+    for m in LOG_TIME_RE.finditer(log.read_text()):
+        at = time.mktime(time.strptime(m[1], "%Y-%m-%d %H:%M:%S")) + int(m[2]) / 1000
+        if at >= when:
+            return f"{gb:.2f} GB sampled, in the step that logged '{m[3]}'"
+    return f"{gb:.2f} GB sampled, after the last logged step"
 
 
 def build_command(
@@ -261,6 +292,7 @@ def one_size(n: int, args, url: str) -> dict:
         bm25[m[1]] = bm25.get(m[1], 0.0) + float(m[3])
     rows = json.loads((out / "dataset" / "build_stats.json").read_text())["configs"]
     print(f"[{human(n)}] build: {wall:.1f} s, peak RSS {rss:.2f} GB; steps {steps}; bm25 {bm25}", flush=True)
+    print(f"[{human(n)}] peak: {peak_step(work / 'build.log')}", flush=True)
     for name, s in rows.items():
         print(f"[{human(n)}]   {name}: {s.get('rows')} rows", flush=True)
     rerun_wall, rerun_rss, _ = run_child(cmd, work / "rerun.log")

@@ -244,6 +244,7 @@ def mine_hard_negatives(
     run = MiningRun(batch_size, cache_dir, cache_folder, shard, show_progress)
     mined = _mine(queries, pool, provider, params, extra_positives, run)
     run.state.clear()  # the provider's index / pool embeddings are freed before the rows are gathered
+    release_freed_memory()
     name = name or f"{provider.name}_hn"
     if output_format is None:
         triplets = from_arrow(_rows(queries, mined, name, output_scores), MINED_FEATURES)
@@ -262,6 +263,21 @@ def mine_hard_negatives(
     stats["params"].update(provider.params())
     stats["decontamination"] = decontamination
     return triplets, stats | _free_fn_estimate(provider, mined)
+
+
+def release_freed_memory() -> None:
+    """Give the memory freed so far back to the system: a collection, then glibc's ``malloc_trim`` (an index of
+    millions of postings leaves its freed pages in the C heap otherwise, and the next step would add to them).
+    Does nothing where the C library has no ``malloc_trim``."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _free_fn_estimate(provider: CandidateProvider, mined: _Mined) -> dict[str, Any]:
