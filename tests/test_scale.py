@@ -303,3 +303,20 @@ def test_an_empty_text_in_a_later_block_is_refused_before_any_generation(tmp_pat
     with pytest.raises(ValueError, match=rf"corpus row '{corpus['id'][-1]}' has an empty text"):
         generate_queries(corpus, gen, cache_dir=tmp_path, progress=False)
     assert gen.prompts == 0
+
+
+def test_remapped_is_the_same_rows_over_a_new_map(tmp_path):
+    from datasets import load_from_disk
+
+    from hardneg.memory import release_freed_memory, remapped
+
+    Dataset.from_dict({"a": list(range(50)), "b": [str(i) for i in range(50)]}).save_to_disk(
+        str(tmp_path / "d")
+    )
+    ds = load_from_disk(str(tmp_path / "d")).select(range(3, 40, 2))  # an indices mapping is kept
+    again = remapped(ds)
+    assert again.to_list() == ds.to_list() and again.features == ds.features
+    assert again.data.table is not ds.data.table and again.cache_files == ds.cache_files
+    memory = Dataset.from_dict({"a": [1]})
+    assert remapped(memory) is memory  # nothing to map
+    release_freed_memory()  # callable anywhere, gives back what was freed

@@ -23,6 +23,7 @@ from hardneg.corpus import load_corpus, local_corpus_file
 from hardneg.decontaminate import decontaminate_corpus, decontaminate_queries, exclusions_from_beir
 from hardneg.distributed import ONE_PROCESS, Shard
 from hardneg.llm import GeneratorConfig
+from hardneg.memory import release_freed_memory, remapped
 from hardneg.methods import (
     QUERIES_CONFIG,
     Method,
@@ -222,8 +223,8 @@ def make_methods(
             continue
         ctx = MethodContext(
             name=name,
-            queries=queries,
-            pool=inputs.pool,
+            queries=remapped(queries),  # the pages this method reads leave with its maps (hardneg.memory)
+            pool=remapped(inputs.pool),
             options=options[name],
             seed=seed,
             cache_dir=cache_dir,
@@ -242,6 +243,8 @@ def make_methods(
         mstats.setdefault("wall_seconds", round(time.perf_counter() - start, 3))
         check_stage_result(name, table, mstats, len(queries), cache_dir)
         tables[name], stats[name] = stages.put(name, key, table, mstats), mstats
+        del ctx, table
+        release_freed_memory()
     return tables, stats, keys
 
 

@@ -71,6 +71,7 @@ from datasets import Dataset
 from hardneg.corpus import check_unique_ids, passage_texts
 from hardneg.decontaminate import decontaminate
 from hardneg.distributed import Shard
+from hardneg.memory import release_freed_memory
 from hardneg.methods import (
     MINED_FEATURES,
     QUERY_INPUT_COLUMNS,
@@ -265,21 +266,6 @@ def mine_hard_negatives(
     return triplets, stats | _free_fn_estimate(provider, mined)
 
 
-def release_freed_memory() -> None:
-    """Give the memory freed so far back to the system: a collection, then glibc's ``malloc_trim`` (an index of
-    millions of postings leaves its freed pages in the C heap otherwise, and the next step would add to them).
-    Does nothing where the C library has no ``malloc_trim``."""
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def _free_fn_estimate(provider: CandidateProvider, mined: _Mined) -> dict[str, Any]:
     """A provider ranking with a relevance scorer: the share of rows whose negative that scorer rates at or above
     the positive (the same scorer as ``suspected_false_negative_rate``, so that estimate, computed for free)."""
@@ -338,6 +324,7 @@ def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run:
     first_queries = [query_texts[r] for r in groups.first]
     del query_texts
     query_rows = query_text_rows(first_queries, pool.passages) if rules.exclude_query_text else None
+    release_freed_memory()  # the pool's text hashing and the grouping's work, before the index is built
     per_query, positive_scores, score_name = Selection([], [], []), [], ""
     rng = np.random.default_rng(params.seed)
     blocks = _BlockCache(run.cache_dir, pool, provider, params, k, rules.follows)
