@@ -96,7 +96,8 @@ def read_corpus(config: BuildConfig, stages: Stages | None = None) -> tuple[Data
         report=report,
     )
     if key is not None:
-        corpus = stages.put(CORPUS_STAGE, key, corpus, report)  # the Arrow copy in memory is freed
+        corpus = stages.put(CORPUS_STAGE, key, corpus, report)  # read back memory-mapped:
+        release_freed_memory()  # the reader's buffers go back to the system, not to Arrow's allocator
     return corpus, report
 
 
@@ -158,6 +159,7 @@ def make_queries(
             )
         check_stage_result(QUERIES_CONFIG, queries, stats, len(inputs.passages), cache_dir)
         queries = stages.put(QUERIES_CONFIG, key, queries, stats)
+        release_freed_memory()
     else:
         queries, stats = done
     if inputs.eval_queries:
