@@ -28,7 +28,8 @@ def remapped(ds: Dataset) -> Dataset:
     """The same rows over a new memory map of the table's files (no copy). A file page read through a map stays
     in the process's resident set while the map lives: a step given its own map (each build method gets one of
     the queries and of the pool) takes the pages it read away with it, so the next step (an index of millions
-    of postings) does not sit on top of them. An in-memory table is returned as it is."""
+    of postings) does not sit on top of them. (A page read through two maps counts twice in the resident set.)
+    An in-memory table is returned as it is."""
     from datasets.table import MemoryMappedTable, concat_tables
 
     files = [f["filename"] for f in ds.cache_files]

@@ -149,7 +149,7 @@ def make_queries(
     if done is None:
         with step(QUERIES_CONFIG):
             queries, stats = generate_queries(
-                inputs.passages,
+                remapped(inputs.passages),  # the passage pages it reads leave with this map (hardneg.memory)
                 res.get_generator(),
                 prompt=config.query_prompt,
                 cache_dir=cache_dir,
