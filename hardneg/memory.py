@@ -30,9 +30,9 @@ def remapped(ds: Dataset) -> Dataset:
     the queries and of the pool) takes the pages it read away with it, so the next step (an index of millions
     of postings) does not sit on top of them. (A page read through two maps counts twice in the resident set.)
     An in-memory table is returned as it is."""
-    from datasets.table import MemoryMappedTable, concat_tables
+    from datasets.table import MemoryMappedTable, concat_tables, list_table_cache_files
 
-    files = [f["filename"] for f in ds.cache_files]
+    files = list_table_cache_files(ds.data)  # the table's own files (an indices mapping may have one too)
     if not files:
         return ds
     table = concat_tables([MemoryMappedTable.from_file(f) for f in files])

@@ -314,6 +314,10 @@ def test_remapped_is_the_same_rows_over_a_new_map(tmp_path):
         str(tmp_path / "d")
     )
     ds = load_from_disk(str(tmp_path / "d")).select(range(3, 40, 2))  # an indices mapping is kept
+    on_file = load_from_disk(str(tmp_path / "d")).select(
+        range(9, 1, -3), indices_cache_file_name=str(tmp_path / "i")
+    )
+    assert remapped(on_file).to_list() == on_file.to_list()  # its indices file is not a data file
     again = remapped(ds)
     assert again.to_list() == ds.to_list() and again.features == ds.features
     assert again.data.table is not ds.data.table and again.cache_files == ds.cache_files
