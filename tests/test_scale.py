@@ -101,10 +101,9 @@ def test_arrow_texts_reads_rows_slices_and_gathers_across_chunks():
         seq[25]
 
 
-@pytest.mark.parametrize("strategy", ["top", "random"])
-def test_mining_in_blocks_gives_the_rows_of_one_block(monkeypatch, strategy):
-    import hardneg.negatives as negatives
-
+@pytest.fixture
+def mining_inputs():
+    """200 Cranfield passages and 40 queries (words of every fifth passage, which is their positive)."""
     corpus = load_corpus("embedded:cranfield").select(range(200))
     first = corpus.select(range(0, 200, 5))
     queries = Dataset.from_dict(
@@ -115,6 +114,14 @@ def test_mining_in_blocks_gives_the_rows_of_one_block(monkeypatch, strategy):
             "positive": first["text"],
         }
     )
+    return corpus, queries
+
+
+@pytest.mark.parametrize("strategy", ["top", "random"])
+def test_mining_in_blocks_gives_the_rows_of_one_block(mining_inputs, monkeypatch, strategy):
+    import hardneg.negatives as negatives
+
+    corpus, queries = mining_inputs
     options = dict(
         method="bm25", num_negatives=2, range_max=12, sampling_strategy=strategy, show_progress=False
     )
@@ -127,20 +134,11 @@ def test_mining_in_blocks_gives_the_rows_of_one_block(monkeypatch, strategy):
 
 
 @pytest.mark.parametrize("strategy", ["top", "random"])
-def test_killed_mining_redoes_only_the_block_it_was_in(tmp_path, monkeypatch, strategy):
+def test_killed_mining_redoes_only_the_block_it_was_in(mining_inputs, tmp_path, monkeypatch, strategy):
     import hardneg.negatives as negatives
     from hardneg.negatives.providers import BM25Provider
 
-    corpus = load_corpus("embedded:cranfield").select(range(200))
-    first = corpus.select(range(0, 200, 5))
-    queries = Dataset.from_dict(
-        {
-            "query_id": [f"q{i}" for i in range(len(first))],
-            "query": [" ".join(t.split()[2:9]) for t in first["text"]],
-            "positive_id": first["id"],
-            "positive": first["text"],
-        }
-    )
+    corpus, queries = mining_inputs
     options = dict(num_negatives=2, range_max=12, sampling_strategy=strategy, show_progress=False)
     whole, _ = negatives.mine_hard_negatives(queries, corpus, method="bm25", **options)
     monkeypatch.setattr(negatives, "MINING_BLOCK", 7)  # 6 blocks
