@@ -246,11 +246,9 @@ def _load_hub_table(source: str, split: str, revision: str | None) -> _Table:
 
 
 def local_corpus_file(source: str) -> Path | None:
-    """The file a local corpus is read from (a BEIR folder's ``corpus.jsonl``, or the file itself); None for a
-    Hub dataset or an embedded set (their own caches keep them)."""
-    if source.startswith("embedded:"):
-        return None
-    path = Path(source).expanduser()
+    """The file a local corpus is read from (a BEIR folder's ``corpus.jsonl``, or the file itself; the embedded
+    set is a BEIR folder shipped with hardneg); None for a Hub dataset."""
+    path = Path(resolve_dataset(source))
     if path.is_dir() and (path / "corpus.jsonl").is_file():
         return path / "corpus.jsonl"
     return path if path.is_file() else None
@@ -259,14 +257,13 @@ def local_corpus_file(source: str) -> Path | None:
 def _read_table(source: str, split: str, revision: str | None, wanted: set[str]) -> _Table:
     """The one reader behind every corpus form (``wanted``: the columns that are read as strings)."""
     path = Path(resolve_dataset(source))
-    if path.is_dir() and (path / "corpus.jsonl").is_file():
-        return _table_from_jsonl(path / "corpus.jsonl", wanted)
-    if path.is_file():
-        if path.suffix in (".jsonl", ".json"):
-            return _table_from_jsonl(path, wanted)
-        if path.suffix == ".parquet":
-            return _read_parquet(path)
-        raise ValueError(f"cannot read corpus file '{path}'; fix: use .jsonl, .json or .parquet")
+    file = local_corpus_file(source)
+    if file is not None:
+        if file.suffix in (".jsonl", ".json"):
+            return _table_from_jsonl(file, wanted)
+        if file.suffix == ".parquet":
+            return _read_parquet(file)
+        raise ValueError(f"cannot read corpus file '{file}'; fix: use .jsonl, .json or .parquet")
     if path.exists():
         raise ValueError(f"'{path}' is a folder without corpus.jsonl; fix: point at a BEIR folder or a file")
     return _load_hub_table(source, split, revision)

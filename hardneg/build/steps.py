@@ -71,7 +71,8 @@ def read_corpus(config: BuildConfig, stages: Stages | None = None) -> tuple[Data
     (the main process) saves it."""
     file = local_corpus_file(config.corpus)
     key = None
-    if file is not None and stages is not None:
+    shipped = config.corpus.startswith("embedded:")  # small, and shipped with hardneg: read as it is
+    if file is not None and stages is not None and not shipped:
         info = file.stat()
         key = content_key(
             CORPUS_STAGE,

@@ -71,6 +71,7 @@ from datasets import Dataset
 from hardneg.corpus import check_unique_ids, passage_texts
 from hardneg.decontaminate import decontaminate
 from hardneg.distributed import Shard
+from hardneg.files import open_atomic
 from hardneg.memory import release_freed_memory
 from hardneg.methods import (
     MINED_FEATURES,
@@ -330,7 +331,8 @@ def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run:
     blocks = _BlockCache(run.cache_dir, pool, provider, params, k, rules.follows)
     for start in range(0, len(first_queries), MINING_BLOCK):
         block = slice(start, start + MINING_BLOCK)
-        done = blocks.get(first_queries[block], known[block], rng)
+        saved = blocks.path(first_queries[block], known[block])  # None without a cache_dir
+        done = blocks.get(saved, rng)
         if done is None:
             cands = provider.candidates(first_queries[block], pool.passages, known[block], k=k, run=run)
             chosen = select_negatives(
@@ -345,7 +347,7 @@ def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run:
                 rng=rng,
             )
             done = (chosen, cands.positive_scores, cands.score_name)
-            blocks.put(first_queries[block], known[block], rng, *done)
+            blocks.put(saved, rng, *done)
         per_query.extend(done[0])
         positive_scores.append(done[1])
         score_name = done[2]
@@ -374,12 +376,14 @@ class _BlockCache:
             parts = (provider.name, provider.params(), vars(params), k, rules, MINING_BLOCK)
             self.key = content_key(_pool_fingerprint(pool), *parts)
 
-    def _path(self, queries: list[str], known: np.ndarray) -> Path:
+    def path(self, queries: list[str], known: np.ndarray) -> Path | None:
+        """Where the block of these queries is kept (None: nothing is kept)."""
+        if self.folder is None:
+            return None
         return self.folder / f"{content_key(self.key, queries, known.tolist())}.npz"
 
-    def get(self, queries: list[str], known: np.ndarray, rng: np.random.Generator):
+    def get(self, path: Path | None, rng: np.random.Generator):
         """(Selection, positive scores, score name) of a finished block, or None."""
-        path = self._path(queries, known) if self.folder is not None else None
         if path is None or not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as z:
@@ -398,11 +402,12 @@ class _BlockCache:
         rng.bit_generator.state = meta["rng"]
         return sel, positive_scores, meta["score_name"]
 
-    def put(self, queries, known, rng, sel: Selection, positive_scores: np.ndarray, score_name: str) -> None:
-        if self.folder is None:
+    def put(
+        self, path: Path | None, rng, sel: Selection, positive_scores: np.ndarray, score_name: str
+    ) -> None:
+        if path is None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self._path(queries, known)
         meta = {
             "candidates_considered": sel.candidates_considered,
             "skipped": sel.skipped,
@@ -410,19 +415,18 @@ class _BlockCache:
             "rng": rng.bit_generator.state,
         }
         empty = np.zeros(0)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
-        np.savez(
-            tmp,
-            meta=np.array(json.dumps(meta)),
-            counts=np.array([len(n) for n in sel.negatives], dtype=np.int64),
-            negatives=np.concatenate(sel.negatives) if sel.negatives else empty.astype(np.int64),
-            scores=np.concatenate(sel.scores) if sel.scores else empty,
-            ranks=np.concatenate(sel.ranks) if sel.ranks else empty.astype(np.int64),
-            short=np.array(sel.short, dtype=bool),
-            without_candidates=np.array(sel.without_candidates, dtype=bool),
-            positive_scores=np.asarray(positive_scores),
-        )
-        tmp.replace(path)  # atomic: a block is either complete or absent
+        with open_atomic(path) as f:  # a block is either complete or absent
+            np.savez(
+                f,
+                meta=np.array(json.dumps(meta)),
+                counts=np.array([len(n) for n in sel.negatives], dtype=np.int64),
+                negatives=np.concatenate(sel.negatives) if sel.negatives else empty.astype(np.int64),
+                scores=np.concatenate(sel.scores) if sel.scores else empty,
+                ranks=np.concatenate(sel.ranks) if sel.ranks else empty.astype(np.int64),
+                short=np.array(sel.short, dtype=bool),
+                without_candidates=np.array(sel.without_candidates, dtype=bool),
+                positive_scores=np.asarray(positive_scores),
+            )
 
 
 def _pool_fingerprint(pool: Pool) -> str:
@@ -445,7 +449,11 @@ def _pool_fingerprint(pool: Pool) -> str:
 
 def _st_table(queries, mined: _Mined, output_format, num_negatives: int, output_scores: bool) -> dict:
     """sentence-transformers' layout of the mined negatives (``hardneg.negatives.mining.st_output``)."""
-    negatives = [[mined.pool.passages[r] for r in rows] for rows in mined.per_query.negatives]
+    rows = mined.per_query.negatives
+    texts = iter(
+        take_texts(mined.pool.passages, np.concatenate(rows) if rows else []).to_pylist()
+    )  # one gather
+    negatives = [[next(texts) for _ in r] for r in rows]
     return st_output(
         output_format,
         mined.groups,
