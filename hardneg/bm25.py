@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hardneg.memory import drop_file_pages
+
 logger = logging.getLogger(__name__)
 
 TOKENIZE_CHUNK = 100_000  # corpus texts made Python strings at once while indexing
@@ -84,6 +86,7 @@ class BM25Index:
         from bm25s.tokenization import Tokenized, Tokenizer
 
         tokenizer = Tokenizer(stopwords=self._stopwords, stemmer=self._stemmer)
+        column = getattr(texts, "column", None)  # an ArrowTexts' column, maybe read through a file map
         ids: list[list[int]] = []
         for start in range(0, len(texts), TOKENIZE_CHUNK):
             chunk = texts[start : start + TOKENIZE_CHUNK]
@@ -93,6 +96,8 @@ class BM25Index:
                 show_progress=False,
                 allow_empty=True,
             )
+            if column is not None:  # the texts read are not kept resident beside the index being built
+                drop_file_pages(column.slice(start, TOKENIZE_CHUNK))
         vocab = tokenizer.get_vocab_dict()
         empty = vocab.get("")  # the Tokenizer gives a text without tokens the token "" (length 1);
         if empty is not None:  # bm25s.tokenize gives it none (length 0), and so must the index

@@ -29,6 +29,7 @@ from datasets import Dataset, load_dataset
 
 from hardneg.assets import resolve_dataset
 from hardneg.errors import first_line
+from hardneg.memory import drop_file_pages
 from hardneg.methods import arrow_dataset, arrow_table
 from hardneg.revisions import check_loaded, resolve_revision
 from hardneg.text import blank_rows, is_blank
@@ -65,6 +66,7 @@ def passage_texts(corpus: Dataset, chunk: int = 100_000) -> pa.ChunkedArray:
         heads = titles.slice(start, chunk).to_pylist() if titles is not None else [None] * len(plain)
         shown = [passage_text(t, x) for t, x in zip(heads, plain, strict=True)]
         parts += part.chunks if shown == plain else [pa.array(shown, pa.string())]
+        drop_file_pages(table.slice(start, chunk))  # read once here: not kept resident (hardneg.memory)
     return pa.chunked_array(parts, pa.string())
 
 

@@ -3,9 +3,12 @@ a memory map left behind with the map."""
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import ctypes.util
 import gc
+import mmap
+import sys
 
 import pyarrow as pa
 from datasets import Dataset
@@ -39,3 +42,57 @@ def remapped(ds: Dataset) -> Dataset:
     return Dataset(
         table, info=ds.info.copy(), split=ds.split, indices_table=ds._indices, fingerprint=ds._fingerprint
     )
+
+
+MADV_DONTNEED = 4  # Linux
+
+
+def drop_file_pages(data: pa.Table | pa.RecordBatch | pa.ChunkedArray | pa.Array) -> None:
+    """Take the pages of ``data``'s buffers that are read through a read-only file map out of this process's
+    resident set (``madvise(MADV_DONTNEED)``): they stay in the page cache, and a later read maps them again
+    from there. For a step that reads a mapped table once, in order (tokenising a pool, copying a table),
+    so that what it has read does not pile up beside what it builds. Only ranges inside a read-only map of
+    a file are touched (never anonymous or writable memory, whose content the call would drop); elsewhere
+    than Linux, nothing is done."""
+    if not sys.platform.startswith("linux"):
+        return
+    maps = _read_only_file_maps()
+    if not maps:
+        return
+    page = mmap.PAGESIZE
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    for buf in _buffers(data):
+        if buf is None or buf.size == 0:
+            continue
+        start, end = buf.address, buf.address + buf.size
+        i = bisect.bisect_right(maps, (start, float("inf"))) - 1
+        if i < 0 or not maps[i][0] <= start < maps[i][1]:
+            continue  # not a file map: left alone
+        lo, hi = maps[i]
+        first = max(lo, start - start % page)
+        last = min(hi, end + (-end) % page)
+        libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), MADV_DONTNEED)
+
+
+def _buffers(data) -> list:
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        return [b for column in data.columns for b in _buffers(column)]
+    if isinstance(data, pa.ChunkedArray):
+        return [b for chunk in data.chunks for b in chunk.buffers()]
+    return data.buffers()
+
+
+def _read_only_file_maps() -> list[tuple[int, int]]:
+    """(start, end) of each read-only map of a file in this process, in address order."""
+    maps = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split(maxsplit=5)
+                if len(parts) < 6 or "w" in parts[1] or not parts[5].startswith("/"):
+                    continue  # writable, anonymous or a pseudo-map ([heap], [stack], ...)
+                lo, hi = parts[0].split("-")
+                maps.append((int(lo, 16), int(hi, 16)))
+    except OSError:
+        return []
+    return sorted(maps)

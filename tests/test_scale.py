@@ -133,6 +133,68 @@ def test_mining_in_blocks_gives_the_rows_of_one_block(mining_inputs, monkeypatch
         assert stats[key] == whole_stats[key]
 
 
+def test_mined_rows_written_to_a_file_in_blocks_are_the_rows_built_in_memory(
+    mining_inputs, monkeypatch, tmp_path
+):
+    import hardneg.negatives as negatives
+
+    corpus, queries = mining_inputs
+    queries = queries.select(range(39, -1, -1))  # through an indices mapping too
+    options = dict(method="bm25", num_negatives=2, range_max=12, show_progress=False)
+    whole, whole_stats = negatives.mine_hard_negatives(queries, corpus, **options)
+    monkeypatch.setattr(negatives, "MINING_BLOCK", 7)  # the rows are written 7 query rows at a time
+    path = tmp_path / "rows" / "bm25_hn.arrow"
+    on_file, stats = negatives.mine_hard_negatives(queries, corpus, cache_file_name=path, **options)
+    assert on_file.cache_files == [{"filename": str(path)}]  # read back memory-mapped from the file
+    assert on_file.features == whole.features and on_file.to_list() == whole.to_list()
+    assert stats["rows"] == whole_stats["rows"]
+
+
+def test_stage_tables_round_trip_through_one_arrow_file_and_earlier_folders_still_read(tmp_path):
+    from hardneg.build.stages import DATA_FILE, Stages
+    from hardneg.methods import MINED_FEATURES, empty_table
+
+    stages = Stages(tmp_path / "stages")
+    table = Dataset.from_dict({"a": list(range(120_000)), "b": [str(i) for i in range(120_000)]})
+    picked = table.select(range(119_999, -1, -2))  # more than one block, through an indices mapping
+    back = stages.put("s", "k1", picked, {"rows": len(picked)})
+    assert back.cache_files == [{"filename": str(tmp_path / "stages" / "s" / DATA_FILE)}]
+    assert back.to_dict() == picked.to_dict() and back.features == picked.features
+    assert stages.get("s", "k2") is None
+    assert stages.get("s", "k1")[0].to_dict() == picked.to_dict()
+    empty = stages.put("e", "k", empty_table(MINED_FEATURES), {})
+    assert len(empty) == 0 and empty.features == MINED_FEATURES
+    old = tmp_path / "stages" / "old"  # a stage saved by an earlier version: a save_to_disk folder
+    table.select(range(3)).save_to_disk(str(old / "data"))
+    (old / "stats.json").write_text(json.dumps({"key": "k", "stats": {}}))
+    assert stages.get("old", "k")[0].to_dict() == table.select(range(3)).to_dict()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the resident set is read from /proc")
+def test_dropped_file_pages_leave_the_resident_set_and_read_back_the_same(tmp_path):
+    import pyarrow as pa
+
+    from hardneg.memory import drop_file_pages
+
+    def file_kb() -> int:
+        status = open("/proc/self/status").read().splitlines()
+        return next(int(x.split()[1]) for x in status if x.startswith("RssFile"))
+
+    table = pa.table({"x": pa.array([f"{i:08d}" * 64 for i in range(40_000)])})  # ~20 MB
+    with pa.OSFile(str(tmp_path / "t.arrow"), "wb") as f, pa.ipc.new_stream(f, table.schema) as w:
+        w.write_table(table)
+    mapped = pa.ipc.open_stream(pa.memory_map(str(tmp_path / "t.arrow"))).read_all()
+    before = file_kb()
+    assert mapped.equals(table)  # every page read
+    read = file_kb()
+    assert read > before + 15_000  # the ~20 MB read are resident
+    drop_file_pages(mapped)
+    assert file_kb() < read - 15_000  # and are not any more
+    assert mapped.equals(table)  # read again from the page cache
+    drop_file_pages(table)  # anonymous memory is never touched
+    assert table.column("x")[7].as_py() == "00000007" * 64
+
+
 @pytest.mark.parametrize("strategy", ["top", "random"])
 def test_killed_mining_redoes_only_the_block_it_was_in(mining_inputs, tmp_path, monkeypatch, strategy):
     import hardneg.negatives as negatives
@@ -202,6 +264,8 @@ def test_rerun_with_nothing_to_do_leaves_the_folder_untouched(tmp_path):
     gen_config, gen = scripted()
     config = BuildConfig(output_dir=str(tmp_path / "run"), **BUILD)
     folder = build(config, gen_config, generator=gen)
+    assert (tmp_path / "run" / "stages" / "bm25_hn" / "data.arrow").is_file()
+    assert not list((tmp_path / "run" / "cache").rglob("*.arrow"))  # the mined rows' working file went
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
     prompts = gen.prompts
     assert build(config, gen_config, generator=gen) == folder

@@ -1,5 +1,5 @@
-"""The build's stage cache: finished stages on disk (``stages/<name>/{data,stats.json}``, valid only for the
-same key), the lazily loaded generator and scorers, and the record that leaves an unchanged dataset folder
+"""The build's stage cache: finished stages on disk (``stages/<name>/{data.arrow,stats.json}``, valid only for
+the same key), the lazily loaded generator and scorers, and the record that leaves an unchanged dataset folder
 untouched."""
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from datasets import Dataset, Features, load_from_disk
 
 from hardneg.files import write_atomic
 from hardneg.llm import Generator, GeneratorConfig, load_generator
-from hardneg.methods import empty_table
+from hardneg.methods import empty_table, table_blocks, write_arrow_file
 from hardneg.scorers import load_scorer
 
 logger = logging.getLogger(__name__)
+
+DATA_FILE = "data.arrow"  # a stage's table (``datasets``' Arrow cache-file format)
 
 
 @contextmanager
@@ -57,7 +59,7 @@ def check_stage_result(name: str, table: Dataset, stats: dict, n_inputs: int, ca
 
 
 class Stages:
-    """Finished stages on disk: ``stages/<name>/{data,stats.json}`` valid only for the same key."""
+    """Finished stages on disk: ``stages/<name>/{data.arrow,stats.json}`` valid only for the same key."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -79,18 +81,27 @@ class Stages:
         if saved.get("key") != key:
             return None
         logger.info("reusing finished stage %s", name)
-        return load_data(folder / "data"), saved["stats"]
+        return self._data(folder), saved["stats"]
 
     def put(self, name: str, key: str, data: Dataset, stats: dict) -> Dataset:
-        """Save a finished stage; returns its table read back memory-mapped (what was in memory is freed)."""
+        """Save a finished stage: its table is copied into ``data.arrow`` in blocks (``write_arrow_file``:
+        bounded memory, whatever its size and wherever it is read from); returns the table read back
+        memory-mapped (what was in memory is freed)."""
         folder = self.root / name
         tmp = self.root / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        data.save_to_disk(str(tmp / "data"))
+        write_arrow_file(table_blocks(data), data.features, tmp / DATA_FILE)
         (tmp / "stats.json").write_text(json.dumps({"key": key, "stats": stats}, default=str))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)  # atomic: a stage is either complete or absent
-        return load_data(folder / "data")
+        return self._data(folder)
+
+    @staticmethod
+    def _data(folder: Path) -> Dataset:
+        file = folder / DATA_FILE
+        return (
+            Dataset.from_file(str(file)) if file.is_file() else load_data(folder / "data")
+        )  # saved by earlier versions
 
     def get_extra(self, name: str, file: str) -> Any:
         path = self.root / name / file

@@ -246,9 +246,19 @@ def make_methods(
         mstats.setdefault("wall_seconds", round(time.perf_counter() - start, 3))
         check_stage_result(name, table, mstats, len(queries), cache_dir)
         tables[name], stats[name] = stages.put(name, key, table, mstats), mstats
+        discard_working_files(table, cache_dir)
         del ctx, table
         release_freed_memory()
     return tables, stats, keys
+
+
+def discard_working_files(table: Dataset, cache_dir: Path) -> None:
+    """A method's table written to a file in the build's cache (the mined rows, ``cache_file_name``) is a working
+    copy once its stage holds the table: it goes, rather than stay beside the stage as a second copy."""
+    for f in table.cache_files:
+        path = Path(f["filename"])
+        if path.resolve().is_relative_to(cache_dir.resolve()):
+            path.unlink(missing_ok=True)
 
 
 def method_order(names: list[str], options: dict[str, dict]) -> list[str]:

@@ -30,7 +30,7 @@ import json
 import pkgutil
 import sys
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -123,6 +123,18 @@ def arrow_table(ds: Dataset, columns: list[str] | None = None) -> pa.Table:
     return table if ds._indices is None else table.take(ds._indices.column(0))
 
 
+def table_blocks(ds: Dataset, rows: int = 50_000) -> Iterator[pa.Table]:
+    """A table's rows as Arrow tables of ``rows`` rows, in order: slices of its table (no copy), or gathered
+    with ``take`` through a ``select``-ed table's indices."""
+    table = ds.data.table
+    for start in range(0, len(ds), rows):
+        yield (
+            table.slice(start, rows)
+            if ds._indices is None
+            else table.take(ds._indices.column(0).slice(start, rows))
+        )
+
+
 def from_arrow(columns: dict[str, pa.Array | pa.ChunkedArray], features: Features) -> Dataset:
     """Arrow columns as a Dataset with exactly ``features`` (cast, in its column order); no Python rows."""
     table = pa.table({c: columns[c] for c in features}).cast(features.arrow_schema)
@@ -133,6 +145,33 @@ def arrow_dataset(table: pa.Table, info: DatasetInfo | None = None) -> Dataset:
     """A Dataset over ``table`` as it is: no copy, and a random fingerprint (``Dataset(table)`` alone pickles and
     hashes the whole table to make one: +371 MB peak for a 150k-passage corpus; hardneg keys its stages itself)."""
     return Dataset(InMemoryTable(table), info=info, fingerprint=generate_random_fingerprint())
+
+
+def write_arrow_file(
+    blocks: Iterable[Mapping[str, pa.Array | pa.ChunkedArray] | pa.Table],
+    features: Features,
+    path: str | Path,
+) -> Dataset:
+    """Blocks of columns written one after another to one Arrow file in the ``datasets`` cache-file format
+    (``ArrowWriter``; written whole or not at all), returned memory-mapped from it (``Dataset.from_file``), with
+    exactly ``features``. One block is in memory at a time, and the file pages it was read through are
+    dropped once it is written (``hardneg.memory.drop_file_pages``): a table of millions of rows is copied or
+    gathered in bounded memory."""
+    from datasets.arrow_writer import ArrowWriter
+
+    from hardneg.files import open_atomic
+    from hardneg.memory import drop_file_pages
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open_atomic(path) as f:
+        writer = ArrowWriter(features=features, stream=pa.PythonFile(f, mode="w"))
+        for block in blocks:
+            part = block if isinstance(block, pa.Table) else pa.table({c: block[c] for c in features})
+            writer.write_table(part.select(list(features)).cast(features.arrow_schema))
+            drop_file_pages(part)
+        writer.finalize(close_stream=False)
+    return Dataset.from_file(str(path), info=DatasetInfo(features=features))
 
 
 def table(rows: list[dict], features: Features) -> Dataset:

@@ -132,4 +132,5 @@ def run_mined(
         cache_dir=ctx.cache_dir / "mining",
         cache_folder=pool_cache(ctx.shared_cache_dir),
         shard=ctx.shard,
+        cache_file_name=ctx.cache_dir / "mining" / f"{ctx.name}.arrow",  # the stage copies it, then it goes
     )

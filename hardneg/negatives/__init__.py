@@ -50,6 +50,9 @@ shard: with ``cache_folder`` on a filesystem every process shares, this process 
     / ``torchrun`` (``hardneg.distributed.current_shard()``): each process encodes only its part of the
     pool and every process must make the same call (``hardneg.negatives.dense.encode_pool``).
 show_progress: tqdm progress bars.
+cache_file_name: write the triplets to this Arrow file, ``MINING_BLOCK`` query rows at a time, and return them
+    memory-mapped from it (as ``Dataset.map(cache_file_name=...)`` does): a table of millions of rows is never
+    in memory whole. None (default): the table is built in memory. Only for the default ``output_format``.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ from hardneg.corpus import check_unique_ids, passage_texts
 from hardneg.decontaminate import decontaminate
 from hardneg.distributed import Shard
 from hardneg.files import open_atomic
-from hardneg.memory import release_freed_memory
+from hardneg.memory import drop_file_pages, release_freed_memory
 from hardneg.methods import (
     MINED_FEATURES,
     QUERY_INPUT_COLUMNS,
@@ -80,6 +83,7 @@ from hardneg.methods import (
     arrow_table,
     content_key,
     from_arrow,
+    write_arrow_file,
 )
 from hardneg.negatives.mining import (
     MINED_COLUMNS,
@@ -218,6 +222,7 @@ def mine_hard_negatives(
     cache_folder: str | Path | None = None,
     shard: Shard | None = None,
     show_progress: bool = True,
+    cache_file_name: str | Path | None = None,
 ) -> tuple[Dataset, dict[str, Any]]:
     """Mine hard negatives for generated (query, positive) pairs; returns (triplets, stats).
 
@@ -249,7 +254,7 @@ def mine_hard_negatives(
     release_freed_memory()
     name = name or f"{provider.name}_hn"
     if output_format is None:
-        triplets = from_arrow(_rows(queries, mined, name, output_scores), MINED_FEATURES)
+        triplets = _triplets(queries, mined, name, output_scores, cache_file_name)
     else:
         triplets = Dataset.from_dict(_st_table(queries, mined, output_format, num_negatives, output_scores))
     if mined.selection.queries_short_of_negatives:
@@ -325,6 +330,7 @@ def _mine(queries, corpus, provider, params: MiningParams, extra_positives, run:
     first_queries = [query_texts[r] for r in groups.first]
     del query_texts
     query_rows = query_text_rows(first_queries, pool.passages) if rules.exclude_query_text else None
+    drop_file_pages(pool.passages.column)  # read to merge and hash them: not kept resident beside the index
     release_freed_memory()  # the pool's text hashing and the grouping's work, before the index is built
     per_query, positive_scores, score_name = Selection([], [], []), [], ""
     rng = np.random.default_rng(params.seed)
@@ -497,29 +503,54 @@ def _stats(name, provider, params, mined: _Mined, queries, corpus, triplets, wal
     }
 
 
-def _rows(queries: Dataset, mined: _Mined, name: str, output_scores: bool) -> dict[str, pa.Array]:
-    """The triplet columns, gathered from the queries' Arrow table (no Python string per row)."""
-    pool, positive_scores, sel = mined.pool, mined.positive_scores, mined.selection
-    per_query = np.array([len(n) for n in sel.negatives], dtype=np.int64)
-    rep = pa.array(np.repeat(np.arange(len(per_query)), per_query))
-    source = arrow_table(queries, ["query", "positive", "query_id", "positive_id"]).take(rep)
-    neg_rows = np.concatenate(sel.negatives) if sel.negatives else np.zeros(0, dtype=np.int64)
+def _triplets(queries: Dataset, mined: _Mined, name: str, output_scores: bool, cache_file_name) -> Dataset:
+    """The triplet table: gathered in memory, or (``cache_file_name``) written to that Arrow file ``MINING_BLOCK``
+    queries at a time and returned memory-mapped from it, so that millions of rows are never in memory at once."""
+    if cache_file_name is None:
+        return from_arrow(_rows(queries, mined, name, output_scores, 0, len(queries)), MINED_FEATURES)
+    blocks = (
+        _rows(queries, mined, name, output_scores, start, start + MINING_BLOCK)
+        for start in range(0, len(queries), MINING_BLOCK)
+    )
+    return write_arrow_file(blocks, MINED_FEATURES, cache_file_name)
+
+
+def _rows(queries: Dataset, mined: _Mined, name: str, output_scores: bool, start: int, stop: int) -> dict:
+    """The triplet columns of query rows ``start:stop``, gathered from the queries' Arrow table (no Python
+    string per row); the file pages read for them are not kept resident (``hardneg.memory.drop_file_pages``)."""
+    pool, sel = mined.pool, mined.selection
+    negatives = sel.negatives[start:stop]
+    per_query = np.array([len(n) for n in negatives], dtype=np.int64)
+    table = queries.data.table.select(["query", "positive", "query_id", "positive_id"])
+    stop = min(stop, len(queries))
+    rows = (
+        np.arange(start, stop)
+        if queries._indices is None
+        else queries._indices.column(0).slice(start, stop - start).to_numpy()
+    )
+    source = table.take(pa.array(np.repeat(rows, per_query)))
+    neg_rows = np.concatenate(negatives) if negatives else np.zeros(0, dtype=np.int64)
     n = len(neg_rows)
     none = pa.nulls(n, pa.float64())
-    return {
+    columns = {
         "anchor": source.column("query"),
         "positive": source.column("positive"),
         "negative": take_texts(pool.passages, neg_rows),
         "query_id": source.column("query_id").cast(pa.string()),
         "positive_id": source.column("positive_id").cast(pa.string()),
         "negative_id": take_texts(pool.ids, neg_rows),
-        "negative_rank": pa.array(np.concatenate(sel.ranks) if n else [], pa.int64()),
-        "positive_score": pa.array(np.repeat(positive_scores, per_query), pa.float64())
+        "negative_rank": pa.array(np.concatenate(sel.ranks[start:stop]) if n else [], pa.int64()),
+        "positive_score": pa.array(np.repeat(mined.positive_scores[start:stop], per_query), pa.float64())
         if output_scores
         else none,
-        "negative_score": pa.array(np.concatenate(sel.scores), pa.float64()) if output_scores and n else none,
+        "negative_score": pa.array(np.concatenate(sel.scores[start:stop]), pa.float64())
+        if output_scores and n
+        else none,
         "method": pa.array([name] * n, pa.string()),
     }
+    for read in (table, pool.passages.column, pool.ids.column):
+        drop_file_pages(read)
+    return columns
 
 
 def false_negative_scores(
