@@ -18,12 +18,10 @@ import json
 import math
 import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from datasets import Dataset, DatasetDict, Features, Value, get_dataset_config_names, load_dataset
@@ -50,7 +48,7 @@ from hardneg.diagnose.record import DIAGNOSTICS_FILE
 from hardneg.errors import first_line
 from hardneg.files import replace_folder, write_atomic
 from hardneg.id_layout import CORPUS_CONFIG, check_id_layout_schema, is_id_config
-from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS, arrow_table
+from hardneg.methods import COLUMN_TYPES, QUERIES_CONFIG, TRAINING_COLUMNS, table_blocks
 from hardneg.references import DatasetRef, resolve_build_ref
 from hardneg.revisions import check_loaded
 
@@ -124,13 +122,6 @@ def check_config_schema(name: str, columns: list[str], rows: dict[str, int]) -> 
         )
 
 
-def _arrow_parts(ds: Dataset, rows_per_group: int) -> Iterator[pa.Table]:
-    """The rows of ``ds`` as Arrow tables of ``rows_per_group`` rows, straight from its Arrow storage
-    (``hardneg.methods.arrow_table``: a ``select``-ed table, e.g. after pairing, gathered with Arrow's take)."""
-    for start in range(0, len(ds), rows_per_group):
-        yield arrow_table(ds.select(range(start, min(len(ds), start + rows_per_group))))
-
-
 def parquet_layout(ds: Dataset) -> tuple[int, int]:
     """(shards, rows per row group) of one split: shards of at most ``MAX_SHARD_BYTES`` (500 MB, as
     ``push_to_hub``) and row groups of about ``datasets.config.MAX_ROW_GROUP_SIZE`` (100 MB of Arrow data):
@@ -143,7 +134,7 @@ def parquet_layout(ds: Dataset) -> tuple[int, int]:
 
 def _write_parquet_shards(ds: Dataset, target_dir: Path, split: str) -> list[Path]:
     """Write one split as <split>-0000i-of-0000N.parquet (push_to_hub's naming, shard and row-group sizes)
-    with ``datasets``' parquet writer, streaming ``_arrow_parts`` (no Python object per row)."""
+    with ``datasets``' parquet writer, streaming ``table_blocks`` (no Python object per row, one block resident)."""
     target_dir.mkdir(parents=True, exist_ok=True)
     num_shards, rows_per_group = parquet_layout(ds)
     bounds = [len(ds) * i // num_shards for i in range(num_shards + 1)]
@@ -152,7 +143,7 @@ def _write_parquet_shards(ds: Dataset, target_dir: Path, split: str) -> list[Pat
         path = target_dir / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
         part = ds.select(range(bounds[index], bounds[index + 1])) if num_shards > 1 else ds
         with ParquetWriter(path=str(path), features=ds.features, writer_batch_size=rows_per_group) as writer:
-            for table in _arrow_parts(part, rows_per_group):
+            for table in table_blocks(part, rows_per_group):
                 writer.write_table(table_cast(table, ds.features.arrow_schema), rows_per_group)
             writer.finalize()
         paths.append(path)

@@ -60,7 +60,7 @@ def drop_file_pages(data: pa.Table | pa.RecordBatch | pa.ChunkedArray | pa.Array
     if not maps:
         return
     page = mmap.PAGESIZE
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    ranges = []
     for buf in _buffers(data):
         if buf is None or buf.size == 0:
             continue
@@ -69,8 +69,15 @@ def drop_file_pages(data: pa.Table | pa.RecordBatch | pa.ChunkedArray | pa.Array
         if i < 0 or not maps[i][0] <= start < maps[i][1]:
             continue  # not a file map: left alone
         lo, hi = maps[i]
-        first = max(lo, start - start % page)
-        last = min(hi, end + (-end) % page)
+        ranges.append((max(lo, start - start % page), min(hi, end + (-end) % page)))
+    merged: list[list[int]] = []
+    for first, last in sorted(ranges):  # one call per run of adjacent buffers (a column of many chunks)
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    for first, last in merged:
         libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), MADV_DONTNEED)
 
 

@@ -125,14 +125,20 @@ def arrow_table(ds: Dataset, columns: list[str] | None = None) -> pa.Table:
 
 def table_blocks(ds: Dataset, rows: int = 50_000) -> Iterator[pa.Table]:
     """A table's rows as Arrow tables of ``rows`` rows, in order: slices of its table (no copy), or gathered
-    with ``take`` through a ``select``-ed table's indices."""
+    with ``take`` through a ``select``-ed table's indices (``Dataset.to_parquet`` / ``flatten_indices`` gather
+    row by row). Once the caller is done with a block, the file pages read for it leave the resident set
+    (``hardneg.memory.drop_file_pages``): writing out a memory-mapped table of millions of rows holds one block."""
+    from hardneg.memory import drop_file_pages
+
     table = ds.data.table
     for start in range(0, len(ds), rows):
-        yield (
-            table.slice(start, rows)
-            if ds._indices is None
-            else table.take(ds._indices.column(0).slice(start, rows))
-        )
+        if ds._indices is None:
+            block = table.slice(start, rows)
+            yield block
+            drop_file_pages(block)
+        else:
+            yield table.take(ds._indices.column(0).slice(start, rows))
+            drop_file_pages(table)  # which pages a take read is not known: all of them
 
 
 def from_arrow(columns: dict[str, pa.Array | pa.ChunkedArray], features: Features) -> Dataset:
@@ -154,13 +160,11 @@ def write_arrow_file(
 ) -> Dataset:
     """Blocks of columns written one after another to one Arrow file in the ``datasets`` cache-file format
     (``ArrowWriter``; written whole or not at all), returned memory-mapped from it (``Dataset.from_file``), with
-    exactly ``features``. One block is in memory at a time, and the file pages it was read through are
-    dropped once it is written (``hardneg.memory.drop_file_pages``): a table of millions of rows is copied or
-    gathered in bounded memory."""
+    exactly ``features``. One block is in memory at a time (with ``table_blocks``, a table of millions of rows
+    is copied in bounded memory)."""
     from datasets.arrow_writer import ArrowWriter
 
     from hardneg.files import open_atomic
-    from hardneg.memory import drop_file_pages
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +173,6 @@ def write_arrow_file(
         for block in blocks:
             part = block if isinstance(block, pa.Table) else pa.table({c: block[c] for c in features})
             writer.write_table(part.select(list(features)).cast(features.arrow_schema))
-            drop_file_pages(part)
         writer.finalize(close_stream=False)
     return Dataset.from_file(str(path), info=DatasetInfo(features=features))
 
