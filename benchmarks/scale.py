@@ -4,6 +4,8 @@ of issue 24 against bm25s alone, in one run.
     python benchmarks/scale.py --passages 100000 1000000     # the issue's sizes (1M: tens of minutes)
     python benchmarks/scale.py --passages 10000              # a quick look
     python benchmarks/scale.py --dense 100000                # dense_hn (MiniLM) vs encoding the pool alone
+    python benchmarks/scale.py --dense 100000 --words 10 20  # the same with passages short enough for 2 cores
+    python benchmarks/scale.py --passages 1000000 --kill_after_blocks 5  # kill and resume inside mining
 
 For each size, a seeded synthetic corpus (Zipf vocabulary of 50k pseudo-words, 60-120 words per passage) is
 written once as ``corpus.jsonl`` under ``--workdir``; an instant local OpenAI-compatible server
@@ -27,6 +29,7 @@ passages: N.NNx`` (<= 1.15). With other sizes the lines name the largest and sma
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -44,7 +47,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from generation_http import _free_port, load_note, wait_healthy  # noqa: E402
 
+DEFAULT_WORDS = [60, 120]
 STEP_RE = re.compile(r"step (\S+): ([0-9.]+) s")
+BLOCK_SEARCH_RE = re.compile(r"BM25 search of \d+ queries")  # one line per mining block
 BM25_RE = re.compile(r"BM25 (index|search) of (\d+) \S+: ([0-9.]+) s")
 
 
@@ -52,8 +57,15 @@ def human(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
-def write_corpus(path: Path, n: int, seed: int = 0, vocab: int = 50_000) -> None:
-    """``n`` passages of 60-120 Zipf-distributed pseudo-words, written as BEIR-style jsonl (seeded)."""
+def size_folder(n: int, words: list[int]) -> str:
+    """``<workdir>/<size>`` for the default passage length, ``<size>-w<lo>-<hi>`` for another."""
+    return human(n) if list(words) == DEFAULT_WORDS else f"{human(n)}-w{words[0]}-{words[1]}"
+
+
+def write_corpus(
+    path: Path, n: int, seed: int = 0, vocab: int = 50_000, words: tuple[int, int] = (60, 120)
+) -> None:
+    """``n`` passages of ``words`` (60-120) Zipf-distributed pseudo-words, written as BEIR-style jsonl (seeded)."""
     if path.is_file():
         return
     rng = np.random.default_rng(seed)
@@ -65,7 +77,7 @@ def write_corpus(path: Path, n: int, seed: int = 0, vocab: int = 50_000) -> None
     with open(tmp, "w", encoding="utf-8") as f:
         for start in range(0, n, 100_000):
             m = min(100_000, n - start)
-            lengths = rng.integers(60, 121, size=m)
+            lengths = rng.integers(words[0], words[1] + 1, size=m)
             flat = words[rng.choice(vocab, size=int(lengths.sum()), p=p)]
             bounds = np.concatenate([[0], np.cumsum(lengths)])
             for i in range(m):
@@ -218,13 +230,53 @@ def dense_child(corpus: str) -> None:
     )
 
 
+def resume_size(n: int, args, url: str) -> None:
+    """Kill and resume inside mining, on the finished run at ``n`` passages (run ``--passages n`` first): its
+    ``bm25_hn`` stage and mining blocks go, the build runs again (the queries and ``llm_hn`` stages are reused)
+    and is killed (SIGKILL) once ``--kill_after_blocks`` blocks are saved; a rerun finishes it. Prints what the
+    kill lost, what the rerun searched again and whether the stage equals the uninterrupted run's, byte for
+    byte."""
+    work = Path(args.workdir) / size_folder(n, args.words)
+    out = work / "run"
+    stage, blocks = out / "stages" / "bm25_hn", out / "cache" / "mining" / "blocks"
+    if not (stage / "data.arrow").is_file():
+        raise SystemExit(f"error: no finished run at {out}; fix: run --passages {n} first")
+    digest = hashlib.sha256((stage / "data.arrow").read_bytes()).hexdigest()
+    shutil.rmtree(stage)
+    shutil.rmtree(blocks, ignore_errors=True)
+    cmd = build_command(work / "corpus.jsonl", out, url, args.concurrency, args.sample)
+    start = time.perf_counter()
+    with open(work / "killed.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        while proc.poll() is None and len(list(blocks.glob("*.npz"))) < args.kill_after_blocks:
+            time.sleep(0.5)
+        proc.kill()
+        proc.wait()
+    saved = len(list(blocks.glob("*.npz")))
+    killed_at = time.perf_counter() - start
+    print(f"[{human(n)}] killed after {killed_at:.0f} s with {saved} mining blocks saved", flush=True)
+    wall, rss, text = run_child(cmd, work / "resumed.log")
+    searched = len(BLOCK_SEARCH_RE.findall(text))
+    same = hashlib.sha256((stage / "data.arrow").read_bytes()).hexdigest() == digest
+    print(
+        f"[{human(n)}] resumed: {wall:.1f} s, peak RSS {rss:.2f} GB; steps "
+        f"{ {m[1]: float(m[2]) for m in STEP_RE.finditer(text)} }",
+        flush=True,
+    )
+    total = len(BLOCK_SEARCH_RE.findall((work / "build.log").read_text()))  # the uninterrupted run's blocks
+    print(
+        f"mining blocks searched by the resumed run: {searched} of {total} ({saved} were saved before the kill)"
+    )
+    print(f"bm25_hn stage after kill and resume equals the uninterrupted run's: {same}")
+
+
 def dense_size(n: int, args, url: str) -> None:
     """``dense_hn`` (queries + dense mining with the embedded MiniLM) at ``n`` passages against encoding the
     pool alone: peak RSS of each, and the issue's rule (<= 1.15x)."""
-    work = Path(args.workdir) / human(n)
+    work = Path(args.workdir) / size_folder(n, args.words)
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.jsonl"
-    write_corpus(corpus, n)
+    write_corpus(corpus, n, words=tuple(args.words))
     out = work / "dense_run"
     shutil.rmtree(out, ignore_errors=True)
     cmd = build_command(corpus, out, url, args.concurrency, args.sample, methods=("dense_hn",))
@@ -268,11 +320,11 @@ def summarise(path: Path, top: int = 25) -> None:
 
 
 def one_size(n: int, args, url: str) -> dict:
-    work = Path(args.workdir) / human(n)
+    work = Path(args.workdir) / size_folder(n, args.words)
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.jsonl"
     t = time.perf_counter()
-    write_corpus(corpus, n)
+    write_corpus(corpus, n, words=tuple(args.words))
     print(
         f"[{human(n)}] corpus {corpus} ({corpus.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t:.0f} s)",
         flush=True,
@@ -348,6 +400,22 @@ def main() -> None:
         metavar="N",
         help="instead: dense_hn (embedded MiniLM) at N passages vs encoding the pool alone (peak RSS)",
     )
+    ap.add_argument(
+        "--words",
+        type=int,
+        nargs=2,
+        default=DEFAULT_WORDS,
+        metavar=("LO", "HI"),
+        help="words per passage (default 60 120; shorter passages make --dense's encoding affordable on a CPU)",
+    )
+    ap.add_argument(
+        "--kill_after_blocks",
+        type=int,
+        default=0,
+        metavar="K",
+        help="instead: on the finished run of the largest --passages, kill bm25_hn's mining once K blocks are "
+        "saved, resume it, and compare the stage with the uninterrupted one",
+    )
     ap.add_argument("--bm25_child", nargs=2, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--dense_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -366,6 +434,8 @@ def main() -> None:
         wait_healthy(url, server, path="/")
         if args.dense:
             return dense_size(args.dense, args, url)
+        if args.kill_after_blocks:
+            return resume_size(max(args.passages), args, url)
         results = [one_size(n, args, url) for n in sorted(args.passages)]
     finally:
         server.kill()
