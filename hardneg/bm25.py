@@ -162,7 +162,10 @@ class BM25Index:
         data, indices, indptr = m["data"], m["indices"], m["indptr"]
         nonoccurrence = self._bm25.nonoccurrence_array
         strings = convert_tokenized_to_string_list(self._tokenize(list(queries)))
-        for i, (toks, row) in enumerate(zip(strings, doc_indices, strict=True)):
+        # The row in the postings' own integer type: a Python int makes searchsorted convert the whole postings
+        # slice first (O(postings), ~1 ms for a common word in a 1M pool) instead of a binary search.
+        rows = np.asarray(doc_indices).astype(indices.dtype)
+        for i, (toks, row) in enumerate(zip(strings, rows, strict=True)):
             total = 0.0
             for t in self._bm25.get_tokens_ids(toks):
                 lo, hi = indptr[t], indptr[t + 1]
