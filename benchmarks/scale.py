@@ -63,9 +63,9 @@ def size_folder(n: int, words: list[int]) -> str:
 
 
 def write_corpus(
-    path: Path, n: int, seed: int = 0, vocab: int = 50_000, words: tuple[int, int] = (60, 120)
+    path: Path, n: int, seed: int = 0, vocab: int = 50_000, length: tuple[int, int] = (60, 120)
 ) -> None:
-    """``n`` passages of ``words`` (60-120) Zipf-distributed pseudo-words, written as BEIR-style jsonl (seeded)."""
+    """``n`` passages of ``length`` (60-120) Zipf-distributed pseudo-words, as BEIR-style jsonl (seeded)."""
     if path.is_file():
         return
     rng = np.random.default_rng(seed)
@@ -77,7 +77,7 @@ def write_corpus(
     with open(tmp, "w", encoding="utf-8") as f:
         for start in range(0, n, 100_000):
             m = min(100_000, n - start)
-            lengths = rng.integers(words[0], words[1] + 1, size=m)
+            lengths = rng.integers(length[0], length[1] + 1, size=m)
             flat = words[rng.choice(vocab, size=int(lengths.sum()), p=p)]
             bounds = np.concatenate([[0], np.cumsum(lengths)])
             for i in range(m):
@@ -276,7 +276,7 @@ def dense_size(n: int, args, url: str) -> None:
     work = Path(args.workdir) / size_folder(n, args.words)
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.jsonl"
-    write_corpus(corpus, n, words=tuple(args.words))
+    write_corpus(corpus, n, length=tuple(args.words))
     out = work / "dense_run"
     shutil.rmtree(out, ignore_errors=True)
     cmd = build_command(corpus, out, url, args.concurrency, args.sample, methods=("dense_hn",))
@@ -324,7 +324,7 @@ def one_size(n: int, args, url: str) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.jsonl"
     t = time.perf_counter()
-    write_corpus(corpus, n, words=tuple(args.words))
+    write_corpus(corpus, n, length=tuple(args.words))
     print(
         f"[{human(n)}] corpus {corpus} ({corpus.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t:.0f} s)",
         flush=True,

@@ -99,9 +99,9 @@ class Stages:
     @staticmethod
     def _data(folder: Path) -> Dataset:
         file = folder / DATA_FILE
-        return (
-            Dataset.from_file(str(file)) if file.is_file() else load_data(folder / "data")
-        )  # saved by earlier versions
+        if file.is_file():
+            return Dataset.from_file(str(file))
+        return load_data(folder / "data")  # a stage saved by an earlier version (``save_to_disk``)
 
     def get_extra(self, name: str, file: str) -> Any:
         path = self.root / name / file
