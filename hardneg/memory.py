@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import ctypes.util
+import functools
 import gc
 import mmap
 import sys
@@ -22,7 +23,7 @@ def release_freed_memory() -> None:
     gc.collect()
     pa.default_memory_pool().release_unused()
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
 
@@ -42,9 +43,6 @@ def remapped(ds: Dataset) -> Dataset:
     return Dataset(
         table, info=ds.info.copy(), split=ds.split, indices_table=ds._indices, fingerprint=ds._fingerprint
     )
-
-
-MADV_DONTNEED = 4  # Linux
 
 
 def drop_file_pages(data: pa.Table | pa.RecordBatch | pa.ChunkedArray | pa.Array) -> None:
@@ -76,9 +74,15 @@ def drop_file_pages(data: pa.Table | pa.RecordBatch | pa.ChunkedArray | pa.Array
             merged[-1][1] = max(merged[-1][1], last)
         else:
             merged.append([first, last])
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = _libc()
     for first, last in merged:
-        libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), MADV_DONTNEED)
+        libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, found once (``find_library`` runs ``ldconfig``: not once per block)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def _buffers(data) -> list:
