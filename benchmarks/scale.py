@@ -419,6 +419,12 @@ def main() -> None:
     ap.add_argument("--bm25_child", nargs=2, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--dense_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if not 1 <= args.words[0] <= args.words[1]:
+        ap.error(f"--words {args.words[0]} {args.words[1]}: give 1 <= LO <= HI words per passage")
+    if args.kill_after_blocks < 0:
+        ap.error(
+            f"--kill_after_blocks {args.kill_after_blocks} is negative; give a number of blocks (0: no kill)"
+        )
     if args.bm25_child:
         return bm25_child(args.bm25_child[0], int(args.bm25_child[1]))
     if args.dense_child:
