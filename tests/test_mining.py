@@ -266,14 +266,22 @@ def test_dense_search_normalises_the_pool_once_with_the_bits_of_model_similarity
     doc = rng.normal(size=(500, 384)).astype(np.float32)
     qry = torch.from_numpy(rng.normal(size=(7, 384)).astype(np.float32))
     assert minilm.similarity_fn_name == "cosine"
-    got = dense._pool_similarity(minilm, torch.from_numpy(doc))(qry)
-    assert torch.equal(got, minilm.similarity(qry, torch.from_numpy(doc)))
-    # a pool larger than the cell budget is searched a few queries at a time: same candidates
+    pool = dense.PoolSearch(minilm, doc)
+    assert torch.equal(pool.similarity(qry), minilm.similarity(qry, torch.from_numpy(doc)))
+    rows = np.array([3, 0, 499, 3, 17, 250, 1])
+    assert torch.equal(pool.pairwise(qry, rows), minilm.similarity_pairwise(qry, torch.from_numpy(doc[rows])))
+    # a pool larger than the cell budget is searched a few queries at a time, and the queries are encoded a
+    # chunk at a time: the same candidates and scores
     queries, passages = (
         [f"wing lift {i}" for i in range(6)],
         [f"passage {i} about wings and lift" for i in range(40)],
     )
-    whole = dense.dense_candidates(queries, passages, np.arange(6), k=5, model=minilm, show_progress=False)
+    known = np.array([[i, (i + 7) % 40] for i in range(6)])
+    whole = dense.dense_candidates(queries, passages, known, k=5, model=minilm, show_progress=False)
     monkeypatch.setattr(dense, "SIMILARITY_CELLS", 80)  # 2 queries x 40 passages per step
-    steps = dense.dense_candidates(queries, passages, np.arange(6), k=5, model=minilm, show_progress=False)
-    assert np.array_equal(whole.indices, steps.indices) and np.array_equal(whole.scores, steps.scores)
+    monkeypatch.setattr(dense, "QUERY_CHUNK", 4)  # 4 queries, then 2
+    steps = dense.dense_candidates(queries, passages, known, k=5, model=minilm, show_progress=False)
+    assert np.array_equal(whole.indices, steps.indices)
+    np.testing.assert_allclose(whole.scores, steps.scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(whole.positive_scores, steps.positive_scores, rtol=1e-6, atol=1e-6)
+    assert whole.positive_scores.shape == (6, 2) and not np.isnan(whole.positive_scores).any()

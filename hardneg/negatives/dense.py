@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import trange
+from tqdm.auto import tqdm
 
 from hardneg.assets import resolve_embedder
 from hardneg.distributed import Shard, shared_array
@@ -125,19 +125,76 @@ def write_pool_index(folder: Path, stem: str, passages: Sequence[str], name: str
     save_atomic(index / f"{stem}.{TEXT_HASHES}", text_hashes(passages))
 
 
-SIMILARITY_CELLS = 2**25  # query x pool similarities computed at once (128 MB of float32)
+SIMILARITY_CELLS = 2**23  # query x pool similarities computed at once (32 MB of float32)
+QUERY_CHUNK = 4096  # queries encoded, then searched, at once: a block's embeddings are never all in memory
 
 
-def _pool_similarity(model, doc_t):
-    """``model.similarity(queries, pool)`` as a function of a batch of queries. For cosine (sentence-transformers'
-    ``util.cos_sim``: normalise both, then a matrix product) the pool is normalised once here, not once per
-    batch, with the same operations, so the scores are the same to the bit."""
-    import torch
+class PoolSearch:
+    """The pool's side of an exact search under ``model.similarity``, prepared once per pool and searched by any
+    number of query batches. For cosine (sentence-transformers' ``util.cos_sim`` / ``pairwise_cos_sim``:
+    normalise both sides, then a matrix product / a row-wise product) the pool is normalised here, once, with
+    the same operations, and only that copy is kept: the scores are those of ``model.similarity`` and
+    ``model.similarity_pairwise`` to the bit."""
 
-    if model.similarity_fn_name != "cosine":
-        return lambda q: model.similarity(q, doc_t)
-    pool = torch.nn.functional.normalize(doc_t, p=2, dim=-1).transpose(0, 1)
-    return lambda q: torch.mm(torch.nn.functional.normalize(q, p=2, dim=-1), pool)
+    def __init__(self, model, embeddings: np.ndarray) -> None:
+        import torch
+
+        self.model = model
+        self.cosine = model.similarity_fn_name == "cosine"
+        doc = torch.from_numpy(embeddings)
+        self.doc = torch.nn.functional.normalize(doc, p=2, dim=-1) if self.cosine else doc
+
+    def __len__(self) -> int:
+        return len(self.doc)
+
+    def similarity(self, queries, out=None):
+        """(queries, pool) similarities of a batch of query embeddings (a tensor); cosine writes them to ``out``
+        when given."""
+        import torch
+
+        if not self.cosine:
+            return self.model.similarity(queries, self.doc)
+        return torch.mm(
+            torch.nn.functional.normalize(queries, p=2, dim=-1), self.doc.transpose(0, 1), out=out
+        )
+
+    def pairwise(self, queries, rows: np.ndarray):
+        """The similarity of each query embedding with the pool row beside it (``similarity_pairwise``)."""
+        import torch
+
+        if not self.cosine:
+            return self.model.similarity_pairwise(queries, self.doc[rows])
+        return (torch.nn.functional.normalize(queries, p=2, dim=-1) * self.doc[rows]).sum(dim=-1)
+
+    def faiss_index(self):
+        """A faiss flat inner-product index over the pool (``use_faiss=True``), built once."""
+        if getattr(self, "_faiss", None) is None:
+            try:
+                import faiss
+            except ImportError:
+                raise RuntimeError(
+                    "use_faiss=True needs faiss; fix: pip install faiss-cpu (or faiss-gpu)"
+                ) from None
+            self._faiss = faiss.IndexFlatIP(self.doc.shape[1])
+            self._faiss.add(self.doc.numpy())
+        return self._faiss
+
+    def search(self, queries, k: int, scores: np.ndarray, rows: np.ndarray) -> None:
+        """Write the top ``k`` pool rows of each query embedding and their scores to ``rows`` / ``scores`` (one
+        row per query), a (step, pool) similarity matrix at a time (``SIMILARITY_CELLS``). The matrix is one
+        buffer kept for every step and call, and the top ``k`` are written in place: fresh tens-of-MB
+        temporaries per step, interleaved with the small results kept, fragment the C heap, which then only
+        grows (measured: +2 GB over 50k queries on a 100k pool)."""
+        import torch
+
+        step = max(1, SIMILARITY_CELLS // max(1, len(self.doc)))
+        if self.cosine and getattr(self, "_buffer", None) is None:
+            self._buffer = torch.empty((step, len(self.doc)), dtype=self.doc.dtype)
+        for i in range(0, len(queries), step):
+            batch = queries[i : i + step]
+            sim = self.similarity(batch, out=self._buffer[: len(batch)] if self.cosine else None)
+            out = (torch.from_numpy(scores[i : i + len(batch)]), torch.from_numpy(rows[i : i + len(batch)]))
+            torch.topk(sim, k=k, dim=1, out=out)
 
 
 def dense_candidates(
@@ -148,26 +205,24 @@ def dense_candidates(
     k: int,
     model,
     batch_size: int = 32,
-    search_batch_size: int = 4096,
     use_faiss: bool = False,
     show_progress: bool = True,
     cache_folder: str | Path | None = None,
     model_id: str | None = None,
     shard: Shard | None = None,
-    pool_embeddings: np.ndarray | None = None,
+    pool: PoolSearch | None = None,
 ) -> Candidates:
     """Top-``k`` passages per query by embedding similarity, and the similarity of each positive.
 
     ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
     ``cache_folder`` / ``model_id`` / ``shard``: keep (and share out across processes) the pool's embeddings
-    (``encode_pool``); ``pool_embeddings``: those embeddings already at hand (a caller searching its queries
-    block by block encodes the pool once).
+    (``encode_pool``); ``pool``: the pool already prepared (``PoolSearch``: a caller searching its queries
+    block by block encodes the pool once). The queries are encoded and searched ``QUERY_CHUNK`` at a time.
     """
     import torch
 
-    doc = pool_embeddings
-    if doc is None:
-        doc = encode_pool(
+    if pool is None:
+        embeddings = encode_pool(
             passages,
             model,
             batch_size=batch_size,
@@ -176,39 +231,33 @@ def dense_candidates(
             shard=shard,
             show_progress=show_progress,
         )
-    qry = model.encode_query(
-        list(query_texts),
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=show_progress,
-    )
+        pool = PoolSearch(model, embeddings)
+        del embeddings  # for cosine the pool keeps its normalised copy only
     k = min(k, len(passages))
-    if use_faiss:
-        try:
-            import faiss
-        except ImportError:
-            raise RuntimeError(
-                "use_faiss=True needs faiss; fix: pip install faiss-cpu (or faiss-gpu)"
-            ) from None
-        index = faiss.IndexFlatIP(doc.shape[1])
-        index.add(doc)
-        scores, rows = index.search(qry, k)
-    else:
-        doc_t = torch.from_numpy(doc)
-        similarity = _pool_similarity(model, doc_t)
-        step = max(1, min(search_batch_size, SIMILARITY_CELLS // len(doc)))  # a (step, pool) matrix at a time
-        parts_s, parts_i = [], []
-        for i in trange(0, len(qry), step, desc="dense search", disable=not show_progress):
-            sim = similarity(torch.from_numpy(qry[i : i + step]))
-            s, r = torch.topk(sim, k=k, dim=1)
-            parts_s.append(s.numpy())
-            parts_i.append(r.numpy())
-        scores, rows = np.concatenate(parts_s), np.concatenate(parts_i)
+    index = pool.faiss_index() if use_faiss else None
     pq, prow = positive_pairs(positive_rows)
-    positive_scores = positive_score_array(
-        positive_rows,
-        model.similarity_pairwise(torch.from_numpy(qry[pq]), torch.from_numpy(doc[prow])).numpy(),
-    )
+    positive = np.zeros(len(pq), dtype=np.float32)
+    scores = np.zeros((len(query_texts), k), dtype=np.float32)
+    rows = np.zeros((len(query_texts), k), dtype=np.int64)
+    bar = tqdm(total=len(query_texts), desc="dense search", unit="query", disable=not show_progress)
+    for start in range(0, len(query_texts), QUERY_CHUNK):
+        stop = min(start + QUERY_CHUNK, len(query_texts))
+        qry = model.encode_query(
+            list(query_texts[start:stop]),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        if index is None:
+            pool.search(torch.from_numpy(qry), k, scores[start:stop], rows[start:stop])
+        else:
+            scores[start:stop], rows[start:stop] = index.search(qry, k)
+        first, last = np.searchsorted(pq, [start, stop])
+        positive[first:last] = pool.pairwise(
+            torch.from_numpy(qry[pq[first:last] - start]), prow[first:last]
+        ).numpy()
+        bar.update(stop - start)
+    bar.close()
     name = f"{model.similarity_fn_name} similarity of normalised embeddings"
-    return Candidates(rows.astype(np.int64), scores.astype(np.float32), positive_scores, name)
+    return Candidates(rows, scores, positive_score_array(positive_rows, positive), name)

@@ -27,7 +27,7 @@ import numpy as np
 from hardneg.distributed import Shard
 from hardneg.negatives.bm25 import BM25Options, bm25_candidates, bm25_index
 from hardneg.negatives.cross_encoder import rescore_candidates
-from hardneg.negatives.dense import dense_candidates, encode_pool, load_embedder
+from hardneg.negatives.dense import PoolSearch, dense_candidates, encode_pool, load_embedder
 from hardneg.negatives.mining import Candidates
 from hardneg.scorers import load_scorer
 
@@ -117,8 +117,9 @@ class DenseProvider:
                 shard=run.shard,
                 show_progress=run.show_progress,
             )
-            run.state[key] = (model, embeddings)
-        model, embeddings = run.state[key]
+            run.state[key] = (model, PoolSearch(model, embeddings))
+            del embeddings  # for cosine the search keeps its normalised copy only
+        model, pool = run.state[key]
         return dense_candidates(
             query_texts,
             passages,
@@ -128,7 +129,7 @@ class DenseProvider:
             batch_size=run.batch_size,
             use_faiss=self.use_faiss,
             show_progress=run.show_progress,
-            pool_embeddings=embeddings,
+            pool=pool,
         )
 
     def params(self) -> dict[str, Any]:
