@@ -194,6 +194,7 @@ def shared_array(
     else:
         paths = [folder / f"{stem}.part-{r:02d}-of-{shard.world:02d}.npy" for r in range(shard.world)]
     mine = paths[shard.rank]
+    value = None
     if not mine.is_file():
         if shard.world == 1:
             bounds = [0, n]
@@ -206,10 +207,19 @@ def shared_array(
         with tmp.open("wb") as f:
             np.save(f, value)
         tmp.replace(mine)
-    parts = _wait(
-        lambda: [p if p.is_file() else None for p in paths], [p.name for p in paths], stem, poll_s, timeout_s
-    )
-    joined = np.concatenate([np.load(p) for p in parts]) if len(parts) > 1 else np.load(parts[0])
+        if shard.world > 1:
+            value = None  # read back below with the other parts, not held beside them
+    if value is not None:  # one process, computed now: the array in hand, not a second copy read back
+        joined = value
+    else:
+        parts = _wait(
+            lambda: [p if p.is_file() else None for p in paths],
+            [p.name for p in paths],
+            stem,
+            poll_s,
+            timeout_s,
+        )
+        joined = np.concatenate([np.load(p) for p in parts]) if len(parts) > 1 else np.load(parts[0])
     if len(joined) != n:
         raise RuntimeError(
             f"the parts of {stem} in {folder} hold {len(joined)} rows, not {n}; fix: delete {folder / stem}* "

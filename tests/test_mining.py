@@ -285,3 +285,49 @@ def test_dense_search_normalises_the_pool_once_with_the_bits_of_model_similarity
     np.testing.assert_allclose(whole.scores, steps.scores, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(whole.positive_scores, steps.positive_scores, rtol=1e-6, atol=1e-6)
     assert whole.positive_scores.shape == (6, 2) and not np.isnan(whole.positive_scores).any()
+
+
+def test_dense_pool_search_in_place_half_precision_and_a_larger_step(minilm, monkeypatch):
+    import torch
+
+    import hardneg.negatives.dense as dense
+
+    rng = np.random.default_rng(1)
+    doc = rng.normal(size=(300, 384)).astype(np.float32)
+    qry = rng.normal(size=(9, 384)).astype(np.float32)
+    copied = dense.PoolSearch(minilm, doc)
+    owned = dense.PoolSearch(minilm, doc.copy(), in_place=True)  # normalised where it is: the same bits
+    assert torch.equal(copied.doc, owned.doc)
+    assert not np.shares_memory(copied.doc.numpy(), doc)
+
+    def top(pool, q, k=7):
+        scores, rows = np.zeros((len(q), k), np.float32), np.zeros((len(q), k), np.int64)
+        pool.search(torch.from_numpy(q), k, scores, rows)
+        return scores, rows
+
+    expected = torch.topk(minilm.similarity(torch.from_numpy(qry), torch.from_numpy(doc)), k=7, dim=1)
+    scores, rows = top(owned, qry)
+    assert np.array_equal(rows, expected.indices.numpy()) and np.array_equal(scores, expected.values.numpy())
+    assert len(owned._buffer) == 9  # the similarity buffer holds what the search needs, at most the step
+    # a smaller step: the same buffer, the same rows (the matrix product's last bits depend on how many
+    # queries it multiplies at once)
+    monkeypatch.setattr(dense, "SIMILARITY_CELLS", 2 * 300)
+    small = top(owned, qry)
+    assert len(owned._buffer) == 9 and np.array_equal(small[1], rows)
+    np.testing.assert_allclose(small[0], scores, rtol=0, atol=1e-6)
+    # more queries than the buffer holds, in one step: a larger buffer, the same results
+    monkeypatch.setattr(dense, "SIMILARITY_CELLS", 2**23)
+    more = top(owned, np.concatenate([qry, qry]))
+    assert len(owned._buffer) == 18 and np.array_equal(more[1], np.concatenate([rows, rows]))
+    # half-precision embeddings are searched in float32, as model.similarity does
+    half = dense.PoolSearch(minilm, doc.astype(np.float16), in_place=True)
+    assert half.doc.dtype == torch.float32
+    hq = qry.astype(np.float16)
+    want = minilm.similarity(torch.from_numpy(hq), torch.from_numpy(doc.astype(np.float16)))
+    assert torch.equal(half.similarity(torch.from_numpy(hq)), want)
+    scores, rows = top(half, hq)
+    assert np.array_equal(rows, torch.topk(want, k=7, dim=1).indices.numpy())
+    got = half.pairwise(torch.from_numpy(hq), np.arange(9))
+    assert torch.equal(
+        got, minilm.similarity_pairwise(torch.from_numpy(hq), torch.from_numpy(doc[:9].astype(np.float16)))
+    )

@@ -131,18 +131,29 @@ QUERY_CHUNK = 4096  # queries encoded, then searched, at once: a block's embeddi
 
 class PoolSearch:
     """The pool's side of an exact search under ``model.similarity``, prepared once per pool and searched by any
-    number of query batches. For cosine (sentence-transformers' ``util.cos_sim`` / ``pairwise_cos_sim``:
+    number of query batches. Embeddings in a float type narrower than float32 are searched in float32, as
+    sentence-transformers' similarity functions do. For cosine (``util.cos_sim`` / ``pairwise_cos_sim``:
     normalise both sides, then a matrix product / a row-wise product) the pool is normalised here, once, with
-    the same operations, and only that copy is kept: the scores are those of ``model.similarity`` and
-    ``model.similarity_pairwise`` to the bit."""
+    the same operations, and only that copy is kept (``in_place``: the caller gives its array up, and it is
+    normalised where it is, so that no second copy exists even for a moment): the scores are those of
+    ``model.similarity`` and ``model.similarity_pairwise`` on the same query embeddings, to the bit."""
 
-    def __init__(self, model, embeddings: np.ndarray) -> None:
+    def __init__(self, model, embeddings: np.ndarray, *, in_place: bool = False) -> None:
         import torch
 
         self.model = model
         self.cosine = model.similarity_fn_name == "cosine"
-        doc = torch.from_numpy(embeddings)
-        self.doc = torch.nn.functional.normalize(doc, p=2, dim=-1) if self.cosine else doc
+        given = torch.as_tensor(embeddings)
+        doc = _float_tensor(given)
+        if self.cosine:
+            writable = not isinstance(embeddings, np.ndarray) or embeddings.flags.writeable
+            owned = (
+                in_place and doc is given and writable
+            )  # not upcast into a new tensor: normalised where it is
+            doc = torch.nn.functional.normalize(doc, p=2, dim=-1, out=doc if owned else None)
+        self.doc = doc
+        self._buffer = None  # the (step, pool) similarity matrix, reused by every step (``search``)
+        self._faiss = None
 
     def __len__(self) -> int:
         return len(self.doc)
@@ -152,6 +163,7 @@ class PoolSearch:
         when given."""
         import torch
 
+        queries = _float_tensor(queries)
         if not self.cosine:
             return self.model.similarity(queries, self.doc)
         return torch.mm(
@@ -162,13 +174,14 @@ class PoolSearch:
         """The similarity of each query embedding with the pool row beside it (``similarity_pairwise``)."""
         import torch
 
+        queries = _float_tensor(queries)
         if not self.cosine:
             return self.model.similarity_pairwise(queries, self.doc[rows])
         return (torch.nn.functional.normalize(queries, p=2, dim=-1) * self.doc[rows]).sum(dim=-1)
 
     def faiss_index(self):
         """A faiss flat inner-product index over the pool (``use_faiss=True``), built once."""
-        if getattr(self, "_faiss", None) is None:
+        if self._faiss is None:
             try:
                 import faiss
             except ImportError:
@@ -176,25 +189,39 @@ class PoolSearch:
                     "use_faiss=True needs faiss; fix: pip install faiss-cpu (or faiss-gpu)"
                 ) from None
             self._faiss = faiss.IndexFlatIP(self.doc.shape[1])
-            self._faiss.add(self.doc.numpy())
+            self._faiss.add(self.doc.numpy().astype(np.float32, copy=False))
         return self._faiss
 
     def search(self, queries, k: int, scores: np.ndarray, rows: np.ndarray) -> None:
         """Write the top ``k`` pool rows of each query embedding and their scores to ``rows`` / ``scores`` (one
-        row per query), a (step, pool) similarity matrix at a time (``SIMILARITY_CELLS``). The matrix is one
-        buffer kept for every step and call, and the top ``k`` are written in place: fresh tens-of-MB
-        temporaries per step, interleaved with the small results kept, fragment the C heap, which then only
-        grows (measured: +2 GB over 50k queries on a 100k pool)."""
+        row per query), a (step, pool) similarity matrix at a time (``SIMILARITY_CELLS``). For cosine the
+        matrix is one buffer kept for every step and call, and the top ``k`` are written in place: fresh
+        tens-of-MB temporaries per step, interleaved with the small results kept, fragment the C heap, which
+        then only grows (measured: +2 GB over 50k queries on a 100k pool). The other similarity functions
+        compute a new matrix per step (``model.similarity``)."""
         import torch
 
         step = max(1, SIMILARITY_CELLS // max(1, len(self.doc)))
-        if self.cosine and getattr(self, "_buffer", None) is None:
-            self._buffer = torch.empty((step, len(self.doc)), dtype=self.doc.dtype)
+        rows_needed = min(step, len(queries))
+        if self.cosine and (self._buffer is None or len(self._buffer) < rows_needed):
+            self._buffer = torch.empty((rows_needed, len(self.doc)), dtype=self.doc.dtype)
         for i in range(0, len(queries), step):
             batch = queries[i : i + step]
             sim = self.similarity(batch, out=self._buffer[: len(batch)] if self.cosine else None)
-            out = (torch.from_numpy(scores[i : i + len(batch)]), torch.from_numpy(rows[i : i + len(batch)]))
-            torch.topk(sim, k=k, dim=1, out=out)
+            got = slice(i, i + len(batch))
+            if sim.dtype == torch.float32:
+                torch.topk(sim, k=k, dim=1, out=(torch.from_numpy(scores[got]), torch.from_numpy(rows[got])))
+            else:  # float64 embeddings: scored in float64, kept in float32 like every candidate score
+                top = torch.topk(sim, k=k, dim=1)
+                scores[got], rows[got] = top.values.numpy(), top.indices.numpy()
+
+
+def _float_tensor(x):
+    """A tensor of ``x`` (a tensor or an array), upcast to float32 when its float type is narrower."""
+    import torch
+
+    x = torch.as_tensor(x)
+    return x.float() if torch.finfo(x.dtype).bits < 32 else x
 
 
 def dense_candidates(
@@ -217,7 +244,9 @@ def dense_candidates(
     ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
     ``cache_folder`` / ``model_id`` / ``shard``: keep (and share out across processes) the pool's embeddings
     (``encode_pool``); ``pool``: the pool already prepared (``PoolSearch``: a caller searching its queries
-    block by block encodes the pool once). The queries are encoded and searched ``QUERY_CHUNK`` at a time.
+    block by block encodes the pool once). The queries are encoded and searched ``QUERY_CHUNK`` at a time (so
+    a query's embedding, and its scores in the last bits, can differ from one ``encode_query`` call over all the
+    queries, whose batches sentence-transformers sorts by length: the negatives were the same on 100k queries).
     """
     import torch
 
@@ -231,8 +260,8 @@ def dense_candidates(
             shard=shard,
             show_progress=show_progress,
         )
-        pool = PoolSearch(model, embeddings)
-        del embeddings  # for cosine the pool keeps its normalised copy only
+        pool = PoolSearch(model, embeddings, in_place=True)
+        del embeddings
     k = min(k, len(passages))
     index = pool.faiss_index() if use_faiss else None
     pq, prow = positive_pairs(positive_rows)

@@ -117,8 +117,8 @@ class DenseProvider:
                 shard=run.shard,
                 show_progress=run.show_progress,
             )
-            run.state[key] = (model, PoolSearch(model, embeddings))
-            del embeddings  # for cosine the search keeps its normalised copy only
+            run.state[key] = (model, PoolSearch(model, embeddings, in_place=True))
+            del embeddings
         model, pool = run.state[key]
         return dense_candidates(
             query_texts,
