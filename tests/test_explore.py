@@ -367,6 +367,13 @@ def test_explorer_in_headless_chromium(demo_run, tmp_path):
         ]
         assert losses == sorted(losses, reverse=True) and losses[0] > 0
         page.screenshot(path=str(shot.with_name(shot.stem + "_disagree.png")))
+        assert page.locator("#meta").inner_text().split(" · ")[1] == "40 queries"
+        # a sampled page says so, and how many queries the build has
+        sampled = write_explorer(str(folder), tmp_path / "sampled.html", sample_queries=10)
+        page.goto(sampled.resolve().as_uri())
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        meta = page.locator("#meta").inner_text()
+        assert "a seeded sample of 10 of 40 queries (--sample_queries 0 shows all)" in meta
         browser.close()
     assert not errors, errors
     assert shot.stat().st_size > 10_000
