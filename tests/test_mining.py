@@ -279,12 +279,17 @@ def test_dense_search_normalises_the_pool_once_with_the_bits_of_model_similarity
     known = np.array([[i, (i + 7) % 40] for i in range(6)])
     whole = dense.dense_candidates(queries, passages, known, k=5, model=minilm, show_progress=False)
     monkeypatch.setattr(dense, "SIMILARITY_CELLS", 80)  # 2 queries x 40 passages per step
-    monkeypatch.setattr(dense, "QUERY_CHUNK", 4)  # 4 queries, then 2
+    monkeypatch.setattr(dense, "ENCODE_CHUNK", 4)  # 4 queries, then 2
     steps = dense.dense_candidates(queries, passages, known, k=5, model=minilm, show_progress=False)
     assert np.array_equal(whole.indices, steps.indices)
     np.testing.assert_allclose(whole.scores, steps.scores, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(whole.positive_scores, steps.positive_scores, rtol=1e-6, atol=1e-6)
     assert whole.positive_scores.shape == (6, 2) and not np.isnan(whole.positive_scores).any()
+    # the pool is encoded a chunk at a time into one array: the same embeddings as one call
+    chunked = dense.encode_pool(passages, minilm, show_progress=False)
+    one_call = minilm.encode_document(passages, normalize_embeddings=True, convert_to_numpy=True)
+    assert chunked.shape == one_call.shape == (40, 384) and chunked.dtype == np.float32
+    np.testing.assert_allclose(chunked, one_call, rtol=0, atol=1e-6)
 
 
 def test_dense_pool_search_in_place_half_precision_and_a_larger_step(minilm, monkeypatch):

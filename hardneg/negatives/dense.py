@@ -31,6 +31,10 @@ from hardneg.errors import first_line
 from hardneg.files import write_atomic
 from hardneg.negatives.mining import Candidates, positive_pairs, positive_score_array
 
+ENCODE_CHUNK = 4096  # texts (pool passages; queries, then searched) encoded at once, written into one array
+# (sentence-transformers keeps every batch's rows and stacks them at the end: twice the embeddings at once)
+SIMILARITY_CELLS = 2**23  # query x pool similarities computed at once (32 MB of float32)
+
 
 def load_embedder(embedder: str, device: str | None = None):
     """A SentenceTransformer from an id, a folder or ``embedded:minilm``."""
@@ -67,18 +71,29 @@ def encode_pool(
 
     Unlike evaluation's ``hardneg.encode.encode_corpus`` this needs no process group: the build's shards
     finish their LLM stages hours apart on real runs, longer than a collective's timeout, so they meet
-    through files."""
+    through files. The passages are encoded ``ENCODE_CHUNK`` at a time into one array."""
 
     def encode(start: int, stop: int) -> np.ndarray:
-        if start == stop:
+        """Rows ``start:stop``, ``ENCODE_CHUNK`` passages at a time into one array."""
+        out = None
+        bar = tqdm(total=stop - start, desc="encoding pool", unit="passage", disable=not show_progress)
+        for first in range(start, stop, ENCODE_CHUNK):
+            last = min(first + ENCODE_CHUNK, stop)
+            part = model.encode_document(
+                list(passages[first:last]),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            if out is None:
+                out = np.empty((stop - start, part.shape[1]), dtype=part.dtype)
+            out[first - start : last - start] = part
+            bar.update(last - first)
+        bar.close()
+        if out is None:
             return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
-        return model.encode_document(
-            list(passages[start:stop]),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
+        return out
 
     name = model_id or model_name(model)
     if cache_folder is None or not name:
@@ -123,10 +138,6 @@ def write_pool_index(folder: Path, stem: str, passages: Sequence[str], name: str
     index.mkdir(exist_ok=True)
     write_atomic(index / f"{stem}.{POOL_META}", json.dumps(meta, indent=1))
     save_atomic(index / f"{stem}.{TEXT_HASHES}", text_hashes(passages))
-
-
-SIMILARITY_CELLS = 2**23  # query x pool similarities computed at once (32 MB of float32)
-QUERY_CHUNK = 4096  # queries encoded, then searched, at once: a block's embeddings are never all in memory
 
 
 class PoolSearch:
@@ -244,7 +255,7 @@ def dense_candidates(
     ``positive_rows``: (n,) one positive per query, or (n, m) all its known positives (padded with -2).
     ``cache_folder`` / ``model_id`` / ``shard``: keep (and share out across processes) the pool's embeddings
     (``encode_pool``); ``pool``: the pool already prepared (``PoolSearch``: a caller searching its queries
-    block by block encodes the pool once). The queries are encoded and searched ``QUERY_CHUNK`` at a time (so
+    block by block encodes the pool once). The queries are encoded and searched ``ENCODE_CHUNK`` at a time (so
     a query's embedding, and its scores in the last bits, can differ from one ``encode_query`` call over all the
     queries, whose batches sentence-transformers sorts by length: the negatives were the same on 100k queries).
     """
@@ -269,8 +280,8 @@ def dense_candidates(
     scores = np.zeros((len(query_texts), k), dtype=np.float32)
     rows = np.zeros((len(query_texts), k), dtype=np.int64)
     bar = tqdm(total=len(query_texts), desc="dense search", unit="query", disable=not show_progress)
-    for start in range(0, len(query_texts), QUERY_CHUNK):
-        stop = min(start + QUERY_CHUNK, len(query_texts))
+    for start in range(0, len(query_texts), ENCODE_CHUNK):
+        stop = min(start + ENCODE_CHUNK, len(query_texts))
         qry = model.encode_query(
             list(query_texts[start:stop]),
             batch_size=batch_size,
