@@ -42,7 +42,7 @@ from hardneg.corpus import passage_text
 from hardneg.dataset_folder import load_build_tables
 from hardneg.diagnose.record import Diagnostics
 from hardneg.errors import first_line
-from hardneg.methods import QUERIES_CONFIG
+from hardneg.methods import QUERIES_CONFIG, table_blocks
 from hardneg.metrics import read_run_file, trec_order
 from hardneg.options import check_fields
 from hardneg.records import (
@@ -145,12 +145,25 @@ def _load_configs(
     local folder (if any), each sampled config's original row numbers and each config's number of rows."""
     tables, build_stats, folder = load_build_tables(dataset, revision)
     index = _sample_rows(tables, sample_queries, seed)
-    configs = {
-        name: (table.select(index[name]) if name in index else table).to_dict()
-        for name, table in tables.items()
-    }
+    configs = {name: _columns(table, index.get(name)) for name, table in tables.items()}
     sizes = {name: len(table) for name, table in tables.items()}
     return configs, BuildStats.from_dict(build_stats), folder, index, sizes
+
+
+GATHER_ROWS = 5000  # rows of a config gathered at once for the page
+
+
+def _columns(table, rows: np.ndarray | None) -> dict[str, list]:
+    """A config's columns as lists (of ``rows`` only, when given), gathered ``GATHER_ROWS`` rows at a time,
+    the file pages read for each block dropped before the next (``hardneg.methods.table_blocks``): a sample's
+    rows lie all over a memory-mapped table, and each row read maps its neighbours' pages too (the kernel's
+    fault-around)."""
+    ds = table.select(rows) if rows is not None else table
+    out: dict[str, list] = {name: [] for name in ds.column_names}
+    for block in table_blocks(ds, GATHER_ROWS):
+        for name, values in block.to_pydict().items():
+            out[name].extend(values)
+    return out
 
 
 def _sample_rows(tables: dict[str, Any], sample_queries: int, seed: int) -> dict[str, np.ndarray]:

@@ -386,3 +386,37 @@ def test_remapped_is_the_same_rows_over_a_new_map(tmp_path):
     memory = Dataset.from_dict({"a": [1]})
     assert remapped(memory) is memory  # nothing to map
     release_freed_memory()  # callable anywhere, gives back what was freed
+
+
+def test_take_rows_gathers_chunk_by_chunk_with_the_rows_of_arrow_take():
+    import pyarrow as pa
+
+    from hardneg.text import ArrowTexts, take_rows
+
+    rng = np.random.default_rng(0)
+    chunks = [[f"text {i}-{j}" for j in range(n)] for i, n in enumerate([5, 0, 7, 1, 9])]
+    column = pa.chunked_array([pa.array(c, pa.string()) for c in chunks])
+    table = pa.Table.from_batches(
+        [
+            pa.record_batch({"t": pa.array(c, pa.string()), "n": pa.array(range(len(c)), pa.int64())})
+            for c in chunks
+        ]
+    )
+    every = [t for c in chunks for t in c]
+    cases = [
+        np.sort(rng.choice(len(every), 8, replace=False)),  # sorted (a sample)
+        rng.integers(0, len(every), 30),  # any order, repeats
+        np.repeat([3, 3, 20, 0], [2, 1, 3, 1]),  # one row per negative
+        np.zeros(0, dtype=np.int64),
+        pa.array([21, 0, 12], pa.int64()),  # an indices mapping's column
+    ]
+    for rows in cases:
+        want = np.asarray(rows.to_numpy() if isinstance(rows, pa.Array) else rows, dtype=np.int64)
+        got = take_rows(column, rows)
+        assert isinstance(got, pa.ChunkedArray) and got.to_pylist() == [every[i] for i in want]
+        got_table = take_rows(table, rows)
+        assert got_table.schema == table.schema
+        assert got_table.to_pydict() == table.take(pa.array(want, pa.int64())).to_pydict()
+    assert ArrowTexts(column).take([20, 2]).to_pylist() == [every[20], every[2]]
+    with pytest.raises(IndexError, match="outside 22 rows"):
+        take_rows(column, [22])

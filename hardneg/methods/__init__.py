@@ -44,6 +44,7 @@ from hardneg.distributed import ONE_PROCESS, Shard
 from hardneg.errors import first_line
 from hardneg.options import ConfigError, matches_type
 from hardneg.records import BuildStats, ConfigStats  # noqa: F401 (defined there; imported here by older code)
+from hardneg.text import take_rows
 
 # -- file names of the data contract ----------------------------------------------------------------------
 
@@ -120,7 +121,7 @@ def arrow_table(ds: Dataset, columns: list[str] | None = None) -> pa.Table:
     ``take`` (``Dataset.to_parquet`` / ``flatten_indices`` gather it row by row: 133 s for 1M rows)."""
     ds = ds.select_columns(columns) if columns else ds
     table = ds.data.table
-    return table if ds._indices is None else table.take(ds._indices.column(0))
+    return table if ds._indices is None else take_rows(table, ds._indices.column(0))
 
 
 def table_blocks(ds: Dataset, rows: int = 50_000) -> Iterator[pa.Table]:
@@ -137,7 +138,7 @@ def table_blocks(ds: Dataset, rows: int = 50_000) -> Iterator[pa.Table]:
             yield block
             drop_file_pages(block)
         else:
-            yield table.take(ds._indices.column(0).slice(start, rows))
+            yield take_rows(table, ds._indices.column(0).slice(start, rows))
             drop_file_pages(table)  # which pages a take read is not known: all of them
 
 

@@ -108,7 +108,7 @@ from hardneg.negatives.providers import (
     provider_for,
 )
 from hardneg.scorers import load_scorer
-from hardneg.text import ArrowTexts, is_blank, normalise_texts, take_texts
+from hardneg.text import ArrowTexts, is_blank, normalise_texts, take_rows, take_texts
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def pool_passages(corpus: Dataset) -> Pool:
     if distinct == len(merged):  # the usual case: every text differs, the columns are used as they are
         return Pool(ArrowTexts(ids), ArrowTexts(texts), ids, merged)
     keep = pa.array(np.unique(merged, return_index=True)[1])
-    return Pool(ArrowTexts(ids.take(keep)), ArrowTexts(texts.take(keep)), ids, merged)
+    return Pool(ArrowTexts(take_rows(ids, keep)), ArrowTexts(take_rows(texts, keep)), ids, merged)
 
 
 def mine_hard_negatives(
@@ -528,7 +528,7 @@ def _rows(queries: Dataset, mined: _Mined, name: str, output_scores: bool, start
         if queries._indices is None
         else queries._indices.column(0).slice(start, stop - start).to_numpy()
     )
-    source = table.take(pa.array(np.repeat(rows, per_query)))
+    source = take_rows(table, np.repeat(rows, per_query))
     neg_rows = np.concatenate(negatives) if negatives else np.zeros(0, dtype=np.int64)
     n = len(neg_rows)
     none = pa.nulls(n, pa.float64())
