@@ -79,13 +79,7 @@ def encode_pool(
         bar = tqdm(total=stop - start, desc="encoding pool", unit="passage", disable=not show_progress)
         for first in range(start, stop, ENCODE_CHUNK):
             last = min(first + ENCODE_CHUNK, stop)
-            part = model.encode_document(
-                list(passages[first:last]),
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            part = _encode(model.encode_document, passages[first:last], batch_size)
             if out is None:
                 out = np.empty((stop - start, part.shape[1]), dtype=part.dtype)
             out[first - start : last - start] = part
@@ -227,6 +221,18 @@ class PoolSearch:
                 scores[got], rows[got] = top.values.numpy(), top.indices.numpy()
 
 
+def _encode(encode, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """``encode`` (a model's ``encode_query`` / ``encode_document``) of one chunk of texts: normalised, as an
+    array, without a bar of its own (the caller's counts the chunks)."""
+    return encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+
+
 def _float_tensor(x):
     """A tensor of ``x`` (a tensor or an array), upcast to float32 when its float type is narrower."""
     import torch
@@ -282,13 +288,7 @@ def dense_candidates(
     bar = tqdm(total=len(query_texts), desc="dense search", unit="query", disable=not show_progress)
     for start in range(0, len(query_texts), ENCODE_CHUNK):
         stop = min(start + ENCODE_CHUNK, len(query_texts))
-        qry = model.encode_query(
-            list(query_texts[start:stop]),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        qry = _encode(model.encode_query, query_texts[start:stop], batch_size)
         if index is None:
             pool.search(torch.from_numpy(qry), k, scores[start:stop], rows[start:stop])
         else:
