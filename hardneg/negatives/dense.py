@@ -160,9 +160,6 @@ class PoolSearch:
         self._buffer = None  # the (step, pool) similarity matrix, reused by every step (``search``)
         self._faiss = None
 
-    def __len__(self) -> int:
-        return len(self.doc)
-
     def similarity(self, queries, out=None):
         """(queries, pool) similarities of a batch of query embeddings (a tensor); cosine writes them to ``out``
         when given."""
